@@ -1,0 +1,50 @@
+# lib.sh - shared by deploy/local/{run,test,bench}: install what is missing,
+# configure and build. Sourced, not executed.
+
+TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Debian packages tandem needs to build and test. valgrind, strace, nodejs
+# and npm serve the tests (valgrind lane, filesystem-less proof, real npm MCP
+# peers); clang only the optional fuzz build.
+TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
+ libcurl4-openssl-dev libjansson-dev libsodium-dev check"
+TANDEM_TEST_PKGS="valgrind strace procps"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs the named packages that are not installed yet, non-interactively.
+ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing missing Debian packages: ${missing[*]}"
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Node.js and npm for the real npm MCP peers: only when the commands are
+# absent (a machine may carry a newer Node that bundles npm, which Debian's
+# npm package conflicts with).
+ensure_node() {
+	command -v node >/dev/null && command -v npm >/dev/null && return 0
+	ensure_packages nodejs npm
+}
+
+# configure_build DIR [meson options...]: sets up DIR once (or reconfigures
+# when the options changed) and builds it.
+configure_build() {
+	local dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$TANDEM_SRC" "$@" >/dev/null
+	else
+		meson configure "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" >/dev/null || ninja -C "$dir"
+}

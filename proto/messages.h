@@ -1,0 +1,161 @@
+/* messages.h - THE source of truth for the orchestrator <-> executor protocol.
+ *
+ * Every message is declared once here: its id, its names, its kind, the
+ * direction it travels, the link state in which it is allowed, and the
+ * fields of its body and of its reply. The C structs, the encoder and
+ * decoder tables (codec.c), and the daemons' dispatch checks are all derived
+ * from these lists; proto/PROTOCOL.md documents them for humans and
+ * tests/unit/golden/proto.txt pins their bytes.
+ *
+ * Rules: ids are grouped in blocks and never renumbered or reused; field
+ * tags are never renumbered or reused within a message; adding an optional
+ * field is compatible (decoders skip unknown tags), anything else bumps
+ * PROTO_VERSION.
+ *
+ * Field lists take (F, S) and call F(S, tag, type, name, required), S being
+ * passed through untouched (codec.c uses it to name the struct).
+ *   types: u32 u64 i64 bool str bin strlist strmap u64list
+ *   required: 1 = a decoder rejects the message when the field is missing.
+ */
+#ifndef TANDEM_PROTO_MESSAGES_H
+#define TANDEM_PROTO_MESSAGES_H
+
+/* X(id, NAME, name, kind, direction, state)
+ *   kind:      REQUEST (answered by a reply of the same id) or EVENT
+ *   direction: O2E (orchestrator -> executor) or E2O
+ *   state:     PREAUTH (only before authentication) or AUTHED (only after) */
+#define PROTO_MESSAGES(X)                                                      \
+	/* 0x01-0x0f: session */                                               \
+	X(0x01, HELLO, hello, REQUEST, O2E, PREAUTH)                           \
+	X(0x02, CHALLENGE, challenge, EVENT, E2O, PREAUTH)                     \
+	X(0x03, PING, ping, REQUEST, O2E, AUTHED)                              \
+	X(0x04, STATUS, status, REQUEST, O2E, AUTHED)                          \
+	/* 0x10-0x1f: plugins */                                               \
+	X(0x10, ROOT_RESOLVE, root_resolve, REQUEST, O2E, AUTHED)              \
+	/* 0x20-0x2f: stdio MCP processes */                                   \
+	X(0x20, MCP_START, mcp_start, REQUEST, O2E, AUTHED)                    \
+	X(0x21, MCP_STOP, mcp_stop, REQUEST, O2E, AUTHED)                      \
+	X(0x22, MCP_SEND, mcp_send, EVENT, O2E, AUTHED)                        \
+	X(0x23, MCP_ATTACH, mcp_attach, REQUEST, O2E, AUTHED)                  \
+	X(0x28, MCP_OUTPUT, mcp_output, EVENT, E2O, AUTHED)                    \
+	X(0x29, MCP_STDERR, mcp_stderr, EVENT, E2O, AUTHED)                    \
+	X(0x2a, MCP_EXITED, mcp_exited, EVENT, E2O, AUTHED)
+/* 0x30-0x3f: reserved for HTTP_REQUEST and its streamed response events
+ * (executor-side libcurl for executor-bound HTTP MCP servers and OAuth). */
+
+/* HELLO: first message on a link; proves the orchestrator knows the secret
+ * and negotiates the version. proof = BLAKE2b-256 keyed by the secret over
+ * "tandem-hello-o" || challenge nonce || orchestrator nonce (see auth.h). */
+#define PROTO_BODY_hello(F, S)                                                    \
+	F(S, 1, u32, version_min, 1)                                              \
+	F(S, 2, u32, version_max, 1)                                              \
+	F(S, 3, str, orchestrator_id, 0)                                          \
+	F(S, 4, bin, nonce, 1)                                                    \
+	F(S, 5, bin, proof, 0)                                                    \
+	F(S, 6, str, environment_id, 0)
+/* The executor proves the secret back over the orchestrator's nonce, and
+ * lists processes kept alive from an earlier link for MCP_ATTACH. */
+#define PROTO_REPLY_hello(F, S)                                                   \
+	F(S, 1, u32, version, 1)                                                  \
+	F(S, 2, str, executor_id, 1)                                              \
+	F(S, 3, str, executor_version, 0)                                         \
+	F(S, 4, bin, proof, 0)                                                    \
+	F(S, 5, strlist, capabilities, 0)                                         \
+	F(S, 6, u32, max_frame, 0)                                                \
+	F(S, 7, u32, max_processes, 0)                                            \
+	F(S, 8, u64list, live_handles, 0)
+
+/* CHALLENGE: sent by the executor to every new peer before anything else. */
+#define PROTO_BODY_challenge(F, S)                                                \
+	F(S, 1, bin, nonce, 1)                                                    \
+	F(S, 2, u32, version_min, 1)                                              \
+	F(S, 3, u32, version_max, 1)                                              \
+	F(S, 4, bool, auth_required, 1)
+#define PROTO_REPLY_challenge(F, S)
+
+/* PING / its reply PONG: keepalive; the stamp is echoed back. */
+#define PROTO_BODY_ping(F, S) F(S, 1, u64, stamp, 0)
+#define PROTO_REPLY_ping(F, S) F(S, 1, u64, stamp, 0)
+
+#define PROTO_BODY_status(F, S)
+#define PROTO_REPLY_status(F, S)                                                  \
+	F(S, 1, str, executor_id, 1)                                              \
+	F(S, 2, str, executor_version, 0)                                         \
+	F(S, 3, u64, uptime_ms, 0)                                                \
+	F(S, 4, u32, processes, 0)                                                \
+	F(S, 5, u32, max_processes, 0)                                            \
+	F(S, 6, u32, detached_processes, 0)                                       \
+	F(S, 7, strlist, root_allow, 0)
+
+/* ROOT_RESOLVE: a selected root -> plugin metadata and normalized servers.
+ * servers/invalid are JSON arrays (the normalized config shape is in
+ * common/mcpcfg.h); the orchestrator parses them as untrusted input. */
+#define PROTO_BODY_root_resolve(F, S)                                             \
+	F(S, 1, str, root_id, 1)                                                  \
+	F(S, 2, str, path, 1)                                                     \
+	F(S, 3, str, environment_id, 1)                                           \
+	F(S, 4, bool, environment_is_local, 0)
+#define PROTO_REPLY_root_resolve(F, S)                                            \
+	F(S, 1, str, path, 1)                                                     \
+	F(S, 2, bool, is_plugin, 1)                                               \
+	F(S, 3, str, name, 0)                                                     \
+	F(S, 4, str, version, 0)                                                  \
+	F(S, 5, str, display_name, 0)                                             \
+	F(S, 6, str, description, 0)                                              \
+	F(S, 7, bin, servers, 1)                                                  \
+	F(S, 8, bin, invalid, 0)                                                  \
+	F(S, 9, strlist, warnings, 0)
+
+/* MCP_START: spawn one stdio MCP server. env_vars are names the executor
+ * resolves from its own environment at spawn time (values never cross the
+ * link); env is the literal map applied last. The executor picks the handle. */
+#define PROTO_BODY_mcp_start(F, S)                                                \
+	F(S, 1, str, server_name, 1)                                              \
+	F(S, 2, str, command, 1)                                                  \
+	F(S, 3, strlist, args, 0)                                                 \
+	F(S, 4, strmap, env, 0)                                                   \
+	F(S, 5, strlist, env_vars, 0)                                             \
+	F(S, 6, str, cwd, 0)
+#define PROTO_REPLY_mcp_start(F, S)                                               \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, u32, pid, 0)
+
+#define PROTO_BODY_mcp_stop(F, S) F(S, 1, u64, handle, 1)
+#define PROTO_REPLY_mcp_stop(F, S)
+
+/* MCP_SEND: one JSON-RPC message (opaque bytes, no newline) to the child. */
+#define PROTO_BODY_mcp_send(F, S)                                                 \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, bin, data, 1)
+#define PROTO_REPLY_mcp_send(F, S)
+
+/* MCP_ATTACH: take over a process kept alive from a dropped link. */
+#define PROTO_BODY_mcp_attach(F, S) F(S, 1, u64, handle, 1)
+#define PROTO_REPLY_mcp_attach(F, S)                                              \
+	F(S, 1, u32, pid, 0)                                                      \
+	F(S, 2, u32, dropped_lines, 0)
+
+/* MCP_OUTPUT: one complete stdout line of the child, relayed as raw bytes. */
+#define PROTO_BODY_mcp_output(F, S)                                               \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, bin, data, 1)
+#define PROTO_REPLY_mcp_output(F, S)
+
+/* MCP_STDERR: one stderr line; `dropped` counts lines suppressed by the
+ * rate limit since the previous event. */
+#define PROTO_BODY_mcp_stderr(F, S)                                               \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, bin, line, 1)                                                     \
+	F(S, 3, u32, dropped, 0)
+#define PROTO_REPLY_mcp_stderr(F, S)
+
+/* MCP_EXITED: the process is gone and reaped (or never started / lost).
+ * exit_code is -1 when it was killed by a signal. */
+#define PROTO_BODY_mcp_exited(F, S)                                               \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, i64, exit_code, 0)                                                \
+	F(S, 3, u32, signal, 0)                                                   \
+	F(S, 4, str, reason, 1)
+#define PROTO_REPLY_mcp_exited(F, S)
+
+#endif
