@@ -23,7 +23,8 @@ int log_level_parse(const char *s, enum log_level *out);
 
 void log_emit(enum log_level level, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void log_emitv(enum log_level level, const char *func, const char *fmt, va_list ap);
+void log_emitv(enum log_level level, const char *func, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #define log_error(...) log_emit(LOG_LVL_ERROR, __func__, __VA_ARGS__)
 #define log_warn(...) log_emit(LOG_LVL_WARN, __func__, __VA_ARGS__)

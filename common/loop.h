@@ -65,7 +65,9 @@ void loop_timer_cancel(struct loop_timer *t);
 /* Delivers signo through the loop (signalfd). Blocks the signal in the
  * calling thread: call before starting other threads so they inherit the
  * mask. One callback per signal number; returns 0, -EEXIST if signo already
- * has one, -EINVAL for a bad signo (or SIGKILL/SIGSTOP), or -errno. */
+ * has one, -EINVAL for a bad signo (or SIGKILL/SIGSTOP), or -errno.
+ * Child processes inherit the blocked mask: spawners must reset it
+ * (posix_spawnattr_setsigmask + POSIX_SPAWN_SETSIGMASK). */
 int loop_signal_add(struct loop *l, int signo, loop_signal_cb cb, void *arg);
 
 /* Queues cb(arg) to run on the loop thread. Thread-safe, async-safe with

@@ -315,7 +315,7 @@ static int f_env_vars(struct norm *n, const char *key, json_t *v)
 			    MCPCFG_LIST_MAX);
 	out = json_object(); /* name -> source: finds duplicates */
 	json_array_foreach(v, i, e) {
-		const char *name, *source;
+		const char *name = NULL, *source = NULL;
 		int r = env_var_entry(n, i, e, &name, &source);
 
 		if (r == 0 && json_object_get(out, name))
@@ -332,7 +332,7 @@ static int f_env_vars(struct norm *n, const char *key, json_t *v)
 		}
 		json_object_set_new(out, name, json_string(source));
 	}
-	json_object_set_new(n->tmp, key, out); /* listed in finish_stdio */
+	json_object_set_new(n->tmp, key, out); /* made a list in finish() */
 	return 0;
 }
 
@@ -480,8 +480,9 @@ static int field_pass(struct norm *n, json_t *raw)
 					    ? ""
 					    : " (did you mean 'http_headers'?)");
 		if (!(f->transports & n->transport))
-			return fail(n, "field '%s' is not valid for a %s server",
-				    key, transport_name(n->transport));
+			return fail(n, "field '%s' is not valid for %s server",
+				    key, n->transport == T_STDIO ? "a stdio"
+								 : "an http");
 		r = f->fn(n, key, v);
 		if (r < 0)
 			return r;
@@ -514,9 +515,8 @@ static int pick_transport(struct norm *n, json_t *raw)
 		return fail(n, "type '%.*s' is not supported (stdio, http, "
 			       "streamable_http)", CUT(t, 32));
 	if ((n->transport == T_STDIO) != !strcmp(t, "stdio"))
-		return fail(n, "type '%s' does not match '%s' (a %s server)", t,
-			    cmd ? "command" : "url",
-			    transport_name(n->transport));
+		return fail(n, "type '%s' does not match '%s'", t,
+			    cmd ? "command" : "url");
 	return 0;
 }
 

@@ -23,13 +23,13 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 #define TAKE_PTR(p)                                                            \
-	({                                                                     \
+	__extension__({                                                                     \
 		__typeof__(p) _tp = (p);                                       \
 		(p) = NULL;                                                    \
 		_tp;                                                           \
 	})
 #define TAKE_FD(fd)                                                            \
-	({                                                                     \
+	__extension__({                                                                     \
 		int _tf = (fd);                                                \
 		(fd) = -1;                                                     \
 		_tf;                                                           \

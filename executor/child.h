@@ -13,7 +13,8 @@
  * group, so grandchildren (npx -> node) die with the server; when the server
  * itself exits, what is left of its group is killed too.
  *
- * Reaping uses a pidfd in the loop, so no SIGCHLD handler is needed, but
+ * Reaping uses a pidfd in the loop (or polls every 50 ms where pidfd_open
+ * is missing, as under valgrind), so no SIGCHLD handler is needed, but
  * nothing else in the process may reap with waitpid(-1, ...). Writing to a
  * server whose stdin closed must not kill the daemon: the process must
  * ignore (or block) SIGPIPE.

@@ -1,32 +1,238 @@
-/* main.c - tandem-executor: owns plugin roots on this machine, launches their stdio MCP servers and relays them to an orchestrator. */
+/* main.c - tandem-executor: owns plugin roots on this machine, launches their
+ * stdio MCP servers and relays them to one orchestrator over nng. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
+#include "executor.h"
+#include "log.h"
+#include "loop.h"
+#include "secret.h"
+#include "util.h"
 #include "version.h"
+
+#define TOKEN_ENV "TANDEM_EXECUTOR_TOKEN"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tandem-executor [--help] [--version]\n"
-		     "owns plugin roots on this machine, launches their stdio MCP servers and relays them to an orchestrator.\n");
+	fprintf(out,
+		"usage: tandem-executor --listen URL [options]\n"
+		"Owns plugin roots on this machine, launches their stdio MCP servers and relays\n"
+		"them to one tandem orchestrator.\n\n"
+		"  --listen URL           abstract://NAME, ipc:///PATH, tcp://HOST:PORT or\n"
+		"                         tls+tcp://HOST:PORT\n"
+		"  --id NAME              executor id reported to the orchestrator (default: host name)\n"
+		"  --secret-fd N          read the link secret from inherited fd N (0 = stdin)\n"
+		"                         until EOF (spawned mode)\n"
+		"  --auth-token-file F    read the link secret from F (mode 0600 or stricter);\n"
+		"                         $" TOKEN_ENV " works too\n"
+		"  --insecure             allow a non-loopback TCP listener without a secret\n"
+		"  --root-allow DIR       only resolve roots under DIR (repeatable)\n"
+		"  --max-processes N      cap on live MCP server processes (default %u)\n"
+		"  --grace-sec N          keep processes this long after the link drops (default %u)\n"
+		"  --tls-cert FILE        PEM certificate and private key for tls+tcp://\n"
+		"  --exit-with-parent     exit when the process that started us dies\n"
+		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          print the version\n",
+		EXEC_DEFAULT_MAX_PROCS, EXEC_DEFAULT_GRACE_SEC);
 }
 
-int main(int argc, char **argv)
+static int parse_uint(const char *s, unsigned max, unsigned *out)
 {
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+struct cli {
+	struct exec_opts o;
+	int secret_fd;
+	const char *token_file;
+	bool exit_with_parent;
+	char hostname[256];
+};
+
+static int add_root_allow(struct cli *c, const char *dir)
+{
+	char *canon = realpath(dir, NULL);
+
+	if (!canon) {
+		fprintf(stderr, "tandem-executor: --root-allow %s: %s\n", dir, strerror(errno));
+		return -errno;
+	}
+	c->o.root_allow = xrealloc(c->o.root_allow, (c->o.n_root_allow + 1) * sizeof(char *));
+	c->o.root_allow[c->o.n_root_allow++] = canon;
+	return 0;
+}
+
+/* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID };
 	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "id", required_argument, NULL, O_ID },
+		{ "secret-fd", required_argument, NULL, O_SECRET_FD },
+		{ "auth-token-file", required_argument, NULL, O_TOKEN },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "root-allow", required_argument, NULL, O_ROOT },
+		{ "max-processes", required_argument, NULL, O_MAXP },
+		{ "grace-sec", required_argument, NULL, O_GRACE },
+		{ "tls-cert", required_argument, NULL, O_TLS },
+		{ "exit-with-parent", no_argument, NULL, O_EWP },
+		{ "log-level", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	enum log_level lvl;
+	unsigned v;
+	int ch;
 
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("tandem-executor %s\n", TANDEM_VERSION); return 0;
-		default: usage(stderr); return 2;
+	while ((ch = getopt_long(argc, argv, "l:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': c->o.listen_url = optarg; break;
+		case O_ID: c->o.id = optarg; break;
+		case O_SECRET_FD:
+			if (parse_uint(optarg, INT_MAX, &v) < 0)
+				goto bad_value;
+			c->secret_fd = (int)v;
+			break;
+		case O_TOKEN: c->token_file = optarg; break;
+		case O_INSECURE: c->o.insecure = true; break;
+		case O_ROOT:
+			if (add_root_allow(c, optarg) < 0)
+				return -1;
+			break;
+		case O_MAXP:
+			if (parse_uint(optarg, 100000, &c->o.max_procs) < 0 || !c->o.max_procs)
+				goto bad_value;
+			break;
+		case O_GRACE:
+			if (parse_uint(optarg, 86400, &c->o.grace_sec) < 0)
+				goto bad_value;
+			break;
+		case O_TLS: c->o.tls_cert_key_file = optarg; break;
+		case O_EWP: c->exit_with_parent = true; break;
+		case O_LOG:
+			if (log_level_parse(optarg, &lvl) < 0)
+				goto bad_value;
+			log_set_level(lvl);
+			break;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("tandem-executor %s\n", TANDEM_VERSION); return 1;
+		default: usage(stderr); return -1;
 		}
+		continue;
+bad_value:
+		fprintf(stderr, "tandem-executor: invalid value '%s' for --%s\n", optarg,
+			opts[0].name ? argv[optind - 1] + 2 : "");
+		return -1;
 	}
-	usage(stderr);
-	return 2;
+	if (optind < argc || !c->o.listen_url) {
+		fprintf(stderr, "tandem-executor: %s\n",
+			optind < argc ? "unexpected argument" : "--listen URL is required");
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_secret(struct cli *c, struct secret **out)
+{
+	int r;
+
+	if (c->secret_fd >= 0) {
+		r = secret_from_fd(c->secret_fd, out);
+		if (c->secret_fd > 2)
+			close(c->secret_fd);
+		if (r < 0)
+			log_error("cannot read the secret from fd %d: %s", c->secret_fd, strerror(-r));
+		return r;
+	}
+	if (c->token_file) {
+		r = secret_from_file(c->token_file, out);
+		if (r == -EPERM)
+			log_error("%s: readable by group or others; chmod 600 it", c->token_file);
+		else if (r < 0)
+			log_error("%s: %s", c->token_file, strerror(-r));
+		return r;
+	}
+	r = secret_from_env(TOKEN_ENV, out);
+	if (r == -ENOENT)
+		return 0; /* no auth: listener_start decides whether that is allowed */
+	if (r < 0)
+		log_error("$%s: %s", TOKEN_ENV, strerror(-r));
+	return r;
+}
+
+static void stop_cb(int signo, void *arg)
+{
+	log_info("signal %d: shutting down", signo);
+	loop_stop(arg);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = { .secret_fd = -1 };
+	struct executor ex = { 0 };
+	char err[512];
+	int r, rc = 1;
+
+	log_init("tandem-executor", LOG_LVL_INFO);
+	c.o.max_procs = EXEC_DEFAULT_MAX_PROCS;
+	c.o.grace_sec = EXEC_DEFAULT_GRACE_SEC;
+	r = parse_args(argc, argv, &c);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	if (!c.o.id) {
+		if (gethostname(c.hostname, sizeof(c.hostname) - 1) < 0)
+			snprintf(c.hostname, sizeof(c.hostname), "executor");
+		c.o.id = c.hostname;
+	}
+	if (c.exit_with_parent) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			return 1; /* the parent died before we got here */
+	}
+	/* A server that closes its stdin must not kill us on write. */
+	signal(SIGPIPE, SIG_IGN);
+
+	ex.opts = c.o;
+	if (load_secret(&c, &ex.secret) < 0)
+		goto out;
+	ex.loop = loop_new();
+	/* Before nng starts its threads, so they inherit the blocked mask. */
+	loop_signal_add(ex.loop, SIGINT, stop_cb, ex.loop);
+	loop_signal_add(ex.loop, SIGTERM, stop_cb, ex.loop);
+	loop_signal_add(ex.loop, SIGHUP, stop_cb, ex.loop);
+	ex.started_ms = loop_now_ms(ex.loop);
+	if (listener_start(&ex, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	rc = loop_run(ex.loop) < 0 ? 1 : 0;
+out:
+	procs_kill_all(&ex);
+	if (ex.loop)
+		listener_stop(&ex);
+	loop_free(ex.loop);
+	secret_free(ex.secret);
+	for (size_t i = 0; i < c.o.n_root_allow; i++)
+		free((char *)c.o.root_allow[i]);
+	free(c.o.root_allow);
+	return rc;
 }

@@ -335,7 +335,7 @@ static int load_server_file(struct resolve *rs, const char *rel,
 			    bool must_exist, json_t **map)
 {
 	_cleanup_free_ char *shown = xasprintf("%s/%s", rs->root, rel);
-	json_t *doc = NULL, *m;
+	json_t *doc = NULL, *m = NULL;
 	int r = load_json(rs, rel, &doc);
 
 	if (r == -ENOENT && !must_exist)

@@ -247,7 +247,8 @@ START_TEST(large_volume_random_chunks)
 		int r;
 
 		if (wpos < TOTAL) {
-			size_t want = MIN((size_t)rand_r(&seed) % 70000 + 1, TOTAL - wpos);
+			size_t r1 = (size_t)rand_r(&seed) % 70000 + 1;
+			size_t want = MIN(r1, TOTAL - wpos);
 			ssize_t w = write(f.p[1], data + wpos, want);
 
 			if (w > 0)

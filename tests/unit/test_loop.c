@@ -236,21 +236,30 @@ static void record_cb(struct loop_timer *t, void *arg)
 		loop_stop(g->c->l);
 }
 
+/* Timers armed from one callback share the iteration's cached time, so
+ * their expected order does not depend on how fast the machine is. */
+static struct tag order_tags[5];
+
+static void arm_five_cb(void *arg)
+{
+	struct order_ctx *c = arg;
+	const uint64_t ms[5] = { 30, 10, 20, 10, 0 };
+
+	for (int i = 0; i < 5; i++) {
+		order_tags[i] = (struct tag){ c, i };
+		loop_timer_add(c->l, ms[i], record_cb, &order_tags[i]);
+	}
+}
+
 START_TEST(timers_fire_in_order)
 {
 	struct order_ctx c = { .l = loop_new(), .expect = 5 };
-	struct tag g[5];
-	const uint64_t ms[5] = { 30, 10, 20, 10, 0 };
 	const int want[5] = { 4, 1, 3, 2, 0 };
 
-	for (int i = 0; i < 5; i++) {
-		g[i] = (struct tag){ &c, i };
-		loop_timer_add(c.l, ms[i], record_cb, &g[i]);
-	}
+	ck_assert_int_eq(loop_post(c.l, arm_five_cb, &c), 0);
 	ck_assert_int_eq(loop_run(c.l), 0);
 	ck_assert_int_eq(c.n, 5);
-	/* Equal delays fire in arming order; the clock may tick between the
-	 * two 10 ms adds, which only strengthens that order. */
+	/* By due time; equal delays in arming order. */
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(c.order[i], want[i]);
 	loop_free(c.l);
@@ -273,20 +282,30 @@ static void cancelled_cb(struct loop_timer *t, void *arg)
 	ck_abort_msg("cancelled timer fired");
 }
 
+static struct tag cancel_tags[2];
+
+static void arm_cancel_case_cb(void *arg)
+{
+	struct order_ctx *c = arg;
+
+	/* a and the victim are due in the same iteration; a fires first
+	 * (armed first) and cancels the victim before it can fire. */
+	cancel_tags[0] = (struct tag){ c, 1 };
+	cancel_tags[1] = (struct tag){ c, 2 };
+	loop_timer_add(c->l, 10, cancel_victim_cb, &cancel_tags[0]);
+	c->victim = loop_timer_add(c->l, 10, cancelled_cb, NULL);
+	loop_timer_add(c->l, 40, record_cb, &cancel_tags[1]);
+}
+
 START_TEST(timer_cancel)
 {
 	struct order_ctx c = { .l = loop_new(), .expect = 2 };
-	struct tag a = { &c, 1 }, b = { &c, 2 };
 	struct loop_timer *gone;
 
 	gone = loop_timer_add(c.l, 5, cancelled_cb, NULL);
 	loop_timer_cancel(gone);
 	loop_timer_cancel(NULL);
-	/* a and the victim are due in the same iteration; a fires first
-	 * (armed first) and cancels the victim before it can fire. */
-	loop_timer_add(c.l, 10, cancel_victim_cb, &a);
-	c.victim = loop_timer_add(c.l, 10, cancelled_cb, NULL);
-	loop_timer_add(c.l, 40, record_cb, &b);
+	ck_assert_int_eq(loop_post(c.l, arm_cancel_case_cb, &c), 0);
 	ck_assert_int_eq(loop_run(c.l), 0);
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_int_eq(c.order[0], 1);
@@ -320,17 +339,27 @@ START_TEST(timer_rearm_from_callback)
 }
 END_TEST
 
+static struct tag rearm_tags[3];
+
+static void arm_rearm_case_cb(void *arg)
+{
+	struct order_ctx *c = arg;
+	struct loop_timer *t0, *t2;
+
+	for (int i = 0; i < 3; i++)
+		rearm_tags[i] = (struct tag){ c, i };
+	t0 = loop_timer_add(c->l, 5, record_cb, &rearm_tags[0]);
+	loop_timer_add(c->l, 20, record_cb, &rearm_tags[1]);
+	t2 = loop_timer_add(c->l, 1000000, record_cb, &rearm_tags[2]);
+	loop_timer_rearm(t0, 40); /* now later than [1] */
+	loop_timer_rearm(t2, 0);  /* now the earliest */
+}
+
 START_TEST(timer_rearm_pending_reorders)
 {
 	struct order_ctx c = { .l = loop_new(), .expect = 3 };
-	struct tag g[3] = { { &c, 0 }, { &c, 1 }, { &c, 2 } };
-	struct loop_timer *t0, *t2;
 
-	t0 = loop_timer_add(c.l, 5, record_cb, &g[0]);
-	loop_timer_add(c.l, 20, record_cb, &g[1]);
-	t2 = loop_timer_add(c.l, 1000000, record_cb, &g[2]);
-	loop_timer_rearm(t0, 40); /* later than g[1] now */
-	loop_timer_rearm(t2, 0);  /* earliest now */
+	ck_assert_int_eq(loop_post(c.l, arm_rearm_case_cb, &c), 0);
 	ck_assert_int_eq(loop_run(c.l), 0);
 	ck_assert_int_eq(c.order[0], 2);
 	ck_assert_int_eq(c.order[1], 1);
@@ -402,13 +431,21 @@ START_TEST(timers_thousand)
 }
 END_TEST
 
+struct zero_ctx {
+	struct loop *l;
+	int n;
+};
+
 static void zero_rearm_cb(struct loop_timer *t, void *arg)
 {
-	int *n = arg;
+	struct zero_ctx *z = arg;
 
-	/* Re-arming at 0 ms must not keep this iteration busy forever. */
-	if (++*n < 100)
+	/* Re-arming at 0 ms must not keep this iteration busy forever: each
+	 * firing has to wait for the next iteration. */
+	if (++z->n < 100)
 		loop_timer_rearm(t, 0);
+	else
+		loop_stop(z->l);
 }
 
 static void count_iter_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
@@ -424,19 +461,64 @@ static void count_iter_cb(struct loop_io *io, int fd, uint32_t revents, void *ar
 START_TEST(timer_zero_rearm_yields)
 {
 	struct loop *l = loop_new();
-	int n = 0, iters = 0, p[2];
+	struct zero_ctx z = { .l = l };
+	int iters = 0, p[2];
 	struct loop_io *io;
 
 	make_pipe(p);
 	/* An always-writable fd counts the iterations. */
 	io = loop_io_add(l, p[1], LOOP_WRITE, count_iter_cb, &iters);
-	loop_timer_add(l, 0, zero_rearm_cb, &n);
-	loop_timer_add(l, 50, stop_timer_cb, l);
+	loop_timer_add(l, 0, zero_rearm_cb, &z);
 	ck_assert_int_eq(loop_run(l), 0);
-	ck_assert_int_eq(n, 100);
+	ck_assert_int_eq(z.n, 100);
 	ck_assert_int_ge(iters, 100);
 	loop_io_del(io);
 	loop_free(l);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+struct early_ctx {
+	struct loop *l;
+	uint64_t armed_at, fired_at;
+};
+
+static void early_fire_cb(struct loop_timer *t, void *arg)
+{
+	struct early_ctx *e = arg;
+
+	(void)t;
+	e->fired_at = loop_now_ms(e->l);
+	loop_stop(e->l);
+}
+
+static void early_arm_cb(void *arg)
+{
+	struct early_ctx *e = arg;
+
+	e->armed_at = loop_now_ms(e->l);
+	loop_timer_add(e->l, 30, early_fire_cb, e);
+}
+
+START_TEST(timer_never_fires_early)
+{
+	struct early_ctx e = { .l = loop_new() };
+	int iters = 0, p[2];
+	struct loop_io *io;
+	uint64_t real_start = now_ms();
+
+	make_pipe(p);
+	/* A busy fd keeps the loop iterating, so only the due check holds the
+	 * timer back, not the epoll timeout. */
+	io = loop_io_add(e.l, p[1], LOOP_WRITE, count_iter_cb, &iters);
+	ck_assert_int_eq(loop_post(e.l, early_arm_cb, &e), 0);
+	ck_assert_int_eq(loop_run(e.l), 0);
+	ck_assert_uint_ge(e.fired_at, e.armed_at + 30);
+	ck_assert_uint_ge(now_ms(), real_start + 30);
+	ck_assert_int_gt(iters, 1);
+	loop_io_del(io);
+	loop_free(e.l);
 	close(p[0]);
 	close(p[1]);
 }
@@ -676,6 +758,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tm, timer_cancel_self_after_rearm);
 	tcase_add_test(tm, timers_thousand);
 	tcase_add_test(tm, timer_zero_rearm_yields);
+	tcase_add_test(tm, timer_never_fires_early);
 	tcase_add_test(sg, signal_delivery);
 	tcase_add_test(sg, signal_two_numbers);
 	tcase_add_test(po, posts_from_threads);

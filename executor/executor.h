@@ -1,0 +1,108 @@
+/* executor.h - tandem-executor's internal state, shared by its modules.
+ *
+ *   main.c      options, secret, signals, the loop
+ *   listener.c  the nng pair1 listener: peers, authentication state, frames
+ *   handlers.c  one exec_handle_<msg> per message; the dispatch table
+ *   procs.c     the live stdio MCP processes: handles, detach/attach, cap
+ *   plugin.c    ROOT_RESOLVE: a root directory -> plugin + normalized servers
+ *   child.c     one process: spawn, pipes, framing, stop, reap
+ *
+ * Everything here runs on the loop thread; nng threads only loop_post().
+ */
+#ifndef TANDEM_EXECUTOR_H
+#define TANDEM_EXECUTOR_H
+
+#include <nng/nng.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "link.h"
+#include "proto.h"
+
+struct loop;
+struct loop_timer;
+struct loop_io;
+struct secret;
+struct proc;
+
+#define EXEC_DEFAULT_MAX_PROCS 256u
+#define EXEC_DEFAULT_GRACE_SEC 30u
+#define EXEC_AUTH_TIMEOUT_MS 10000u     /* a peer must authenticate within this */
+#define EXEC_MAX_LINE (16u * 1024u * 1024u) /* one stdout line of a server */
+#define EXEC_STDIN_QUEUE (32u * 1024u * 1024u)
+#define EXEC_DETACHED_BUFFER (4u * 1024u * 1024u) /* output kept for a re-attach */
+#define EXEC_STDERR_RATE 50u  /* stderr events per second per process ... */
+#define EXEC_STDERR_BURST 200u /* ... after a burst of this many */
+#define EXEC_MAX_PLUGIN_FILE (1024u * 1024u)
+
+struct exec_opts {
+	const char *listen_url;
+	const char *id;
+	const char **root_allow;
+	size_t n_root_allow;
+	unsigned max_procs;
+	unsigned grace_sec;
+	bool insecure;
+	const char *tls_cert_key_file; /* PEM with certificate and key, for tls+tcp:// */
+};
+
+enum exec_peer_state { PEER_NONE = 0, PEER_PREAUTH, PEER_AUTHED };
+
+struct executor {
+	struct loop *loop;
+	struct exec_opts opts;
+	struct secret *secret; /* NULL: no auth (loopback or --insecure only) */
+	uint64_t started_ms;
+
+	/* link */
+	struct link link;
+	nng_listener listener;
+	uint32_t peer;         /* nng pipe id of the current peer, 0 = none */
+	enum exec_peer_state state;
+	uint8_t challenge[PROTO_NONCE_LEN];
+	struct loop_timer *auth_timer;
+	uint64_t peers_dropped;
+
+	/* processes */
+	struct proc *procs;    /* list of live processes */
+	unsigned n_procs;
+	unsigned n_detached;
+	uint64_t next_handle;
+	struct loop_timer *grace_timer;
+};
+
+/* listener.c */
+int listener_start(struct executor *ex, char *err, size_t errlen);
+void listener_stop(struct executor *ex);
+/* Sends a request/event of `type` (kind from the table) or, with kind =
+ * PROTO_REPLY, a reply; 0 or -errno. Nothing is sent without an
+ * authenticated peer unless the message is allowed before auth. */
+int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id, const void *body);
+int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t status,
+			  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Closes the current peer's connection (protocol violation, failed auth). */
+void listener_drop_peer(struct executor *ex, const char *why);
+bool listener_authed(const struct executor *ex);
+
+/* handlers.c: called for every decoded, allowed frame from the current peer. */
+void exec_dispatch(struct executor *ex, struct proto_msg *m);
+/* A new peer is connected: send CHALLENGE. */
+void exec_challenge(struct executor *ex);
+
+/* procs.c */
+int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
+		uint32_t *pid, int32_t *status, char *err, size_t errlen);
+int procs_stop(struct executor *ex, uint64_t handle);
+int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len);
+/* Kills a process on purpose; its MCP_EXITED carries `why`. */
+void procs_fail(struct executor *ex, uint64_t handle, const char *why);
+int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped);
+/* Peer lost: every process becomes detached and the grace timer starts. */
+void procs_detach_all(struct executor *ex);
+/* After an attach reply: sends what the process printed while detached. */
+void procs_flush_held(struct executor *ex, uint64_t handle);
+/* The handles of detached processes (caller frees *out). */
+size_t procs_detached_handles(struct executor *ex, uint64_t **out);
+void procs_kill_all(struct executor *ex);
+
+#endif

@@ -1,0 +1,285 @@
+/* handlers.c - one exec_handle_<msg> per message the executor accepts. The
+ * table at the bottom is the whole policy: a message without a row is
+ * refused, and listener.c has already checked direction and auth state
+ * against proto/messages.h before anything here runs. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "executor.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin.h"
+#include "secret.h"
+#include "util.h"
+#include "version.h"
+
+void exec_challenge(struct executor *ex)
+{
+	struct proto_challenge_body c = {
+		.version_min = PROTO_VERSION_MIN,
+		.version_max = PROTO_VERSION,
+		.auth_required = ex->secret != NULL,
+	};
+
+	auth_nonce(ex->challenge);
+	c.nonce.ptr = (const char *)ex->challenge;
+	c.nonce.len = PROTO_NONCE_LEN;
+	listener_send(ex, PROTO_CHALLENGE, PROTO_EVENT, 0, &c);
+}
+
+static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_hello_body *h = &m->u.hello;
+	struct proto_hello_reply r = { .version = PROTO_VERSION };
+	_cleanup_free_ uint64_t *handles = NULL;
+	struct proto_str caps[] = { proto_str_c("mcp-stdio"), proto_str_c("root-resolve") };
+	uint8_t proof[PROTO_PROOF_LEN];
+
+	if (h->version_min > PROTO_VERSION || h->version_max < PROTO_VERSION_MIN) {
+		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_UNSUPPORTED,
+				    "executor speaks protocol %u..%u, peer %u..%u",
+				    PROTO_VERSION_MIN, PROTO_VERSION, h->version_min,
+				    h->version_max);
+		listener_drop_peer(ex, "no common protocol version");
+		return;
+	}
+	if (h->nonce.len != PROTO_NONCE_LEN) {
+		listener_drop_peer(ex, "HELLO nonce has the wrong length");
+		return;
+	}
+	if (ex->secret && !auth_verify(secret_key(ex->secret), AUTH_ORCHESTRATOR, ex->challenge,
+				       (const uint8_t *)h->nonce.ptr, h->proof.ptr, h->proof.len)) {
+		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_DENIED, "authentication failed");
+		listener_drop_peer(ex, h->proof.len ? "wrong proof of the secret" : "no proof of the secret");
+		return;
+	}
+	ex->state = PEER_AUTHED;
+	if (ex->auth_timer) {
+		loop_timer_cancel(ex->auth_timer);
+		ex->auth_timer = NULL;
+	}
+	r.executor_id = proto_str_c(ex->opts.id);
+	r.executor_version = proto_str_c(TANDEM_VERSION);
+	if (ex->secret) {
+		auth_proof(secret_key(ex->secret), AUTH_EXECUTOR, (const uint8_t *)h->nonce.ptr,
+			   ex->challenge, proof);
+		r.proof.ptr = (const char *)proof;
+		r.proof.len = sizeof(proof);
+		PROTO_SET(&r, 4);
+	}
+	r.capabilities.items = caps;
+	r.capabilities.n = ARRAY_SIZE(caps);
+	r.max_frame = PROTO_MAX_FRAME;
+	r.max_processes = ex->opts.max_procs;
+	r.live_handles.n = (uint32_t)procs_detached_handles(ex, &handles);
+	r.live_handles.items = handles;
+	r.present |= (1u << 2) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
+	log_info("peer authenticated: orchestrator '%.*s', environment '%.*s'",
+		 (int)MIN(h->orchestrator_id.len, 128u), h->orchestrator_id.ptr,
+		 (int)MIN(h->environment_id.len, 128u), h->environment_id.ptr);
+	listener_send(ex, PROTO_HELLO, PROTO_REPLY, m->env.id, &r);
+}
+
+static void exec_handle_ping(struct executor *ex, struct proto_msg *m)
+{
+	struct proto_ping_reply r = { .stamp = m->u.ping.stamp };
+
+	PROTO_SET(&r, 1);
+	listener_send(ex, PROTO_PING, PROTO_REPLY, m->env.id, &r);
+}
+
+static void exec_handle_status(struct executor *ex, struct proto_msg *m)
+{
+	struct proto_status_reply r = {
+		.executor_id = proto_str_c(ex->opts.id),
+		.executor_version = proto_str_c(TANDEM_VERSION),
+		.uptime_ms = loop_now_ms(ex->loop) - ex->started_ms,
+		.processes = ex->n_procs,
+		.max_processes = ex->opts.max_procs,
+		.detached_processes = ex->n_detached,
+	};
+	struct proto_str *allow = xcalloc(ex->opts.n_root_allow + 1, sizeof(*allow));
+
+	for (size_t i = 0; i < ex->opts.n_root_allow; i++)
+		allow[i] = proto_str_c(ex->opts.root_allow[i]);
+	r.root_allow.items = allow;
+	r.root_allow.n = (uint32_t)ex->opts.n_root_allow;
+	r.present = 0x7f;
+	listener_send(ex, PROTO_STATUS, PROTO_REPLY, m->env.id, &r);
+	free(allow);
+}
+
+/* Copies an optional string member into field `tag` of r. */
+static void opt_str(struct proto_root_resolve_reply *r, struct proto_str *field, unsigned tag,
+		    json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	if (v) {
+		*field = proto_str_c(v);
+		PROTO_SET(r, tag);
+	}
+}
+
+static int32_t resolve_status(int r)
+{
+	switch (r) {
+	case -ENOENT: return PROTO_E_NOT_FOUND;
+	case -EACCES: return PROTO_E_DENIED;
+	case -ENOTDIR:
+	case -ENAMETOOLONG:
+	case -EINVAL: return PROTO_E_BAD_REQUEST;
+	default: return PROTO_E_IO;
+	}
+}
+
+static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_root_resolve_body *b = &m->u.root_resolve;
+	_cleanup_free_ char *id = proto_str_dup(b->root_id), *path = proto_str_dup(b->path),
+			    *env = proto_str_dup(b->environment_id);
+	_cleanup_free_ char *servers = NULL, *invalid = NULL;
+	_cleanup_free_ struct proto_str *warns = NULL;
+	struct plugin_opts o = {
+		.allow_prefixes = ex->opts.root_allow,
+		.n_allow = ex->opts.n_root_allow,
+		.environment_id = env,
+		.environment_is_local = b->environment_is_local,
+		.max_file_bytes = EXEC_MAX_PLUGIN_FILE,
+	};
+	struct proto_root_resolve_reply r = { 0 };
+	char reason[1024];
+	json_t *out = NULL, *w;
+	int ret;
+
+	ret = plugin_resolve(&o, id, path, &out, reason, sizeof(reason));
+	if (ret < 0) {
+		log_info("root '%s' (%s): %s", id, path, reason);
+		listener_send_error(ex, PROTO_ROOT_RESOLVE, m->env.id, resolve_status(ret), "%s",
+				    reason);
+		return;
+	}
+	r.path = proto_str_c(json_string_value(json_object_get(out, "path")));
+	r.is_plugin = json_is_true(json_object_get(out, "is_plugin"));
+	opt_str(&r, &r.name, 3, out, "name");
+	opt_str(&r, &r.version, 4, out, "version");
+	opt_str(&r, &r.display_name, 5, out, "display_name");
+	opt_str(&r, &r.description, 6, out, "description");
+	servers = json_dumps(json_object_get(out, "servers"), JSON_COMPACT);
+	invalid = json_dumps(json_object_get(out, "invalid"), JSON_COMPACT);
+	r.servers = proto_str_c(servers);
+	r.invalid = proto_str_c(invalid);
+	w = json_object_get(out, "warnings");
+	warns = xcalloc(json_array_size(w) + 1, sizeof(*warns));
+	for (size_t i = 0; i < json_array_size(w) && i < PROTO_MAX_LIST; i++)
+		warns[r.warnings.n++] = proto_str_c(json_string_value(json_array_get(w, i)));
+	r.warnings.items = warns;
+	PROTO_SET(&r, 8);
+	PROTO_SET(&r, 9);
+	log_info("root '%s' (%s): %s, %zu server(s), %zu invalid", id, path,
+		 r.is_plugin ? "plugin" : "not a plugin",
+		 json_array_size(json_object_get(out, "servers")),
+		 json_array_size(json_object_get(out, "invalid")));
+	if (listener_send(ex, PROTO_ROOT_RESOLVE, PROTO_REPLY, m->env.id, &r) == -EINVAL)
+		listener_send_error(ex, PROTO_ROOT_RESOLVE, m->env.id, PROTO_E_LIMIT,
+				    "plugin metadata exceeds the protocol limits");
+	json_decref(out);
+}
+
+static void exec_handle_mcp_start(struct executor *ex, struct proto_msg *m)
+{
+	struct proto_mcp_start_reply r = { 0 };
+	int32_t status;
+	char err[512];
+
+	if (procs_start(ex, &m->u.mcp_start, &r.handle, &r.pid, &status, err, sizeof(err)) < 0) {
+		log_warn("cannot start server '%.*s': %s", (int)MIN(m->u.mcp_start.server_name.len, 128u),
+			 m->u.mcp_start.server_name.ptr, err);
+		listener_send_error(ex, PROTO_MCP_START, m->env.id, status, "%s", err);
+		return;
+	}
+	PROTO_SET(&r, 2);
+	listener_send(ex, PROTO_MCP_START, PROTO_REPLY, m->env.id, &r);
+}
+
+static void exec_handle_mcp_stop(struct executor *ex, struct proto_msg *m)
+{
+	struct proto_mcp_stop_reply r = { 0 };
+
+	if (procs_stop(ex, m->u.mcp_stop.handle) < 0) {
+		listener_send_error(ex, PROTO_MCP_STOP, m->env.id, PROTO_E_NOT_FOUND,
+				    "no process with handle %llu",
+				    (unsigned long long)m->u.mcp_stop.handle);
+		return;
+	}
+	listener_send(ex, PROTO_MCP_STOP, PROTO_REPLY, m->env.id, &r);
+}
+
+/* MCP_SEND is an event (no reply on the hot path); a failure becomes an
+ * MCP_EXITED so the orchestrator fails the calls waiting on that process
+ * instead of waiting for their timeouts. */
+static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_mcp_send_body *b = &m->u.mcp_send;
+	struct proto_mcp_exited_body ev = { .handle = b->handle, .exit_code = -1 };
+	int r = procs_send(ex, b->handle, b->data.ptr, b->data.len);
+
+	if (r == 0 || r == -EPIPE) /* -EPIPE: it is exiting; MCP_EXITED follows */
+		return;
+	if (r == -ENOENT) {
+		ev.reason = proto_str_c("no such process on this executor");
+		PROTO_SET(&ev, 2);
+		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
+		return;
+	}
+	procs_fail(ex, b->handle, r == -ENOBUFS
+				      ? "stdin backlog over its bound: the server stopped reading"
+				      : "cannot write to the server's stdin");
+}
+
+static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
+{
+	struct proto_mcp_attach_reply r = { 0 };
+	uint64_t handle = m->u.mcp_attach.handle;
+
+	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines) < 0) {
+		listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_NOT_FOUND,
+				    "no detached process with handle %llu", (unsigned long long)handle);
+		return;
+	}
+	r.present = 3;
+	listener_send(ex, PROTO_MCP_ATTACH, PROTO_REPLY, m->env.id, &r);
+	procs_flush_held(ex, handle);
+}
+
+typedef void (*exec_handler)(struct executor *ex, struct proto_msg *m);
+
+static const struct {
+	uint16_t type;
+	exec_handler fn;
+} handlers[] = {
+	{ PROTO_HELLO, exec_handle_hello },
+	{ PROTO_PING, exec_handle_ping },
+	{ PROTO_STATUS, exec_handle_status },
+	{ PROTO_ROOT_RESOLVE, exec_handle_root_resolve },
+	{ PROTO_MCP_START, exec_handle_mcp_start },
+	{ PROTO_MCP_STOP, exec_handle_mcp_stop },
+	{ PROTO_MCP_SEND, exec_handle_mcp_send },
+	{ PROTO_MCP_ATTACH, exec_handle_mcp_attach },
+};
+
+void exec_dispatch(struct executor *ex, struct proto_msg *m)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(handlers); i++) {
+		if (handlers[i].type == m->env.type) {
+			handlers[i].fn(ex, m);
+			return;
+		}
+	}
+	if (m->env.kind == PROTO_REQUEST)
+		listener_send_error(ex, m->env.type, m->env.id, PROTO_E_UNSUPPORTED,
+				    "%s is not implemented by this executor", m->def->name);
+}

@@ -1,0 +1,284 @@
+/* listener.c - the executor's end of the link: one nng pair1 listener, one
+ * peer at a time, nothing but HELLO accepted before that peer proved the
+ * secret.
+ *
+ * Peer lifecycle (all on the loop thread; nng pipe events are posted here):
+ *   pipe added    -> PREAUTH: send CHALLENGE, arm the auth timer
+ *   HELLO ok      -> AUTHED
+ *   bad frame, wrong state, failed proof, auth timeout -> pipe closed
+ *   pipe removed  -> processes detach for the grace period
+ * pair1 itself refuses a second connection while one peer is attached; the
+ * auth timer keeps an unauthenticated squatter from holding the slot.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/transport/ipc/ipc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "executor.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+/* nng pipe callbacks carry only a pointer; one executor per process. */
+static struct executor *the_ex;
+
+static void peer_lost(struct executor *ex)
+{
+	if (ex->state == PEER_AUTHED)
+		procs_detach_all(ex);
+	if (ex->auth_timer) {
+		loop_timer_cancel(ex->auth_timer);
+		ex->auth_timer = NULL;
+	}
+	/* Frames queued for this peer must never reach the next one. */
+	link_discard_queue(&ex->link);
+	ex->peer = 0;
+	ex->state = PEER_NONE;
+}
+
+void listener_drop_peer(struct executor *ex, const char *why)
+{
+	if (!ex->peer)
+		return;
+	log_warn("dropping peer (pipe %u): %s", ex->peer, why);
+	link_close_pipe(&ex->link, ex->peer);
+	ex->peers_dropped++;
+	peer_lost(ex);
+}
+
+static void auth_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct executor *ex = arg;
+
+	ex->auth_timer = NULL;
+	listener_drop_peer(ex, "did not authenticate in time");
+}
+
+static void pipe_added(struct executor *ex, uint32_t pipe)
+{
+	if (ex->peer == pipe)
+		return;
+	if (ex->peer) /* the removal of the old pipe is still in flight */
+		peer_lost(ex);
+	ex->peer = pipe;
+	ex->state = PEER_PREAUTH;
+	log_info("peer connected (pipe %u)", pipe);
+	ex->auth_timer = loop_timer_add(ex->loop, EXEC_AUTH_TIMEOUT_MS, auth_timeout_cb, ex);
+	exec_challenge(ex);
+}
+
+static void pipe_event_post_cb(void *arg)
+{
+	uintptr_t v = (uintptr_t)arg;
+	uint32_t pipe = (uint32_t)(v >> 2);
+	struct executor *ex = the_ex;
+
+	if (!ex)
+		return;
+	if ((v & 3u) == NNG_PIPE_EV_ADD_POST) {
+		pipe_added(ex, pipe);
+	} else if (pipe == ex->peer) {
+		log_info("peer disconnected (pipe %u)", pipe);
+		peer_lost(ex);
+	}
+}
+
+/* nng thread: hand the event to the loop, packed into the pointer so that
+ * nothing is allocated (and nothing leaks if the loop is gone). */
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct executor *ex = arg;
+	uintptr_t v = ((uintptr_t)(uint32_t)nng_pipe_id(p) << 2) | (uintptr_t)ev;
+
+	loop_post(ex->loop, pipe_event_post_cb, (void *)v);
+}
+
+static bool allowed_now(const struct executor *ex, const struct proto_msgdef *d)
+{
+	return d->state == PROTO_PREAUTH ? ex->state == PEER_PREAUTH : ex->state == PEER_AUTHED;
+}
+
+static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
+{
+	struct executor *ex = arg;
+	struct proto_msg m;
+	char err[256], why[320];
+
+	if (pipe != ex->peer) {
+		/* Sent before we challenged it, or left over from a dropped peer. */
+		log_debug("closing pipe %u: frame outside a session", pipe);
+		link_close_pipe(lk, pipe);
+		return;
+	}
+	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
+		snprintf(why, sizeof(why), "malformed frame: %s", err);
+		listener_drop_peer(ex, why);
+		return;
+	}
+	if (m.def->dir != PROTO_O2E || m.env.kind == PROTO_REPLY) {
+		snprintf(why, sizeof(why), "%s %s is not accepted by an executor", m.def->name,
+			 m.env.kind == PROTO_REPLY ? "reply" : "message");
+		listener_drop_peer(ex, why);
+	} else if (!allowed_now(ex, m.def)) {
+		snprintf(why, sizeof(why), "%s is not allowed %s authentication", m.def->name,
+			 ex->state == PEER_AUTHED ? "after" : "before");
+		listener_drop_peer(ex, why);
+	} else {
+		exec_dispatch(ex, &m);
+	}
+	proto_msg_release(&m);
+}
+
+bool listener_authed(const struct executor *ex) { return ex->state == PEER_AUTHED; }
+
+int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id, const void *body)
+{
+	const struct proto_msgdef *d = proto_msgdef(type);
+	int r;
+
+	if (!ex->peer || !d)
+		return -ENOTCONN;
+	if (d->state == PROTO_AUTHED && ex->state != PEER_AUTHED)
+		return -EPERM;
+	r = link_send(&ex->link, type, kind, id, body);
+	if (r == -ENOBUFS)
+		listener_drop_peer(ex, "peer is not reading: send queue over its bound");
+	return r;
+}
+
+int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t status,
+			const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!ex->peer)
+		return -ENOTCONN;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return link_send_error(&ex->link, type, id, status, msg);
+}
+
+/* Host part of tcp://HOST:PORT or tls+tcp://HOST:PORT, brackets removed. */
+static bool url_host(const char *url, char *host, size_t hostlen)
+{
+	const char *p = strstr(url, "://"), *end;
+
+	if (!p)
+		return false;
+	p += 3;
+	if (*p == '[') {
+		end = strchr(++p, ']');
+	} else {
+		end = strrchr(p, ':');
+	}
+	if (!end || (size_t)(end - p) >= hostlen)
+		return false;
+	memcpy(host, p, (size_t)(end - p));
+	host[end - p] = '\0';
+	return true;
+}
+
+/* True when only this machine can reach the address. abstract:// and ipc://
+ * are local (ipc sockets are created 0600). */
+static bool url_is_local(const char *url)
+{
+	char host[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (strncmp(url, "abstract://", 11) == 0 || strncmp(url, "ipc://", 6) == 0 ||
+	    strncmp(url, "inproc://", 9) == 0)
+		return true;
+	if (!url_host(url, host, sizeof(host)))
+		return false;
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+static int setup_tls(struct executor *ex, char *err, size_t errlen)
+{
+	nng_tls_config *cfg;
+	int r;
+
+	if (!ex->opts.tls_cert_key_file) {
+		snprintf(err, errlen, "%s needs --tls-cert FILE (PEM certificate and key)",
+			 ex->opts.listen_url);
+		return -EINVAL;
+	}
+	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
+	if (r == 0)
+		r = nng_tls_config_cert_key_file(cfg, ex->opts.tls_cert_key_file, NULL);
+	if (r == 0)
+		r = nng_listener_set_ptr(ex->listener, NNG_OPT_TLS_CONFIG, cfg);
+	if (cfg)
+		nng_tls_config_free(cfg); /* the listener holds its own reference */
+	if (r != 0)
+		snprintf(err, errlen, "TLS setup with %s: %s", ex->opts.tls_cert_key_file,
+			 nng_strerror(r));
+	return r ? link_errno(r) : 0;
+}
+
+int listener_start(struct executor *ex, char *err, size_t errlen)
+{
+	const char *url = ex->opts.listen_url;
+	int r;
+
+	if (!ex->secret && !url_is_local(url) && !ex->opts.insecure) {
+		snprintf(err, errlen,
+			 "refusing to listen on %s without authentication: configure "
+			 "--auth-token-file (or $TANDEM_EXECUTOR_TOKEN), or pass --insecure",
+			 url);
+		return -EPERM;
+	}
+	the_ex = ex;
+	r = link_open(&ex->link, ex->loop, frame_cb, ex);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot open the link socket: %s", strerror(-r));
+		return r;
+	}
+	nng_pipe_notify(ex->link.sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ex);
+	nng_pipe_notify(ex->link.sock, NNG_PIPE_EV_REM_POST, pipe_cb, ex);
+	r = nng_listener_create(&ex->listener, ex->link.sock, url);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(r));
+		return link_errno(r);
+	}
+	if (strncmp(url, "ipc://", 6) == 0)
+		nng_listener_set_int(ex->listener, NNG_OPT_IPC_PERMISSIONS, 0600);
+	if (strncmp(url, "tls+tcp://", 10) == 0) {
+		r = setup_tls(ex, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = nng_listener_start(ex->listener, 0);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(r));
+		return link_errno(r);
+	}
+	if (!ex->secret)
+		log_warn("no authentication configured: any local process can drive this executor");
+	log_info("executor '%s' listening on %s", ex->opts.id, url);
+	return 0;
+}
+
+void listener_stop(struct executor *ex)
+{
+	if (ex->auth_timer) {
+		loop_timer_cancel(ex->auth_timer);
+		ex->auth_timer = NULL;
+	}
+	link_close(&ex->link); /* closes the listener and its pipes */
+	the_ex = NULL;
+}

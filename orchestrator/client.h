@@ -1,0 +1,117 @@
+/* client.h - transport and framing of the client API (Codex app-server v2
+ * JSON-RPC dialect): one JSON object per line, over stdio or a unix socket.
+ *
+ * A listener (struct client_srv) owns its sessions (struct client): the
+ * stdio listener has exactly one, a unix listener one per accepted
+ * connection, at most max_sessions at a time (extra connections get one
+ * error line and are closed). This module parses lines into requests and
+ * notifications and writes replies; method logic lives in rpc.c and is
+ * reached through struct client_ops. Everything runs on the loop thread.
+ *
+ * Input: a line longer than max_line gets -32600 and ends the session
+ * (linebuf cannot resynchronise inside a line). Not JSON (or JSON with
+ * duplicate keys or a \u0000 in a string) -> -32700 with id null; not an
+ * object, a bad id, or no string method -> -32600 (with the id when it was
+ * valid). A message with result/error and no method is a client response:
+ * ignored, since we send no server->client requests. "jsonrpc" is accepted
+ * and never written. Empty lines are ignored; a final line without '\n'
+ * before EOF still counts.
+ *
+ * Output: compact JSON + '\n', written directly when the session's queue is
+ * empty, otherwise queued up to max_output bytes; a client that lets the
+ * queue reach that bound is disconnected (closed_cb). Writes use write(2):
+ * the daemon must ignore SIGPIPE (it does; tests do too).
+ *
+ * End of a session (EOF, read/write error, slow consumer, bad framing,
+ * client_close): reading stops, output already queued is still flushed on
+ * EOF and on a framing error, then closed_cb runs and the session is freed.
+ * closed_cb never runs inside a client_* call made by the caller (except
+ * client_srv_free): it always comes later from the loop, so rpc may close
+ * or write to any session while iterating over its own lists. Between the
+ * decision to close and closed_cb, c stays valid and writes to it return
+ * -EPIPE.
+ *
+ * Ownership: json values passed to request_cb are borrowed for the call
+ * (json_incref the id to answer later). client_reply/client_notify steal
+ * result/params even on failure; ids are always borrowed. The stdio fds
+ * belong to the caller: they are made non-blocking while the session lives,
+ * their original flags are restored at its end, and they are never closed.
+ */
+#ifndef TANDEM_CLIENT_H
+#define TANDEM_CLIENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct client;     /* one session: the stdio pair or one accepted connection */
+struct client_srv; /* a listener: stdio or a unix socket */
+
+/* Defaults for the limits in struct client_ops (0 selects them). */
+#define CLIENT_MAX_LINE (16u * 1024 * 1024)   /* bytes per input line, without '\n' */
+#define CLIENT_MAX_OUTPUT (64u * 1024 * 1024) /* queued output bytes per session */
+#define CLIENT_MAX_SESSIONS 1024u             /* concurrent sessions per unix listener */
+
+/* JSON-RPC error codes. */
+#define CLIENT_PARSE_ERROR (-32700)
+#define CLIENT_INVALID_REQUEST (-32600)
+#define CLIENT_METHOD_NOT_FOUND (-32601)
+#define CLIENT_INVALID_PARAMS (-32602)
+#define CLIENT_INTERNAL_ERROR (-32603)
+#define CLIENT_OVERLOADED (-32001) /* as Codex app-server: retry later */
+
+struct client_ops {
+	/* A request (id != NULL: a json string or integer) or a notification
+	 * (id == NULL). params is NULL when absent or JSON null. All borrowed. */
+	void (*request_cb)(struct client *c, const char *method, json_t *id, json_t *params,
+			   void *arg);
+	/* The session ended. c is freed when this returns. Optional. */
+	void (*closed_cb)(struct client *c, void *arg);
+	/* Limits; 0 selects the CLIENT_MAX_* default. */
+	size_t max_line;
+	size_t max_output;
+	unsigned max_sessions;
+};
+
+/* Serves one session on in_fd/out_fd (may be the same fd: a socket).
+ * `ops` must outlive the listener. Returns 0 or -errno. Regular files and
+ * other fds epoll refuses work too (read and written without polling). */
+int client_srv_stdio(struct loop *l, int in_fd, int out_fd, const struct client_ops *ops,
+		     void *arg, struct client_srv **out);
+/* Listens on a unix socket at path (mode 0600). Refuses a path that exists
+ * and is not a socket, or a socket another server answers on; removes a
+ * stale one. Returns 0 or -errno with a reason in err. */
+int client_srv_unix(struct loop *l, const char *path, const struct client_ops *ops, void *arg,
+		    struct client_srv **out, char *err, size_t errlen);
+/* Ends every session (closed_cb runs for each, synchronously), stops
+ * listening, removes the socket file if it is still ours. Must not be called
+ * from inside this listener's callbacks. Accepts NULL; returns NULL. */
+struct client_srv *client_srv_free(struct client_srv *s);
+/* Live sessions. */
+size_t client_srv_count(const struct client_srv *s);
+
+/* {"id":id,"result":result}. result NULL sends {}. Returns 0 (sent or
+ * queued), -EMSGSIZE (this message alone exceeds max_output: dropped, the
+ * session lives on), -EINVAL (not encodable), -EPIPE (session closing), or
+ * another -errno after which the session is closing. */
+int client_reply(struct client *c, json_t *id, json_t *result);
+/* {"id":id|null,"error":{"code":code,"message":...}}; the message is
+ * printf-formatted and cut at 4 KiB. Returns as client_reply. */
+int client_error(struct client *c, json_t *id, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* {"method":method,"params":params}; params NULL omits the member. */
+int client_notify(struct client *c, const char *method, json_t *params);
+
+/* Ends the session; closed_cb follows from the loop. Idempotent. Queued
+ * output is dropped. */
+void client_close(struct client *c);
+
+void client_set_data(struct client *c, void *data);
+void *client_get_data(const struct client *c);
+/* Unique per process (never reused), for logs. */
+uint64_t client_id(const struct client *c);
+/* Output bytes queued and not yet accepted by the peer. */
+size_t client_queued(const struct client *c);
+
+#endif

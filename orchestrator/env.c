@@ -1,0 +1,826 @@
+/* env.c - see env.h. */
+#include "env.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <nng/nng.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "link.h"
+#include "log.h"
+#include "loop.h"
+#include "secret.h"
+#include "util.h"
+#include "version.h"
+
+extern char **environ;
+
+#define RESTART_MIN_MS 250u
+#define RESTART_MAX_MS 30000u
+#define STOP_GRACE_MS 2000u
+
+struct pending {
+	struct pending *next;
+	struct env *e;
+	uint32_t id;
+	uint16_t type;
+	env_reply_cb cb;
+	void *arg;
+	struct loop_timer *timer;
+};
+
+struct env {
+	struct env *next_live; /* registry of live envs, for nng callbacks */
+	uint64_t serial;
+	struct loop *loop;
+	const struct env_ops *ops;
+	void *arg;
+	/* spec */
+	char *id, *url, *program, *cwd, *secret_file;
+	struct secret *token; /* given inline (environment/add) */
+	char **args, **extra_env;
+	bool spawned, is_local;
+	uint64_t connect_timeout_ms, init_timeout_ms;
+	/* link */
+	struct link link;
+	nng_dialer dialer;
+	bool link_open;
+	uint32_t pipe;
+	struct secret *secret;
+	uint8_t nonce_e[PROTO_NONCE_LEN], nonce_o[PROTO_NONCE_LEN];
+	bool challenged;
+	struct loop_timer *init_timer;
+	struct loop_timer *connect_timer;
+	/* state */
+	enum env_state state;
+	char *error;
+	char *executor_id;
+	struct pending *pending;
+	uint32_t next_id;
+	/* spawned executor */
+	pid_t pid;
+	int pidfd;
+	struct loop_io *pid_io;
+	unsigned restarts;
+	uint64_t backoff_ms;
+	struct loop_timer *restart_timer;
+};
+
+static struct env *live_envs;
+static uint64_t next_serial = 1;
+static char *executor_path;
+
+const char *env_state_name(enum env_state s)
+{
+	switch (s) {
+	case ENV_CONNECTING: return "connecting";
+	case ENV_READY: return "ready";
+	default: return "disconnected";
+	}
+}
+
+static void set_error(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct env *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	free(e->error);
+	e->error = s;
+}
+
+static void set_state(struct env *e, enum env_state st)
+{
+	if (e->state == st)
+		return;
+	e->state = st;
+	if (st == ENV_READY) {
+		free(e->error);
+		e->error = NULL;
+		e->backoff_ms = 0;
+	}
+	log_info("environment '%s': %s%s%s", e->id, env_state_name(st), e->error ? ": " : "",
+		 e->error ? e->error : "");
+	if (e->ops->state_cb)
+		e->ops->state_cb(e, st, e->arg);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct pending *pending_take(struct env *e, uint32_t id)
+{
+	for (struct pending **pp = &e->pending; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			struct pending *p = *pp;
+
+			*pp = p->next;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void pending_finish(struct pending *p, const struct proto_msg *reply, const char *error)
+{
+	loop_timer_cancel(p->timer);
+	if (p->cb)
+		p->cb(p->e, reply, error, p->arg);
+	free(p);
+}
+
+static void fail_all_pending(struct env *e, const char *why)
+{
+	while (e->pending) {
+		struct pending *p = e->pending;
+
+		e->pending = p->next;
+		pending_finish(p, NULL, why);
+	}
+}
+
+static void request_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct pending *p = arg;
+	struct env *e = p->e;
+	char why[256];
+
+	p = pending_take(e, p->id);
+	if (!p)
+		return;
+	p->timer = NULL;
+	snprintf(why, sizeof(why), "environment '%s': %s timed out", e->id,
+		 proto_msgdef(p->type)->name);
+	pending_finish(p, NULL, why);
+}
+
+uint32_t env_request(struct env *e, uint16_t type, const void *body, uint64_t timeout_ms,
+		     env_reply_cb cb, void *arg)
+{
+	struct pending *p;
+	uint32_t id;
+
+	if (e->state != ENV_READY)
+		return 0;
+	id = ++e->next_id ? e->next_id : ++e->next_id;
+	if (link_send(&e->link, type, PROTO_REQUEST, id, body) < 0)
+		return 0;
+	p = xcalloc(1, sizeof(*p));
+	p->e = e;
+	p->id = id;
+	p->type = type;
+	p->cb = cb;
+	p->arg = arg;
+	p->timer = loop_timer_add(e->loop, timeout_ms, request_timeout_cb, p);
+	p->next = e->pending;
+	e->pending = p;
+	return id;
+}
+
+void env_request_forget(struct env *e, uint32_t id)
+{
+	for (struct pending *p = e->pending; p; p = p->next)
+		if (p->id == id)
+			p->cb = NULL;
+}
+
+int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
+{
+	struct proto_mcp_send_body b = { .handle = handle };
+
+	if (e->state != ENV_READY)
+		return -ENOTCONN;
+	b.data.ptr = data;
+	b.data.len = (uint32_t)len;
+	return link_send(&e->link, PROTO_MCP_SEND, PROTO_EVENT, 0, &b);
+}
+
+/* ---- the link ---------------------------------------------------------- */
+
+static void connect_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+
+	e->connect_timer = NULL;
+	if (e->state == ENV_READY)
+		return;
+	set_error(e, "cannot reach the executor at %s within %llu ms; still trying", e->url,
+		  (unsigned long long)e->connect_timeout_ms);
+	set_state(e, ENV_DISCONNECTED);
+}
+
+static void arm_connect_timer(struct env *e)
+{
+	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = loop_timer_add(e->loop, e->connect_timeout_ms, connect_timeout_cb, e);
+}
+
+static void link_lost(struct env *e, const char *why)
+{
+	char msg[512];
+
+	e->pipe = 0;
+	e->challenged = false;
+	loop_timer_cancel(e->init_timer);
+	e->init_timer = NULL;
+	link_discard_queue(&e->link);
+	if (e->link_open)
+		arm_connect_timer(e);
+	if (e->state == ENV_DISCONNECTED && !e->pending)
+		return;
+	set_error(e, "%s", why);
+	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
+	fail_all_pending(e, msg);
+	set_state(e, ENV_DISCONNECTED);
+}
+
+static void drop_pipe(struct env *e, const char *why)
+{
+	log_warn("environment '%s': closing the link: %s", e->id, why);
+	link_close_pipe(&e->link, e->pipe);
+	link_lost(e, why);
+}
+
+static void init_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+
+	e->init_timer = NULL;
+	drop_pipe(e, "the executor did not complete the handshake in time");
+}
+
+static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			   void *arg);
+
+static void on_challenge(struct env *e, const struct proto_challenge_body *c)
+{
+	struct proto_hello_body h = { .version_min = PROTO_VERSION_MIN,
+				      .version_max = PROTO_VERSION };
+	uint8_t proof[PROTO_PROOF_LEN];
+	struct pending *p;
+	uint32_t id;
+
+	if (e->challenged || c->nonce.len != PROTO_NONCE_LEN) {
+		drop_pipe(e, "unexpected CHALLENGE");
+		return;
+	}
+	if (c->auth_required && !e->secret) {
+		drop_pipe(e, "the executor requires a token and none is configured");
+		return;
+	}
+	e->challenged = true;
+	memcpy(e->nonce_e, c->nonce.ptr, PROTO_NONCE_LEN);
+	auth_nonce(e->nonce_o);
+	h.nonce.ptr = (const char *)e->nonce_o;
+	h.nonce.len = PROTO_NONCE_LEN;
+	h.orchestrator_id = proto_str_c("tandem-orchestrator " TANDEM_VERSION);
+	h.environment_id = proto_str_c(e->id);
+	PROTO_SET(&h, 3);
+	PROTO_SET(&h, 6);
+	if (e->secret) {
+		auth_proof(secret_key(e->secret), AUTH_ORCHESTRATOR, e->nonce_e, e->nonce_o, proof);
+		h.proof.ptr = (const char *)proof;
+		h.proof.len = sizeof(proof);
+		PROTO_SET(&h, 5);
+	}
+	/* Not env_request: the environment is not READY yet. */
+	id = ++e->next_id;
+	if (link_send(&e->link, PROTO_HELLO, PROTO_REQUEST, id, &h) < 0) {
+		drop_pipe(e, "cannot send HELLO");
+		return;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->e = e;
+	p->id = id;
+	p->type = PROTO_HELLO;
+	p->cb = hello_reply_cb;
+	p->next = e->pending;
+	e->pending = p;
+}
+
+static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			   void *arg)
+{
+	const struct proto_hello_reply *r;
+
+	loop_timer_cancel(e->init_timer);
+	e->init_timer = NULL;
+	if (!reply)
+		return; /* the link is already gone */
+	r = &reply->u.hello_reply;
+	if (e->secret && !auth_verify(secret_key(e->secret), AUTH_EXECUTOR, e->nonce_o, e->nonce_e,
+				      r->proof.ptr, r->proof.len)) {
+		drop_pipe(e, "the executor failed to prove the secret");
+		return;
+	}
+	free(e->executor_id);
+	e->executor_id = proto_str_dup(r->executor_id);
+	log_info("environment '%s': executor '%s' %.*s authenticated (protocol %u)", e->id,
+		 e->executor_id, (int)MIN(r->executor_version.len, 64u), r->executor_version.ptr,
+		 r->version);
+	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = NULL;
+	set_state(e, ENV_READY);
+}
+
+static void on_reply(struct env *e, const struct proto_msg *m)
+{
+	struct pending *p = pending_take(e, m->env.id);
+	char why[1024];
+
+	if (!p) {
+		log_debug("environment '%s': reply to unknown request %u", e->id, m->env.id);
+		return;
+	}
+	if (p->type != m->env.type) {
+		pending_finish(p, NULL, "the executor answered with the wrong message type");
+		drop_pipe(e, "reply type does not match its request");
+		return;
+	}
+	if (m->env.status != 0) {
+		snprintf(why, sizeof(why), "%.*s", (int)MIN(m->err_message.len, 1000u),
+			 m->err_message.ptr);
+		if (p->type == PROTO_HELLO) {
+			free(p);
+			drop_pipe(e, why);
+			return;
+		}
+		pending_finish(p, NULL, why);
+		return;
+	}
+	pending_finish(p, m, NULL);
+}
+
+static void on_event(struct env *e, const struct proto_msg *m)
+{
+	switch (m->env.type) {
+	case PROTO_CHALLENGE:
+		on_challenge(e, &m->u.challenge);
+		break;
+	case PROTO_MCP_OUTPUT:
+		if (e->ops->output_cb)
+			e->ops->output_cb(e, m->u.mcp_output.handle, m->u.mcp_output.data.ptr,
+					  m->u.mcp_output.data.len, e->arg);
+		break;
+	case PROTO_MCP_STDERR:
+		if (e->ops->stderr_cb)
+			e->ops->stderr_cb(e, m->u.mcp_stderr.handle, m->u.mcp_stderr.line.ptr,
+					  m->u.mcp_stderr.line.len, e->arg);
+		break;
+	case PROTO_MCP_EXITED: {
+		_cleanup_free_ char *why = proto_str_dup(m->u.mcp_exited.reason);
+
+		if (e->ops->exited_cb)
+			e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
+{
+	struct env *e = arg;
+	struct proto_msg m;
+	char err[256], why[320];
+
+	if (pipe != e->pipe)
+		return; /* from a pipe we already let go */
+	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
+		snprintf(why, sizeof(why), "malformed frame from the executor: %s", err);
+		drop_pipe(e, why);
+		return;
+	}
+	if (m.env.kind == PROTO_REQUEST || (m.env.kind == PROTO_EVENT && m.def->dir != PROTO_E2O) ||
+	    (m.def->state == PROTO_AUTHED && m.env.kind == PROTO_EVENT && e->state != ENV_READY)) {
+		snprintf(why, sizeof(why), "unexpected %s from the executor", m.def->name);
+		drop_pipe(e, why);
+	} else if (m.env.kind == PROTO_REPLY) {
+		on_reply(e, &m);
+	} else {
+		on_event(e, &m);
+	}
+	proto_msg_release(&m);
+}
+
+static struct env *env_by_serial(uint64_t serial)
+{
+	for (struct env *e = live_envs; e; e = e->next_live)
+		if (e->serial == serial)
+			return e;
+	return NULL;
+}
+
+/* Packed: serial (31 bits) | pipe id (31 bits) | event (2 bits): nothing is
+ * allocated, so a post that outlives its env or the loop leaks nothing. */
+static void pipe_event_cb(void *arg)
+{
+	uint64_t v = (uint64_t)(uintptr_t)arg;
+	struct env *e = env_by_serial(v >> 33);
+	uint32_t pipe = (uint32_t)((v >> 2) & 0x7fffffffu);
+
+	if (!e)
+		return;
+	if ((v & 3u) == NNG_PIPE_EV_ADD_POST) {
+		if (e->pipe)
+			link_lost(e, "replaced by a new connection");
+		e->pipe = pipe;
+		set_state(e, ENV_CONNECTING);
+		e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+	} else if (pipe == e->pipe) {
+		link_lost(e, e->spawned && e->pid <= 0 ? "the executor exited"
+						       : "the executor closed the connection");
+	}
+}
+
+static void pipe_notify_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct env *e = arg;
+	uint64_t v = (e->serial << 33) | ((uint64_t)(nng_pipe_id(p) & 0x7fffffff) << 2) |
+		     (uint64_t)ev;
+
+	loop_post(e->loop, pipe_event_cb, (void *)(uintptr_t)v);
+}
+
+static int open_link(struct env *e, char *err, size_t errlen)
+{
+	int r = link_open(&e->link, e->loop, frame_cb, e);
+
+	if (r < 0) {
+		snprintf(err, errlen, "cannot open a link socket: %s", strerror(-r));
+		return r;
+	}
+	e->link_open = true;
+	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_ADD_POST, pipe_notify_cb, e);
+	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_REM_POST, pipe_notify_cb, e);
+	r = nng_dialer_create(&e->dialer, e->link.sock, e->url);
+	if (r == 0) {
+		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMINT, 50);
+		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMAXT, 2000);
+		/* Non-blocking: a failed first dial keeps retrying in the background. */
+		r = nng_dialer_start(e->dialer, NNG_FLAG_NONBLOCK);
+	}
+	if (r != 0) {
+		snprintf(err, errlen, "cannot dial %s: %s", e->url, nng_strerror(r));
+		return link_errno(r);
+	}
+	return 0;
+}
+
+/* ---- spawning the executor -------------------------------------------- */
+
+static void restart_cb(struct loop_timer *t, void *arg);
+static int spawn_executor(struct env *e, char *err, size_t errlen);
+
+static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+{
+	struct env *e = arg;
+	siginfo_t si = { 0 };
+	char why[128];
+
+	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return;
+	if (si.si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "the executor exited with status %d", si.si_status);
+	else
+		snprintf(why, sizeof(why), "the executor was killed by signal %d", si.si_status);
+	loop_io_del(e->pid_io);
+	e->pid_io = NULL;
+	e->pidfd = safe_close(e->pidfd);
+	e->pid = 0;
+	log_warn("environment '%s': %s", e->id, why);
+	link_lost(e, why);
+	set_error(e, "%s; restarting", why);
+	e->backoff_ms = e->backoff_ms ? MIN(e->backoff_ms * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
+	e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
+}
+
+static void restart_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+	char err[512];
+
+	e->restart_timer = NULL;
+	e->restarts++;
+	if (spawn_executor(e, err, sizeof(err)) < 0) {
+		set_error(e, "%s", err);
+		log_error("environment '%s': %s", e->id, err);
+		e->backoff_ms = MIN(e->backoff_ms * 2, RESTART_MAX_MS);
+		e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
+	}
+}
+
+/* argv: program, the entry's args, then the link args the orchestrator owns. */
+static char **executor_argv(struct env *e)
+{
+	size_t n = 0, cap = 12;
+	char **v;
+
+	for (char **a = e->args; a && *a; a++)
+		cap++;
+	v = xcalloc(cap, sizeof(*v));
+	v[n++] = xstrdup(e->program);
+	for (char **a = e->args; a && *a; a++)
+		v[n++] = xstrdup(*a);
+	v[n++] = xstrdup("--listen");
+	v[n++] = xstrdup(e->url);
+	v[n++] = xstrdup("--secret-fd");
+	v[n++] = xstrdup("3");
+	v[n++] = xstrdup("--exit-with-parent");
+	v[n++] = xstrdup("--id");
+	v[n++] = xstrdup(e->id);
+	return v;
+}
+
+/* The orchestrator's environment plus the entry's env table, minus link
+ * tokens that are not the executor's business. */
+static char **executor_envp(struct env *e)
+{
+	size_t n = 0, cap = 1;
+	char **v;
+
+	for (char **p = environ; *p; p++)
+		cap++;
+	for (char **p = e->extra_env; p && *p; p++)
+		cap++;
+	v = xcalloc(cap, sizeof(*v));
+	for (char **p = environ; *p; p++) {
+		bool overridden = strncmp(*p, "TANDEM_EXECUTOR_TOKEN=", 22) == 0;
+
+		for (char **x = e->extra_env; x && *x && !overridden; x++) {
+			size_t k = strcspn(*x, "=");
+
+			overridden = strncmp(*p, *x, k + 1) == 0;
+		}
+		if (!overridden)
+			v[n++] = xstrdup(*p);
+	}
+	for (char **x = e->extra_env; x && *x; x++)
+		v[n++] = xstrdup(*x);
+	return v;
+}
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static int spawn_executor(struct env *e, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	char **argv, **envp;
+	int p[2], r;
+	pid_t pid;
+
+	e->secret = secret_free(e->secret);
+	r = secret_generate(32, &e->secret); /* one-time: new for every start */
+	if (r < 0 || pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot prepare the executor secret");
+		return r < 0 ? r : -errno;
+	}
+	argv = executor_argv(e);
+	envp = executor_envp(e);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 2, 1); /* our stdout may be the client API */
+	posix_spawn_file_actions_adddup2(&fa, p[0], 3);
+	if (e->cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, e->cwd);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigfillset(&def);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	r = strchr(e->program, '/') ? posix_spawn(&pid, e->program, &fa, &at, argv, envp)
+				    : posix_spawnp(&pid, e->program, &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	strv_free(argv);
+	strv_free(envp);
+	close(p[0]);
+	if (r != 0) {
+		close(p[1]);
+		snprintf(err, errlen, "cannot start executor '%s': %s", e->program, strerror(r));
+		return -r;
+	}
+	/* The secret goes through the pipe, never argv or the environment. */
+	r = write_all(p[1], secret_data(e->secret), secret_len(e->secret));
+	close(p[1]);
+	e->pid = pid;
+	e->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (e->pidfd >= 0)
+		e->pid_io = loop_io_add(e->loop, e->pidfd, LOOP_READ, executor_exited_cb, e);
+	log_info("environment '%s': started executor %s (pid %d)", e->id, e->program, (int)pid);
+	return r;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static char **strv_copy(const char *const *v)
+{
+	size_t n = 0;
+	char **c;
+
+	while (v && v[n])
+		n++;
+	c = xcalloc(n + 1, sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
+struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_ops *ops, void *arg)
+{
+	struct env *e = xcalloc(1, sizeof(*e));
+
+	e->serial = next_serial++;
+	e->loop = l;
+	e->ops = ops;
+	e->arg = arg;
+	e->id = xstrdup(s->id);
+	e->spawned = s->program != NULL;
+	e->is_local = s->is_local;
+	e->program = s->program ? xstrdup(s->program) : NULL;
+	e->url = s->url ? xstrdup(s->url) : NULL;
+	e->cwd = s->cwd ? xstrdup(s->cwd) : NULL;
+	e->secret_file = s->secret_file ? xstrdup(s->secret_file) : NULL;
+	if (s->token && *s->token)
+		secret_from_buf(s->token, strlen(s->token), &e->token);
+	e->args = strv_copy(s->args);
+	e->extra_env = strv_copy(s->env);
+	e->connect_timeout_ms = s->connect_timeout_ms ? s->connect_timeout_ms : 10000;
+	e->init_timeout_ms = s->initialize_timeout_ms ? s->initialize_timeout_ms : 10000;
+	e->pidfd = -1;
+	e->state = ENV_CONNECTING;
+	e->next_live = live_envs;
+	live_envs = e;
+	return e;
+}
+
+static int load_remote_secret(struct env *e, char *err, size_t errlen)
+{
+	int r;
+
+	if (e->token) {
+		e->secret = TAKE_PTR(e->token);
+		return 0;
+	}
+	if (e->secret_file) {
+		r = secret_from_file(e->secret_file, &e->secret);
+		if (r < 0)
+			snprintf(err, errlen, "token file %s: %s", e->secret_file,
+				 r == -EPERM ? "readable by group or others" : strerror(-r));
+		return r;
+	}
+	r = secret_from_env("TANDEM_EXECUTOR_TOKEN", &e->secret);
+	return r == -ENOENT ? 0 : r;
+}
+
+int env_start(struct env *e, char *err, size_t errlen)
+{
+	int r;
+
+	if (e->spawned) {
+		char buf[160];
+		uint8_t rnd[6];
+		char hex[13];
+
+		auth_nonce_n(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(buf, sizeof(buf), "abstract://tandem-%d-%s-%s", (int)getpid(), e->id, hex);
+		free(e->url);
+		e->url = xstrdup(buf);
+		r = spawn_executor(e, err, errlen);
+		if (r < 0)
+			return r;
+	} else {
+		r = load_remote_secret(e, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = open_link(e, err, errlen);
+	if (r == 0)
+		arm_connect_timer(e);
+	return r;
+}
+
+static void stop_executor(struct env *e)
+{
+	uint64_t deadline;
+	siginfo_t si;
+
+	if (e->pid <= 0)
+		return;
+	kill(e->pid, SIGTERM);
+	deadline = now_ms() + STOP_GRACE_MS;
+	while (now_ms() < deadline) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
+			goto reaped;
+		usleep(10 * 1000);
+	}
+	kill(e->pid, SIGKILL);
+	waitid(P_PID, (id_t)e->pid, &si, WEXITED);
+reaped:
+	e->pid = 0;
+}
+
+struct env *env_free(struct env *e)
+{
+	if (!e)
+		return NULL;
+	for (struct env **pp = &live_envs; *pp; pp = &(*pp)->next_live) {
+		if (*pp == e) {
+			*pp = e->next_live;
+			break;
+		}
+	}
+	if (e->link_open)
+		link_close(&e->link); /* no nng callback runs after this */
+	loop_timer_cancel(e->init_timer);
+	loop_timer_cancel(e->connect_timer);
+	loop_timer_cancel(e->restart_timer);
+	if (e->pid_io)
+		loop_io_del(e->pid_io);
+	stop_executor(e);
+	safe_close(e->pidfd);
+	fail_all_pending(e, "the orchestrator is shutting down");
+	secret_free(e->secret);
+	secret_free(e->token);
+	free(e->id);
+	free(e->url);
+	free(e->program);
+	free(e->cwd);
+	free(e->secret_file);
+	free(e->error);
+	free(e->executor_id);
+	strv_free(e->args);
+	strv_free(e->extra_env);
+	free(e);
+	return NULL;
+}
+
+const char *env_id(const struct env *e) { return e->id; }
+enum env_state env_state(const struct env *e) { return e->state; }
+const char *env_error(const struct env *e) { return e->error; }
+const char *env_executor_id(const struct env *e) { return e->executor_id; }
+bool env_is_local(const struct env *e) { return e->is_local; }
+bool env_spawned(const struct env *e) { return e->spawned; }
+unsigned env_restarts(const struct env *e) { return e->restarts; }
+int env_executor_pid(const struct env *e) { return e->pid > 0 ? (int)e->pid : -1; }
+
+void env_set_executor_path(const char *path)
+{
+	free(executor_path);
+	executor_path = path ? xstrdup(path) : NULL;
+}
+
+/* --executor, else next to this binary, else the name for a PATH search. */
+const char *env_executor_path(void)
+{
+	static char beside[PATH_MAX];
+	ssize_t n;
+
+	if (executor_path)
+		return executor_path;
+	n = readlink("/proc/self/exe", beside, sizeof(beside) - 1);
+	if (n > 0) {
+		char *slash;
+
+		beside[n] = '\0';
+		slash = strrchr(beside, '/');
+		if (slash && (size_t)(slash - beside) + 17 < sizeof(beside)) {
+			strcpy(slash + 1, "tandem-executor");
+			if (access(beside, X_OK) == 0)
+				return beside;
+			/* the build tree: orchestrator/ and executor/ are siblings */
+			*slash = '\0';
+			slash = strrchr(beside, '/');
+			if (slash && (size_t)(slash - beside) + 26 < sizeof(beside)) {
+				strcpy(slash + 1, "executor/tandem-executor");
+				if (access(beside, X_OK) == 0)
+					return beside;
+			}
+		}
+	}
+	return "tandem-executor";
+}

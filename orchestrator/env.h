@@ -1,0 +1,84 @@
+/* env.h - one environment: the orchestrator's link to one executor.
+ *
+ * An environment either spawns its executor (`program` entries and the
+ * implicit `local` one) or dials a running one (`url` entries). It
+ * authenticates the executor (both sides prove the secret, proto/auth.h),
+ * correlates requests with replies, routes MCP_OUTPUT / MCP_STDERR /
+ * MCP_EXITED events to the owner, and keeps itself alive: nng redials with
+ * backoff, and a spawned executor that dies is restarted with backoff.
+ *
+ * States: CONNECTING (spawned or dialling, not yet authenticated), READY,
+ * DISCONNECTED (with an error; retrying). When the link drops, every pending
+ * request fails at once with an error naming the environment.
+ */
+#ifndef TANDEM_ENV_H
+#define TANDEM_ENV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct loop;
+struct env;
+
+enum env_state { ENV_CONNECTING = 0, ENV_READY, ENV_DISCONNECTED };
+const char *env_state_name(enum env_state s);
+
+struct env_spec {
+	const char *id;
+	const char *url;          /* dial this (remote executor) ... */
+	const char *program;      /* ... or spawn this executor */
+	const char *const *args;  /* extra args before the link args; NULL-terminated or NULL */
+	const char *const *env;   /* extra "K=V" for the executor; NULL-terminated or NULL */
+	const char *cwd;
+	const char *secret_file;  /* url entries: token the executor expects (optional) */
+	const char *token;        /* url entries: the token itself (environment/add) */
+	uint64_t connect_timeout_ms;
+	uint64_t initialize_timeout_ms;
+	bool is_local;            /* the implicit local executor */
+};
+
+struct env_ops {
+	void (*state_cb)(struct env *e, enum env_state st, void *arg);
+	void (*output_cb)(struct env *e, uint64_t handle, const char *data, size_t len, void *arg);
+	void (*stderr_cb)(struct env *e, uint64_t handle, const char *line, size_t len, void *arg);
+	void (*exited_cb)(struct env *e, uint64_t handle, const char *reason, void *arg);
+};
+
+/* Copies the spec. Nothing happens until env_start. */
+struct env *env_new(struct loop *l, const struct env_spec *spec, const struct env_ops *ops,
+		    void *arg);
+int env_start(struct env *e, char *err, size_t errlen);
+/* Stops the executor it spawned (SIGTERM, then SIGKILL) and fails pending
+ * requests without calling their callbacks' owners back... (they are called
+ * with an error). NULL ok; returns NULL. */
+struct env *env_free(struct env *e);
+
+const char *env_id(const struct env *e);
+enum env_state env_state(const struct env *e);
+const char *env_error(const struct env *e);  /* last error, or NULL */
+const char *env_executor_id(const struct env *e);
+bool env_is_local(const struct env *e);
+bool env_spawned(const struct env *e);
+unsigned env_restarts(const struct env *e);
+int env_executor_pid(const struct env *e);   /* spawned only, else -1 */
+
+/* reply is NULL on failure (error says why: remote error message, timeout,
+ * disconnect). The reply is valid only during the callback. */
+typedef void (*env_reply_cb)(struct env *e, const struct proto_msg *reply, const char *error,
+			     void *arg);
+/* Sends a request. Returns a request id (> 0) or 0 when the environment is
+ * not ready (cb is not called then). */
+uint32_t env_request(struct env *e, uint16_t type, const void *body, uint64_t timeout_ms,
+		     env_reply_cb cb, void *arg);
+/* Drops the callback of a pending request (its owner is going away). */
+void env_request_forget(struct env *e, uint32_t id);
+/* MCP_SEND: one JSON-RPC message to a process. */
+int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len);
+
+/* Where tandem-executor is: --executor, next to this binary, else PATH. */
+void env_set_executor_path(const char *path);
+const char *env_executor_path(void);
+
+#endif

@@ -1,0 +1,460 @@
+/* envfile.c - see envfile.h.
+ *
+ * Errors point at the key at fault (toml_doc_where), or at the entry's
+ * [[environments]] header when a key is missing. The first error wins:
+ * the file describes where code runs, so a half-loaded one is not used.
+ */
+#include "envfile.h"
+
+#include "jsonutil.h"
+#include "toml.h"
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <strings.h>
+
+struct loader {
+	struct toml_doc *doc;
+	const char *path;
+	char *err;
+	size_t errlen;
+	struct envfile *ef;
+};
+
+/* Bytes of s to print so that at most max show and no UTF-8 character is
+ * split. */
+static int cut(const char *s, size_t max)
+{
+	size_t len = strnlen(s, max + 1);
+
+	if (len > max) {
+		len = max;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	return (int)len;
+}
+
+__attribute__((format(printf, 3, 4))) static int fatal_at(struct loader *L, const char *tpath,
+							   const char *fmt, ...)
+{
+	char msg[512];
+	int line, col;
+	va_list ap;
+
+	if (!L->errlen)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (tpath && toml_doc_where(L->doc, tpath, &line, &col))
+		snprintf(L->err, L->errlen, "%s:%d:%d: %s", L->path, line, col, msg);
+	else
+		snprintf(L->err, L->errlen, "%s: %s", L->path, msg);
+	return -EINVAL;
+}
+
+/* jsonutil's reason ("field 'x' must be ...") at base.key. */
+static int fatal_json(struct loader *L, const char *base, const char *key, const char *reason)
+{
+	_cleanup_free_ char *tpath = toml_path_join(base, key);
+
+	return fatal_at(L, tpath, "%s", reason);
+}
+
+bool envfile_id_valid(const char *id)
+{
+	size_t len = strlen(id);
+
+	return len > 0 && len <= ENVFILE_ID_MAX &&
+	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			  "0123456789_-") == len;
+}
+
+static bool env_name_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 256 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == len;
+}
+
+/* "host:port" with a port 1-65535; host may be a [v6] literal or "*". */
+static bool host_port_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == s)
+		return false;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] >= '0' && colon[1] <= '9' && *end == '\0' && errno == 0 && port > 0 &&
+	       port <= 65535;
+}
+
+static const struct scheme {
+	const char *prefix;
+	bool host_port; /* the rest must be host:port */
+} nng_schemes[] = {
+	{ "abstract://", false },
+	{ "ipc://", false },
+	{ "tcp://", true },
+	{ "tls+tcp://", true },
+};
+
+/* NULL when url is an nng link URL tandem can dial, else why not. */
+static const char *url_problem(const char *url)
+{
+	const struct scheme *sc = NULL;
+	const char *rest;
+
+	if (strlen(url) > ENVFILE_URL_MAX)
+		return "'url' is too long";
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return "'url' contains a space or control character";
+	if (!strncasecmp(url, "ws://", 5) || !strncasecmp(url, "wss://", 6))
+		return "'url' is a WebSocket URL (Codex exec-server); tandem executors are "
+		       "dialled over nng: use abstract://, ipc://, tcp:// or tls+tcp://";
+	for (size_t i = 0; i < ARRAY_SIZE(nng_schemes) && !sc; i++)
+		if (!strncmp(url, nng_schemes[i].prefix, strlen(nng_schemes[i].prefix)))
+			sc = &nng_schemes[i];
+	if (!sc)
+		return "'url' must be an nng link URL: abstract://, ipc://, tcp:// or tls+tcp://";
+	rest = url + strlen(sc->prefix);
+	if (!*rest)
+		return "'url' has nothing after the scheme";
+	if (sc->host_port && !host_port_valid(rest))
+		return "'url' must name host:port with a port from 1 to 65535";
+	return NULL;
+}
+
+/* An optional non-empty string: absent leaves *out alone. */
+static int get_str(struct loader *L, json_t *raw, const char *base, const char *key,
+		   char **out)
+{
+	const char *s = NULL;
+	char e[256];
+
+	if (jsonu_get_str(raw, key, false, &s, e, sizeof(e)) < 0)
+		return fatal_json(L, base, key, e);
+	if (!s)
+		return 0;
+	if (!*s || strlen(s) > PATH_MAX) {
+		snprintf(e, sizeof(e), "'%s' must be 1-%d bytes", key, PATH_MAX);
+		return fatal_json(L, base, key, e);
+	}
+	*out = xstrdup(s);
+	return 0;
+}
+
+static char **str_vec(size_t n)
+{
+	return xcalloc(n + 1, sizeof(char *));
+}
+
+static int load_args(struct loader *L, json_t *raw, const char *base, struct envspec *s)
+{
+	json_t *a = NULL, *v;
+	char e[256];
+	size_t i;
+
+	if (jsonu_get_str_array(raw, "args", false, ENVFILE_LIST_MAX, &a, e, sizeof(e)) < 0)
+		return fatal_json(L, base, "args", e);
+	s->args = str_vec(json_array_size(a));
+	json_array_foreach (a, i, v)
+		s->args[s->n_args++] = xstrdup(json_string_value(v));
+	return 0;
+}
+
+static int load_env(struct loader *L, json_t *raw, const char *base, struct envspec *s)
+{
+	json_t *m = NULL, *v;
+	const char *k;
+	char e[256];
+
+	if (jsonu_get_str_map(raw, "env", false, ENVFILE_LIST_MAX, &m, e, sizeof(e)) < 0)
+		return fatal_json(L, base, "env", e);
+	s->env = str_vec(json_object_size(m));
+	json_object_foreach (m, k, v) {
+		if (!env_name_valid(k)) {
+			_cleanup_free_ char *epath = toml_path_join(base, "env");
+
+			return fatal_json(L, epath, k, "'env' keys must be variable names "
+					  "([A-Za-z_][A-Za-z0-9_]*)");
+		}
+		s->env[s->n_env++] = xasprintf("%s=%s", k, json_string_value(v));
+	}
+	return 0;
+}
+
+static int load_timeout(struct loader *L, json_t *raw, const char *base, const char *key,
+			double *out)
+{
+	char e[256];
+
+	*out = ENVFILE_TIMEOUT_DEFAULT;
+	if (jsonu_get_double(raw, key, false, 0.001, ENVFILE_TIMEOUT_MAX, out, e, sizeof(e)) < 0)
+		return fatal_json(L, base, key, e);
+	return 0;
+}
+
+static const char *const entry_keys[] = {
+	"id", "url", "program", "args", "env", "cwd", "connect_timeout_sec",
+	"initialize_timeout_sec",
+};
+
+/* The first key of an entry that is not one of entry_keys, or NULL. */
+static const char *unknown_entry_key(json_t *raw)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach (raw, key, v) {
+		bool known = false;
+
+		for (size_t i = 0; i < ARRAY_SIZE(entry_keys) && !known; i++)
+			known = !strcmp(entry_keys[i], key);
+		if (!known)
+			return key;
+	}
+	return NULL;
+}
+
+static int unknown_key(struct loader *L, const char *base, const char *key)
+{
+	_cleanup_free_ char *tpath = toml_path_join(base, key);
+
+	return fatal_at(L, tpath, "unknown key '%.*s'", cut(key, 64), key);
+}
+
+static int load_id(struct loader *L, json_t *raw, const char *base, size_t idx,
+		   struct envspec *s)
+{
+	const char *id = NULL;
+	char e[256];
+	int r = jsonu_get_str(raw, "id", true, &id, e, sizeof(e));
+
+	if (r == -ENOENT)
+		return fatal_at(L, base, "environment has no 'id'");
+	if (r < 0)
+		return fatal_json(L, base, "id", e);
+	if (!envfile_id_valid(id))
+		return fatal_json(L, base, "id", "'id' must be 1-64 of [A-Za-z0-9_-]");
+	if (!strcmp(id, ENVFILE_LOCAL_ID) || !strcmp(id, "none"))
+		return fatal_json(L, base, "id", !strcmp(id, "none")
+			? "id 'none' is reserved"
+			: "id 'local' is reserved for the implicit local executor "
+			  "(see include_local)");
+	for (size_t i = 0; i < idx; i++)
+		if (!strcmp(L->ef->envs[i].id, id)) {
+			_cleanup_free_ char *tpath = toml_path_join(base, "id");
+
+			return fatal_at(L, tpath, "duplicate id '%s' (first at line %d)", id,
+					L->ef->envs[i].line);
+		}
+	s->id = xstrdup(id);
+	return 0;
+}
+
+/* Exactly one of url/program; args, env and cwd belong to program. */
+static int load_target(struct loader *L, json_t *raw, const char *base, struct envspec *s)
+{
+	static const char *const program_only[] = { "args", "env", "cwd" };
+	const char *problem;
+
+	if (get_str(L, raw, base, "url", &s->url) < 0 ||
+	    get_str(L, raw, base, "program", &s->program) < 0)
+		return -EINVAL;
+	if (s->url && s->program)
+		return fatal_json(L, base, "program",
+				  "set only one of 'url' (dial a running executor) and 'program' "
+				  "(spawn one)");
+	if (!s->url && !s->program)
+		return fatal_at(L, base, "environment '%s' needs 'url' (dial a running executor) "
+				"or 'program' (spawn one)", s->id);
+	if (s->url && (problem = url_problem(s->url)))
+		return fatal_json(L, base, "url", problem);
+	for (size_t i = 0; s->url && i < ARRAY_SIZE(program_only); i++)
+		if (json_object_get(raw, program_only[i])) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "'%s' is only valid with 'program'",
+				 program_only[i]);
+			return fatal_json(L, base, program_only[i], msg);
+		}
+	return 0;
+}
+
+static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec *s)
+{
+	_cleanup_free_ char *base = xasprintf("environments[%zu]", idx);
+	const char *key;
+
+	s->connect_timeout_sec = s->initialize_timeout_sec = ENVFILE_TIMEOUT_DEFAULT;
+	toml_doc_where(L->doc, base, &s->line, NULL);
+	if (!json_is_object(raw))
+		return fatal_at(L, base, "each environment must be a table");
+	if ((key = unknown_entry_key(raw)))
+		return unknown_key(L, base, key);
+	if (load_id(L, raw, base, idx, s) < 0 || load_target(L, raw, base, s) < 0 ||
+	    load_args(L, raw, base, s) < 0 || load_env(L, raw, base, s) < 0 ||
+	    get_str(L, raw, base, "cwd", &s->cwd) < 0)
+		return -EINVAL;
+	if (s->cwd && s->cwd[0] != '/')
+		return fatal_json(L, base, "cwd", "'cwd' must be an absolute path");
+	if (load_timeout(L, raw, base, "connect_timeout_sec", &s->connect_timeout_sec) < 0 ||
+	    load_timeout(L, raw, base, "initialize_timeout_sec", &s->initialize_timeout_sec) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+static int load_entries(struct loader *L, json_t *v)
+{
+	struct envfile *ef = L->ef;
+	json_t *raw;
+	size_t i;
+
+	if (!json_is_array(v))
+		return fatal_at(L, "environments", "'environments' must be an array of tables "
+				"([[environments]])");
+	if (json_array_size(v) > ENVFILE_MAX_ENVS)
+		return fatal_at(L, "environments", "more than %d environments", ENVFILE_MAX_ENVS);
+	ef->envs = xcalloc(json_array_size(v) + 1, sizeof(*ef->envs));
+	json_array_foreach (v, i, raw) {
+		/* Counted first so that envfile_free sees a half-built entry. */
+		ef->n_envs++;
+		if (load_entry(L, i, raw, &ef->envs[i]) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* default must name an entry, or "local" while the local executor exists. */
+static int check_default(struct loader *L)
+{
+	const char *id = L->ef->default_id;
+
+	if (!id || envfile_find(L->ef, id))
+		return 0;
+	if (!strcmp(id, ENVFILE_LOCAL_ID))
+		return L->ef->include_local
+			       ? 0
+			       : fatal_at(L, "default", "default is 'local' but include_local "
+					  "is false");
+	return fatal_at(L, "default", "default '%.*s' names no environment", cut(id, 64), id);
+}
+
+static int load_doc(struct loader *L)
+{
+	json_t *root = toml_doc_root(L->doc), *v;
+	const char *key;
+	char e[256];
+
+	json_object_foreach (root, key, v) {
+		if (!strcmp(key, "include_local")) {
+			if (jsonu_get_bool(root, key, false, &L->ef->include_local, e,
+					   sizeof(e)) < 0)
+				return fatal_json(L, NULL, key, e);
+		} else if (!strcmp(key, "default")) {
+			if (get_str(L, root, NULL, key, &L->ef->default_id) < 0)
+				return -EINVAL;
+		} else if (!strcmp(key, "environments")) {
+			if (load_entries(L, v) < 0)
+				return -EINVAL;
+		} else {
+			return unknown_key(L, NULL, key);
+		}
+	}
+	return check_default(L);
+}
+
+/* Reads the file; -ENOENT means "no file", anything else fills err. */
+static int parse(const char *path, struct toml_doc **doc, char *err, size_t errlen)
+{
+	struct toml_error te;
+	int r = toml_parse_file(path, doc, &te);
+
+	if (r == 0 || r == -ENOENT || !errlen)
+		return r;
+	if (te.line > 0)
+		snprintf(err, errlen, "%s:%d:%d: %s", path, te.line, te.col, te.reason);
+	else
+		snprintf(err, errlen, "%s: %s", path, te.reason);
+	return r;
+}
+
+int envfile_load(const char *home, struct envfile **out, char *err, size_t errlen)
+{
+	_cleanup_free_ char *path = NULL;
+	struct loader L = { .err = err, .errlen = err ? errlen : 0 };
+	int r;
+
+	if (!home || !*home) {
+		if (L.errlen)
+			snprintf(err, errlen, "no home directory");
+		return -EINVAL;
+	}
+	path = xasprintf("%s/%s", home, ENVFILE_NAME);
+	r = parse(path, &L.doc, err, L.errlen);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	L.path = path;
+	L.ef = xcalloc(1, sizeof(*L.ef));
+	L.ef->include_local = true;
+	r = 0;
+	if (L.doc) {
+		L.ef->path = xstrdup(path);
+		r = load_doc(&L);
+	}
+	toml_doc_free(L.doc);
+	if (r < 0) {
+		envfile_free(L.ef);
+		return r;
+	}
+	*out = L.ef;
+	return 0;
+}
+
+const struct envspec *envfile_find(const struct envfile *e, const char *id)
+{
+	for (size_t i = 0; e && i < e->n_envs; i++)
+		if (e->envs[i].id && !strcmp(e->envs[i].id, id))
+			return &e->envs[i];
+	return NULL;
+}
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+struct envfile *envfile_free(struct envfile *e)
+{
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < e->n_envs; i++) {
+		struct envspec *s = &e->envs[i];
+
+		free(s->id);
+		free(s->url);
+		free(s->program);
+		strv_free(s->args);
+		strv_free(s->env);
+		free(s->cwd);
+	}
+	free(e->envs);
+	free(e->path);
+	free(e->default_id);
+	free(e);
+	return NULL;
+}

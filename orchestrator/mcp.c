@@ -1,0 +1,1025 @@
+/* mcp.c - see mcp.h.
+ *
+ * Every request we send is a struct mcp_req: in a hash table keyed by its
+ * JSON-RPC id while it awaits an answer (ids count up, so `id & mask`
+ * spreads them perfectly and chains stay at about one entry), and in a list
+ * of all live requests for the rare whole-session walks (transport gone,
+ * stop, forget, free). Each request with a deadline owns a loop timer; the
+ * startup sequence is covered by one session timer instead.
+ *
+ * A request that fails before it reaches the server (pending limit, send
+ * error) keeps its place in the list, out of the table, with a 0 ms timer
+ * that reports the error from the loop: callers never see their callback
+ * run inside mcp_call_tool.
+ *
+ * Completion goes through one path, req_finish(): detach the request, then
+ * its `done` function frees it and acts (user callback, next list page,
+ * startup step). Callbacks may free the session: entry points bracket their
+ * work with session_enter/session_leave, mcp_session_free inside a callback
+ * only tears down and marks the session dead, and the outermost leave
+ * releases the memory. Code that runs after a callback checks s->dead.
+ *
+ * Results are never copied: the callback borrows the "result" member of the
+ * parsed message, and listed items are shared (reference counted) with the
+ * page they came from.
+ */
+#include "mcp.h"
+
+#include "jsonutil.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+#include "version.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_STARTUP_MS 30000u
+#define DEFAULT_TOOL_MS 300000u
+#define HASH_MIN_BUCKETS 16u
+#define MAX_ERROR_TEXT 4096 /* bytes of a server's error message we keep */
+
+enum req_kind { REQ_INIT, REQ_LIST, REQ_CALL };
+
+struct mcp_req;
+typedef void (*req_done_fn)(struct mcp_session *s, struct mcp_req *r, json_t *result,
+			    const char *error);
+
+struct mcp_req {
+	struct mcp_session *s;
+	uint64_t id;
+	enum req_kind kind;
+	const char *method; /* static string */
+	bool hashed;	    /* in the id table: sent, awaiting an answer */
+	char *deferred_error;
+	uint64_t timeout_ms;
+	struct loop_timer *timer;
+	req_done_fn done;
+	mcp_result_cb cb; /* REQ_CALL */
+	void *arg;
+	struct mcp_list *list; /* REQ_LIST */
+	struct mcp_req *hnext;
+	struct mcp_req *prev, *next;
+};
+
+/* One paged list (tools, resources, resource templates). acc != NULL while
+ * a listing is under way; the session's array is replaced only when the
+ * last page is in, so readers never see a half list. */
+struct mcp_list {
+	const char *method;   /* "tools/list" */
+	const char *key;      /* member holding the page's items: "tools" */
+	const char *item_key; /* string member every item must have: "name" */
+	json_t **dest;
+	json_t *acc;
+	unsigned pages;
+	size_t skipped; /* malformed items dropped */
+	bool again;	/* list_changed arrived while listing: list again */
+	bool startup;	/* this run is part of the startup sequence */
+	bool required;	/* its failure fails startup */
+};
+
+enum { LIST_TOOLS, LIST_RESOURCES, LIST_TEMPLATES, LIST_N };
+
+struct mcp_session {
+	struct loop *loop;
+	char *name;
+	uint64_t startup_ms, tool_ms;
+	struct mcp_transport t;
+	struct mcp_session_ops ops;
+	void *arg;
+
+	enum mcp_state state;
+	bool started, initialized, stopping, has_resources;
+	char *error;
+	char *protocol;
+	json_t *server_info, *capabilities;
+	json_t *tools, *resources, *templates;
+	struct mcp_list lists[LIST_N];
+	unsigned startup_lists; /* startup listings still running */
+	struct loop_timer *startup_timer;
+
+	uint64_t next_id;
+	struct mcp_req **buckets;
+	size_t nbuckets; /* power of two */
+	size_t npending; /* requests in the table */
+	size_t nreqs;	 /* requests alive (table + deferred errors) */
+	struct mcp_req *head, *tail;
+
+	unsigned depth; /* nesting of entry points that may run callbacks */
+	bool dead;	/* freed from inside a callback */
+};
+
+static const char *const known_versions[] = MCP_PROTOCOL_VERSIONS;
+
+/* ---- session lifetime guards ---- */
+
+static void session_release(struct mcp_session *s);
+
+static void session_enter(struct mcp_session *s) { s->depth++; }
+
+/* The caller must not touch s afterwards. */
+static void session_leave(struct mcp_session *s)
+{
+	if (--s->depth == 0 && s->dead)
+		session_release(s);
+}
+
+static bool session_final(const struct mcp_session *s)
+{
+	return s->state == MCP_FAILED || s->state == MCP_CLOSED;
+}
+
+/* ---- id table ---- */
+
+static size_t hash_slot(size_t nbuckets, uint64_t id) { return (size_t)(id & (nbuckets - 1)); }
+
+static void hash_grow(struct mcp_session *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct mcp_req **b = xcalloc(n, sizeof(*b));
+
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct mcp_req *r = s->buckets[i], *next;
+
+		for (; r; r = next) {
+			size_t slot = hash_slot(n, r->id);
+
+			next = r->hnext;
+			r->hnext = b[slot];
+			b[slot] = r;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+}
+
+static void hash_insert(struct mcp_session *s, struct mcp_req *r)
+{
+	size_t slot;
+
+	if (s->npending >= s->nbuckets && s->nbuckets < MCP_MAX_PENDING)
+		hash_grow(s);
+	slot = hash_slot(s->nbuckets, r->id);
+	r->hnext = s->buckets[slot];
+	s->buckets[slot] = r;
+	r->hashed = true;
+	s->npending++;
+}
+
+static struct mcp_req *hash_find(const struct mcp_session *s, uint64_t id)
+{
+	struct mcp_req *r = s->buckets[hash_slot(s->nbuckets, id)];
+
+	while (r && r->id != id)
+		r = r->hnext;
+	return r;
+}
+
+static void hash_remove(struct mcp_session *s, struct mcp_req *r)
+{
+	struct mcp_req **pp = &s->buckets[hash_slot(s->nbuckets, r->id)];
+
+	while (*pp != r)
+		pp = &(*pp)->hnext;
+	*pp = r->hnext;
+	r->hnext = NULL;
+	r->hashed = false;
+	s->npending--;
+}
+
+/* ---- requests ---- */
+
+static void req_timer_cb(struct loop_timer *t, void *arg);
+
+static struct mcp_req *req_new(struct mcp_session *s, enum req_kind kind, const char *method,
+			       uint64_t timeout_ms, req_done_fn done)
+{
+	struct mcp_req *r = xcalloc(1, sizeof(*r));
+
+	r->s = s;
+	r->kind = kind;
+	r->method = method;
+	r->timeout_ms = timeout_ms;
+	r->done = done;
+	r->id = s->next_id++;
+	r->prev = s->tail;
+	if (s->tail)
+		s->tail->next = r;
+	else
+		s->head = r;
+	s->tail = r;
+	s->nreqs++;
+	return r;
+}
+
+/* Takes r out of the table and the list and stops its timer. */
+static void req_detach(struct mcp_session *s, struct mcp_req *r)
+{
+	if (r->hashed)
+		hash_remove(s, r);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		s->tail = r->prev;
+	r->prev = r->next = NULL;
+	loop_timer_cancel(r->timer);
+	r->timer = NULL;
+	s->nreqs--;
+}
+
+static void req_free(struct mcp_req *r)
+{
+	free(r->deferred_error);
+	free(r);
+}
+
+static void req_finish(struct mcp_session *s, struct mcp_req *r, json_t *result,
+		       const char *error)
+{
+	req_detach(s, r);
+	r->done(s, r, result, error);
+}
+
+/* Reports `error` (taken) for r from the loop, not from the caller's stack. */
+static void req_defer_error(struct mcp_session *s, struct mcp_req *r, char *error)
+{
+	if (r->hashed)
+		hash_remove(s, r);
+	loop_timer_cancel(r->timer);
+	free(r->deferred_error);
+	r->deferred_error = error;
+	r->timer = loop_timer_add(s->loop, 0, req_timer_cb, r);
+}
+
+/* Encodes and hands msg (taken) to the transport. */
+static int send_msg(struct mcp_session *s, json_t *msg)
+{
+	char *text = jsonu_dumps(msg);
+	int rc;
+
+	json_decref(msg);
+	if (!text)
+		return -ENOMEM;
+	rc = s->t.send(s->t.ctx, text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/* Sends r with params (taken; NULL = none) and starts its timer. On
+ * failure returns -errno and r is live but not in the table. */
+static int req_submit(struct mcp_session *s, struct mcp_req *r, json_t *params)
+{
+	json_t *msg;
+	int rc;
+
+	if (s->npending >= MCP_MAX_PENDING) {
+		json_decref(params);
+		return -ENOBUFS;
+	}
+	msg = json_pack("{s:s, s:I, s:s}", "jsonrpc", "2.0", "id", (json_int_t)r->id, "method",
+			r->method);
+	if (params)
+		json_object_set_new(msg, "params", params);
+	rc = send_msg(s, msg);
+	if (rc < 0)
+		return rc;
+	hash_insert(s, r);
+	if (r->timeout_ms)
+		r->timer = loop_timer_add(s->loop, r->timeout_ms, req_timer_cb, r);
+	return 0;
+}
+
+static char *submit_error_text(struct mcp_session *s, const char *method, int rc)
+{
+	if (rc == -ENOBUFS)
+		return xasprintf("too many pending requests to MCP server '%s' (limit %u)",
+				 s->name, MCP_MAX_PENDING);
+	return xasprintf("cannot send %s to MCP server '%s': %s", method, s->name, strerror(-rc));
+}
+
+static void send_notification(struct mcp_session *s, const char *method, json_t *params)
+{
+	json_t *msg = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", method);
+	int rc;
+
+	if (params)
+		json_object_set_new(msg, "params", params);
+	rc = send_msg(s, msg);
+	if (rc < 0)
+		log_debug("MCP server '%s': cannot send %s: %s", s->name, method, strerror(-rc));
+}
+
+static void send_cancelled(struct mcp_session *s, uint64_t id, const char *reason)
+{
+	json_t *params = json_pack("{s:I}", "requestId", (json_int_t)id);
+
+	if (reason)
+		json_object_set_new(params, "reason", json_string(reason));
+	send_notification(s, "notifications/cancelled", params);
+}
+
+static void req_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct mcp_req *r = arg;
+	struct mcp_session *s = r->s;
+	_cleanup_free_ char *error = NULL;
+
+	(void)t;
+	r->timer = NULL; /* fired: the handle is gone */
+	session_enter(s);
+	if (r->deferred_error) {
+		error = r->deferred_error;
+		r->deferred_error = NULL;
+	} else {
+		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
+				  r->method, s->name, r->timeout_ms);
+		/* The answer would be dropped anyway; let the server stop. */
+		if (r->kind != REQ_INIT)
+			send_cancelled(s, r->id, error);
+	}
+	req_finish(s, r, NULL, error);
+	session_leave(s);
+}
+
+/* ---- ending the session ---- */
+
+static void list_reset(struct mcp_list *list)
+{
+	json_decref(list->acc);
+	list->acc = NULL;
+	list->again = false;
+	list->startup = false;
+}
+
+/* Completes every live request with `error`. Internal requests see the
+ * session stopping or final and just go away; user calls get their
+ * callback. Stops early if a callback frees the session. */
+static void drain_requests(struct mcp_session *s, const char *error)
+{
+	struct mcp_req *r;
+
+	for (size_t i = 0; i < LIST_N; i++)
+		list_reset(&s->lists[i]);
+	while (!s->dead && (r = s->head) != NULL)
+		req_finish(s, r, NULL, error);
+}
+
+/* -> FAILED or CLOSED with `error`; pending calls fail, then state_cb. */
+static void session_end(struct mcp_session *s, enum mcp_state final, const char *error)
+{
+	if (session_final(s))
+		return;
+	s->state = final;
+	free(s->error);
+	s->error = xstrdup(error);
+	loop_timer_cancel(s->startup_timer);
+	s->startup_timer = NULL;
+	drain_requests(s, error);
+	if (!s->dead && s->ops.state_cb)
+		s->ops.state_cb(s, final, s->error, s->arg);
+}
+
+static void session_fail(struct mcp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void session_fail(struct mcp_session *s, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	session_end(s, MCP_FAILED, msg);
+}
+
+static void set_ready(struct mcp_session *s)
+{
+	loop_timer_cancel(s->startup_timer);
+	s->startup_timer = NULL;
+	s->state = MCP_READY;
+	if (s->ops.state_cb)
+		s->ops.state_cb(s, MCP_READY, NULL, s->arg);
+}
+
+/* Internal requests are moot once the session ends or is being stopped. */
+static bool session_active(const struct mcp_session *s)
+{
+	return !s->dead && !s->stopping && !session_final(s);
+}
+
+/* ---- lists ---- */
+
+static void list_request_page(struct mcp_session *s, struct mcp_list *list, const char *cursor);
+
+/* Appends the valid items of one page to list->acc; sets *cursor to the
+ * next page's cursor (borrowed from result) or NULL. Returns an error text
+ * (caller frees) or NULL. */
+static char *list_take_page(struct mcp_list *list, json_t *result, const char **cursor)
+{
+	json_t *items, *next, *item;
+	size_t i;
+
+	if (!json_is_object(result))
+		return xasprintf("%s result is not an object", list->method);
+	items = json_object_get(result, list->key);
+	if (!json_is_array(items))
+		return xasprintf("%s result has no '%s' array", list->method, list->key);
+	json_array_foreach(items, i, item) {
+		if (!json_is_string(json_object_get(item, list->item_key))) {
+			list->skipped++;
+			continue;
+		}
+		if (json_array_size(list->acc) >= MCP_MAX_LIST_ITEMS)
+			return xasprintf("%s returned more than %u %s", list->method,
+					 MCP_MAX_LIST_ITEMS, list->key);
+		json_array_append(list->acc, item); /* shared, not copied */
+	}
+	next = json_object_get(result, "nextCursor");
+	*cursor = NULL;
+	if (json_is_string(next) && json_string_length(next) > 0)
+		*cursor = json_string_value(next);
+	else if (next && !json_is_null(next) && !json_is_string(next))
+		return xasprintf("%s returned a nextCursor that is not a string", list->method);
+	return NULL;
+}
+
+static void startup_list_done(struct mcp_session *s)
+{
+	if (--s->startup_lists == 0 && s->state == MCP_STARTING)
+		set_ready(s);
+}
+
+/* The listing ended, with error (a text) or with list->acc complete. */
+static void list_finish(struct mcp_session *s, struct mcp_list *list, const char *error)
+{
+	json_t *acc = list->acc;
+	bool startup = list->startup;
+
+	list->acc = NULL;
+	list->startup = false;
+	if (error) {
+		json_decref(acc);
+		if (startup && list->required) {
+			session_fail(s, "%s failed: %s", list->method, error);
+			return;
+		}
+		/* An optional list failing at startup is common (no templates). */
+		if (startup)
+			log_debug("MCP server '%s': %s failed: %s", s->name, list->method, error);
+		else
+			log_warn("MCP server '%s': %s failed, keeping the previous list: %s",
+				 s->name, list->method, error);
+	} else {
+		if (list->skipped)
+			log_warn("MCP server '%s': %s: ignored %zu entries without a string '%s'",
+				 s->name, list->method, list->skipped, list->item_key);
+		json_decref(*list->dest);
+		*list->dest = acc;
+	}
+	if (startup)
+		startup_list_done(s);
+	else if (!error && list == &s->lists[LIST_TOOLS] && s->state == MCP_READY &&
+		 s->ops.tools_changed_cb)
+		s->ops.tools_changed_cb(s, s->arg);
+	if (session_active(s) && list->again)
+		list_request_page(s, list, NULL);
+}
+
+static void list_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
+		      const char *error)
+{
+	struct mcp_list *list = r->list;
+	_cleanup_free_ char *perr = NULL;
+	const char *cursor = NULL;
+
+	req_free(r);
+	if (!session_active(s) || !list->acc)
+		return;
+	if (!error)
+		error = perr = list_take_page(list, result, &cursor);
+	if (!error && cursor && list->pages >= MCP_MAX_LIST_PAGES)
+		error = perr = xasprintf("%s did not end after %u pages", list->method,
+					 MCP_MAX_LIST_PAGES);
+	if (!error && cursor) {
+		list_request_page(s, list, cursor);
+		return;
+	}
+	list_finish(s, list, error);
+}
+
+/* Requests one page; a first page (cursor NULL) starts a listing, or marks
+ * the running one to be repeated. */
+static void list_request_page(struct mcp_session *s, struct mcp_list *list, const char *cursor)
+{
+	struct mcp_req *r;
+	int rc;
+
+	if (!cursor) {
+		if (list->acc) {
+			list->again = true;
+			return;
+		}
+		list->acc = json_array();
+		list->pages = 0;
+		list->skipped = 0;
+		list->again = false;
+	}
+	list->pages++;
+	/* Startup pages are bounded by the startup timer; later re-lists by
+	 * the same span per page. */
+	r = req_new(s, REQ_LIST, list->method, list->startup ? 0 : s->startup_ms, list_done);
+	r->list = list;
+	rc = req_submit(s, r, cursor ? json_pack("{s:s}", "cursor", cursor) : NULL);
+	if (rc < 0)
+		req_defer_error(s, r, submit_error_text(s, list->method, rc));
+}
+
+static void list_start_startup(struct mcp_session *s, struct mcp_list *list, bool required)
+{
+	list->required = required;
+	list->startup = true;
+	s->startup_lists++;
+	list_request_page(s, list, NULL);
+}
+
+/* ---- initialize ---- */
+
+static bool version_known(const char *v)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(known_versions); i++)
+		if (strcmp(v, known_versions[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Validates the initialize result and keeps what we need; error text or NULL. */
+static char *take_init_result(struct mcp_session *s, json_t *result)
+{
+	json_t *caps, *info;
+	const char *v;
+
+	if (!json_is_object(result))
+		return xstrdup("initialize result is not an object");
+	v = json_string_value(json_object_get(result, "protocolVersion"));
+	if (!v)
+		return xstrdup("initialize result has no protocolVersion");
+	if (!version_known(v))
+		return xasprintf("server chose unsupported protocol version '%.64s' (we speak "
+				 "2024-11-05, 2025-03-26, 2025-06-18)", v);
+	caps = json_object_get(result, "capabilities");
+	if (caps && !json_is_object(caps))
+		return xstrdup("initialize result: capabilities is not an object");
+	info = json_object_get(result, "serverInfo");
+	s->protocol = xstrdup(v);
+	s->capabilities = caps ? json_incref(caps) : json_object();
+	s->server_info = json_is_object(info) ? json_incref(info) : NULL;
+	return NULL;
+}
+
+static void init_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
+		      const char *error)
+{
+	_cleanup_free_ char *perr = NULL;
+	bool has_tools;
+
+	req_free(r);
+	if (!session_active(s))
+		return;
+	if (error) {
+		session_fail(s, "initialize failed: %s", error);
+		return;
+	}
+	perr = take_init_result(s, result);
+	if (perr) {
+		session_fail(s, "MCP server '%s': %s", s->name, perr);
+		return;
+	}
+	send_notification(s, "notifications/initialized", NULL);
+	s->initialized = true;
+	has_tools = json_object_get(s->capabilities, "tools") != NULL;
+	s->has_resources = json_object_get(s->capabilities, "resources") != NULL;
+	/* Listing tools of a server that did not advertise them is harmless;
+	 * only an advertised tools capability makes the list mandatory. */
+	list_start_startup(s, &s->lists[LIST_TOOLS], has_tools);
+	if (s->has_resources) {
+		list_start_startup(s, &s->lists[LIST_RESOURCES], false);
+		list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	}
+}
+
+/* Names what startup was waiting for when it timed out. */
+static char *startup_waiting_for(const struct mcp_session *s)
+{
+	char buf[128] = "";
+	size_t n = 0;
+
+	if (!s->initialized)
+		return xstrdup("initialize");
+	for (size_t i = 0; i < LIST_N; i++) {
+		if (!s->lists[i].startup)
+			continue;
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? ", " : "",
+				      s->lists[i].method);
+	}
+	return xstrdup(n ? buf : "the server");
+}
+
+static void startup_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct mcp_session *s = arg;
+	_cleanup_free_ char *what = startup_waiting_for(s);
+
+	(void)t;
+	s->startup_timer = NULL;
+	session_enter(s);
+	session_fail(s, "MCP server '%s' startup timed out after %" PRIu64 " ms (waiting for %s)",
+		     s->name, s->startup_ms, what);
+	session_leave(s);
+}
+
+/* ---- user calls ---- */
+
+static void call_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
+		      const char *error)
+{
+	mcp_result_cb cb = r->cb;
+	void *arg = r->arg;
+	const char *method = r->method;
+	_cleanup_free_ char *perr = NULL;
+
+	req_free(r);
+	if (!error && !json_is_object(result))
+		error = perr = xasprintf("invalid %s result from MCP server '%s': not an object",
+					 method, s->name);
+	cb(s, error ? NULL : result, error, arg);
+}
+
+static uint64_t call_start(struct mcp_session *s, const char *method, json_t *params,
+			   uint64_t timeout_ms, mcp_result_cb cb, void *arg)
+{
+	struct mcp_req *r;
+	int rc;
+
+	/* params is NULL if a string was not valid UTF-8. */
+	if (!s || s->dead || s->state != MCP_READY || s->stopping || !cb || !params) {
+		json_decref(params);
+		return 0;
+	}
+	r = req_new(s, REQ_CALL, method, timeout_ms ? timeout_ms : s->tool_ms, call_done);
+	r->cb = cb;
+	r->arg = arg;
+	rc = req_submit(s, r, params);
+	if (rc < 0)
+		req_defer_error(s, r, submit_error_text(s, method, rc));
+	return r->id + 1;
+}
+
+uint64_t mcp_call_tool(struct mcp_session *s, const char *tool, json_t *arguments,
+		       uint64_t timeout_ms, mcp_result_cb cb, void *arg)
+{
+	json_t *args;
+
+	if (!tool || (arguments && !json_is_object(arguments)))
+		return 0;
+	args = arguments ? json_incref(arguments) : json_object(); /* shared, not copied */
+	return call_start(s, "tools/call", json_pack("{s:s, s:o}", "name", tool, "arguments", args),
+			  timeout_ms, cb, arg);
+}
+
+uint64_t mcp_read_resource(struct mcp_session *s, const char *uri, mcp_result_cb cb, void *arg)
+{
+	if (!uri)
+		return 0;
+	return call_start(s, "resources/read", json_pack("{s:s}", "uri", uri), 0, cb, arg);
+}
+
+void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
+{
+	_cleanup_free_ char *error = NULL;
+	struct mcp_req *r;
+
+	if (!s || s->dead || call_id == 0)
+		return;
+	r = hash_find(s, call_id - 1);
+	if (!r || r->kind != REQ_CALL)
+		return;
+	send_cancelled(s, r->id, reason);
+	error = xasprintf("%s to MCP server '%s' cancelled%s%s", r->method, s->name,
+			  reason ? ": " : "", reason ? reason : "");
+	session_enter(s);
+	req_finish(s, r, NULL, error);
+	session_leave(s);
+}
+
+void mcp_session_forget_callbacks(struct mcp_session *s, void *arg)
+{
+	struct mcp_req *r, *next;
+
+	if (!s || s->dead)
+		return;
+	for (r = s->head; r; r = next) {
+		next = r->next;
+		if (r->kind != REQ_CALL || r->arg != arg)
+			continue;
+		if (r->hashed)
+			send_cancelled(s, r->id, "caller went away");
+		req_detach(s, r);
+		req_free(r);
+	}
+}
+
+/* ---- receiving ---- */
+
+static char *rpc_error_text(json_t *err)
+{
+	json_t *code = json_object_get(err, "code");
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	int len;
+
+	if (!json_is_object(err))
+		return xstrdup("MCP error: malformed error response");
+	len = msg ? (int)MIN(strlen(msg), (size_t)MAX_ERROR_TEXT) : 0;
+	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s",
+			 json_is_integer(code) ? json_integer_value(code) : 0, len, msg ? msg : "");
+}
+
+static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
+{
+	json_t *err = json_object_get(m, "error");
+	struct mcp_req *r;
+	char *text;
+
+	/* We only send non-negative integers; anything else is not ours. */
+	if (!json_is_integer(id) || json_integer_value(id) < 0) {
+		log_debug("MCP server '%s': ignoring response with a foreign id", s->name);
+		return;
+	}
+	r = hash_find(s, (uint64_t)json_integer_value(id));
+	if (!r) {
+		log_debug("MCP server '%s': ignoring response to unknown or finished request %" JSON_INTEGER_FORMAT,
+			  s->name, json_integer_value(id));
+		return;
+	}
+	if (err) {
+		text = rpc_error_text(err);
+		req_finish(s, r, NULL, text);
+		free(text);
+		return;
+	}
+	req_finish(s, r, json_object_get(m, "result"), NULL);
+}
+
+/* A request from the server: we offer no client features, so only ping. */
+static void handle_server_request(struct mcp_session *s, const char *method, json_t *id)
+{
+	json_t *resp;
+	int rc;
+
+	if (strcmp(method, "ping") == 0) {
+		resp = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id", id, "result");
+	} else {
+		log_debug("MCP server '%s': refusing request %.64s", s->name, method);
+		resp = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error",
+				 "code", MCP_ERR_METHOD_NOT_FOUND, "message", "Method not found");
+	}
+	rc = send_msg(s, resp);
+	if (rc < 0)
+		log_debug("MCP server '%s': cannot answer %.64s: %s", s->name, method,
+			  strerror(-rc));
+}
+
+static void handle_notification(struct mcp_session *s, const char *method)
+{
+	if (!s->initialized || !session_active(s)) {
+		log_debug("MCP server '%s': ignoring %.64s", s->name, method);
+	} else if (strcmp(method, "notifications/tools/list_changed") == 0) {
+		list_request_page(s, &s->lists[LIST_TOOLS], NULL);
+	} else if (strcmp(method, "notifications/resources/list_changed") == 0 &&
+		   s->has_resources) {
+		list_request_page(s, &s->lists[LIST_RESOURCES], NULL);
+		list_request_page(s, &s->lists[LIST_TEMPLATES], NULL);
+	} else {
+		log_debug("MCP server '%s': ignoring notification %.64s", s->name, method);
+	}
+}
+
+static void handle_message(struct mcp_session *s, json_t *m)
+{
+	json_t *ver = json_object_get(m, "jsonrpc");
+	json_t *method = json_object_get(m, "method");
+	json_t *id = json_object_get(m, "id");
+
+	if (!json_is_object(m) || (ver && !(json_is_string(ver) &&
+					    strcmp(json_string_value(ver), "2.0") == 0))) {
+		log_debug("MCP server '%s': ignoring a JSON value that is not JSON-RPC 2.0",
+			  s->name);
+		return;
+	}
+	if (json_is_string(method)) {
+		if (!id)
+			handle_notification(s, json_string_value(method));
+		else if (json_is_string(id) || json_is_integer(id))
+			handle_server_request(s, json_string_value(method), id);
+		else
+			log_debug("MCP server '%s': ignoring request with a bad id", s->name);
+		return;
+	}
+	if (!method && id && (json_object_get(m, "result") || json_object_get(m, "error"))) {
+		handle_response(s, id, m);
+		return;
+	}
+	log_debug("MCP server '%s': ignoring a message that is not JSON-RPC", s->name);
+}
+
+void mcp_session_receive(struct mcp_session *s, const char *data, size_t len)
+{
+	char err[160];
+	json_t *msg;
+
+	if (!s || s->dead || !s->started || session_final(s))
+		return;
+	msg = jsonu_loadb(data, len, MCP_MAX_MESSAGE, err, sizeof(err));
+	if (!msg) {
+		log_debug("MCP server '%s': ignoring %zu bytes of non-JSON output (%s)", s->name,
+			  len, err);
+		return;
+	}
+	session_enter(s);
+	if (!json_is_array(msg)) {
+		handle_message(s, msg);
+	} else if (json_array_size(msg) > MCP_MAX_BATCH) {
+		log_debug("MCP server '%s': ignoring a batch of %zu messages", s->name,
+			  json_array_size(msg));
+	} else {
+		for (size_t i = 0; i < json_array_size(msg) && !s->dead && !session_final(s); i++)
+			handle_message(s, json_array_get(msg, i));
+	}
+	json_decref(msg);
+	session_leave(s);
+}
+
+/* ---- lifecycle ---- */
+
+static void list_init(struct mcp_list *list, const char *method, const char *key,
+		      const char *item_key, json_t **dest)
+{
+	*list = (struct mcp_list){ .method = method, .key = key, .item_key = item_key,
+				   .dest = dest };
+	*dest = json_array();
+}
+
+struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
+				    const struct mcp_transport *t,
+				    const struct mcp_session_ops *ops, void *arg)
+{
+	struct mcp_session *s = xcalloc(1, sizeof(*s));
+
+	s->loop = l;
+	s->name = xstrdup(o->name ? o->name : "?");
+	s->startup_ms = o->startup_timeout_ms ? o->startup_timeout_ms : DEFAULT_STARTUP_MS;
+	s->tool_ms = o->tool_timeout_ms ? o->tool_timeout_ms : DEFAULT_TOOL_MS;
+	s->t = *t;
+	s->ops = *ops;
+	s->arg = arg;
+	s->state = MCP_STARTING;
+	s->nbuckets = HASH_MIN_BUCKETS;
+	s->buckets = xcalloc(s->nbuckets, sizeof(*s->buckets));
+	list_init(&s->lists[LIST_TOOLS], "tools/list", "tools", "name", &s->tools);
+	list_init(&s->lists[LIST_RESOURCES], "resources/list", "resources", "uri", &s->resources);
+	list_init(&s->lists[LIST_TEMPLATES], "resources/templates/list", "resourceTemplates",
+		  "uriTemplate", &s->templates);
+	return s;
+}
+
+int mcp_session_start(struct mcp_session *s)
+{
+	struct mcp_req *r;
+	json_t *params;
+	int rc;
+
+	if (s->started)
+		return -EALREADY;
+	s->started = true;
+	params = json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", MCP_PROTOCOL_LATEST,
+			   "capabilities", "clientInfo", "name", "tandem", "version",
+			   TANDEM_VERSION);
+	r = req_new(s, REQ_INIT, "initialize", 0, init_done);
+	rc = req_submit(s, r, params);
+	if (rc < 0) {
+		req_detach(s, r);
+		req_free(r);
+		s->state = MCP_FAILED;
+		s->error = submit_error_text(s, "initialize", rc);
+		return rc;
+	}
+	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
+	return 0;
+}
+
+static char *gone_text(struct mcp_session *s, const char *what, const char *reason)
+{
+	return xasprintf("MCP server '%s' %s%s%s", s->name, what, reason ? ": " : "",
+			 reason ? reason : "");
+}
+
+void mcp_session_transport_closed(struct mcp_session *s, const char *reason)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (!s || s->dead || session_final(s))
+		return;
+	error = gone_text(s, s->stopping ? "stopped" : "connection lost", reason);
+	session_enter(s);
+	session_end(s, s->stopping ? MCP_CLOSED : MCP_FAILED, error);
+	session_leave(s);
+}
+
+void mcp_session_stop(struct mcp_session *s, const char *reason)
+{
+	_cleanup_free_ char *error = NULL;
+
+	if (!s || s->dead || s->stopping || session_final(s))
+		return;
+	s->stopping = true;
+	loop_timer_cancel(s->startup_timer);
+	s->startup_timer = NULL;
+	error = gone_text(s, "is stopping", reason);
+	session_enter(s);
+	drain_requests(s, error);
+	session_leave(s);
+}
+
+/* ---- accessors ---- */
+
+json_t *mcp_session_tools(const struct mcp_session *s) { return s->tools; }
+json_t *mcp_session_resources(const struct mcp_session *s) { return s->resources; }
+json_t *mcp_session_resource_templates(const struct mcp_session *s) { return s->templates; }
+json_t *mcp_session_server_info(const struct mcp_session *s) { return s->server_info; }
+json_t *mcp_session_capabilities(const struct mcp_session *s) { return s->capabilities; }
+const char *mcp_session_protocol_version(const struct mcp_session *s) { return s->protocol; }
+enum mcp_state mcp_session_state(const struct mcp_session *s) { return s->state; }
+const char *mcp_session_error(const struct mcp_session *s) { return s->error; }
+const char *mcp_session_name(const struct mcp_session *s) { return s->name; }
+size_t mcp_session_pending(const struct mcp_session *s) { return s->nreqs; }
+
+const char *mcp_state_name(enum mcp_state st)
+{
+	switch (st) {
+	case MCP_STARTING:
+		return "starting";
+	case MCP_READY:
+		return "ready";
+	case MCP_FAILED:
+		return "failed";
+	case MCP_CLOSED:
+		return "closed";
+	}
+	return "?";
+}
+
+/* ---- freeing ---- */
+
+static void session_release(struct mcp_session *s)
+{
+	free(s->name);
+	free(s->error);
+	free(s->protocol);
+	json_decref(s->server_info);
+	json_decref(s->capabilities);
+	json_decref(s->tools);
+	json_decref(s->resources);
+	json_decref(s->templates);
+	free(s->buckets);
+	free(s);
+}
+
+struct mcp_session *mcp_session_free(struct mcp_session *s)
+{
+	struct mcp_req *r;
+
+	if (!s || s->dead)
+		return NULL;
+	loop_timer_cancel(s->startup_timer);
+	s->startup_timer = NULL;
+	while ((r = s->head) != NULL) {
+		req_detach(s, r);
+		req_free(r);
+	}
+	for (size_t i = 0; i < LIST_N; i++)
+		list_reset(&s->lists[i]);
+	s->dead = true;
+	if (s->depth == 0)
+		session_release(s);
+	return NULL;
+}

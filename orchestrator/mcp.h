@@ -1,0 +1,157 @@
+/* mcp.h - the orchestrator's MCP client: one session per live MCP server.
+ *
+ * Speaks JSON-RPC 2.0 to one server over an abstract transport supplied by
+ * the caller: the executor stdio relay (each message is one MCP_SEND /
+ * MCP_OUTPUT) or, later, streamable HTTP. The session does not know which;
+ * it hands whole messages to transport.send and is fed whole messages with
+ * mcp_session_receive.
+ *
+ * Lifecycle: mcp_session_start sends initialize (offering MCP_PROTOCOL_LATEST)
+ * and accepts any version in MCP_PROTOCOL_VERSIONS, then sends
+ * notifications/initialized, lists tools (following nextCursor), and, when
+ * the server advertises resources, resources and resource templates (their
+ * failure is not fatal). The session is READY when all lists are in, FAILED
+ * on a protocol error or when startup_timeout_ms passes first. The state
+ * callback reports each change exactly once; FAILED and CLOSED are final.
+ *
+ * Requests we send carry integer ids counting up from 0; a response is
+ * matched by exactly that id (a string "3" does not match 3). Responses to
+ * unknown, finished or timed-out requests, non-JSON lines and anything that
+ * is not JSON-RPC are ignored (logged at debug: servers print junk).
+ * Server->client requests get an answer: ping -> {}, anything else ->
+ * -32601 (sampling, elicitation and roots are not offered). The server's
+ * notifications/tools/list_changed re-lists tools and then calls
+ * tools_changed_cb; notifications/resources/list_changed re-lists resources
+ * and templates. Other notifications are ignored.
+ *
+ * Callbacks: state_cb, tools_changed_cb and result callbacks run from
+ * mcp_session_receive, mcp_session_transport_closed, mcp_session_stop,
+ * mcp_cancel or a loop timer, never from inside mcp_call_tool,
+ * mcp_read_resource or mcp_session_start. Any callback may call any
+ * function here, including mcp_session_free (nothing is called after it).
+ *
+ * Ownership: the session copies opts->name and the transport/ops structs.
+ * JSON handed to callbacks and returned by the accessors is borrowed: a
+ * result lives for the duration of its callback; tools/resources arrays
+ * stay valid until the next tools_changed_cb (or re-list of resources) or
+ * mcp_session_free. Arguments passed in are borrowed (not copied, not
+ * stolen). All functions run on the loop thread.
+ */
+#ifndef TANDEM_MCP_H
+#define TANDEM_MCP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct mcp_session;
+
+#define MCP_PROTOCOL_LATEST "2025-06-18"
+/* Versions we accept from a server, oldest first. */
+#define MCP_PROTOCOL_VERSIONS { "2024-11-05", "2025-03-26", "2025-06-18" }
+
+#define MCP_MAX_MESSAGE (32u * 1024u * 1024u) /* bytes of one received message */
+#define MCP_MAX_PENDING 4096u		     /* requests in flight per session */
+#define MCP_MAX_LIST_PAGES 100u		     /* pages followed for one list */
+#define MCP_MAX_LIST_ITEMS 10000u	     /* tools (resources, templates) per list */
+#define MCP_MAX_BATCH 1024u		     /* messages in one received JSON array */
+
+/* JSON-RPC error codes we send. */
+#define MCP_ERR_METHOD_NOT_FOUND (-32601)
+
+struct mcp_transport {
+	/* Sends one complete JSON-RPC message (len bytes, no newline, not
+	 * NUL-terminated for the callee's purposes) and returns: queue it,
+	 * never feed mcp_session_receive from inside send. Returns 0 or
+	 * -errno; a failure is reported to the request's callback, it does
+	 * not close the session (the transport says so with
+	 * transport_closed). */
+	int (*send)(void *ctx, const char *json, size_t len);
+	void *ctx;
+};
+
+enum mcp_state { MCP_STARTING, MCP_READY, MCP_FAILED, MCP_CLOSED };
+
+struct mcp_session_ops {
+	/* Every state change. error is NULL for READY, the reason otherwise. */
+	void (*state_cb)(struct mcp_session *s, enum mcp_state st, const char *error, void *arg);
+	/* After a successful re-list triggered by list_changed while READY.
+	 * May be NULL. */
+	void (*tools_changed_cb)(struct mcp_session *s, void *arg);
+};
+
+struct mcp_opts {
+	const char *name;	     /* server name, used in error texts */
+	uint64_t startup_timeout_ms; /* initialize .. READY; 0 = 30 s */
+	uint64_t tool_timeout_ms;    /* default per call; 0 = 300 s */
+};
+
+/* result: borrowed, NULL on error. error: NULL on success. A tools/call
+ * result with isError true is a result, not an error. */
+typedef void (*mcp_result_cb)(struct mcp_session *s, json_t *result, const char *error,
+			      void *arg);
+
+/* Never fails (allocation failure aborts). l, o, t, ops must be non-NULL and
+ * t->send set; ops->state_cb may be NULL. */
+struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
+				    const struct mcp_transport *t,
+				    const struct mcp_session_ops *ops, void *arg);
+/* Sends initialize and arms the startup timer. Returns 0, -EALREADY if
+ * already started, or the transport's -errno (the session is then FAILED,
+ * without a state_cb call: the caller has the error). */
+int mcp_session_start(struct mcp_session *s);
+/* Feeds one message received from the transport. */
+void mcp_session_receive(struct mcp_session *s, const char *data, size_t len);
+/* The transport is gone (process exited, executor lost, HTTP session
+ * ended): every pending call completes with an error naming reason, and
+ * the state becomes FAILED, or CLOSED after mcp_session_stop. */
+void mcp_session_transport_closed(struct mcp_session *s, const char *reason);
+/* The owner is shutting the server down: pending calls complete with an
+ * error, new calls are refused, and the next transport_closed gives
+ * CLOSED instead of FAILED. The owner still closes the transport. */
+void mcp_session_stop(struct mcp_session *s, const char *reason);
+
+/* tools/call {name, arguments}. timeout_ms 0 = the session's
+ * tool_timeout_ms. Returns a call id (> 0) for mcp_cancel, after which cb
+ * runs exactly once (unless forgotten or the session is freed). Returns 0,
+ * without calling cb, when the session is not READY or is stopping, cb or
+ * tool is NULL, or arguments is neither NULL (sent as {}) nor an object.
+ * Other failures (too many pending requests, transport send error) come
+ * through cb, from the loop. On timeout the server gets
+ * notifications/cancelled. */
+uint64_t mcp_call_tool(struct mcp_session *s, const char *tool, json_t *arguments,
+		       uint64_t timeout_ms, mcp_result_cb cb, void *arg);
+/* resources/read {uri}, with the session's tool_timeout_ms. As above. */
+uint64_t mcp_read_resource(struct mcp_session *s, const char *uri, mcp_result_cb cb, void *arg);
+/* Sends notifications/cancelled {requestId, reason} and runs the call's cb
+ * with an error, before returning. Unknown or finished ids are ignored. */
+void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason);
+/* Cancels (notifications/cancelled) every pending call whose cb arg is
+ * `arg`, WITHOUT invoking callbacks: their owner is going away. */
+void mcp_session_forget_callbacks(struct mcp_session *s, void *arg);
+
+/* Accessors. Arrays are never NULL (empty until listed). */
+json_t *mcp_session_tools(const struct mcp_session *s);
+json_t *mcp_session_resources(const struct mcp_session *s);
+json_t *mcp_session_resource_templates(const struct mcp_session *s);
+/* The server's serverInfo object, or NULL before initialize or if absent. */
+json_t *mcp_session_server_info(const struct mcp_session *s);
+/* The server's capabilities object, or NULL before initialize. */
+json_t *mcp_session_capabilities(const struct mcp_session *s);
+/* The negotiated version, or NULL before initialize succeeded. */
+const char *mcp_session_protocol_version(const struct mcp_session *s);
+enum mcp_state mcp_session_state(const struct mcp_session *s);
+/* Why the session FAILED/CLOSED, else NULL. */
+const char *mcp_session_error(const struct mcp_session *s);
+const char *mcp_session_name(const struct mcp_session *s);
+/* Requests awaiting an answer (user calls and internal ones). */
+size_t mcp_session_pending(const struct mcp_session *s);
+const char *mcp_state_name(enum mcp_state st);
+
+/* Releases the session; pending calls are dropped without callbacks and no
+ * callback runs afterwards. Safe from inside a callback. Accepts NULL;
+ * returns NULL. Does not close the transport. */
+struct mcp_session *mcp_session_free(struct mcp_session *s);
+
+#endif

@@ -1,0 +1,508 @@
+/* srv.c - see srv.h. */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+#include "log.h"
+#include "loop.h"
+#include "mcp.h"
+#include "orch.h"
+#include "proto.h"
+#include "util.h"
+
+#define BACKOFF_MIN_MS 250u
+#define BACKOFF_MAX_MS 30000u
+struct cb_entry {
+	srv_cb cb;
+	void *arg;
+};
+
+struct cb_list {
+	struct cb_entry *v;
+	unsigned n, cap;
+};
+
+struct srv {
+	struct srv *next;
+	char *key;
+	char *name;
+	char *plugin_id;
+	json_t *cfg;
+	unsigned refs;
+	enum srv_state state;
+	char *error;
+	/* stdio on an executor */
+	struct env *env;
+	char *env_id;
+	uint32_t start_req;
+	uint64_t handle;
+	struct mcp_transport transport;
+	struct mcp_session *mcp;
+	bool dying; /* released while its MCP_START was in flight */
+	/* restart backoff */
+	unsigned failures;
+	uint64_t retry_at_ms;
+	/* callbacks */
+	struct cb_list waiters;
+	struct cb_list watchers;
+};
+
+/* Calls every entry of a snapshot: callbacks may change the list. */
+static void cb_run(struct srv *s, const struct cb_list *l, bool clear)
+{
+	unsigned n = l->n;
+	struct cb_entry *w;
+
+	if (!n)
+		return;
+	w = xmalloc(n * sizeof(*w));
+	memcpy(w, l->v, n * sizeof(*w));
+	if (clear)
+		((struct cb_list *)l)->n = 0;
+	for (unsigned i = 0; i < n; i++)
+		w[i].cb(s, w[i].arg);
+	free(w);
+}
+
+static void srv_start(struct srv *s);
+
+const char *srv_state_name(enum srv_state st)
+{
+	switch (st) {
+	case SRV_STARTING: return "starting";
+	case SRV_READY: return "ready";
+	default: return "failed";
+	}
+}
+
+static void set_state(struct srv *s, enum srv_state st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_state(struct srv *s, enum srv_state st, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(s->error);
+	s->error = NULL;
+	if (fmt) {
+		va_start(ap, fmt);
+		if (vasprintf(&s->error, fmt, ap) < 0)
+			s->error = NULL;
+		va_end(ap);
+	}
+	s->state = st;
+	if (st == SRV_READY)
+		s->failures = 0;
+	if (st == SRV_FAILED) {
+		s->failures++;
+		s->retry_at_ms = now_ms() + MIN(BACKOFF_MAX_MS,
+						 BACKOFF_MIN_MS << MIN(s->failures - 1, 8u));
+		log_warn("server '%s': %s", s->name, s->error ? s->error : "failed");
+	} else {
+		log_info("server '%s': %s", s->name, srv_state_name(st));
+	}
+	cb_run(s, &s->watchers, false);
+	if (st != SRV_STARTING)
+		cb_run(s, &s->waiters, true);
+}
+
+/* ---- MCP session over the executor relay ------------------------------- */
+
+static int relay_send(void *ctx, const char *json, size_t len)
+{
+	struct srv *s = ctx;
+
+	if (!s->env || !s->handle)
+		return -ENOTCONN;
+	return env_mcp_send(s->env, s->handle, json, len);
+}
+
+static void stop_process(struct srv *s)
+{
+	struct proto_mcp_stop_body b = { .handle = s->handle };
+
+	if (s->env && s->handle && env_state(s->env) == ENV_READY)
+		env_request(s->env, PROTO_MCP_STOP, &b, 5000, NULL, NULL);
+	s->handle = 0;
+}
+
+static void mcp_state_cb(struct mcp_session *m, enum mcp_state st, const char *error, void *arg)
+{
+	struct srv *s = arg;
+
+	if (st == MCP_READY) {
+		set_state(s, SRV_READY, NULL);
+	} else if (st == MCP_FAILED || st == MCP_CLOSED) {
+		stop_process(s);
+		set_state(s, SRV_FAILED, "%s", error ? error : "the MCP session ended");
+	}
+}
+
+static void mcp_tools_changed_cb(struct mcp_session *m, void *arg)
+{
+	cb_run(arg, &((struct srv *)arg)->watchers, false);
+}
+
+static const struct mcp_session_ops session_ops = {
+	.state_cb = mcp_state_cb,
+	.tools_changed_cb = mcp_tools_changed_cb,
+};
+
+static uint64_t cfg_ms(json_t *cfg, const char *key, uint64_t dflt)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	return json_is_number(v) ? (uint64_t)(json_number_value(v) * 1000.0) : dflt;
+}
+
+static void start_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			   void *arg)
+{
+	struct srv *s = arg;
+	struct mcp_opts o = { 0 };
+
+	s->start_req = 0;
+	if (s->dying) {
+		if (reply) {
+			struct proto_mcp_stop_body b = { .handle = reply->u.mcp_start_reply.handle };
+
+			env_request(e, PROTO_MCP_STOP, &b, 5000, NULL, NULL);
+		}
+		free(s);
+		return;
+	}
+	if (!reply) {
+		set_state(s, SRV_FAILED, "cannot start: %s", error);
+		return;
+	}
+	s->handle = reply->u.mcp_start_reply.handle;
+	orch->server_starts++;
+	o.name = s->name;
+	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
+	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
+	s->transport.send = relay_send;
+	s->transport.ctx = s;
+	s->mcp = mcp_session_new(orch->loop, &o, &s->transport, &session_ops, s);
+	if (mcp_session_start(s->mcp) < 0) {
+		stop_process(s);
+		set_state(s, SRV_FAILED, "cannot start the MCP session");
+	}
+}
+
+/* env_vars with source "local" are the orchestrator's to resolve (they name
+ * its own environment); "remote" ones the executor resolves at spawn. */
+static void split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlist *vars,
+		      struct proto_str *keys, struct proto_str *vals, struct proto_str *names)
+{
+	json_t *lit = json_object_get(cfg, "env"), *ev = json_object_get(cfg, "env_vars"), *v;
+	const char *k;
+	size_t i;
+
+	env->keys = keys;
+	env->vals = vals;
+	vars->items = names;
+	json_array_foreach(ev, i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *src = json_string_value(json_object_get(v, "source"));
+
+		if (!name)
+			continue;
+		if (src && strcmp(src, "local") == 0) {
+			const char *val = getenv(name);
+
+			if (val) {
+				keys[env->n] = proto_str_c(name);
+				vals[env->n++] = proto_str_c(val);
+			}
+		} else {
+			names[vars->n++] = proto_str_c(name);
+		}
+	}
+	json_object_foreach(lit, k, v) {
+		keys[env->n] = proto_str_c(k);
+		vals[env->n++] = proto_str_c(json_string_value(v));
+	}
+}
+
+static void start_stdio(struct srv *s)
+{
+	json_t *args = json_object_get(s->cfg, "args"), *v;
+	size_t na = json_array_size(args), ne = json_object_size(json_object_get(s->cfg, "env")) +
+					       json_array_size(json_object_get(s->cfg, "env_vars"));
+	_cleanup_free_ struct proto_str *a = xcalloc(na + 1, sizeof(*a));
+	_cleanup_free_ struct proto_str *keys = xcalloc(ne + 1, sizeof(*keys));
+	_cleanup_free_ struct proto_str *vals = xcalloc(ne + 1, sizeof(*vals));
+	_cleanup_free_ struct proto_str *names = xcalloc(ne + 1, sizeof(*names));
+	struct proto_mcp_start_body b = { 0 };
+	const char *cwd = json_string_value(json_object_get(s->cfg, "cwd"));
+	size_t i;
+
+	b.server_name = proto_str_c(s->name);
+	b.command = proto_str_c(json_string_value(json_object_get(s->cfg, "command")));
+	json_array_foreach(args, i, v)
+		a[b.args.n++] = proto_str_c(json_string_value(v));
+	b.args.items = a;
+	split_env(s->cfg, &b.env, &b.env_vars, keys, vals, names);
+	if (cwd)
+		b.cwd = proto_str_c(cwd);
+	b.present = 0x3f;
+	s->start_req = env_request(s->env, PROTO_MCP_START, &b, ORCH_START_TIMEOUT_MS,
+				   start_reply_cb, s);
+	if (!s->start_req)
+		set_state(s, SRV_FAILED, "environment '%s' is not connected", s->env_id);
+}
+
+static void srv_start(struct srv *s)
+{
+	const char *transport = json_string_value(json_object_get(s->cfg, "transport"));
+
+	s->mcp = mcp_session_free(s->mcp);
+	s->handle = 0;
+	set_state(s, SRV_STARTING, NULL);
+	if (transport && strcmp(transport, "http") == 0) {
+		set_state(s, SRV_FAILED, "streamable HTTP servers are not supported by this version");
+		return;
+	}
+	s->env = orch_env(s->env_id);
+	if (!s->env) {
+		set_state(s, SRV_FAILED, "environment '%s' does not exist", s->env_id);
+		return;
+	}
+	if (env_state(s->env) != ENV_READY) {
+		set_state(s, SRV_FAILED, "environment '%s' is %s%s%s", s->env_id,
+			  env_state_name(env_state(s->env)), env_error(s->env) ? ": " : "",
+			  env_error(s->env) ? env_error(s->env) : "");
+		return;
+	}
+	start_stdio(s);
+}
+
+bool srv_retry(struct srv *s)
+{
+	if (s->state == SRV_FAILED && now_ms() >= s->retry_at_ms)
+		srv_start(s);
+	return s->state == SRV_STARTING;
+}
+
+/* ---- the pool ---------------------------------------------------------- */
+
+static char *make_key(const char *name, json_t *cfg, const char *plugin_id)
+{
+	_cleanup_free_ char *c = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+
+	return xasprintf("%s\x1f%s\x1f%s", name, plugin_id ? plugin_id : "", c ? c : "");
+}
+
+struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id)
+{
+	_cleanup_free_ char *key = make_key(name, cfg, plugin_id);
+	const char *envid;
+	struct srv *s;
+
+	for (s = orch->srvs; s; s = s->next) {
+		if (strcmp(s->key, key) == 0) {
+			s->refs++;
+			return s;
+		}
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->key = TAKE_PTR(key);
+	s->name = xstrdup(name);
+	s->plugin_id = plugin_id ? xstrdup(plugin_id) : NULL;
+	s->cfg = json_incref(cfg);
+	envid = json_string_value(json_object_get(cfg, "environment_id"));
+	s->env_id = xstrdup(envid ? envid : "local");
+	s->refs = 1;
+	s->next = orch->srvs;
+	orch->srvs = s;
+	srv_start(s);
+	return s;
+}
+
+static void srv_destroy(struct srv *s)
+{
+	for (struct srv **pp = &orch->srvs; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	s->mcp = mcp_session_free(s->mcp);
+	stop_process(s);
+	free(s->key);
+	free(s->name);
+	free(s->plugin_id);
+	free(s->env_id);
+	free(s->error);
+	free(s->waiters.v);
+	free(s->watchers.v);
+	json_decref(s->cfg);
+	if (s->start_req) {
+		/* The executor may be starting it right now: stop it when the
+		 * reply comes, then free (start_reply_cb). */
+		s->dying = true;
+		return;
+	}
+	free(s);
+}
+
+void srv_ref(struct srv *s) { s->refs++; }
+
+void srv_release(struct srv *s)
+{
+	if (s && --s->refs == 0) {
+		log_info("server '%s': no longer used, stopping", s->name);
+		srv_destroy(s);
+	}
+}
+
+void srv_stop_all(void)
+{
+	while (orch->srvs) {
+		struct srv *s = orch->srvs;
+
+		s->refs = 0;
+		if (s->start_req && s->env) /* the environments go away with us */
+			env_request_forget(s->env, s->start_req);
+		s->start_req = 0;
+		srv_destroy(s);
+	}
+}
+
+/* ---- accessors and callbacks ------------------------------------------ */
+
+const char *srv_name(const struct srv *s) { return s->name; }
+const char *srv_plugin_id(const struct srv *s) { return s->plugin_id; }
+json_t *srv_cfg(const struct srv *s) { return s->cfg; }
+enum srv_state srv_state(const struct srv *s) { return s->state; }
+const char *srv_error(const struct srv *s) { return s->error; }
+struct mcp_session *srv_mcp(const struct srv *s) { return s->state == SRV_READY ? s->mcp : NULL; }
+
+static void cb_add(struct cb_list *l, srv_cb cb, void *arg)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	l->v[l->n].cb = cb;
+	l->v[l->n++].arg = arg;
+}
+
+static void cb_del(struct cb_list *l, srv_cb cb, void *arg)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		if (l->v[i].cb == cb && l->v[i].arg == arg) {
+			memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
+			l->n--;
+			return;
+		}
+	}
+}
+
+void srv_when_settled(struct srv *s, srv_cb cb, void *arg)
+{
+	if (s->state != SRV_STARTING)
+		cb(s, arg);
+	else
+		cb_add(&s->waiters, cb, arg);
+}
+
+void srv_forget_waiter(struct srv *s, srv_cb cb, void *arg)
+{
+	cb_del(&s->waiters, cb, arg);
+}
+
+void srv_watch(struct srv *s, srv_cb cb, void *arg) { cb_add(&s->watchers, cb, arg); }
+void srv_unwatch(struct srv *s, srv_cb cb, void *arg)
+{
+	cb_del(&s->watchers, cb, arg);
+}
+
+static bool tool_in(json_t *list, const char *tool)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), tool) == 0)
+			return true;
+	return false;
+}
+
+bool srv_tool_allowed(const struct srv *s, const char *tool)
+{
+	json_t *en = json_object_get(s->cfg, "enabled_tools");
+	json_t *dis = json_object_get(s->cfg, "disabled_tools");
+
+	if (en && !tool_in(en, tool))
+		return false;
+	return !(dis && tool_in(dis, tool));
+}
+
+json_t *srv_tools(const struct srv *s)
+{
+	json_t *out = json_array(), *t;
+	size_t i;
+
+	if (s->state != SRV_READY || !s->mcp)
+		return out;
+	json_array_foreach(mcp_session_tools(s->mcp), i, t) {
+		const char *name = json_string_value(json_object_get(t, "name"));
+
+		if (name && srv_tool_allowed(s, name))
+			json_array_append(out, t);
+	}
+	return out;
+}
+
+void srv_env_changed(struct env *e)
+{
+	char why[512];
+
+	for (struct srv *s = orch->srvs; s; s = s->next) {
+		if (s->env != e && !(s->state == SRV_FAILED && strcmp(s->env_id, env_id(e)) == 0))
+			continue;
+		if (env_state(e) == ENV_READY) {
+			/* Back after a restart or reconnect: bring failed ones back. */
+			if (s->state == SRV_FAILED) {
+				s->retry_at_ms = 0;
+				srv_retry(s);
+			}
+		} else if (s->mcp && s->handle) {
+			snprintf(why, sizeof(why), "environment '%s' disconnected%s%s", env_id(e),
+				 env_error(e) ? ": " : "", env_error(e) ? env_error(e) : "");
+			s->handle = 0;
+			mcp_session_transport_closed(s->mcp, why);
+		}
+	}
+}
+
+void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len)
+{
+	for (struct srv *s = orch->srvs; s; s = s->next) {
+		if (s->env == e && s->handle == handle) {
+			if (s->mcp)
+				mcp_session_receive(s->mcp, data, len);
+			return;
+		}
+	}
+}
+
+void srv_on_exited(struct env *e, uint64_t handle, const char *reason)
+{
+	char why[512];
+
+	for (struct srv *s = orch->srvs; s; s = s->next) {
+		if (s->env == e && s->handle == handle) {
+			snprintf(why, sizeof(why), "server '%s' exited: %s", s->name, reason);
+			s->handle = 0;
+			if (s->mcp)
+				mcp_session_transport_closed(s->mcp, why);
+			return;
+		}
+	}
+}

@@ -1,0 +1,62 @@
+/* srv.h - live MCP server instances.
+ *
+ * An instance is identified by its name, owning plugin (root id) and its
+ * normalized config (environment included): threads whose effective views
+ * hold the same server share one live process. Instances are reference
+ * counted by the runtimes that hold them and stopped when the last lets go.
+ *
+ * A stdio server runs on the executor of its environment_id: MCP_START there,
+ * then an MCP session (mcp.c) over MCP_SEND / MCP_OUTPUT. A server that fails
+ * (start error, crash, executor gone) is FAILED with a reason; srv_retry()
+ * restarts it with backoff on next use.
+ */
+#ifndef TANDEM_SRV_H
+#define TANDEM_SRV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct srv;
+struct env;
+struct mcp_session;
+
+enum srv_state { SRV_STARTING = 0, SRV_READY, SRV_FAILED };
+
+typedef void (*srv_cb)(struct srv *s, void *arg);
+
+/* Finds or starts the instance; cfg is borrowed. */
+struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id);
+void srv_ref(struct srv *s);
+void srv_release(struct srv *s);
+
+const char *srv_name(const struct srv *s);
+const char *srv_plugin_id(const struct srv *s);
+json_t *srv_cfg(const struct srv *s);
+enum srv_state srv_state(const struct srv *s);
+const char *srv_state_name(enum srv_state st);
+const char *srv_error(const struct srv *s);
+struct mcp_session *srv_mcp(const struct srv *s); /* NULL unless READY */
+
+/* cb(s, arg) once the instance is not STARTING (at once if it is not). */
+void srv_when_settled(struct srv *s, srv_cb cb, void *arg);
+void srv_forget_waiter(struct srv *s, srv_cb cb, void *arg);
+/* cb on every state change (thread runtimes notify their clients). */
+void srv_watch(struct srv *s, srv_cb cb, void *arg);
+void srv_unwatch(struct srv *s, srv_cb cb, void *arg);
+
+/* Restarts a FAILED instance if its backoff allows; true if it is starting. */
+bool srv_retry(struct srv *s);
+
+/* Tools after enabled_tools / disabled_tools (new reference). */
+json_t *srv_tools(const struct srv *s);
+bool srv_tool_allowed(const struct srv *s, const char *tool);
+
+/* Routed from the environments. */
+void srv_env_changed(struct env *e);
+void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
+void srv_on_exited(struct env *e, uint64_t handle, const char *reason);
+
+void srv_stop_all(void);
+
+#endif

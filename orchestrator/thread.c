@@ -1,0 +1,682 @@
+/* thread.c - see thread.h. */
+#include "thread.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "env.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "mcpcfg.h"
+#include "orch.h"
+#include "proto.h"
+#include "srv.h"
+#include "util.h"
+#include "version.h"
+#include "view.h"
+
+enum troot_state { TR_IDLE = 0, TR_RESOLVING, TR_OK, TR_FAILED };
+
+struct troot {
+	struct thread *t;
+	char *id;
+	char *env_id;
+	char *path;
+	enum troot_state st;
+	json_t *servers;  /* validated normalized configs */
+	json_t *invalid;
+	char *error;
+	struct env *req_env;
+	uint32_t req;
+};
+
+struct waiter {
+	thread_cb cb;
+	void *arg;
+};
+
+struct thread {
+	struct thread *next;
+	char id[37];
+	int64_t created_at;
+	char *cwd;
+	char *model;
+	json_t *environments;
+	struct troot *roots;
+	uint32_t n_roots;
+	struct session *owner;
+	bool global;
+	/* runtime */
+	bool built;
+	uint64_t ready[ORCH_MAX_ROOTS / 64];
+	struct srv **rt;
+	uint32_t n_rt;
+	struct waiter *waiters;
+	uint32_t n_waiters, cap_waiters;
+	uint64_t rediscoveries, builds;
+};
+
+static struct thread global_thread = { .global = true };
+
+static void thread_check(struct thread *t);
+static void rebuild_if_changed(struct thread *t);
+
+/* ---- creation ---------------------------------------------------------- */
+
+static void make_id(char out[37])
+{
+	uint8_t b[16];
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static bool path_ok(const char *p)
+{
+	return p[0] == '/' || strncmp(p, "file:", 5) == 0;
+}
+
+static int parse_root(json_t *r, size_t i, struct troot *out, char *err, size_t errlen)
+{
+	json_t *loc = json_object_get(r, "location");
+	const char *id = json_string_value(json_object_get(r, "id"));
+	const char *type = json_string_value(json_object_get(loc, "type"));
+	const char *envid = json_string_value(json_object_get(loc, "environmentId"));
+	const char *path = json_string_value(json_object_get(loc, "path"));
+
+	if (!json_is_object(r) || !id || !*id || strlen(id) > 1024) {
+		snprintf(err, errlen, "selectedCapabilityRoots[%zu].id must be a non-empty string", i);
+		return -EINVAL;
+	}
+	if (!json_is_object(loc) || !type || strcmp(type, "environment") != 0) {
+		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.type must be \"environment\"",
+			 i);
+		return -EINVAL;
+	}
+	if (!envid || !orch_env(envid)) {
+		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%s%s", i,
+			 envid ? "unknown environment '" : "missing", envid ? envid : "",
+			 envid ? "'" : "");
+		return -EINVAL;
+	}
+	if (!path || !path_ok(path) || strlen(path) > 4096) {
+		snprintf(err, errlen,
+			 "selectedCapabilityRoots[%zu].location.path must be an absolute path or a file: URI",
+			 i);
+		return -EINVAL;
+	}
+	out->id = xstrdup(id);
+	out->env_id = xstrdup(envid);
+	out->path = xstrdup(path);
+	return 0;
+}
+
+static void roots_free(struct troot *roots, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		free(roots[i].id);
+		free(roots[i].env_id);
+		free(roots[i].path);
+		free(roots[i].error);
+		json_decref(roots[i].servers);
+		json_decref(roots[i].invalid);
+	}
+	free(roots);
+}
+
+static int parse_roots(json_t *arr, struct troot **out, uint32_t *n, char *err, size_t errlen)
+{
+	struct troot *roots;
+	size_t i;
+	json_t *r;
+
+	*out = NULL;
+	*n = 0;
+	if (!arr || json_is_null(arr))
+		return 0;
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "selectedCapabilityRoots must be an array");
+		return -EINVAL;
+	}
+	if (json_array_size(arr) > ORCH_MAX_ROOTS) {
+		snprintf(err, errlen, "selectedCapabilityRoots: at most %u roots", ORCH_MAX_ROOTS);
+		return -EINVAL;
+	}
+	roots = xcalloc(json_array_size(arr) + 1, sizeof(*roots));
+	json_array_foreach(arr, i, r) {
+		if (parse_root(r, i, &roots[i], err, errlen) < 0)
+			goto bad;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(roots[j].id, roots[i].id) == 0) {
+				snprintf(err, errlen, "selectedCapabilityRoots[%zu].id '%s' is a duplicate",
+					 i, roots[i].id);
+				i++;
+				goto bad;
+			}
+		}
+	}
+	*out = roots;
+	*n = (uint32_t)json_array_size(arr);
+	return 0;
+bad:
+	roots_free(roots, (uint32_t)i);
+	return -EINVAL;
+}
+
+static int check_environments(json_t *envs, char *err, size_t errlen)
+{
+	json_t *e;
+	size_t i;
+
+	if (!envs || json_is_null(envs))
+		return 0;
+	if (!json_is_array(envs)) {
+		snprintf(err, errlen, "environments must be an array");
+		return -EINVAL;
+	}
+	json_array_foreach(envs, i, e) {
+		const char *id = json_string_value(json_object_get(e, "environmentId"));
+
+		if (!id || !orch_env(id)) {
+			snprintf(err, errlen, "environments[%zu].environmentId: %s%s", i,
+				 id ? "unknown environment " : "missing", id ? id : "");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int thread_new(struct session *owner, json_t *params, struct thread **out, char *err,
+	       size_t errlen)
+{
+	const char *model = NULL, *cwd = NULL;
+	struct thread *t;
+	struct troot *roots;
+	uint32_t n;
+
+	if (orch->n_threads >= ORCH_MAX_THREADS) {
+		snprintf(err, errlen, "too many threads (%u)", ORCH_MAX_THREADS);
+		return -EMFILE;
+	}
+	if (jsonu_get_str(params, "model", false, &model, err, errlen) < 0 ||
+	    jsonu_get_str(params, "cwd", false, &cwd, err, errlen) < 0)
+		return -EINVAL;
+	if (check_environments(json_object_get(params, "environments"), err, errlen) < 0)
+		return -EINVAL;
+	if (parse_roots(json_object_get(params, "selectedCapabilityRoots"), &roots, &n, err,
+			errlen) < 0)
+		return -EINVAL;
+	t = xcalloc(1, sizeof(*t));
+	make_id(t->id);
+	t->created_at = (int64_t)time(NULL);
+	t->cwd = cwd ? xstrdup(cwd) : NULL;
+	t->model = model ? xstrdup(model) : NULL;
+	t->environments = json_incref(json_object_get(params, "environments"));
+	if (json_is_null(t->environments)) {
+		json_decref(t->environments);
+		t->environments = NULL;
+	}
+	t->roots = roots;
+	t->n_roots = n;
+	for (uint32_t i = 0; i < n; i++)
+		roots[i].t = t;
+	t->owner = owner;
+	t->next = orch->threads;
+	orch->threads = t;
+	orch->n_threads++;
+	*out = t;
+	return 0;
+}
+
+static void thread_free(struct thread *t)
+{
+	for (uint32_t i = 0; i < t->n_rt; i++)
+		srv_release(t->rt[i]);
+	free(t->rt);
+	for (uint32_t i = 0; i < t->n_roots; i++)
+		if (t->roots[i].req && t->roots[i].req_env)
+			env_request_forget(t->roots[i].req_env, t->roots[i].req);
+	roots_free(t->roots, t->n_roots);
+	free(t->waiters);
+	free(t->cwd);
+	free(t->model);
+	json_decref(t->environments);
+	if (!t->global)
+		free(t);
+}
+
+void thread_free_all(void)
+{
+	while (orch->threads) {
+		struct thread *t = orch->threads;
+
+		orch->threads = t->next;
+		thread_free(t);
+	}
+	orch->n_threads = 0;
+	thread_free(&global_thread);
+	memset(&global_thread, 0, sizeof(global_thread));
+	global_thread.global = true;
+}
+
+struct thread *thread_find(const char *id)
+{
+	for (struct thread *t = orch->threads; t; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			return t;
+	return NULL;
+}
+
+struct thread *thread_global(void) { return &global_thread; }
+struct thread *thread_first(void) { return orch->threads; }
+struct thread *thread_next(const struct thread *t) { return t->next; }
+const char *thread_id(const struct thread *t) { return t->global ? NULL : t->id; }
+struct session *thread_owner(const struct thread *t) { return t->owner; }
+void thread_set_owner(struct thread *t, struct session *s) { t->owner = s; }
+uint64_t thread_rediscoveries(const struct thread *t) { return t->rediscoveries; }
+uint64_t thread_builds(const struct thread *t) { return t->builds; }
+
+json_t *thread_json(const struct thread *t)
+{
+	const char *provider = orch->config && orch->config->model_provider
+				       ? orch->config->model_provider
+				       : "openai";
+	const char *model = t->model ? t->model : orch->config ? orch->config->model : NULL;
+	json_t *envs = json_null();
+
+	if (t->environments) {
+		json_t *e;
+		size_t i;
+
+		envs = json_array();
+		json_array_foreach(t->environments, i, e) {
+			const char *cwd = json_string_value(json_object_get(e, "cwd"));
+
+			json_array_append_new(
+				envs, json_pack("{s:O, s:s, s:[]}", "environmentId",
+						json_object_get(e, "environmentId"), "cwd",
+						cwd ? cwd : (t->cwd ? t->cwd : "/"),
+						"runtimeWorkspaceRoots"));
+		}
+	}
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s?, s:s, s:s, s:n, s:s, s:{s:s}, "
+			 "s:[], s:o}",
+			 "id", t->id, "sessionId", t->id, "cliVersion", TANDEM_VERSION, "createdAt",
+			 (json_int_t)t->created_at, "updatedAt", (json_int_t)t->created_at, "cwd",
+			 t->cwd ? t->cwd : "/", "ephemeral", 1, "model", model, "modelProvider",
+			 provider, "preview", "", "projectId", "source", "appServer", "status",
+			 "type", "idle", "turns", "environments", envs);
+}
+
+/* ---- root resolution ---------------------------------------------------- */
+
+/* The executor is untrusted: keep only well-formed server entries, bound to
+ * the root's environment whatever the executor said. */
+static json_t *accept_servers(struct troot *r, json_t *arr)
+{
+	json_t *out = json_array(), *s;
+	size_t i;
+
+	json_array_foreach(arr, i, s) {
+		const char *name = json_string_value(json_object_get(s, "name"));
+		const char *tr = json_string_value(json_object_get(s, "transport"));
+
+		if (!json_is_object(s) || !name || !mcpcfg_name_valid(name) || !tr ||
+		    (strcmp(tr, "stdio") != 0 && strcmp(tr, "http") != 0) ||
+		    (strcmp(tr, "stdio") == 0 &&
+		     !json_is_string(json_object_get(s, "command")))) {
+			log_warn("root '%s': executor sent a malformed server entry; ignored", r->id);
+			continue;
+		}
+		s = json_deep_copy(s);
+		json_object_set_new(s, "environment_id", json_string(r->env_id));
+		json_array_append_new(out, s);
+		if (json_array_size(out) >= 256)
+			break;
+	}
+	return out;
+}
+
+static void resolve_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			     void *arg)
+{
+	struct troot *r = arg;
+	const struct proto_root_resolve_reply *rr;
+	json_t *servers;
+
+	r->req = 0;
+	r->req_env = NULL;
+	free(r->error);
+	r->error = NULL;
+	if (!reply) {
+		r->st = TR_FAILED;
+		r->error = xstrdup(error ? error : "resolution failed");
+		log_warn("root '%s' on '%s': %s", r->id, r->env_id, r->error);
+	} else {
+		rr = &reply->u.root_resolve_reply;
+		servers = jsonu_loadb(rr->servers.ptr, rr->servers.len, PROTO_MAX_BIN, NULL, 0);
+		json_decref(r->servers);
+		json_decref(r->invalid);
+		r->servers = accept_servers(r, json_is_array(servers) ? servers : NULL);
+		json_decref(servers);
+		r->invalid = rr->invalid.len ? jsonu_loadb(rr->invalid.ptr, rr->invalid.len,
+							   PROTO_MAX_BIN, NULL, 0)
+					     : NULL;
+		if (!json_is_array(r->invalid)) {
+			json_decref(r->invalid);
+			r->invalid = json_array();
+		}
+		r->st = TR_OK;
+	}
+	rebuild_if_changed(r->t);
+	thread_check(r->t);
+}
+
+static void resolve(struct thread *t, struct troot *r, struct env *e)
+{
+	struct proto_root_resolve_body b = { 0 };
+
+	b.root_id = proto_str_c(r->id);
+	b.path = proto_str_c(r->path);
+	b.environment_id = proto_str_c(r->env_id);
+	b.environment_is_local = env_is_local(e);
+	PROTO_SET(&b, 4);
+	r->req = env_request(e, PROTO_ROOT_RESOLVE, &b, ORCH_RESOLVE_TIMEOUT_MS, resolve_reply_cb, r);
+	if (!r->req)
+		return;
+	r->req_env = e;
+	r->st = TR_RESOLVING;
+	t->rediscoveries++;
+	orch->rediscoveries++;
+}
+
+/* ---- runtime ----------------------------------------------------------- */
+
+static void startup_status(struct thread *t, struct srv *s)
+{
+	const char *st = srv_state(s) == SRV_STARTING ? "starting"
+			 : srv_state(s) == SRV_READY  ? "ready"
+						      : "failed";
+	json_t *p = json_pack("{s:s, s:s, s:s?}", "name", srv_name(s), "status", st, "error",
+			      srv_error(s));
+
+	json_object_set_new(p, "threadId", t->global ? json_null() : json_string(t->id));
+	if (t->global)
+		orch_notify_all("mcpServer/startupStatus/updated", p);
+	else
+		orch_notify_thread(t, "mcpServer/startupStatus/updated", p);
+}
+
+static void srv_changed_cb(struct srv *s, void *arg)
+{
+	struct thread *t = arg;
+
+	startup_status(t, s);
+	thread_check(t);
+}
+
+static json_t *configured_view(struct thread *t)
+{
+	json_t *view = json_object(), *cfg, *s;
+	const char *name;
+	size_t j;
+
+	if (orch->config)
+		json_object_foreach(orch->config->mcp_servers, name, cfg)
+			view_set(view, name, cfg, NULL);
+	for (uint32_t i = 0; i < t->n_roots; i++) {
+		if (!((t->ready[i / 64] >> (i % 64)) & 1u))
+			continue;
+		json_array_foreach(t->roots[i].servers, j, s)
+			view_set(view, json_string_value(json_object_get(s, "name")), s,
+				 t->roots[i].id);
+	}
+	return view;
+}
+
+static void rebuild(struct thread *t)
+{
+	json_t *configured = configured_view(t);
+	json_t *runtime = view_runtime(configured);
+	json_t *effective = view_effective(runtime);
+	struct srv **old = t->rt;
+	uint32_t n_old = t->n_rt, n = 0;
+	const char *name;
+	json_t *entry;
+
+	t->rt = xcalloc(json_object_size(effective) + 1, sizeof(*t->rt));
+	/* Acquire before releasing: an unchanged server keeps its process. */
+	json_object_foreach(effective, name, entry) {
+		struct srv *s = srv_acquire(name, json_object_get(entry, "config"),
+					    json_string_value(json_object_get(entry, "plugin_id")));
+
+		t->rt[n++] = s;
+		srv_watch(s, srv_changed_cb, t);
+	}
+	t->n_rt = n;
+	for (uint32_t i = 0; i < n_old; i++) {
+		srv_unwatch(old[i], srv_changed_cb, t);
+		srv_release(old[i]);
+	}
+	free(old);
+	json_decref(configured);
+	json_decref(runtime);
+	json_decref(effective);
+	t->built = true;
+	t->builds++;
+	orch->runtime_builds++;
+	for (uint32_t i = 0; i < n; i++)
+		startup_status(t, t->rt[i]);
+}
+
+static void ready_set(struct thread *t, uint64_t ready[ORCH_MAX_ROOTS / 64])
+{
+	memset(ready, 0, sizeof(t->ready));
+	for (uint32_t i = 0; i < t->n_roots; i++) {
+		struct env *e = orch_env(t->roots[i].env_id);
+
+		if (e && env_state(e) == ENV_READY && t->roots[i].st == TR_OK)
+			ready[i / 64] |= (uint64_t)1 << (i % 64);
+	}
+}
+
+static void rebuild_if_changed(struct thread *t)
+{
+	uint64_t ready[ORCH_MAX_ROOTS / 64];
+
+	ready_set(t, ready);
+	if (t->built && memcmp(ready, t->ready, sizeof(ready)) == 0)
+		return;
+	memcpy(t->ready, ready, sizeof(ready));
+	rebuild(t);
+}
+
+void thread_project(struct thread *t)
+{
+	for (uint32_t i = 0; i < t->n_roots; i++) {
+		struct troot *r = &t->roots[i];
+		struct env *e = orch_env(r->env_id);
+
+		if (e && env_state(e) == ENV_READY && (r->st == TR_IDLE || r->st == TR_FAILED))
+			resolve(t, r, e);
+	}
+	rebuild_if_changed(t);
+	/* A failed server comes back on next use (with backoff). */
+	for (uint32_t i = 0; i < t->n_rt; i++)
+		srv_retry(t->rt[i]);
+}
+
+/* ---- waiting ----------------------------------------------------------- */
+
+static bool settled(const struct thread *t)
+{
+	for (uint32_t i = 0; i < t->n_roots; i++)
+		if (t->roots[i].st == TR_RESOLVING)
+			return false;
+	for (uint32_t i = 0; i < t->n_rt; i++)
+		if (srv_state(t->rt[i]) == SRV_STARTING)
+			return false;
+	return true;
+}
+
+static void thread_check(struct thread *t)
+{
+	struct waiter *w;
+	uint32_t n;
+
+	if (!t->n_waiters || !settled(t))
+		return;
+	n = t->n_waiters;
+	w = xmalloc(n * sizeof(*w));
+	memcpy(w, t->waiters, n * sizeof(*w));
+	t->n_waiters = 0;
+	for (uint32_t i = 0; i < n; i++)
+		w[i].cb(t, w[i].arg);
+	free(w);
+}
+
+void thread_when_settled(struct thread *t, thread_cb cb, void *arg)
+{
+	if (settled(t)) {
+		cb(t, arg);
+		return;
+	}
+	if (t->n_waiters == t->cap_waiters) {
+		t->cap_waiters = t->cap_waiters ? 2 * t->cap_waiters : 4;
+		t->waiters = xrealloc(t->waiters, t->cap_waiters * sizeof(*t->waiters));
+	}
+	t->waiters[t->n_waiters].cb = cb;
+	t->waiters[t->n_waiters++].arg = arg;
+}
+
+void thread_forget_waiter(struct thread *t, thread_cb cb, void *arg)
+{
+	for (uint32_t i = 0; i < t->n_waiters; i++) {
+		if (t->waiters[i].cb == cb && t->waiters[i].arg == arg) {
+			memmove(&t->waiters[i], &t->waiters[i + 1],
+				(t->n_waiters - i - 1) * sizeof(t->waiters[0]));
+			t->n_waiters--;
+			return;
+		}
+	}
+}
+
+/* ---- queries ----------------------------------------------------------- */
+
+size_t thread_n_servers(const struct thread *t) { return t->n_rt; }
+struct srv *thread_server_at(const struct thread *t, size_t i) { return t->rt[i]; }
+
+struct srv *thread_server(const struct thread *t, const char *name)
+{
+	for (uint32_t i = 0; i < t->n_rt; i++)
+		if (strcmp(srv_name(t->rt[i]), name) == 0)
+			return t->rt[i];
+	return NULL;
+}
+
+const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t len)
+{
+	for (uint32_t i = 0; i < t->n_roots; i++) {
+		const struct troot *r = &t->roots[i];
+		struct env *e = orch_env(r->env_id);
+
+		if (e && env_state(e) != ENV_READY) {
+			snprintf(buf, len, "environment '%s' is %s%s%s", r->env_id,
+				 env_state_name(env_state(e)), env_error(e) ? ": " : "",
+				 env_error(e) ? env_error(e) : "");
+			return buf;
+		}
+		if (r->st == TR_FAILED) {
+			snprintf(buf, len, "root '%s' failed to resolve: %s", r->id, r->error);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+json_t *thread_root_errors(const struct thread *t)
+{
+	json_t *out = json_array();
+
+	for (uint32_t i = 0; i < t->n_roots; i++)
+		if (t->roots[i].st == TR_FAILED)
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "id",
+							     t->roots[i].id, "environmentId",
+							     t->roots[i].env_id, "path",
+							     t->roots[i].path, "error",
+							     t->roots[i].error));
+	return out;
+}
+
+json_t *thread_invalid_servers(const struct thread *t)
+{
+	json_t *out = json_array(), *v;
+	size_t j;
+
+	if (orch->config)
+		json_array_extend(out, orch->config->invalid_servers);
+	for (uint32_t i = 0; i < t->n_roots; i++)
+		json_array_foreach(t->roots[i].invalid, j, v) {
+			json_t *c = json_copy(v);
+
+			json_object_set_new(c, "pluginId", json_string(t->roots[i].id));
+			json_array_append_new(out, c);
+		}
+	return out;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static bool uses_env(const struct thread *t, const char *id)
+{
+	json_t *e;
+	size_t i;
+
+	for (uint32_t r = 0; r < t->n_roots; r++)
+		if (strcmp(t->roots[r].env_id, id) == 0)
+			return true;
+	json_array_foreach(t->environments, i, e)
+		if (json_is_string(json_object_get(e, "environmentId")) &&
+		    strcmp(json_string_value(json_object_get(e, "environmentId")), id) == 0)
+			return true;
+	return false;
+}
+
+void threads_env_changed(struct env *e)
+{
+	bool up = env_state(e) == ENV_READY;
+
+	if (env_state(e) == ENV_CONNECTING)
+		return;
+	for (struct thread *t = orch->threads; t; t = t->next) {
+		if (!uses_env(t, env_id(e)))
+			continue;
+		orch_notify_thread(t, up ? "thread/environment/connected"
+					 : "thread/environment/disconnected",
+				   json_pack("{s:s, s:s}", "threadId", t->id, "environmentId",
+					     env_id(e)));
+		if (up)
+			thread_project(t);
+	}
+	if (up && global_thread.built)
+		thread_project(&global_thread);
+}
+
+void threads_reload(void)
+{
+	global_thread.built = false;
+	if (global_thread.n_rt)
+		thread_project(&global_thread);
+	for (struct thread *t = orch->threads; t; t = t->next) {
+		t->built = false;
+		thread_project(t);
+	}
+}

@@ -1,0 +1,770 @@
+/* test_executor.c - a real tandem-executor driven over the real nng link:
+ * authentication, plugin resolution, stdio MCP processes, failure modes. */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tclient.h"
+#include "testmain.h"
+#include "util.h"
+
+#define T_MS 10000
+
+static struct texec ex;
+static struct tclient cl;
+
+static void start_default(void)
+{
+	const char *env[] = { "TANDEM_TEST_FROM_EXECUTOR=executor-side-value",
+			      "TANDEM_TEST_NOT_PASSED=leak", NULL };
+
+	texec_start(&ex, NULL, env);
+	tc_connect(&cl, ex.url, ex.secret);
+}
+
+static void stop_default(void)
+{
+	tc_close(&cl);
+	texec_stop(&ex);
+}
+
+/* ---- plugin resolution ---- */
+
+static json_t *resolve(const char *root_id, const char *path, int32_t *status, char *err,
+		       size_t errlen)
+{
+	struct proto_root_resolve_body b = { 0 };
+	struct tframe f = { 0 };
+	json_t *out = NULL;
+
+	b.root_id = proto_str_c(root_id);
+	b.path = proto_str_c(path);
+	b.environment_id = proto_str_c("e1");
+	ck_assert_int_eq(tc_call(&cl, PROTO_ROOT_RESOLVE, &b, &f, T_MS), 0);
+	*status = f.m.env.status;
+	if (f.m.env.status != 0) {
+		snprintf(err, errlen, "%.*s", (int)f.m.err_message.len, f.m.err_message.ptr);
+	} else {
+		const struct proto_root_resolve_reply *r = &f.m.u.root_resolve_reply;
+
+		out = json_pack("{s:s%, s:b, s:o, s:o}", "path", r->path.ptr, (size_t)r->path.len,
+				"is_plugin", r->is_plugin, "servers",
+				json_loadb(r->servers.ptr, r->servers.len, 0, NULL), "invalid",
+				r->invalid.len ? json_loadb(r->invalid.ptr, r->invalid.len, 0, NULL)
+					       : json_array());
+		if (PROTO_HAS(r, 3))
+			json_object_set_new(out, "name", json_stringn(r->name.ptr, r->name.len));
+		if (PROTO_HAS(r, 5))
+			json_object_set_new(out, "display_name",
+					    json_stringn(r->display_name.ptr, r->display_name.len));
+		json_object_set_new(out, "n_warnings", json_integer(r->warnings.n));
+	}
+	tframe_free(&f);
+	return out;
+}
+
+static json_t *resolve_fixture(const char *name)
+{
+	char path[4096], err[512];
+	int32_t st;
+	json_t *o;
+
+	snprintf(path, sizeof(path), "%s/%s", plugins_dir(), name);
+	o = resolve(name, path, &st, err, sizeof(err));
+	ck_assert_msg(st == 0, "%s: %s", name, err);
+	return o;
+}
+
+static const char *server_name(json_t *o, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(json_object_get(o, "servers"), i),
+						 "name"));
+}
+
+START_TEST(test_resolve_every_form)
+{
+	json_t *o;
+
+	start_default();
+	/* Codex manifest naming its server file. */
+	o = resolve_fixture("codex-ref");
+	ck_assert(json_is_true(json_object_get(o, "is_plugin")));
+	ck_assert_str_eq(json_string_value(json_object_get(o, "name")), "codex-ref");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "display_name")), "Codex Ref");
+	ck_assert_uint_eq(json_array_size(json_object_get(o, "servers")), 2);
+	ck_assert_str_eq(server_name(o, 0), "echo");
+	ck_assert_str_eq(server_name(o, 1), "docs");
+	/* Servers are bound to the owning environment. */
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(o, "servers"), 1), "environment_id")),
+			 "e1");
+	json_decref(o);
+	/* Claude manifest with an inline map. */
+	o = resolve_fixture("claude-inline");
+	ck_assert(json_is_true(json_object_get(o, "is_plugin")));
+	ck_assert_uint_ge(json_array_size(json_object_get(o, "servers")), 1);
+	json_decref(o);
+	/* .mcp.json wrapped and bare. */
+	o = resolve_fixture("default-wrapped");
+	ck_assert_uint_ge(json_array_size(json_object_get(o, "servers")), 1);
+	json_decref(o);
+	o = resolve_fixture("default-bare");
+	ck_assert_uint_ge(json_array_size(json_object_get(o, "servers")), 1);
+	json_decref(o);
+	/* No manifest: not a plugin, no servers, no error. */
+	o = resolve_fixture("no-manifest");
+	ck_assert(json_is_false(json_object_get(o, "is_plugin")));
+	ck_assert_uint_eq(json_array_size(json_object_get(o, "servers")), 0);
+	json_decref(o);
+	/* file: URI form. */
+	{
+		char uri[4200], err[512];
+		int32_t st;
+
+		snprintf(uri, sizeof(uri), "file://%s/default-bare", plugins_dir());
+		o = resolve("uri", uri, &st, err, sizeof(err));
+		ck_assert_msg(st == 0, "%s", err);
+		ck_assert_uint_ge(json_array_size(json_object_get(o, "servers")), 1);
+		json_decref(o);
+	}
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_bad_servers_beside_good)
+{
+	json_t *o, *inv;
+
+	start_default();
+	o = resolve_fixture("mixed");
+	inv = json_object_get(o, "invalid");
+	ck_assert_uint_eq(json_array_size(json_object_get(o, "servers")), 3);
+	ck_assert_uint_eq(json_array_size(inv), 6);
+	for (size_t i = 0; i < json_array_size(inv); i++)
+		ck_assert_uint_gt(strlen(json_string_value(
+					  json_object_get(json_array_get(inv, i), "reason"))),
+				  5);
+	ck_assert_int_ge(json_integer_value(json_object_get(o, "n_warnings")), 1);
+	json_decref(o);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_escapes_refused)
+{
+	char path[4096], err[512], tmpl[] = "/tmp/tandem-escape-XXXXXX";
+	int32_t st;
+	json_t *o;
+
+	start_default();
+	/* ../ in the manifest reference */
+	snprintf(path, sizeof(path), "%s/outside-ref", plugins_dir());
+	o = resolve("x", path, &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(st, PROTO_E_BAD_REQUEST);
+	ck_assert_ptr_nonnull(strstr(err, "outside.json"));
+	/* a .mcp.json that is a symlink to a file outside the root */
+	ck_assert_ptr_nonnull(mkdtemp(tmpl));
+	snprintf(path, sizeof(path), "%s/root", tmpl);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/root/.codex-plugin", tmpl);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/root/.codex-plugin/plugin.json", tmpl);
+	{
+		FILE *f = fopen(path, "w");
+		fputs("{\"name\":\"sym\"}", f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/secret.json", tmpl);
+	{
+		FILE *f = fopen(path, "w");
+		fputs("{\"mcpServers\":{\"evil\":{\"command\":\"sh\"}}}", f);
+		fclose(f);
+	}
+	{
+		char link[4200];
+
+		snprintf(link, sizeof(link), "%s/root/.mcp.json", tmpl);
+		ck_assert_int_eq(symlink(path, link), 0);
+	}
+	snprintf(path, sizeof(path), "%s/root", tmpl);
+	o = resolve("sym", path, &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_ne(st, 0);
+	/* a root outside --root-allow is refused: covered in test_root_allow */
+	/* a path that is not absolute */
+	o = resolve("rel", "relative/path", &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_ne(st, 0);
+	/* a missing root */
+	o = resolve("missing", "/nonexistent/tandem/root", &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(st, PROTO_E_NOT_FOUND);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_root_allow)
+{
+	const char *args[] = { "--root-allow", NULL, NULL };
+	char allowed[4096], path[4096], err[512];
+	int32_t st;
+	json_t *o;
+
+	snprintf(allowed, sizeof(allowed), "%s/codex-ref", plugins_dir());
+	args[1] = allowed;
+	texec_start(&ex, args, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	o = resolve("ok", allowed, &st, err, sizeof(err));
+	ck_assert_msg(st == 0, "%s", err);
+	json_decref(o);
+	snprintf(path, sizeof(path), "%s/default-bare", plugins_dir());
+	o = resolve("no", path, &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(st, PROTO_E_DENIED);
+	/* A sibling sharing the prefix as a string is outside too. */
+	snprintf(path, sizeof(path), "%s/codex-ref-other", plugins_dir());
+	o = resolve("no2", path, &st, err, sizeof(err));
+	ck_assert_ptr_null(o);
+	ck_assert_int_eq(st, PROTO_E_DENIED);
+	stop_default();
+}
+END_TEST
+
+/* ---- stdio MCP processes ---- */
+
+static const char *init_req =
+	"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+	"\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"t\",\"version\":\"1\"}}}";
+
+static json_t *rpc(uint64_t h, const char *req)
+{
+	char *line;
+	json_t *j;
+
+	tc_mcp_send(&cl, h, req);
+	line = tc_mcp_recv(&cl, h, T_MS);
+	ck_assert_msg(line != NULL, "no answer to %s", req);
+	j = json_loads(line, 0, NULL);
+	ck_assert_msg(j != NULL, "not JSON: %s", line);
+	free(line);
+	return j;
+}
+
+static uint64_t start_fixture(const char *mode, uint32_t *pid)
+{
+	const char *argv[] = { fixture_path(), "--mode", mode, NULL };
+
+	return tc_mcp_start(&cl, "fixture", argv, NULL, NULL, NULL, pid);
+}
+
+START_TEST(test_start_send_receive_stop)
+{
+	struct tframe f = { 0 };
+	uint32_t pid;
+	uint64_t h;
+	json_t *j;
+
+	start_default();
+	h = start_fixture("echo", &pid);
+	ck_assert_uint_gt(h, 0);
+	ck_assert_uint_gt(pid, 0);
+	j = rpc(h, init_req);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "id")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "result"),
+							   "protocolVersion")),
+			 "2025-06-18");
+	json_decref(j);
+	j = rpc(h, "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"tools/call\",\"params\":"
+		   "{\"name\":\"echo\",\"arguments\":{\"message\":\"hi \\u00e9 \\n there\"}}}");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "id")), "abc");
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(json_object_get(j, "result"), "structuredContent"),
+				 "message")),
+			 "hi \xc3\xa9 \n there");
+	json_decref(j);
+	{
+		struct proto_mcp_stop_body b = { .handle = h };
+
+		ck_assert_int_eq(tc_call(&cl, PROTO_MCP_STOP, &b, &f, T_MS), 0);
+		ck_assert_int_eq(f.m.env.status, 0);
+		tframe_free(&f);
+	}
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, T_MS), 0);
+	ck_assert_uint_eq(f.m.u.mcp_exited.handle, h);
+	tframe_free(&f);
+	ck_assert(pid_gone((pid_t)pid, 5000));
+	/* Stopping it again: unknown handle. */
+	{
+		struct proto_mcp_stop_body b = { .handle = h };
+
+		ck_assert_int_eq(tc_call(&cl, PROTO_MCP_STOP, &b, &f, T_MS), 0);
+		ck_assert_int_eq(f.m.env.status, PROTO_E_NOT_FOUND);
+		tframe_free(&f);
+	}
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_env_resolved_on_executor)
+{
+	const char *argv[] = { fixture_path(), NULL };
+	const char *env[] = { "LITERAL=lit-value", NULL };
+	const char *vars[] = { "TANDEM_TEST_FROM_EXECUTOR", "TANDEM_TEST_UNSET_VAR", NULL };
+	char tmp[] = "/tmp/tandem-cwd-XXXXXX", *cwd;
+	uint64_t h;
+	json_t *j, *sc;
+
+	start_default();
+	ck_assert_ptr_nonnull(mkdtemp(tmp));
+	cwd = realpath(tmp, NULL);
+	h = tc_mcp_start(&cl, "envcheck", argv, env, vars, cwd, NULL);
+	json_decref(rpc(h, init_req));
+#define ENV_CALL(name)                                                                             \
+	"{\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"env\",\"arguments\":{\"name\":\"" name \
+	"\"}}}"
+	j = rpc(h, ENV_CALL("TANDEM_TEST_FROM_EXECUTOR"));
+	sc = json_object_get(json_object_get(j, "result"), "structuredContent");
+	ck_assert_str_eq(json_string_value(json_object_get(sc, "value")), "executor-side-value");
+	json_decref(j);
+	j = rpc(h, ENV_CALL("LITERAL"));
+	sc = json_object_get(json_object_get(j, "result"), "structuredContent");
+	ck_assert_str_eq(json_string_value(json_object_get(sc, "value")), "lit-value");
+	json_decref(j);
+	/* The environment is cleared: an executor variable not asked for is absent. */
+	j = rpc(h, ENV_CALL("TANDEM_TEST_NOT_PASSED"));
+	sc = json_object_get(json_object_get(j, "result"), "structuredContent");
+	ck_assert(json_is_null(json_object_get(sc, "value")));
+	json_decref(j);
+	/* The default set comes through. */
+	j = rpc(h, ENV_CALL("PATH"));
+	sc = json_object_get(json_object_get(j, "result"), "structuredContent");
+	ck_assert(json_is_string(json_object_get(sc, "value")));
+	json_decref(j);
+	/* cwd is honoured. */
+	j = rpc(h, "{\"id\":2,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+		   "\"arguments\":{\"message\":\"x\"}}}");
+	sc = json_object_get(json_object_get(j, "result"), "structuredContent");
+	ck_assert_str_eq(json_string_value(json_object_get(sc, "cwd")), cwd);
+	json_decref(j);
+	free(cwd);
+	rmdir(tmp);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_crash_reports_exit)
+{
+	struct tframe f = { 0 };
+	uint64_t h;
+
+	start_default();
+	h = start_fixture("crash", NULL);
+	json_decref(rpc(h, init_req));
+	tc_mcp_send(&cl, h, "{\"id\":5,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+			    "\"arguments\":{\"message\":\"boom\"}}}");
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, T_MS), 0);
+	ck_assert_uint_eq(f.m.u.mcp_exited.signal, SIGABRT);
+	ck_assert_int_eq(f.m.u.mcp_exited.exit_code, -1);
+	ck_assert_ptr_nonnull(memmem(f.m.u.mcp_exited.reason.ptr, f.m.u.mcp_exited.reason.len,
+				     "signal", 6));
+	tframe_free(&f);
+	/* Sending to the dead process: an MCP_EXITED tells us it is gone. */
+	tc_mcp_send(&cl, h, "{\"id\":6,\"method\":\"ping\"}");
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, T_MS), 0);
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_spawn_failure_is_clear)
+{
+	const char *argv[] = { "/nonexistent/mcp-server", NULL };
+	struct proto_mcp_start_body b = { 0 };
+	struct proto_str none[1];
+	struct tframe f = { 0 };
+
+	start_default();
+	b.server_name = proto_str_c("missing");
+	b.command = proto_str_c(argv[0]);
+	b.args.items = none;
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_START, &b, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, PROTO_E_SPAWN);
+	ck_assert_ptr_nonnull(memmem(f.m.err_message.ptr, f.m.err_message.len,
+				     "/nonexistent/mcp-server", 23));
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_process_cap)
+{
+	const char *args[] = { "--max-processes", "2", NULL };
+	const char *argv[] = { fixture_path(), NULL };
+	struct proto_mcp_start_body b = { 0 };
+	struct tframe f = { 0 };
+
+	texec_start(&ex, args, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	tc_mcp_start(&cl, "a", argv, NULL, NULL, NULL, NULL);
+	tc_mcp_start(&cl, "b", argv, NULL, NULL, NULL, NULL);
+	b.server_name = proto_str_c("c");
+	b.command = proto_str_c(argv[0]);
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_START, &b, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, PROTO_E_LIMIT);
+	ck_assert_ptr_nonnull(memmem(f.m.err_message.ptr, f.m.err_message.len, "cap of 2", 8));
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_huge_line_and_garbage)
+{
+	struct tframe f = { 0 };
+	uint64_t h;
+	json_t *j;
+	char *line;
+
+	start_default();
+	/* garbage lines are relayed as they are: the executor knows no JSON */
+	h = start_fixture("garbage", NULL);
+	line = tc_mcp_recv(&cl, h, T_MS);
+	ck_assert_ptr_nonnull(line);
+	ck_assert_ptr_null(json_loads(line, 0, NULL));
+	free(line);
+	/* skip the rest of the garbage until the initialize answer */
+	tc_mcp_send(&cl, h, init_req);
+	for (;;) {
+		line = tc_mcp_recv(&cl, h, T_MS);
+		ck_assert_ptr_nonnull(line);
+		j = json_loads(line, 0, NULL);
+		free(line);
+		if (j && json_object_get(j, "result"))
+			break;
+		json_decref(j);
+	}
+	json_decref(j);
+	/* A line over 16 MiB kills the server with a clear reason. */
+	{
+		const char *argv[] = { fixture_path(), "--mode", "huge", NULL };
+		const char *env[] = { "FIXTURE_HUGE_BYTES=20000000", NULL };
+
+		h = tc_mcp_start(&cl, "huge", argv, env, NULL, NULL, NULL);
+	}
+	json_decref(rpc(h, init_req));
+	tc_mcp_send(&cl, h, "{\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\","
+			    "\"arguments\":{\"message\":\"x\"}}}");
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, 30000), 0);
+	ck_assert_ptr_nonnull(memmem(f.m.u.mcp_exited.reason.ptr, f.m.u.mcp_exited.reason.len,
+				     "line", 4));
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_stderr_forwarded)
+{
+	const char *argv[] = { fixture_path(), "--mode", "stderr", NULL };
+	const char *env[] = { "FIXTURE_STDERR_LINES=5000", NULL };
+	struct tframe f = { 0 };
+	uint64_t h;
+
+	start_default();
+	h = tc_mcp_start(&cl, "noisy", argv, env, NULL, NULL, NULL);
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_STDERR, h, &f, T_MS), 0);
+	ck_assert_uint_gt(f.m.u.mcp_stderr.line.len, 0);
+	tframe_free(&f);
+	/* Rate limited: far fewer events than lines, and the server still answers. */
+	json_decref(rpc(h, init_req));
+	{
+		unsigned n = 1;
+
+		while (tc_wait_event(&cl, PROTO_MCP_STDERR, h, &f, 200) == 0) {
+			n++;
+			tframe_free(&f);
+		}
+		n += cl.stderr_dropped;
+		ck_assert_uint_gt(n, 1);
+		ck_assert_uint_lt(n, 5000);
+	}
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_noread_backpressure)
+{
+	const char *argv[] = { fixture_path(), "--mode", "noread", NULL };
+	struct tframe f = { 0 };
+	char *big = xmalloc(1024 * 1024 + 1);
+	uint64_t h;
+	int i;
+
+	memset(big, 'x', 1024 * 1024);
+	big[1024 * 1024] = '\0';
+	start_default();
+	h = tc_mcp_start(&cl, "deaf", argv, NULL, NULL, NULL, NULL);
+	/* 64 MiB at a server that never reads: the executor's bounded stdin queue
+	 * fills and the server is killed with a reason, not buffered forever. */
+	for (i = 0; i < 64; i++)
+		tc_mcp_send(&cl, h, big);
+	ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, 30000), 0);
+	ck_assert_ptr_nonnull(memmem(f.m.u.mcp_exited.reason.ptr, f.m.u.mcp_exited.reason.len,
+				     "stopped reading", 15));
+	tframe_free(&f);
+	free(big);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_kill9_kills_children)
+{
+	uint32_t pid1, pid2;
+
+	start_default();
+	start_fixture("echo", &pid1);
+	start_fixture("noterm", &pid2);
+	ck_assert(!pid_gone((pid_t)pid1, 0));
+	texec_kill9(&ex);
+	ck_assert_msg(pid_gone((pid_t)pid1, 5000), "child %u survived kill -9 of the executor", pid1);
+	ck_assert_msg(pid_gone((pid_t)pid2, 5000), "child %u survived kill -9 of the executor", pid2);
+	tc_close(&cl);
+}
+END_TEST
+
+START_TEST(test_reattach_within_grace)
+{
+	const char *args[] = { "--grace-sec", "2", NULL };
+	struct proto_mcp_attach_body a = { 0 };
+	struct tframe f = { 0 };
+	uint32_t pid;
+	uint64_t h;
+	json_t *j;
+
+	texec_start(&ex, args, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	h = start_fixture("echo", &pid);
+	json_decref(rpc(h, init_req));
+	/* Drop the link with a request in flight: its answer is held. */
+	tc_mcp_send(&cl, h, "{\"id\":77,\"method\":\"tools/call\",\"params\":{\"name\":\"sleep\","
+			    "\"arguments\":{\"ms\":300}}}");
+	tc_close(&cl);
+	usleep(500 * 1000);
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_uint_eq(cl.n_live, 1);
+	ck_assert_uint_eq(cl.live_handles[0], h);
+	a.handle = h;
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_ATTACH, &a, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, 0);
+	ck_assert_uint_eq(f.m.u.mcp_attach_reply.pid, pid);
+	tframe_free(&f);
+	{
+		char *line = tc_mcp_recv(&cl, h, T_MS); /* the held answer */
+
+		ck_assert_ptr_nonnull(line);
+		j = json_loads(line, 0, NULL);
+		ck_assert_int_eq(json_integer_value(json_object_get(j, "id")), 77);
+		json_decref(j);
+		free(line);
+	}
+	j = rpc(h, "{\"id\":78,\"method\":\"tools/list\"}");
+	ck_assert_ptr_nonnull(json_object_get(j, "result"));
+	json_decref(j);
+	/* Now drop it and stay away past the grace period: it is stopped. */
+	tc_close(&cl);
+	ck_assert_msg(pid_gone((pid_t)pid, 8000), "detached process outlived the grace period");
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_uint_eq(cl.n_live, 0);
+	a.handle = h;
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_ATTACH, &a, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, PROTO_E_NOT_FOUND);
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_200_cycles_no_leaks)
+{
+	const char *argv[] = { fixture_path(), NULL };
+	struct tframe f = { 0 };
+	int fds_before, fds_after;
+
+	start_default();
+	/* one cycle first so lazily opened descriptors are counted */
+	{
+		uint64_t h = tc_mcp_start(&cl, "warm", argv, NULL, NULL, NULL, NULL);
+		struct proto_mcp_stop_body b = { .handle = h };
+
+		ck_assert_int_eq(tc_call(&cl, PROTO_MCP_STOP, &b, &f, T_MS), 0);
+		tframe_free(&f);
+		ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, T_MS), 0);
+		tframe_free(&f);
+	}
+	fds_before = proc_fd_count(ex.pid);
+	for (int i = 0; i < 200; i++) {
+		uint64_t h = tc_mcp_start(&cl, "cycle", argv, NULL, NULL, NULL, NULL);
+		struct proto_mcp_stop_body b = { .handle = h };
+
+		ck_assert_int_eq(tc_call(&cl, PROTO_MCP_STOP, &b, &f, T_MS), 0);
+		ck_assert_int_eq(f.m.env.status, 0);
+		tframe_free(&f);
+		ck_assert_int_eq(tc_wait_event(&cl, PROTO_MCP_EXITED, h, &f, T_MS), 0);
+		tframe_free(&f);
+	}
+	fds_after = proc_fd_count(ex.pid);
+	ck_assert_int_gt(fds_before, 0);
+	ck_assert_int_eq(fds_after, fds_before);
+	ck_assert_int_eq(proc_zombie_children(ex.pid), 0);
+	stop_default();
+}
+END_TEST
+
+/* ---- the link ---- */
+
+START_TEST(test_wrong_or_missing_proof_dropped)
+{
+	texec_start(&ex, NULL, NULL);
+	ck_assert_int_eq(tc_dial(&cl, ex.url, T_MS), 0);
+	ck_assert_int_ne(tc_hello(&cl, ex.secret, true), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert_int_eq(tc_dial(&cl, ex.url, T_MS), 0);
+	ck_assert_int_ne(tc_hello(&cl, NULL, false), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert_int_eq(tc_dial(&cl, ex.url, T_MS), 0);
+	ck_assert_int_ne(tc_hello(&cl, "not-the-secret", false), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert(texec_log_contains(&ex, "wrong proof of the secret"));
+	ck_assert(texec_log_contains(&ex, "no proof of the secret"));
+	ck_assert(!texec_log_contains(&ex, ex.secret)); /* never logged */
+	/* It still serves the right peer. */
+	tc_connect(&cl, ex.url, ex.secret);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_first_message_must_be_hello)
+{
+	struct proto_status_body s = { 0 };
+	struct tframe f = { 0 };
+
+	texec_start(&ex, NULL, NULL);
+	ck_assert_int_eq(tc_dial(&cl, ex.url, T_MS), 0);
+	ck_assert_int_ne(tc_call(&cl, PROTO_STATUS, &s, &f, 1000), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert(texec_log_contains(&ex, "STATUS is not allowed before authentication"));
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_int_eq(tc_call(&cl, PROTO_STATUS, &s, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, 0);
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_hostile_frames_drop_peer_not_daemon)
+{
+	static const char *const garbage[] = { "", "\x96", "\xc1\xc1\xc1",
+					       "\x96\x01\x20\x00\x01\x00\xdd\xff\xff\xff\xff",
+					       "\x96\x05\x01\x00\x01\x00\x80" };
+	struct proto_ping_body p = { 0 };
+	struct tframe f = { 0 };
+
+	texec_start(&ex, NULL, NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(garbage); i++) {
+		tc_connect(&cl, ex.url, ex.secret);
+		tc_send_raw(&cl, garbage[i], i == 0 ? 0 : strlen(garbage[i]) + (i == 3 ? 0 : 0));
+		ck_assert_msg(tc_closed_by_peer(&cl, T_MS), "garbage %zu did not drop the peer", i);
+		tc_close(&cl);
+	}
+	/* The daemon lives on and answers. */
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, 0);
+	tframe_free(&f);
+	ck_assert(texec_log_contains(&ex, "malformed frame"));
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_second_peer_refused)
+{
+	struct tclient other;
+	struct proto_ping_body p = { .stamp = 99 };
+	struct tframe f = { 0 };
+
+	start_default();
+	/* pair1 holds one peer: a second orchestrator gets no CHALLENGE. */
+	ck_assert_int_eq(tc_dial(&other, ex.url, 1000), -ETIMEDOUT);
+	tc_close(&other);
+	PROTO_SET(&p, 1);
+	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
+	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 99);
+	tframe_free(&f);
+	stop_default();
+}
+END_TEST
+
+START_TEST(test_insecure_tcp_refused)
+{
+	int st;
+
+	texec_spawn_raw(&ex, "tcp://0.0.0.0:0", NULL);
+	ck_assert_int_eq(waitpid(ex.pid, &st, 0), ex.pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	ck_assert(texec_log_contains(&ex, "refusing to listen"));
+	ex.pid = 0;
+	/* loopback without auth is allowed (with a warning) */
+	{
+		const char *args[] = { "--insecure", NULL };
+
+		texec_spawn_raw(&ex, "tcp://127.0.0.1:0", NULL);
+		usleep(200 * 1000);
+		ck_assert(!pid_gone(ex.pid, 0));
+		texec_stop(&ex);
+		texec_spawn_raw(&ex, "tcp://0.0.0.0:0", args);
+		usleep(200 * 1000);
+		ck_assert(!pid_gone(ex.pid, 0));
+		texec_stop(&ex);
+	}
+}
+END_TEST
+
+static Suite *executor_suite(void)
+{
+	Suite *s = suite_create("executor");
+	TCase *tc = tcase_create("link");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_resolve_every_form);
+	tcase_add_test(tc, test_bad_servers_beside_good);
+	tcase_add_test(tc, test_escapes_refused);
+	tcase_add_test(tc, test_root_allow);
+	tcase_add_test(tc, test_start_send_receive_stop);
+	tcase_add_test(tc, test_env_resolved_on_executor);
+	tcase_add_test(tc, test_crash_reports_exit);
+	tcase_add_test(tc, test_spawn_failure_is_clear);
+	tcase_add_test(tc, test_process_cap);
+	tcase_add_test(tc, test_huge_line_and_garbage);
+	tcase_add_test(tc, test_stderr_forwarded);
+	tcase_add_test(tc, test_noread_backpressure);
+	tcase_add_test(tc, test_kill9_kills_children);
+	tcase_add_test(tc, test_reattach_within_grace);
+	tcase_add_test(tc, test_200_cycles_no_leaks);
+	tcase_add_test(tc, test_wrong_or_missing_proof_dropped);
+	tcase_add_test(tc, test_first_message_must_be_hello);
+	tcase_add_test(tc, test_hostile_frames_drop_peer_not_daemon);
+	tcase_add_test(tc, test_second_peer_refused);
+	tcase_add_test(tc, test_insecure_tcp_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TEST_MAIN(executor_suite)
