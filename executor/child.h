@@ -20,10 +20,12 @@
  * ignore (or block) SIGPIPE.
  *
  * exit_cb runs exactly once, after the process has been reaped and its
- * stdout read to EOF (or, if an escaped descendant keeps the pipe open,
- * after a short drain of what is buffered), so no line written before the
- * exit is lost. The reason is human-readable: "exited with status 3",
- * "killed by signal 9", "stdout line exceeded 16777216 bytes", ...
+ * stdout read to EOF (or, if a descendant that left the group keeps the
+ * pipe open, after 500 ms and a last read of what is buffered), so no line
+ * written before the exit is lost. A last stdout line without '\n' is not
+ * a message and is not delivered; the reason then says how many bytes were
+ * dropped. The reason is human-readable: "exited with status 3", "killed by
+ * signal 9", "stdout line exceeded 16777216 bytes", ...
  *
  * Ownership: child_start copies what it needs from the spec; the caller
  * owns the returned child and releases it with child_free, normally from or
@@ -90,7 +92,8 @@ void child_kill(struct child *c);
 pid_t child_pid(const struct child *c);
 
 /* Releases the child; accepts NULL; returns NULL. A child still running is
- * killed (SIGKILL to its group) and reaped synchronously, without exit_cb. */
+ * killed (SIGKILL to its group) and reaped before this returns (a blocking
+ * waitpid, normally immediate), and exit_cb is not called. */
 struct child *child_free(struct child *c);
 
 #endif

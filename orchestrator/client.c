@@ -21,6 +21,7 @@
 #include "util.h"
 #include "wqueue.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -74,6 +75,7 @@ struct client_srv {
 	ino_t ino;
 	struct client *sessions;
 	size_t count;
+	unsigned in_cb; /* depth of request_cb/closed_cb calls, see client_srv_free */
 	/* encode buffer */
 	char *buf;
 	size_t len, cap;
@@ -246,8 +248,8 @@ static int client_send(struct client *c)
 	if (r == 1)
 		client_set_want_write(c, true);
 	if (r == -ENOBUFS) {
-		log_warn("client %" PRIu64 ": not reading its output (%zu bytes queued): disconnecting",
-			 c->id, wqueue_pending(&c->wq));
+		log_warn("client %" PRIu64 ": not reading its output (%zu bytes queued): "
+			 "disconnecting", c->id, wqueue_pending(&c->wq));
 		client_shutdown(c, "slow consumer");
 	} else if (r < 0 && r != -EMSGSIZE && r != -EINVAL) {
 		client_shutdown(c, strerror(-r));
@@ -311,7 +313,9 @@ static void client_dispatch(struct client *c, json_t *msg)
 	params = json_object_get(msg, "params");
 	if (json_is_null(params))
 		params = NULL;
+	s->in_cb++;
 	s->ops->request_cb(c, json_string_value(method), id, params, s->arg);
+	s->in_cb--;
 }
 
 static void client_handle_line(struct client *c, const char *line, size_t len)
@@ -344,7 +348,8 @@ static void client_take_lines(struct client *c)
 		if (r < 0) {
 			/* linebuf cannot skip to the next '\n': answer, then end. */
 			client_error(c, NULL, CLIENT_INVALID_REQUEST,
-				     "Invalid Request: message longer than %zu bytes", c->srv->max_line);
+				     "Invalid Request: message longer than %zu bytes",
+				     c->srv->max_line);
 			client_drain(c, "line too long");
 			return;
 		}
@@ -524,8 +529,11 @@ static void client_finish(struct client *c)
 		s->refusing = false;
 		log_info("below %u client sessions again: accepting", s->max_sessions);
 	}
-	if (s->ops->closed_cb)
+	if (s->ops->closed_cb) {
+		s->in_cb++;
 		s->ops->closed_cb(c, s->arg);
+		s->in_cb--;
+	}
 	client_release(c);
 }
 
@@ -880,6 +888,8 @@ struct client_srv *client_srv_free(struct client_srv *s)
 {
 	if (!s)
 		return NULL;
+	/* A session callback up the stack would return into freed memory. */
+	assert(s->in_cb == 0);
 	loop_io_del(s->lio);
 	loop_timer_cancel(s->pause);
 	while (s->sessions)

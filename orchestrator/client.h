@@ -8,23 +8,28 @@
  * notifications and writes replies; method logic lives in rpc.c and is
  * reached through struct client_ops. Everything runs on the loop thread.
  *
- * Input: a line longer than max_line gets -32600 and ends the session
- * (linebuf cannot resynchronise inside a line). Not JSON (or JSON with
- * duplicate keys or a \u0000 in a string) -> -32700 with id null; not an
- * object, a bad id, or no string method -> -32600 (with the id when it was
- * valid). A message with result/error and no method is a client response:
- * ignored, since we send no server->client requests. "jsonrpc" is accepted
- * and never written. Empty lines are ignored; a final line without '\n'
- * before EOF still counts.
+ * Input: a line longer than max_line gets -32600 (id null) as soon as the
+ * bound is passed, and the session ends after that answer is written
+ * (linebuf cannot resynchronise inside a line). Not JSON (also: duplicate
+ * keys, a \u0000 in a string, an integer beyond int64) -> -32700, id null.
+ * Not an object (arrays: batches are not part of the dialect), an id that is
+ * not a string or integer, or no string method -> -32600, with the id when
+ * it was valid. A message with result/error and no method is a client
+ * response: ignored (debug log), since we send no server->client requests.
+ * "jsonrpc" and "trace" are accepted and ignored. Blank lines are ignored;
+ * '\r' before '\n' is allowed; a final line without '\n' before EOF counts.
+ * A malformed line never ends the session.
  *
  * Output: compact JSON + '\n', written directly when the session's queue is
  * empty, otherwise queued up to max_output bytes; a client that lets the
- * queue reach that bound is disconnected (closed_cb). Writes use write(2):
+ * queue reach that bound is disconnected (closed_cb). Writes use writev(2):
  * the daemon must ignore SIGPIPE (it does; tests do too).
  *
- * End of a session (EOF, read/write error, slow consumer, bad framing,
- * client_close): reading stops, output already queued is still flushed on
- * EOF and on a framing error, then closed_cb runs and the session is freed.
+ * End of a session (EOF, read/write error, slow consumer, over-long line,
+ * client_close): reading stops; on EOF and after an over-long line the
+ * output already queued is still flushed first (replies that rpc sends after
+ * EOF are refused: EOF ends the session). Then closed_cb runs and the
+ * session is freed.
  * closed_cb never runs inside a client_* call made by the caller (except
  * client_srv_free): it always comes later from the loop, so rpc may close
  * or write to any session while iterating over its own lists. Between the
@@ -91,10 +96,13 @@ struct client_srv *client_srv_free(struct client_srv *s);
 /* Live sessions. */
 size_t client_srv_count(const struct client_srv *s);
 
-/* {"id":id,"result":result}. result NULL sends {}. Returns 0 (sent or
- * queued), -EMSGSIZE (this message alone exceeds max_output: dropped, the
- * session lives on), -EINVAL (not encodable), -EPIPE (session closing), or
- * another -errno after which the session is closing. */
+/* {"id":id,"result":result}; id must be a json string or integer; result
+ * NULL sends {}. Returns 0 (sent or queued), -EMSGSIZE (this message alone
+ * exceeds max_output: dropped, the session lives on; send an error
+ * instead), -EINVAL (bad id, not encodable), -EPIPE (session ending), or
+ * another -errno (ENOBUFS: slow consumer, EPIPE...) after which the session
+ * is ending. Callers may ignore the result: the session's end is reported
+ * through closed_cb either way. */
 int client_reply(struct client *c, json_t *id, json_t *result);
 /* {"id":id|null,"error":{"code":code,"message":...}}; the message is
  * printf-formatted and cut at 4 KiB. Returns as client_reply. */

@@ -12,11 +12,13 @@
 #include "config.h"
 #include "env.h"
 #include "envfile.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "orch.h"
 #include "srv.h"
 #include "thread.h"
+#include "turn.h"
 #include "util.h"
 #include "version.h"
 
@@ -165,15 +167,18 @@ int main(int argc, char **argv)
 	loop_signal_add(orch->loop, SIGHUP, stop_cb, NULL);
 	if (load_files() < 0)
 		goto out;
+	orch->http = http_new(orch->loop);
 	orch_envs_start();
 	if (serve(o.listen) < 0)
 		goto out;
 	rc = loop_run(orch->loop) < 0 ? 1 : 0;
 out:
+	turn_abort_all();
 	orch->listener = client_srv_free(orch->listener);
 	thread_free_all();
 	srv_stop_all();
 	orch_envs_stop();
+	orch->http = http_free(orch->http);
 	config_free(orch->config);
 	envfile_free(orch->envfile);
 	loop_free(orch->loop);

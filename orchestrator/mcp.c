@@ -760,6 +760,8 @@ static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
 	struct mcp_req *r;
 	char *text;
 
+	if (json_is_null(err)) /* "error": null beside a result: sloppy, not an error */
+		err = NULL;
 	/* We only send non-negative integers; anything else is not ours. */
 	if (!json_is_integer(id) || json_integer_value(id) < 0) {
 		log_debug("MCP server '%s': ignoring response with a foreign id", s->name);
@@ -767,8 +769,8 @@ static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
 	}
 	r = hash_find(s, (uint64_t)json_integer_value(id));
 	if (!r) {
-		log_debug("MCP server '%s': ignoring response to unknown or finished request %" JSON_INTEGER_FORMAT,
-			  s->name, json_integer_value(id));
+		log_debug("MCP server '%s': ignoring response to unknown or finished request "
+			  "%" JSON_INTEGER_FORMAT, s->name, json_integer_value(id));
 		return;
 	}
 	if (err) {

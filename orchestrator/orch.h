@@ -30,6 +30,7 @@ struct config;
 struct envfile;
 struct thread;
 struct srv;
+struct http;
 
 #define ORCH_MAX_ROOTS 256u          /* selected roots per thread */
 #define ORCH_MAX_THREADS 100000u
@@ -47,6 +48,7 @@ struct orch {
 	size_t n_threads;
 	struct srv *srvs;         /* live server instances */
 	struct client_srv *listener;
+	struct http *http;        /* libcurl multi on the loop: model API, HTTP MCP */
 	struct session *sessions; /* connected clients */
 	bool stdio;               /* serving stdio: EOF ends the daemon */
 	/* counters tests and benchmarks read through debug/counters */

@@ -17,6 +17,7 @@
 #include "orch.h"
 #include "srv.h"
 #include "thread.h"
+#include "turn.h"
 #include "util.h"
 #include "version.h"
 
@@ -618,6 +619,8 @@ static const struct {
 	{ "config/mcpServer/reload", rpc_mcp_reload, true },
 	{ "environment/status", rpc_env_status, true },
 	{ "environment/add", rpc_env_add, true },
+	{ "turn/start", turn_start, true },
+	{ "turn/interrupt", turn_interrupt, true },
 	{ "debug/counters", rpc_debug_counters, true },
 };
 

@@ -189,7 +189,8 @@ static void start_reply_cb(struct env *e, const struct proto_msg *reply, const c
 	s->mcp = mcp_session_new(orch->loop, &o, &s->transport, &session_ops, s);
 	if (mcp_session_start(s->mcp) < 0) {
 		stop_process(s);
-		set_state(s, SRV_FAILED, "cannot start the MCP session");
+		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
+			  mcp_session_error(s->mcp) ? mcp_session_error(s->mcp) : "send failed");
 	}
 }
 

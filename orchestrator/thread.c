@@ -58,6 +58,10 @@ struct thread {
 	struct waiter *waiters;
 	uint32_t n_waiters, cap_waiters;
 	uint64_t rediscoveries, builds;
+	/* conversation */
+	json_t *history;    /* Responses API input items, every turn so far */
+	json_t *turns;      /* finished Turn objects */
+	struct turn *turn;  /* the running one */
 };
 
 static struct thread global_thread = { .global = true };
@@ -246,6 +250,8 @@ static void thread_free(struct thread *t)
 			env_request_forget(t->roots[i].req_env, t->roots[i].req);
 	roots_free(t->roots, t->n_roots);
 	free(t->waiters);
+	json_decref(t->history);
+	json_decref(t->turns);
 	free(t->cwd);
 	free(t->model);
 	json_decref(t->environments);
@@ -277,6 +283,24 @@ struct thread *thread_find(const char *id)
 
 struct thread *thread_global(void) { return &global_thread; }
 struct thread *thread_first(void) { return orch->threads; }
+
+json_t *thread_history(struct thread *t)
+{
+	if (!t->history)
+		t->history = json_array();
+	return t->history;
+}
+
+json_t *thread_turns(struct thread *t)
+{
+	if (!t->turns)
+		t->turns = json_array();
+	return t->turns;
+}
+
+struct turn *thread_turn(const struct thread *t) { return t->turn; }
+void thread_set_turn(struct thread *t, struct turn *turn) { t->turn = turn; }
+const char *thread_model(const struct thread *t) { return t->model; }
 struct thread *thread_next(const struct thread *t) { return t->next; }
 const char *thread_id(const struct thread *t) { return t->global ? NULL : t->id; }
 struct session *thread_owner(const struct thread *t) { return t->owner; }
@@ -516,11 +540,19 @@ void thread_project(struct thread *t)
 
 /* ---- waiting ----------------------------------------------------------- */
 
+/* Settled: nothing left to wait for. A root whose environment is still
+ * connecting counts as pending (the connect timeout bounds that), so a
+ * request right after start-up sees the plugin instead of an empty runtime. */
 static bool settled(const struct thread *t)
 {
-	for (uint32_t i = 0; i < t->n_roots; i++)
+	for (uint32_t i = 0; i < t->n_roots; i++) {
+		struct env *e = orch_env(t->roots[i].env_id);
+
 		if (t->roots[i].st == TR_RESOLVING)
 			return false;
+		if (e && env_state(e) == ENV_CONNECTING && t->roots[i].st != TR_OK)
+			return false;
+	}
 	for (uint32_t i = 0; i < t->n_rt; i++)
 		if (srv_state(t->rt[i]) == SRV_STARTING)
 			return false;
@@ -653,18 +685,19 @@ static bool uses_env(const struct thread *t, const char *id)
 void threads_env_changed(struct env *e)
 {
 	bool up = env_state(e) == ENV_READY;
+	bool connecting = env_state(e) == ENV_CONNECTING;
 
-	if (env_state(e) == ENV_CONNECTING)
-		return;
 	for (struct thread *t = orch->threads; t; t = t->next) {
 		if (!uses_env(t, env_id(e)))
 			continue;
-		orch_notify_thread(t, up ? "thread/environment/connected"
-					 : "thread/environment/disconnected",
-				   json_pack("{s:s, s:s}", "threadId", t->id, "environmentId",
-					     env_id(e)));
+		if (!connecting)
+			orch_notify_thread(t, up ? "thread/environment/connected"
+						 : "thread/environment/disconnected",
+					   json_pack("{s:s, s:s}", "threadId", t->id,
+						     "environmentId", env_id(e)));
 		if (up)
 			thread_project(t);
+		thread_check(t); /* a waiter may have been waiting for this env */
 	}
 	if (up && global_thread.built)
 		thread_project(&global_thread);

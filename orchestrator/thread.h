@@ -56,6 +56,14 @@ const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t 
 json_t *thread_root_errors(const struct thread *t);
 json_t *thread_invalid_servers(const struct thread *t);
 
+/* Conversation state (turn.c). */
+struct turn;
+json_t *thread_history(struct thread *t); /* borrowed; created on first use */
+json_t *thread_turns(struct thread *t);
+struct turn *thread_turn(const struct thread *t);
+void thread_set_turn(struct thread *t, struct turn *turn);
+const char *thread_model(const struct thread *t);
+
 void threads_env_changed(struct env *e);
 void threads_reload(void); /* config.toml changed: rebuild every runtime */
 

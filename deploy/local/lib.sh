@@ -7,7 +7,7 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # and npm serve the tests (valgrind lane, filesystem-less proof, real npm MCP
 # peers); clang only the optional fuzz build.
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
- libcurl4-openssl-dev libjansson-dev libsodium-dev check"
+ libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check"
 TANDEM_TEST_PKGS="valgrind strace procps"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -34,6 +34,25 @@ ensure_packages() {
 ensure_node() {
 	command -v node >/dev/null && command -v npm >/dev/null && return 0
 	ensure_packages nodejs npm
+}
+
+# Real MCP servers from the npm registry for the tests, pinned, installed
+# once into a cache directory. Prints the directory, or nothing when the
+# registry cannot be reached (those tests then report a loud SKIP).
+TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31"
+ensure_npm_peers() {
+	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-peers"
+	local stamp="$dir/.installed-$(echo "$TANDEM_NPM_PEER_PKGS" | tr ' /@' '___')"
+	if [ ! -f "$stamp" ]; then
+		mkdir -p "$dir"
+		say "installing npm test peers: $TANDEM_NPM_PEER_PKGS"
+		if ! npm install --no-audit --no-fund --silent --prefix "$dir" $TANDEM_NPM_PEER_PKGS >&2; then
+			say "SKIP: npm install failed (registry unreachable?): npm peer tests will be skipped"
+			return 0
+		fi
+		touch "$stamp"
+	fi
+	echo "$dir"
 }
 
 # configure_build DIR [meson options...]: sets up DIR once (or reconfigures

@@ -640,6 +640,13 @@ START_TEST(test_call_error_response)
 	ck_assert_ptr_null(r.result);
 	ck_assert_str_eq(r.error, "MCP error -32602: unknown tool");
 	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
+	/* "error": null beside a result is a success. */
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":null,\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_ptr_null(r.error);
+	ck_assert(json_is_array(json_object_get(r.result, "content")));
 	result_clear(&r);
 }
 END_TEST
@@ -810,6 +817,47 @@ START_TEST(test_many_pending_out_of_order)
 		result_clear(&r[i]);
 	}
 	ck_assert_uint_eq(mcp_session_pending(S), 0);
+}
+END_TEST
+
+/* Ids that share a table slot: the table has a power-of-two size up to
+ * MCP_MAX_PENDING, so ids MCP_MAX_PENDING apart always collide. Each
+ * answer must reach the call with exactly its id. */
+START_TEST(test_id_collisions)
+{
+	struct result old = { 0 }, r = { 0 }, nw = { 0 };
+	json_int_t old_id, id;
+
+	make_ready();
+	ck_assert_uint_gt(mcp_call_tool(S, "old", NULL, 0, result_cb, &old), 0);
+	old_id = id_of(last_sent());
+	for (unsigned i = 1; i < MCP_MAX_PENDING; i++) {
+		ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+		id = id_of(last_sent());
+		feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"i\":%u}}", (long long)id, i);
+		ck_assert_int_eq(r.n, (int)i);
+		ck_assert_int_eq(json_integer_value(json_object_get(r.result, "i")), i);
+	}
+	ck_assert_int_eq(old.n, 0);
+	/* A newer call in the old one's slot, answered after it. */
+	ck_assert_uint_gt(mcp_call_tool(S, "new", NULL, 0, result_cb, &nw), 0);
+	id = id_of(last_sent());
+	ck_assert_int_eq(id, old_id + MCP_MAX_PENDING);
+	answer(old_id, "{\"who\":\"old\"}");
+	ck_assert_int_eq(old.n, 1);
+	ck_assert_int_eq(nw.n, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(old.result, "who")), "old");
+	/* The finished id is not confused with the pending one in its slot. */
+	answer(old_id, "{\"who\":\"stale\"}");
+	ck_assert_int_eq(nw.n, 0);
+	ck_assert_int_eq(old.n, 1);
+	answer(id, "{\"who\":\"new\"}");
+	ck_assert_int_eq(nw.n, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(nw.result, "who")), "new");
+	ck_assert_uint_eq(mcp_session_pending(S), 0);
+	result_clear(&old);
+	result_clear(&r);
+	result_clear(&nw);
 }
 END_TEST
 
@@ -1190,6 +1238,7 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_forget_callbacks);
 	tcase_add_test(tc, test_many_pending_out_of_order);
+	tcase_add_test(tc, test_id_collisions);
 	tcase_add_test(tc, test_pending_limit);
 	tcase_add_test(tc, test_send_failure_reported_async);
 	tcase_add_test(tc, test_transport_closed_fails_pending);
