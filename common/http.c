@@ -74,7 +74,7 @@ struct http_req {
 	struct loop_timer *idle;
 
 	int err; /* our verdict, preferred over curl's */
-	char why[128];
+	char why[CURL_ERROR_SIZE];
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -269,10 +269,15 @@ static void complete(struct http_req *r, CURLcode rc)
 		finish(r, 0, "ok");
 		return;
 	}
+	/* Copied: curl owns errbuf while the handle is in use. */
 	n = strlen(r->errbuf);
 	while (n > 0 && (r->errbuf[n - 1] == '\n' || r->errbuf[n - 1] == '\r'))
-		r->errbuf[--n] = '\0';
-	finish(r, curl_to_errno(r->easy, rc), n ? r->errbuf : curl_easy_strerror(rc));
+		n--;
+	if (n)
+		set_why(r, curl_to_errno(r->easy, rc), "%.*s", (int)n, r->errbuf);
+	else
+		set_why(r, curl_to_errno(r->easy, rc), "%s", curl_easy_strerror(rc));
+	finish(r, r->err, r->why);
 }
 
 static struct http_req *req_of(CURL *easy)

@@ -7,12 +7,12 @@
  * connection cache, so requests to the same host reuse keep-alive
  * connections (and HTTP/2 multiplexes when TLS negotiates it).
  *
- * Callbacks run on the loop thread, never while a curl_multi_* call is on
- * the stack of a caller of this API. From any callback a caller may start
- * new requests or cancel any request, its own included; it must not call
- * http_free(). headers_cb and data_cb run from inside libcurl, so what
- * they ask for is deferred until libcurl returns: a request cancelled there
- * gets no further callback, a request started there begins then.
+ * Callbacks run on the loop thread. done_cb runs outside libcurl;
+ * headers_cb and data_cb run inside libcurl's header and write callbacks.
+ * From any of them a caller may start requests or cancel any request, its
+ * own included (it must not call http_free()). What headers_cb and data_cb
+ * ask for takes effect as soon as libcurl returns: a request cancelled
+ * there gets no further callback, a request started there begins then.
  *
  * Defaults are the safe ones: TLS peers and host names are verified,
  * redirects are never followed (a 3xx is a complete exchange: the caller
@@ -24,8 +24,13 @@
  * Secrets: request headers (Authorization) and bodies are copied, and the
  * copies are wiped before they are freed; nothing here logs.
  *
- * Ownership: http_start() copies everything in opts; the caller may free
- * its strings at once. A struct http_req belongs to the module: it is freed
+ * Request headers go out as given, plus "Expect:" (no 100-continue wait).
+ * "Name:" with nothing after the colon removes a header curl would add.
+ * A POST without a Content-Type header is sent by curl as form data:
+ * callers posting JSON say so.
+ *
+ * Ownership: http_start() copies everything in opts and *cbs; the caller
+ * may free them at once. A struct http_req belongs to the module: it is freed
  * after done_cb returns, or by http_cancel(); the caller must drop its
  * pointer at either point.
  */
@@ -81,9 +86,8 @@ struct http *http_new(struct loop *l);
  * cache. Accepts NULL; returns NULL. Not from inside an http callback. */
 struct http *http_free(struct http *h);
 
-/* Starts a request. cbs must outlive it (a static table is typical).
- * Returns NULL with errno EINVAL (bad method, URL, or a header that is not
- * "Name: value" or holds CR/LF) or ENOMEM. */
+/* Starts a request. Returns NULL with errno EINVAL (bad method, URL, or a
+ * header that is not "Name: value" or holds CR/LF) or ENOMEM. */
 struct http_req *http_start(struct http *h, const struct http_opts *o, const struct http_cbs *cbs,
 			    void *arg);
 /* No callback for r afterwards; r is invalid. Accepts NULL. Safe from any

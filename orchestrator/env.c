@@ -263,6 +263,7 @@ static void init_timeout_cb(struct loop_timer *t, void *arg)
 
 static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
 			   void *arg);
+static void pipe_adopt(struct env *e, uint32_t pipe);
 
 static void on_challenge(struct env *e, const struct proto_challenge_body *c)
 {
@@ -397,6 +398,8 @@ static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t le
 	struct proto_msg m;
 	char err[256], why[320];
 
+	if (!e->pipe)
+		pipe_adopt(e, pipe); /* its frame beat the posted pipe event */
 	if (pipe != e->pipe)
 		return; /* from a pipe we already let go */
 	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
@@ -414,6 +417,19 @@ static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t le
 		on_event(e, &m);
 	}
 	proto_msg_release(&m);
+}
+
+/* A new connection to the executor: the handshake starts (CHALLENGE comes
+ * from the executor). Called from the posted pipe event or from the first
+ * frame, whichever the loop sees first. */
+static void pipe_adopt(struct env *e, uint32_t pipe)
+{
+	if (e->pipe)
+		link_lost(e, "replaced by a new connection");
+	e->pipe = pipe;
+	set_state(e, ENV_CONNECTING);
+	loop_timer_cancel(e->init_timer);
+	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
 }
 
 static struct env *env_by_serial(uint64_t serial)
@@ -435,11 +451,8 @@ static void pipe_event_cb(void *arg)
 	if (!e)
 		return;
 	if ((v & 3u) == NNG_PIPE_EV_ADD_POST) {
-		if (e->pipe)
-			link_lost(e, "replaced by a new connection");
-		e->pipe = pipe;
-		set_state(e, ENV_CONNECTING);
-		e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+		if (pipe != e->pipe)
+			pipe_adopt(e, pipe);
 	} else if (pipe == e->pipe) {
 		link_lost(e, e->spawned && e->pid <= 0 ? "the executor exited"
 						       : "the executor closed the connection");

@@ -17,6 +17,7 @@
 
 #define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 30000u
+#define MAX_FAILURES 5u /* in a row, with the environment up: then report it */
 struct cb_entry {
 	srv_cb cb;
 	void *arg;
@@ -47,6 +48,7 @@ struct srv {
 	/* restart backoff */
 	unsigned failures;
 	uint64_t retry_at_ms;
+	struct loop_timer *restart_timer;
 	/* callbacks */
 	struct cb_list waiters;
 	struct cb_list watchers;
@@ -98,9 +100,12 @@ static void set_state(struct srv *s, enum srv_state st, const char *fmt, ...)
 	if (st == SRV_READY)
 		s->failures = 0;
 	if (st == SRV_FAILED) {
-		s->failures++;
+		/* Only a failure of the server itself counts towards giving up;
+		 * an environment that is down is waited for (srv_env_changed). */
+		if (s->env && env_state(s->env) == ENV_READY)
+			s->failures++;
 		s->retry_at_ms = now_ms() + MIN(BACKOFF_MAX_MS,
-						 BACKOFF_MIN_MS << MIN(s->failures - 1, 8u));
+						 BACKOFF_MIN_MS << MIN(s->failures ? s->failures - 1 : 0, 8u));
 		log_warn("server '%s': %s", s->name, s->error ? s->error : "failed");
 	} else {
 		log_info("server '%s': %s", s->name, srv_state_name(st));
@@ -261,6 +266,8 @@ static void srv_start(struct srv *s)
 {
 	const char *transport = json_string_value(json_object_get(s->cfg, "transport"));
 
+	loop_timer_cancel(s->restart_timer);
+	s->restart_timer = NULL;
 	s->mcp = mcp_session_free(s->mcp);
 	s->handle = 0;
 	set_state(s, SRV_STARTING, NULL);
@@ -282,10 +289,33 @@ static void srv_start(struct srv *s)
 	start_stdio(s);
 }
 
+static void restart_cb(struct loop_timer *t, void *arg)
+{
+	struct srv *s = arg;
+
+	s->restart_timer = NULL;
+	srv_start(s);
+}
+
+/* A failed server comes back on next use: at once when its backoff has
+ * passed, else when it does (the instance shows as starting meanwhile, so
+ * callers wait for it). After MAX_FAILURES in a row it stays failed and
+ * callers get the reason; a reload or a reconnect of its environment
+ * clears that. */
 bool srv_retry(struct srv *s)
 {
-	if (s->state == SRV_FAILED && now_ms() >= s->retry_at_ms)
+	uint64_t now = now_ms();
+
+	if (s->state != SRV_FAILED)
+		return s->state == SRV_STARTING;
+	if (s->failures >= MAX_FAILURES)
+		return false;
+	if (now >= s->retry_at_ms) {
 		srv_start(s);
+	} else if (!s->restart_timer) {
+		s->restart_timer = loop_timer_add(orch->loop, s->retry_at_ms - now, restart_cb, s);
+		set_state(s, SRV_STARTING, NULL);
+	}
 	return s->state == SRV_STARTING;
 }
 
@@ -333,6 +363,7 @@ static void srv_destroy(struct srv *s)
 		}
 	}
 	s->mcp = mcp_session_free(s->mcp);
+	loop_timer_cancel(s->restart_timer);
 	stop_process(s);
 	free(s->key);
 	free(s->name);
@@ -471,6 +502,7 @@ void srv_env_changed(struct env *e)
 			/* Back after a restart or reconnect: bring failed ones back. */
 			if (s->state == SRV_FAILED) {
 				s->retry_at_ms = 0;
+				s->failures = 0;
 				srv_retry(s);
 			}
 		} else if (s->mcp && s->handle) {

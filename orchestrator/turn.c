@@ -349,13 +349,14 @@ static void item_cb(json_t *item, void *arg)
 static void model_done_cb(json_t *response, const char *error, void *arg)
 {
 	struct turn *u = arg;
+	_cleanup_free_ char *why = error ? xstrdup(error) : NULL; /* error dies with mreq */
 
 	model_cancel(u->mreq);
 	u->mreq = NULL;
 	toolmap_free(u->map);
 	u->map = NULL;
-	if (error) {
-		end_turn(u, "failed", error);
+	if (why) {
+		end_turn(u, "failed", why);
 		return;
 	}
 	u->model_done = true;

@@ -310,7 +310,8 @@ static int serve(struct conn *c, const struct request *q, const char *body)
 		return sendf(fd, "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"
 				 "HTTP/1.1 200 OK\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok");
 	if (strcmp(q->path, "/redirect") == 0)
-		return sendf(fd, "HTTP/1.1 302 Found\r\nLocation: /echo\r\nContent-Length: 0\r\n\r\n");
+		return sendf(fd, "HTTP/1.1 302 Found\r\nLocation: /echo\r\n"
+				 "Content-Length: 0\r\n\r\n");
 	if (strcmp(q->path, "/stream") == 0)
 		return serve_stream(c);
 	if (strncmp(q->path, "/big/", 5) == 0)
@@ -1122,8 +1123,8 @@ START_TEST(keepalive_reuse)
 	setup(&x);
 	chain_left = 5;
 	chain_errs = 0;
-	ck_assert_ptr_nonnull(http_start(
-		x.h, &(struct http_opts){ .method = "GET", .url = url(&x, "/echo") }, &chain_cbs, &x));
+	ck_assert_ptr_nonnull(http_start(x.h, &(struct http_opts){ .url = url(&x, "/echo") },
+					 &chain_cbs, &x));
 	run(&x);
 	ck_assert_int_eq(chain_left, 0);
 	ck_assert_int_eq(chain_errs, 0);
@@ -1151,8 +1152,9 @@ START_TEST(bad_arguments)
 		x.h, &(struct http_opts){ .url = url(&x, "/"), .headers = crlf }, &rr_cbs, NULL));
 	ck_assert_ptr_null(http_start(
 		x.h, &(struct http_opts){ .url = url(&x, "/"), .headers = noname }, &rr_cbs, NULL));
-	ck_assert_ptr_null(http_start(
-		x.h, &(struct http_opts){ .url = url(&x, "/"), .headers = nocolon }, &rr_cbs, NULL));
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/"),
+							.headers = nocolon },
+				      &rr_cbs, NULL));
 	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/") },
 				      &(struct http_cbs){ 0 }, NULL));
 	ck_assert_int_eq(errno, EINVAL);

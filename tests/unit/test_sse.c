@@ -84,7 +84,8 @@ static void expect_events(const struct rec *got, const struct ev *want, size_t n
 		ck_assert_msg(g->len == w->len && memcmp(g->data, w->data, w->len) == 0,
 			      "%s: event %zu data '%s' want '%s'", how, i, g->data, w->data);
 		if (w->id)
-			ck_assert_msg(g->id && strcmp(g->id, w->id) == 0, "%s: event %zu id", how, i);
+			ck_assert_msg(g->id && strcmp(g->id, w->id) == 0, "%s: event %zu id", how,
+				      i);
 		else
 			ck_assert_msg(g->id == NULL, "%s: event %zu has id '%s'", how, i, g->id);
 	}
@@ -260,9 +261,10 @@ START_TEST(bound_per_event)
 {
 	static const struct ev a[] = { EV("message", "a", NULL) };
 	static const struct ev two[] = { EV("message", "aa\nbb", NULL) };
+	static const struct ev five[] = { EV("message", "12345", NULL) };
 
 	/* "data: 12345" is 11 bytes. */
-	check_all(S("data: 12345\n\n"), 11, 0, (const struct ev[]){ EV("message", "12345", NULL) }, 1);
+	check_all(S("data: 12345\n\n"), 11, 0, five, 1);
 	check_all(S("data: 12345\n\n"), 10, -E2BIG, NULL, 0);
 	/* Lines of one event add up: 8 + 8. */
 	check_all(S("data: aa\ndata: bb\n\n"), 16, 0, two, 1);
