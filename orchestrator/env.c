@@ -767,14 +767,19 @@ struct env *env_free(struct env *e)
 			break;
 		}
 	}
-	if (e->link_open)
-		link_close(&e->link); /* no nng callback runs after this */
+	/* The executor goes first: with its end gone, nng has no live pipe to
+	 * wait for while the socket closes. */
+	if (e->pid_io)
+		loop_io_del(e->pid_io);
+	e->pid_io = NULL;
+	stop_executor(e);
+	if (e->link_open && link_close(&e->link) < 0) {
+		log_warn("environment '%s': the link socket did not close (nng); leaving it", e->id);
+		return NULL; /* nng may still call back into e: keep it */
+	}
 	loop_timer_cancel(e->init_timer);
 	loop_timer_cancel(e->connect_timer);
 	loop_timer_cancel(e->restart_timer);
-	if (e->pid_io)
-		loop_io_del(e->pid_io);
-	stop_executor(e);
 	safe_close(e->pidfd);
 	fail_all_pending(e, "the orchestrator is shutting down");
 	secret_free(e->secret);

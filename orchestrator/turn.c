@@ -185,15 +185,13 @@ static void call_finish(struct tcall *c, json_t *result, const char *error)
 				    json_string(json_is_true(json_object_get(result, "isError"))
 							? "failed"
 							: "completed"));
+		json_t *content = json_object_get(result, "content");
+		json_t *sc = json_object_get(result, "structuredContent");
+
 		json_object_set_new(item, "result",
-				    json_pack("{s:O, s:O}", "content",
-					      json_object_get(result, "content")
-						      ? json_object_get(result, "content")
-						      : json_array(),
-					      "structuredContent",
-					      json_object_get(result, "structuredContent")
-						      ? json_object_get(result, "structuredContent")
-						      : json_null()));
+				    json_pack("{s:o, s:o}", "content",
+					      content ? json_incref(content) : json_array(),
+					      "structuredContent", sc ? json_incref(sc) : json_null()));
 	}
 	if (!c->turn->ended)
 		item_completed(c->turn, json_incref(item));

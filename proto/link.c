@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <nng/protocol/pair1/pair.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <string.h>
 
 #include "loop.h"
@@ -91,10 +94,86 @@ void link_discard_queue(struct link *lk)
 	}
 }
 
-void link_close(struct link *lk)
+/* nng 1.5.2 (Debian 12) can deadlock inside nng_close now and then (fixed
+ * upstream after 1.5.2). A daemon must not hang on its way out, so the
+ * close runs in a helper thread and we wait a bounded time for it. */
+#define LINK_CLOSE_TIMEOUT_MS 2000
+static bool close_stuck;
+
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int refs; /* the thread and the waiter: the last one frees */
+};
+
+static void closer_put(struct closer *c)
 {
+	bool last;
+
+	pthread_mutex_lock(&c->mu);
+	last = --c->refs == 0;
+	pthread_mutex_unlock(&c->mu);
+	if (last) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+	}
+}
+
+static void *closer_main(void *arg)
+{
+	struct closer *c = arg;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mu);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	closer_put(c);
+	return NULL;
+}
+
+static int close_bounded(nng_socket sock)
+{
+	struct closer *c = xcalloc(1, sizeof(*c));
+	struct timespec deadline;
+	pthread_t th;
+	bool done;
+
+	c->sock = sock;
+	c->refs = 2;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&th, NULL, closer_main, c) != 0) {
+		c->refs = 1;
+		closer_put(c);
+		nng_close(sock);
+		return 0;
+	}
+	pthread_detach(th);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += LINK_CLOSE_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&c->mu);
+	while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == 0)
+		;
+	done = c->done;
+	pthread_mutex_unlock(&c->mu);
+	closer_put(c);
+	if (!done)
+		close_stuck = true;
+	return done ? 0 : -ETIMEDOUT;
+}
+
+bool link_close_stuck(void) { return close_stuck; }
+
+int link_close(struct link *lk)
+{
+	int r;
+
 	if (!lk->loop)
-		return;
+		return 0;
 	link_discard_queue(lk);
 	free(lk->queue);
 	lk->queue = NULL;
@@ -102,8 +181,9 @@ void link_close(struct link *lk)
 		loop_io_del(lk->recv_io);
 		lk->recv_io = NULL;
 	}
-	nng_close(lk->sock);
+	r = close_bounded(lk->sock);
 	lk->loop = NULL;
+	return r;
 }
 
 void link_close_pipe(struct link *lk, uint32_t pipe)

@@ -16,6 +16,7 @@
 #define TANDEM_PROTO_LINK_H
 
 #include <nng/nng.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +47,12 @@ struct link {
 
 /* Opens a pair1 socket with the frame limit set and starts receiving. */
 int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg);
-/* Closes the socket and drops queued frames. Safe on a zeroed link. */
-void link_close(struct link *lk);
+/* Closes the socket and drops queued frames. Safe on a zeroed link.
+ * Returns -ETIMEDOUT when nng_close did not return in time (an nng 1.5.2
+ * deadlock): nng may then still call pipe callbacks, so the caller must not
+ * free what they use; a daemon checks link_close_stuck() and _exits. */
+int link_close(struct link *lk);
+bool link_close_stuck(void);
 
 int link_send(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body);
 int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status, const char *msg);

@@ -1,0 +1,253 @@
+/* bturn.c - see bturn.h.
+ *
+ * The fake runs its bench-loop script (an endless series of one-tool turns:
+ * echo on mcp__executor_demo, then a short answer) and records, for each
+ * request, served_ms: the time it spent from the request body read to the
+ * last byte written. A turn here is two such requests and one tool call, so
+ *   overhead = (turn/start sent -> turn/completed received) - served_ms(2)
+ * is what tandem adds: client API, two HTTP requests (libcurl) with their
+ * SSE parsing, the tool call through the executor, and the request the fake
+ * reads before its clock starts. Each turn runs on a fresh thread (same
+ * root, so the server is shared and already running) so that the history,
+ * which is sent in full every step, does not grow over the run. */
+#include "bturn.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bconn.h"
+#include "bstat.h"
+#include "bsys.h"
+#include "btable.h"
+#include "util.h"
+
+#define TARGET_OVERHEAD_NS 2000000u
+#define FAKE_START_MS 15000u
+#define TURN_TIMEOUT_MS 30000u
+#define WHAT "turn with 1 tool call, overhead"
+
+static void skip(const char *why)
+{
+	bsys_progress("turn: skipped: %s", why);
+	btable_add(WHAT, NULL, NULL, why, "<= 2 ms", BTABLE_SKIP);
+}
+
+static char *find_in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = xstrdup(path && *path ? path : "/usr/bin:/bin");
+	char *save = NULL;
+
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char *p = xasprintf("%s/%s", d, name);
+
+		if (access(p, X_OK) == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* The fake listening on 127.0.0.1; *port gets its port. */
+static struct bconn *fake_start(const struct bench_opts *o, const char *script,
+				const char *python, const char *record, int *port)
+{
+	_cleanup_free_ char *log = xasprintf("%s/turn/fake.log", bsys_tmpdir());
+	FILE *lf = fopen(log, "we");
+	struct bconn *c;
+	const char *line;
+	size_t len;
+
+	if (!lf)
+		bsys_fail("open %s: %s", log, strerror(errno));
+	bsys_show_on_fail(log);
+	c = bconn_spawn("fake_responses",
+			(const char *const[]){ python, o->fake, "--script", script, "--port", "0",
+					       "--record", record, NULL },
+			fileno(lf));
+	fclose(lf);
+	bconn_read_line(c, bsys_now_ns() + FAKE_START_MS * 1000000ull, &line, &len);
+	if (sscanf(line, "LISTENING %d", port) != 1 || *port <= 0)
+		bsys_fail("fake_responses: expected 'LISTENING <port>', got: %.200s", line);
+	return c;
+}
+
+static bool has_turn_start(struct bconn *c)
+{
+	char err[512];
+	json_t *r = bconn_call(c, "turn/start",
+			       json_pack("{s:s, s:[{s:s, s:s}]}", "threadId", "no-such-thread",
+					 "input", "type", "text", "text", "probe"),
+			       err, sizeof(err));
+
+	if (r)
+		bsys_fail("turn/start on a thread that does not exist succeeded");
+	return strncmp(err, "Method not found", 16) != 0;
+}
+
+static void check_turn(json_t *done)
+{
+	json_t *turn = json_object_get(done, "turn"), *item;
+	const char *st = json_string_value(json_object_get(turn, "status"));
+	bool called = false;
+	size_t i;
+
+	if (!st || strcmp(st, "completed") != 0)
+		bsys_fail("turn ended %s: %s", st ? st : "?",
+			  json_string_value(json_object_get(json_object_get(turn, "error"),
+							    "message")));
+	json_array_foreach(json_object_get(turn, "items"), i, item) {
+		const char *type = json_string_value(json_object_get(item, "type"));
+		const char *ist = json_string_value(json_object_get(item, "status"));
+
+		if (type && strcmp(type, "mcpToolCall") == 0) {
+			if (!ist || strcmp(ist, "completed") != 0)
+				bsys_fail("the turn's tool call ended %s", ist ? ist : "?");
+			called = true;
+		}
+	}
+	if (!called)
+		bsys_fail("the turn completed without its tool call");
+}
+
+/* One turn on a fresh, settled thread: ns from turn/start to turn/completed. */
+static uint64_t one_turn(struct borch *orch, const char *plugin)
+{
+	const char *ids[] = { "demo" }, *paths[] = { plugin };
+	char *tid = borch_thread_start(orch->c, ids, paths, 1);
+	json_t *done;
+	uint64_t t0;
+
+	json_decref(borch_status_ok(orch->c, tid, 1));
+	t0 = bsys_now_ns();
+	json_decref(bconn_call_ok(orch->c, "turn/start",
+				  json_pack("{s:s, s:[{s:s, s:s}]}", "threadId", tid, "input",
+					    "type", "text", "text", "call the echo tool")));
+	done = bconn_wait_notification(orch->c, "turn/completed", TURN_TIMEOUT_MS);
+	t0 = bsys_now_ns() - t0;
+	check_turn(done);
+	json_decref(done);
+	free(tid);
+	return t0;
+}
+
+/* served_ms of each recorded request, in order; fails unless there are n. */
+static double *read_served(const char *record, size_t n)
+{
+	char *text = bsys_read_file(record, NULL), *save = NULL;
+	double *ms = xcalloc(n, sizeof(*ms));
+	size_t got = 0;
+
+	if (!text)
+		bsys_fail("fake_responses: no record file %s", record);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		json_t *rec = json_loads(l, 0, NULL);
+		json_t *served = json_object_get(rec, "served_ms");
+
+		if (!json_is_number(served) || json_integer_value(json_object_get(rec, "status")) != 200)
+			bsys_fail("fake_responses: bad record: %.300s", l);
+		if (got < n)
+			ms[got] = json_number_value(served);
+		got++;
+		json_decref(rec);
+	}
+	free(text);
+	if (got != n)
+		bsys_fail("fake_responses: %zu requests recorded, expected %zu", got, n);
+	return ms;
+}
+
+static void measure(const struct bench_opts *o, struct borch *orch, uint64_t *overhead,
+		    uint64_t *served, uint64_t *total, const char *record, struct bconn **fake)
+{
+	_cleanup_free_ char *plugin = xasprintf("%s/plugin", orch->dir);
+	unsigned all = o->turn_warm + o->turn_runs;
+	uint64_t *turn_ns = xcalloc(all, sizeof(*turn_ns));
+	double *ms;
+
+	borch_make_plugin(&o->bins, plugin, "executor_demo");
+	for (unsigned i = 0; i < all; i++)
+		turn_ns[i] = one_turn(orch, plugin);
+	*fake = bconn_free(*fake); /* EOF on its stdin: it exits, record complete */
+	ms = read_served(record, 2 * (size_t)all);
+	for (unsigned i = 0; i < o->turn_runs; i++) {
+		unsigned k = o->turn_warm + i;
+		uint64_t prov = (uint64_t)((ms[2 * k] + ms[2 * k + 1]) * 1e6);
+
+		total[i] = turn_ns[k];
+		served[i] = prov;
+		overhead[i] = turn_ns[k] > prov ? turn_ns[k] - prov : 0;
+	}
+	free(ms);
+	free(turn_ns);
+}
+
+static void run(const struct bench_opts *o, const char *script, const char *python)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/turn", bsys_tmpdir());
+	_cleanup_free_ char *record = xasprintf("%s/record.jsonl", dir);
+	uint64_t *ov = xcalloc(o->turn_runs, sizeof(*ov)), *sv = xcalloc(o->turn_runs, sizeof(*sv));
+	uint64_t *tot = xcalloc(o->turn_runs, sizeof(*tot)), med;
+	_cleanup_free_ char *cfg = NULL;
+	struct bconn *fake;
+	struct borch *orch;
+	int port;
+
+	bsys_mkdir(dir);
+	fake = fake_start(o, script, python, record, &port);
+	cfg = xasprintf("model = \"bench-model\"\nmodel_provider = \"fake\"\n\n"
+			"[model_providers.fake]\nname = \"fake\"\n"
+			"base_url = \"http://127.0.0.1:%d/v1\"\nwire_api = \"responses\"\n",
+			port);
+	orch = borch_start(&o->bins, "turn-orch", cfg);
+	if (!has_turn_start(orch->c)) {
+		skip("orchestrator has no turn/start");
+	} else {
+		bsys_progress("turn: %u turns with one tool call", o->turn_warm + o->turn_runs);
+		measure(o, orch, ov, sv, tot, record, &fake);
+		med = bstat_median(ov, o->turn_runs);
+		btable_add(WHAT, btable_ms(med),
+			   btable_fmt("served %s", btable_ms(bstat_median(sv, o->turn_runs))),
+			   btable_fmt("turn %s (median)", btable_ms(bstat_median(tot, o->turn_runs))),
+			   "<= 2 ms", btable_check(med <= TARGET_OVERHEAD_NS));
+	}
+	borch_stop(orch);
+	bconn_free(fake);
+	free(ov);
+	free(sv);
+	free(tot);
+}
+
+void bturn_run(const struct bench_opts *o)
+{
+	_cleanup_free_ char *fake_dir = NULL, *def_script = NULL, *python = NULL;
+	const char *script = o->fake_script;
+
+	if (!o->fake || !*o->fake) {
+		skip("TANDEM_FAKE_RESPONSES not set");
+		return;
+	}
+	if (access(o->fake, R_OK) < 0) {
+		skip("TANDEM_FAKE_RESPONSES: no such file");
+		return;
+	}
+	fake_dir = xstrdup(o->fake);
+	def_script = xasprintf("%s/responses-scripts/bench-loop.json", dirname(fake_dir));
+	if (!script)
+		script = def_script;
+	if (access(script, R_OK) < 0) {
+		skip("no bench-loop.json script");
+		return;
+	}
+	python = find_in_path("python3");
+	if (!python) {
+		skip("no python3");
+		return;
+	}
+	run(o, script, python);
+}
