@@ -28,7 +28,9 @@ static int secret_make(const char *buf, size_t len, struct secret **out)
 		return -EINVAL;
 	if (sodium_init() < 0)
 		return -EIO;
-	s = sodium_malloc(sizeof(*s) + len + 1);
+	/* sodium_malloc puts the block against a guard page: the address is
+	 * aligned only when the size is a multiple of the alignment. */
+	s = sodium_malloc((sizeof(*s) + len + 1 + 15) & ~(size_t)15);
 	if (!s)
 		return -ENOMEM;
 	memcpy(s->data, buf, len);
