@@ -189,7 +189,7 @@ static const struct child_ops proc_ops = {
 
 static bool clean_str(struct proto_str s)
 {
-	return memchr(s.ptr, '\0', s.len) == NULL;
+	return s.len == 0 || memchr(s.ptr, '\0', s.len) == NULL; /* an absent field is NULL */
 }
 
 /* Sets NAME=value in env (replacing an earlier NAME). */

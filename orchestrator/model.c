@@ -2,10 +2,12 @@
 #include "model.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -215,20 +217,43 @@ static const struct http_cbs model_http_cbs = {
 	.done_cb = done_cb,
 };
 
+static bool uses_openai_auth(json_t *p)
+{
+	return json_is_true(json_object_get(p, "requires_openai_auth"));
+}
+
+/* The bearer credential, read at send time so a login or logout is seen by
+ * the next request: for providers that require OpenAI auth the account's
+ * (auth.h), else (or without a login) the provider's env_key variable.
+ * NULL when there is none. Borrowed; never log it. */
+static const char *provider_bearer(json_t *p)
+{
+	const char *env_key = json_string_value(json_object_get(p, "env_key"));
+	const char *v;
+
+	if (uses_openai_auth(p) && auth_bearer())
+		return auth_bearer();
+	v = env_key ? getenv(env_key) : NULL;
+	return v && *v ? v : NULL;
+}
+
 /* Authorization + provider headers; the returned strings are wiped by
  * headers_free. */
 static char **build_headers(json_t *p)
 {
 	json_t *hh = json_object_get(p, "http_headers"), *eh = json_object_get(p, "env_http_headers");
-	const char *env_key = json_string_value(json_object_get(p, "env_key")), *k;
-	size_t n = 0, cap = 4 + json_object_size(hh) + json_object_size(eh);
+	const char *bearer = provider_bearer(p), *acct = auth_chatgpt_account_id(), *k;
+	size_t n = 0, cap = 5 + json_object_size(hh) + json_object_size(eh);
 	char **v = xcalloc(cap, sizeof(*v));
 	json_t *val;
 
 	v[n++] = xstrdup("Content-Type: application/json");
 	v[n++] = xstrdup("Accept: text/event-stream");
-	if (env_key && getenv(env_key) && *getenv(env_key))
-		v[n++] = xasprintf("Authorization: Bearer %s", getenv(env_key));
+	if (bearer)
+		v[n++] = xasprintf("Authorization: Bearer %s", bearer);
+	/* ChatGPT tokens are scoped to one workspace, named beside them. */
+	if (uses_openai_auth(p) && bearer == auth_bearer() && acct)
+		v[n++] = xasprintf("ChatGPT-Account-ID: %s", acct);
 	json_object_foreach(hh, k, val)
 		if (json_is_string(val))
 			v[n++] = xasprintf("%s: %s", k, json_string_value(val));
@@ -289,7 +314,13 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 		snprintf(err, errlen, "the model provider has no base_url");
 		return NULL;
 	}
-	if (env_key && (!getenv(env_key) || !*getenv(env_key))) {
+	if (!provider_bearer(provider) && uses_openai_auth(provider)) {
+		snprintf(err, errlen,
+			 "the model provider needs an OpenAI login (account/login/start)%s%s",
+			 env_key ? " or an API key in $" : "", env_key ? env_key : "");
+		return NULL;
+	}
+	if (!provider_bearer(provider) && env_key) {
 		snprintf(err, errlen, "the model provider needs an API key in $%s", env_key);
 		return NULL;
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "client.h"
 #include "config.h"
 #include "env.h"
@@ -621,6 +622,9 @@ static const struct {
 	{ "environment/add", rpc_env_add, true },
 	{ "turn/start", turn_start, true },
 	{ "turn/interrupt", turn_interrupt, true },
+	{ "account/read", rpc_account_read, true },
+	{ "account/login/start", rpc_account_login_start, true },
+	{ "account/logout", rpc_account_logout, true },
 	{ "debug/counters", rpc_debug_counters, true },
 };
 

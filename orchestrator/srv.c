@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
+#include "mcphttp.h"
 #include "orch.h"
 #include "proto.h"
 #include "util.h"
@@ -44,6 +45,7 @@ struct srv {
 	uint64_t handle;
 	struct mcp_transport transport;
 	struct mcp_session *mcp;
+	struct mcphttp *http; /* streamable HTTP, run from the orchestrator */
 	bool dying; /* released while its MCP_START was in flight */
 	/* restart backoff */
 	unsigned failures;
@@ -133,6 +135,7 @@ static void stop_process(struct srv *s)
 	if (s->env && s->handle && env_state(s->env) == ENV_READY)
 		env_request(s->env, PROTO_MCP_STOP, &b, 5000, NULL, NULL);
 	s->handle = 0;
+	s->http = mcphttp_free(s->http);
 }
 
 static void mcp_state_cb(struct mcp_session *m, enum mcp_state st, const char *error, void *arg)
@@ -262,6 +265,62 @@ static void start_stdio(struct srv *s)
 		set_state(s, SRV_FAILED, "environment '%s' is not connected", s->env_id);
 }
 
+/* ---- streamable HTTP from the orchestrator ----------------------------- */
+
+static void http_message_cb(const char *data, size_t len, void *arg)
+{
+	struct srv *s = arg;
+
+	if (s->mcp)
+		mcp_session_receive(s->mcp, data, len);
+}
+
+static void http_closed_cb(const char *reason, void *arg)
+{
+	struct srv *s = arg;
+
+	if (s->mcp)
+		mcp_session_transport_closed(s->mcp, reason);
+}
+
+/* HTTP servers bound to the "local" environment (every config.toml server
+ * without an environment_id, and local plugins) are reached from the
+ * orchestrator: the local executor shares its machine and network. Any
+ * other environment would need its executor to make the requests. */
+static void start_http(struct srv *s)
+{
+	static const struct mcphttp_ops ops = {
+		.message_cb = http_message_cb,
+		.closed_cb = http_closed_cb,
+	};
+	struct mcp_opts o = { 0 };
+	char why[256];
+
+	if (strcmp(s->env_id, "local") != 0) {
+		set_state(s, SRV_FAILED, "HTTP servers bound to an executor are not supported yet "
+			  "(environment '%s')", s->env_id);
+		return;
+	}
+	s->env = NULL;
+	o.name = s->name;
+	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
+	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
+	s->http = mcphttp_new(orch->http, s->cfg, MAX(o.startup_timeout_ms, o.tool_timeout_ms), &ops,
+			      s, why, sizeof(why));
+	if (!s->http) {
+		set_state(s, SRV_FAILED, "cannot start: %s", why);
+		return;
+	}
+	s->transport.send = mcphttp_send;
+	s->transport.ctx = s->http;
+	s->mcp = mcp_session_new(orch->loop, &o, &s->transport, &session_ops, s);
+	if (mcp_session_start(s->mcp) < 0) {
+		s->http = mcphttp_free(s->http);
+		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
+			  mcp_session_error(s->mcp) ? mcp_session_error(s->mcp) : "send failed");
+	}
+}
+
 static void srv_start(struct srv *s)
 {
 	const char *transport = json_string_value(json_object_get(s->cfg, "transport"));
@@ -271,8 +330,9 @@ static void srv_start(struct srv *s)
 	s->mcp = mcp_session_free(s->mcp);
 	s->handle = 0;
 	set_state(s, SRV_STARTING, NULL);
+	s->http = mcphttp_free(s->http);
 	if (transport && strcmp(transport, "http") == 0) {
-		set_state(s, SRV_FAILED, "streamable HTTP servers are not supported by this version");
+		start_http(s);
 		return;
 	}
 	s->env = orch_env(s->env_id);

@@ -1,0 +1,177 @@
+/* rpc_account.c - the account/... methods of the client API over auth.c:
+ * account/read, account/login/start (apiKey and chatgptAuthTokens, both
+ * complete at once), account/logout, and the account/updated notification
+ * every initialized client gets on each change. No answer or notification
+ * ever carries a credential. */
+#include "auth.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "config.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "orch.h"
+#include "util.h"
+#include "view.h"
+
+/* The configured provider reads its key from the environment when nobody
+ * logged in (model.c); account/read reports that as an API-key account. */
+static bool env_key_present(json_t *provider)
+{
+	const char *env_key = json_string_value(json_object_get(provider, "env_key"));
+	const char *v = env_key ? getenv(env_key) : NULL;
+
+	return v && *v;
+}
+
+static json_t *current_provider(void)
+{
+	return orch->config ? config_provider(orch->config) : NULL;
+}
+
+static bool provider_requires_openai_auth(void)
+{
+	return json_is_true(json_object_get(current_provider(), "requires_openai_auth"));
+}
+
+/* The mode a model request would use now: a login, else the env fallback. */
+static enum auth_mode effective_mode(void)
+{
+	if (auth_mode() != AUTH_NONE)
+		return auth_mode();
+	if (provider_requires_openai_auth() && env_key_present(current_provider()))
+		return AUTH_API_KEY;
+	return AUTH_NONE;
+}
+
+static json_t *account_json(void)
+{
+	const char *plan = auth_plan_type();
+
+	switch (effective_mode()) {
+	case AUTH_API_KEY:
+		return json_pack("{s:s}", "type", "apiKey");
+	case AUTH_CHATGPT_TOKENS:
+		/* The host app keeps the identity; tandem knows no e-mail. */
+		return json_pack("{s:s, s:n, s:s}", "type", "chatgpt", "email", "planType",
+				 plan ? plan : "unknown");
+	case AUTH_NONE:
+		break;
+	}
+	return json_null();
+}
+
+static void notify_updated(void)
+{
+	enum auth_mode m = effective_mode();
+	const char *plan = auth_plan_type();
+	json_t *mode = json_null();
+
+	/* AuthMode names: "chatgpt" would mean tokens tandem refreshes itself. */
+	if (m == AUTH_API_KEY)
+		mode = json_string("apikey");
+	else if (m == AUTH_CHATGPT_TOKENS)
+		mode = json_string("chatgptAuthTokens");
+	view_set_chatgpt_auth(auth_mode() == AUTH_CHATGPT_TOKENS);
+	orch_notify_all("account/updated",
+			json_pack("{s:o, s:o}", "authMode", mode, "planType",
+				  m == AUTH_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));
+}
+
+/* The credential also sits in the request's parsed params: wipe that copy
+ * too, so it does not linger in freed heap memory. */
+static void wipe_param(json_t *params, const char *key)
+{
+	json_t *v = json_object_get(params, key);
+
+	if (json_is_string(v))
+		secure_wipe((char *)json_string_value(v), json_string_length(v));
+}
+
+void rpc_account_read(struct session *s, json_t *id, json_t *params)
+{
+	bool refresh = false;
+	char err[256];
+
+	/* There is nothing to refresh: the host app owns ChatGPT tokens. */
+	if (jsonu_get_bool(params, "refreshToken", false, &refresh, err, sizeof(err)) < 0) {
+		client_error(s->client, id, RPC_INVALID_PARAMS, "%s", err);
+		return;
+	}
+	client_reply(s->client, id,
+		     json_pack("{s:o, s:b}", "account", account_json(), "requiresOpenaiAuth",
+			       provider_requires_openai_auth()));
+}
+
+static int login_api_key(json_t *params, char *err, size_t errlen)
+{
+	const char *key = NULL;
+	int r = jsonu_get_str(params, "apiKey", true, &key, err, errlen);
+
+	if (r == 0)
+		r = auth_login_api_key(key, json_string_length(json_object_get(params, "apiKey")),
+				       err, errlen);
+	wipe_param(params, "apiKey");
+	return r;
+}
+
+static int login_chatgpt_tokens(json_t *params, char *err, size_t errlen)
+{
+	const char *tok = NULL, *acct = NULL, *plan = NULL;
+	int r;
+
+	r = jsonu_get_str(params, "accessToken", true, &tok, err, errlen);
+	if (r == 0)
+		r = jsonu_get_str(params, "chatgptAccountId", true, &acct, err, errlen);
+	if (r == 0)
+		r = jsonu_get_str(params, "chatgptPlanType", false, &plan, err, errlen);
+	if (r == 0)
+		r = auth_login_chatgpt_tokens(
+			tok, json_string_length(json_object_get(params, "accessToken")), acct, plan,
+			err, errlen);
+	wipe_param(params, "accessToken");
+	return r;
+}
+
+void rpc_account_login_start(struct session *s, json_t *id, json_t *params)
+{
+	const char *type = json_string_value(json_object_get(params, "type"));
+	char err[512];
+	int r;
+
+	if (!type) {
+		client_error(s->client, id, RPC_INVALID_PARAMS, "type: expected a string");
+		return;
+	}
+	if (strcmp(type, "apiKey") == 0) {
+		r = login_api_key(params, err, sizeof(err));
+	} else if (strcmp(type, "chatgptAuthTokens") == 0) {
+		r = login_chatgpt_tokens(params, err, sizeof(err));
+	} else {
+		client_error(s->client, id, RPC_INVALID_PARAMS,
+			     "type: '%s' is not supported (use apiKey or chatgptAuthTokens)", type);
+		return;
+	}
+	if (r < 0) {
+		client_error(s->client, id, RPC_INVALID_PARAMS, "%s", err);
+		return;
+	}
+	log_info("client %llu: logged in (%s)", (unsigned long long)client_id(s->client), type);
+	client_reply(s->client, id, json_pack("{s:s}", "type", type));
+	orch_notify_all("account/login/completed",
+			json_pack("{s:n, s:b, s:n}", "loginId", "success", 1, "error"));
+	notify_updated();
+}
+
+void rpc_account_logout(struct session *s, json_t *id, json_t *params)
+{
+	bool had = auth_logout();
+
+	client_reply(s->client, id, json_object());
+	if (had) {
+		log_info("client %llu: logged out", (unsigned long long)client_id(s->client));
+		notify_updated();
+	}
+}
