@@ -38,17 +38,30 @@ static void peer_lost(struct executor *ex)
 	/* Frames queued for this peer must never reach the next one. */
 	link_discard_queue(&ex->link);
 	ex->peer = 0;
+	ex->link.target_pipe = 0;
 	ex->state = PEER_NONE;
+}
+
+#define DROP_LINGER_MS 100 /* lets a final error reply leave before the close */
+
+static void close_later_cb(struct loop_timer *t, void *arg)
+{
+	if (the_ex)
+		link_close_pipe(&the_ex->link, (uint32_t)(uintptr_t)arg);
 }
 
 void listener_drop_peer(struct executor *ex, const char *why)
 {
-	if (!ex->peer)
+	uint32_t pipe = ex->peer;
+
+	if (!pipe)
 		return;
-	log_warn("dropping peer (pipe %u): %s", ex->peer, why);
-	link_close_pipe(&ex->link, ex->peer);
+	log_warn("dropping peer (pipe %u): %s", pipe, why);
 	ex->peers_dropped++;
+	/* Forgotten at once (its frames are refused from now on), closed a
+	 * moment later so an error reply sent just before is delivered. */
 	peer_lost(ex);
+	loop_timer_add(ex->loop, DROP_LINGER_MS, close_later_cb, (void *)(uintptr_t)pipe);
 }
 
 static void auth_timeout_cb(struct loop_timer *t, void *arg)
@@ -63,9 +76,21 @@ static void pipe_added(struct executor *ex, uint32_t pipe)
 {
 	if (ex->peer == pipe)
 		return;
-	if (ex->peer) /* the removal of the old pipe is still in flight */
+	if (ex->state == PEER_AUTHED) {
+		/* One orchestrator at a time: while one is authenticated, a
+		 * second connection is refused. */
+		log_warn("refusing a second peer (pipe %u): one is authenticated", pipe);
+		link_close_pipe(&ex->link, pipe);
+		return;
+	}
+	if (ex->peer) {
+		/* A newer connection replaces one that never authenticated. */
+		log_info("peer (pipe %u) replaced before it authenticated", ex->peer);
+		link_close_pipe(&ex->link, ex->peer);
 		peer_lost(ex);
+	}
 	ex->peer = pipe;
+	ex->link.target_pipe = pipe;
 	ex->state = PEER_PREAUTH;
 	log_info("peer connected (pipe %u)", pipe);
 	ex->auth_timer = loop_timer_add(ex->loop, EXEC_AUTH_TIMEOUT_MS, auth_timeout_cb, ex);
@@ -243,7 +268,7 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 		return -EPERM;
 	}
 	the_ex = ex;
-	r = link_open(&ex->link, ex->loop, frame_cb, ex);
+	r = link_open(&ex->link, ex->loop, true, frame_cb, ex);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open the link socket: %s", strerror(-r));
 		return r;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "account.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -231,8 +231,8 @@ static const char *provider_bearer(json_t *p)
 	const char *env_key = json_string_value(json_object_get(p, "env_key"));
 	const char *v;
 
-	if (uses_openai_auth(p) && auth_bearer())
-		return auth_bearer();
+	if (uses_openai_auth(p) && account_bearer())
+		return account_bearer();
 	v = env_key ? getenv(env_key) : NULL;
 	return v && *v ? v : NULL;
 }
@@ -242,7 +242,7 @@ static const char *provider_bearer(json_t *p)
 static char **build_headers(json_t *p)
 {
 	json_t *hh = json_object_get(p, "http_headers"), *eh = json_object_get(p, "env_http_headers");
-	const char *bearer = provider_bearer(p), *acct = auth_chatgpt_account_id(), *k;
+	const char *bearer = provider_bearer(p), *acct = account_chatgpt_account_id(), *k;
 	size_t n = 0, cap = 5 + json_object_size(hh) + json_object_size(eh);
 	char **v = xcalloc(cap, sizeof(*v));
 	json_t *val;
@@ -252,7 +252,7 @@ static char **build_headers(json_t *p)
 	if (bearer)
 		v[n++] = xasprintf("Authorization: Bearer %s", bearer);
 	/* ChatGPT tokens are scoped to one workspace, named beside them. */
-	if (uses_openai_auth(p) && bearer == auth_bearer() && acct)
+	if (uses_openai_auth(p) && bearer == account_bearer() && acct)
 		v[n++] = xasprintf("ChatGPT-Account-ID: %s", acct);
 	json_object_foreach(hh, k, val)
 		if (json_is_string(val))

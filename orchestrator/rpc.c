@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
+#include "account.h"
 #include "client.h"
 #include "config.h"
 #include "env.h"

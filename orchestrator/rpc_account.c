@@ -3,7 +3,7 @@
  * complete at once), account/logout, and the account/updated notification
  * every initialized client gets on each change. No answer or notification
  * ever carries a credential. */
-#include "auth.h"
+#include "account.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,27 +37,27 @@ static bool provider_requires_openai_auth(void)
 }
 
 /* The mode a model request would use now: a login, else the env fallback. */
-static enum auth_mode effective_mode(void)
+static enum account_mode effective_mode(void)
 {
-	if (auth_mode() != AUTH_NONE)
-		return auth_mode();
+	if (account_mode() != ACCOUNT_NONE)
+		return account_mode();
 	if (provider_requires_openai_auth() && env_key_present(current_provider()))
-		return AUTH_API_KEY;
-	return AUTH_NONE;
+		return ACCOUNT_API_KEY;
+	return ACCOUNT_NONE;
 }
 
 static json_t *account_json(void)
 {
-	const char *plan = auth_plan_type();
+	const char *plan = account_plan_type();
 
 	switch (effective_mode()) {
-	case AUTH_API_KEY:
+	case ACCOUNT_API_KEY:
 		return json_pack("{s:s}", "type", "apiKey");
-	case AUTH_CHATGPT_TOKENS:
+	case ACCOUNT_CHATGPT_TOKENS:
 		/* The host app keeps the identity; tandem knows no e-mail. */
 		return json_pack("{s:s, s:n, s:s}", "type", "chatgpt", "email", "planType",
 				 plan ? plan : "unknown");
-	case AUTH_NONE:
+	case ACCOUNT_NONE:
 		break;
 	}
 	return json_null();
@@ -65,19 +65,19 @@ static json_t *account_json(void)
 
 static void notify_updated(void)
 {
-	enum auth_mode m = effective_mode();
-	const char *plan = auth_plan_type();
+	enum account_mode m = effective_mode();
+	const char *plan = account_plan_type();
 	json_t *mode = json_null();
 
 	/* AuthMode names: "chatgpt" would mean tokens tandem refreshes itself. */
-	if (m == AUTH_API_KEY)
+	if (m == ACCOUNT_API_KEY)
 		mode = json_string("apikey");
-	else if (m == AUTH_CHATGPT_TOKENS)
+	else if (m == ACCOUNT_CHATGPT_TOKENS)
 		mode = json_string("chatgptAuthTokens");
-	view_set_chatgpt_auth(auth_mode() == AUTH_CHATGPT_TOKENS);
+	view_set_chatgpt_auth(account_mode() == ACCOUNT_CHATGPT_TOKENS);
 	orch_notify_all("account/updated",
 			json_pack("{s:o, s:o}", "authMode", mode, "planType",
-				  m == AUTH_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));
+				  m == ACCOUNT_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));
 }
 
 /* The credential also sits in the request's parsed params: wipe that copy
@@ -111,7 +111,7 @@ static int login_api_key(json_t *params, char *err, size_t errlen)
 	int r = jsonu_get_str(params, "apiKey", true, &key, err, errlen);
 
 	if (r == 0)
-		r = auth_login_api_key(key, json_string_length(json_object_get(params, "apiKey")),
+		r = account_login_api_key(key, json_string_length(json_object_get(params, "apiKey")),
 				       err, errlen);
 	wipe_param(params, "apiKey");
 	return r;
@@ -128,7 +128,7 @@ static int login_chatgpt_tokens(json_t *params, char *err, size_t errlen)
 	if (r == 0)
 		r = jsonu_get_str(params, "chatgptPlanType", false, &plan, err, errlen);
 	if (r == 0)
-		r = auth_login_chatgpt_tokens(
+		r = account_login_chatgpt_tokens(
 			tok, json_string_length(json_object_get(params, "accessToken")), acct, plan,
 			err, errlen);
 	wipe_param(params, "accessToken");
@@ -167,7 +167,7 @@ void rpc_account_login_start(struct session *s, json_t *id, json_t *params)
 
 void rpc_account_logout(struct session *s, json_t *id, json_t *params)
 {
-	bool had = auth_logout();
+	bool had = account_logout();
 
 	client_reply(s->client, id, json_object());
 	if (had) {

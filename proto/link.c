@@ -51,7 +51,7 @@ static void recv_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 	}
 }
 
-int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg)
+int link_open(struct link *lk, struct loop *loop, bool poly, link_frame_cb cb, void *arg)
 {
 	int fd, r;
 
@@ -60,7 +60,10 @@ int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg)
 	lk->frame_cb = cb;
 	lk->arg = arg;
 	lk->send_fd = -1;
-	r = nng_pair1_open(&lk->sock);
+	/* Mono pair1 refuses a new pipe while it still holds the old one, and
+	 * in nng 1.5.2 a closed pipe can linger there: one bad peer could wedge
+	 * the listener. Polyamorous mode leaves the choice of peer to us. */
+	r = poly ? nng_pair1_open_poly(&lk->sock) : nng_pair1_open(&lk->sock);
 	if (r != 0)
 		return link_errno(r);
 	r = nng_socket_set_size(lk->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_FRAME);
@@ -135,7 +138,7 @@ static void *closer_main(void *arg)
 	return NULL;
 }
 
-static int close_bounded(nng_socket sock)
+int link_close_socket(nng_socket sock)
 {
 	struct closer *c = xcalloc(1, sizeof(*c));
 	struct timespec deadline;
@@ -181,7 +184,7 @@ int link_close(struct link *lk)
 		loop_io_del(lk->recv_io);
 		lk->recv_io = NULL;
 	}
-	r = close_bounded(lk->sock);
+	r = link_close_socket(lk->sock);
 	lk->loop = NULL;
 	return r;
 }
@@ -244,6 +247,12 @@ static int send_msg(struct link *lk, nng_msg *m)
 {
 	int r;
 
+	if (lk->target_pipe) {
+		nng_pipe p = NNG_PIPE_INITIALIZER;
+
+		p.id = lk->target_pipe;
+		nng_msg_set_pipe(m, p);
+	}
 	if (lk->q_len == 0) {
 		r = nng_sendmsg(lk->sock, m, NNG_FLAG_NONBLOCK);
 		if (r == 0) {

@@ -43,16 +43,21 @@ struct link {
 	link_frame_cb frame_cb;
 	void *arg;
 	uint64_t frames_in, frames_out;
+	uint32_t target_pipe; /* polyamorous sockets: the pipe frames go to */
 };
 
-/* Opens a pair1 socket with the frame limit set and starts receiving. */
-int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg);
+/* Opens a pair1 socket with the frame limit set and starts receiving.
+ * poly: pair1 polyamorous mode (the executor): nng accepts every pipe and
+ * the owner decides who is the peer; frames go to lk->target_pipe. */
+int link_open(struct link *lk, struct loop *loop, bool poly, link_frame_cb cb, void *arg);
 /* Closes the socket and drops queued frames. Safe on a zeroed link.
  * Returns -ETIMEDOUT when nng_close did not return in time (an nng 1.5.2
  * deadlock): nng may then still call pipe callbacks, so the caller must not
  * free what they use; a daemon checks link_close_stuck() and _exits. */
 int link_close(struct link *lk);
 bool link_close_stuck(void);
+/* nng_close with the same bound, for sockets that are not a struct link. */
+int link_close_socket(nng_socket sock);
 
 int link_send(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body);
 int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status, const char *msg);

@@ -149,7 +149,7 @@ static void rows_cold(const struct bench_floor *f, uint64_t cold)
 {
 	int64_t extra = (int64_t)cold - (int64_t)f->cold_ns;
 
-	btable_add(btable_fmt("cold start, 1 plugin (median)"), btable_ms(cold),
+	btable_add("cold start, 1 plugin (median)", btable_ms(cold),
 		   btable_ms(f->cold_ns), btable_fmt("%+.2f ms", (double)extra / 1e6),
 		   "<= +5 ms", btable_check(extra <= (int64_t)TARGET_COLD_EXTRA_NS));
 }
@@ -208,7 +208,7 @@ static uint64_t phase_tandem(const struct bench_opts *o, const struct bench_floo
 /* ---- set-up -------------------------------------------------------------- */
 
 /* $var, else the build tree next to this binary (build/tests/bench/). */
-static const char *find_bin(const char *arg, const char *var, const char *rel)
+static char *find_bin(const char *arg, const char *var, const char *rel)
 {
 	const char *v = arg ? arg : getenv(var);
 	char self[PATH_MAX], *slash, *path, *real;
@@ -294,10 +294,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		usage(stderr);
 		return -1;
 	}
-	o->bins.orchestrator = find_bin(a[0], "TANDEM_ORCHESTRATOR",
-					"../../orchestrator/tandem-orchestrator");
-	o->bins.executor = find_bin(a[1], "TANDEM_EXECUTOR", "../../executor/tandem-executor");
-	o->bins.fixture = find_bin(a[2], "MCP_FIXTURE", "../mcp-fixture");
+	o->paths[0] = find_bin(a[0], "TANDEM_ORCHESTRATOR", "../../orchestrator/tandem-orchestrator");
+	o->paths[1] = find_bin(a[1], "TANDEM_EXECUTOR", "../../executor/tandem-executor");
+	o->paths[2] = find_bin(a[2], "MCP_FIXTURE", "../mcp-fixture");
+	o->bins = (struct borch_bins){ o->paths[0], o->paths[1], o->paths[2] };
 	if (!o->fake)
 		o->fake = getenv("TANDEM_FAKE_RESPONSES");
 	o->fake_script = getenv("TANDEM_FAKE_SCRIPT");
@@ -343,5 +343,7 @@ int main(int argc, char **argv)
 	       (double)(bsys_now_ns() - t0) / 1e9);
 	btable_free();
 	bsys_cleanup();
+	for (size_t i = 0; i < ARRAY_SIZE(o.paths); i++)
+		free(o.paths[i]);
 	return 0;
 }

@@ -12,7 +12,8 @@
 #include "borch.h"
 
 struct bench_opts {
-	struct borch_bins bins;
+	struct borch_bins bins; /* points into paths */
+	char *paths[3];         /* owned: orchestrator, executor, fixture */
 	const char *fake;       /* tests/fixtures/fake_responses.py, or NULL */
 	const char *fake_script;
 	bool quick;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bconn.h"
+#include "bproc.h"
 #include "bsys.h"
 #include "util.h"
 
@@ -57,12 +58,12 @@ struct borch *borch_start(const struct borch_bins *b, const char *name,
 			  const char *config_toml)
 {
 	struct borch *o = xcalloc(1, sizeof(*o));
-	_cleanup_free_ char *home = NULL, *log = NULL, *listen = NULL;
+	_cleanup_free_ char *home = NULL, *listen = NULL;
 	int log_fd;
 
 	o->dir = xasprintf("%s/%s", bsys_tmpdir(), name);
 	home = xasprintf("%s/home", o->dir);
-	log = xasprintf("%s/orchestrator.log", o->dir);
+	o->log = xasprintf("%s/orchestrator.log", o->dir);
 	o->sock = xasprintf("%s/sock", o->dir);
 	listen = xasprintf("unix://%s", o->sock);
 	bsys_mkdir(o->dir);
@@ -72,10 +73,10 @@ struct borch *borch_start(const struct borch_bins *b, const char *name,
 
 		bsys_write_file(cfg, config_toml);
 	}
-	log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	log_fd = open(o->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0)
-		bsys_fail("open %s: %s", log, strerror(errno));
-	bsys_show_on_fail(log);
+		bsys_fail("open %s: %s", o->log, strerror(errno));
+	bsys_show_on_fail(o->log);
 	o->pid = bsys_spawn((const char *const[]){ b->orchestrator, "--home", home, "--listen",
 						   listen, "--executor", b->executor,
 						   "--log-level", "warn", NULL },
@@ -83,7 +84,7 @@ struct borch *borch_start(const struct borch_bins *b, const char *name,
 	close(log_fd);
 	o->c = borch_connect(o, name);
 	wait_env_ready(o);
-	o->exec_pid = bsys_child_named(o->pid, "tandem-executor");
+	o->exec_pid = bproc_child_named(o->pid, "tandem-executor");
 	if (o->exec_pid <= 0)
 		bsys_fail("orchestrator %s: no tandem-executor child", name);
 	return o;
@@ -100,6 +101,8 @@ void borch_stop(struct borch *o)
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		bsys_fail("orchestrator %s: SIGTERM ended it with wait status %#x", o->dir,
 			  (unsigned)st);
+	bsys_forget_on_fail(o->log);
+	free(o->log);
 	free(o->dir);
 	free(o->sock);
 	free(o);

@@ -28,6 +28,7 @@ struct borch_bins {
 struct borch {
 	char *dir;
 	char *sock;
+	char *log;       /* its stderr and its executor's */
 	pid_t pid;
 	pid_t exec_pid;  /* the local executor: the orchestrator's child */
 	struct bconn *c; /* first client, initialized */

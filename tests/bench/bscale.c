@@ -15,6 +15,7 @@
 #include "bconn.h"
 #include "bload.h"
 #include "bstat.h"
+#include "bproc.h"
 #include "bsys.h"
 #include "btable.h"
 #include "util.h"
@@ -42,7 +43,7 @@ static const char *mib(long kib)
 
 static long rss(pid_t pid, const char *what)
 {
-	long v = bsys_rss_kib(pid);
+	long v = bproc_rss_kib(pid);
 
 	if (v < 0)
 		bsys_fail("no VmRSS for %s (pid %d)", what, (int)pid);
@@ -51,7 +52,7 @@ static long rss(pid_t pid, const char *what)
 
 static void idle_threads(struct borch *orch, const struct bench_opts *o)
 {
-	long rss0 = rss(orch->pid, "orchestrator"), pss0 = bsys_pss_kib(orch->pid);
+	long rss0 = rss(orch->pid, "orchestrator"), pss0 = bproc_pss_kib(orch->pid);
 	long rss_few = rss0, rss_many;
 	double few, many;
 
@@ -99,7 +100,7 @@ static void executor_memory(struct borch *orch, const struct bench_opts *o, char
 	e_few = rss(orch->exec_pid, "executor");
 	live_threads(orch, o, tids, FEW_SERVERS, o->live_threads);
 	e_many = rss(orch->exec_pid, "executor");
-	live = bsys_count_children(orch->exec_pid);
+	live = bproc_count_children(orch->exec_pid);
 	if (live != o->live_threads)
 		bsys_fail("the executor has %u children, expected %zu MCP servers", live,
 			  o->live_threads);

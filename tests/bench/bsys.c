@@ -1,7 +1,6 @@
 /* bsys.c - see bsys.h. */
 #include "bsys.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bproc.h"
 #include "util.h"
 
 extern char **environ;
@@ -92,6 +92,17 @@ void bsys_show_on_fail(const char *path)
 {
 	if (n_logs < ARRAY_SIZE(logs))
 		logs[n_logs++] = xstrdup(path);
+}
+
+void bsys_forget_on_fail(const char *path)
+{
+	for (size_t i = 0; i < n_logs; i++) {
+		if (strcmp(logs[i], path) == 0) {
+			free(logs[i]);
+			logs[i] = logs[--n_logs];
+			return;
+		}
+	}
 }
 
 #define LOG_TAIL_BYTES 3000
@@ -315,102 +326,6 @@ int bsys_stop(pid_t pid, unsigned grace_ms)
 	return st;
 }
 
-/* ppid of pid and its comm, from /proc/PID/stat; -1 when gone. */
-static pid_t proc_parent(pid_t pid, char *comm, size_t commlen)
-{
-	char path[64], buf[512], *open_p, *close_p;
-	ssize_t n;
-	int fd, ppid;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	open_p = strchr(buf, '(');
-	close_p = strrchr(buf, ')'); /* comm may itself hold parentheses */
-	if (!open_p || !close_p || sscanf(close_p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	if (comm)
-		snprintf(comm, commlen, "%.*s", (int)(close_p - open_p - 1), open_p + 1);
-	return ppid;
-}
-
-/* Calls fn for each child of parent; stops when fn returns true. */
-static pid_t for_children(pid_t parent, bool (*fn)(pid_t pid, const char *comm, void *arg),
-			  void *arg)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t found = -1;
-
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		char comm[64], *end;
-		long pid = strtol(de->d_name, &end, 10);
-
-		if (*end || pid <= 0 || proc_parent((pid_t)pid, comm, sizeof(comm)) != parent)
-			continue;
-		if (fn((pid_t)pid, comm, arg)) {
-			found = (pid_t)pid;
-			break;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
-static bool match_comm(pid_t pid, const char *comm, void *arg)
-{
-	return strcmp(comm, arg) == 0;
-}
-
-static bool count_one(pid_t pid, const char *comm, void *arg)
-{
-	(*(unsigned *)arg)++;
-	return false;
-}
-
-static bool kill_one(pid_t pid, const char *comm, void *arg)
-{
-	kill(pid, SIGKILL);
-	(*(unsigned *)arg)++;
-	return false;
-}
-
-pid_t bsys_child_named(pid_t parent, const char *comm)
-{
-	return for_children(parent, match_comm, (void *)comm);
-}
-
-unsigned bsys_count_children(pid_t parent)
-{
-	unsigned n = 0;
-
-	for_children(parent, count_one, &n);
-	return n;
-}
-
-/* Whatever is left below us (orphans re-parented to the subreaper). */
-static void kill_descendants(void)
-{
-	for (int round = 0; round < 50; round++) {
-		unsigned n = 0;
-
-		for_children(getpid(), kill_one, &n);
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
-		if (n == 0)
-			return;
-		usleep(20000);
-	}
-}
-
 void bsys_cleanup(void)
 {
 	if (cleaning)
@@ -420,7 +335,7 @@ void bsys_cleanup(void)
 		kill(pids[i], SIGTERM);
 	while (n_pids > 0)
 		bsys_stop(pids[0], STOP_GRACE_MS);
-	kill_descendants();
+	bproc_kill_children(getpid());
 	free(pids);
 	pids = NULL;
 	cap_pids = 0;
@@ -433,37 +348,4 @@ void bsys_cleanup(void)
 		tmpdir = NULL;
 	}
 	cleaning = false;
-}
-
-/* ---- memory ------------------------------------------------------------ */
-
-static long proc_field_kib(pid_t pid, const char *file, const char *field)
-{
-	char path[64], line[256];
-	size_t flen = strlen(field);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
-			v = strtol(line + flen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
-long bsys_rss_kib(pid_t pid)
-{
-	return proc_field_kib(pid, "status", "VmRSS");
-}
-
-long bsys_pss_kib(pid_t pid)
-{
-	return proc_field_kib(pid, "smaps_rollup", "Pss");
 }

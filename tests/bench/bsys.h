@@ -30,8 +30,10 @@ _Noreturn void bsys_fail(const char *fmt, ...) __attribute__((format(printf, 1, 
 void bsys_check_interrupt(void);
 /* One progress line on stderr ("tandem-bench: ..."). */
 void bsys_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* A log file whose last lines bsys_fail prints (the path is copied). */
+/* A log file whose last lines bsys_fail prints (the path is copied), and
+ * the way to take it off that list again (its process ended well). */
 void bsys_show_on_fail(const char *path);
+void bsys_forget_on_fail(const char *path);
 
 uint64_t bsys_now_ns(void);
 /* Sleeps, staying responsive to SIGINT. */
@@ -55,13 +57,5 @@ pid_t bsys_spawn(const char *const *argv, int in_fd, int out_fd, int err_fd,
 int bsys_stop(pid_t pid, unsigned grace_ms);
 /* Waits for a process that should exit by itself (e.g. at EOF on stdin). */
 int bsys_wait(pid_t pid, unsigned timeout_ms);
-
-/* /proc readings, in KiB; -1 when unavailable. */
-long bsys_rss_kib(pid_t pid);
-long bsys_pss_kib(pid_t pid);
-/* The first child of parent whose comm is `comm`, or -1. */
-pid_t bsys_child_named(pid_t parent, const char *comm);
-/* Number of live children of parent. */
-unsigned bsys_count_children(pid_t parent);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "link.h"
 #include "util.h"
 
 void tframe_free(struct tframe *f)
@@ -194,7 +195,7 @@ void tc_close(struct tclient *c)
 		tframe_free(&c->pending[i]);
 	c->n_pending = 0;
 	if (c->open)
-		nng_close(c->sock);
+		link_close_socket(c->sock); /* nng 1.5.2 can hang in nng_close */
 	c->open = false;
 }
 

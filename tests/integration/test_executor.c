@@ -650,6 +650,20 @@ START_TEST(test_wrong_or_missing_proof_dropped)
 }
 END_TEST
 
+/* A stream of peers failing the proof must never wedge the listener. */
+START_TEST(test_auth_failure_storm)
+{
+	texec_start(&ex, NULL, NULL);
+	for (int i = 0; i < 100; i++) {
+		ck_assert_msg(tc_dial(&cl, ex.url, T_MS) == 0, "dial %d got no CHALLENGE", i);
+		ck_assert_int_ne(tc_hello(&cl, "not-the-secret", false), 0);
+		tc_close(&cl);
+	}
+	tc_connect(&cl, ex.url, ex.secret);
+	stop_default();
+}
+END_TEST
+
 START_TEST(test_first_message_must_be_hello)
 {
 	struct proto_status_body s = { 0 };
@@ -760,6 +774,7 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, test_200_cycles_no_leaks);
 	tcase_add_test(tc, test_wrong_or_missing_proof_dropped);
 	tcase_add_test(tc, test_first_message_must_be_hello);
+	tcase_add_test(tc, test_auth_failure_storm);
 	tcase_add_test(tc, test_hostile_frames_drop_peer_not_daemon);
 	tcase_add_test(tc, test_second_peer_refused);
 	tcase_add_test(tc, test_insecure_tcp_refused);

@@ -1,5 +1,5 @@
 /* auth.c - see auth.h. */
-#include "auth.h"
+#include "account.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@ static const char *const plan_types[] = {
 };
 
 static struct {
-	enum auth_mode mode;
+	enum account_mode mode;
 	struct secret *bearer;     /* API key or ChatGPT access token */
 	struct secret *account_id; /* ChatGPT mode */
 	const char *plan;          /* an entry of plan_types, or NULL */
@@ -64,28 +64,28 @@ static const char *plan_norm(const char *plan)
 	return "unknown";
 }
 
-static void set_state(enum auth_mode mode, struct secret *bearer, struct secret *account_id,
+static void set_state(enum account_mode mode, struct secret *bearer, struct secret *account_id,
 		      const char *plan)
 {
-	auth_reset();
+	account_reset();
 	st.mode = mode;
 	st.bearer = bearer;
 	st.account_id = account_id;
 	st.plan = plan;
 }
 
-int auth_login_api_key(const char *key, size_t len, char *err, size_t errlen)
+int account_login_api_key(const char *key, size_t len, char *err, size_t errlen)
 {
 	struct secret *k = NULL;
 	int r = take_token("apiKey", key, len, SECRET_MAX, &k, err, errlen);
 
 	if (r < 0)
 		return r;
-	set_state(AUTH_API_KEY, k, NULL, NULL);
+	set_state(ACCOUNT_API_KEY, k, NULL, NULL);
 	return 0;
 }
 
-int auth_login_chatgpt_tokens(const char *access_token, size_t len, const char *account_id,
+int account_login_chatgpt_tokens(const char *access_token, size_t len, const char *account_id,
 			      const char *plan_type, char *err, size_t errlen)
 {
 	struct secret *tok = NULL, *acct = NULL;
@@ -94,36 +94,36 @@ int auth_login_chatgpt_tokens(const char *access_token, size_t len, const char *
 	r = take_token("accessToken", access_token, len, SECRET_MAX, &tok, err, errlen);
 	if (r < 0)
 		return r;
-	r = take_token("chatgptAccountId", account_id, strlen(account_id), AUTH_MAX_ACCOUNT_ID,
+	r = take_token("chatgptAccountId", account_id, strlen(account_id), ACCOUNT_MAX_ACCOUNT_ID,
 		       &acct, err, errlen);
 	if (r < 0) {
 		secret_free(tok);
 		return r;
 	}
-	set_state(AUTH_CHATGPT_TOKENS, tok, acct, plan_norm(plan_type));
+	set_state(ACCOUNT_CHATGPT_TOKENS, tok, acct, plan_norm(plan_type));
 	return 0;
 }
 
-void auth_reset(void)
+void account_reset(void)
 {
 	st.bearer = secret_free(st.bearer);
 	st.account_id = secret_free(st.account_id);
 	st.plan = NULL;
-	st.mode = AUTH_NONE;
+	st.mode = ACCOUNT_NONE;
 }
 
-bool auth_logout(void)
+bool account_logout(void)
 {
-	bool had = st.mode != AUTH_NONE;
+	bool had = st.mode != ACCOUNT_NONE;
 
-	auth_reset();
+	account_reset();
 	return had;
 }
 
-enum auth_mode auth_mode(void) { return st.mode; }
-const char *auth_bearer(void) { return st.bearer ? secret_data(st.bearer) : NULL; }
-const char *auth_chatgpt_account_id(void)
+enum account_mode account_mode(void) { return st.mode; }
+const char *account_bearer(void) { return st.bearer ? secret_data(st.bearer) : NULL; }
+const char *account_chatgpt_account_id(void)
 {
 	return st.account_id ? secret_data(st.account_id) : NULL;
 }
-const char *auth_plan_type(void) { return st.plan; }
+const char *account_plan_type(void) { return st.plan; }
