@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -45,7 +46,7 @@ struct env {
 	const struct env_ops *ops;
 	void *arg;
 	/* spec */
-	char *id, *url, *program, *cwd, *secret_file;
+	char *id, *url, *program, *cwd, *secret_file, *tls_ca_file;
 	struct secret *token; /* given inline (environment/add) */
 	char **args, **extra_env;
 	bool spawned, is_local;
@@ -468,6 +469,40 @@ static void pipe_notify_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	loop_post(e->loop, pipe_event_cb, (void *)(uintptr_t)v);
 }
 
+/* tls+tcp://: trust only the configured certificate (or CA), and check the
+ * name in it against the URL's host. */
+static int setup_tls(struct env *e, char *err, size_t errlen)
+{
+	char host[256] = "";
+	const char *p = e->url + strlen("tls+tcp://"), *end;
+	nng_tls_config *cfg;
+	int r;
+
+	if (!e->tls_ca_file) {
+		snprintf(err, errlen, "%s needs the executor's certificate (or its CA) in "
+				      "executor-tls/%s.pem under the home directory", e->url, e->id);
+		return -EINVAL;
+	}
+	end = *p == '[' ? strchr(++p, ']') : strrchr(p, ':');
+	if (end && (size_t)(end - p) < sizeof(host))
+		memcpy(host, p, (size_t)(end - p));
+	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+	if (r == 0)
+		r = nng_tls_config_ca_file(cfg, e->tls_ca_file);
+	if (r == 0)
+		r = nng_tls_config_server_name(cfg, host);
+	if (r == 0)
+		r = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+	if (r == 0)
+		r = nng_dialer_set_ptr(e->dialer, NNG_OPT_TLS_CONFIG, cfg);
+	if (cfg)
+		nng_tls_config_free(cfg);
+	if (r != 0)
+		snprintf(err, errlen, "TLS setup for %s with %s: %s", e->url, e->tls_ca_file,
+			 nng_strerror(r));
+	return r ? link_errno(r) : 0;
+}
+
 static int open_link(struct env *e, char *err, size_t errlen)
 {
 	int r = link_open(&e->link, e->loop, false, frame_cb, e);
@@ -480,6 +515,8 @@ static int open_link(struct env *e, char *err, size_t errlen)
 	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_ADD_POST, pipe_notify_cb, e);
 	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_REM_POST, pipe_notify_cb, e);
 	r = nng_dialer_create(&e->dialer, e->link.sock, e->url);
+	if (r == 0 && strncmp(e->url, "tls+tcp://", 10) == 0 && setup_tls(e, err, errlen) < 0)
+		return -EINVAL;
 	if (r == 0) {
 		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMINT, 50);
 		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMAXT, 2000);
@@ -675,6 +712,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->url = s->url ? xstrdup(s->url) : NULL;
 	e->cwd = s->cwd ? xstrdup(s->cwd) : NULL;
 	e->secret_file = s->secret_file ? xstrdup(s->secret_file) : NULL;
+	e->tls_ca_file = s->tls_ca_file ? xstrdup(s->tls_ca_file) : NULL;
 	if (s->token && *s->token)
 		secret_from_buf(s->token, strlen(s->token), &e->token);
 	e->args = strv_copy(s->args);
@@ -789,6 +827,7 @@ struct env *env_free(struct env *e)
 	free(e->program);
 	free(e->cwd);
 	free(e->secret_file);
+	free(e->tls_ca_file);
 	free(e->error);
 	free(e->executor_id);
 	strv_free(e->args);

@@ -34,6 +34,7 @@ struct env_spec {
 	const char *cwd;
 	const char *secret_file;  /* url entries: token the executor expects (optional) */
 	const char *token;        /* url entries: the token itself (environment/add) */
+	const char *tls_ca_file;  /* tls+tcp:// url entries: the certificate (or CA) to trust */
 	uint64_t connect_timeout_ms;
 	uint64_t initialize_timeout_ms;
 	bool is_local;            /* the implicit local executor */

@@ -179,10 +179,12 @@ int orch_env_add(const char *id, const char *url, const char *token, uint64_t co
 	return r;
 }
 
-/* A token for a url environment may sit in <home>/executor-tokens/<id>. */
-static char *token_file(const char *id)
+/* Per-environment files in the home: <home>/<dir>/<id><suffix>, if present
+ * (executor-tokens/<id>: the link token; executor-tls/<id>.pem: the
+ * certificate or CA a tls+tcp:// executor is trusted by). */
+static char *home_file(const char *dir, const char *id, const char *suffix)
 {
-	char *p = xasprintf("%s/executor-tokens/%s", orch->home, id);
+	char *p = xasprintf("%s/%s/%s%s", orch->home, dir, id, suffix);
 	struct stat st;
 
 	if (stat(p, &st) == 0)
@@ -204,7 +206,8 @@ int orch_envs_start(void)
 	}
 	for (size_t i = 0; i < ef->n_envs; i++) {
 		const struct envspec *es = &ef->envs[i];
-		_cleanup_free_ char *tok = es->url ? token_file(es->id) : NULL;
+		_cleanup_free_ char *tok = es->url ? home_file("executor-tokens", es->id, "") : NULL;
+		_cleanup_free_ char *ca = es->url ? home_file("executor-tls", es->id, ".pem") : NULL;
 		const char *program = es->program;
 		struct env_spec spec = {
 			.id = es->id,
@@ -213,6 +216,7 @@ int orch_envs_start(void)
 			.env = (const char *const *)es->env,
 			.cwd = es->cwd,
 			.secret_file = tok,
+			.tls_ca_file = ca,
 			.connect_timeout_ms = (uint64_t)(es->connect_timeout_sec * 1000.0),
 			.initialize_timeout_ms = (uint64_t)(es->initialize_timeout_sec * 1000.0),
 		};

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nng/protocol/pair1/pair.h>
+#include <nng/supplemental/tls/tls.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -88,6 +89,27 @@ static void pipe_removed_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	__atomic_add_fetch(&c->pipes_removed, 1, __ATOMIC_SEQ_CST);
 }
 
+/* TLS dials trust $TANDEM_TEST_TLS_CA and expect the name "localhost". */
+static int tls_client(nng_dialer d)
+{
+	const char *ca = getenv("TANDEM_TEST_TLS_CA");
+	nng_tls_config *cfg;
+	int r;
+
+	ck_assert_msg(ca != NULL, "set TANDEM_TEST_TLS_CA for tls+tcp:// dials");
+	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+	if (r == 0)
+		r = nng_tls_config_ca_file(cfg, ca);
+	if (r == 0)
+		r = nng_tls_config_server_name(cfg, "localhost");
+	if (r == 0)
+		r = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+	if (r == 0)
+		r = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+	nng_tls_config_free(cfg);
+	return r;
+}
+
 int tc_dial(struct tclient *c, const char *url, int timeout_ms)
 {
 	struct tframe f = { 0 };
@@ -110,8 +132,11 @@ int tc_dial(struct tclient *c, const char *url, int timeout_ms)
 		if (r == 0) {
 			nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 20);
 			nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 200);
-			r = nng_dialer_start(d, 0);
+			if (strncmp(url, "tls+tcp://", 10) == 0)
+				r = tls_client(d);
 		}
+		if (r == 0)
+			r = nng_dialer_start(d, 0);
 	}
 	if (r != 0)
 		return -ECONNREFUSED;
@@ -418,6 +443,17 @@ static void texec_init(struct texec *e)
 
 void texec_start(struct texec *e, const char *const *extra_args, const char *const *extra_env)
 {
+	texec_start_env_url(e, NULL, extra_args, extra_env);
+}
+
+void texec_start_url(struct texec *e, const char *url, const char *const *extra_args)
+{
+	texec_start_env_url(e, url, extra_args, NULL);
+}
+
+void texec_start_env_url(struct texec *e, const char *url, const char *const *extra_args,
+			 const char *const *extra_env)
+{
 	const char *argv[40] = { executor_path(), "--listen", NULL, "--secret-fd", "3",
 				 "--log-level", "debug" };
 	size_t n = 7;
@@ -425,6 +461,8 @@ void texec_start(struct texec *e, const char *const *extra_args, const char *con
 	int p[2];
 
 	texec_init(e);
+	if (url)
+		snprintf(e->url, sizeof(e->url), "%s", url);
 	argv[2] = e->url;
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(e->secret, sizeof(e->secret), raw, sizeof(raw));

@@ -76,6 +76,10 @@ struct texec {
  * abstract:// address with a secret handed through fd 3; extra args and
  * extra environment ("K=V") may be NULL. Waits until it listens. */
 void texec_start(struct texec *e, const char *const *extra_args, const char *const *extra_env);
+/* The same on a given URL (tcp://, tls+tcp://). */
+void texec_start_url(struct texec *e, const char *url, const char *const *extra_args);
+void texec_start_env_url(struct texec *e, const char *url, const char *const *extra_args,
+			 const char *const *extra_env);
 /* Like texec_start without a secret and with an explicit URL; returns the
  * pid, or -1 if exec failed; does not wait. */
 pid_t texec_spawn_raw(struct texec *e, const char *url, const char *const *extra_args);

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tclient.h"
@@ -726,6 +729,69 @@ START_TEST(test_second_peer_refused)
 }
 END_TEST
 
+/* A self-signed certificate for "localhost", made with the openssl tool. */
+static void make_cert(const char *dir, char *both, char *cert, size_t len)
+{
+	char cmd[2048];
+
+	snprintf(cert, len, "%s/cert.pem", dir);
+	snprintf(both, len, "%s/both.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+		 "-addext subjectAltName=DNS:localhost -keyout %s/key.pem -out %s 2>/dev/null && "
+		 "cat %s/key.pem %s > %s",
+		 dir, cert, dir, cert, both);
+	ck_assert_msg(system(cmd) == 0, "openssl could not make a test certificate");
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+START_TEST(test_tls_listener)
+{
+	char dir[] = "/tmp/tandem-tls-XXXXXX", both[256], cert[256], url[64], other[300];
+	const char *args[] = { "--tls-cert", both, NULL };
+	struct proto_ping_body p = { .stamp = 7 };
+	struct tframe f = { 0 };
+	struct texec tls;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	make_cert(dir, both, cert, sizeof(both));
+	setenv("TANDEM_TEST_TLS_CA", cert, 1);
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", free_port());
+	texec_start_url(&tls, url, args);
+	tc_connect(&cl, tls.url, tls.secret);
+	PROTO_SET(&p, 1);
+	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
+	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 7);
+	tframe_free(&f);
+	tc_close(&cl);
+	/* A client that does not trust the certificate gets nowhere. */
+	snprintf(other, sizeof(other), "%s/other", dir);
+	mkdir(other, 0700);
+	{
+		char both2[300], cert2[300];
+
+		make_cert(other, both2, cert2, sizeof(both2));
+		setenv("TANDEM_TEST_TLS_CA", cert2, 1);
+		ck_assert_int_ne(tc_dial(&cl, tls.url, 1500), 0);
+		tc_close(&cl);
+	}
+	texec_stop(&tls);
+}
+END_TEST
+
 START_TEST(test_insecure_tcp_refused)
 {
 	int st;
@@ -778,6 +844,7 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, test_hostile_frames_drop_peer_not_daemon);
 	tcase_add_test(tc, test_second_peer_refused);
 	tcase_add_test(tc, test_insecure_tcp_refused);
+	tcase_add_test(tc, test_tls_listener);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,6 +8,7 @@ Run a subset: test_orchestrator.py 2 4   (numbers or names).
 """
 
 import json
+import random
 import os
 import re
 import shutil
@@ -629,6 +630,53 @@ def test_shutdown(ctx):
 
 # ---- 10 --------------------------------------------------------------------
 
+def test_tls_environment(ctx):
+    """A url environment on tls+tcp://: the orchestrator trusts the
+    certificate in <home>/executor-tls/<id>.pem and nothing else."""
+    import socket as so
+    tls = ctx.mkdir("tls")
+    key, cert, both = (os.path.join(tls, n) for n in ("key.pem", "cert.pem", "both.pem"))
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert], capture_output=True)
+    check(r.returncode == 0, "openssl: %s" % r.stderr.decode()[-300:])
+    with open(both, "w") as f:
+        f.write(open(key).read() + open(cert).read())
+    s = so.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    token = "%064x" % random.getrandbits(256)
+    token_file = write_file(ctx.path("tok"), token + "\n", 0o600)
+    url = "tls+tcp://localhost:%d" % port
+    ctx.popen([EXECUTOR, "--listen", "tls+tcp://127.0.0.1:%d" % port, "--tls-cert", both,
+               "--auth-token-file", token_file, "--id", "secure"], "executor-secure")
+    plugin = make_plugin(ctx, "tlsdemo", {"tls_demo": {}})
+    envs = '[[environments]]\nid = "secure"\nurl = %s\n' % toml_str(url)
+    home = make_home(ctx, environments="include_local = false\n" + envs,
+                     tokens={"secure": token})
+    os.makedirs(os.path.join(home, "executor-tls"), exist_ok=True)
+    shutil.copy(cert, os.path.join(home, "executor-tls", "secure.pem"))
+    orch = Orchestrator(ctx, home)
+    c = orch.client
+    c.initialize()
+    c.wait_env("secure", "ready", timeout=20)
+    t = c.start_thread([root("tlsdemo", "secure", plugin)])
+    sc = structured(c.tool(t, "tls_demo", "echo", {"message": "over tls"}), "echo over tls")
+    check_eq(sc["message"], "over tls", "echo over TLS")
+    orch.stop()
+    # Without the certificate in the home, the environment never becomes ready.
+    os.remove(os.path.join(home, "executor-tls", "secure.pem"))
+    orch2 = Orchestrator(ctx, home, label="orchestrator2")
+    c2 = orch2.client
+    c2.initialize()
+    st = c2.env_status("secure")
+    check(st["status"] != "ready", "ready without a trusted certificate: %r" % st)
+    check("executor-tls" in (st.get("error") or "") or st["status"] == "pending",
+          "status: %r" % st)
+    orch2.stop()
+
+
 def test_no_leftovers(ctx):
     kill_everything_below(os.getpid())
     REGISTRY.reap_orphans()
@@ -657,6 +705,7 @@ TESTS = [
     ("filesystem-less orchestrator under strace", test_filesystem_less),
     ("bad input: servers, files, roots", test_bad_input),
     ("clean shutdown on EOF and SIGTERM, repeated", test_shutdown),
+    ("tls+tcp:// environment trusted by its certificate", test_tls_environment),
     ("no process left behind", test_no_leftovers),
 ]
 
