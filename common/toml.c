@@ -1520,3 +1520,17 @@ bool toml_doc_where(const struct toml_doc *d, const char *path, int *line, int *
 		*col = e->col;
 	return true;
 }
+
+int toml_parse_file_err(const char *path, struct toml_doc **out, char *err, size_t errlen)
+{
+	struct toml_error te;
+	int r = toml_parse_file(path, out, &te);
+
+	if (r == 0 || r == -ENOENT || !err || !errlen)
+		return r;
+	if (te.line > 0)
+		snprintf(err, errlen, "%s:%d:%d: %s", path, te.line, te.col, te.reason);
+	else
+		snprintf(err, errlen, "%s: %s", path, te.reason);
+	return r;
+}

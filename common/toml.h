@@ -57,6 +57,9 @@ int toml_parse(const char *text, size_t len, struct toml_doc **out, struct toml_
 int toml_parse_file(const char *path, struct toml_doc **out, struct toml_error *err);
 
 /* The document's root object (borrowed). */
+/* toml_parse_file with the error as one "PATH:LINE:COL: reason" string;
+ * -ENOENT (a missing file) leaves err untouched. */
+int toml_parse_file_err(const char *path, struct toml_doc **out, char *err, size_t errlen);
 json_t *toml_doc_root(const struct toml_doc *d);
 
 /* Finds where the key (or array element) at path was defined: a key's

@@ -678,21 +678,6 @@ static int load_doc(struct loader *L)
 	return providers_load(L);
 }
 
-/* Reads the file; -ENOENT means "no file", anything else fills err. */
-static int parse(const char *path, struct toml_doc **doc, char *err, size_t errlen)
-{
-	struct toml_error te;
-	int r = toml_parse_file(path, doc, &te);
-
-	if (r == 0 || r == -ENOENT)
-		return r;
-	if (te.line > 0)
-		snprintf(err, errlen, "%s:%d:%d: %s", path, te.line, te.col, te.reason);
-	else
-		snprintf(err, errlen, "%s: %s", path, te.reason);
-	return r;
-}
-
 int config_load(const char *home, struct config **out, char *err, size_t errlen)
 {
 	_cleanup_free_ char *path = NULL;
@@ -705,7 +690,7 @@ int config_load(const char *home, struct config **out, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	path = xasprintf("%s/%s", home, CONFIG_FILE);
-	r = parse(path, &L.doc, err, L.errlen);
+	r = toml_parse_file_err(path, &L.doc, err, L.errlen);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	L.path = path;

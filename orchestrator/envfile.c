@@ -376,21 +376,6 @@ static int load_doc(struct loader *L)
 	return check_default(L);
 }
 
-/* Reads the file; -ENOENT means "no file", anything else fills err. */
-static int parse(const char *path, struct toml_doc **doc, char *err, size_t errlen)
-{
-	struct toml_error te;
-	int r = toml_parse_file(path, doc, &te);
-
-	if (r == 0 || r == -ENOENT || !errlen)
-		return r;
-	if (te.line > 0)
-		snprintf(err, errlen, "%s:%d:%d: %s", path, te.line, te.col, te.reason);
-	else
-		snprintf(err, errlen, "%s: %s", path, te.reason);
-	return r;
-}
-
 int envfile_load(const char *home, struct envfile **out, char *err, size_t errlen)
 {
 	_cleanup_free_ char *path = NULL;
@@ -403,7 +388,7 @@ int envfile_load(const char *home, struct envfile **out, char *err, size_t errle
 		return -EINVAL;
 	}
 	path = xasprintf("%s/%s", home, ENVFILE_NAME);
-	r = parse(path, &L.doc, err, L.errlen);
+	r = toml_parse_file_err(path, &L.doc, err, L.errlen);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	L.path = path;
