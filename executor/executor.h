@@ -28,6 +28,7 @@ struct proc;
 #define EXEC_DEFAULT_MAX_PROCS 256u
 #define EXEC_DEFAULT_GRACE_SEC 30u
 #define EXEC_AUTH_TIMEOUT_MS 10000u     /* a peer must authenticate within this */
+#define EXEC_MAX_PENDING 8u             /* connections awaiting their HELLO at once */
 #define EXEC_MAX_LINE (16u * 1024u * 1024u) /* one stdout line of a server */
 #define EXEC_STDIN_QUEUE (32u * 1024u * 1024u)
 #define EXEC_DETACHED_BUFFER (4u * 1024u * 1024u) /* output kept for a re-attach */
@@ -59,9 +60,17 @@ struct executor {
 	nng_listener listener;
 	uint32_t peer;         /* nng pipe id of the current peer, 0 = none */
 	enum exec_peer_state state;
-	uint8_t challenge[PROTO_NONCE_LEN];
-	struct loop_timer *auth_timer;
+	uint8_t challenge[PROTO_NONCE_LEN]; /* of the connection being handled */
 	uint64_t peers_dropped;
+	/* Connections that have been challenged and not yet proved the secret:
+	 * several at once, so a client that keeps reconnecting cannot evict
+	 * the real orchestrator before it answers. The first to prove wins. */
+	struct {
+		uint32_t pipe;
+		uint8_t challenge[PROTO_NONCE_LEN];
+		struct loop_timer *timer;
+	} pending[EXEC_MAX_PENDING];
+	unsigned n_pending;
 
 	/* processes */
 	struct proc *procs;    /* list of live processes */
@@ -86,8 +95,9 @@ bool listener_authed(const struct executor *ex);
 
 /* handlers.c: called for every decoded, allowed frame from the current peer. */
 void exec_dispatch(struct executor *ex, struct proto_msg *m);
-/* A new peer is connected: send CHALLENGE. */
-void exec_challenge(struct executor *ex);
+/* Sends CHALLENGE with a fresh nonce (stored in `nonce`) to the link's
+ * target pipe. */
+void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN]);
 
 /* procs.c */
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,

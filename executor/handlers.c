@@ -16,7 +16,7 @@
 #include "util.h"
 #include "version.h"
 
-void exec_challenge(struct executor *ex)
+void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN])
 {
 	struct proto_challenge_body c = {
 		.version_min = PROTO_VERSION_MIN,
@@ -24,8 +24,8 @@ void exec_challenge(struct executor *ex)
 		.auth_required = ex->secret != NULL,
 	};
 
-	auth_nonce(ex->challenge);
-	c.nonce.ptr = (const char *)ex->challenge;
+	auth_nonce(nonce);
+	c.nonce.ptr = (const char *)nonce;
 	c.nonce.len = PROTO_NONCE_LEN;
 	listener_send(ex, PROTO_CHALLENGE, PROTO_EVENT, 0, &c);
 }
@@ -57,10 +57,6 @@ static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
 		return;
 	}
 	ex->state = PEER_AUTHED;
-	if (ex->auth_timer) {
-		loop_timer_cancel(ex->auth_timer);
-		ex->auth_timer = NULL;
-	}
 	r.executor_id = proto_str_c(ex->opts.id);
 	r.executor_version = proto_str_c(TANDEM_VERSION);
 	if (ex->secret) {

@@ -3,12 +3,14 @@
  * secret.
  *
  * Peer lifecycle (all on the loop thread; nng pipe events are posted here):
- *   pipe added    -> PREAUTH: send CHALLENGE, arm the auth timer
- *   HELLO ok      -> AUTHED
+ *   pipe added    -> pending: CHALLENGE sent, auth timer armed (several
+ *                    pending connections may exist; the oldest is evicted
+ *                    past EXEC_MAX_PENDING)
+ *   HELLO ok      -> the peer (AUTHED); every other pending one is closed
  *   bad frame, wrong state, failed proof, auth timeout -> pipe closed
- *   pipe removed  -> processes detach for the grace period
- * pair1 itself refuses a second connection while one peer is attached; the
- * auth timer keeps an unauthenticated squatter from holding the slot.
+ *   pipe added while a peer is AUTHED -> closed: one orchestrator at a time
+ *   peer's pipe removed -> processes detach for the grace period
+ * The socket is pair1 polyamorous (see proto/link.c); the policy is here.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <nng/transport/ipc/ipc.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "executor.h"
@@ -31,10 +34,6 @@ static void peer_lost(struct executor *ex)
 {
 	if (ex->state == PEER_AUTHED)
 		procs_detach_all(ex);
-	if (ex->auth_timer) {
-		loop_timer_cancel(ex->auth_timer);
-		ex->auth_timer = NULL;
-	}
 	/* Frames queued for this peer must never reach the next one. */
 	link_discard_queue(&ex->link);
 	ex->peer = 0;
@@ -64,17 +63,52 @@ void listener_drop_peer(struct executor *ex, const char *why)
 	loop_timer_add(ex->loop, DROP_LINGER_MS, close_later_cb, (void *)(uintptr_t)pipe);
 }
 
+static int pending_find(const struct executor *ex, uint32_t pipe)
+{
+	for (unsigned i = 0; i < ex->n_pending; i++)
+		if (ex->pending[i].pipe == pipe)
+			return (int)i;
+	return -1;
+}
+
+/* Forgets pending connection i (does not close it). */
+static void pending_remove(struct executor *ex, unsigned i)
+{
+	loop_timer_cancel(ex->pending[i].timer);
+	memmove(&ex->pending[i], &ex->pending[i + 1],
+		(ex->n_pending - i - 1) * sizeof(ex->pending[0]));
+	ex->n_pending--;
+}
+
+static void pending_close_all(struct executor *ex, const char *why)
+{
+	while (ex->n_pending) {
+		log_info("closing pending connection (pipe %u): %s", ex->pending[0].pipe, why);
+		link_close_pipe(&ex->link, ex->pending[0].pipe);
+		pending_remove(ex, 0);
+	}
+}
+
 static void auth_timeout_cb(struct loop_timer *t, void *arg)
 {
-	struct executor *ex = arg;
+	struct executor *ex = the_ex;
+	uint32_t pipe = (uint32_t)(uintptr_t)arg;
+	int i = ex ? pending_find(ex, pipe) : -1;
 
-	ex->auth_timer = NULL;
-	listener_drop_peer(ex, "did not authenticate in time");
+	if (i < 0)
+		return;
+	ex->pending[i].timer = NULL;
+	pending_remove(ex, (unsigned)i);
+	log_warn("closing connection (pipe %u): did not authenticate in time", pipe);
+	ex->peers_dropped++;
+	link_close_pipe(&ex->link, pipe);
 }
 
 static void pipe_added(struct executor *ex, uint32_t pipe)
 {
-	if (ex->peer == pipe)
+	unsigned n;
+
+	if (ex->peer == pipe || pending_find(ex, pipe) >= 0)
 		return;
 	if (ex->state == PEER_AUTHED) {
 		/* One orchestrator at a time: while one is authenticated, a
@@ -83,18 +117,20 @@ static void pipe_added(struct executor *ex, uint32_t pipe)
 		link_close_pipe(&ex->link, pipe);
 		return;
 	}
-	if (ex->peer) {
-		/* A newer connection replaces one that never authenticated. */
-		log_info("peer (pipe %u) replaced before it authenticated", ex->peer);
-		link_close_pipe(&ex->link, ex->peer);
-		peer_lost(ex);
+	if (ex->n_pending == EXEC_MAX_PENDING) {
+		log_warn("too many connections awaiting HELLO: closing the oldest (pipe %u)",
+			 ex->pending[0].pipe);
+		link_close_pipe(&ex->link, ex->pending[0].pipe);
+		pending_remove(ex, 0);
 	}
-	ex->peer = pipe;
-	ex->link.target_pipe = pipe;
-	ex->state = PEER_PREAUTH;
+	n = ex->n_pending++;
+	ex->pending[n].pipe = pipe;
+	ex->pending[n].timer = loop_timer_add(ex->loop, EXEC_AUTH_TIMEOUT_MS, auth_timeout_cb,
+					      (void *)(uintptr_t)pipe);
 	log_info("peer connected (pipe %u)", pipe);
-	ex->auth_timer = loop_timer_add(ex->loop, EXEC_AUTH_TIMEOUT_MS, auth_timeout_cb, ex);
-	exec_challenge(ex);
+	ex->link.target_pipe = pipe;
+	exec_challenge(ex, ex->pending[n].challenge);
+	ex->link.target_pipe = ex->peer;
 }
 
 static void pipe_event_post_cb(void *arg)
@@ -110,6 +146,8 @@ static void pipe_event_post_cb(void *arg)
 	} else if (pipe == ex->peer) {
 		log_info("peer disconnected (pipe %u)", pipe);
 		peer_lost(ex);
+	} else if (pending_find(ex, pipe) >= 0) {
+		pending_remove(ex, (unsigned)pending_find(ex, pipe));
 	}
 }
 
@@ -128,18 +166,11 @@ static bool allowed_now(const struct executor *ex, const struct proto_msgdef *d)
 	return d->state == PROTO_PREAUTH ? ex->state == PEER_PREAUTH : ex->state == PEER_AUTHED;
 }
 
-static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
+static void handle_frame(struct executor *ex, const void *data, size_t len)
 {
-	struct executor *ex = arg;
 	struct proto_msg m;
 	char err[256], why[320];
 
-	if (pipe != ex->peer) {
-		/* Sent before we challenged it, or left over from a dropped peer. */
-		log_debug("closing pipe %u: frame outside a session", pipe);
-		link_close_pipe(lk, pipe);
-		return;
-	}
 	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
 		snprintf(why, sizeof(why), "malformed frame: %s", err);
 		listener_drop_peer(ex, why);
@@ -159,6 +190,48 @@ static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t le
 	proto_msg_release(&m);
 }
 
+/* A frame from a pending connection: handled as the current peer in
+ * PREAUTH (only HELLO passes); if it proves the secret it becomes the peer
+ * and every other pending connection is closed. */
+static void pending_frame(struct executor *ex, unsigned i, const void *data, size_t len)
+{
+	uint32_t pipe = ex->pending[i].pipe;
+
+	memcpy(ex->challenge, ex->pending[i].challenge, sizeof(ex->challenge));
+	pending_remove(ex, i);
+	ex->peer = pipe;
+	ex->link.target_pipe = pipe;
+	ex->state = PEER_PREAUTH;
+	handle_frame(ex, data, len);
+	if (ex->state == PEER_AUTHED) {
+		pending_close_all(ex, "another orchestrator authenticated");
+	} else if (ex->peer == pipe) {
+		/* Still not authenticated after a frame: only HELLO is allowed
+		 * first, so this cannot happen; be strict anyway. */
+		listener_drop_peer(ex, "did not authenticate");
+	}
+	sodium_memzero(ex->challenge, sizeof(ex->challenge));
+}
+
+static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
+{
+	struct executor *ex = arg;
+	int i;
+
+	if (pipe == ex->peer && ex->state == PEER_AUTHED) {
+		handle_frame(ex, data, len);
+		return;
+	}
+	i = pending_find(ex, pipe);
+	if (i >= 0) {
+		pending_frame(ex, (unsigned)i, data, len);
+		return;
+	}
+	/* Sent before we challenged it, or left over from a dropped peer. */
+	log_debug("closing pipe %u: frame outside a session", pipe);
+	link_close_pipe(lk, pipe);
+}
+
 bool listener_authed(const struct executor *ex) { return ex->state == PEER_AUTHED; }
 
 int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id, const void *body)
@@ -166,7 +239,7 @@ int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id,
 	const struct proto_msgdef *d = proto_msgdef(type);
 	int r;
 
-	if (!ex->peer || !d)
+	if (!ex->link.target_pipe || !d) /* the peer, or a pending connection */
 		return -ENOTCONN;
 	if (d->state == PROTO_AUTHED && ex->state != PEER_AUTHED)
 		return -EPERM;
@@ -182,7 +255,7 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 	char msg[1024];
 	va_list ap;
 
-	if (!ex->peer)
+	if (!ex->link.target_pipe)
 		return -ENOTCONN;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -300,10 +373,8 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 
 void listener_stop(struct executor *ex)
 {
-	if (ex->auth_timer) {
-		loop_timer_cancel(ex->auth_timer);
-		ex->auth_timer = NULL;
-	}
+	while (ex->n_pending)
+		pending_remove(ex, 0);
 	link_close(&ex->link); /* closes the listener and its pipes */
 	the_ex = NULL;
 }
