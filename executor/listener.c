@@ -10,7 +10,8 @@
  *   bad frame, wrong state, failed proof, auth timeout -> pipe closed
  *   pipe added while a peer is AUTHED -> closed: one orchestrator at a time
  *   peer's pipe removed -> processes detach for the grace period
- * The socket is pair1 polyamorous (see proto/link.c); the policy is here.
+ * pair1 holds one pipe at a time; the pending list usually holds that one
+ * pipe, and keeps the policy right should nng ever hand us more.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -341,7 +342,7 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 		return -EPERM;
 	}
 	the_ex = ex;
-	r = link_open(&ex->link, ex->loop, true, frame_cb, ex);
+	r = link_open(&ex->link, ex->loop, frame_cb, ex);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open the link socket: %s", strerror(-r));
 		return r;

@@ -505,7 +505,7 @@ static int setup_tls(struct env *e, char *err, size_t errlen)
 
 static int open_link(struct env *e, char *err, size_t errlen)
 {
-	int r = link_open(&e->link, e->loop, false, frame_cb, e);
+	int r = link_open(&e->link, e->loop, frame_cb, e);
 
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open a link socket: %s", strerror(-r));

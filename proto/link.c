@@ -51,7 +51,7 @@ static void recv_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 	}
 }
 
-int link_open(struct link *lk, struct loop *loop, bool poly, link_frame_cb cb, void *arg)
+int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg)
 {
 	int fd, r;
 
@@ -60,10 +60,10 @@ int link_open(struct link *lk, struct loop *loop, bool poly, link_frame_cb cb, v
 	lk->frame_cb = cb;
 	lk->arg = arg;
 	lk->send_fd = -1;
-	/* Mono pair1 refuses a new pipe while it still holds the old one, and
-	 * in nng 1.5.2 a closed pipe can linger there: one bad peer could wedge
-	 * the listener. Polyamorous mode leaves the choice of peer to us. */
-	r = poly ? nng_pair1_open_poly(&lk->sock) : nng_pair1_open(&lk->sock);
+	/* Mono pair1: nng keeps one peer per socket. (Polyamorous mode would
+	 * let us choose, but in nng 1.5.2 its sends drop frames silently when
+	 * a pipe's queue is full.) */
+	r = nng_pair1_open(&lk->sock);
 	if (r != 0)
 		return link_errno(r);
 	r = nng_socket_set_size(lk->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_FRAME);

@@ -43,13 +43,11 @@ struct link {
 	link_frame_cb frame_cb;
 	void *arg;
 	uint64_t frames_in, frames_out;
-	uint32_t target_pipe; /* polyamorous sockets: the pipe frames go to */
+	uint32_t target_pipe; /* the pipe frames are for (0: none); set on each frame */
 };
 
-/* Opens a pair1 socket with the frame limit set and starts receiving.
- * poly: pair1 polyamorous mode (the executor): nng accepts every pipe and
- * the owner decides who is the peer; frames go to lk->target_pipe. */
-int link_open(struct link *lk, struct loop *loop, bool poly, link_frame_cb cb, void *arg);
+/* Opens a pair1 socket with the frame limit set and starts receiving. */
+int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg);
 /* Closes the socket and drops queued frames. Safe on a zeroed link.
  * Returns -ETIMEDOUT when nng_close did not return in time (an nng 1.5.2
  * deadlock): nng may then still call pipe callbacks, so the caller must not
