@@ -122,16 +122,16 @@ int tc_dial(struct tclient *c, const char *url, int timeout_ms)
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_removed_cb, c);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_FRAME);
 	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, 5000);
-	/* An explicit dialer with quick redials: right after the executor let
-	 * a previous peer go, pair1 may refuse the first pipe while the old
-	 * one is still being torn down; nng then redials. */
+	/* No quick automatic redials: a redial racing this socket's own close
+	 * can leave a half-added pipe in the executor's pair1 slot (an nng
+	 * 1.5.2 race). tc_connect retries with fresh sockets instead. */
 	{
 		nng_dialer d;
 
 		r = nng_dialer_create(&d, c->sock, url);
 		if (r == 0) {
-			nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 20);
-			nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 200);
+			nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 5000);
+			nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 5000);
 			if (strncmp(url, "tls+tcp://", 10) == 0)
 				r = tls_client(d);
 		}
@@ -204,7 +204,7 @@ void tc_connect(struct tclient *c, const char *url, const char *secret)
 	 * CHALLENGE can come from a pipe pair1 replaced a moment later (then
 	 * our proof answers the wrong nonce): dial and prove again. */
 	for (int i = 0; i < 50; i++) {
-		r = tc_dial(c, url, 2000);
+		r = tc_dial(c, url, 1000);
 		if (r == 0 && (h = tc_hello(c, secret, false)) == 0)
 			return;
 		tc_close(c);
