@@ -677,6 +677,33 @@ def test_tls_environment(ctx):
     orch2.stop()
 
 
+def test_environment_add_and_resources(ctx):
+    """environment/add dials a running executor at runtime (its token given in
+    the request); a plugin on it works, and mcpServer/resource/read reads the
+    fixture's resource through it."""
+    ex = Executor(ctx, "added")
+    plugin = make_plugin(ctx, "resdemo", {"res_demo": {}})
+    home = make_home(ctx, environments="include_local = false\n")
+    orch = Orchestrator(ctx, home)
+    c = orch.client
+    c.initialize()
+    check_eq(c.env_status("added")["status"], "unknown", "before environment/add")
+    c.call("environment/add", {"environmentId": "added", "execServerUrl": ex.url,
+                               "authBearerToken": ex.token})
+    c.wait_env("added", "ready", timeout=20)
+    e = expect_rpc_error(lambda: c.call("environment/add", {"environmentId": "added",
+                                                            "execServerUrl": ex.url}),
+                         "adding the same id twice")
+    check("already exists" in e.message, "duplicate add: %s" % e.message)
+    t = c.start_thread([root("resdemo", "added", plugin)])
+    r = c.call("mcpServer/resource/read", {"threadId": t, "server": "res_demo",
+                                           "uri": "fixture://hello"})
+    texts = [x.get("text") for x in r["contents"]]
+    check("hello from fixture" in texts, "resource contents: %r" % r)
+    check(ex.token not in orch.stderr_text(), "the token appeared in the log")
+    orch.stop()
+
+
 def test_no_leftovers(ctx):
     kill_everything_below(os.getpid())
     REGISTRY.reap_orphans()
@@ -706,6 +733,7 @@ TESTS = [
     ("bad input: servers, files, roots", test_bad_input),
     ("clean shutdown on EOF and SIGTERM, repeated", test_shutdown),
     ("tls+tcp:// environment trusted by its certificate", test_tls_environment),
+    ("environment/add at runtime, resource read", test_environment_add_and_resources),
     ("no process left behind", test_no_leftovers),
 ]
 
