@@ -71,6 +71,7 @@ struct env {
 	pid_t pid;
 	int pidfd;
 	struct loop_io *pid_io;
+	struct loop_timer *pid_poll; /* when pidfd_open is not available */
 	unsigned restarts;
 	uint64_t backoff_ms;
 	struct loop_timer *restart_timer;
@@ -535,20 +536,21 @@ static int open_link(struct env *e, char *err, size_t errlen)
 static void restart_cb(struct loop_timer *t, void *arg);
 static int spawn_executor(struct env *e, char *err, size_t errlen);
 
-static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+/* The executor process is gone: reaped; the link is lost; restart with
+ * backoff. */
+static void executor_gone(struct env *e, const siginfo_t *si)
 {
-	struct env *e = arg;
-	siginfo_t si = { 0 };
 	char why[128];
 
-	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-		return;
-	if (si.si_code == CLD_EXITED)
-		snprintf(why, sizeof(why), "the executor exited with status %d", si.si_status);
+	if (si->si_code == CLD_EXITED)
+		snprintf(why, sizeof(why), "the executor exited with status %d", si->si_status);
 	else
-		snprintf(why, sizeof(why), "the executor was killed by signal %d", si.si_status);
-	loop_io_del(e->pid_io);
+		snprintf(why, sizeof(why), "the executor was killed by signal %d", si->si_status);
+	if (e->pid_io)
+		loop_io_del(e->pid_io);
 	e->pid_io = NULL;
+	loop_timer_cancel(e->pid_poll);
+	e->pid_poll = NULL;
 	e->pidfd = safe_close(e->pidfd);
 	e->pid = 0;
 	log_warn("environment '%s': %s", e->id, why);
@@ -556,6 +558,31 @@ static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, voi
 	set_error(e, "%s; restarting", why);
 	e->backoff_ms = e->backoff_ms ? MIN(e->backoff_ms * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
 	e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
+}
+
+static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+{
+	struct env *e = arg;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
+		executor_gone(e, &si);
+}
+
+/* Without pidfd_open (old kernels, valgrind): look every 100 ms. */
+#define PID_POLL_MS 100
+
+static void pid_poll_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+		e->pid_poll = NULL;
+		executor_gone(e, &si);
+		return;
+	}
+	loop_timer_rearm(t, PID_POLL_MS);
 }
 
 static void restart_cb(struct loop_timer *t, void *arg)
@@ -678,6 +705,8 @@ static int spawn_executor(struct env *e, char *err, size_t errlen)
 	e->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (e->pidfd >= 0)
 		e->pid_io = loop_io_add(e->loop, e->pidfd, LOOP_READ, executor_exited_cb, e);
+	else
+		e->pid_poll = loop_timer_add(e->loop, PID_POLL_MS, pid_poll_cb, e);
 	log_info("environment '%s': started executor %s (pid %d)", e->id, e->program, (int)pid);
 	return r;
 }
@@ -810,6 +839,8 @@ struct env *env_free(struct env *e)
 	if (e->pid_io)
 		loop_io_del(e->pid_io);
 	e->pid_io = NULL;
+	loop_timer_cancel(e->pid_poll);
+	e->pid_poll = NULL;
 	stop_executor(e);
 	if (e->link_open && link_close(&e->link) < 0) {
 		log_warn("environment '%s': the link socket did not close (nng); leaving it", e->id);
