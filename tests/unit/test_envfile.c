@@ -3,6 +3,7 @@
  * fatal error with its exact position and reason. Error cases write their
  * environments.toml into a fresh temporary home. */
 #include "envfile.h"
+#include "testhome.h"
 #include "testmain.h"
 #include "util.h"
 
@@ -12,39 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char home[64];
-
-static void home_setup(void)
-{
-	strcpy(home, "/tmp/test_envfile.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(home));
-}
-
-static void home_teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
+/* Writes the file under test into the temporary home. */
 static void write_file(const char *text)
 {
-	_cleanup_free_ char *path = xasprintf("%s/environments.toml", home);
-	FILE *f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fputs(text, f) >= 0, 1);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *fixture_home(const char *name)
-{
-	const char *dir = getenv("TANDEM_FIXTURES");
-
-	if (!dir || !*dir)
-		ck_abort_msg("TANDEM_FIXTURES is not set: point it at tests/fixtures");
-	return xasprintf("%s/homes/%s", dir, name);
+	home_write("environments.toml", text);
 }
 
 static struct envfile *load_home(const char *dir)
