@@ -888,3 +888,22 @@ class Tap:
             self.failed += 1
         self._out("%s %d - %s (%.2fs)%s" % (status, n, name, time.monotonic() - t0, directive))
         self.diag(diag)
+
+
+def run_suite(tests):
+    """The main of every suite: checks the binaries, makes this process a
+    subreaper so no child escapes the final check, runs the tests (or those
+    named on the command line) and prints TAP. Returns the exit status."""
+    for var, path in (("TANDEM_ORCHESTRATOR", ORCHESTRATOR), ("TANDEM_EXECUTOR", EXECUTOR),
+                      ("MCP_FIXTURE", MCP_FIXTURE)):
+        if not os.access(path, os.X_OK):
+            print("1..0 # SKIP %s not executable: %s" % (var, path))
+            return 0
+    if not become_subreaper():
+        print("# warning: PR_SET_CHILD_SUBREAPER failed; orphans may escape the final check")
+    REGISTRY.start_sampler()
+    t0 = time.monotonic()
+    tap = Tap(tests)
+    tap.run(only=set(sys.argv[1:]))
+    print("# %d test(s) failed; run time %.1fs" % (tap.failed, time.monotonic() - t0))
+    return 1 if tap.failed else 0

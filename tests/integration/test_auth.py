@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
-    Orchestrator, Tap, become_subreaper, check, check_eq, make_home)
+    Orchestrator, Tap, become_subreaper, check, check_eq, make_home, run_suite)
 from test_turns import Fake, run_turn  # noqa: E402
 
 LOGIN_KEY = "sk-login-key-7f3a9c1e5b2d4f60"
@@ -295,5 +295,4 @@ TESTS = [
 ]
 
 if __name__ == "__main__":
-    become_subreaper()
-    sys.exit(Tap(TESTS).run(sys.argv[1:]))
+    sys.exit(run_suite(TESTS))

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
     EXECUTOR, MCP_FIXTURE, ORCHESTRATOR, REGISTRY, Orchestrator, Tap, TestFailure,
-    become_subreaper, check, check_eq, make_home, toml_str, wait_until)
+    become_subreaper, check, check_eq, make_home, toml_str, wait_until, run_suite)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "..", "fixtures", "http_mcp_server.py")
@@ -258,21 +258,7 @@ TESTS = [
 ]
 
 
-def main():
-    for var, path in (("TANDEM_ORCHESTRATOR", ORCHESTRATOR), ("TANDEM_EXECUTOR", EXECUTOR),
-                      ("MCP_FIXTURE", MCP_FIXTURE)):
-        if not os.access(path, os.X_OK):
-            print("1..0 # SKIP %s not executable: %s" % (var, path))
-            return 0
-    if not become_subreaper():
-        print("# warning: PR_SET_CHILD_SUBREAPER failed; orphans may escape the final check")
-    REGISTRY.start_sampler()
-    t0 = time.monotonic()
-    tap = Tap(TESTS)
-    tap.run(only=set(sys.argv[1:]))
-    print("# %d test(s) failed; run time %.1fs" % (tap.failed, time.monotonic() - t0))
-    return 1 if tap.failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_suite(TESTS))

@@ -23,7 +23,7 @@ from tandem_testlib import (  # noqa: E402
     EXECUTOR, MCP_FIXTURE, ORCHESTRATOR, REGISTRY, SLEEP_SYSCALLS, Executor, Orchestrator,
     RpcError, Tap, TestFailure, alive, become_subreaper, check, check_eq, current_syscall,
     descendants, fd_count, fixture_pids, kill_everything_below, make_home, make_plugin,
-    proc_table, root, toml_str, wait_until, write_file)
+    proc_table, root, toml_str, wait_until, write_file, run_suite)
 
 FIXTURE_TOOLS = {"echo", "env", "add", "sleep", "crash"}
 INVALID_REQUEST, PARSE_ERROR, METHOD_NOT_FOUND, INVALID_PARAMS = -32600, -32700, -32601, -32602
@@ -738,21 +738,7 @@ TESTS = [
 ]
 
 
-def main():
-    for var, path in (("TANDEM_ORCHESTRATOR", ORCHESTRATOR), ("TANDEM_EXECUTOR", EXECUTOR),
-                      ("MCP_FIXTURE", MCP_FIXTURE)):
-        if not os.access(path, os.X_OK):
-            print("1..0 # SKIP %s not executable: %s" % (var, path))
-            return 0
-    if not become_subreaper():
-        print("# warning: PR_SET_CHILD_SUBREAPER failed; orphans may escape the final check")
-    REGISTRY.start_sampler()
-    t0 = time.monotonic()
-    tap = Tap(TESTS)
-    tap.run(only=set(sys.argv[1:]))
-    print("# %d test(s) failed; run time %.1fs" % (tap.failed, time.monotonic() - t0))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_suite(TESTS))

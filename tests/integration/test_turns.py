@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
     Orchestrator, Tap, TestFailure, become_subreaper, check, check_eq, make_home, make_plugin,
-    root, wait_until, write_file)
+    root, wait_until, write_file, run_suite)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "..", "fixtures", "fake_responses.py")
@@ -341,5 +341,4 @@ TESTS = [
 ]
 
 if __name__ == "__main__":
-    become_subreaper()
-    sys.exit(Tap(TESTS).run(sys.argv[1:]))
+    sys.exit(run_suite(TESTS))
