@@ -31,6 +31,7 @@ enum kind {
 	K_NORMAL,
 	K_INIT,        /* the session's initialize */
 	K_REPLAY_INIT, /* our replay of it after an expiry: consumed here */
+	K_REPLAY_INITED, /* then notifications/initialized: messages wait for it */
 };
 
 enum mode { M_NONE, M_JSON, M_SSE, M_ERROR };
@@ -168,7 +169,7 @@ static void fail_exchange(struct mreq *m, const char *reason)
 	json_t *err;
 	char *s;
 
-	if (m->kind == K_REPLAY_INIT) {
+	if (m->kind == K_REPLAY_INIT || m->kind == K_REPLAY_INITED) {
 		reinit_failed(m->t, reason);
 		return;
 	}
@@ -235,7 +236,7 @@ static struct mreq *mreq_new(struct mcphttp *t, const char *body, size_t len, en
 static int post(struct mreq *m)
 {
 	struct mcphttp *t = m->t;
-	bool init = m->kind != K_NORMAL;
+	bool init = m->kind == K_INIT || m->kind == K_REPLAY_INIT;
 	char *extra[2];
 	_cleanup_free_ const char **hdrs = build_headers(t, !init, !init, true, extra);
 	struct http_opts o = {
@@ -304,18 +305,29 @@ static void start_reinit(struct mcphttp *t)
 		reinit_failed(t, "cannot send the HTTP request");
 }
 
-static void reinit_done(struct mcphttp *t)
+/* The renewed session is ready: send what waited, in order. */
+static void release_waiting(struct mcphttp *t)
 {
 	struct mreq *w;
 
 	t->reiniting = false;
-	if (t->inited_body)
-		post_or_fail(mreq_new(t, t->inited_body, t->inited_len, K_NORMAL, NULL));
 	while (!t->closed && !t->doomed && (w = t->waiting)) {
 		t->waiting = w->next;
 		w->next = NULL;
 		post_or_fail(w);
 	}
+}
+
+/* initialize was answered: notifications/initialized goes first, and the
+ * waiting messages only once the server has taken it (MCP orders them). */
+static void reinit_done(struct mcphttp *t)
+{
+	if (!t->inited_body) {
+		release_waiting(t);
+		return;
+	}
+	if (post(mreq_new(t, t->inited_body, t->inited_len, K_REPLAY_INITED, NULL)) < 0)
+		reinit_failed(t, "cannot send the HTTP request");
 }
 
 static void queue_waiting(struct mcphttp *t, struct mreq *m)
@@ -403,7 +415,8 @@ static void req_headers_cb(struct http_req *r, long status, void *arg)
 	} else {
 		m->mode = M_JSON;
 	}
-	sid = m->kind != K_NORMAL ? http_req_header(r, "Mcp-Session-Id") : NULL;
+	sid = m->kind == K_INIT || m->kind == K_REPLAY_INIT ? http_req_header(r, "Mcp-Session-Id")
+							 : NULL;
 	if (sid && session_id_valid(sid)) {
 		free(t->session_id);
 		t->session_id = xstrdup(sid);
@@ -512,6 +525,8 @@ static void finish(struct mreq *m, int err, long status, const char *msg)
 			reinit_done(t);
 		else
 			reinit_failed(t, "no initialize result");
+	} else if (m->kind == K_REPLAY_INITED) {
+		release_waiting(t);
 	}
 }
 
