@@ -73,6 +73,9 @@ struct http_req {
 	uint64_t idle_ms, last_io;
 	struct loop_timer *idle;
 
+	uint64_t relay_id; /* relay mode: the id the far side knows it by */
+	bool relay_live;   /* relay mode: the far side has not reported its end */
+
 	int err; /* our verdict, preferred over curl's */
 	char why[CURL_ERROR_SIZE];
 	char errbuf[CURL_ERROR_SIZE];
@@ -93,11 +96,18 @@ struct http {
 	struct http_req *reqs;
 	struct http_req *todo, **todo_tail;
 	struct http_sock *socks;
+	/* Relay mode (multi == NULL): requests are carried by relay.start. */
+	struct http_relay_ops relay;
+	void *relay_ctx;
+	uint64_t relay_next;
 };
 
 static unsigned curl_users; /* http_new/http_free pairs, for global init */
 
 static void after_curl(struct http *h);
+static struct http_req *relay_start(struct http *h, const struct http_opts *o,
+				    const struct http_cbs *cbs, void *arg);
+static void idle_cb(struct loop_timer *t, void *arg);
 
 /* ---- request lifetime ---- */
 
@@ -124,7 +134,10 @@ static void destroy(struct http_req *r)
 	loop_timer_cancel(r->idle);
 	if (r->added)
 		curl_multi_remove_handle(h->multi, r->easy);
-	curl_easy_cleanup(r->easy);
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	if (r->relay_live)
+		h->relay.cancel(h->relay_ctx, r->relay_id); /* the far side stops too */
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -293,6 +306,8 @@ static void read_done(struct http *h)
 	CURLMsg *m;
 	int left;
 
+	if (!h->multi)
+		return; /* relay mode */
 	while ((m = curl_multi_info_read(h->multi, &left))) {
 		struct http_req *r = req_of(m->easy_handle);
 		CURLcode rc = m->data.result;
@@ -573,9 +588,52 @@ static bool url_valid(const char *u)
 	       !strpbrk(u, "\r\n");
 }
 
-static int build_headers(struct http_req *r, const char *const *headers)
+bool http_env_header_valid(const char *spec)
+{
+	const char *eq, *p = spec + (*spec == '!');
+
+	if (!(eq = strchr(p, '=')) || eq == p)
+		return false;
+	for (const char *c = p; c < eq; c++)
+		if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		      (c > p && *c >= '0' && *c <= '9')))
+			return false;
+	return header_valid(eq + 1);
+}
+
+/* "Name: prefix" + the variable's value, appended to r->hdrs. */
+static int add_env_header(struct http_req *r, const char *spec)
+{
+	bool required = *spec == '!';
+	const char *p = spec + required, *eq = strchr(p, '=');
+	_cleanup_free_ char *var = xstrndup(p, (size_t)(eq - p));
+	const char *val = getenv(var);
+	struct curl_slist *n;
+	char *line;
+
+	if (!val || !*val)
+		return required ? -ENOKEY : 0;
+	line = xasprintf("%s%s", eq + 1, val);
+	n = header_valid(line) ? curl_slist_append(r->hdrs, line) : NULL;
+	secure_wipe(line, strlen(line));
+	free(line);
+	if (!n)
+		return -EINVAL;
+	r->hdrs = n;
+	return 0;
+}
+
+static int build_headers(struct http_req *r, const char *const *headers,
+			 const char *const *env_headers)
 {
 	bool expect = false;
+
+	for (const char *const *p = env_headers; p && *p; p++) {
+		int err = http_env_header_valid(*p) ? add_env_header(r, *p) : -EINVAL;
+
+		if (err < 0)
+			return err;
+	}
 
 	for (const char *const *p = headers; p && *p; p++) {
 		struct curl_slist *n;
@@ -631,7 +689,7 @@ static int set_method(struct http_req *r, const struct http_opts *o)
 static int configure(struct http_req *r, const struct http_opts *o)
 {
 	CURL *e = r->easy;
-	int err = build_headers(r, o->headers);
+	int err = build_headers(r, o->headers, o->env_headers);
 
 	if (err < 0)
 		return err;
@@ -677,6 +735,8 @@ struct http_req *http_start(struct http *h, const struct http_opts *o, const str
 		errno = EINVAL;
 		return NULL;
 	}
+	if (!h->multi)
+		return relay_start(h, o, cbs, arg);
 	r = xcalloc(1, sizeof(*r));
 	r->h = h;
 	r->cbs = *cbs;
@@ -736,6 +796,197 @@ const char *http_req_header(const struct http_req *r, const char *name)
 	return NULL;
 }
 
+/* ---- relay mode ----
+ *
+ * The same request life as above, with the far side in curl's place:
+ * relay.start sends the request, the http_relay_* calls feed what comes
+ * back. Callbacks run with h->in_curl set, so a cancel from inside them is
+ * queued exactly as it is inside curl, and after_curl() then works it. */
+
+static bool method_known(const char *m)
+{
+	static const char *const ok[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (strcmp(m, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+static void link_req(struct http *h, struct http_req *r)
+{
+	r->next = h->reqs;
+	if (h->reqs)
+		h->reqs->prev = r;
+	h->reqs = r;
+}
+
+static struct http_req *relay_start(struct http *h, const struct http_opts *o,
+				    const struct http_cbs *cbs, void *arg)
+{
+	struct http_req *r;
+	int err;
+
+	if (o->method && !method_known(o->method)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (const char *const *p = o->headers; p && *p; p++) {
+		if (!header_valid(*p)) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	for (const char *const *p = o->env_headers; p && *p; p++) {
+		if (!http_env_header_valid(*p)) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->h = h;
+	r->cbs = *cbs;
+	r->arg = arg;
+	r->max_body = o->max_body ? o->max_body : SIZE_MAX;
+	r->relay_id = ++h->relay_next;
+	err = h->relay.start(h->relay_ctx, r->relay_id, o);
+	if (err < 0) {
+		free(r);
+		errno = -err;
+		return NULL;
+	}
+	link_req(h, r);
+	r->relay_live = true;
+	r->state = REQ_ACTIVE;
+	if (o->idle_timeout_ms) {
+		r->idle_ms = o->idle_timeout_ms;
+		r->last_io = now_ms();
+		r->idle = loop_timer_add(h->l, r->idle_ms, idle_cb, r);
+	}
+	return r;
+}
+
+static struct http_req *relay_find(struct http *h, uint64_t id)
+{
+	for (struct http_req *r = h->reqs; r; r = r->next)
+		if (r->relay_id == id && r->state == REQ_ACTIVE)
+			return r;
+	return NULL;
+}
+
+void http_relay_head(struct http *h, uint64_t id, long status, const char *const *headers,
+		     size_t n)
+{
+	struct http_req *r = relay_find(h, id);
+
+	if (!r || r->headers_done)
+		return;
+	r->last_io = now_ms();
+	for (size_t i = 0; i < n; i++) {
+		if (header_store(r, headers[i], strlen(headers[i])) < 0) {
+			fail_later(r, -E2BIG, "response headers over their bounds");
+			after_curl(h);
+			return;
+		}
+	}
+	r->headers_done = true;
+	r->status = status;
+	if (r->cbs.headers_cb) {
+		h->in_curl = true;
+		r->cbs.headers_cb(r, status, r->arg);
+		h->in_curl = false;
+	}
+	after_curl(h);
+}
+
+void http_relay_data(struct http *h, uint64_t id, const char *data, size_t len)
+{
+	struct http_req *r = relay_find(h, id);
+
+	if (!r)
+		return;
+	r->last_io = now_ms();
+	if (len > r->max_body - r->received) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "response body over %zu bytes", r->max_body);
+		fail_later(r, -E2BIG, why);
+	} else if (len > 0) {
+		r->received += len;
+		if (r->cbs.data_cb) {
+			h->in_curl = true;
+			r->cbs.data_cb(r, data, len, r->arg);
+			h->in_curl = false;
+		}
+	}
+	after_curl(h);
+}
+
+void http_relay_done(struct http *h, uint64_t id, int err, long status, const char *msg)
+{
+	struct http_req *r = relay_find(h, id);
+
+	if (!r)
+		return;
+	r->relay_live = false;
+	if (!r->headers_done && status > 0 && err == 0) {
+		r->headers_done = true; /* a HEAD-less end still says its status */
+		r->status = status;
+	}
+	if (r->err)
+		finish(r, r->err, r->why);
+	else
+		finish(r, err > 0 ? -err : err, msg && *msg ? msg : (err ? "failed" : "ok"));
+}
+
+void http_relay_fail_all(struct http *h, int err, const char *msg)
+{
+	struct http_req *r;
+
+	/* One at a time from the head: a done_cb may start or cancel others. */
+	while ((r = h->reqs)) {
+		while (r && r->state != REQ_ACTIVE)
+			r = r->next;
+		if (!r)
+			break;
+		r->relay_live = false;
+		finish(r, err, msg);
+	}
+}
+
+bool http_is_relay(const struct http *h) { return !h->multi; }
+
+struct http *http_new_relay(struct loop *l, const struct http_relay_ops *ops, void *ctx)
+{
+	struct http *h = xcalloc(1, sizeof(*h));
+
+	h->l = l;
+	h->todo_tail = &h->todo;
+	h->relay = *ops;
+	h->relay_ctx = ctx;
+	return h;
+}
+
+size_t http_pending(const struct http *h)
+{
+	size_t n = 0;
+
+	for (const struct http_req *r = h ? h->reqs : NULL; r; r = r->next)
+		if (r->state == REQ_NEW || r->state == REQ_ACTIVE)
+			n++;
+	return n;
+}
+
+size_t http_req_nheaders(const struct http_req *r) { return r->nresp; }
+
+const char *http_req_header_at(const struct http_req *r, size_t i, const char **value)
+{
+	if (i >= r->nresp)
+		return NULL;
+	*value = r->resp[i].value;
+	return r->resp[i].name;
+}
+
 /* ---- lifecycle ---- */
 
 struct http *http_new(struct loop *l)
@@ -766,6 +1017,13 @@ struct http *http_free(struct http *h)
 {
 	if (!h)
 		return NULL;
+	if (!h->multi) { /* relay mode */
+		while (h->reqs)
+			destroy(h->reqs);
+		loop_timer_cancel(h->kick);
+		free(h);
+		return NULL;
+	}
 	if (h->multi) {
 		/* From here on curl tells us nothing: we drop our side. */
 		curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);

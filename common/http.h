@@ -37,6 +37,7 @@
 #ifndef TANDEM_HTTP_H
 #define TANDEM_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,13 @@ struct http_opts {
 	uint64_t idle_timeout_ms; /* no response bytes for this long -> -ETIMEDOUT; 0 = none */
 	size_t max_body;          /* response body bytes accepted, over -> -E2BIG; 0 = no limit */
 	const char *proxy;        /* optional, e.g. "http://proxy:3128" */
+	/* Headers whose value comes from an environment variable of the
+	 * process that runs the request (the executor's, in relay mode):
+	 * "VAR=Name: prefix" adds "Name: prefix<value of VAR>", omitted when
+	 * VAR is unset or empty; "!VAR=..." makes it required (http_start
+	 * fails with ENOKEY, or the relayed request ends with -ENOKEY).
+	 * NULL-terminated; may be NULL. */
+	const char *const *env_headers;
 };
 
 struct http_cbs {
@@ -97,5 +105,41 @@ void http_cancel(struct http_req *r);
 /* A response header of the final response, by case-insensitive name; the
  * last one when repeated. NULL if absent. Valid until done_cb returns. */
 const char *http_req_header(const struct http_req *r, const char *name);
+
+/* Requests started and not yet ended (NULL: 0). */
+size_t http_pending(const struct http *h);
+
+/* All response headers in arrival order: the name of header i (its value
+ * in *value), NULL past the end. Valid until done_cb returns. */
+size_t http_req_nheaders(const struct http_req *r);
+const char *http_req_header_at(const struct http_req *r, size_t i, const char **value);
+
+/* ---- relay mode ----
+ * A struct http whose requests are carried by someone else: the
+ * orchestrator's handle on an executor's libcurl (HTTP_REQUEST over the
+ * link). The caller's side of the API (http_start, http_cancel,
+ * http_req_header, the callbacks and their re-entrancy rules) is the same;
+ * what the far side reports comes in through the http_relay_* calls below,
+ * on the loop thread, and never from inside relay.start or relay.cancel.
+ * opts.proxy is passed along for the far side to apply. */
+struct http_relay_ops {
+	/* Send request `id`; 0 or -errno (then http_start fails with it). */
+	int (*start)(void *ctx, uint64_t id, const struct http_opts *o);
+	/* Request `id` is no longer wanted (cancelled, failed here, or freed). */
+	void (*cancel)(void *ctx, uint64_t id);
+};
+struct http *http_new_relay(struct loop *l, const struct http_relay_ops *ops, void *ctx);
+bool http_is_relay(const struct http *h);
+/* Checks the form of one env_headers entry (VAR a valid variable name). */
+bool http_env_header_valid(const char *spec);
+/* The final status and headers ("Name: value" strings). Unknown ids,
+ * finished requests and repeats are ignored. */
+void http_relay_head(struct http *h, uint64_t id, long status, const char *const *headers,
+		     size_t n);
+void http_relay_data(struct http *h, uint64_t id, const char *data, size_t len);
+/* The end: err as done_cb's (0 or -errno), msg the far side's reason. */
+void http_relay_done(struct http *h, uint64_t id, int err, long status, const char *msg);
+/* The carrier is gone: every active request ends with err/msg. */
+void http_relay_fail_all(struct http *h, int err, const char *msg);
 
 #endif

@@ -339,8 +339,11 @@ static int f_env_vars(struct norm *n, const char *key, json_t *v)
 static int f_url(struct norm *n, const char *key, json_t *v)
 {
 	const char *s, *rest;
-	int r = get_str(n, "'url'", v, true, &s);
+	char what[80];
+	int r;
 
+	snprintf(what, sizeof(what), "'%s'", key);
+	r = get_str(n, what, v, true, &s);
 	if (r < 0)
 		return r;
 	if (!strncasecmp(s, "https://", 8))
@@ -348,13 +351,13 @@ static int f_url(struct norm *n, const char *key, json_t *v)
 	else if (!strncasecmp(s, "http://", 7))
 		rest = s + 7;
 	else
-		return fail(n, "'url' must start with http:// or https://");
+		return fail(n, "'%s' must start with http:// or https://", key);
 	if (!*rest || *rest == '/')
-		return fail(n, "'url' has no host");
+		return fail(n, "'%s' has no host", key);
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return fail(n, "'url' contains a space or control "
-				       "character");
+			return fail(n, "'%s' contains a space or control "
+				       "character", key);
 	json_object_set_new(n->tmp, key, json_string(s));
 	return 0;
 }
@@ -411,7 +414,7 @@ static int f_bool(struct norm *n, const char *key, json_t *v)
 	return 0;
 }
 
-/* oauth = {client_id} (Codex) or {clientId} (.mcp.json). */
+/* oauth = {client_id, resource} (Codex) or {clientId} (.mcp.json). */
 static int f_oauth(struct norm *n, const char *key, json_t *v)
 {
 	const char *k, *id = NULL;
@@ -420,6 +423,11 @@ static int f_oauth(struct norm *n, const char *key, json_t *v)
 	if (!json_is_object(v))
 		return fail(n, "'%s' must be a table", key);
 	json_object_foreach(v, k, e) {
+		if (strcmp(k, "resource") == 0) {
+			if (f_url(n, "oauth_resource", e) < 0)
+				return -EINVAL;
+			continue;
+		}
 		if (strcmp(k, "client_id") != 0 && strcmp(k, "clientId") != 0)
 			return fail(n, "'oauth': unknown field '%.*s'",
 				    CUT(k, 64));
@@ -459,6 +467,7 @@ static const struct field {
 	{ "disabled_tools", T_BOTH, f_names },
 	{ "scopes", T_BOTH, f_names },
 	{ "oauth", T_BOTH, f_oauth },
+	{ "oauth_resource", T_HTTP, f_url },
 };
 
 static int field_pass(struct norm *n, json_t *raw)
@@ -629,7 +638,7 @@ static const char *const out_order[] = {
 	"url", "bearer_token_env_var", "http_headers", "env_http_headers",
 	"environment_id", "startup_timeout_sec", "tool_timeout_sec",
 	"enabled", "required", "enabled_tools", "disabled_tools", "scopes",
-	"oauth_client_id",
+	"oauth_client_id", "oauth_resource",
 };
 
 static json_t *ordered(const struct norm *n)

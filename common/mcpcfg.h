@@ -38,6 +38,8 @@
  *     disabled_tools       [string]  absent = none
  *     scopes               [string]  absent when not given
  *     oauth_client_id      string    from oauth.client_id / oauth.clientId
+ *     oauth_resource       string    (http only) from oauth_resource or
+ *                          oauth.resource: the RFC 8707 resource of a login
  * `type` is checked against the fields and then dropped.
  *
  * Plugin mode (ctx->from_plugin) touches the filesystem: a stdio cwd is

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SECRET_MAX 4096u
+#define SECRET_MAX 16384u /* a JWT access token with many claims fits */
 #define SECRET_KEY_LEN 32u
 
 struct secret;

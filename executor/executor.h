@@ -24,6 +24,8 @@ struct loop_timer;
 struct loop_io;
 struct secret;
 struct proc;
+struct http;
+struct xreq;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
 #define EXEC_DEFAULT_GRACE_SEC 30u
@@ -35,6 +37,9 @@ struct proc;
 #define EXEC_STDERR_RATE 50u  /* stderr events per second per process ... */
 #define EXEC_STDERR_BURST 200u /* ... after a burst of this many */
 #define EXEC_MAX_PLUGIN_FILE (1024u * 1024u)
+#define EXEC_MAX_HTTP 256u                          /* relayed HTTP requests at once */
+#define EXEC_HTTP_MAX_TIMEOUT_MS (24ull * 3600 * 1000) /* cap on one relayed request */
+#define EXEC_HTTP_MAX_BODY (256u * 1024u * 1024u)     /* cap on one relayed response */
 
 struct exec_opts {
 	const char *listen_url;
@@ -78,6 +83,11 @@ struct executor {
 	unsigned n_detached;
 	uint64_t next_handle;
 	struct loop_timer *grace_timer;
+
+	/* relayed HTTP requests (httprelay.c) */
+	struct http *http; /* created on first use */
+	struct xreq *http_reqs;
+	unsigned n_http;
 };
 
 /* listener.c */
@@ -114,5 +124,12 @@ void procs_flush_held(struct executor *ex, uint64_t handle);
 /* The handles of detached processes (caller frees *out). */
 size_t procs_detached_handles(struct executor *ex, uint64_t **out);
 void procs_kill_all(struct executor *ex);
+
+/* httprelay.c */
+void httprelay_request(struct executor *ex, const struct proto_http_request_body *b);
+void httprelay_abort(struct executor *ex, uint64_t req_id);
+/* Peer lost: its requests are cancelled (nothing more is sent). */
+void httprelay_abort_all(struct executor *ex);
+void httprelay_free(struct executor *ex);
 
 #endif

@@ -35,7 +35,8 @@ static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
 	const struct proto_hello_body *h = &m->u.hello;
 	struct proto_hello_reply r = { .version = PROTO_VERSION };
 	_cleanup_free_ uint64_t *handles = NULL;
-	struct proto_str caps[] = { proto_str_c("mcp-stdio"), proto_str_c("root-resolve") };
+	struct proto_str caps[] = { proto_str_c("mcp-stdio"), proto_str_c("root-resolve"),
+				    proto_str_c("http-relay") };
 	uint8_t proof[PROTO_PROOF_LEN];
 
 	if (h->version_min > PROTO_VERSION || h->version_max < PROTO_VERSION_MIN) {
@@ -251,6 +252,16 @@ static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 	procs_flush_held(ex, handle);
 }
 
+static void exec_handle_http_request(struct executor *ex, struct proto_msg *m)
+{
+	httprelay_request(ex, &m->u.http_request);
+}
+
+static void exec_handle_http_abort(struct executor *ex, struct proto_msg *m)
+{
+	httprelay_abort(ex, m->u.http_abort.req_id);
+}
+
 typedef void (*exec_handler)(struct executor *ex, struct proto_msg *m);
 
 static const struct {
@@ -265,6 +276,8 @@ static const struct {
 	{ PROTO_MCP_STOP, exec_handle_mcp_stop },
 	{ PROTO_MCP_SEND, exec_handle_mcp_send },
 	{ PROTO_MCP_ATTACH, exec_handle_mcp_attach },
+	{ PROTO_HTTP_REQUEST, exec_handle_http_request },
+	{ PROTO_HTTP_ABORT, exec_handle_http_abort },
 };
 
 void exec_dispatch(struct executor *ex, struct proto_msg *m)

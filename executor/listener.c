@@ -35,6 +35,7 @@ static void peer_lost(struct executor *ex)
 {
 	if (ex->state == PEER_AUTHED)
 		procs_detach_all(ex);
+	httprelay_abort_all(ex);
 	/* Frames queued for this peer must never reach the next one. */
 	link_discard_queue(&ex->link);
 	ex->peer = 0;

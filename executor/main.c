@@ -227,6 +227,7 @@ int main(int argc, char **argv)
 	rc = loop_run(ex.loop) < 0 ? 1 : 0;
 out:
 	procs_kill_all(&ex);
+	httprelay_free(&ex);
 	if (ex.loop)
 		listener_stop(&ex);
 	if (link_close_stuck()) {

@@ -643,6 +643,22 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 	}
 	if (!strcmp(key, "openai_base_url"))
 		return get_url(L, root, NULL, key, &L->openai_base_url);
+	if (!strcmp(key, "mcp_oauth_callback_url")) {
+		if (get_url(L, root, NULL, key, &url) < 0)
+			return -EINVAL;
+		free(L->c->oauth_callback_url);
+		L->c->oauth_callback_url = xstrdup(url);
+		return 0;
+	}
+	if (!strcmp(key, "mcp_oauth_callback_port")) {
+		int64_t n;
+		char e[256];
+
+		if (jsonu_get_int(root, key, false, 1, 65535, &n, e, sizeof(e)) < 0)
+			return fatal_key(L, NULL, key, "%s", e);
+		L->c->oauth_callback_port = (uint16_t)n;
+		return 0;
+	}
 	if (!strcmp(key, "instructions") || !strcmp(key, "developer_instructions"))
 		return add_instructions(L, root, key);
 	if (!is_codex_key(key)) {
@@ -732,6 +748,7 @@ struct config *config_free(struct config *c)
 	json_decref(c->invalid_servers);
 	json_decref(c->features);
 	free(c->chatgpt_base_url);
+	free(c->oauth_callback_url);
 	free(c->instructions);
 	json_decref(c->warnings);
 	free(c);

@@ -46,6 +46,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_FILE "config.toml"
 #define CONFIG_MAX_PROVIDERS 64
@@ -70,6 +71,9 @@ struct config {
 				    "config.toml:LINE:COL: " */
 	json_t *features;        /* object: feature name -> true/false ([features]) */
 	char *chatgpt_base_url;  /* default CONFIG_DEFAULT_CHATGPT_BASE_URL */
+	uint16_t oauth_callback_port; /* mcp_oauth_callback_port; 0 = ephemeral */
+	char *oauth_callback_url;     /* mcp_oauth_callback_url: the redirect_uri
+					 to advertise instead of the listener's */
 	char *instructions;      /* "instructions" and/or "developer_instructions"
 				    (both set: joined by a blank line), NULL if unset */
 	json_t *warnings;        /* array of strings "config.toml:LINE:COL: ..." */

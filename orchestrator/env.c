@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "link.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -75,6 +76,9 @@ struct env {
 	unsigned restarts;
 	uint64_t backoff_ms;
 	struct loop_timer *restart_timer;
+	/* HTTP requests run by the executor (HTTP_REQUEST), as a struct http */
+	struct http *http;
+	bool http_relay; /* the executor offers it */
 };
 
 static struct env *live_envs;
@@ -209,6 +213,111 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
 	return link_send(&e->link, PROTO_MCP_SEND, PROTO_EVENT, 0, &b);
 }
 
+/* ---- HTTP relay ---------------------------------------------------------- */
+
+/* Relayed requests carry credentials (Authorization, OAuth codes and
+ * tokens): they travel only over links nobody else can read. */
+static bool link_confidential(const struct env *e)
+{
+	static const char *const ok[] = { "ipc://", "abstract://", "tls+tcp://", "inproc://",
+					  "tcp://127.", "tcp://localhost:", "tcp://[::1]:" };
+
+	if (!e->url)
+		return true; /* spawned: a private ipc path */
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (strncmp(e->url, ok[i], strlen(ok[i])) == 0)
+			return true;
+	return false;
+}
+
+static int relay_start(void *ctx, uint64_t id, const struct http_opts *o)
+{
+	struct env *e = ctx;
+	struct proto_http_request_body b = { .req_id = id };
+	_cleanup_free_ struct proto_str *hdrs = NULL, *env_hdrs = NULL;
+	size_t n = 0, n_env = 0;
+
+	if (e->state != ENV_READY)
+		return -ENOTCONN;
+	if (!e->http_relay)
+		return -EOPNOTSUPP;
+	if (!link_confidential(e))
+		return -EPERM;
+	while (o->headers && o->headers[n])
+		n++;
+	while (o->env_headers && o->env_headers[n_env])
+		n_env++;
+	if (n > PROTO_MAX_LIST || n_env > PROTO_MAX_LIST || o->body_len > PROTO_MAX_BIN - 65536u)
+		return -E2BIG;
+	env_hdrs = xcalloc(n_env ? n_env : 1, sizeof(*env_hdrs));
+	for (size_t i = 0; i < n_env; i++)
+		env_hdrs[i] = proto_str_c(o->env_headers[i]);
+	b.env_headers.items = env_hdrs;
+	b.env_headers.n = (uint32_t)n_env;
+	hdrs = xcalloc(n ? n : 1, sizeof(*hdrs));
+	for (size_t i = 0; i < n; i++)
+		hdrs[i] = proto_str_c(o->headers[i]);
+	b.method = proto_str_c(o->method ? o->method : "GET");
+	b.url = proto_str_c(o->url);
+	b.headers.items = hdrs;
+	b.headers.n = (uint32_t)n;
+	b.body.ptr = o->body;
+	b.body.len = (uint32_t)o->body_len;
+	b.timeout_ms = o->timeout_ms;
+	b.idle_timeout_ms = o->idle_timeout_ms;
+	b.max_body = o->max_body;
+	b.present = 0x1ff;
+	return link_send(&e->link, PROTO_HTTP_REQUEST, PROTO_EVENT, 0, &b);
+}
+
+static void relay_cancel(void *ctx, uint64_t id)
+{
+	struct env *e = ctx;
+	struct proto_http_abort_body b = { .req_id = id };
+
+	if (e->state == ENV_READY)
+		link_send(&e->link, PROTO_HTTP_ABORT, PROTO_EVENT, 0, &b);
+}
+
+static const struct http_relay_ops relay_ops = { relay_start, relay_cancel };
+
+static void relay_event(struct env *e, const struct proto_msg *m)
+{
+	switch (m->env.type) {
+	case PROTO_HTTP_HEAD: {
+		const struct proto_http_head_body *h = &m->u.http_head;
+		char **lines = xcalloc(h->headers.n + 1u, sizeof(*lines));
+
+		for (uint32_t i = 0; i < h->headers.n; i++)
+			lines[i] = proto_str_dup(h->headers.items[i]);
+		http_relay_head(e->http, h->req_id, h->status, (const char *const *)lines,
+				h->headers.n);
+		for (uint32_t i = 0; i < h->headers.n; i++) {
+			secure_wipe(lines[i], strlen(lines[i])); /* Set-Cookie and the like */
+			free(lines[i]);
+		}
+		free(lines);
+		break;
+	}
+	case PROTO_HTTP_DATA:
+		http_relay_data(e->http, m->u.http_data.req_id, m->u.http_data.data.ptr,
+				m->u.http_data.data.len);
+		break;
+	case PROTO_HTTP_DONE: {
+		const struct proto_http_done_body *d = &m->u.http_done;
+		_cleanup_free_ char *why = proto_str_dup(d->reason);
+		int err = d->err < -4095 || d->err > 0 ? -EIO : (int)d->err;
+
+		http_relay_done(e->http, d->req_id, err, d->status, why);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+struct http *env_http(struct env *e) { return e->http; }
+
 /* ---- the link ---------------------------------------------------------- */
 
 static void connect_timeout_cb(struct loop_timer *t, void *arg)
@@ -245,6 +354,7 @@ static void link_lost(struct env *e, const char *why)
 	set_error(e, "%s", why);
 	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
 	fail_all_pending(e, msg);
+	http_relay_fail_all(e->http, -ECONNRESET, msg);
 	set_state(e, ENV_DISCONNECTED);
 }
 
@@ -330,6 +440,10 @@ static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const c
 	}
 	free(e->executor_id);
 	e->executor_id = proto_str_dup(r->executor_id);
+	e->http_relay = false;
+	for (uint32_t i = 0; i < r->capabilities.n; i++)
+		if (proto_str_eq(r->capabilities.items[i], "http-relay"))
+			e->http_relay = true;
 	log_info("environment '%s': executor '%s' %.*s authenticated (protocol %u)", e->id,
 		 e->executor_id, (int)MIN(r->executor_version.len, 64u), r->executor_version.ptr,
 		 r->version);
@@ -389,6 +503,11 @@ static void on_event(struct env *e, const struct proto_msg *m)
 			e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
 		break;
 	}
+	case PROTO_HTTP_HEAD:
+	case PROTO_HTTP_DATA:
+	case PROTO_HTTP_DONE:
+		relay_event(e, m);
+		break;
 	default:
 		break;
 	}
@@ -750,6 +869,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->init_timeout_ms = s->initialize_timeout_ms ? s->initialize_timeout_ms : 10000;
 	e->pidfd = -1;
 	e->state = ENV_CONNECTING;
+	e->http = http_new_relay(l, &relay_ops, e);
 	e->next_live = live_envs;
 	live_envs = e;
 	return e;
@@ -851,6 +971,8 @@ struct env *env_free(struct env *e)
 	loop_timer_cancel(e->restart_timer);
 	safe_close(e->pidfd);
 	fail_all_pending(e, "the orchestrator is shutting down");
+	http_relay_fail_all(e->http, -ECANCELED, "the orchestrator is shutting down");
+	e->http = http_free(e->http);
 	secret_free(e->secret);
 	secret_free(e->token);
 	free(e->id);

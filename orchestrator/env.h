@@ -78,6 +78,14 @@ void env_request_forget(struct env *e, uint32_t id);
 /* MCP_SEND: one JSON-RPC message to a process. */
 int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len);
 
+/* HTTP requests run by this environment's executor (HTTP_REQUEST over the
+ * link): a relay-mode struct http (common/http.h) owned by the
+ * environment. http_start fails with ENOTCONN while it is not ready,
+ * EOPNOTSUPP when the executor does not relay, EPERM over a link that is
+ * not confidential (plain tcp:// to another host); requests in flight end
+ * with -ECONNRESET when the link drops. */
+struct http *env_http(struct env *e);
+
 /* Where tandem-executor is: --executor, next to this binary, else PATH. */
 void env_set_executor_path(const char *path);
 const char *env_executor_path(void);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apps.h"
 #include "client.h"
 #include "config.h"
 #include "env.h"
@@ -16,12 +17,16 @@
 #include "link.h"
 #include "log.h"
 #include "loop.h"
+#include "oauth.h"
 #include "orch.h"
 #include "srv.h"
 #include "thread.h"
 #include "turn.h"
 #include "util.h"
 #include "version.h"
+
+#define DRAIN_MAX_MS 2000u /* at exit, for session DELETEs to go out */
+#define DRAIN_TICK_MS 20u
 
 static void usage(FILE *out)
 {
@@ -146,6 +151,38 @@ static void stop_cb(int signo, void *arg)
 	loop_stop(orch->loop);
 }
 
+/* Requests still going out: the DELETEs that end HTTP MCP sessions. */
+static size_t http_pending_all(void)
+{
+	size_t n = http_pending(orch->http);
+
+	for (size_t i = 0; i < orch->n_envs; i++)
+		n += http_pending(env_http(orch->envs[i]));
+	return n;
+}
+
+static void drain_cb(struct loop_timer *t, void *arg)
+{
+	const uint64_t *deadline = arg;
+
+	if (http_pending_all() == 0 || now_ms() >= *deadline) {
+		loop_stop(orch->loop);
+		return;
+	}
+	loop_timer_rearm(t, DRAIN_TICK_MS);
+}
+
+/* Lets the servers hear that their sessions ended, for a bounded time. */
+static void drain_http(void)
+{
+	uint64_t deadline = now_ms() + DRAIN_MAX_MS;
+
+	if (http_pending_all() == 0)
+		return;
+	loop_timer_add(orch->loop, 0, drain_cb, &deadline);
+	loop_run(orch->loop);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .listen = "stdio://" };
@@ -168,6 +205,7 @@ int main(int argc, char **argv)
 	loop_signal_add(orch->loop, SIGHUP, stop_cb, NULL);
 	if (load_files() < 0)
 		goto out;
+	apps_register();
 	orch->http = http_new(orch->loop);
 	orch_envs_start();
 	if (serve(o.listen) < 0)
@@ -178,6 +216,8 @@ out:
 	orch->listener = client_srv_free(orch->listener);
 	thread_free_all();
 	srv_stop_all();
+	oauth_shutdown();
+	drain_http();
 	orch_envs_stop();
 	if (link_close_stuck()) {
 		/* nng 1.5.2 deadlocked in a close: everything of ours is stopped;

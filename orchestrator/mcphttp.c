@@ -26,6 +26,7 @@
 #include "util.h"
 
 #define SESSION_ID_MAX 1024u
+#define EXTRA_MAX (2u + MCPHTTP_AUTH_HEADERS) /* session, version, credentials */
 
 enum kind {
 	K_NORMAL,
@@ -58,6 +59,8 @@ struct mcphttp {
 	char *url;
 	char **hdr; /* configured "Name: value"; secrets, wiped */
 	size_t nhdr;
+	char **env_hdr; /* relay mode: "[!]VAR=Name: prefix", resolved on the executor */
+	size_t nenv_hdr;
 	uint64_t timeout_ms;
 	char *session_id;
 	char *version;
@@ -66,6 +69,8 @@ struct mcphttp {
 	struct mreq *active;
 	struct mreq *waiting; /* sent during a re-initialize, oldest first */
 	bool reiniting, closed, doomed;
+	bool unauthorized; /* the last answered exchange got 401 */
+	char *www_auth;    /* its WWW-Authenticate */
 	unsigned busy;
 	struct mcphttp_ops ops;
 	void *arg;
@@ -198,9 +203,10 @@ static const struct http_cbs req_cbs = {
 
 /* The configured headers plus the session's; *extra owns what is built. */
 static const char **build_headers(struct mcphttp *t, bool with_session, bool with_version,
-				  bool post, char *extra[2])
+				  bool post, char *extra[EXTRA_MAX])
 {
-	const char **v = xcalloc(t->nhdr + 5, sizeof(*v));
+	const char **v = xcalloc(t->nhdr + 5 + MCPHTTP_AUTH_HEADERS, sizeof(*v));
+	size_t nauth;
 	size_t n = 0;
 
 	for (size_t i = 0; i < t->nhdr; i++)
@@ -209,12 +215,26 @@ static const char **build_headers(struct mcphttp *t, bool with_session, bool wit
 		v[n++] = "Content-Type: application/json";
 		v[n++] = "Accept: application/json, text/event-stream";
 	}
-	extra[0] = extra[1] = NULL;
+	memset(extra, 0, EXTRA_MAX * sizeof(*extra));
+	nauth = t->ops.auth_cb ? t->ops.auth_cb(t->arg, extra + 2) : 0;
+	for (size_t i = 0; i < MIN(nauth, (size_t)MCPHTTP_AUTH_HEADERS); i++)
+		v[n++] = extra[2 + i];
 	if (with_session && t->session_id)
 		v[n++] = extra[0] = xasprintf("Mcp-Session-Id: %s", t->session_id);
 	if (with_version && t->version)
 		v[n++] = extra[1] = xasprintf("MCP-Protocol-Version: %s", t->version);
 	return v;
+}
+
+static void free_extra(char *extra[EXTRA_MAX])
+{
+	free(extra[0]);
+	free(extra[1]);
+	for (size_t i = 2; i < EXTRA_MAX; i++) {
+		if (extra[i])
+			secure_wipe(extra[i], strlen(extra[i])); /* credentials */
+		free(extra[i]);
+	}
 }
 
 static struct mreq *mreq_new(struct mcphttp *t, const char *body, size_t len, enum kind kind,
@@ -237,12 +257,13 @@ static int post(struct mreq *m)
 {
 	struct mcphttp *t = m->t;
 	bool init = m->kind == K_INIT || m->kind == K_REPLAY_INIT;
-	char *extra[2];
+	char *extra[EXTRA_MAX];
 	_cleanup_free_ const char **hdrs = build_headers(t, !init, !init, true, extra);
 	struct http_opts o = {
 		.method = "POST",
 		.url = t->url,
 		.headers = hdrs,
+		.env_headers = (const char *const *)t->env_hdr,
 		.body = m->body,
 		.body_len = m->len,
 		.timeout_ms = t->timeout_ms,
@@ -258,8 +279,7 @@ static int post(struct mreq *m)
 		m->next = t->active;
 		t->active = m;
 	}
-	free(extra[0]);
-	free(extra[1]);
+	free_extra(extra);
 	return r;
 }
 
@@ -535,9 +555,17 @@ static void req_done_cb(struct http_req *r, int err, long status, const char *ms
 	struct mreq *m = arg;
 	struct mcphttp *t = m->t;
 
-	(void)r;
 	unlink_req(m);
 	enter(t);
+	if (err == 0 && status == 401) {
+		const char *wa = http_req_header(r, "WWW-Authenticate");
+
+		t->unauthorized = true;
+		free(t->www_auth);
+		t->www_auth = wa ? xstrndup(wa, MCPHTTP_MAX_ERROR_BODY) : NULL;
+	} else if (err == 0 && status >= 200 && status <= 299) {
+		t->unauthorized = false;
+	}
 	if (!t->doomed && !t->closed)
 		finish(m, err, status, msg);
 	mreq_free(m);
@@ -545,6 +573,9 @@ static void req_done_cb(struct http_req *r, int err, long status, const char *ms
 }
 
 /* ---- public ------------------------------------------------------------ */
+
+bool mcphttp_unauthorized(const struct mcphttp *t) { return t->unauthorized; }
+const char *mcphttp_www_authenticate(const struct mcphttp *t) { return t->www_auth; }
 
 int mcphttp_send(void *ctx, const char *json, size_t len)
 {
@@ -615,6 +646,23 @@ static int build_config_headers(struct mcphttp *t, json_t *cfg, char *reason, si
 	int r;
 
 	t->hdr = xcalloc(json_object_size(lit) + json_object_size(env) + 2, sizeof(*t->hdr));
+	if (http_is_relay(t->h)) {
+		/* The variables are the executor's, read where the request runs. */
+		t->env_hdr = xcalloc(json_object_size(env) + 2, sizeof(*t->env_hdr));
+		if (bearer)
+			t->env_hdr[t->nenv_hdr++] = xasprintf("!%s=Authorization: Bearer ", bearer);
+		json_object_foreach(env, k, v)
+			if (json_is_string(v))
+				t->env_hdr[t->nenv_hdr++] = xasprintf("%s=%s: ", json_string_value(v), k);
+		for (size_t i = 0; i < t->nenv_hdr; i++) {
+			if (!http_env_header_valid(t->env_hdr[i])) {
+				snprintf(reason, reasonlen, "invalid header name or variable name");
+				return -EINVAL;
+			}
+		}
+		bearer = NULL;
+		env = NULL;
+	}
 	if (bearer) {
 		const char *tok = getenv(bearer);
 		char *val;
@@ -676,18 +724,18 @@ static void delete_done_cb(struct http_req *r, int err, long status, const char 
 static void send_delete(struct mcphttp *t)
 {
 	static const struct http_cbs cbs = { .done_cb = delete_done_cb };
-	char *extra[2];
+	char *extra[EXTRA_MAX];
 	_cleanup_free_ const char **hdrs = build_headers(t, true, true, false, extra);
 	struct http_opts o = {
 		.method = "DELETE",
 		.url = t->url,
 		.headers = hdrs,
+		.env_headers = (const char *const *)t->env_hdr,
 		.timeout_ms = MCPHTTP_DELETE_TIMEOUT_MS,
 	};
 
 	http_start(t->h, &o, &cbs, NULL);
-	free(extra[0]);
-	free(extra[1]);
+	free_extra(extra);
 }
 
 static void destroy(struct mcphttp *t)
@@ -708,6 +756,9 @@ static void destroy(struct mcphttp *t)
 		free(t->hdr[i]);
 	}
 	free(t->hdr);
+	for (size_t i = 0; i < t->nenv_hdr; i++)
+		free(t->env_hdr[i]);
+	free(t->env_hdr);
 	if (t->init_body)
 		secure_wipe(t->init_body, t->init_len);
 	free(t->init_body);
@@ -715,6 +766,7 @@ static void destroy(struct mcphttp *t)
 	free(t->session_id);
 	free(t->version);
 	free(t->url);
+	free(t->www_auth);
 	free(t);
 }
 

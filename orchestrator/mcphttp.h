@@ -34,11 +34,14 @@
  * has already timed the request out.
  *
  * Headers: bearer_token_env_var (Authorization: Bearer <value of that
- * variable in the orchestrator's environment>), http_headers (literal) and
- * env_http_headers (header -> variable; an unset variable omits the
- * header) come from the normalized config (mcpcfg.h) at mcphttp_new. Their
- * values are secrets: kept only in wiped copies, never put in any reason
- * string or log line.
+ * variable>), http_headers (literal) and env_http_headers (header ->
+ * variable; an unset variable omits the header) come from the normalized
+ * config (mcpcfg.h) at mcphttp_new. The variables are read by the process
+ * that makes the request: the orchestrator's own, or, over a relay-mode
+ * struct http (an executor-bound server), the executor's (sent as
+ * http_opts.env_headers). Their values are secrets: kept only in wiped
+ * copies, never put in any reason string or log line. ops.auth_cb adds a
+ * per-request Authorization (OAuth, hosted apps).
  *
  * Not implemented: the optional GET stream for server-initiated messages
  * (servers must then send them on a POST's SSE stream), resumption with
@@ -56,6 +59,7 @@
 #define TANDEM_MCPHTTP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +70,7 @@ struct mcphttp;
 #define MCPHTTP_MAX_ERROR_BODY 512u   /* bytes of an error body kept for its reason */
 #define MCPHTTP_MAX_HEADERS 256u      /* configured headers */
 #define MCPHTTP_CONNECT_MARGIN_MS 5000u
+#define MCPHTTP_AUTH_HEADERS 2u       /* headers one auth_cb call may add */
 
 struct mcphttp_ops {
 	/* One message (or JSON batch) from the server, not NUL-terminated. */
@@ -73,6 +78,11 @@ struct mcphttp_ops {
 	/* The transport gave up (the session expired and could not be
 	 * renewed). Called at most once; later sends fail with -ENOTCONN. */
 	void (*closed_cb)(const char *reason, void *arg);
+	/* May be NULL. Asked before each request for credential headers:
+	 * fills up to MCPHTTP_AUTH_HEADERS malloc'd "Name: value" strings
+	 * (wiped and freed here) and returns how many. How OAuth tokens and
+	 * the ChatGPT token reach the server. */
+	size_t (*auth_cb)(void *arg, char *hdrs[]);
 };
 
 /* cfg: a normalized HTTP server config (borrowed). request_timeout_ms
@@ -87,6 +97,11 @@ struct mcphttp *mcphttp_new(struct http *h, json_t *cfg, uint64_t request_timeou
 int mcphttp_send(void *ctx, const char *json, size_t len);
 /* The current session id, NULL before initialize answered (borrowed). */
 const char *mcphttp_session_id(const struct mcphttp *t);
+/* Whether the last answered exchange was refused with 401 (the server
+ * wants a login), and that answer's WWW-Authenticate header (borrowed,
+ * NULL if none). */
+bool mcphttp_unauthorized(const struct mcphttp *t);
+const char *mcphttp_www_authenticate(const struct mcphttp *t);
 /* Accepts NULL; returns NULL. */
 struct mcphttp *mcphttp_free(struct mcphttp *t);
 

@@ -12,6 +12,7 @@
 #include "envfile.h"
 #include "log.h"
 #include "loop.h"
+#include "oauth.h"
 #include "rpc.h"
 #include "srv.h"
 #include "thread.h"
@@ -51,6 +52,7 @@ static void closed_cb(struct client *c, void *arg)
 			if (thread_owner(t) == s)
 				thread_set_owner(t, NULL);
 		rpc_session_closed(s);
+		oauth_session_gone(s);
 		log_info("client %llu disconnected", (unsigned long long)client_id(c));
 		free(s);
 	}

@@ -15,6 +15,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "mcp.h"
+#include "oauth.h"
 #include "orch.h"
 #include "srv.h"
 #include "thread.h"
@@ -229,7 +230,7 @@ static json_t *status_entry(struct srv *sv)
 			 m ? json_incref(mcp_session_resources(m)) : json_array(),
 			 "resourceTemplates",
 			 m ? json_incref(mcp_session_resource_templates(m)) : json_array(),
-			 "serverInfo", info ? info : json_null(), "authStatus", "unsupported",
+			 "serverInfo", info ? info : json_null(), "authStatus", srv_auth_status(sv),
 			 "pluginId", srv_plugin_id(sv), "toolsError",
 			 srv_state(sv) == SRV_FAILED ? srv_error(sv) : NULL, "runtimeStatus", rs);
 }
@@ -618,6 +619,7 @@ static const struct {
 	{ "mcpServer/tool/call", rpc_mcp_tool_call, true },
 	{ "mcpServer/resource/read", rpc_mcp_resource_read, true },
 	{ "config/mcpServer/reload", rpc_mcp_reload, true },
+	{ "mcpServer/oauth/login", rpc_mcp_oauth_login, true },
 	{ "environment/status", rpc_env_status, true },
 	{ "environment/add", rpc_env_add, true },
 	{ "turn/start", turn_start, true },

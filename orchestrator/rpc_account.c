@@ -13,6 +13,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "orch.h"
+#include "thread.h"
 #include "util.h"
 #include "view.h"
 
@@ -75,6 +76,9 @@ static void notify_updated(void)
 	else if (m == ACCOUNT_CHATGPT_TOKENS)
 		mode = json_string("chatgptAuthTokens");
 	view_set_chatgpt_auth(account_mode() == ACCOUNT_CHATGPT_TOKENS);
+	/* The effective views depend on the auth: rebuilt now, not at the
+	 * next change of roots (unchanged servers keep running). */
+	threads_reload();
 	orch_notify_all("account/updated",
 			json_pack("{s:o, s:o}", "authMode", mode, "planType",
 				  m == ACCOUNT_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));

@@ -12,6 +12,8 @@
 #include "loop.h"
 #include "mcp.h"
 #include "mcphttp.h"
+#include "account.h"
+#include "oauth.h"
 #include "orch.h"
 #include "proto.h"
 #include "util.h"
@@ -47,6 +49,8 @@ struct srv {
 	struct mcp_session *mcp;
 	struct mcphttp *http; /* streamable HTTP, run from the orchestrator */
 	bool dying; /* released while its MCP_START was in flight */
+	bool needs_login; /* HTTP: the server refused us with 401 */
+	char *www_auth;   /* ... and its WWW-Authenticate (discovery hint) */
 	/* restart backoff */
 	unsigned failures;
 	uint64_t retry_at_ms;
@@ -99,13 +103,15 @@ static void set_state(struct srv *s, enum srv_state st, const char *fmt, ...)
 		va_end(ap);
 	}
 	s->state = st;
-	if (st == SRV_READY)
+	if (st == SRV_READY) {
 		s->failures = 0;
+		s->needs_login = false;
+	}
 	if (st == SRV_FAILED) {
 		/* Only a failure of the server itself counts towards giving up;
 		 * an environment that is down is waited for (srv_env_changed). */
-		if (s->env && env_state(s->env) == ENV_READY)
-			s->failures++;
+		if (!s->env || env_state(s->env) == ENV_READY)
+			s->failures++; /* no env: reached from the orchestrator */
 		s->retry_at_ms = now_ms() + MIN(BACKOFF_MAX_MS,
 						 BACKOFF_MIN_MS << MIN(s->failures ? s->failures - 1 : 0, 8u));
 		log_warn("server '%s': %s", s->name, s->error ? s->error : "failed");
@@ -145,6 +151,11 @@ static void mcp_state_cb(struct mcp_session *m, enum mcp_state st, const char *e
 	if (st == MCP_READY) {
 		set_state(s, SRV_READY, NULL);
 	} else if (st == MCP_FAILED || st == MCP_CLOSED) {
+		s->needs_login = s->http && mcphttp_unauthorized(s->http);
+		free(s->www_auth);
+		s->www_auth = s->needs_login && mcphttp_www_authenticate(s->http)
+				      ? xstrdup(mcphttp_www_authenticate(s->http))
+				      : NULL;
 		stop_process(s);
 		set_state(s, SRV_FAILED, "%s", error ? error : "the MCP session ended");
 	}
@@ -283,29 +294,115 @@ static void http_closed_cb(const char *reason, void *arg)
 		mcp_session_transport_closed(s->mcp, reason);
 }
 
-/* HTTP servers bound to the "local" environment (every config.toml server
- * without an environment_id, and local plugins) are reached from the
- * orchestrator: the local executor shares its machine and network. Any
- * other environment would need its executor to make the requests. */
+static bool hosted_chatgpt(const struct srv *s)
+{
+	const char *h = json_string_value(json_object_get(s->cfg, "hosted_auth"));
+
+	return h && strcmp(h, "chatgpt") == 0;
+}
+
+/* Credentials asked for at each request, so a login, a refresh or a
+ * logout is seen by the very next one. */
+static size_t http_auth_cb(void *arg, char *hdrs[])
+{
+	struct srv *s = arg;
+	size_t n = 0;
+
+	if (!hosted_chatgpt(s))
+		return oauth_auth_headers(s->name, json_string_value(json_object_get(s->cfg, "url")),
+					  hdrs);
+	if (account_mode() != ACCOUNT_CHATGPT_TOKENS || !account_bearer())
+		return 0;
+	hdrs[n++] = xasprintf("Authorization: Bearer %s", account_bearer());
+	if (account_chatgpt_account_id())
+		hdrs[n++] = xasprintf("ChatGPT-Account-ID: %s", account_chatgpt_account_id());
+	return n;
+}
+
+const char *srv_auth_status(const struct srv *s)
+{
+	const char *transport = json_string_value(json_object_get(s->cfg, "transport"));
+	const char *url = json_string_value(json_object_get(s->cfg, "url"));
+
+	if (!transport || strcmp(transport, "http") != 0)
+		return "unsupported";
+	if (hosted_chatgpt(s) || json_object_get(s->cfg, "bearer_token_env_var"))
+		return "bearerToken";
+	if (oauth_logged_in(s->name, url))
+		return "oAuth";
+	if (s->needs_login)
+		return "notLoggedIn";
+	return "unsupported";
+}
+
+const char *srv_www_authenticate(const struct srv *s)
+{
+	return s->http ? mcphttp_www_authenticate(s->http) : s->www_auth;
+}
+
+void srv_auth_changed(const char *name)
+{
+	for (struct srv *s = orch->srvs; s; s = s->next) {
+		if (strcmp(s->name, name) != 0 || hosted_chatgpt(s))
+			continue;
+		/* A fresh login: no backoff, and a server that was up
+		 * reconnects with its new credentials. */
+		s->failures = 0;
+		s->retry_at_ms = 0;
+		if (s->state != SRV_STARTING)
+			srv_start(s);
+	}
+}
+
+/* Where an HTTP server's requests go out. A config.toml server of the
+ * "local" environment is the orchestrator's own (hosted) server: its
+ * requests leave from here. A server declared in an executor plugin, or
+ * bound to another environment, is reached through that executor
+ * (HTTP_REQUEST): it may sit on a network only the executor can see. */
+struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env_out, char *why,
+			    size_t whylen)
+{
+	const char *eid = json_string_value(json_object_get(cfg, "environment_id"));
+	struct env *e;
+
+	if (!eid)
+		eid = "local";
+	*env_out = NULL;
+	if (!plugin_id && strcmp(eid, "local") == 0)
+		return orch->http;
+	e = orch_env(eid);
+	if (!e) {
+		snprintf(why, whylen, "environment '%s' does not exist", eid);
+		return NULL;
+	}
+	*env_out = e;
+	if (env_state(e) != ENV_READY) {
+		snprintf(why, whylen, "environment '%s' is %s%s%s", eid, env_state_name(env_state(e)),
+			 env_error(e) ? ": " : "", env_error(e) ? env_error(e) : "");
+		return NULL;
+	}
+	return env_http(e);
+}
+
 static void start_http(struct srv *s)
 {
 	static const struct mcphttp_ops ops = {
 		.message_cb = http_message_cb,
 		.closed_cb = http_closed_cb,
+		.auth_cb = http_auth_cb,
 	};
 	struct mcp_opts o = { 0 };
-	char why[256];
+	char why[512];
+	struct http *h = srv_http_route(s->cfg, s->plugin_id, &s->env, why, sizeof(why));
 
-	if (strcmp(s->env_id, "local") != 0) {
-		set_state(s, SRV_FAILED, "HTTP servers bound to an executor are not supported yet "
-			  "(environment '%s')", s->env_id);
+	if (!h) {
+		set_state(s, SRV_FAILED, "%s", why);
 		return;
 	}
-	s->env = NULL;
 	o.name = s->name;
 	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
 	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
-	s->http = mcphttp_new(orch->http, s->cfg, MAX(o.startup_timeout_ms, o.tool_timeout_ms), &ops,
+	s->http = mcphttp_new(h, s->cfg, MAX(o.startup_timeout_ms, o.tool_timeout_ms), &ops,
 			      s, why, sizeof(why));
 	if (!s->http) {
 		set_state(s, SRV_FAILED, "cannot start: %s", why);
@@ -430,6 +527,7 @@ static void srv_destroy(struct srv *s)
 	free(s->plugin_id);
 	free(s->env_id);
 	free(s->error);
+	free(s->www_auth);
 	free(s->waiters.v);
 	free(s->watchers.v);
 	json_decref(s->cfg);
@@ -565,7 +663,8 @@ void srv_env_changed(struct env *e)
 				s->failures = 0;
 				srv_retry(s);
 			}
-		} else if (s->mcp && s->handle) {
+		} else if (s->mcp && (s->handle || s->http)) {
+			/* A relayed HTTP server's session is renewed with the link. */
 			snprintf(why, sizeof(why), "environment '%s' disconnected%s%s", env_id(e),
 				 env_error(e) ? ": " : "", env_error(e) ? env_error(e) : "");
 			s->handle = 0;

@@ -57,6 +57,24 @@ void srv_env_changed(struct env *e);
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason);
 
+/* McpAuthStatus: "unsupported" (stdio, or HTTP without credentials that
+ * the server accepted), "bearerToken" (bearer_token_env_var, the hosted
+ * apps server), "oAuth" (tokens from a login), "notLoggedIn" (the server
+ * answered 401 and there is no login). */
+const char *srv_auth_status(const struct srv *s);
+/* A login for server `name` completed: restart its HTTP instances now. */
+void srv_auth_changed(const char *name);
+
+/* Where requests for an HTTP server (cfg, from plugin_id or config.toml
+ * when NULL) go out: the orchestrator's own struct http for a config.toml
+ * server of the "local" environment, else the environment's executor
+ * (env_http; *env_out is set). NULL with a reason when that environment
+ * does not exist or is not ready. */
+struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env_out, char *why,
+			    size_t whylen);
+/* The WWW-Authenticate of the instance's last 401, NULL if none (borrowed). */
+const char *srv_www_authenticate(const struct srv *s);
+
 void srv_stop_all(void);
 
 #endif

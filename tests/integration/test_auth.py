@@ -226,7 +226,7 @@ def t_bad_params(ctx):
         {"type": "apiKey", "apiKey": 42},
         {"type": "apiKey", "apiKey": "sk-a\r\nX-Injected: 1"},
         {"type": "apiKey", "apiKey": "sk with space"},
-        {"type": "apiKey", "apiKey": "k" * 5000},
+        {"type": "apiKey", "apiKey": "k" * 17000},  # over SECRET_MAX (16 KiB)
         {"type": "chatgptAuthTokens", "accessToken": ACCESS_TOKEN},
         {"type": "chatgptAuthTokens", "chatgptAccountId": ACCOUNT_ID},
         {"type": "chatgptAuthTokens", "accessToken": ACCESS_TOKEN, "chatgptAccountId": "a\nb"},

@@ -196,7 +196,7 @@ def test_bad_configs(ctx):
     why = {n: (wait_until(lambda n=n: failed(n), 20, "%s to fail" % n).get("toolsError") or "")
            for n in ("notoken", "remote", "down", "wrongtoken")}
     check("TANDEM_TEST_UNSET_VAR" in why["notoken"], "notoken: %r" % why["notoken"])
-    check("bound to an executor" in why["remote"], "remote: %r" % why["remote"])
+    check("environment 'elsewhere' does not exist" in why["remote"], "remote: %r" % why["remote"])
     check(why["down"], "down: no reason")
     check("401" in why["wrongtoken"], "wrongtoken: %r" % why["wrongtoken"])
     t = c.start_thread()
