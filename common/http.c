@@ -955,6 +955,7 @@ void http_relay_fail_all(struct http *h, int err, const char *msg)
 }
 
 bool http_is_relay(const struct http *h) { return !h->multi; }
+struct loop *http_loop(const struct http *h) { return h->l; }
 
 struct http *http_new_relay(struct loop *l, const struct http_relay_ops *ops, void *ctx)
 {

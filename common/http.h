@@ -106,6 +106,8 @@ void http_cancel(struct http_req *r);
  * last one when repeated. NULL if absent. Valid until done_cb returns. */
 const char *http_req_header(const struct http_req *r, const char *name);
 
+/* The loop it runs on. */
+struct loop *http_loop(const struct http *h);
 /* Requests started and not yet ended (NULL: 0). */
 size_t http_pending(const struct http *h);
 

@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "loop.h"
 #include "mcp.h"
 #include "sse.h"
 #include "util.h"
@@ -69,6 +70,14 @@ struct mcphttp {
 	struct mreq *active;
 	struct mreq *waiting; /* sent during a re-initialize, oldest first */
 	bool reiniting, closed, doomed;
+	/* the GET stream for server-initiated messages */
+	struct loop *loop;
+	struct http_req *get_hr;
+	struct loop_timer *get_timer;
+	struct sse get_sse;
+	bool get_streaming, get_unsupported;
+	unsigned get_failures; /* in a row without an event */
+	char *last_event_id;
 	bool unauthorized; /* the last answered exchange got 401 */
 	char *www_auth;    /* its WWW-Authenticate */
 	unsigned busy;
@@ -77,6 +86,7 @@ struct mcphttp {
 };
 
 static void destroy(struct mcphttp *t);
+static void get_stop(struct mcphttp *t);
 
 static void enter(struct mcphttp *t) { t->busy++; }
 
@@ -128,6 +138,7 @@ static void close_transport(struct mcphttp *t, const char *reason)
 		return;
 	t->closed = true;
 	t->reiniting = false;
+	get_stop(t);
 	while ((w = t->waiting)) {
 		t->waiting = w->next;
 		mreq_free(w);
@@ -515,6 +526,8 @@ static char *status_reason(const struct mreq *m, long status)
 	return xasprintf("HTTP MCP server answered %ld%s%s", status, n ? ": " : "", excerpt);
 }
 
+static void get_maybe_start(struct mcphttp *t);
+
 static void finish(struct mreq *m, int err, long status, const char *msg)
 {
 	struct mcphttp *t = m->t;
@@ -548,6 +561,143 @@ static void finish(struct mreq *m, int err, long status, const char *msg)
 	} else if (m->kind == K_REPLAY_INITED) {
 		release_waiting(t);
 	}
+	if (m->kind == K_NORMAL || m->kind == K_REPLAY_INITED)
+		get_maybe_start(t); /* the session is initialized */
+}
+
+/* ---- the GET stream ----------------------------------------------------
+ *
+ * Once the session is initialized (a first message after initialize was
+ * accepted), a GET with Accept: text/event-stream opens the channel a
+ * server may use for its own requests and notifications. 405 means the
+ * server offers none: never asked again. A stream that ends or fails is
+ * reopened after a backoff (with Last-Event-ID when the server gave ids),
+ * and given up after MCPHTTP_GET_MAX_FAILURES tries in a row that brought
+ * no event. */
+
+static void get_timer_cb(struct loop_timer *tm, void *arg);
+
+static void get_stop(struct mcphttp *t)
+{
+	http_cancel(t->get_hr);
+	t->get_hr = NULL;
+	loop_timer_cancel(t->get_timer);
+	t->get_timer = NULL;
+	if (t->get_streaming)
+		sse_free(&t->get_sse);
+	t->get_streaming = false;
+}
+
+static void get_event_cb(const char *event, const char *data, size_t len, const char *id,
+			 void *arg)
+{
+	struct mcphttp *t = arg;
+
+	if (id && strlen(id) <= SESSION_ID_MAX) {
+		free(t->last_event_id);
+		t->last_event_id = xstrdup(id);
+	}
+	if (len && strcmp(event, "message") == 0) {
+		t->get_failures = 0;
+		deliver(t, data, len);
+	}
+}
+
+static void get_headers_cb(struct http_req *r, long status, void *arg)
+{
+	struct mcphttp *t = arg;
+
+	if (status == 405)
+		t->get_unsupported = true;
+	else if (status >= 200 && status <= 299 &&
+		 ct_is(http_req_header(r, "Content-Type"), "text/event-stream")) {
+		t->get_streaming = true;
+		sse_init(&t->get_sse, MCP_MAX_MESSAGE, get_event_cb, t);
+	}
+}
+
+static void get_data_cb(struct http_req *r, const char *data, size_t len, void *arg)
+{
+	struct mcphttp *t = arg;
+	bool bad;
+
+	if (!t->get_streaming)
+		return; /* an error body */
+	enter(t);
+	bad = sse_feed(&t->get_sse, data, len) < 0;
+	if (bad && !t->doomed) {
+		/* An event over the bound: drop the stream; the retry reopens it. */
+		http_cancel(r);
+		t->get_hr = NULL;
+		sse_free(&t->get_sse);
+		t->get_streaming = false;
+		t->get_failures++;
+		t->get_timer = loop_timer_add(t->loop, MCPHTTP_GET_RETRY_MS, get_timer_cb, t);
+	}
+	leave(t);
+}
+
+static void get_done_cb(struct http_req *r, int err, long status, const char *msg, void *arg)
+{
+	struct mcphttp *t = arg;
+	uint64_t delay;
+
+	(void)r, (void)err, (void)msg;
+	t->get_hr = NULL;
+	if (t->get_streaming)
+		sse_free(&t->get_sse);
+	t->get_streaming = false;
+	if (t->doomed || t->closed || t->get_unsupported || status == 405)
+		return;
+	if (++t->get_failures > MCPHTTP_GET_MAX_FAILURES)
+		return;
+	delay = MIN((uint64_t)MCPHTTP_GET_RETRY_MS << MIN(t->get_failures - 1, 5u),
+		    (uint64_t)MCPHTTP_GET_RETRY_MAX_MS);
+	t->get_timer = loop_timer_add(t->loop, delay, get_timer_cb, t);
+}
+
+static void get_open(struct mcphttp *t)
+{
+	static const struct http_cbs cbs = { get_headers_cb, get_data_cb, get_done_cb };
+	char *extra[EXTRA_MAX], *last = NULL;
+	_cleanup_free_ const char **base = build_headers(t, true, true, false, extra);
+	const char **hdrs = xcalloc(t->nhdr + 8 + MCPHTTP_AUTH_HEADERS, sizeof(*hdrs));
+	struct http_opts o = {
+		.method = "GET",
+		.url = t->url,
+		.env_headers = (const char *const *)t->env_hdr,
+		.max_body = 0, /* a long-lived stream: each event is bounded instead */
+	};
+	size_t n = 0;
+
+	for (size_t i = 0; base[i]; i++)
+		hdrs[n++] = base[i];
+	hdrs[n++] = "Accept: text/event-stream";
+	if (t->last_event_id)
+		hdrs[n++] = last = xasprintf("Last-Event-ID: %s", t->last_event_id);
+	o.headers = hdrs;
+	t->get_hr = http_start(t->h, &o, &cbs, t);
+	free(last);
+	free(hdrs);
+	free_extra(extra);
+}
+
+static void get_timer_cb(struct loop_timer *tm, void *arg)
+{
+	struct mcphttp *t = arg;
+
+	(void)tm;
+	t->get_timer = NULL;
+	if (!t->doomed && !t->closed && !t->get_hr)
+		get_open(t);
+}
+
+static void get_maybe_start(struct mcphttp *t)
+{
+	if (t->get_hr || t->get_timer || t->get_unsupported || !t->loop || t->closed ||
+	    t->doomed || t->reiniting || t->get_failures > MCPHTTP_GET_MAX_FAILURES)
+		return;
+	get_open(t);
 }
 
 static void req_done_cb(struct http_req *r, int err, long status, const char *msg, void *arg)
@@ -704,6 +854,7 @@ struct mcphttp *mcphttp_new(struct http *h, json_t *cfg, uint64_t request_timeou
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->h = h;
+	t->loop = http_loop(h);
 	t->url = xstrdup(url);
 	t->timeout_ms = request_timeout_ms ? request_timeout_ms + MCPHTTP_CONNECT_MARGIN_MS : 0;
 	t->ops = *ops;
@@ -767,6 +918,8 @@ static void destroy(struct mcphttp *t)
 	free(t->version);
 	free(t->url);
 	free(t->www_auth);
+	get_stop(t);
+	free(t->last_event_id);
 	free(t);
 }
 
@@ -777,6 +930,10 @@ struct mcphttp *mcphttp_free(struct mcphttp *t)
 	if (t->session_id && !t->closed)
 		send_delete(t);
 	t->doomed = true;
+	http_cancel(t->get_hr);
+	t->get_hr = NULL;
+	loop_timer_cancel(t->get_timer);
+	t->get_timer = NULL;
 	for (struct mreq *m = t->active; m; m = m->next) {
 		http_cancel(m->hr);
 		m->hr = NULL;

@@ -43,9 +43,12 @@
  * copies, never put in any reason string or log line. ops.auth_cb adds a
  * per-request Authorization (OAuth, hosted apps).
  *
- * Not implemented: the optional GET stream for server-initiated messages
- * (servers must then send them on a POST's SSE stream), resumption with
- * Last-Event-ID, OAuth.
+ * Server-initiated messages: besides a POST's SSE answer, once the session
+ * is initialized a GET (Accept: text/event-stream) keeps a stream open for
+ * them; a server answering 405 has none and is not asked again; a stream
+ * that ends is reopened with backoff, with Last-Event-ID when events had
+ * ids (see the GET stream section of mcphttp.c). Resuming a POST's own
+ * stream is not implemented.
  *
  * Ownership: mcphttp_new copies what it needs from cfg. Callbacks run on
  * the loop thread, from http callbacks, never from inside mcphttp_send; any
@@ -71,6 +74,9 @@ struct mcphttp;
 #define MCPHTTP_MAX_HEADERS 256u      /* configured headers */
 #define MCPHTTP_CONNECT_MARGIN_MS 5000u
 #define MCPHTTP_AUTH_HEADERS 2u       /* headers one auth_cb call may add */
+#define MCPHTTP_GET_RETRY_MS 1000u     /* the GET stream reopens after this ... */
+#define MCPHTTP_GET_RETRY_MAX_MS 30000u /* ... doubling up to this */
+#define MCPHTTP_GET_MAX_FAILURES 5u    /* tries in a row without an event */
 
 struct mcphttp_ops {
 	/* One message (or JSON batch) from the server, not NUL-terminated. */

@@ -36,9 +36,9 @@ def redacted(cred):
 
 
 class Fixture:
-    def __init__(self, ctx, token=TOKEN):
+    def __init__(self, ctx, token=TOKEN, extra=()):
         env = dict(os.environ)
-        args = [sys.executable, FIXTURE]
+        args = [sys.executable, FIXTURE] + list(extra)
         if token:
             env["FIXTURE_TOKEN"] = token
             args += ["--token-env", "FIXTURE_TOKEN"]
@@ -175,6 +175,43 @@ def test_session_expiry(ctx):
 
 # ---- 3 ---------------------------------------------------------------------
 
+def test_get_stream_and_delete(ctx):
+    """A server's GET stream carries its notifications (here tools/list_changed,
+    which makes tandem list the tools again); a server without one (405) is
+    asked once; the session is DELETEd when the orchestrator exits."""
+    fx = Fixture(ctx, extra=["--get-stream"])
+    plain = Fixture(ctx)
+    o, c = start(ctx, fx, '[mcp_servers.plain]\nurl = %s\n'
+                 'bearer_token_env_var = "TANDEM_TEST_MCP_TOKEN"\n' % toml_str(plain.url))
+    wait_connected(c)
+    wait_connected(c, "plain")
+    gets = wait_until(lambda: [r for r in fx.records("GET") if r["status"] == 200], 20,
+                      "the GET stream to open")
+    h = gets[0]["headers"]
+    check_eq(h.get("accept"), "text/event-stream", "GET Accept")
+    check_eq(h.get("mcp-session-id"), fx.state()["sessions"][0], "GET session id")
+    check_eq(h.get("authorization"), redacted(TOKEN), "GET Authorization")
+    lists = len(fx.records("tools/list"))
+    sent = json.loads(urllib.request.urlopen(urllib.request.Request(
+        "http://127.0.0.1:%d/_fixture/notify" % fx.port,
+        data=json.dumps({"method": "notifications/tools/list_changed"}).encode()),
+        timeout=5).read())
+    check_eq(sent["streams"], 1, "open GET streams")
+    wait_until(lambda: len(fx.records("tools/list")) > lists, 20,
+               "tools/list again after list_changed on the GET stream")
+    t = c.start_thread()
+    structured(c.tool(t, "plain", "echo", {"message": "x"}), "plain echo")
+    check_eq([r["status"] for r in plain.state()["records"] if r["http"] == "GET"], [405],
+             "a server without a GET stream is asked once")
+    check_eq(fx.state()["deletes"], 0, "no DELETE while running")
+    o.stop()
+    check_eq(fx.state()["deletes"], 1, "the session DELETEd at exit")
+    check_eq(plain.state()["deletes"], 1, "the other session DELETEd at exit")
+    check_eq(fx.state()["sessions"], [], "no session left on the server")
+
+
+# ---- 4 ---------------------------------------------------------------------
+
 def test_bad_configs(ctx):
     fx = Fixture(ctx)
     port = free_port()
@@ -254,6 +291,8 @@ TESTS = [
     ("tools, structuredContent, session and auth headers", test_tools_and_headers),
     ("an expired session is renewed", test_session_expiry),
     ("bad HTTP servers fail alone with a reason", test_bad_configs),
+    ("the GET stream carries notifications; sessions are DELETEd at exit",
+     test_get_stream_and_delete),
     ("server-everything in streamableHttp mode", test_server_everything),
 ]
 
