@@ -650,6 +650,17 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 		L->c->oauth_callback_url = xstrdup(url);
 		return 0;
 	}
+	if (!strcmp(key, "mcp_oauth_credentials_store")) {
+		const char *mode = NULL;
+
+		if (set_str(L, root, key, &L->c->oauth_store) < 0)
+			return -EINVAL;
+		mode = L->c->oauth_store;
+		if (strcmp(mode, "auto") && strcmp(mode, "keyring") && strcmp(mode, "file"))
+			return fatal_key(L, NULL, key, "'%s' must be \"auto\", \"keyring\" or \"file\"",
+					 key);
+		return 0;
+	}
 	if (!strcmp(key, "mcp_oauth_callback_port")) {
 		int64_t n;
 		char e[256];
@@ -749,6 +760,7 @@ struct config *config_free(struct config *c)
 	json_decref(c->features);
 	free(c->chatgpt_base_url);
 	free(c->oauth_callback_url);
+	free(c->oauth_store);
 	free(c->instructions);
 	json_decref(c->warnings);
 	free(c);

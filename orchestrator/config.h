@@ -74,6 +74,9 @@ struct config {
 	uint16_t oauth_callback_port; /* mcp_oauth_callback_port; 0 = ephemeral */
 	char *oauth_callback_url;     /* mcp_oauth_callback_url: the redirect_uri
 					 to advertise instead of the listener's */
+	char *oauth_store;            /* mcp_oauth_credentials_store: "auto",
+					 "keyring" (both: memory only) or "file"
+					 (the encrypted store, oauth.h); NULL: unset */
 	char *instructions;      /* "instructions" and/or "developer_instructions"
 				    (both set: joined by a blank line), NULL if unset */
 	json_t *warnings;        /* array of strings "config.toml:LINE:COL: ..." */

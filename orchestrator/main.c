@@ -206,6 +206,7 @@ int main(int argc, char **argv)
 	if (load_files() < 0)
 		goto out;
 	apps_register();
+	oauth_init();
 	orch->http = http_new(orch->loop);
 	orch_envs_start();
 	if (serve(o.listen) < 0)

@@ -19,11 +19,15 @@
 #include "oauth.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "config.h"
@@ -95,6 +99,7 @@ static struct loop_timer *listener_linger;
 #define LISTENER_LINGER_MS 5000u /* lets the last answer page reach the browser */
 
 static void login_fail(struct login *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void store_save(void);
 
 /* ---- fetch ------------------------------------------------------------- */
 
@@ -282,15 +287,18 @@ static void refresh_cb(void *owner, long status, json_t *doc, const char *err)
 			char *name = xstrdup(t->server);
 
 			token_remove(t);
+			store_save();
 			srv_auth_changed(name);
 			free(name);
 		}
 		return;
 	}
-	if (!token_take(t, doc, why, sizeof(why)))
+	if (!token_take(t, doc, why, sizeof(why))) {
 		log_warn("MCP server '%s': token refresh: %s", t->server, why);
-	else
-		log_info("MCP server '%s': access token refreshed", t->server);
+		return;
+	}
+	log_info("MCP server '%s': access token refreshed", t->server);
+	store_save();
 }
 
 static void refresh_start(struct token *t)
@@ -329,6 +337,210 @@ size_t oauth_auth_headers(const char *server, const char *url, char *hdrs[])
 bool oauth_logged_in(const char *server, const char *url)
 {
 	return token_find(server, url) != NULL;
+}
+
+/* ---- the encrypted store (optional) -------------------------------------
+ *
+ * Only with mcp_oauth_credentials_store = "file" and a 32-byte key in
+ * $TANDEM_OAUTH_STORE_KEY (64 hex digits): <home>/OAUTH_STORE_FILE holds
+ * OAUTH_STORE_MAGIC, a random nonce, then crypto_secretbox of a JSON array
+ * of the tokens. "file" without a usable key persists nothing (never
+ * plaintext). The key is taken out of the environment at start-up so that
+ * no child process inherits it. A store that does not open (wrong key,
+ * damaged) is left untouched and persistence stays off for this run. */
+
+static struct secret *store_key; /* NULL: tokens live in memory only */
+static char *store_path;
+
+static json_t *token_json(const struct token *t)
+{
+	int64_t left = t->expires_at_ms ? (int64_t)t->expires_at_ms - (int64_t)now_ms() : 0;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:O?, s:I}", "server",
+			      t->server, "url", t->url, "access", secret_data(t->access),
+			      "refresh", t->refresh ? secret_data(t->refresh) : NULL,
+			      "token_endpoint", t->token_endpoint, "client_id", t->client_id,
+			      "client_secret", t->client_secret ? secret_data(t->client_secret) : NULL,
+			      "resource", t->resource, "cfg", t->cfg, "expires_at_unix_ms",
+			      t->expires_at_ms ? (json_int_t)(time(NULL) * 1000LL + left) : 0);
+
+	if (o && t->plugin_id)
+		json_object_set_new(o, "plugin_id", json_string(t->plugin_id));
+	return o;
+}
+
+/* The JSON copies of the credentials live in the ordinary heap: wiped
+ * before jansson frees them. */
+static void wipe_json_secrets(json_t *arr)
+{
+	static const char *const keys[] = { "access", "refresh", "client_secret" };
+	json_t *o;
+	size_t i;
+
+	json_array_foreach(arr, i, o)
+		for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+			json_t *v = json_object_get(o, keys[k]);
+
+			if (json_is_string(v))
+				secure_wipe((char *)json_string_value(v), json_string_length(v));
+		}
+}
+
+static void store_save(void)
+{
+	json_t *arr;
+	char *plain, *tmp;
+	size_t plen, mlen = sizeof(OAUTH_STORE_MAGIC) - 1;
+	uint8_t *out;
+	size_t olen;
+	int fd;
+
+	if (!store_key)
+		return;
+	arr = json_array();
+	for (struct token *t = tokens; t; t = t->next)
+		if (t->access && t->token_endpoint && t->client_id)
+			json_array_append_new(arr, token_json(t));
+	plain = json_dumps(arr, JSON_COMPACT);
+	wipe_json_secrets(arr);
+	json_decref(arr);
+	if (!plain)
+		return;
+	plen = strlen(plain);
+	olen = mlen + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + plen;
+	out = xmalloc(olen);
+	memcpy(out, OAUTH_STORE_MAGIC, mlen);
+	randombytes_buf(out + mlen, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(out + mlen + crypto_secretbox_NONCEBYTES, (const uint8_t *)plain,
+			      plen, out + mlen, secret_key(store_key));
+	secure_wipe(plain, plen);
+	free(plain);
+	tmp = xasprintf("%s.tmp", store_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || write_all(fd, out, olen) < 0 || fsync(fd) < 0 || rename(tmp, store_path) < 0) {
+		log_error("cannot write the OAuth token store %s: %s", store_path, strerror(errno));
+		unlink(tmp);
+	}
+	safe_close(fd);
+	free(tmp);
+	free(out);
+}
+
+static void store_take(json_t *o)
+{
+	const char *server = doc_str(o, "server"), *url = doc_str(o, "url");
+	const char *at = doc_str(o, "access"), *rt = doc_str(o, "refresh");
+	const char *cs = doc_str(o, "client_secret");
+	json_int_t exp = json_integer_value(json_object_get(o, "expires_at_unix_ms"));
+	struct token *t;
+
+	if (!server || !url || !at || !doc_str(o, "token_endpoint") || !doc_str(o, "client_id") ||
+	    token_find(server, url))
+		return;
+	t = xcalloc(1, sizeof(*t));
+	t->server = xstrdup(server);
+	t->url = xstrdup(url);
+	if (secret_from_buf(at, strlen(at), &t->access) < 0 ||
+	    (rt && secret_from_buf(rt, strlen(rt), &t->refresh) < 0) ||
+	    (cs && secret_from_buf(cs, strlen(cs), &t->client_secret) < 0)) {
+		token_free(t);
+		return;
+	}
+	t->token_endpoint = xstrdup(doc_str(o, "token_endpoint"));
+	t->client_id = xstrdup(doc_str(o, "client_id"));
+	t->resource = doc_str(o, "resource") ? xstrdup(doc_str(o, "resource")) : NULL;
+	t->plugin_id = doc_str(o, "plugin_id") ? xstrdup(doc_str(o, "plugin_id")) : NULL;
+	t->cfg = json_incref(json_object_get(o, "cfg"));
+	if (exp > 0) {
+		int64_t left = (int64_t)exp - (int64_t)time(NULL) * 1000;
+
+		/* Already expired: 1 ms left, so the first use refreshes. */
+		t->expires_at_ms = now_ms() + (uint64_t)MAX(left, (int64_t)1);
+	}
+	t->next = tokens;
+	tokens = t;
+}
+
+static void store_load(void)
+{
+	size_t mlen = sizeof(OAUTH_STORE_MAGIC) - 1, hdr = mlen + crypto_secretbox_NONCEBYTES;
+	_cleanup_close_ int fd = open(store_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	uint8_t *buf = NULL, *plain = NULL;
+	size_t len = 0, plen;
+	json_t *arr, *o;
+	size_t i;
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			goto off;
+		return; /* nothing stored yet */
+	}
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)(hdr + crypto_secretbox_MACBYTES) ||
+	    st.st_size > (off_t)OAUTH_STORE_MAX)
+		goto off;
+	len = (size_t)st.st_size;
+	buf = xmalloc(len);
+	if (read(fd, buf, len) != (ssize_t)len || memcmp(buf, OAUTH_STORE_MAGIC, mlen) != 0)
+		goto off;
+	plen = len - hdr - crypto_secretbox_MACBYTES;
+	plain = xmalloc(plen + 1);
+	if (crypto_secretbox_open_easy(plain, buf + hdr, len - hdr, buf + mlen,
+				       secret_key(store_key)) != 0)
+		goto off;
+	arr = json_loadb((const char *)plain, plen, 0, NULL);
+	json_array_foreach(arr, i, o)
+		store_take(o);
+	wipe_json_secrets(arr);
+	json_decref(arr);
+	log_info("OAuth token store %s: %zu login(s) loaded", store_path, json_array_size(arr));
+	secure_wipe(plain, plen);
+	free(plain);
+	free(buf);
+	return;
+off:
+	log_error("OAuth token store %s cannot be read or opened (wrong key or damaged); left "
+		  "untouched, logins of this run are not persisted", store_path);
+	store_key = secret_free(store_key);
+	if (plain)
+		secure_wipe(plain, plen);
+	free(plain);
+	free(buf);
+}
+
+void oauth_init(void)
+{
+	const char *mode = orch->config ? orch->config->oauth_store : NULL;
+	const char *hex = getenv(OAUTH_STORE_KEY_ENV);
+	uint8_t key[crypto_secretbox_KEYBYTES];
+	size_t n = 0;
+
+	if (hex) {
+		/* Children (executors) never inherit it. */
+		char *copy = xstrdup(hex);
+
+		secure_wipe((char *)hex, strlen(hex));
+		unsetenv(OAUTH_STORE_KEY_ENV);
+		hex = copy;
+	}
+	if (!mode || strcmp(mode, "file") != 0) {
+		if (hex)
+			secure_wipe((char *)hex, strlen(hex));
+		free((char *)hex);
+		return;
+	}
+	if (!hex || sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, &n, NULL) != 0 ||
+	    n != sizeof(key) || hex[2 * n] != '\0') {
+		log_error("mcp_oauth_credentials_store = \"file\" needs %s (64 hex digits): OAuth "
+			  "tokens are kept in memory only", OAUTH_STORE_KEY_ENV);
+	} else if (secret_from_buf(hex, strlen(hex), &store_key) == 0) {
+		/* secret_key(): BLAKE2b-256 of the key text, the secretbox key. */
+		store_path = xasprintf("%s/%s", orch->home, OAUTH_STORE_FILE);
+		store_load();
+	}
+	sodium_memzero(key, sizeof(key));
+	if (hex)
+		secure_wipe((char *)hex, strlen(hex));
+	free((char *)hex);
 }
 
 /* ---- logins ------------------------------------------------------------ */
@@ -686,6 +898,7 @@ static void exchange_cb(void *owner, long status, json_t *doc, const char *err)
 	t->plugin_id = lg->plugin_id ? xstrdup(lg->plugin_id) : NULL;
 	t->cfg = json_incref(lg->cfg);
 	t->client_secret = TAKE_PTR(lg->client_secret);
+	store_save();
 	srv_auth_changed(lg->server);
 	login_end(lg, true, NULL);
 }
@@ -994,4 +1207,7 @@ void oauth_shutdown(void)
 	loop_timer_cancel(listener_linger);
 	listener_linger = NULL;
 	listener = httpd_free(listener);
+	store_key = secret_free(store_key);
+	free(store_path);
+	store_path = NULL;
 }

@@ -27,7 +27,11 @@
  * Tokens live in libsodium guarded memory, keyed by server name and URL,
  * for the orchestrator's life; they are refreshed (refresh_token grant)
  * when within OAUTH_REFRESH_MARGIN_MS of expiry, one refresh at a time per
- * server. Nothing here writes them anywhere or logs them.
+ * server. Nothing here logs them. They are written only to the optional
+ * encrypted store: mcp_oauth_credentials_store = "file" in config.toml and
+ * a key in $TANDEM_OAUTH_STORE_KEY (64 hex digits) give
+ * <home>/OAUTH_STORE_FILE, sealed with crypto_secretbox; without the key
+ * nothing is persisted (never plaintext).
  */
 #ifndef TANDEM_OAUTH_H
 #define TANDEM_OAUTH_H
@@ -44,12 +48,19 @@ struct session;
 #define OAUTH_HTTP_TIMEOUT_MS 30000u
 #define OAUTH_MAX_DOC (256u * 1024u) /* bytes of one metadata or token answer */
 #define OAUTH_MAX_LOGINS 16u         /* logins waiting for their callback */
+#define OAUTH_STORE_FILE "mcp-oauth-tokens.sealed"
+#define OAUTH_STORE_KEY_ENV "TANDEM_OAUTH_STORE_KEY"
+#define OAUTH_STORE_MAGIC "tandem-oauth-store-1\n"
+#define OAUTH_STORE_MAX (4u * 1024u * 1024u)
 
 /* "Authorization: Bearer <access token>" into hdrs[0] (malloc'd) when a
  * login holds a token for this server; returns 0 or 1. A token near its
  * expiry starts a refresh (the current token is still sent). */
 size_t oauth_auth_headers(const char *server, const char *url, char *hdrs[]);
 bool oauth_logged_in(const char *server, const char *url);
+
+/* After config load: opens the encrypted store when configured. */
+void oauth_init(void);
 
 void rpc_mcp_oauth_login(struct session *s, json_t *id, json_t *params);
 /* A client session is gone: its logins go on, without a notification. */

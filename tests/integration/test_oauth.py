@@ -304,6 +304,66 @@ def test_login_failures(ctx):
 
 # ---- 4 ---------------------------------------------------------------------
 
+def login_via_browser(c, name):
+    r = c.call("mcpServer/oauth/login", {"name": name})
+    n0 = len(c.notifications)
+    check_eq(http_get(browser(r["authorizationUrl"]))[0], 200, "callback accepted")
+    check(completion(c, r["loginId"], n0)["success"], "login completed")
+
+
+def test_encrypted_store(ctx):
+    """Tokens persist only in the encrypted store, and only with a key."""
+    fx = Proc(ctx, "fake_oauth.py", [], "fake-oauth")
+    key = os.urandom(32).hex()
+    config = ('mcp_oauth_credentials_store = "file"\n[mcp_servers.secure]\n'
+              'url = "http://127.0.0.1:%d/mcp"\n' % fx.port)
+    home = make_home(ctx, config=config)
+    store = os.path.join(home, "mcp-oauth-tokens.sealed")
+
+    # "file" without a key: nothing is written.
+    o = Orchestrator(ctx, home)
+    o.client.initialize()
+    login_via_browser(o.client, "secure")
+    o.stop()
+    check(not os.path.exists(store), "a store written without a key")
+    check("TANDEM_OAUTH_STORE_KEY" in o.stderr_text(), "the missing key is named in the log")
+
+    o = Orchestrator(ctx, home, env={"TANDEM_OAUTH_STORE_KEY": key})
+    o.client.initialize()
+    login_via_browser(o.client, "secure")
+    o.stop()
+    data = open(store, "rb").read()
+    check_eq(os.stat(store).st_mode & 0o777, 0o600, "store mode")
+    secrets = fx.get("/_fixture/issued")["secrets"]
+    for s in secrets + [key]:
+        check(s.encode() not in data, "a secret in plaintext in the store")
+    assert_no_secrets(o.stderr_text(), secrets + [key], "orchestrator")
+
+    # A restart with the key: logged in without a new login.
+    o = Orchestrator(ctx, home, env={"TANDEM_OAUTH_STORE_KEY": key})
+    c = o.client
+    c.initialize()
+    e = wait_status(c, "secure", lambda e: e["runtimeStatus"] == "connected", "reconnected")
+    check_eq(e["authStatus"], "oAuth", "authStatus from the store")
+    t = c.start_thread()
+    check_eq(structured(c.tool(t, "secure", "echo", {"message": "kept"}), "echo")["echo"],
+             "kept", "echo with the stored token")
+    o.stop()
+
+    # A wrong key: the store is left as it is and nothing is logged in.
+    before = open(store, "rb").read()
+    o = Orchestrator(ctx, home, env={"TANDEM_OAUTH_STORE_KEY": os.urandom(32).hex()})
+    c = o.client
+    c.initialize()
+    e = wait_status(c, "secure", lambda e: e["runtimeStatus"] == "failed", "refused")
+    check_eq(e["authStatus"], "notLoggedIn", "a wrong key logs nobody in")
+    o.stop()
+    check_eq(open(store, "rb").read(), before, "the store after a wrong key")
+    check("cannot be read or opened" in o.stderr_text(), "the bad store is reported")
+
+
+# ---- 5 ---------------------------------------------------------------------
+
 def test_codex_apps(ctx):
     """codex_apps appears only with ChatGPT auth and apps on, carries the
     ChatGPT token and account id, and goes with an API key login."""
@@ -353,6 +413,7 @@ TESTS = [
     ("executor-bound HTTP servers and their OAuth login go through the executor",
      test_executor_bound),
     ("login failures: issuer mismatch, timeout, bad params", test_login_failures),
+    ("tokens persist only in the encrypted store, with its key", test_encrypted_store),
     ("codex_apps only with ChatGPT auth and apps on", test_codex_apps),
 ]
 
