@@ -868,7 +868,7 @@ static struct http_req *relay_start(struct http *h, const struct http_opts *o,
 
 static struct http_req *relay_find(struct http *h, uint64_t id)
 {
-	for (struct http_req *r = h->reqs; r; r = r->next)
+	for (struct http_req *r = h ? h->reqs : NULL; r; r = r->next)
 		if (r->relay_id == id && r->state == REQ_ACTIVE)
 			return r;
 	return NULL;
@@ -944,7 +944,7 @@ void http_relay_fail_all(struct http *h, int err, const char *msg)
 	struct http_req *r;
 
 	/* One at a time from the head: a done_cb may start or cancel others. */
-	while ((r = h->reqs)) {
+	while (h && (r = h->reqs)) {
 		while (r && r->state != REQ_ACTIVE)
 			r = r->next;
 		if (!r)

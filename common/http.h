@@ -135,7 +135,8 @@ bool http_is_relay(const struct http *h);
 /* Checks the form of one env_headers entry (VAR a valid variable name). */
 bool http_env_header_valid(const char *spec);
 /* The final status and headers ("Name: value" strings). Unknown ids,
- * finished requests and repeats are ignored. */
+ * finished requests and repeats are ignored; so is a NULL h (as for the
+ * calls below). */
 void http_relay_head(struct http *h, uint64_t id, long status, const char *const *headers,
 		     size_t n);
 void http_relay_data(struct http *h, uint64_t id, const char *data, size_t len);

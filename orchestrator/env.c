@@ -954,6 +954,9 @@ struct env *env_free(struct env *e)
 			break;
 		}
 	}
+	/* Relayed requests end while the link can still carry their aborts. */
+	http_relay_fail_all(e->http, -ECANCELED, "the orchestrator is shutting down");
+	e->http = http_free(e->http);
 	/* The executor goes first: with its end gone, nng has no live pipe to
 	 * wait for while the socket closes. */
 	if (e->pid_io)
@@ -971,8 +974,6 @@ struct env *env_free(struct env *e)
 	loop_timer_cancel(e->restart_timer);
 	safe_close(e->pidfd);
 	fail_all_pending(e, "the orchestrator is shutting down");
-	http_relay_fail_all(e->http, -ECANCELED, "the orchestrator is shutting down");
-	e->http = http_free(e->http);
 	secret_free(e->secret);
 	secret_free(e->token);
 	free(e->id);

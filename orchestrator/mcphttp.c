@@ -712,7 +712,7 @@ static void req_done_cb(struct http_req *r, int err, long status, const char *ms
 
 		t->unauthorized = true;
 		free(t->www_auth);
-		t->www_auth = wa ? xstrndup(wa, MCPHTTP_MAX_ERROR_BODY) : NULL;
+		t->www_auth = wa ? xstrndup(wa, strnlen(wa, MCPHTTP_MAX_ERROR_BODY)) : NULL;
 	} else if (err == 0 && status >= 200 && status <= 299) {
 		t->unauthorized = false;
 	}

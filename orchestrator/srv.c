@@ -381,6 +381,8 @@ struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env
 			 env_error(e) ? ": " : "", env_error(e) ? env_error(e) : "");
 		return NULL;
 	}
+	if (!env_http(e))
+		snprintf(why, whylen, "environment '%s' is shutting down", eid);
 	return env_http(e);
 }
 
