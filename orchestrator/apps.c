@@ -17,7 +17,8 @@ static bool is_chatgpt_host(const char *url)
 	for (size_t i = 0; i < ARRAY_SIZE(hosts); i++) {
 		size_t n = strlen(hosts[i]);
 
-		if (strncasecmp(url, hosts[i], n) == 0 && (url[n] == '\0' || url[n] == '/'))
+		if (strncasecmp(url, hosts[i], n) == 0 &&
+		    (url[n] == '\0' || url[n] == '/' || url[n] == ':'))
 			return true;
 	}
 	return false;

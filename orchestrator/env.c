@@ -354,8 +354,10 @@ static void link_lost(struct env *e, const char *why)
 	set_error(e, "%s", why);
 	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
 	fail_all_pending(e, msg);
-	http_relay_fail_all(e->http, -ECONNRESET, msg);
 	set_state(e, ENV_DISCONNECTED);
+	/* After the state: a retry started from a done_cb now fails at once
+	 * (ENOTCONN) instead of being sent and failed again, forever. */
+	http_relay_fail_all(e->http, -ECONNRESET, msg);
 }
 
 static void drop_pipe(struct env *e, const char *why)

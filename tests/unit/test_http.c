@@ -16,6 +16,12 @@
  *   /big-chunked/N   N bytes chunked (no length known in advance)
  *   /short           Content-Length 100, 10 bytes, then close
  * Connections are kept alive, so reuse can be counted (server.nconn).
+ * The last request's header block is kept (server.raw), so that a test can
+ * tell a header that arrived empty from one that never arrived.
+ *
+ * Relay mode has no server: a fake carrier (struct fake) records what
+ * relay.start and relay.cancel were given, and the tests feed the far
+ * side's answers through http_relay_head/data/done/fail_all.
  */
 #include "http.h"
 #include "loop.h"
@@ -58,6 +64,7 @@ struct server {
 	char method[16], got_test[128], content_type[128], expect[64];
 	char *body;  /* last request's body */
 	size_t body_len;
+	char *raw;   /* last request's header lines, after the request line */
 };
 
 struct conn {
@@ -159,9 +166,12 @@ static bool wait_go(struct conn *c, int i)
 	}
 }
 
-static void header_value(const char *hdrs, const char *name, char *out, size_t outlen)
+/* The value of header `name` in a "\r\n"-separated block (the last line
+ * may lack its "\r\n"); false, with out "", when absent. */
+static bool header_value(const char *hdrs, const char *name, char *out, size_t outlen)
 {
 	size_t n = strlen(name);
+	bool found = false;
 
 	out[0] = '\0';
 	for (const char *l = hdrs; l && *l; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL) {
@@ -170,9 +180,11 @@ static void header_value(const char *hdrs, const char *name, char *out, size_t o
 
 			while (*v == ' ')
 				v++;
-			snprintf(out, outlen, "%.*s", (int)(e - v), v);
+			snprintf(out, outlen, "%.*s", e ? (int)(e - v) : (int)strlen(v), v);
+			found = true;
 		}
 	}
+	return found;
 }
 
 /* Reads one request into c->buf. 0, or -1 when the client or server is
@@ -216,10 +228,15 @@ static int read_request(struct conn *c, struct request *q)
 	return 0;
 }
 
-static void record(struct server *s, const struct request *q, const char *body)
+static void record(struct server *s, const struct request *q, const char *hdrs,
+		   const char *body)
 {
+	const char *lines = strstr(hdrs, "\r\n");
+
 	pthread_mutex_lock(&s->mu);
 	s->nreq++;
+	free(s->raw);
+	s->raw = xstrdup(lines ? lines + 2 : "");
 	snprintf(s->method, sizeof(s->method), "%s", q->method);
 	snprintf(s->got_test, sizeof(s->got_test), "%s", q->x_test);
 	snprintf(s->content_type, sizeof(s->content_type), "%s", q->content_type);
@@ -339,7 +356,7 @@ static void *conn_main(void *arg)
 	while (read_request(c, &q) == 0) {
 		size_t used = q.hdr_len + q.body_len;
 
-		record(c->s, &q, c->buf + q.hdr_len);
+		record(c->s, &q, c->buf, c->buf + q.hdr_len);
 		if (serve(c, &q, c->buf + q.hdr_len) < 0)
 			break;
 		memmove(c->buf, c->buf + used, c->have - used);
@@ -412,6 +429,7 @@ static void server_stop(struct server *s)
 	close(s->stop[0]);
 	close(s->stop[1]);
 	free(s->body);
+	free(s->raw);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 }
@@ -437,6 +455,17 @@ static void server_wait_closed(struct server *s, int n)
 			break;
 	ck_assert_int_ge(s->closed, n);
 	pthread_mutex_unlock(&s->mu);
+}
+
+/* Header `name` of the last request the server read. */
+static bool server_header(struct server *s, const char *name, char *out, size_t outlen)
+{
+	bool found;
+
+	pthread_mutex_lock(&s->mu);
+	found = header_value(s->raw, name, out, outlen);
+	pthread_mutex_unlock(&s->mu);
+	return found;
 }
 
 static int server_nconn(struct server *s)
@@ -465,12 +494,17 @@ struct rr {
 	/* behaviour */
 	bool cancel_in_headers, cancel_in_data, go_on_data, stop_on_headers;
 	struct rr *cancel_other; /* cancelled from this one's first data_cb */
+	struct rr *cancel_other_in_headers; /* cancelled from this one's headers_cb */
 	struct rr *start_other;  /* started from this one's first data_cb */
 	const char *start_url;
 	/* response headers copied in done_cb */
 	char hdr[6][64];
 	bool hdr_null[6];
 	const char *const *lookup;
+	/* every response header, "name=value", by http_req_header_at in done_cb */
+	size_t nheaders;
+	char all[8][96];
+	size_t pending_in_done; /* http_pending() seen from done_cb */
 };
 
 struct ctx {
@@ -525,6 +559,10 @@ static void rr_headers_cb(struct http_req *r, long status, void *arg)
 	ck_assert_int_eq(q->data_calls, 0);
 	q->headers_calls++;
 	q->hstatus = status;
+	if (q->cancel_other_in_headers) {
+		http_cancel(q->cancel_other_in_headers->r);
+		one_done(q->x);
+	}
 	if (q->cancel_in_headers) {
 		http_cancel(r);
 		one_done(q->x);
@@ -580,6 +618,15 @@ static void rr_done_cb(struct http_req *r, int err, long status, const char *msg
 		q->hdr_null[i] = v == NULL;
 		snprintf(q->hdr[i], sizeof(q->hdr[i]), "%s", v ? v : "");
 	}
+	q->nheaders = http_req_nheaders(r);
+	for (size_t i = 0; i < q->nheaders && i < ARRAY_SIZE(q->all); i++) {
+		const char *v = NULL, *name = http_req_header_at(r, i, &v);
+
+		ck_assert_ptr_nonnull(name);
+		ck_assert_ptr_nonnull(v);
+		snprintf(q->all[i], sizeof(q->all[i]), "%s=%s", name, v);
+	}
+	q->pending_in_done = http_pending(q->x->h);
 	http_cancel(r); /* does nothing from done_cb */
 	one_done(q->x);
 }
@@ -1185,6 +1232,923 @@ START_TEST(free_with_requests_in_flight)
 }
 END_TEST
 
+/* ---- response headers in order, pending count (curl) ---- */
+
+START_TEST(headers_in_order)
+{
+	struct ctx x;
+	struct rr q = { 0 }, i = { 0 };
+
+	setup(&x);
+	fetch(&x, &q, &(struct http_opts){ .method = "GET", .url = url(&x, "/headers") });
+	ck_assert_int_eq(q.err, 0);
+	/* Arrival order, repeats kept, names as sent, values trimmed. */
+	ck_assert_uint_eq(q.nheaders, 6);
+	ck_assert_str_eq(q.all[0], "X-Multi=one");
+	ck_assert_str_eq(q.all[1], "x-case=MiXed");
+	ck_assert_str_eq(q.all[2], "X-Multi=two");
+	ck_assert_str_eq(q.all[3], "X-Empty=");
+	ck_assert_str_eq(q.all[4], "X-Padded=a b");
+	ck_assert_str_eq(q.all[5], "Content-Length=0");
+	/* Only the final response's block, not the 100 Continue's. */
+	fetch(&x, &i, &(struct http_opts){ .method = "GET", .url = url(&x, "/interim") });
+	ck_assert_int_eq(i.err, 0);
+	ck_assert_uint_eq(i.nheaders, 2);
+	ck_assert_str_eq(i.all[0], "X-Final=yes");
+	ck_assert_str_eq(i.all[1], "Content-Length=2");
+	rr_free(&q);
+	rr_free(&i);
+	teardown(&x);
+}
+END_TEST
+
+/* Past the end: NULL, and *value is left alone. Checked from headers_cb,
+ * while the request is alive. */
+static void past_end_headers_cb(struct http_req *r, long status, void *arg)
+{
+	struct rr *q = arg;
+	const char *v = "untouched";
+	size_t n = http_req_nheaders(r);
+
+	rr_headers_cb(r, status, arg);
+	q->nheaders = n;
+	ck_assert_ptr_nonnull(http_req_header_at(r, n - 1, &v));
+	ck_assert_str_eq(v, "0"); /* Content-Length: 0, the last one */
+	v = "untouched";
+	ck_assert_ptr_null(http_req_header_at(r, n, &v));
+	ck_assert_ptr_null(http_req_header_at(r, SIZE_MAX, &v));
+	ck_assert_str_eq(v, "untouched");
+}
+
+START_TEST(header_at_past_end)
+{
+	struct ctx x;
+	struct rr q = { 0 };
+	struct http_cbs cbs = rr_cbs;
+
+	setup(&x);
+	cbs.headers_cb = past_end_headers_cb;
+	q.x = &x;
+	q.r = http_start(x.h, &(struct http_opts){ .url = url(&x, "/headers") }, &cbs, &q);
+	ck_assert_ptr_nonnull(q.r);
+	x.outstanding = 1;
+	run(&x);
+	ck_assert_int_eq(q.err, 0);
+	ck_assert_int_eq(q.headers_calls, 1);
+	ck_assert_uint_eq(q.nheaders, 6);
+	rr_free(&q);
+	teardown(&x);
+}
+END_TEST
+
+START_TEST(pending_count)
+{
+	struct ctx x;
+	struct rr a = { 0 }, b = { 0 };
+
+	setup(&x);
+	ck_assert_uint_eq(http_pending(NULL), 0);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert(!http_is_relay(x.h));
+	start(&x, &a, &(struct http_opts){ .url = url(&x, "/silent") });
+	start(&x, &b, &(struct http_opts){ .url = url(&x, "/echo") });
+	ck_assert_uint_eq(http_pending(x.h), 2);
+	http_cancel(a.r);
+	x.outstanding--;
+	ck_assert_uint_eq(http_pending(x.h), 1);
+	run(&x);
+	ck_assert_int_eq(b.err, 0);
+	ck_assert_uint_eq(b.pending_in_done, 0); /* a request ending is not pending */
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert_int_eq(a.done_calls, 0);
+	rr_free(&b);
+	teardown(&x);
+}
+END_TEST
+
+/* ---- env_headers (curl) ---- */
+
+static const char *const token_spec[] = { "TEST_VAR=X-Token: pre-", NULL };
+
+/* One GET /echo with env_headers; the server's view of X-Token. */
+static bool fetch_token(struct ctx *x, const char *const *env, char *out, size_t outlen)
+{
+	struct rr q = { 0 };
+	static const char *const hdrs[] = { "X-Test: plain", NULL };
+
+	fetch(x, &q, &(struct http_opts){ .url = url(x, "/echo"), .headers = hdrs,
+					   .env_headers = env });
+	ck_assert_int_eq(q.err, 0);
+	ck_assert_int_eq(q.status, 200);
+	ck_assert_str_eq(x->srv.got_test, "plain"); /* the ordinary headers still go */
+	rr_free(&q);
+	return server_header(&x->srv, "X-Token", out, outlen);
+}
+
+START_TEST(env_headers_curl)
+{
+	struct ctx x;
+	char v[128];
+	static const char *const required[] = { "!TEST_VAR=X-Token: pre-", NULL };
+	static const char *const bare[] = { "TEST_VAR=X-Token:", NULL };
+
+	setup(&x);
+	ck_assert_int_eq(setenv("TEST_VAR", "s3cret", 1), 0);
+	ck_assert(fetch_token(&x, token_spec, v, sizeof(v)));
+	ck_assert_str_eq(v, "pre-s3cret");
+	ck_assert(fetch_token(&x, required, v, sizeof(v)));
+	ck_assert_str_eq(v, "pre-s3cret");
+	ck_assert(fetch_token(&x, bare, v, sizeof(v)));
+	ck_assert_str_eq(v, "s3cret");
+	/* Unset or empty: the header is left out, the request still goes. */
+	ck_assert_int_eq(unsetenv("TEST_VAR"), 0);
+	ck_assert(!fetch_token(&x, token_spec, v, sizeof(v)));
+	ck_assert_int_eq(setenv("TEST_VAR", "", 1), 0);
+	ck_assert(!fetch_token(&x, token_spec, v, sizeof(v)));
+	ck_assert_int_eq(x.srv.nreq, 5);
+	ck_assert_int_eq(unsetenv("TEST_VAR"), 0);
+	teardown(&x);
+}
+END_TEST
+
+START_TEST(env_headers_required_missing)
+{
+	struct ctx x;
+	static const char *const unset[] = { "!UNSET_VAR=X-Token: a", NULL };
+	static const char *const empty[] = { "TEST_VAR=X-Other: b", "!TEST_VAR=X-Token: a", NULL };
+
+	setup(&x);
+	ck_assert_int_eq(unsetenv("UNSET_VAR"), 0);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/echo"),
+							.env_headers = unset },
+				      &rr_cbs, NULL));
+	ck_assert_int_eq(errno, ENOKEY);
+	/* Set but empty counts as missing. */
+	ck_assert_int_eq(setenv("TEST_VAR", "", 1), 0);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/echo"),
+							.env_headers = empty },
+				      &rr_cbs, NULL));
+	ck_assert_int_eq(errno, ENOKEY);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert_int_eq(unsetenv("TEST_VAR"), 0);
+	teardown(&x);
+	/* Nothing reached the server. */
+	ck_assert_int_eq(x.srv.nreq, 0);
+}
+END_TEST
+
+static const char *const bad_specs[] = {
+	"=X: y", "1A=X: y", "A=bad header", "!=X: y", "A=", "A B=X: y",
+	"A-B=X: y", "A=: y", "A=X y", "A=X: y\r\nX-Evil: 1", "X: y", "", "!",
+};
+static const char *const good_specs[] = {
+	"A=X: y", "!_A1=X-Y:", "a1=X: ", "TEST_VAR=X-Token: pre-",
+};
+
+START_TEST(env_header_spec_form)
+{
+	struct ctx x;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_specs); i++)
+		ck_assert_msg(!http_env_header_valid(bad_specs[i]), "\"%s\" accepted",
+			      bad_specs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(good_specs); i++)
+		ck_assert_msg(http_env_header_valid(good_specs[i]), "\"%s\" refused",
+			      good_specs[i]);
+	setup(&x);
+	ck_assert_int_eq(setenv("A", "1", 1), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_specs); i++) {
+		const char *env[] = { bad_specs[i], NULL };
+
+		errno = 0;
+		ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/echo"),
+								.env_headers = env },
+					      &rr_cbs, NULL));
+		ck_assert_int_eq(errno, EINVAL);
+	}
+	ck_assert_int_eq(unsetenv("A"), 0);
+	teardown(&x);
+	ck_assert_int_eq(x.srv.nreq, 0);
+}
+END_TEST
+
+/* A value carrying CR/LF would inject headers: refused like a bad header. */
+START_TEST(env_header_value_crlf)
+{
+	struct ctx x;
+
+	setup(&x);
+	ck_assert_int_eq(setenv("TEST_VAR", "a\r\nX-Evil: 1", 1), 0);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = url(&x, "/echo"),
+							.env_headers = token_spec },
+				      &rr_cbs, NULL));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(unsetenv("TEST_VAR"), 0);
+	teardown(&x);
+	ck_assert_int_eq(x.srv.nreq, 0);
+}
+END_TEST
+
+/* ---- relay mode ---- */
+
+#define FAKE_MAX 32
+
+/* The carrier: what relay.start and relay.cancel were given. */
+struct fake {
+	int start_err; /* relay.start's answer */
+	size_t starts, cancels;
+	uint64_t start_ids[FAKE_MAX], cancel_ids[FAKE_MAX];
+	/* deep copies of the last opts seen by relay.start */
+	char method[16], url[128], proxy[64], body[64];
+	size_t body_len, max_body, nheaders, nenv;
+	uint64_t timeout_ms, idle_ms;
+	char headers[4][64], env[4][64];
+};
+
+static int fake_start(void *ctx, uint64_t id, const struct http_opts *o)
+{
+	struct fake *f = ctx;
+
+	ck_assert_uint_lt(f->starts, FAKE_MAX);
+	f->start_ids[f->starts++] = id;
+	snprintf(f->method, sizeof(f->method), "%s", o->method ? o->method : "(null)");
+	snprintf(f->url, sizeof(f->url), "%s", o->url);
+	snprintf(f->proxy, sizeof(f->proxy), "%s", o->proxy ? o->proxy : "");
+	snprintf(f->body, sizeof(f->body), "%.*s", (int)o->body_len, o->body ? o->body : "");
+	f->body_len = o->body_len;
+	f->max_body = o->max_body;
+	f->timeout_ms = o->timeout_ms;
+	f->idle_ms = o->idle_timeout_ms;
+	for (f->nheaders = 0; o->headers && o->headers[f->nheaders]; f->nheaders++)
+		if (f->nheaders < ARRAY_SIZE(f->headers))
+			snprintf(f->headers[f->nheaders], sizeof(f->headers[0]), "%s",
+				 o->headers[f->nheaders]);
+	for (f->nenv = 0; o->env_headers && o->env_headers[f->nenv]; f->nenv++)
+		if (f->nenv < ARRAY_SIZE(f->env))
+			snprintf(f->env[f->nenv], sizeof(f->env[0]), "%s", o->env_headers[f->nenv]);
+	return f->start_err;
+}
+
+static void fake_cancel(void *ctx, uint64_t id)
+{
+	struct fake *f = ctx;
+
+	ck_assert_uint_lt(f->cancels, FAKE_MAX);
+	/* Once per request. */
+	for (size_t i = 0; i < f->cancels; i++)
+		ck_assert_msg(f->cancel_ids[i] != id, "request %llu cancelled twice",
+			      (unsigned long long)id);
+	f->cancel_ids[f->cancels++] = id;
+}
+
+static const struct http_relay_ops fake_ops = { fake_start, fake_cancel };
+
+static bool fake_cancelled(const struct fake *f, uint64_t id)
+{
+	for (size_t i = 0; i < f->cancels; i++)
+		if (f->cancel_ids[i] == id)
+			return true;
+	return false;
+}
+
+static void relay_setup(struct ctx *x, struct fake *f)
+{
+	*x = (struct ctx){ 0 };
+	*f = (struct fake){ 0 };
+	x->l = loop_new();
+	ck_assert_ptr_nonnull(x->l);
+	x->h = http_new_relay(x->l, &fake_ops, f);
+	ck_assert_ptr_nonnull(x->h);
+}
+
+static void relay_teardown(struct ctx *x)
+{
+	x->h = http_free(x->h);
+	x->l = loop_free(x->l);
+}
+
+/* Starts q through the relay; returns the id relay.start was given. */
+static uint64_t rstart(struct ctx *x, struct fake *f, struct rr *q, const struct http_opts *o)
+{
+	size_t before = f->starts;
+
+	start(x, q, o);
+	ck_assert_uint_eq(f->starts, before + 1);
+	return f->start_ids[before];
+}
+
+static const struct http_opts plain = { .url = "http://far.example/x" };
+
+START_TEST(relay_exchange)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr q = { 0 };
+	static const char *const look[] = { "x-a", "X-B", "not a header", NULL };
+	static const char *const hdrs[] = { "X-Test: 1", "Authorization: Bearer t", NULL };
+	static const char *const env[] = { "!TOKEN_VAR=X-Token: pre-", NULL };
+	static const char *const head[] = { "X-A: 1", "x-b:  two \t", "not a header", "X-A: 3" };
+	static const char *const again[] = { "X-A: again" };
+	char body[] = "abc";
+	uint64_t id;
+	const char *v = NULL;
+
+	relay_setup(&x, &f);
+	ck_assert(http_is_relay(x.h));
+	q.lookup = look;
+	id = rstart(&x, &f, &q,
+		    &(struct http_opts){ .method = "POST", .url = "https://far.example/p?q=1",
+					 .headers = hdrs, .env_headers = env, .body = body,
+					 .body_len = 3, .timeout_ms = 1234,
+					 .idle_timeout_ms = 60000, .max_body = 100,
+					 .proxy = "http://proxy:3128" });
+	memset(body, 0, sizeof(body));
+	ck_assert_uint_ne(id, 0);
+	/* The opts went to the far side as given; env_headers unresolved
+	 * (TOKEN_VAR is the executor's to read, required or not). */
+	ck_assert_str_eq(f.method, "POST");
+	ck_assert_str_eq(f.url, "https://far.example/p?q=1");
+	ck_assert_uint_eq(f.nheaders, 2);
+	ck_assert_str_eq(f.headers[0], "X-Test: 1");
+	ck_assert_str_eq(f.headers[1], "Authorization: Bearer t");
+	ck_assert_uint_eq(f.nenv, 1);
+	ck_assert_str_eq(f.env[0], "!TOKEN_VAR=X-Token: pre-");
+	ck_assert_str_eq(f.body, "abc");
+	ck_assert_uint_eq(f.body_len, 3);
+	ck_assert_uint_eq(f.timeout_ms, 1234);
+	ck_assert_uint_eq(f.idle_ms, 60000);
+	ck_assert_uint_eq(f.max_body, 100);
+	ck_assert_str_eq(f.proxy, "http://proxy:3128");
+	ck_assert_uint_eq(http_pending(x.h), 1);
+	ck_assert_int_eq(q.headers_calls + q.data_calls + q.done_calls, 0);
+
+	/* Unknown ids change nothing. */
+	http_relay_head(x.h, id + 100, 500, head, 1);
+	http_relay_data(x.h, id + 100, "zz", 2);
+	http_relay_done(x.h, id + 100, 0, 500, "other");
+	http_relay_head(x.h, 0, 500, head, 1);
+	ck_assert_int_eq(q.headers_calls + q.data_calls + q.done_calls, 0);
+
+	http_relay_head(x.h, id, 201, head, ARRAY_SIZE(head));
+	ck_assert_int_eq(q.headers_calls, 1);
+	ck_assert_int_eq(q.hstatus, 201);
+	ck_assert_int_eq(q.data_calls, 0);
+	ck_assert_uint_eq(http_req_nheaders(q.r), 3);
+	ck_assert_str_eq(http_req_header_at(q.r, 0, &v), "X-A");
+	ck_assert_str_eq(v, "1");
+	ck_assert_str_eq(http_req_header_at(q.r, 1, &v), "x-b");
+	ck_assert_str_eq(v, "two");
+	ck_assert_str_eq(http_req_header_at(q.r, 2, &v), "X-A");
+	ck_assert_str_eq(v, "3");
+	ck_assert_ptr_null(http_req_header_at(q.r, 3, &v));
+	ck_assert_str_eq(http_req_header(q.r, "x-a"), "3");
+	/* A repeated head is ignored. */
+	http_relay_head(x.h, id, 500, again, 1);
+	ck_assert_int_eq(q.headers_calls, 1);
+	ck_assert_str_eq(http_req_header(q.r, "X-A"), "3");
+
+	http_relay_data(x.h, id, "hel", 3);
+	http_relay_data(x.h, id, "", 0); /* nothing to report */
+	http_relay_data(x.h, id, "lo", 2);
+	ck_assert_int_eq(q.data_calls, 2);
+	ck_assert_str_eq(q.data, "hello");
+	ck_assert_int_eq(q.done_calls, 0);
+
+	http_relay_done(x.h, id, 0, 201, "fine");
+	ck_assert_int_eq(q.done_calls, 1);
+	ck_assert_int_eq(q.err, 0);
+	ck_assert_int_eq(q.status, 201);
+	ck_assert_str_eq(q.msg, "fine");
+	ck_assert_str_eq(q.hdr[0], "3");
+	ck_assert_str_eq(q.hdr[1], "two");
+	ck_assert(q.hdr_null[2]);
+	ck_assert_uint_eq(q.nheaders, 3);
+	ck_assert_uint_eq(q.pending_in_done, 0);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	/* The far side ended it: nothing to cancel. */
+	ck_assert_uint_eq(f.cancels, 0);
+
+	/* Anything late for a finished request is ignored (and must not
+	 * touch freed memory). */
+	http_relay_head(x.h, id, 200, head, 1);
+	http_relay_data(x.h, id, "late", 4);
+	http_relay_done(x.h, id, 0, 200, "again");
+	ck_assert_int_eq(q.done_calls, 1);
+	ck_assert_int_eq(q.data_calls, 2);
+	rr_free(&q);
+	relay_teardown(&x);
+	ck_assert_uint_eq(f.cancels, 0);
+}
+END_TEST
+
+/* Fresh ids, and what relay_done's err/status/msg turn into. */
+START_TEST(relay_done_forms)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
+	uint64_t ia, ib, ic, id, ie;
+
+	relay_setup(&x, &f);
+	ia = rstart(&x, &f, &a, &plain);
+	ib = rstart(&x, &f, &b, &plain);
+	ic = rstart(&x, &f, &c, &plain);
+	id = rstart(&x, &f, &d, &plain);
+	ie = rstart(&x, &f, &e, &plain);
+	ck_assert_uint_ne(ia, ib);
+	ck_assert_uint_ne(ib, ic);
+	ck_assert_uint_ne(ic, id);
+	ck_assert_uint_ne(id, ie);
+	ck_assert_uint_ne(ia, ie);
+	ck_assert_str_eq(f.method, "(null)"); /* left to the far side: GET */
+	ck_assert_uint_eq(http_pending(x.h), 5);
+
+	/* No head, a status and success: the status is still reported. */
+	http_relay_done(x.h, ia, 0, 204, NULL);
+	ck_assert_int_eq(a.done_calls, 1);
+	ck_assert_int_eq(a.err, 0);
+	ck_assert_int_eq(a.status, 204);
+	ck_assert_str_eq(a.msg, "ok");
+	ck_assert_int_eq(a.headers_calls, 0);
+	/* A positive errno is made negative. */
+	http_relay_done(x.h, ib, ECONNREFUSED, 0, "refused over there");
+	ck_assert_int_eq(b.err, -ECONNREFUSED);
+	ck_assert_str_eq(b.msg, "refused over there");
+	ck_assert_int_eq(b.status, 0);
+	/* An error with no reason still has one; a status without a head
+	 * does not count on a failure. */
+	http_relay_done(x.h, ic, -EIO, 502, NULL);
+	ck_assert_int_eq(c.err, -EIO);
+	ck_assert_int_eq(c.status, 0);
+	ck_assert_str_eq(c.msg, "failed");
+	http_relay_done(x.h, id, -ETIMEDOUT, 0, "");
+	ck_assert_str_eq(d.msg, "failed");
+	ck_assert_int_eq(d.err, -ETIMEDOUT);
+	/* After a head, a failure keeps the head's status. */
+	http_relay_head(x.h, ie, 200, NULL, 0);
+	http_relay_done(x.h, ie, -EPROTO, 0, "tls");
+	ck_assert_int_eq(e.err, -EPROTO);
+	ck_assert_int_eq(e.status, 200);
+	ck_assert_int_eq(e.headers_calls, 1);
+	ck_assert_uint_eq(e.nheaders, 0);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert_uint_eq(f.cancels, 0);
+	relay_teardown(&x);
+}
+END_TEST
+
+START_TEST(relay_start_refused)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr q = { 0 };
+	uint64_t failed, id;
+	static const char *const bad_hdr[] = { "X-A b", NULL };
+	static const char *const crlf[] = { "X-A: b\r\nX-B: c", NULL };
+	static const char *const bad_env[] = { "1A=X: y", NULL };
+	static const char *const bad_env2[] = { "A=bad header", NULL };
+	static const char *const unset_req[] = { "!UNSET_VAR=X-Token: a", NULL };
+
+	relay_setup(&x, &f);
+	f.start_err = -ENOTCONN;
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &plain, &rr_cbs, &q));
+	ck_assert_int_eq(errno, ENOTCONN);
+	ck_assert_uint_eq(f.starts, 1);
+	failed = f.start_ids[0];
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert_uint_eq(f.cancels, 0);
+	f.start_err = -EPERM;
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &plain, &rr_cbs, &q));
+	ck_assert_int_eq(errno, EPERM);
+
+	/* Refused here: relay.start is not asked. */
+	f.start_err = 0;
+	f.starts = 0;
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = plain.url,
+							.headers = bad_hdr },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = plain.url, .headers = crlf },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = plain.url,
+							.env_headers = bad_env },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = plain.url,
+							.env_headers = bad_env2 },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .method = "BREW",
+							.url = plain.url },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = "ftp://far.example/" },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &(struct http_opts){ .url = plain.url, .body_len = 3 },
+				      &rr_cbs, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_ptr_null(http_start(x.h, &plain, &(struct http_cbs){ 0 }, &q));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_uint_eq(f.starts, 0);
+
+	/* A required variable unset here is no reason to refuse: the far
+	 * side resolves it in its own environment. */
+	ck_assert_int_eq(unsetenv("UNSET_VAR"), 0);
+	id = rstart(&x, &f, &q, &(struct http_opts){ .url = plain.url, .env_headers = unset_req });
+	ck_assert_uint_ne(id, failed);
+	ck_assert_str_eq(f.env[0], "!UNSET_VAR=X-Token: a");
+	ck_assert_uint_eq(http_pending(x.h), 1);
+	http_relay_done(x.h, id, -ENOKEY, 0, "UNSET_VAR is not set");
+	ck_assert_int_eq(q.err, -ENOKEY);
+	ck_assert_int_eq(q.done_calls, 1);
+	relay_teardown(&x);
+	ck_assert_uint_eq(f.cancels, 0);
+}
+END_TEST
+
+START_TEST(relay_cancel)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr a = { 0 }, b = { 0 };
+	uint64_t ia, ib;
+	static const char *const head[] = { "X-A: 1" };
+
+	relay_setup(&x, &f);
+	ia = rstart(&x, &f, &a, &plain);
+	ib = rstart(&x, &f, &b, &plain);
+	http_relay_head(x.h, ia, 200, head, 1);
+	http_cancel(a.r);
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(f.cancel_ids[0], ia);
+	ck_assert_uint_eq(http_pending(x.h), 1);
+	/* The far side had not heard yet: whatever it still sends is dropped. */
+	http_relay_data(x.h, ia, "x", 1);
+	http_relay_done(x.h, ia, 0, 200, "ok");
+	ck_assert_int_eq(a.headers_calls, 1);
+	ck_assert_int_eq(a.data_calls + a.done_calls, 0);
+	/* The other one is untouched. */
+	http_relay_head(x.h, ib, 200, head, 1);
+	http_relay_data(x.h, ib, "y", 1);
+	http_relay_done(x.h, ib, 0, 200, "ok");
+	ck_assert_int_eq(b.done_calls, 1);
+	ck_assert_str_eq(b.data, "y");
+	ck_assert_uint_eq(f.cancels, 1);
+	rr_free(&a);
+	rr_free(&b);
+	relay_teardown(&x);
+	ck_assert_uint_eq(f.cancels, 1);
+}
+END_TEST
+
+/* From headers_cb: cancel the request itself, or another one. */
+START_TEST(relay_cancel_in_headers)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr self = { .cancel_in_headers = true }, other = { 0 }, canceller = { 0 };
+	uint64_t is, io, ic;
+	static const char *const head[] = { "X-A: 1" };
+
+	relay_setup(&x, &f);
+	is = rstart(&x, &f, &self, &plain);
+	io = rstart(&x, &f, &other, &plain);
+	canceller.cancel_other_in_headers = &other;
+	ic = rstart(&x, &f, &canceller, &plain);
+
+	http_relay_head(x.h, is, 200, head, 1);
+	ck_assert_int_eq(self.headers_calls, 1);
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(f.cancel_ids[0], is);
+	http_relay_data(x.h, is, "x", 1);
+	http_relay_done(x.h, is, 0, 200, "ok");
+	ck_assert_int_eq(self.data_calls + self.done_calls, 0);
+
+	http_relay_head(x.h, ic, 200, head, 1);
+	ck_assert_uint_eq(f.cancels, 2);
+	ck_assert(fake_cancelled(&f, io));
+	http_relay_head(x.h, io, 200, head, 1);
+	http_relay_data(x.h, io, "x", 1);
+	http_relay_done(x.h, io, 0, 200, "ok");
+	ck_assert_int_eq(other.headers_calls + other.data_calls + other.done_calls, 0);
+
+	http_relay_data(x.h, ic, "fine", 4);
+	http_relay_done(x.h, ic, 0, 200, "ok");
+	ck_assert_int_eq(canceller.done_calls, 1);
+	ck_assert_str_eq(canceller.data, "fine");
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ck_assert_uint_eq(f.cancels, 2);
+	rr_free(&canceller);
+	relay_teardown(&x);
+}
+END_TEST
+
+/* From data_cb: cancel the request itself; cancel another and start a new
+ * one. */
+START_TEST(relay_cancel_in_data)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr self = { .cancel_in_data = true }, prey = { 0 }, child = { 0 }, s = { 0 };
+	uint64_t is, iv, ich, iss;
+	static const char *const head[] = { "X-A: 1" };
+
+	relay_setup(&x, &f);
+	is = rstart(&x, &f, &self, &plain);
+	http_relay_head(x.h, is, 200, head, 1);
+	http_relay_data(x.h, is, "one", 3);
+	ck_assert_int_eq(self.data_calls, 1);
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(f.cancel_ids[0], is);
+	http_relay_data(x.h, is, "two", 3);
+	http_relay_done(x.h, is, 0, 200, "ok");
+	ck_assert_int_eq(self.data_calls, 1);
+	ck_assert_int_eq(self.done_calls, 0);
+
+	iv = rstart(&x, &f, &prey, &plain);
+	s.cancel_other = &prey;
+	s.start_other = &child;
+	s.start_url = "http://far.example/child";
+	iss = rstart(&x, &f, &s, &plain);
+	http_relay_head(x.h, iv, 200, head, 1);
+	http_relay_head(x.h, iss, 200, head, 1);
+	http_relay_data(x.h, iss, "a", 1);
+	/* The prey is gone, the child started with its own id. */
+	ck_assert_uint_eq(f.cancels, 2);
+	ck_assert(fake_cancelled(&f, iv));
+	ck_assert_uint_eq(f.starts, 4);
+	ich = f.start_ids[3];
+	ck_assert_str_eq(f.url, "http://far.example/child");
+	ck_assert_uint_ne(ich, iv);
+	ck_assert_uint_ne(ich, iss);
+	http_relay_data(x.h, iv, "late", 4);
+	http_relay_done(x.h, iv, 0, 200, "ok");
+	ck_assert_int_eq(prey.data_calls + prey.done_calls, 0);
+	ck_assert_uint_eq(http_pending(x.h), 2);
+
+	http_relay_head(x.h, ich, 200, NULL, 0);
+	http_relay_data(x.h, ich, "kid", 3);
+	http_relay_done(x.h, ich, 0, 200, "ok");
+	http_relay_data(x.h, iss, "b", 1);
+	http_relay_done(x.h, iss, 0, 200, "ok");
+	ck_assert_int_eq(child.done_calls, 1);
+	ck_assert_str_eq(child.data, "kid");
+	ck_assert_int_eq(s.done_calls, 1);
+	ck_assert_str_eq(s.data, "ab");
+	ck_assert_uint_eq(f.cancels, 2);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	rr_free(&self);
+	rr_free(&child);
+	rr_free(&s);
+	relay_teardown(&x);
+}
+END_TEST
+
+START_TEST(relay_max_body)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr q = { 0 }, h = { 0 };
+	uint64_t id, ih;
+	const char **many = xcalloc(HTTP_MAX_HEADERS + 1, sizeof(*many));
+
+	relay_setup(&x, &f);
+	id = rstart(&x, &f, &q, &(struct http_opts){ .url = plain.url, .max_body = 10 });
+	http_relay_head(x.h, id, 200, NULL, 0);
+	http_relay_data(x.h, id, "123456", 6);
+	http_relay_data(x.h, id, "7890", 4); /* exactly at the limit */
+	ck_assert_int_eq(q.done_calls, 0);
+	ck_assert_uint_eq(f.cancels, 0);
+	http_relay_data(x.h, id, "!", 1);
+	ck_assert_int_eq(q.done_calls, 1);
+	ck_assert_int_eq(q.err, -E2BIG);
+	ck_assert_int_eq(q.status, 200);
+	ck_assert_ptr_nonnull(strstr(q.msg, "10"));
+	ck_assert_str_eq(q.data, "1234567890"); /* the byte over is not passed on */
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(f.cancel_ids[0], id);
+	http_relay_data(x.h, id, "x", 1);
+	http_relay_done(x.h, id, 0, 200, "ok");
+	ck_assert_int_eq(q.done_calls, 1);
+
+	/* Header bounds: -E2BIG before headers_cb, and the far side is told. */
+	for (size_t i = 0; i <= HTTP_MAX_HEADERS; i++)
+		many[i] = "X-Many: v";
+	ih = rstart(&x, &f, &h, &plain);
+	http_relay_head(x.h, ih, 200, many, HTTP_MAX_HEADERS + 1);
+	ck_assert_int_eq(h.done_calls, 1);
+	ck_assert_int_eq(h.err, -E2BIG);
+	ck_assert_int_eq(h.headers_calls, 0);
+	ck_assert_int_eq(h.status, 0);
+	ck_assert_uint_eq(f.cancels, 2);
+	ck_assert(fake_cancelled(&f, ih));
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	free(many);
+	rr_free(&q);
+	relay_teardown(&x);
+}
+END_TEST
+
+START_TEST(relay_idle_timeout)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr q = { 0 }, other = { 0 };
+	uint64_t id, io;
+
+	relay_setup(&x, &f);
+	io = rstart(&x, &f, &other, &plain);
+	id = rstart(&x, &f, &q, &(struct http_opts){ .url = plain.url, .idle_timeout_ms = 100 });
+	http_relay_head(x.h, id, 200, NULL, 0);
+	x.outstanding--; /* the loop stops when q ends; other has no timeout */
+	run(&x);
+	ck_assert_int_eq(q.done_calls, 1);
+	ck_assert_int_eq(q.err, -ETIMEDOUT);
+	ck_assert_int_eq(q.status, 200);
+	ck_assert_str_eq(q.msg, "no data for 100 ms");
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(f.cancel_ids[0], id);
+	http_relay_done(x.h, id, 0, 200, "late");
+	ck_assert_int_eq(q.done_calls, 1);
+	/* The one without a timeout is still there. */
+	ck_assert_int_eq(other.done_calls, 0);
+	ck_assert_uint_eq(http_pending(x.h), 1);
+	http_relay_done(x.h, io, 0, 204, NULL);
+	ck_assert_int_eq(other.done_calls, 1);
+	relay_teardown(&x);
+	ck_assert_uint_eq(f.cancels, 1);
+}
+END_TEST
+
+/* A done_cb that starts one new request (during fail_all). */
+static struct rr *restart_into;
+
+static void restart_done_cb(struct http_req *r, int err, long status, const char *msg, void *arg)
+{
+	struct rr *q = arg, *next = restart_into;
+
+	rr_done_cb(r, err, status, msg, arg);
+	restart_into = NULL; /* once: an endless retry would never end */
+	if (next)
+		start(q->x, next, &plain);
+}
+
+/* A done_cb that cancels another request unless that one already ended. */
+static struct rr *fail_victim;
+static bool fail_victim_cancelled;
+
+static void cancel_victim_done_cb(struct http_req *r, int err, long status, const char *msg,
+				  void *arg)
+{
+	rr_done_cb(r, err, status, msg, arg);
+	if (fail_victim->done_calls == 0) {
+		http_cancel(fail_victim->r);
+		fail_victim_cancelled = true;
+	}
+}
+
+/* Every active request ends with the carrier's err, without relay.cancel
+ * (there is no one to tell). A request a done_cb starts meanwhile is
+ * accepted by relay.start and then ended by the same fail_all: once it
+ * returns, nothing is pending. */
+START_TEST(relay_fail_all)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, v = { 0 }, k = { 0 }, after = { 0 };
+	struct http_cbs restart_cbs = rr_cbs, cancel_cbs = rr_cbs;
+	uint64_t ia, ic, iv, ik, iafter;
+	static const char *const head[] = { "X-A: 1" };
+
+	relay_setup(&x, &f);
+	restart_cbs.done_cb = restart_done_cb;
+	cancel_cbs.done_cb = cancel_victim_done_cb;
+	ia = rstart(&x, &f, &a, &plain);
+	b.x = &x;
+	b.r = http_start(x.h, &plain, &restart_cbs, &b);
+	ck_assert_ptr_nonnull(b.r);
+	ic = rstart(&x, &f, &c, &plain);
+	iv = rstart(&x, &f, &v, &plain);
+	k.x = &x;
+	k.r = http_start(x.h, &plain, &cancel_cbs, &k);
+	ck_assert_ptr_nonnull(k.r);
+	ik = f.start_ids[f.starts - 1];
+	http_relay_head(x.h, ia, 200, head, 1);
+	http_relay_data(x.h, ia, "part", 4);
+	http_cancel(c.r); /* not active: no callback from fail_all */
+	ck_assert_uint_eq(f.cancels, 1);
+	ck_assert_uint_eq(http_pending(x.h), 4);
+
+	restart_into = &d;
+	fail_victim = &v;
+	fail_victim_cancelled = false;
+	http_relay_fail_all(x.h, -ECONNRESET, "link lost");
+
+	ck_assert_int_eq(a.done_calls, 1);
+	ck_assert_int_eq(a.err, -ECONNRESET);
+	ck_assert_str_eq(a.msg, "link lost");
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_str_eq(a.data, "part");
+	ck_assert_int_eq(b.done_calls, 1);
+	ck_assert_int_eq(b.err, -ECONNRESET);
+	ck_assert_int_eq(b.status, 0);
+	ck_assert_int_eq(k.done_calls, 1);
+	ck_assert_int_eq(k.err, -ECONNRESET);
+	ck_assert_int_eq(c.done_calls, 0);
+	/* The request started from b's done_cb went to relay.start, then
+	 * ended with the same err. */
+	ck_assert_ptr_null(restart_into);
+	ck_assert_int_eq(d.done_calls, 1);
+	ck_assert_int_eq(d.err, -ECONNRESET);
+	ck_assert_str_eq(d.msg, "link lost");
+	ck_assert_uint_eq(f.starts, 6);
+	/* The victim either ended first or was cancelled from k's done_cb,
+	 * never both, never neither. */
+	ck_assert_int_eq(v.done_calls + (fail_victim_cancelled ? 1 : 0), 1);
+	if (v.done_calls)
+		ck_assert_int_eq(v.err, -ECONNRESET);
+	/* relay.cancel only for c and a victim cancelled while still live. */
+	ck_assert_uint_eq(f.cancels, fail_victim_cancelled ? 2u : 1u);
+	ck_assert(fake_cancelled(&f, ic));
+	ck_assert(!fake_cancelled(&f, ia));
+	ck_assert(!fake_cancelled(&f, ik));
+	ck_assert_uint_eq(http_pending(x.h), 0);
+
+	/* Late reports are dropped; the handle still works afterwards. */
+	http_relay_data(x.h, ia, "late", 4);
+	http_relay_done(x.h, ia, 0, 200, "ok");
+	ck_assert_int_eq(a.done_calls, 1);
+	ck_assert_str_eq(a.data, "part");
+	(void)iv;
+	iafter = rstart(&x, &f, &after, &plain);
+	http_relay_done(x.h, iafter, 0, 200, "ok");
+	ck_assert_int_eq(after.done_calls, 1);
+	ck_assert_int_eq(after.err, 0);
+	/* Nothing active: a second fail_all does nothing. */
+	http_relay_fail_all(x.h, -ECANCELED, "again");
+	ck_assert_int_eq(a.done_calls, 1);
+	rr_free(&a);
+	relay_teardown(&x);
+}
+END_TEST
+
+START_TEST(relay_free_cancels)
+{
+	struct ctx x;
+	struct fake f;
+	struct rr a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+	uint64_t ia, ib, ic, id;
+	static const char *const head[] = { "X-A: 1" };
+
+	relay_setup(&x, &f);
+	ck_assert_uint_eq(http_pending(x.h), 0);
+	ia = rstart(&x, &f, &a, &plain);
+	ib = rstart(&x, &f, &b, &(struct http_opts){ .url = plain.url, .idle_timeout_ms = 60000 });
+	ic = rstart(&x, &f, &c, &plain);
+	id = rstart(&x, &f, &d, &plain);
+	ck_assert_uint_eq(http_pending(x.h), 4);
+	http_relay_head(x.h, ib, 200, head, 1);
+	http_relay_data(x.h, ib, "x", 1);
+	http_relay_done(x.h, ic, 0, 200, "ok");
+	ck_assert_uint_eq(c.pending_in_done, 3);
+	ck_assert_uint_eq(http_pending(x.h), 3);
+	http_cancel(d.r);
+	ck_assert_uint_eq(http_pending(x.h), 2);
+	ck_assert_uint_eq(f.cancels, 1);
+
+	x.h = http_free(x.h);
+	ck_assert_ptr_null(x.h);
+	/* Each live request is cancelled once (d was already); no callbacks. */
+	ck_assert_uint_eq(f.cancels, 3);
+	ck_assert(fake_cancelled(&f, ia));
+	ck_assert(fake_cancelled(&f, ib));
+	ck_assert(fake_cancelled(&f, id));
+	ck_assert(!fake_cancelled(&f, ic));
+	ck_assert_int_eq(a.headers_calls + a.data_calls + a.done_calls, 0);
+	ck_assert_int_eq(b.done_calls, 0);
+	ck_assert_int_eq(b.data_calls, 1);
+	ck_assert_int_eq(c.done_calls, 1);
+	ck_assert_int_eq(d.done_calls, 0);
+	rr_free(&b);
+	relay_teardown(&x);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1215,6 +2179,27 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, concurrent_20);
 	tcase_add_test(tc, keepalive_reuse);
 	tcase_add_test(tc, free_with_requests_in_flight);
+	tcase_add_test(tc, pending_count);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("headers");
+	tcase_add_test(tc, headers_in_order);
+	tcase_add_test(tc, header_at_past_end);
+	tcase_add_test(tc, env_headers_curl);
+	tcase_add_test(tc, env_headers_required_missing);
+	tcase_add_test(tc, env_header_spec_form);
+	tcase_add_test(tc, env_header_value_crlf);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("relay");
+	tcase_add_test(tc, relay_exchange);
+	tcase_add_test(tc, relay_done_forms);
+	tcase_add_test(tc, relay_start_refused);
+	tcase_add_test(tc, relay_cancel);
+	tcase_add_test(tc, relay_cancel_in_headers);
+	tcase_add_test(tc, relay_cancel_in_data);
+	tcase_add_test(tc, relay_max_body);
+	tcase_add_test(tc, relay_idle_timeout);
+	tcase_add_test(tc, relay_fail_all);
+	tcase_add_test(tc, relay_free_cancels);
 	suite_add_tcase(s, tc);
 	return s;
 }
