@@ -31,8 +31,8 @@ void pkce_new(struct pkce *p);
 /* challenge = base64url(SHA-256(verifier)), NUL-terminated. */
 void pkce_challenge(const char *verifier, char out[PKCE_CHALLENGE_LEN + 1]);
 /* base64url of in[0..n) without padding into out. Returns the number of
- * characters written (a NUL follows), or 0 if outlen < PKCE_B64URL_SIZE(n)
- * (then out is untouched). */
+ * characters written (a NUL follows; n == 0 gives "" and 0), or 0 if
+ * outlen < PKCE_B64URL_SIZE(n) (then out is untouched). */
 size_t pkce_b64url(const uint8_t *in, size_t n, char *out, size_t outlen);
 /* nbytes random bytes as base64url (OAuth state, nonces). out must hold
  * PKCE_B64URL_SIZE(nbytes) chars (at most 4*nbytes/3 + 2). */

@@ -490,9 +490,9 @@ static void store_load(void)
 	arr = json_loadb((const char *)plain, plen, 0, NULL);
 	json_array_foreach(arr, i, o)
 		store_take(o);
+	log_info("OAuth token store %s: %zu login(s) loaded", store_path, json_array_size(arr));
 	wipe_json_secrets(arr);
 	json_decref(arr);
-	log_info("OAuth token store %s: %zu login(s) loaded", store_path, json_array_size(arr));
 	secure_wipe(plain, plen);
 	free(plain);
 	free(buf);
@@ -514,6 +514,8 @@ void oauth_init(void)
 	uint8_t key[crypto_secretbox_KEYBYTES];
 	size_t n = 0;
 
+	if (sodium_init() < 0)
+		log_error("libsodium failed to initialize"); /* pkce and the store need it */
 	if (hex) {
 		/* Children (executors) never inherit it. */
 		char *copy = xstrdup(hex);

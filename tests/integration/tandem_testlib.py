@@ -33,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import shlex
 import signal
 import socket
 import subprocess
@@ -694,6 +695,10 @@ class Orchestrator:
                  label="orchestrator"):
         self.ctx, self.home, self.mode = ctx, home, mode
         self.sock = ctx.path("%s.sock" % label) if mode == "unix" else None
+        if wrapper is None and os.environ.get("TANDEM_ORCH_WRAPPER"):
+            # e.g. "valgrind --error-exitcode=99 --leak-check=full": a whole
+            # suite with the orchestrator under a tool, by hand.
+            wrapper = shlex.split(os.environ["TANDEM_ORCH_WRAPPER"])
         argv = list(wrapper or []) + [ORCHESTRATOR, "--home", home, "--log-level", log_level,
                                       "--executor", EXECUTOR]
         if self.sock:

@@ -79,6 +79,12 @@ def http_plugin(ctx, name, servers):
     return os.path.realpath(rootdir)
 
 
+def stopped(o):
+    """Stops the orchestrator; a clean exit (0) is part of every test (and
+    how a TANDEM_ORCH_WRAPPER such as valgrind reports its errors)."""
+    check_eq(o.stop(timeout=30), 0, "orchestrator exit status")
+
+
 def wait_status(c, name, pred, what, thread_id=None, timeout=20):
     def ok():
         e = c.status(thread_id).get(name)
@@ -179,7 +185,7 @@ def test_login_direct(ctx):
     got = structured(c.tool(t, "secure", "echo", {"message": "after"}), "echo after refresh")
     check_eq(got.get("echo"), "after", "echo with the refreshed token")
     secrets = fx.get("/_fixture/issued")["secrets"] + [code, q["state"]]
-    o.stop()
+    stopped(o)
     assert_no_secrets(o.stderr_text(), secrets, "orchestrator")
 
 
@@ -262,7 +268,7 @@ def test_executor_bound(ctx):
     check(len(auths) == 1 and None not in auths,
           "every plain request carried the executor's bearer: %r" % auths)
     secrets = fx.get("/_fixture/issued")["secrets"] + [code, q["state"], PLAIN_TOKEN]
-    o.stop()
+    stopped(o)
     ex.stop()
     assert_no_secrets(o.stderr_text(), secrets, "orchestrator")
     with open(ex.proc.stderr_path, "rb") as f:
@@ -299,7 +305,7 @@ def test_login_failures(ctx):
     check_eq(done["success"], False, "a login nobody completes fails")
     check("timed out" in (done.get("error") or ""), "timeout named: %r" % done)
     check_eq(c.status()["preset"]["authStatus"], "notLoggedIn", "still not logged in")
-    o.stop()
+    stopped(o)
 
 
 # ---- 4 ---------------------------------------------------------------------
@@ -324,14 +330,14 @@ def test_encrypted_store(ctx):
     o = Orchestrator(ctx, home)
     o.client.initialize()
     login_via_browser(o.client, "secure")
-    o.stop()
+    stopped(o)
     check(not os.path.exists(store), "a store written without a key")
     check("TANDEM_OAUTH_STORE_KEY" in o.stderr_text(), "the missing key is named in the log")
 
     o = Orchestrator(ctx, home, env={"TANDEM_OAUTH_STORE_KEY": key})
     o.client.initialize()
     login_via_browser(o.client, "secure")
-    o.stop()
+    stopped(o)
     data = open(store, "rb").read()
     check_eq(os.stat(store).st_mode & 0o777, 0o600, "store mode")
     secrets = fx.get("/_fixture/issued")["secrets"]
@@ -348,7 +354,7 @@ def test_encrypted_store(ctx):
     t = c.start_thread()
     check_eq(structured(c.tool(t, "secure", "echo", {"message": "kept"}), "echo")["echo"],
              "kept", "echo with the stored token")
-    o.stop()
+    stopped(o)
 
     # A wrong key: the store is left as it is and nothing is logged in.
     before = open(store, "rb").read()
@@ -357,7 +363,7 @@ def test_encrypted_store(ctx):
     c.initialize()
     e = wait_status(c, "secure", lambda e: e["runtimeStatus"] == "failed", "refused")
     check_eq(e["authStatus"], "notLoggedIn", "a wrong key logs nobody in")
-    o.stop()
+    stopped(o)
     check_eq(open(store, "rb").read(), before, "the store after a wrong key")
     check("cannot be read or opened" in o.stderr_text(), "the bad store is reported")
 
@@ -389,7 +395,7 @@ def test_codex_apps(ctx):
           "ChatGPT-Account-ID on every request")
     c.call("account/login/start", {"type": "apiKey", "apiKey": "sk-test-not-chatgpt"})
     wait_until(lambda: "codex_apps" not in c.status(), 10, "codex_apps to go with an API key")
-    o.stop()
+    stopped(o)
     assert_no_secrets(o.stderr_text(), [CHATGPT_TOKEN], "orchestrator")
 
     # Apps off: ChatGPT auth alone does not bring it, and a user-configured
@@ -404,7 +410,7 @@ def test_codex_apps(ctx):
     c.call("account/login/start", {"type": "chatgptAuthTokens", "accessToken": CHATGPT_TOKEN,
                                    "chatgptAccountId": "acct-42"})
     check("codex_apps" not in c.status(), "apps off: no codex_apps, not even the user's")
-    o.stop()
+    stopped(o)
 
 
 TESTS = [
