@@ -971,9 +971,13 @@ struct env *env_free(struct env *e)
 		log_warn("environment '%s': the link socket did not close (nng); leaving it", e->id);
 		return NULL; /* nng may still call back into e: keep it */
 	}
+	/* NULLed: a pending HELLO's callback (below) cancels init_timer too. */
 	loop_timer_cancel(e->init_timer);
+	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = NULL;
 	loop_timer_cancel(e->restart_timer);
+	e->restart_timer = NULL;
 	safe_close(e->pidfd);
 	fail_all_pending(e, "the orchestrator is shutting down");
 	secret_free(e->secret);
