@@ -186,6 +186,27 @@ static const char *doc_str(json_t *doc, const char *key)
 	return json_string_value(json_object_get(doc, key));
 }
 
+/* A JSON array of scope strings -> "a b c" (at most OAUTH_MAX_SCOPES of
+ * them), NULL when there is none. */
+static char *join_scopes(json_t *arr)
+{
+	char *joined = NULL;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v) {
+		char *n;
+
+		if (!json_is_string(v) || i >= OAUTH_MAX_SCOPES)
+			continue;
+		n = xasprintf("%s%s%s", joined ? joined : "", joined ? " " : "",
+			      json_string_value(v));
+		free(joined);
+		joined = n;
+	}
+	return joined;
+}
+
 static bool http_url(const char *u)
 {
 	return u && (strncasecmp(u, "https://", 8) == 0 || strncasecmp(u, "http://", 7) == 0) &&
@@ -800,24 +821,8 @@ static void resource_cb(void *owner, long status, json_t *doc, const char *err)
 	lg->issuer = xstrdup(first);
 	if (!lg->resource && res && http_url(res))
 		lg->resource = xstrdup(res);
-	if (!lg->scope) {
-		json_t *sc = json_object_get(doc, "scopes_supported"), *v;
-		size_t i;
-		char *joined = NULL;
-
-		/* Only when the caller and the config named none. */
-		json_array_foreach(sc, i, v) {
-			char *n;
-
-			if (!json_is_string(v))
-				continue;
-			n = xasprintf("%s%s%s", joined ? joined : "", joined ? " " : "",
-				      json_string_value(v));
-			free(joined);
-			joined = n;
-		}
-		lg->scope = joined;
-	}
+	if (!lg->scope) /* only when the caller and the config named none */
+		lg->scope = join_scopes(json_object_get(doc, "scopes_supported"));
 	start_issuer(lg);
 }
 
@@ -1063,23 +1068,11 @@ static const char *www_auth_of(const char *name, json_t *params)
 
 static char *scopes_param(json_t *params, json_t *cfg)
 {
-	json_t *sc = json_object_get(params, "scopes"), *v;
-	char *joined = NULL;
-	size_t i;
+	json_t *sc = json_object_get(params, "scopes");
 
 	if (!json_is_array(sc) || json_array_size(sc) == 0)
 		sc = json_object_get(cfg, "scopes");
-	json_array_foreach(sc, i, v) {
-		char *n;
-
-		if (!json_is_string(v) || i >= 64)
-			continue;
-		n = xasprintf("%s%s%s", joined ? joined : "", joined ? " " : "",
-			      json_string_value(v));
-		free(joined);
-		joined = n;
-	}
-	return joined;
+	return join_scopes(sc);
 }
 
 void rpc_mcp_oauth_login(struct session *s, json_t *id, json_t *params)

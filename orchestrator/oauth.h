@@ -48,6 +48,7 @@ struct session;
 #define OAUTH_HTTP_TIMEOUT_MS 30000u
 #define OAUTH_MAX_DOC (256u * 1024u) /* bytes of one metadata or token answer */
 #define OAUTH_MAX_LOGINS 16u         /* logins waiting for their callback */
+#define OAUTH_MAX_SCOPES 64u         /* scopes put in one authorization request */
 #define OAUTH_STORE_FILE "mcp-oauth-tokens.sealed"
 #define OAUTH_STORE_KEY_ENV "TANDEM_OAUTH_STORE_KEY"
 #define OAUTH_STORE_MAGIC "tandem-oauth-store-1\n"
