@@ -88,6 +88,8 @@ struct executor {
 	struct http *http; /* created on first use */
 	struct xreq *http_reqs;
 	unsigned n_http;
+	struct xreq *http_flush;            /* requests with a frame to send */
+	struct loop_timer *http_flush_timer; /* sends them when the loop comes round */
 };
 
 /* listener.c */

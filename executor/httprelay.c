@@ -4,9 +4,16 @@
  * exchanges for it) must reach its host from this machine: its network, its
  * name resolution, its proxy variables. The orchestrator sends the request
  * over the link; it runs on our libcurl (common/http.c) and streams back as
- * HTTP_HEAD, HTTP_DATA and one HTTP_DONE.
+ * HTTP_RESPONSE events.
  *
- * Bounds: EXEC_MAX_HTTP requests at once (more get HTTP_DONE -EMFILE), the
+ * Coalescing: what a request brings (its head, body bytes, its end) is
+ * gathered and sent as one frame when the loop comes round (one 0 ms timer
+ * for all requests), or at once when its body buffer reaches
+ * HTTPRELAY_FLUSH_BYTES. A small answer (head, body and end arrive within
+ * one turn of libcurl) thus costs one frame instead of three; a stream
+ * still moves event by event.
+ *
+ * Bounds: EXEC_MAX_HTTP requests at once (more end at once with -EMFILE), the
  * body and timeouts the orchestrator asks for, capped by ours. A body chunk
  * the link cannot queue ends its request with -ENOBUFS rather than losing
  * bytes in the middle of a stream. When the peer goes, every request goes.
@@ -21,7 +28,10 @@
 #include "executor.h"
 #include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
+
+#define HTTPRELAY_FLUSH_BYTES (64u * 1024u)
 
 struct xreq {
 	struct xreq *prev, *next;
@@ -29,27 +39,100 @@ struct xreq {
 	struct http_req *hr;
 	uint64_t id;
 	uint32_t peer; /* the orchestrator it is for */
+	/* gathered for the next frame */
+	bool queued;        /* on ex's flush list */
+	struct xreq *flush_next;
+	bool head;          /* status and headers wait */
+	uint32_t status;
+	char **hdrs;
+	size_t nhdrs;
+	char *data;
+	size_t len, cap;
+	bool end;
+	int err;
+	char *reason;
 };
 
-static void send_done(struct executor *ex, uint64_t id, int err, long status, const char *why)
+/* An end for a request that never started (no struct xreq). */
+static void send_refusal(struct executor *ex, uint64_t id, int err, const char *why)
 {
-	struct proto_http_done_body d = { .req_id = id, .err = err };
+	struct proto_http_response_body d = { .req_id = id, .end = true, .err = err };
 
-	if (status > 0) {
-		d.status = (uint32_t)status;
+	d.reason = proto_str_c(why);
+	d.present = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6);
+	listener_send(ex, PROTO_HTTP_RESPONSE, PROTO_EVENT, 0, &d);
+}
+
+static void gathered_clear(struct xreq *x)
+{
+	for (size_t i = 0; i < x->nhdrs; i++)
+		free(x->hdrs[i]);
+	free(x->hdrs);
+	x->hdrs = NULL;
+	x->nhdrs = 0;
+	x->head = false;
+	x->len = 0;
+	free(x->reason);
+	x->reason = NULL;
+}
+
+/* Sends what x gathered as one frame; -errno when the link refused it. */
+static int send_gathered(struct xreq *x)
+{
+	struct proto_http_response_body d = { .req_id = x->id };
+	_cleanup_free_ struct proto_str *items = NULL;
+	int r;
+
+	PROTO_SET(&d, 1);
+	if (x->head) {
+		items = xcalloc(x->nhdrs ? x->nhdrs : 1, sizeof(*items));
+		for (size_t i = 0; i < x->nhdrs; i++)
+			items[i] = proto_str_c(x->hdrs[i]);
+		d.status = x->status;
+		d.headers.items = items;
+		d.headers.n = (uint32_t)x->nhdrs;
+		PROTO_SET(&d, 2);
 		PROTO_SET(&d, 3);
 	}
-	if (why) {
-		d.reason = proto_str_c(why);
+	if (x->len) {
+		d.data.ptr = x->data;
+		d.data.len = (uint32_t)x->len;
 		PROTO_SET(&d, 4);
 	}
-	listener_send(ex, PROTO_HTTP_DONE, PROTO_EVENT, 0, &d);
+	if (x->end) {
+		d.end = true;
+		d.err = x->err;
+		PROTO_SET(&d, 5);
+		PROTO_SET(&d, 6);
+		if (x->reason) {
+			d.reason = proto_str_c(x->reason);
+			PROTO_SET(&d, 7);
+		}
+	}
+	r = listener_send(x->ex, PROTO_HTTP_RESPONSE, PROTO_EVENT, 0, &d);
+	gathered_clear(x);
+	return r;
+}
+
+static void unqueue(struct xreq *x)
+{
+	for (struct xreq **pp = &x->ex->http_flush; *pp; pp = &(*pp)->flush_next) {
+		if (*pp == x) {
+			*pp = x->flush_next;
+			break;
+		}
+	}
+	x->queued = false;
 }
 
 static void xreq_free(struct xreq *x)
 {
 	struct executor *ex = x->ex;
 
+	if (x->queued)
+		unqueue(x);
+	gathered_clear(x);
+	free(x->data);
 	if (x->prev)
 		x->prev->next = x->next;
 	else
@@ -66,47 +149,96 @@ static bool still_wanted(struct xreq *x)
 	return x->peer == x->ex->peer && listener_authed(x->ex);
 }
 
+static void flush_cb(struct loop_timer *t, void *arg);
+
+/* Sends x's frame; a frame the link cannot take ends the request: a hole in
+ * a stream is worse than its end. Frees x when it ended. */
+static void flush_one(struct xreq *x)
+{
+	bool end = x->end;
+
+	if (!still_wanted(x)) {
+		gathered_clear(x);
+	} else if (send_gathered(x) < 0 && !end) {
+		http_cancel(x->hr);
+		x->end = true;
+		x->err = -ENOBUFS;
+		x->reason = xstrdup("the link to the orchestrator is backed up; the response was cut");
+		send_gathered(x);
+		end = true;
+	}
+	if (end)
+		xreq_free(x);
+}
+
+static void flush_cb(struct loop_timer *t, void *arg)
+{
+	struct executor *ex = arg;
+	struct xreq *x;
+
+	(void)t;
+	ex->http_flush_timer = NULL;
+	while ((x = ex->http_flush)) {
+		ex->http_flush = x->flush_next;
+		x->queued = false;
+		flush_one(x);
+	}
+}
+
+static void queue_flush(struct xreq *x)
+{
+	struct executor *ex = x->ex;
+
+	if (!x->queued) {
+		x->queued = true;
+		x->flush_next = ex->http_flush;
+		ex->http_flush = x;
+	}
+	if (!ex->http_flush_timer)
+		ex->http_flush_timer = loop_timer_add(ex->loop, 0, flush_cb, ex);
+}
+
 static void headers_cb(struct http_req *r, long status, void *arg)
 {
 	struct xreq *x = arg;
 	size_t n = http_req_nheaders(r);
-	_cleanup_free_ struct proto_str *items = xcalloc(n ? n : 1, sizeof(*items));
-	_cleanup_free_ char **lines = xcalloc(n ? n : 1, sizeof(*lines));
-	struct proto_http_head_body h = { .req_id = x->id, .status = (uint32_t)status };
 
-	if (!still_wanted(x))
-		return;
+	x->head = true;
+	x->status = (uint32_t)status;
+	x->hdrs = xcalloc(n ? n : 1, sizeof(*x->hdrs));
 	for (size_t i = 0; i < n; i++) {
 		const char *v, *name = http_req_header_at(r, i, &v);
 
-		lines[i] = xasprintf("%s: %s", name, v);
-		items[i] = proto_str_c(lines[i]);
+		x->hdrs[i] = xasprintf("%s: %s", name, v);
 	}
-	h.headers.items = items;
-	h.headers.n = (uint32_t)n;
-	PROTO_SET(&h, 3);
-	listener_send(x->ex, PROTO_HTTP_HEAD, PROTO_EVENT, 0, &h);
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
+	x->nhdrs = n;
+	queue_flush(x);
 }
 
 static void data_cb(struct http_req *r, const char *data, size_t len, void *arg)
 {
 	struct xreq *x = arg;
-	struct proto_http_data_body d = { .req_id = x->id };
-	int err;
 
-	if (!still_wanted(x))
+	(void)r;
+	if (x->len + len > x->cap) {
+		x->cap = MAX(x->len + len, MAX(x->cap * 2, (size_t)4096));
+		x->data = xrealloc(x->data, x->cap);
+	}
+	memcpy(x->data + x->len, data, len);
+	x->len += len;
+	if (x->len < HTTPRELAY_FLUSH_BYTES) {
+		queue_flush(x);
 		return;
-	d.data.ptr = data;
-	d.data.len = (uint32_t)len;
-	err = listener_send(x->ex, PROTO_HTTP_DATA, PROTO_EVENT, 0, &d);
-	if (err < 0) {
-		/* A hole in a stream is worse than its end. */
-		send_done(x->ex, x->id, err == -ENOBUFS ? -ENOBUFS : -EIO, 0,
-			  "the link to the orchestrator is backed up; the response was cut");
+	}
+	/* A large body moves now, in bounded frames. */
+	if (x->queued)
+		unqueue(x);
+	if (still_wanted(x) && send_gathered(x) < 0) {
 		http_cancel(r);
-		xreq_free(x);
+		x->end = true;
+		x->err = -ENOBUFS;
+		x->reason = xstrdup("the link to the orchestrator is backed up; the response was cut");
+		flush_one(x);
 	}
 }
 
@@ -115,9 +247,16 @@ static void done_cb(struct http_req *r, int err, long status, const char *msg, v
 	struct xreq *x = arg;
 
 	(void)r;
-	if (still_wanted(x))
-		send_done(x->ex, x->id, err, status, msg);
-	xreq_free(x);
+	x->hr = NULL;
+	if (!x->head && status > 0) { /* an end without a head still says its status */
+		x->head = true;
+		x->status = (uint32_t)status;
+		x->hdrs = xcalloc(1, sizeof(*x->hdrs));
+	}
+	x->end = true;
+	x->err = err;
+	x->reason = xstrdup(msg);
+	queue_flush(x);
 }
 
 static struct xreq *find(struct executor *ex, uint64_t id)
@@ -191,7 +330,7 @@ void httprelay_request(struct executor *ex, const struct proto_http_request_body
 	err = refusal(ex, b->req_id, env_hdrs, why, sizeof(why));
 	if (err < 0) {
 		strv_free(env_hdrs);
-		send_done(ex, b->req_id, err, 0, why);
+		send_refusal(ex, b->req_id, err, why);
 		return;
 	}
 	for (uint32_t i = 0; i < b->headers.n; i++)
@@ -220,9 +359,9 @@ void httprelay_request(struct executor *ex, const struct proto_http_request_body
 	strv_free(env_hdrs);
 	if (!x->hr) {
 		free(x);
-		send_done(ex, b->req_id, -err, 0,
-			  err == EINVAL ? "invalid request (method, URL or a header)"
-					: "cannot start the request");
+		send_refusal(ex, b->req_id, -err,
+			     err == EINVAL ? "invalid request (method, URL or a header)"
+					   : "cannot start the request");
 		return;
 	}
 	x->next = ex->http_reqs;
@@ -238,7 +377,7 @@ void httprelay_abort(struct executor *ex, uint64_t id)
 
 	if (!x)
 		return;
-	http_cancel(x->hr);
+	http_cancel(x->hr); /* NULL once it ended: its last frame just waits */
 	xreq_free(x);
 }
 
@@ -251,5 +390,7 @@ void httprelay_abort_all(struct executor *ex)
 void httprelay_free(struct executor *ex)
 {
 	httprelay_abort_all(ex);
+	loop_timer_cancel(ex->http_flush_timer);
+	ex->http_flush_timer = NULL;
 	ex->http = http_free(ex->http);
 }

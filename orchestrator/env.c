@@ -281,38 +281,33 @@ static void relay_cancel(void *ctx, uint64_t id)
 
 static const struct http_relay_ops relay_ops = { relay_start, relay_cancel };
 
+/* One frame may carry a head, data and the end: fed in that order (a
+ * callback may cancel the request in between; later parts are then
+ * ignored by http.c). */
 static void relay_event(struct env *e, const struct proto_msg *m)
 {
-	switch (m->env.type) {
-	case PROTO_HTTP_HEAD: {
-		const struct proto_http_head_body *h = &m->u.http_head;
-		char **lines = xcalloc(h->headers.n + 1u, sizeof(*lines));
+	const struct proto_http_response_body *b = &m->u.http_response;
 
-		for (uint32_t i = 0; i < h->headers.n; i++)
-			lines[i] = proto_str_dup(h->headers.items[i]);
-		http_relay_head(e->http, h->req_id, h->status, (const char *const *)lines,
-				h->headers.n);
-		for (uint32_t i = 0; i < h->headers.n; i++) {
+	if (PROTO_HAS(b, 2)) {
+		char **lines = xcalloc(b->headers.n + 1u, sizeof(*lines));
+
+		for (uint32_t i = 0; i < b->headers.n; i++)
+			lines[i] = proto_str_dup(b->headers.items[i]);
+		http_relay_head(e->http, b->req_id, b->status, (const char *const *)lines,
+				b->headers.n);
+		for (uint32_t i = 0; i < b->headers.n; i++) {
 			secure_wipe(lines[i], strlen(lines[i])); /* Set-Cookie and the like */
 			free(lines[i]);
 		}
 		free(lines);
-		break;
 	}
-	case PROTO_HTTP_DATA:
-		http_relay_data(e->http, m->u.http_data.req_id, m->u.http_data.data.ptr,
-				m->u.http_data.data.len);
-		break;
-	case PROTO_HTTP_DONE: {
-		const struct proto_http_done_body *d = &m->u.http_done;
-		_cleanup_free_ char *why = proto_str_dup(d->reason);
-		int err = d->err < -4095 || d->err > 0 ? -EIO : (int)d->err;
+	if (b->data.len)
+		http_relay_data(e->http, b->req_id, b->data.ptr, b->data.len);
+	if (b->end) {
+		_cleanup_free_ char *why = proto_str_dup(b->reason);
+		int err = b->err < -4095 || b->err > 0 ? -EIO : (int)b->err;
 
-		http_relay_done(e->http, d->req_id, err, d->status, why);
-		break;
-	}
-	default:
-		break;
+		http_relay_done(e->http, b->req_id, err, PROTO_HAS(b, 2) ? b->status : 0, why);
 	}
 }
 
@@ -505,9 +500,7 @@ static void on_event(struct env *e, const struct proto_msg *m)
 			e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
 		break;
 	}
-	case PROTO_HTTP_HEAD:
-	case PROTO_HTTP_DATA:
-	case PROTO_HTTP_DONE:
+	case PROTO_HTTP_RESPONSE:
 		relay_event(e, m);
 		break;
 	default:

@@ -43,9 +43,7 @@
 	/* 0x30-0x3f: HTTP relay (executor-side libcurl) */                    \
 	X(0x30, HTTP_REQUEST, http_request, EVENT, O2E, AUTHED)                \
 	X(0x31, HTTP_ABORT, http_abort, EVENT, O2E, AUTHED)                    \
-	X(0x38, HTTP_HEAD, http_head, EVENT, E2O, AUTHED)                      \
-	X(0x39, HTTP_DATA, http_data, EVENT, E2O, AUTHED)                      \
-	X(0x3a, HTTP_DONE, http_done, EVENT, E2O, AUTHED)
+	X(0x38, HTTP_RESPONSE, http_response, EVENT, E2O, AUTHED)
 
 /* HELLO: first message on a link; proves the orchestrator knows the secret
  * and negotiates the version. proof = BLAKE2b-256 keyed by the secret over
@@ -166,8 +164,7 @@
  * HTTP MCP server bound to this executor or an OAuth exchange on its
  * behalf: the executor's network, proxies and name resolution apply. The
  * orchestrator picks req_id (unique among its live requests on this link).
- * The answer streams back as HTTP_HEAD, HTTP_DATA*, then exactly one
- * HTTP_DONE (also for a request refused at once). Headers are
+ * The answer streams back as HTTP_RESPONSE events (head, data, end). Headers are
  * "Name: value" strings; they may hold credentials (never logged).
  * env_headers are "[!]VAR=Name: prefix": the executor adds the header with
  * the value of its own environment variable VAR (http.h), so a plugin's
@@ -184,31 +181,25 @@
 	F(S, 9, strlist, env_headers, 0)
 #define PROTO_REPLY_http_request(F, S)
 
-/* HTTP_ABORT: the orchestrator no longer wants req_id (no HTTP_DONE follows). */
+/* HTTP_ABORT: the orchestrator no longer wants req_id (nothing more follows). */
 #define PROTO_BODY_http_abort(F, S) F(S, 1, u64, req_id, 1)
 #define PROTO_REPLY_http_abort(F, S)
 
-/* HTTP_HEAD: the final status line and response headers. */
-#define PROTO_BODY_http_head(F, S)                                                \
+/* HTTP_RESPONSE: what the exchange brought since the previous one, in order:
+ * the head (status present: the final status and every response header),
+ * body bytes (data), and the end (end = true; err 0 for a complete exchange
+ * whatever its status, else a negative errno; reason says why). The
+ * executor coalesces what arrives within one turn of its loop, so a small
+ * answer is one frame; a stream is relayed as it comes. Exactly one frame
+ * per request carries end, also for a request refused at once. */
+#define PROTO_BODY_http_response(F, S)                                            \
 	F(S, 1, u64, req_id, 1)                                                   \
-	F(S, 2, u32, status, 1)                                                   \
-	F(S, 3, strlist, headers, 0)
-#define PROTO_REPLY_http_head(F, S)
-
-/* HTTP_DATA: response body bytes, in order, as they arrive. */
-#define PROTO_BODY_http_data(F, S)                                                \
-	F(S, 1, u64, req_id, 1)                                                   \
-	F(S, 2, bin, data, 1)
-#define PROTO_REPLY_http_data(F, S)
-
-/* HTTP_DONE: the end. err is 0 for a complete exchange (any status) or a
- * negative errno (ETIMEDOUT, ECONNREFUSED, EHOSTUNREACH, E2BIG, EPROTO,
- * EINVAL, EIO, EMFILE: too many requests); reason says why. */
-#define PROTO_BODY_http_done(F, S)                                                \
-	F(S, 1, u64, req_id, 1)                                                   \
-	F(S, 2, i64, err, 1)                                                      \
-	F(S, 3, u32, status, 0)                                                   \
-	F(S, 4, str, reason, 0)
-#define PROTO_REPLY_http_done(F, S)
+	F(S, 2, u32, status, 0)                                                   \
+	F(S, 3, strlist, headers, 0)                                              \
+	F(S, 4, bin, data, 0)                                                     \
+	F(S, 5, bool, end, 0)                                                     \
+	F(S, 6, i64, err, 0)                                                      \
+	F(S, 7, str, reason, 0)
+#define PROTO_REPLY_http_response(F, S)
 
 #endif

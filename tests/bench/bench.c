@@ -10,6 +10,8 @@
  *              and latency again once the daemon holds many threads
  *   scale      memory and scale (bscale.c)
  *   turn       a model turn against the fake provider (bturn.c)
+ *   http mcp   an HTTP MCP server, orchestrator-direct and through the
+ *              executor's HTTP relay (bhttpmcp.c)
  * Any failed call, wrong answer or unclean daemon exit fails the run (exit
  * 1); a missed target is only reported (exit 0). See bsys.h for cleanup.
  */
@@ -28,6 +30,7 @@
 #include "bench.h"
 #include "bload.h"
 #include "borch.h"
+#include "bhttpmcp.h"
 #include "bscale.h"
 #include "bstat.h"
 #include "bsys.h"
@@ -337,6 +340,7 @@ int main(int argc, char **argv)
 		   btable_fmt("%+.0f us vs 1 thread", ((double)crowded - (double)p50) / 1e3),
 		   NULL, BTABLE_INFO);
 	bturn_run(&o);
+	bhttpmcp_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

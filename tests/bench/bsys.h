@@ -45,6 +45,8 @@ const char *bsys_tmpdir(void);
 /* Creates a directory (parents must exist); fails the benchmark on error. */
 void bsys_mkdir(const char *path);
 void bsys_write_file(const char *path, const char *text);
+/* The first executable `name` on $PATH (malloc'd), or NULL. */
+char *bsys_which(const char *name);
 /* Whole file into a fresh NUL-terminated string, or NULL; *len optional. */
 char *bsys_read_file(const char *path, size_t *len);
 

@@ -40,22 +40,6 @@ static void skip(const char *why)
 	btable_add(WHAT, NULL, NULL, why, "<= 2 ms", BTABLE_SKIP);
 }
 
-static char *find_in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	_cleanup_free_ char *copy = xstrdup(path && *path ? path : "/usr/bin:/bin");
-	char *save = NULL;
-
-	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char *p = xasprintf("%s/%s", d, name);
-
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
-}
-
 /* The fake listening on 127.0.0.1; *port gets its port. */
 static struct bconn *fake_start(const struct bench_opts *o, const char *script,
 				const char *python, const char *record, int *port)
@@ -308,7 +292,7 @@ void bturn_run(const struct bench_opts *o)
 		skip("no bench-loop.json script");
 		return;
 	}
-	python = find_in_path("python3");
+	python = bsys_which("python3");
 	if (!python) {
 		skip("no python3");
 		return;

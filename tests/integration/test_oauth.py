@@ -227,6 +227,9 @@ def test_executor_bound(ctx):
     check_eq(e["authStatus"], "bearerToken", "plain authStatus")
     got = structured(c.tool(t, "plain", "echo", {"message": "via edge"}), "plain echo")
     check_eq(got.get("echo"), "via edge", "echo through the executor")
+    big = "0123456789abcdef" * 20000  # 320 KB each way: several relayed frames
+    got = structured(c.tool(t, "plain", "echo", {"message": big}), "large echo")
+    check(got.get("echo") == big, "a 320 KB answer came back whole through the relay")
     e = wait_status(c, "secure", lambda e: e["runtimeStatus"] == "failed", "secure refused", t)
     check_eq(e["authStatus"], "notLoggedIn", "secure authStatus before the login")
     d = wait_status(c, "direct", lambda e: e["runtimeStatus"] == "failed", "direct fails", t)
