@@ -149,8 +149,6 @@ static bool still_wanted(struct xreq *x)
 	return x->peer == x->ex->peer && listener_authed(x->ex);
 }
 
-static void flush_cb(struct loop_timer *t, void *arg);
-
 /* Sends x's frame; a frame the link cannot take ends the request: a hole in
  * a stream is worse than its end. Frees x when it ended. */
 static void flush_one(struct xreq *x)
@@ -158,9 +156,10 @@ static void flush_one(struct xreq *x)
 	bool end = x->end;
 
 	if (!still_wanted(x)) {
-		gathered_clear(x);
+		gathered_clear(x); /* its peer is gone: abort_all follows */
 	} else if (send_gathered(x) < 0 && !end) {
 		http_cancel(x->hr);
+		x->hr = NULL;
 		x->end = true;
 		x->err = -ENOBUFS;
 		x->reason = xstrdup("the link to the orchestrator is backed up; the response was cut");
@@ -233,13 +232,7 @@ static void data_cb(struct http_req *r, const char *data, size_t len, void *arg)
 	/* A large body moves now, in bounded frames. */
 	if (x->queued)
 		unqueue(x);
-	if (still_wanted(x) && send_gathered(x) < 0) {
-		http_cancel(r);
-		x->end = true;
-		x->err = -ENOBUFS;
-		x->reason = xstrdup("the link to the orchestrator is backed up; the response was cut");
-		flush_one(x);
-	}
+	flush_one(x);
 }
 
 static void done_cb(struct http_req *r, int err, long status, const char *msg, void *arg)
