@@ -342,15 +342,22 @@ const char *srv_www_authenticate(const struct srv *s)
 
 void srv_auth_changed(const char *name)
 {
-	for (struct srv *s = orch->srvs; s; s = s->next) {
+	struct srv *s, *next;
+
+	for (s = orch->srvs; s; s = next) {
+		next = s->next;
 		if (strcmp(s->name, name) != 0 || hosted_chatgpt(s))
 			continue;
 		/* A fresh login: no backoff, and a server that was up
-		 * reconnects with its new credentials. */
+		 * reconnects with its new credentials. Calls in flight end
+		 * with an error first (freeing the session would drop them). */
 		s->failures = 0;
 		s->retry_at_ms = 0;
-		if (s->state != SRV_STARTING)
-			srv_start(s);
+		if (s->state == SRV_STARTING)
+			continue;
+		if (s->mcp)
+			mcp_session_stop(s->mcp, "the server's credentials changed; it is restarting");
+		srv_start(s);
 	}
 }
 
