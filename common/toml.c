@@ -132,17 +132,6 @@ static bool is_bare_key(const char *s, size_t n)
 	return true;
 }
 
-static int hex_val(char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends key to b as one path segment, quoted when it is not bare. */
 static void path_quote(struct buf *b, const char *s, size_t n)
 {
@@ -190,7 +179,7 @@ static enum esc_result decode_escape(const char *s, size_t len, size_t *i, struc
 	if (len - *i - 1 < digits)
 		return ESC_HEX;
 	for (size_t k = 1; k <= digits; k++) {
-		int v = hex_val(s[*i + k]);
+		int v = hexval(s[*i + k]);
 
 		if (v < 0)
 			return ESC_HEX;
@@ -743,7 +732,7 @@ static int parse_radix(struct parser *p, size_t off, const char *t, size_t n, un
 	bool prev_digit = false;
 
 	for (size_t i = 0; i < n; i++) {
-		int d = hex_val(t[i]);
+		int d = hexval(t[i]);
 
 		if (t[i] == '_' && prev_digit && i + 1 < n) {
 			prev_digit = false;

@@ -49,17 +49,6 @@ static bool is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *url_encode(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -374,15 +363,6 @@ char **url_resource_metadata_candidates(const char *resource_url, size_t *n)
 				       u.query ? u.query : ""));
 	strv_add_unique(&sv, xasprintf("%s" WK_PR, o));
 	return strv_finish(&sv, n);
-}
-
-void url_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 static bool eq_trailing_slash(const char *a, size_t alen, const char *b, size_t blen)

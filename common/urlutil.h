@@ -3,7 +3,7 @@
  * WWW-Authenticate parameters of a Bearer challenge.
  *
  * Ownership: every string or array returned is malloc'd and belongs to the
- * caller (free(), or url_strv_free() for arrays). NULL means bad input:
+ * caller (free(), or strv_free() from util.h for arrays). NULL means bad input:
  * NULL arguments, malformed syntax, or input longer than URL_MAX_LEN.
  * Nothing here logs (queries and headers can carry codes and tokens).
  *
@@ -62,8 +62,6 @@ char **url_as_metadata_candidates(const char *issuer_or_url, size_t *n);
  * of the path is dropped; duplicates are left out. */
 char **url_resource_metadata_candidates(const char *resource_url, size_t *n);
 
-/* Frees a NULL-terminated array from this module; accepts NULL. */
-void url_strv_free(char **v);
 
 /* RFC 8414 §3.3: metadata fetched from metadata_url must name the issuer
  * that URL was built from. The expected issuer is the origin plus the path

@@ -44,6 +44,11 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n); /* exactly n bytes (not strndup: no NUL scan) */
 /* printf into a fresh string. */
+/* Frees a NULL-terminated array of malloc'd strings and the array; NULL ok. */
+void strv_free(char **v);
+/* The value of one hex digit, or -1. */
+int hexval(char c);
+
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static inline void freep(void *p) { free(*(void **)p); }

@@ -148,13 +148,6 @@ static char **exec_candidates(const char *command, const char *const *envp)
 	return v;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 static _Noreturn void spawn_fail(int status_fd, int stage, int err)
 {
 	struct spawn_report r = { stage, err };

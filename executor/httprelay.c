@@ -260,13 +260,6 @@ static struct xreq *find(struct executor *ex, uint64_t id)
 	return NULL;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 /* Names the variable (never its value): the operator must set it here. */
 static bool missing_required_var(char **specs, char *why, size_t whylen)
 {

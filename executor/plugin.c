@@ -69,14 +69,6 @@ static bool has_dotdot(const char *path)
 	return false;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decodes s into a new string; NULL on a bad escape or a %00. */
 static char *percent_decode(const char *s)
 {

@@ -257,13 +257,6 @@ bad:
 	return NULL;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 static char **build_argv(const struct proto_mcp_start_body *b, char *err, size_t errlen)
 {
 	char **argv = xcalloc((size_t)b->args.n + 2, sizeof(*argv));

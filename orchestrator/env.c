@@ -764,13 +764,6 @@ static char **executor_envp(struct env *e)
 	return v;
 }
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static int spawn_executor(struct env *e, char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t fa;

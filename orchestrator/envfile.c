@@ -416,13 +416,6 @@ const struct envspec *envfile_find(const struct envfile *e, const char *id)
 	return NULL;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 struct envfile *envfile_free(struct envfile *e)
 {
 	if (!e)

@@ -593,7 +593,7 @@ static void login_free(struct login *lg)
 		lg->rq->cancel = NULL;
 		req_error(lg->rq, RPC_INTERNAL_ERROR, "the login was abandoned");
 	}
-	url_strv_free(lg->cands);
+	strv_free(lg->cands);
 	secret_free(lg->client_secret);
 	sodium_memzero(&lg->pkce, sizeof(lg->pkce));
 	sodium_memzero(lg->state, sizeof(lg->state));
@@ -793,7 +793,7 @@ static void issuer_cb(void *owner, long status, json_t *doc, const char *err)
 
 static void start_issuer(struct login *lg)
 {
-	url_strv_free(lg->cands);
+	strv_free(lg->cands);
 	lg->cands = url_as_metadata_candidates(lg->issuer, NULL);
 	lg->cand = 0;
 	lg->phase = P_ISSUER;

@@ -201,7 +201,7 @@ static void expect_strv(char **v, const size_t *n, const char *const *want)
 	for (size_t i = 0; i < nw; i++)
 		ck_assert_str_eq(v[i], want[i]);
 	ck_assert_ptr_null(v[nw]);
-	url_strv_free(v);
+	strv_free(v);
 }
 
 START_TEST(as_candidates)
@@ -223,8 +223,8 @@ START_TEST(as_candidates)
 	ck_assert_ptr_null(url_as_metadata_candidates("h/a", &n));
 	ck_assert_ptr_null(url_as_metadata_candidates(NULL, &n));
 	ck_assert_uint_eq(n, 2); /* untouched by failures */
-	url_strv_free(url_as_metadata_candidates("https://h/x", NULL));
-	url_strv_free(NULL);
+	strv_free(url_as_metadata_candidates("https://h/x", NULL));
+	strv_free(NULL);
 }
 END_TEST
 
@@ -266,7 +266,7 @@ START_TEST(issuer_matches)
 				      "%s from %s", issuers[i], v[j]);
 			ck_assert(url_issuer_matches(slash, v[j]) == (!root || i == 0));
 		}
-		url_strv_free(v);
+		strv_free(v);
 	}
 	ck_assert(url_issuer_matches("https://h",
 				     "https://h/.well-known/oauth-authorization-server"));
