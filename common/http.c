@@ -725,6 +725,36 @@ static int configure(struct http_req *r, const struct http_opts *o)
 	return 0;
 }
 
+/* The parts of a request both modes share. */
+static struct http_req *req_new(struct http *h, const struct http_opts *o,
+				const struct http_cbs *cbs, void *arg)
+{
+	struct http_req *r = xcalloc(1, sizeof(*r));
+
+	r->h = h;
+	r->cbs = *cbs;
+	r->arg = arg;
+	r->max_body = o->max_body ? o->max_body : SIZE_MAX;
+	return r;
+}
+
+static void link_req(struct http *h, struct http_req *r)
+{
+	r->next = h->reqs;
+	if (h->reqs)
+		h->reqs->prev = r;
+	h->reqs = r;
+}
+
+static void arm_idle(struct http_req *r, const struct http_opts *o)
+{
+	if (!o->idle_timeout_ms)
+		return;
+	r->idle_ms = o->idle_timeout_ms;
+	r->last_io = now_ms();
+	r->idle = loop_timer_add(r->h->l, r->idle_ms, idle_cb, r);
+}
+
 struct http_req *http_start(struct http *h, const struct http_opts *o, const struct http_cbs *cbs,
 			    void *arg)
 {
@@ -737,27 +767,16 @@ struct http_req *http_start(struct http *h, const struct http_opts *o, const str
 	}
 	if (!h->multi)
 		return relay_start(h, o, cbs, arg);
-	r = xcalloc(1, sizeof(*r));
-	r->h = h;
-	r->cbs = *cbs;
-	r->arg = arg;
-	r->max_body = o->max_body ? o->max_body : SIZE_MAX;
+	r = req_new(h, o, cbs, arg);
 	r->easy = curl_easy_init();
 	err = r->easy ? configure(r, o) : -ENOMEM;
-	r->next = h->reqs;
-	if (h->reqs)
-		h->reqs->prev = r;
-	h->reqs = r;
+	link_req(h, r);
 	if (err < 0) {
 		destroy(r);
 		errno = -err;
 		return NULL;
 	}
-	if (o->idle_timeout_ms) {
-		r->idle_ms = o->idle_timeout_ms;
-		r->last_io = now_ms();
-		r->idle = loop_timer_add(h->l, r->idle_ms, idle_cb, r);
-	}
+	arm_idle(r, o);
 	r->state = REQ_NEW;
 	if (h->in_curl) {
 		queue(r);
@@ -813,14 +832,6 @@ static bool method_known(const char *m)
 	return false;
 }
 
-static void link_req(struct http *h, struct http_req *r)
-{
-	r->next = h->reqs;
-	if (h->reqs)
-		h->reqs->prev = r;
-	h->reqs = r;
-}
-
 static struct http_req *relay_start(struct http *h, const struct http_opts *o,
 				    const struct http_cbs *cbs, void *arg)
 {
@@ -843,11 +854,7 @@ static struct http_req *relay_start(struct http *h, const struct http_opts *o,
 			return NULL;
 		}
 	}
-	r = xcalloc(1, sizeof(*r));
-	r->h = h;
-	r->cbs = *cbs;
-	r->arg = arg;
-	r->max_body = o->max_body ? o->max_body : SIZE_MAX;
+	r = req_new(h, o, cbs, arg);
 	r->relay_id = ++h->relay_next;
 	err = h->relay.start(h->relay_ctx, r->relay_id, o);
 	if (err < 0) {
@@ -858,11 +865,7 @@ static struct http_req *relay_start(struct http *h, const struct http_opts *o,
 	link_req(h, r);
 	r->relay_live = true;
 	r->state = REQ_ACTIVE;
-	if (o->idle_timeout_ms) {
-		r->idle_ms = o->idle_timeout_ms;
-		r->last_io = now_ms();
-		r->idle = loop_timer_add(h->l, r->idle_ms, idle_cb, r);
-	}
+	arm_idle(r, o);
 	return r;
 }
 
