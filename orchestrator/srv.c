@@ -349,15 +349,11 @@ void srv_auth_changed(const char *name)
 		if (strcmp(s->name, name) != 0 || hosted_chatgpt(s))
 			continue;
 		/* A fresh login: no backoff, and a server that was up
-		 * reconnects with its new credentials. Calls in flight end
-		 * with an error first (freeing the session would drop them). */
+		 * reconnects with its new credentials. */
 		s->failures = 0;
 		s->retry_at_ms = 0;
-		if (s->state == SRV_STARTING)
-			continue;
-		if (s->mcp)
-			mcp_session_stop(s->mcp, "the server's credentials changed; it is restarting");
-		srv_start(s);
+		if (s->state != SRV_STARTING)
+			srv_start(s);
 	}
 }
 
@@ -433,6 +429,10 @@ static void srv_start(struct srv *s)
 
 	loop_timer_cancel(s->restart_timer);
 	s->restart_timer = NULL;
+	/* A live session's calls in flight end with an error: freeing it
+	 * alone would drop them without an answer. */
+	if (s->mcp)
+		mcp_session_stop(s->mcp, "the server is restarting");
 	s->mcp = mcp_session_free(s->mcp);
 	s->handle = 0;
 	set_state(s, SRV_STARTING, NULL);
