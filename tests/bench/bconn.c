@@ -360,3 +360,22 @@ json_t *bconn_wait_notification(struct bconn *c, const char *method, unsigned ti
 		}
 	}
 }
+
+struct bconn *bconn_spawn_listening(const char *name, const char *const *argv, const char *log,
+				    unsigned timeout_ms, int *port)
+{
+	FILE *lf = fopen(log, "we");
+	struct bconn *c;
+	const char *line;
+	size_t len;
+
+	if (!lf)
+		bsys_fail("open %s: %s", log, strerror(errno));
+	bsys_show_on_fail(log);
+	c = bconn_spawn(name, argv, fileno(lf));
+	fclose(lf);
+	bconn_read_line(c, bsys_now_ns() + timeout_ms * 1000000ull, &line, &len);
+	if (sscanf(line, "LISTENING %d", port) != 1 || *port <= 0)
+		bsys_fail("%s: expected 'LISTENING <port>', got: %.200s", name, line);
+	return c;
+}

@@ -62,6 +62,11 @@ bool bconn_next_line(struct bconn *c, const char **line, size_t *len);
 void bconn_fill(struct bconn *c);
 /* Waits for the next line until deadline_ns (bsys_now_ns clock). */
 void bconn_read_line(struct bconn *c, uint64_t deadline_ns, const char **line, size_t *len);
+/* A test server (the Python fixtures) that prints "LISTENING <port>" when
+ * ready: spawned with its stderr in `log` (shown if the benchmark fails),
+ * *port set from that line within timeout_ms, else the benchmark fails. */
+struct bconn *bconn_spawn_listening(const char *name, const char *const *argv, const char *log,
+				    unsigned timeout_ms, int *port);
 
 /* Fails only for a line that is not a JSON object. */
 int bconn_scan(const char *line, size_t len, struct bmsg *m);

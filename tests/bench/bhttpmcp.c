@@ -40,21 +40,10 @@ static void skip(const char *why)
 static struct bconn *fixture_start(const char *python, const char *script, int *port)
 {
 	_cleanup_free_ char *log = xasprintf("%s/httpmcp/fixture.log", bsys_tmpdir());
-	FILE *lf = fopen(log, "we");
-	struct bconn *c;
-	const char *line;
-	size_t len;
 
-	if (!lf)
-		bsys_fail("open %s", log);
-	bsys_show_on_fail(log);
-	c = bconn_spawn("http_mcp_server",
-			(const char *const[]){ python, script, "--port", "0", NULL }, fileno(lf));
-	fclose(lf);
-	bconn_read_line(c, bsys_now_ns() + FIXTURE_START_MS * 1000000ull, &line, &len);
-	if (sscanf(line, "LISTENING %d", port) != 1 || *port <= 0)
-		bsys_fail("http_mcp_server: expected 'LISTENING <port>', got: %.200s", line);
-	return c;
+	return bconn_spawn_listening("http_mcp_server",
+				     (const char *const[]){ python, script, "--port", "0", NULL },
+				     log, FIXTURE_START_MS, port);
 }
 
 static void write_plugin(const char *dir, const char *url)

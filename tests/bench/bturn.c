@@ -45,23 +45,12 @@ static struct bconn *fake_start(const struct bench_opts *o, const char *script,
 				const char *python, const char *record, int *port)
 {
 	_cleanup_free_ char *log = xasprintf("%s/turn/fake.log", bsys_tmpdir());
-	FILE *lf = fopen(log, "we");
-	struct bconn *c;
-	const char *line;
-	size_t len;
 
-	if (!lf)
-		bsys_fail("open %s: %s", log, strerror(errno));
-	bsys_show_on_fail(log);
-	c = bconn_spawn("fake_responses",
-			(const char *const[]){ python, o->fake, "--script", script, "--port", "0",
-					       "--record", record, NULL },
-			fileno(lf));
-	fclose(lf);
-	bconn_read_line(c, bsys_now_ns() + FAKE_START_MS * 1000000ull, &line, &len);
-	if (sscanf(line, "LISTENING %d", port) != 1 || *port <= 0)
-		bsys_fail("fake_responses: expected 'LISTENING <port>', got: %.200s", line);
-	return c;
+	return bconn_spawn_listening("fake_responses",
+				     (const char *const[]){ python, o->fake, "--script", script,
+							    "--port", "0", "--record", record,
+							    NULL },
+				     log, FAKE_START_MS, port);
 }
 
 static bool has_turn_start(struct bconn *c)
