@@ -184,7 +184,7 @@ def test_login_direct(ctx):
     check(all(x.get("refresh_valid") for x in refreshes), "refreshes used a valid token")
     got = structured(c.tool(t, "secure", "echo", {"message": "after"}), "echo after refresh")
     check_eq(got.get("echo"), "after", "echo with the refreshed token")
-    secrets = fx.get("/_fixture/issued")["secrets"] + [code, q["state"]]
+    secrets = fx.get("/_fixture/secrets")["secrets"] + [code, q["state"]]
     stopped(o)
     assert_no_secrets(o.stderr_text(), secrets, "orchestrator")
 
@@ -270,7 +270,7 @@ def test_executor_bound(ctx):
     auths = {x["headers"].get("authorization") for x in plain.get("/_fixture/state")["records"]}
     check(len(auths) == 1 and None not in auths,
           "every plain request carried the executor's bearer: %r" % auths)
-    secrets = fx.get("/_fixture/issued")["secrets"] + [code, q["state"], PLAIN_TOKEN]
+    secrets = fx.get("/_fixture/secrets")["secrets"] + [code, q["state"], PLAIN_TOKEN]
     stopped(o)
     ex.stop()
     assert_no_secrets(o.stderr_text(), secrets, "orchestrator")
@@ -343,7 +343,7 @@ def test_encrypted_store(ctx):
     stopped(o)
     data = open(store, "rb").read()
     check_eq(os.stat(store).st_mode & 0o777, 0o600, "store mode")
-    secrets = fx.get("/_fixture/issued")["secrets"]
+    secrets = fx.get("/_fixture/secrets")["secrets"]
     for s in secrets + [key]:
         check(s.encode() not in data, "a secret in plaintext in the store")
     assert_no_secrets(o.stderr_text(), secrets + [key], "orchestrator")
