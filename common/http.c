@@ -22,8 +22,12 @@
  * (documented as allowed inside the socket callback). curl's timeout is one
  * loop timer. Neither callback may fail towards curl (a -1 would abort every
  * transfer), so a socket we cannot watch fails just its request.
+ *
+ * The relay mode (http_relay.c) shares the request life below through
+ * http_int.h; this file holds that life and the libcurl (direct) mode.
  */
 #include "http.h"
+#include "http_int.h"
 
 #include "loop.h"
 #include "util.h"
@@ -42,71 +46,8 @@
 #define WRITE_ABORT 0 /* curl < 7.87: 0 aborts unless len is 0 too */
 #endif
 
-enum req_state { REQ_NEW, REQ_ACTIVE, REQ_FAILING, REQ_CANCELLED, REQ_DONE };
-
-struct http_hdr {
-	char *name; /* "name\0value\0" in one allocation */
-	const char *value;
-};
-
-struct http_req {
-	struct http *h;
-	CURL *easy;
-	struct http_cbs cbs;
-	void *arg;
-	enum req_state state;
-	bool added;  /* in the multi handle */
-	bool queued; /* on h->todo */
-	struct http_req *todo_next;
-	struct http_req *prev, *next; /* h->reqs: every request not yet freed */
-
-	struct curl_slist *hdrs;
-	char *body;
-	size_t body_len;
-
-	struct http_hdr *resp; /* final response headers, in arrival order */
-	size_t nresp, resp_bytes;
-	bool headers_done;
-	long status;
-
-	size_t received, max_body;
-	uint64_t idle_ms, last_io;
-	struct loop_timer *idle;
-
-	uint64_t relay_id; /* relay mode: the id the far side knows it by */
-	bool relay_live;   /* relay mode: the far side has not reported its end */
-
-	int err; /* our verdict, preferred over curl's */
-	char why[CURL_ERROR_SIZE];
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-struct http_sock {
-	struct http *h;
-	struct loop_io *io;
-	struct http_sock *prev, *next;
-};
-
-struct http {
-	struct loop *l;
-	CURLM *multi;
-	struct loop_timer *timer; /* curl's timeout */
-	struct loop_timer *kick;  /* works h->todo when queued outside curl */
-	bool in_curl;
-	struct http_req *reqs;
-	struct http_req *todo, **todo_tail;
-	struct http_sock *socks;
-	/* Relay mode (multi == NULL): requests are carried by relay.start. */
-	struct http_relay_ops relay;
-	void *relay_ctx;
-	uint64_t relay_next;
-};
-
 static unsigned curl_users; /* http_new/http_free pairs, for global init */
 
-static void after_curl(struct http *h);
-static struct http_req *relay_start(struct http *h, const struct http_opts *o,
-				    const struct http_cbs *cbs, void *arg);
 static void idle_cb(struct loop_timer *t, void *arg);
 
 /* ---- request lifetime ---- */
@@ -127,7 +68,7 @@ static void headers_clear(struct http_req *r)
 	r->resp_bytes = 0;
 }
 
-static void destroy(struct http_req *r)
+void http_req_destroy(struct http_req *r)
 {
 	struct http *h = r->h;
 
@@ -159,7 +100,7 @@ static void kick_cb(struct loop_timer *t, void *arg)
 	struct http *h = arg;
 
 	h->kick = NULL;
-	after_curl(h);
+	http_run_queue(h);
 }
 
 static void queue(struct http_req *r)
@@ -178,7 +119,7 @@ static void queue(struct http_req *r)
 }
 
 /* Outside curl only: reports the outcome and frees r. */
-static void finish(struct http_req *r, int err, const char *msg)
+void http_req_finish(struct http_req *r, int err, const char *msg)
 {
 	r->state = REQ_DONE;
 	loop_timer_cancel(r->idle);
@@ -190,7 +131,7 @@ static void finish(struct http_req *r, int err, const char *msg)
 		r->added = false;
 	}
 	r->cbs.done_cb(r, err, r->headers_done ? r->status : 0, msg, r->arg);
-	destroy(r);
+	http_req_destroy(r);
 }
 
 static void set_why(struct http_req *r, int err, const char *fmt, ...)
@@ -207,7 +148,7 @@ static void set_why(struct http_req *r, int err, const char *fmt, ...)
 }
 
 /* An error found inside curl for a request curl will not end by itself. */
-static void fail_later(struct http_req *r, int err, const char *why)
+void http_req_fail_later(struct http_req *r, int err, const char *why)
 {
 	if (r->state != REQ_ACTIVE)
 		return;
@@ -222,7 +163,7 @@ static void add(struct http_req *r)
 
 	if (mc != CURLM_OK) {
 		set_why(r, -ENOMEM, "cannot add the request: %s", curl_multi_strerror(mc));
-		finish(r, r->err, r->why);
+		http_req_finish(r, r->err, r->why);
 		return;
 	}
 	r->added = true;
@@ -275,11 +216,11 @@ static void complete(struct http_req *r, CURLcode rc)
 	size_t n;
 
 	if (r->err) {
-		finish(r, r->err, r->why);
+		http_req_finish(r, r->err, r->why);
 		return;
 	}
 	if (rc == CURLE_OK) {
-		finish(r, 0, "ok");
+		http_req_finish(r, 0, "ok");
 		return;
 	}
 	/* Copied: curl owns errbuf while the handle is in use. */
@@ -290,7 +231,7 @@ static void complete(struct http_req *r, CURLcode rc)
 		set_why(r, curl_to_errno(r->easy, rc), "%.*s", (int)n, r->errbuf);
 	else
 		set_why(r, curl_to_errno(r->easy, rc), "%s", curl_easy_strerror(rc));
-	finish(r, r->err, r->why);
+	http_req_finish(r, r->err, r->why);
 }
 
 static struct http_req *req_of(CURL *easy)
@@ -332,13 +273,13 @@ static void run_todo(struct http *h)
 		if (r->state == REQ_NEW)
 			add(r);
 		else if (r->state == REQ_FAILING)
-			finish(r, r->err, r->why);
+			http_req_finish(r, r->err, r->why);
 		else if (r->state == REQ_CANCELLED)
-			destroy(r);
+			http_req_destroy(r);
 	}
 }
 
-static void after_curl(struct http *h)
+void http_run_queue(struct http *h)
 {
 	run_todo(h);
 	read_done(h);
@@ -352,7 +293,7 @@ static void action(struct http *h, curl_socket_t fd, int mask)
 	h->in_curl = true;
 	curl_multi_socket_action(h->multi, fd, mask, &running);
 	h->in_curl = false;
-	after_curl(h);
+	http_run_queue(h);
 }
 
 /* ---- curl's sockets and timer on the loop ---- */
@@ -390,7 +331,7 @@ static void sock_failed(CURL *easy, int err)
 	struct http_req *r = req_of(easy);
 
 	if (r)
-		fail_later(r, err, "cannot watch the connection's socket");
+		http_req_fail_later(r, err, "cannot watch the connection's socket");
 }
 
 static int socket_fn(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -467,7 +408,7 @@ static void idle_cb(struct loop_timer *t, void *arg)
 	if (r->state != REQ_ACTIVE)
 		return;
 	set_why(r, -ETIMEDOUT, "no data for %llu ms", (unsigned long long)r->idle_ms);
-	finish(r, r->err, r->why);
+	http_req_finish(r, r->err, r->why);
 }
 
 static bool header_is(const char *line, size_t len, const char *prefix)
@@ -491,7 +432,7 @@ static void headers_end(struct http_req *r)
 		r->cbs.headers_cb(r, status, r->arg);
 }
 
-static int header_store(struct http_req *r, const char *line, size_t len)
+int http_req_store_header(struct http_req *r, const char *line, size_t len)
 {
 	const char *colon = memchr(line, ':', len), *v, *end = line + len;
 	size_t nlen;
@@ -536,7 +477,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
 		headers_clear(r); /* a new block (after a 1xx) */
 	} else if (l == 0) {
 		headers_end(r);
-	} else if (header_store(r, buf, l) < 0) {
+	} else if (http_req_store_header(r, buf, l) < 0) {
 		set_why(r, -E2BIG, "response headers over %u or %u bytes", HTTP_MAX_HEADERS,
 			HTTP_MAX_HEADER_BYTES);
 		return 0;
@@ -571,7 +512,7 @@ static bool is_tchar(char c)
 }
 
 /* "Name: value" with a token name and no CR, LF or NUL-truncation issue. */
-static bool header_valid(const char *s)
+bool http_header_valid(const char *s)
 {
 	const char *c = s;
 
@@ -598,7 +539,7 @@ bool http_env_header_valid(const char *spec)
 		if (!(*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
 		      (c > p && *c >= '0' && *c <= '9')))
 			return false;
-	return header_valid(eq + 1);
+	return http_header_valid(eq + 1);
 }
 
 /* "Name: prefix" + the variable's value, appended to r->hdrs. */
@@ -614,7 +555,7 @@ static int add_env_header(struct http_req *r, const char *spec)
 	if (!val || !*val)
 		return required ? -ENOKEY : 0;
 	line = xasprintf("%s%s", eq + 1, val);
-	n = header_valid(line) ? curl_slist_append(r->hdrs, line) : NULL;
+	n = http_header_valid(line) ? curl_slist_append(r->hdrs, line) : NULL;
 	secure_wipe(line, strlen(line));
 	free(line);
 	if (!n)
@@ -638,7 +579,7 @@ static int build_headers(struct http_req *r, const char *const *headers,
 	for (const char *const *p = headers; p && *p; p++) {
 		struct curl_slist *n;
 
-		if (!header_valid(*p))
+		if (!http_header_valid(*p))
 			return -EINVAL;
 		if (strncasecmp(*p, "Expect:", 7) == 0)
 			expect = true;
@@ -726,7 +667,7 @@ static int configure(struct http_req *r, const struct http_opts *o)
 }
 
 /* The parts of a request both modes share. */
-static struct http_req *req_new(struct http *h, const struct http_opts *o,
+struct http_req *http_req_new(struct http *h, const struct http_opts *o,
 				const struct http_cbs *cbs, void *arg)
 {
 	struct http_req *r = xcalloc(1, sizeof(*r));
@@ -738,7 +679,7 @@ static struct http_req *req_new(struct http *h, const struct http_opts *o,
 	return r;
 }
 
-static void link_req(struct http *h, struct http_req *r)
+void http_req_link(struct http *h, struct http_req *r)
 {
 	r->next = h->reqs;
 	if (h->reqs)
@@ -746,7 +687,7 @@ static void link_req(struct http *h, struct http_req *r)
 	h->reqs = r;
 }
 
-static void arm_idle(struct http_req *r, const struct http_opts *o)
+void http_req_arm_idle(struct http_req *r, const struct http_opts *o)
 {
 	if (!o->idle_timeout_ms)
 		return;
@@ -766,24 +707,24 @@ struct http_req *http_start(struct http *h, const struct http_opts *o, const str
 		return NULL;
 	}
 	if (!h->multi)
-		return relay_start(h, o, cbs, arg);
-	r = req_new(h, o, cbs, arg);
+		return http_relay_start(h, o, cbs, arg);
+	r = http_req_new(h, o, cbs, arg);
 	r->easy = curl_easy_init();
 	err = r->easy ? configure(r, o) : -ENOMEM;
-	link_req(h, r);
+	http_req_link(h, r);
 	if (err < 0) {
-		destroy(r);
+		http_req_destroy(r);
 		errno = -err;
 		return NULL;
 	}
-	arm_idle(r, o);
+	http_req_arm_idle(r, o);
 	r->state = REQ_NEW;
 	if (h->in_curl) {
 		queue(r);
 		return r;
 	}
 	if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
-		destroy(r);
+		http_req_destroy(r);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -804,7 +745,7 @@ void http_cancel(struct http_req *r)
 	if (r->h->in_curl)
 		queue(r);
 	else
-		destroy(r);
+		http_req_destroy(r);
 }
 
 const char *http_req_header(const struct http_req *r, const char *name)
@@ -815,161 +756,8 @@ const char *http_req_header(const struct http_req *r, const char *name)
 	return NULL;
 }
 
-/* ---- relay mode ----
- *
- * The same request life as above, with the far side in curl's place:
- * relay.start sends the request, the http_relay_* calls feed what comes
- * back. Callbacks run with h->in_curl set, so a cancel from inside them is
- * queued exactly as it is inside curl, and after_curl() then works it. */
 
-static bool method_known(const char *m)
-{
-	static const char *const ok[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD" };
-
-	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		if (strcmp(m, ok[i]) == 0)
-			return true;
-	return false;
-}
-
-static struct http_req *relay_start(struct http *h, const struct http_opts *o,
-				    const struct http_cbs *cbs, void *arg)
-{
-	struct http_req *r;
-	int err;
-
-	if (o->method && !method_known(o->method)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	for (const char *const *p = o->headers; p && *p; p++) {
-		if (!header_valid(*p)) {
-			errno = EINVAL;
-			return NULL;
-		}
-	}
-	for (const char *const *p = o->env_headers; p && *p; p++) {
-		if (!http_env_header_valid(*p)) {
-			errno = EINVAL;
-			return NULL;
-		}
-	}
-	r = req_new(h, o, cbs, arg);
-	r->relay_id = ++h->relay_next;
-	err = h->relay.start(h->relay_ctx, r->relay_id, o);
-	if (err < 0) {
-		free(r);
-		errno = -err;
-		return NULL;
-	}
-	link_req(h, r);
-	r->relay_live = true;
-	r->state = REQ_ACTIVE;
-	arm_idle(r, o);
-	return r;
-}
-
-static struct http_req *relay_find(struct http *h, uint64_t id)
-{
-	for (struct http_req *r = h ? h->reqs : NULL; r; r = r->next)
-		if (r->relay_id == id && r->state == REQ_ACTIVE)
-			return r;
-	return NULL;
-}
-
-void http_relay_head(struct http *h, uint64_t id, long status, const char *const *headers,
-		     size_t n)
-{
-	struct http_req *r = relay_find(h, id);
-
-	if (!r || r->headers_done)
-		return;
-	r->last_io = now_ms();
-	for (size_t i = 0; i < n; i++) {
-		if (header_store(r, headers[i], strlen(headers[i])) < 0) {
-			fail_later(r, -E2BIG, "response headers over their bounds");
-			after_curl(h);
-			return;
-		}
-	}
-	r->headers_done = true;
-	r->status = status;
-	if (r->cbs.headers_cb) {
-		h->in_curl = true;
-		r->cbs.headers_cb(r, status, r->arg);
-		h->in_curl = false;
-	}
-	after_curl(h);
-}
-
-void http_relay_data(struct http *h, uint64_t id, const char *data, size_t len)
-{
-	struct http_req *r = relay_find(h, id);
-
-	if (!r)
-		return;
-	r->last_io = now_ms();
-	if (len > r->max_body - r->received) {
-		char why[64];
-
-		snprintf(why, sizeof(why), "response body over %zu bytes", r->max_body);
-		fail_later(r, -E2BIG, why);
-	} else if (len > 0) {
-		r->received += len;
-		if (r->cbs.data_cb) {
-			h->in_curl = true;
-			r->cbs.data_cb(r, data, len, r->arg);
-			h->in_curl = false;
-		}
-	}
-	after_curl(h);
-}
-
-void http_relay_done(struct http *h, uint64_t id, int err, long status, const char *msg)
-{
-	struct http_req *r = relay_find(h, id);
-
-	if (!r)
-		return;
-	r->relay_live = false;
-	if (!r->headers_done && status > 0 && err == 0) {
-		r->headers_done = true; /* a HEAD-less end still says its status */
-		r->status = status;
-	}
-	if (r->err)
-		finish(r, r->err, r->why);
-	else
-		finish(r, err > 0 ? -err : err, msg && *msg ? msg : (err ? "failed" : "ok"));
-}
-
-void http_relay_fail_all(struct http *h, int err, const char *msg)
-{
-	struct http_req *r;
-
-	/* One at a time from the head: a done_cb may start or cancel others. */
-	while (h && (r = h->reqs)) {
-		while (r && r->state != REQ_ACTIVE)
-			r = r->next;
-		if (!r)
-			break;
-		r->relay_live = false;
-		finish(r, err, msg);
-	}
-}
-
-bool http_is_relay(const struct http *h) { return !h->multi; }
 struct loop *http_loop(const struct http *h) { return h->l; }
-
-struct http *http_new_relay(struct loop *l, const struct http_relay_ops *ops, void *ctx)
-{
-	struct http *h = xcalloc(1, sizeof(*h));
-
-	h->l = l;
-	h->todo_tail = &h->todo;
-	h->relay = *ops;
-	h->relay_ctx = ctx;
-	return h;
-}
 
 size_t http_pending(const struct http *h)
 {
@@ -1023,7 +811,7 @@ struct http *http_free(struct http *h)
 		return NULL;
 	if (!h->multi) { /* relay mode */
 		while (h->reqs)
-			destroy(h->reqs);
+			http_req_destroy(h->reqs);
 		loop_timer_cancel(h->kick);
 		free(h);
 		return NULL;
@@ -1036,7 +824,7 @@ struct http *http_free(struct http *h)
 	while (h->socks)
 		sock_free(h->socks);
 	while (h->reqs)
-		destroy(h->reqs);
+		http_req_destroy(h->reqs);
 	h->todo = NULL;
 	curl_multi_cleanup(h->multi);
 	loop_timer_cancel(h->timer);
