@@ -1,7 +1,7 @@
 /* plugin.h - resolve a selected capability root into plugin metadata and
  * MCP server configs (the executor side of ROOT_RESOLVE).
  *
- * Rules: DESIGN-NOTES §3 "Plugin root". The root is canonicalized and checked
+ * Rules (README "tandem-executor"): the root is canonicalized and checked
  * against the --root-allow list; the manifest is searched at
  * .codex-plugin/plugin.json, then .claude-plugin/plugin.json (none: not a
  * plugin, no servers, no error); servers come from the manifest's

@@ -40,7 +40,7 @@ struct proc {
 	char *fail_reason; /* set when the executor killed it on purpose */
 };
 
-/* The environment a server gets on top of a cleared one (DESIGN-NOTES §3). */
+/* The environment a server gets on top of a cleared one (README, "tandem-executor"). */
 static const char *const default_env[] = { "HOME", "LOGNAME", "PATH", "SHELL", "USER",
 					   "LANG", "LC_ALL", "TERM", "TMPDIR", "TZ" };
 

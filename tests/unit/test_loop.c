@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 static void make_pipe(int p[2])
@@ -725,14 +726,75 @@ START_TEST(free_with_pending_sources)
 }
 END_TEST
 
+/* Sleeps at least ms on the monotonic clock (nanosleep measures it). */
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+#define NOW_GAP_MS 20u
+
+struct now_probe {
+	struct loop *l;
+	uint64_t first, again, second_timer, next_iter;
+	int fired;
+};
+
+static void now_next_iter_cb(struct loop_timer *t, void *arg)
+{
+	struct now_probe *p = arg;
+
+	p->next_iter = loop_now_ms(p->l);
+	loop_stop(p->l);
+}
+
+/* Both timers are due in the same iteration; the first one sleeps. */
+static void now_first_cb(struct loop_timer *t, void *arg)
+{
+	struct now_probe *p = arg;
+
+	p->first = loop_now_ms(p->l);
+	sleep_ms(NOW_GAP_MS);
+	p->again = loop_now_ms(p->l);
+	/* Armed from a callback with 0 ms: fires in the next iteration. */
+	loop_timer_add(p->l, 0, now_next_iter_cb, p);
+	p->fired++;
+}
+
+static void now_second_cb(struct loop_timer *t, void *arg)
+{
+	struct now_probe *p = arg;
+
+	p->second_timer = loop_now_ms(p->l);
+	p->fired++;
+}
+
+/* Monotonic: a reading after a sleep is later by at least the sleep.
+ * Cached: every read within one iteration (same callback after a sleep, a
+ * later callback of the same batch) gives the same value; the next
+ * iteration reads the clock again. */
 START_TEST(now_is_monotonic_and_cached)
 {
-	struct loop *l = loop_new();
-	uint64_t a = loop_now_ms(l);
+	struct now_probe p = { .l = loop_new() };
+	uint64_t created = loop_now_ms(p.l), before_run;
 
-	ck_assert_uint_gt(a, 0);
-	ck_assert_uint_le(a, now_ms());
-	loop_free(l);
+	ck_assert_uint_gt(created, 0);
+	sleep_ms(NOW_GAP_MS);
+	loop_timer_add(p.l, 0, now_first_cb, &p);
+	loop_timer_add(p.l, 0, now_second_cb, &p);
+	before_run = now_ms();
+	ck_assert_int_eq(loop_run(p.l), 0);
+	ck_assert_int_eq(p.fired, 2);
+	ck_assert_uint_ge(p.first, created + NOW_GAP_MS);
+	ck_assert_uint_ge(p.first, before_run);
+	ck_assert_uint_eq(p.again, p.first);
+	ck_assert_uint_eq(p.second_timer, p.first);
+	ck_assert_uint_ge(p.next_iter, p.first + NOW_GAP_MS);
+	ck_assert_uint_le(p.next_iter, now_ms());
+	loop_free(p.l);
 }
 END_TEST
 
