@@ -8,7 +8,14 @@
  *          peer closes. Closing with unread input would make the kernel send
  *          a RST, which can destroy the answer before the peer reads it (a
  *          431 to a client still sending its head, a request with a body).
- * One timer per connection bounds the whole life from accept to close.
+ * One timer per connection enforces two deadlines from accept: the request
+ * head must be complete by head_timeout_ms, the connection closed by
+ * timeout_ms. It first fires at the earlier one and re-arms for the rest of
+ * the life when the head has arrived by then.
+ *
+ * The connection list is in accept order (oldest first), so that when every
+ * slot is taken the oldest connection without a pending answer is the first
+ * one found and closed for the newcomer (conn_evict).
  */
 #include "httpd.h"
 
@@ -21,7 +28,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define HTTPD_BACKLOG 32
+#define HTTPD_BACKLOG 128
 #define HTTPD_ACCEPT_BATCH 32
 /* After EMFILE and the like the listener stays readable: without a pause a
  * level-triggered loop would spin on it. */
@@ -38,6 +45,7 @@ struct httpd_conn {
 	enum conn_state state;
 	struct loop_io *io;
 	struct loop_timer *timer; /* NULL once it fired */
+	uint64_t accepted;        /* loop time of accept */
 	char *out;
 	size_t outlen, outoff;
 	size_t drained;
@@ -49,12 +57,12 @@ struct httpd {
 	struct loop *l;
 	int fd;
 	uint16_t port;
-	uint64_t timeout_ms;
+	uint64_t timeout_ms, head_timeout_ms;
 	struct loop_io *io;
 	struct loop_timer *pause; /* pending while accepting is paused */
 	httpd_cb cb;
 	void *arg;
-	struct httpd_conn *conns;
+	struct httpd_conn *conns, *last; /* oldest first */
 	size_t nconns;
 };
 
@@ -73,6 +81,8 @@ static void conn_close(struct httpd_conn *c)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	else
+		d->last = c->prev;
 	d->nconns--;
 	free(c->out);
 	/* The head held the OAuth code. */
@@ -83,8 +93,14 @@ static void conn_close(struct httpd_conn *c)
 static void conn_timeout_cb(struct loop_timer *t, void *arg)
 {
 	struct httpd_conn *c = arg;
+	uint64_t now = loop_now_ms(c->d->l), end = c->accepted + c->d->timeout_ms;
 
-	(void)t;
+	/* The head deadline passed with the head complete: the rest of the
+	 * life is for writing the answer. */
+	if (c->state != CONN_HEAD && now < end) {
+		loop_timer_rearm(t, end - now);
+		return;
+	}
 	c->timer = NULL; /* fired: no longer ours to cancel */
 	conn_close(c);
 }
@@ -327,12 +343,33 @@ static void conn_new(struct httpd *d, int fd)
 		free(c);
 		return;
 	}
-	c->timer = loop_timer_add(d->l, d->timeout_ms, conn_timeout_cb, c);
-	c->next = d->conns;
-	if (d->conns)
-		d->conns->prev = c;
-	d->conns = c;
+	c->accepted = loop_now_ms(d->l);
+	c->timer = loop_timer_add(d->l, MIN(d->head_timeout_ms, d->timeout_ms), conn_timeout_cb,
+				  c);
+	c->prev = d->last;
+	if (d->last)
+		d->last->next = c;
+	else
+		d->conns = c;
+	d->last = c;
 	d->nconns++;
+	/* A browser has usually sent its request by now: read it before the
+	 * next accept batch can evict this connection. */
+	conn_read_head(c);
+}
+
+/* Makes room for one more connection: closes the oldest one that is not
+ * writing an answer (still in its head, or answered and draining). False
+ * when every connection is writing an answer. */
+static bool conn_evict(struct httpd *d)
+{
+	for (struct httpd_conn *c = d->conns; c; c = c->next) {
+		if (c->state != CONN_WRITE) {
+			conn_close(c);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* ---- listener ---- */
@@ -374,7 +411,7 @@ static void listen_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 							  listen_resume_cb, d);
 			return;
 		}
-		if (d->nconns >= HTTPD_MAX_CONNS)
+		if (d->nconns >= HTTPD_MAX_CONNS && !conn_evict(d))
 			close(cfd);
 		else
 			conn_new(d, cfd);
@@ -450,7 +487,8 @@ struct httpd *httpd_new(struct loop *l, const char *host, uint16_t port, httpd_c
 	}
 	d = xcalloc(1, sizeof(*d));
 	*d = (struct httpd){ .l = l, .fd = fd, .port = bound, .cb = cb, .arg = arg,
-			     .timeout_ms = HTTPD_CONN_TIMEOUT_MS };
+			     .timeout_ms = HTTPD_CONN_TIMEOUT_MS,
+			     .head_timeout_ms = HTTPD_HEAD_TIMEOUT_MS };
 	d->io = loop_io_add(l, fd, LOOP_READ, listen_cb, d);
 	if (!d->io) {
 		*err = -errno;
@@ -474,6 +512,11 @@ size_t httpd_nconns(const struct httpd *d)
 void httpd_set_timeout_ms(struct httpd *d, uint64_t ms)
 {
 	d->timeout_ms = ms;
+}
+
+void httpd_set_head_timeout_ms(struct httpd *d, uint64_t ms)
+{
+	d->head_timeout_ms = ms;
 }
 
 struct httpd *httpd_free(struct httpd *d)

@@ -8,10 +8,16 @@
  *
  * Everything runs on the loop thread, driven by loop_io and loop_timer; no
  * call blocks. Bounds: a request head of at most HTTPD_MAX_HEAD bytes (more
- * gets 431), at most HTTPD_MAX_CONNS connections at once (more are accepted
- * and closed at once), and a deadline of HTTPD_CONN_TIMEOUT_MS from accept
- * to close. A peer that misbehaves loses its connection; the listener and
- * the other connections are not affected.
+ * gets 431); a deadline of HTTPD_HEAD_TIMEOUT_MS from accept for the whole
+ * request head (a browser sends it at once; a peer that is idle or trickles
+ * bytes is closed without an answer); a deadline of HTTPD_CONN_TIMEOUT_MS
+ * from accept to close (writing the answer included); at most
+ * HTTPD_MAX_CONNS connections at once. When full, a new connection is still
+ * accepted and the oldest one that has not completed its request head (or
+ * has been answered already) is closed to make room: idle connections held
+ * by another local user cannot lock the real callback out. A peer that
+ * misbehaves loses its connection; the listener and the other connections
+ * are not affected.
  *
  * Automatic answers: malformed request line or target that is not
  * origin-form ("/..."): 400; a method other than GET or HEAD: 405; an
@@ -39,7 +45,8 @@
 #include "loop.h"
 
 #define HTTPD_MAX_HEAD 8192
-#define HTTPD_MAX_CONNS 16
+#define HTTPD_MAX_CONNS 64
+#define HTTPD_HEAD_TIMEOUT_MS 500
 #define HTTPD_CONN_TIMEOUT_MS 10000
 
 struct httpd;
@@ -67,8 +74,13 @@ struct httpd *httpd_new(struct loop *l, const char *host, uint16_t port, httpd_c
 uint16_t httpd_port(const struct httpd *d);
 /* Connections currently open (diagnostics and tests). */
 size_t httpd_nconns(const struct httpd *d);
-/* Deadline for connections accepted from now on (tests use short ones). */
+/* Deadline from accept to close, for connections accepted from now on
+ * (tests use short ones). */
 void httpd_set_timeout_ms(struct httpd *d, uint64_t ms);
+/* Deadline from accept for the complete request head, for connections
+ * accepted from now on (default HTTPD_HEAD_TIMEOUT_MS; the whole-life
+ * deadline still applies when it is shorter). */
+void httpd_set_head_timeout_ms(struct httpd *d, uint64_t ms);
 /* Closes the listener and every connection; accepts NULL; returns NULL. */
 struct httpd *httpd_free(struct httpd *d);
 

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -98,6 +99,8 @@ static void srv_init(struct srv *s)
 	s->port = httpd_port(s->d);
 	ck_assert_uint_ne(s->port, 0);
 	ck_assert_int_eq(pipe2(s->sync, O_CLOEXEC), 0);
+	/* Tests of the head deadline set it; the others must not race it. */
+	httpd_set_head_timeout_ms(s->d, 1000 * SAFETY_TIMEOUT_S);
 }
 
 static void srv_done(struct srv *s)
@@ -669,29 +672,35 @@ START_TEST(idle_connection_times_out)
 }
 END_TEST
 
+/* Full: each newcomer is accepted and the oldest connection without an
+ * answer in progress is closed for it. */
 static void max_conns_client(struct srv *s)
 {
 	int fds[HTTPD_MAX_CONNS], extra;
 	long opened = 0;
+	char c;
 
 	for (size_t i = 0; i < HTTPD_MAX_CONNS; i++)
 		opened += (fds[i] = cli_connect(s->port, 0)) >= 0;
 	s->v[0] = opened;
 	srv_wait_conns(s, HTTPD_MAX_CONNS);
-	/* The 17th is accepted and closed at once. */
+	/* The newcomer is served... */
 	extra = cli_connect(s->port, 0);
+	s->v[1] = cli_send(extra, "GET /new HTTP/1.1\r\n\r\n", 21);
 	cli_read_all(extra, &s->r[0]);
 	close(extra);
-	/* The 16 are untouched: one of them still gets an answer. */
-	s->v[1] = cli_send(fds[0], "GET /held HTTP/1.1\r\n\r\n", 22);
-	cli_read_all(fds[0], &s->r[1]);
+	/* ...the oldest was closed for it without an answer... */
+	s->v[2] = read(fds[0], &c, 1);
+	/* ...and the second oldest is untouched: it still gets an answer. */
+	s->v[3] = cli_send(fds[1], "GET /held HTTP/1.1\r\n\r\n", 22);
+	cli_read_all(fds[1], &s->r[1]);
+	s->v[4] = (long)srv_barrier(s);
 	for (size_t i = 0; i < HTTPD_MAX_CONNS; i++)
 		close(fds[i]);
 	srv_wait_conns(s, 0);
-	cli_get(s, "GET /fresh HTTP/1.1\r\n\r\n", &s->r[2]);
 }
 
-START_TEST(connection_limit)
+START_TEST(full_server_evicts_oldest)
 {
 	struct srv s;
 
@@ -700,12 +709,137 @@ START_TEST(connection_limit)
 	s.body = "ok";
 	srv_run(&s, max_conns_client);
 	ck_assert_int_eq(s.v[0], HTTPD_MAX_CONNS);
-	ck_assert_uint_eq(s.r[0].len, 0); /* EOF or reset, but no answer */
 	ck_assert_int_eq(s.v[1], 0);
+	expect_reply(&s.r[0], "200 OK", NULL, "ok", false);
+	ck_assert_int_eq(s.v[2], 0); /* EOF: closed, nothing said */
+	ck_assert_int_eq(s.v[3], 0);
 	expect_reply(&s.r[1], "200 OK", NULL, "ok", false);
-	expect_reply(&s.r[2], "200 OK", NULL, "ok", false);
-	ck_assert_int_eq(s.calls, 2);
-	ck_assert_str_eq(s.path, "/fresh");
+	ck_assert_int_eq(s.v[4], 2);
+	ck_assert_str_eq(s.path, "/held");
+	srv_done(&s);
+}
+END_TEST
+
+/* Reads until EOF or an error; true when the server closed the connection
+ * without sending anything. Meanwhile trickles one byte of a request head
+ * every poll round when trickle is set (slowloris). Bounded by the socket's
+ * SAFETY_TIMEOUT_S receive timeout and MAX_TRICKLE rounds. */
+#define MAX_TRICKLE 20000
+static bool closed_silently(int fd, bool trickle)
+{
+	static const char req[] = "GET /slow HTTP/1.1\r\nX: ";
+	char buf[64];
+
+	for (size_t i = 0; i < MAX_TRICKLE; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (trickle && send(fd, &req[i % (sizeof(req) - 1)], 1, MSG_NOSIGNAL) < 0)
+			trickle = false; /* closed under us: read what is left */
+		if (trickle && poll(&p, 1, 5) == 0)
+			continue;
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == 0 || (n < 0 && errno == ECONNRESET);
+	}
+	return false;
+}
+
+/* Idle, slowloris and half-open peers are all closed at the head deadline
+ * (the life deadline is far away), without an answer. */
+static void slow_peers_client(struct srv *s)
+{
+	int idle = cli_connect(s->port, 0), slow = cli_connect(s->port, 0);
+	int half = cli_connect(s->port, 0);
+
+	/* Half-open: our side closed, theirs is kept; the server must not
+	 * wait for a head that can no longer come. */
+	s->v[0] = cli_send(half, "GET /half HT", 12);
+	s->v[1] = shutdown(half, SHUT_WR);
+	s->v[2] = closed_silently(idle, false);
+	s->v[3] = closed_silently(slow, true);
+	s->v[4] = closed_silently(half, false);
+	close(idle);
+	close(slow);
+	close(half);
+	srv_wait_conns(s, 0);
+	cli_get(s, "GET /after HTTP/1.1\r\n\r\n", &s->r[0]);
+}
+
+START_TEST(head_deadline_closes_slow_peers)
+{
+	struct srv s;
+
+	srv_init(&s);
+	httpd_set_timeout_ms(s.d, 1000 * SAFETY_TIMEOUT_S);
+	httpd_set_head_timeout_ms(s.d, 100);
+	s.body = "ok";
+	srv_run(&s, slow_peers_client);
+	ck_assert_int_eq(s.v[0], 0);
+	ck_assert_int_eq(s.v[1], 0);
+	ck_assert_msg(s.v[2], "idle peer not closed");
+	ck_assert_msg(s.v[3], "slowloris peer not closed");
+	ck_assert_msg(s.v[4], "half-open peer not closed");
+	ck_assert_int_eq(s.calls, 1);
+	ck_assert_str_eq(s.path, "/after");
+	expect_reply(&s.r[0], "200 OK", NULL, "ok", false);
+	srv_done(&s);
+}
+END_TEST
+
+/* The OAuth case: another local user holds more junk connections than
+ * there are slots (idle, trickling, half-open, never reading a large
+ * answer) and keeps trickling; the browser's callback still gets through,
+ * on the first try. */
+#define JUNK (HTTPD_MAX_CONNS + 24)
+static void flood_client(struct srv *s)
+{
+	int junk[JUNK];
+	long opened = 0;
+
+	for (size_t i = 0; i < JUNK; i++) {
+		junk[i] = cli_connect(s->port, i % 4 == 3 ? 4096 : 0);
+		if (junk[i] < 0)
+			continue;
+		opened++;
+		if (i % 4 == 1)
+			(void)cli_send(junk[i], "GET /", 5);
+		else if (i % 4 == 2)
+			(void)shutdown(junk[i], SHUT_WR);
+		else if (i % 4 == 3)
+			(void)cli_send(junk[i], "GET /big HTTP/1.1\r\n\r\n", 21);
+	}
+	s->v[0] = opened;
+	s->v[1] = (long)srv_barrier(s);
+	/* Slowloris keeps going while the callback arrives. */
+	for (size_t i = 1; i < JUNK; i += 4)
+		(void)send(junk[i], "c", 1, MSG_NOSIGNAL);
+	cli_get(s, "GET /callback/x?code=c0de&state=st HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+		&s->r[0]);
+	for (size_t i = 1; i < JUNK; i += 4)
+		(void)send(junk[i], "d", 1, MSG_NOSIGNAL);
+	s->v[2] = (long)srv_barrier(s);
+	for (size_t i = 0; i < JUNK; i++)
+		if (junk[i] >= 0)
+			close(junk[i]);
+	srv_wait_conns(s, 0);
+}
+
+START_TEST(callback_gets_through_junk_flood)
+{
+	struct srv s;
+
+	srv_init(&s);
+	httpd_set_head_timeout_ms(s.d, 200);
+	s.big = 8u << 20;
+	s.body = "logged in";
+	srv_run(&s, flood_client);
+	ck_assert_int_eq(s.v[0], JUNK);
+	ck_assert_int_eq(s.v[1] + 1, s.v[2]);
+	expect_reply(&s.r[0], "200 OK", NULL, "logged in", false);
+	ck_assert_str_eq(s.path, "/callback/x");
+	ck_assert_str_eq(s.query, "code=c0de&state=st");
 	srv_done(&s);
 }
 END_TEST
@@ -900,7 +1034,9 @@ static Suite *httpd_suite(void)
 	tcase_add_test(bad, oversized_head_is_431);
 	tcase_add_test(bad, garbage_is_400);
 	tcase_add_test(peers, idle_connection_times_out);
-	tcase_add_test(peers, connection_limit);
+	tcase_add_test(peers, full_server_evicts_oldest);
+	tcase_add_test(peers, head_deadline_closes_slow_peers);
+	tcase_add_test(peers, callback_gets_through_junk_flood);
 	tcase_add_test(peers, peer_hangups);
 	tcase_add_test(life, free_with_open_connections);
 	tcase_add_test(life, free_null);
