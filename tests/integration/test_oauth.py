@@ -416,6 +416,97 @@ def test_codex_apps(ctx):
     stopped(o)
 
 
+# ---- 6 ---------------------------------------------------------------------
+
+# Runs as `nobody`: holds JUNK connections to the callback port (idle,
+# slowloris trickling a byte per round, half-open, a full request it never
+# reads the answer of), reopening any the server closes, until stdin closes
+# or LIFETIME_S passes. Prints HELD once all are open, then STATS at the end.
+JUNK_ATTACKER = r"""
+import os, select, socket, sys, time
+port, junk, lifetime = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+MAX_OPENS = 20000
+opens = 0
+def dial(kind):
+    global opens
+    opens += 1
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setblocking(False)
+    try:
+        if kind == 1:
+            s.send(b"G")
+        elif kind == 2:
+            s.send(b"GET /callback/x?code=junk HT")
+            s.shutdown(socket.SHUT_WR)
+        elif kind == 3:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.send(b"GET /callback/x?code=junk&state=junk HTTP/1.1\r\n\r\n")
+    except OSError:
+        pass
+    return s
+conns = [(i % 4, dial(i % 4)) for i in range(junk)]
+print("HELD %d uid=%d gid=%d" % (len(conns), os.getuid(), os.getgid()), flush=True)
+end = time.monotonic() + lifetime
+while time.monotonic() < end and opens < MAX_OPENS:
+    r, _, _ = select.select([sys.stdin], [], [], 0.02)
+    if r and not sys.stdin.buffer.read1(1):
+        break
+    for i, (kind, s) in enumerate(conns):
+        try:
+            if kind == 1:
+                s.send(b"E")
+            data = s.recv(65536)
+            if data == b"" and kind != 3:
+                raise OSError("closed")
+        except BlockingIOError:
+            continue
+        except OSError:
+            s.close()
+            conns[i] = (kind, dial(kind))
+print("STATS opens=%d" % opens, flush=True)
+"""
+JUNK = 24
+
+
+def test_callback_under_junk_flood(ctx):
+    """Another local user (uid nobody) holds junk connections to the
+    loopback callback port, reopening them as they are closed; the browser's
+    callback still completes the login on its first try."""
+    fx = Proc(ctx, "fake_oauth.py", [], "fake-oauth")
+    home = make_home(ctx, config='[mcp_servers.secure]\nurl = "http://127.0.0.1:%d/mcp"\n' %
+                     fx.port)
+    o = Orchestrator(ctx, home)
+    c = o.client
+    c.initialize()
+    r = c.call("mcpServer/oauth/login", {"name": "secure"})
+    port = urllib.parse.urlsplit(query_of(r["authorizationUrl"])["redirect_uri"]).port
+    try:
+        # The system interpreter: the test's may live where nobody cannot read.
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+        attacker = ctx.popen([py, "-c", JUNK_ATTACKER, str(port), str(JUNK), "60"],
+                             "junk-attacker", user="nobody", group="nogroup", extra_groups=[],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except (KeyError, PermissionError) as e:
+        return "# SKIP: cannot run the attacker as nobody (%s)" % e
+    line = attacker.stdout.readline().decode()
+    check(line.startswith("HELD %d " % JUNK), "the attacker did not connect: %r" % line)
+    check(" uid=0 " not in line and not line.rstrip().endswith("gid=0"),
+          "the attacker runs as root: %r" % line)
+    n0 = len(c.notifications)
+    status, _, body = http_get(browser(r["authorizationUrl"]))
+    check_eq(status, 200, "the callback under the flood (%s)" % body.strip())
+    done = completion(c, r["loginId"], n0)
+    check_eq(done["success"], True, "login completed under the flood: %r" % done)
+    attacker.stdin.close()
+    stats = attacker.stdout.readline().decode()
+    check_eq(attacker.wait(timeout=20), 0, "the attacker's exit status")
+    check(stats.startswith("STATS "), "attacker stats: %r" % stats)
+    e = wait_status(c, "secure", lambda e: e["runtimeStatus"] == "connected", "connected")
+    check_eq(e["authStatus"], "oAuth", "authStatus after the login")
+    stopped(o)
+    return "# %d junk connections held; attacker %s" % (JUNK, stats.strip())
+
+
 TESTS = [
     ("OAuth login on a config.toml server: discovery, DCR, state, exchange, refresh",
      test_login_direct),
@@ -424,6 +515,8 @@ TESTS = [
     ("login failures: issuer mismatch, timeout, bad params", test_login_failures),
     ("tokens persist only in the encrypted store, with its key", test_encrypted_store),
     ("codex_apps only with ChatGPT auth and apps on", test_codex_apps),
+    ("the OAuth callback gets through while another uid floods its port",
+     test_callback_under_junk_flood),
 ]
 
 if __name__ == "__main__":
