@@ -260,7 +260,7 @@ static void conn_dispatch(struct httpd_conn *c, size_t end)
 	struct httpd_response resp = { .status = 200 };
 	bool head_only;
 
-	if (memchr(c->head, '\0', end) || parse_request_line(c->head, &rq) < 0) {
+	if (httpd_parse_request(c->head, end, &rq) < 0) {
 		conn_respond(c, 400, NULL, xstrdup("bad request\n"), false);
 		return;
 	}
@@ -279,9 +279,14 @@ static void conn_dispatch(struct httpd_conn *c, size_t end)
 	conn_respond(c, resp.status, resp.content_type, resp.body, head_only);
 }
 
-/* Offset just past the blank line ending the head, or 0. Lines end in LF
- * with an optional CR. Only bytes from `from` on are new. */
-static size_t head_end(const char *buf, size_t len, size_t from)
+int httpd_parse_request(char *buf, size_t end, struct httpd_request *rq)
+{
+	if (end == 0 || memchr(buf, '\0', end) || !memchr(buf, '\n', end))
+		return -EINVAL;
+	return parse_request_line(buf, rq);
+}
+
+size_t httpd_head_end(const char *buf, size_t len, size_t from)
 {
 	for (size_t i = from ? from : 1; i < len; i++) {
 		if (buf[i] != '\n')
@@ -304,7 +309,7 @@ static void conn_read_head(struct httpd_conn *c)
 		return;
 	}
 	c->hlen += (size_t)n;
-	end = head_end(c->head, c->hlen, old);
+	end = httpd_head_end(c->head, c->hlen, old);
 	if (end)
 		conn_dispatch(c, end);
 	else if (c->hlen == sizeof(c->head))

@@ -84,4 +84,16 @@ void httpd_set_head_timeout_ms(struct httpd *d, uint64_t ms);
 /* Closes the listener and every connection; accepts NULL; returns NULL. */
 struct httpd *httpd_free(struct httpd *d);
 
+/* The request-head parser the server uses, exposed for the fuzz target.
+ * httpd_head_end: offset just past the blank line that ends a head in
+ * buf[0..len) (lines end in LF with an optional CR), or 0 when there is none
+ * yet; bytes before `from` were searched already (pass the previous len).
+ * httpd_parse_request: splits a complete head buf[0..end) in place into *rq
+ * (pointing into buf; only the request line is read, cut at its LF, so buf
+ * needs no terminator past end); 0, or -EINVAL for
+ * anything that gets 400 (NUL bytes, a malformed request line, a target that
+ * is not origin-form). The method is not checked here. */
+size_t httpd_head_end(const char *buf, size_t len, size_t from);
+int httpd_parse_request(char *buf, size_t end, struct httpd_request *rq);
+
 #endif
