@@ -242,7 +242,8 @@ static int parse_request_line(char *head, struct httpd_request *rq)
 	q = strchr(target, '?');
 	if (q)
 		*q++ = '\0';
-	*rq = (struct httpd_request){ .method = head, .path = target, .query = q ? q : "" };
+	*rq = (struct httpd_request){ .method = head, .path = target, .query = q ? q : "",
+				      .version = version };
 	return 0;
 }
 

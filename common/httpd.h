@@ -55,6 +55,7 @@ struct httpd_request {
 	const char *method; /* "GET" or "HEAD" */
 	const char *path;   /* raw (not %-decoded), without the query */
 	const char *query;  /* raw, without the '?'; "" when none */
+	const char *version; /* "HTTP/1.0" .. "HTTP/1.9" */
 };
 
 struct httpd_response {
