@@ -21,6 +21,8 @@ static struct bearer *bearer_with(const uint8_t digest[BEARER_DIGEST_LEN])
 {
 	struct bearer *b = xcalloc(1, sizeof(*b));
 
+	if (sodium_init() < 0)
+		abort(); /* no usable random source: nothing secure can run */
 	b->digest = sodium_malloc(BEARER_DIGEST_LEN);
 	if (!b->digest)
 		abort(); /* as xmalloc */
@@ -35,6 +37,8 @@ int bearer_from_token(const char *token, size_t len, struct bearer **out)
 
 	if (!token || len == 0)
 		return -EINVAL;
+	if (sodium_init() < 0)
+		abort();
 	crypto_hash_sha256(d, (const unsigned char *)token, len);
 	*out = bearer_with(d);
 	sodium_memzero(d, sizeof(d));

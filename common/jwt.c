@@ -46,6 +46,8 @@ int jwt_verifier_new(const void *secret, size_t len, const struct jwt_config *cf
 
 	if (!secret || len < JWT_MIN_SECRET || len > SECRET_MAX || !cfg)
 		return -EINVAL;
+	if (sodium_init() < 0)
+		abort(); /* no usable random source: nothing secure can run */
 	v = xcalloc(1, sizeof(*v));
 	v->key = sodium_malloc(len);
 	if (!v->key)

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <strings.h>
 
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 /* ---- sniffing ---- */
 
