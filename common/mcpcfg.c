@@ -50,6 +50,11 @@ __attribute__((format(printf, 2, 3))) static int fail(struct norm *n,
 		va_start(ap, fmt);
 		vsnprintf(n->reason, n->reasonlen, fmt, ap);
 		va_end(ap);
+		/* Quoted names come from the config (a plugin's .mcp.json): a
+		 * newline in one would forge a line in the daemon's log. */
+		for (char *p = n->reason; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 	}
 	return -EINVAL;
 }
