@@ -154,7 +154,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rcut = reference(s, n, max, &ref);
 	for (unsigned step = 0; step <= 3; step++) {
 		struct log got = { 0 };
-		int cut = run(s, n, max, step, &got);
+		int cut;
+
+		if (step == 1 && n > 4096)
+			continue; /* byte by byte: a syscall per byte, only for short inputs */
+		cut = run(s, n, max, step, &got);
 
 		expect(cut == rcut, "-E2BIG differs from the reference");
 		expect(got.len == ref.len && (!got.len || memcmp(got.p, ref.p, got.len) == 0),
