@@ -7,7 +7,8 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # and npm serve the tests (valgrind lane, filesystem-less proof, real npm MCP
 # peers); clang only the optional fuzz build.
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
- libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check"
+ libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check
+ libmicrohttpd-dev"
 TANDEM_TEST_PKGS="valgrind strace procps openssl"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
