@@ -9,7 +9,7 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
  libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check
  libmicrohttpd-dev"
-TANDEM_TEST_PKGS="valgrind strace procps openssl"
+TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
