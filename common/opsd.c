@@ -85,7 +85,7 @@ int opsd_parse_listen(const char *hostport, struct sockaddr_storage *ss, socklen
 		      char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
+				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char host[256];
 	const char *port;

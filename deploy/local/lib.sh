@@ -10,6 +10,12 @@ TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev
  libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check
  libmicrohttpd-dev"
 TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client"
+# deploy/container/build and deploy/local/test --engine: the image is made
+# with debootstrap and podman; podman 4.3 here runs with runc (crun refuses
+# the hybrid cgroup layout) and catatonit for the pod infra container;
+# node-js-yaml-free validation uses npm (kubernetes-models).
+TANDEM_CONTAINER_PKGS="debootstrap podman runc catatonit containernetworking-plugins
+ iptables python3-yaml"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
