@@ -13,9 +13,9 @@ TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client"
 # deploy/container/build and deploy/local/test --engine: the image is made
 # with debootstrap and podman; podman 4.3 here runs with runc (crun refuses
 # the hybrid cgroup layout) and catatonit for the pod infra container;
-# node-js-yaml-free validation uses npm (kubernetes-models).
+# netavark + aardvark-dns give pods DNS names.
 TANDEM_CONTAINER_PKGS="debootstrap podman runc catatonit containernetworking-plugins
- iptables python3-yaml"
+ iptables python3-yaml netavark aardvark-dns curl"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
