@@ -9,7 +9,7 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
  libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev check
  libmicrohttpd-dev"
-TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client"
+TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client python3-yaml"
 # deploy/container/build and deploy/local/test --engine: the image is made
 # with debootstrap and podman; podman 4.3 here runs with runc (crun refuses
 # the hybrid cgroup layout) and catatonit for the pod infra container;
@@ -55,6 +55,26 @@ ensure_npm_peers() {
 		say "installing npm test peers: $TANDEM_NPM_PEER_PKGS"
 		if ! npm install --no-audit --no-fund --silent --prefix "$dir" $TANDEM_NPM_PEER_PKGS >&2; then
 			say "SKIP: npm install failed (registry unreachable?): npm peer tests will be skipped"
+			return 0
+		fi
+		touch "$stamp"
+	fi
+	echo "$dir"
+}
+
+# kubernetes-models from the npm registry, for the offline validation of
+# deploy/k8s (tests/deploy/test_k8s.py). Prints the directory, or nothing
+# when the registry cannot be reached (the suite then reports a loud SKIP).
+TANDEM_K8S_MODELS_PKG="kubernetes-models@5.1.0"
+ensure_npm_k8s_models() {
+	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-k8s"
+	local stamp="$dir/.installed-$(echo "$TANDEM_K8S_MODELS_PKG" | tr ' /@' '___')"
+	if [ ! -f "$stamp" ]; then
+		mkdir -p "$dir"
+		say "installing $TANDEM_K8S_MODELS_PKG (Kubernetes schemas) from npm"
+		if ! npm install --no-audit --no-fund --silent --prefix "$dir" \
+			"$TANDEM_K8S_MODELS_PKG" >&2; then
+			say "SKIP: npm install failed: the manifest validation will be skipped"
 			return 0
 		fi
 		touch "$stamp"
