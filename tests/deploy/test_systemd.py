@@ -64,6 +64,25 @@ def test_verify_clean(ctx):
     check("maybe" in r.stdout + r.stderr, "verify did not flag a bad value: %r" % r.stderr)
 
 
+def test_sysusers(ctx):
+    """The dedicated user comes from the sysusers file, as the README installs it."""
+    sysusers = shutil.which("systemd-sysusers")
+    if not sysusers:
+        print("# SKIP systemd-sysusers not found")
+        return
+    root = ctx.mkdir("root", "etc")
+    r = subprocess.run([sysusers, "--root=" + os.path.dirname(root),
+                        os.path.join(os.path.abspath(UNITS), "tandem.sysusers")],
+                       capture_output=True, text=True, timeout=60)
+    check_eq(r.returncode, 0, "systemd-sysusers (%s)" % r.stderr.strip())
+    with open(os.path.join(root, "passwd")) as f:
+        line = [l for l in f if l.startswith("tandem:")]
+    check(len(line) == 1 and line[0].rstrip().endswith(":/var/lib/tandem:/usr/sbin/nologin"),
+          "the tandem user: %r" % line)
+    for unit in (ORCH_UNIT, EXEC_UNIT):
+        check("\nUser=tandem\n" in unit_text(unit), "%s runs as tandem" % unit)
+
+
 def exposure(path):
     r = analyze("security", "--offline=yes", path)
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout + r.stderr)
@@ -174,6 +193,7 @@ if __name__ == "__main__":
     sys.exit(run_suite([
         ("systemd-analyze verify is clean (and sees a broken unit)", test_verify_clean),
         ("systemd-analyze security exposure within bounds", test_security_exposure),
+        ("systemd-sysusers makes the units' dedicated user", test_sysusers),
         ("every ExecStart option is one the binary knows", test_exec_options_known),
         ("the two units' ExecStart lines run a ready pair over TLS", test_units_run_together),
     ]))
