@@ -42,8 +42,8 @@ int exhealth_start(struct executor *ex, const char *listen, char *err, size_t er
 	metrics_tandem_gauges(&gauges);
 	if (!listen)
 		return 0;
-	exhealth_opsd = opsd_start(ex->loop, listen, metrics_tandem_registry(), exhealth_ready, ex, err,
-				 errlen);
+	exhealth_opsd = opsd_start(ex->loop, listen, metrics_tandem_registry(), exhealth_ready, ex,
+				   err, errlen);
 	if (!exhealth_opsd)
 		return -EINVAL;
 	log_info_f(LOG_FIELDS({ "address", opsd_address(exhealth_opsd) }),

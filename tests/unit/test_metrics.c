@@ -21,6 +21,9 @@ static const char *const abo[] = { "a", "b", METRICS_OTHER, NULL };
 static const char *const xy[] = { "x", "y\"q\\n\nl", NULL };
 static const double bounds[] = { 0.1, 1, 10 };
 
+/* A descriptor with help "h": D("name", TYPE[, more designated fields]). */
+#define D(n, ...) ((struct metrics_desc){ .name = n, .help = "h", .type = __VA_ARGS__ })
+
 static struct metric *add(struct metrics *m, struct metrics_desc d, char *err)
 {
 	return metrics_add(m, &d, err, 256);
@@ -38,35 +41,29 @@ START_TEST(test_declaration_errors)
 	struct metrics *m = metrics_new();
 	char err[256];
 
-	ck_assert_ptr_nonnull(add(m, (struct metrics_desc){ .name = "ok_total", "h", METRICS_COUNTER },
-				  err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "ok_total", "h", METRICS_COUNTER }, err));
+	ck_assert_ptr_nonnull(add(m, D("ok_total", METRICS_COUNTER), err));
+	ck_assert_ptr_null(add(m, D("ok_total", METRICS_COUNTER), err));
 	ck_assert_ptr_nonnull(strstr(err, "twice"));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "1bad", "h", METRICS_GAUGE }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "has-dash", "h", METRICS_GAUGE }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", NULL, METRICS_GAUGE }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.labels = { { "l", dup } } }, err));
+	ck_assert_ptr_null(add(m, D("1bad", METRICS_GAUGE), err));
+	ck_assert_ptr_null(add(m, D("has-dash", METRICS_GAUGE), err));
+	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", .type = METRICS_GAUGE }, err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .labels = { { "l", dup } }), err));
 	ck_assert_ptr_nonnull(strstr(err, "duplicate value"));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.labels = { { "l", none } } }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.labels = { { "__l", ab } } }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.labels = { { "l", ab }, { "l", ab } } }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "hi", "h", METRICS_HISTOGRAM,
-		.labels = { { "le", ab } }, .buckets = bounds, .n_buckets = 3 }, err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .labels = { { "l", none } }), err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .labels = { { "__l", ab } }), err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .labels = { { "l", ab }, { "l", ab } }),
+			       err));
+	ck_assert_ptr_null(add(m, D("hi", METRICS_HISTOGRAM, .labels = { { "le", ab } },
+				    .buckets = bounds, .n_buckets = 3), err));
 	ck_assert_ptr_nonnull(strstr(err, "reserved"));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "hi", "h", METRICS_HISTOGRAM,
-		.buckets = unsorted, .n_buckets = 2 }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "hi", "h", METRICS_HISTOGRAM,
-		.buckets = inf, .n_buckets = 2 }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "hi", "h", METRICS_HISTOGRAM }, err));
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.buckets = bounds, .n_buckets = 3 }, err));
+	ck_assert_ptr_null(add(m, D("hi", METRICS_HISTOGRAM, .buckets = unsorted, .n_buckets = 2),
+			       err));
+	ck_assert_ptr_null(add(m, D("hi", METRICS_HISTOGRAM, .buckets = inf, .n_buckets = 2), err));
+	ck_assert_ptr_null(add(m, D("hi", METRICS_HISTOGRAM), err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .buckets = bounds, .n_buckets = 3), err));
 	/* 24 x 24 = 576 series: over METRICS_MAX_SERIES */
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE,
-		.labels = { { "p", big }, { "q", big } } }, err));
+	ck_assert_ptr_null(add(m, D("g", METRICS_GAUGE, .labels = { { "p", big }, { "q", big } }),
+			       err));
 	ck_assert_ptr_nonnull(strstr(err, "series"));
 	metrics_free(m);
 }
@@ -80,11 +77,10 @@ START_TEST(test_registry_bound)
 
 	for (i = 0; i < METRICS_MAX_METRICS; i++) {
 		snprintf(names[i], sizeof(names[i]), "m%d", i);
-		ck_assert_ptr_nonnull(add(m, (struct metrics_desc){ .name = names[i], "h", METRICS_GAUGE },
-					  err));
+		ck_assert_ptr_nonnull(add(m, D(names[i], METRICS_GAUGE), err));
 	}
 	snprintf(names[i], sizeof(names[i]), "m%d", i);
-	ck_assert_ptr_null(add(m, (struct metrics_desc){ .name = names[i], "h", METRICS_GAUGE }, err));
+	ck_assert_ptr_null(add(m, D(names[i], METRICS_GAUGE), err));
 	ck_assert_ptr_nonnull(strstr(err, "full"));
 	metrics_free(m);
 }
@@ -94,11 +90,11 @@ START_TEST(test_labels_and_updates)
 {
 	struct metrics *m = metrics_new();
 	char err[256];
-	struct metric *c = add(m, (struct metrics_desc){ .name = "c_total", "h", METRICS_COUNTER,
-		.labels = { { "k", abo }, { "j", ab } } }, err);
-	struct metric *strict = add(m, (struct metrics_desc){ .name = "s_total", "h", METRICS_COUNTER,
-		.labels = { { "k", ab } } }, err);
-	struct metric *g = add(m, (struct metrics_desc){ .name = "g", "h", METRICS_GAUGE }, err);
+	struct metric *c = add(m, D("c_total", METRICS_COUNTER,
+				    .labels = { { "k", abo }, { "j", ab } }), err);
+	struct metric *strict = add(m, D("s_total", METRICS_COUNTER, .labels = { { "k", ab } }),
+				    err);
+	struct metric *g = add(m, D("g", METRICS_GAUGE), err);
 	unsigned idx[2];
 
 	ck_assert_int_eq(metrics_label_index(c, 0, "b"), 1);
@@ -131,8 +127,8 @@ START_TEST(test_histogram_buckets)
 	struct metrics *m = metrics_new();
 	char err[256], *text;
 	size_t len;
-	struct metric *h = add(m, (struct metrics_desc){ .name = "lat_seconds", "h", METRICS_HISTOGRAM,
-		.buckets = bounds, .n_buckets = 3 }, err);
+	struct metric *h = add(m, D("lat_seconds", METRICS_HISTOGRAM, .buckets = bounds,
+				    .n_buckets = 3), err);
 
 	metrics_observe(h, 0, 0.1);   /* le is inclusive: the 0.1 bucket */
 	metrics_observe(h, 0, 0.5);
@@ -166,11 +162,11 @@ START_TEST(test_render_exact)
 	struct metrics *m = metrics_new();
 	char err[256], *text;
 	size_t len;
-	struct metric *c = add(m, (struct metrics_desc){ .name = "req_total", "Requests \\ by\nkind.",
-		METRICS_COUNTER, .labels = { { "kind", xy } } }, err);
+	struct metric *c = add(m, (struct metrics_desc){ .name = "req_total",
+		.help = "Requests \\ by\nkind.", .type = METRICS_COUNTER,
+		.labels = { { "kind", xy } } }, err);
 
-	add(m, (struct metrics_desc){ .name = "fn", "h", METRICS_GAUGE, .labels = { { "k", ab } },
-				      .read = read_fn }, err);
+	add(m, D("fn", METRICS_GAUGE, .labels = { { "k", ab } }, .read = read_fn), err);
 	metrics_add_value(c, 1, 3);
 	metrics_add_value(c, 0, 0.25);
 	metrics_render(m, &text, &len);
@@ -300,8 +296,8 @@ START_TEST(test_parser_is_strict)
 		"# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",        /* duplicate series */
 		"# TYPE x gauge\nx{a=\"\\q\"} 1\n",                     /* bad escape */
 		"# TYPE x gauge\nx{a=1} 1\n",                           /* unquoted */
-		"# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-		"h_sum 1\nh_count 1\n",                                  /* not cumulative */
+		"# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
+		/* ^ not cumulative */
 		"# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", /* no +Inf */
 		"# TYPE x gauge\n# TYPE x gauge\nx 1\n",                /* TYPE twice */
 		"x 1\n",                                                /* no TYPE */

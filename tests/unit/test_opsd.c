@@ -182,7 +182,8 @@ START_TEST(test_endpoints)
 	struct ctx c = { 0 };
 	struct metrics *reg = metrics_new();
 	char err[256];
-	struct metrics_desc d = { .name = "hits_total", "h", METRICS_COUNTER, .labels = { { "k", k } } };
+	struct metrics_desc d = { .name = "hits_total", .help = "h", .type = METRICS_COUNTER,
+				  .labels = { { "k", k } } };
 	struct metric *m = metrics_add(reg, &d, err, sizeof(err));
 
 	metrics_add_value(m, 1, 41);
