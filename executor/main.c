@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "executor.h"
+#include "exhealth.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -39,6 +40,8 @@ static void usage(FILE *out)
 		"  --tls-cert FILE        PEM certificate and private key for tls+tcp://\n"
 		"  --exit-with-parent     exit when the process that started us dies\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
+		"  --log-format FMT       text (default) or json (one object per line)\n"
+		"  --metrics-listen HOST:PORT  serve /livez, /readyz and /metrics there (off)\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n",
 		EXEC_DEFAULT_MAX_PROCS, EXEC_DEFAULT_GRACE_SEC);
@@ -62,6 +65,7 @@ struct cli {
 	int secret_fd;
 	const char *token_file;
 	bool exit_with_parent;
+	const char *metrics_listen; /* operations endpoint (exhealth.h), NULL = off */
 	char hostname[256];
 };
 
@@ -81,7 +85,8 @@ static int add_root_allow(struct cli *c, const char *dir)
 /* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
 static int parse_args(int argc, char **argv, struct cli *c)
 {
-	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID };
+	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID,
+	       O_METRICS, O_LOGFMT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, O_ID },
@@ -94,11 +99,14 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "tls-cert", required_argument, NULL, O_TLS },
 		{ "exit-with-parent", no_argument, NULL, O_EWP },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "metrics-listen", required_argument, NULL, O_METRICS },
+		{ "log-format", required_argument, NULL, O_LOGFMT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum log_level lvl;
+	enum log_format fmt;
 	unsigned v;
 	int ch;
 
@@ -131,6 +139,12 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			if (log_level_parse(optarg, &lvl) < 0)
 				goto bad_value;
 			log_set_level(lvl);
+			break;
+		case O_METRICS: c->metrics_listen = optarg; break;
+		case O_LOGFMT:
+			if (log_format_parse(optarg, &fmt) < 0)
+				goto bad_value;
+			log_set_format(fmt);
 			break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("tandem-executor %s\n", TANDEM_VERSION); return 1;
@@ -224,8 +238,13 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	if (exhealth_start(&ex, c.metrics_listen, err, sizeof(err)) < 0) {
+		log_error("--metrics-listen %s: %s", c.metrics_listen, err);
+		goto out;
+	}
 	rc = loop_run(ex.loop) < 0 ? 1 : 0;
 out:
+	exhealth_stop();
 	procs_kill_all(&ex);
 	httprelay_free(&ex);
 	if (ex.loop)

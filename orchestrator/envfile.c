@@ -208,7 +208,7 @@ static int load_timeout(struct loader *L, json_t *raw, const char *base, const c
 
 static const char *const entry_keys[] = {
 	"id", "url", "program", "args", "env", "cwd", "connect_timeout_sec",
-	"initialize_timeout_sec",
+	"initialize_timeout_sec", "required",
 };
 
 /* The first key of an entry that is not one of entry_keys, or NULL. */
@@ -297,6 +297,7 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 {
 	_cleanup_free_ char *base = xasprintf("environments[%zu]", idx);
 	const char *key;
+	char e[256];
 
 	s->connect_timeout_sec = s->initialize_timeout_sec = ENVFILE_TIMEOUT_DEFAULT;
 	toml_doc_where(L->doc, base, &s->line, NULL);
@@ -313,6 +314,9 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 	if (load_timeout(L, raw, base, "connect_timeout_sec", &s->connect_timeout_sec) < 0 ||
 	    load_timeout(L, raw, base, "initialize_timeout_sec", &s->initialize_timeout_sec) < 0)
 		return -EINVAL;
+	/* tandem extension: /readyz waits for this environment (README "Operations") */
+	if (jsonu_get_bool(raw, "required", false, &s->required, e, sizeof(e)) < 0)
+		return fatal_json(L, base, "required", e);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
  *   # args = ["--flag"]; env = { K = "V" }; cwd = "/srv"   (program only)
  *   connect_timeout_sec = 10      # optional, default 10
  *   initialize_timeout_sec = 10   # optional, default 10
+ *   required = true               # tandem extension: /readyz waits for it
  *
  * Everything in this file is strict: an unknown key, a wrong type or a bad
  * value makes envfile_load fail with "PATH:LINE:COL: reason" naming the key.
@@ -50,6 +51,7 @@ struct envspec {
 	char *cwd;      /* absolute, or NULL */
 	double connect_timeout_sec;    /* default 10 */
 	double initialize_timeout_sec; /* default 10 */
+	bool required;  /* tandem extension: readiness needs this one ready */
 	int line;       /* where the entry starts */
 };
 

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "env.h"
 #include "envfile.h"
+#include "health.h"
 #include "http.h"
 #include "link.h"
 #include "log.h"
@@ -41,6 +42,8 @@ static void usage(FILE *out)
 		"  --executor PATH     the tandem-executor to spawn (default: next to this binary,\n"
 		"                      else on PATH)\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug (logs go to stderr)\n"
+		"  --log-format FMT    text (default) or json (one object per line)\n"
+		"  --metrics-listen HOST:PORT  serve /livez, /readyz and /metrics there (off)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       print the version\n");
 }
@@ -58,21 +61,25 @@ static char *default_home(void)
 struct opts {
 	char *home;
 	const char *listen;
+	const char *metrics_listen; /* operations endpoint (health.h), NULL = off */
 };
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_HOME = 256, O_EXEC, O_LOG };
+	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "executor", required_argument, NULL, O_EXEC },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "metrics-listen", required_argument, NULL, O_METRICS },
+		{ "log-format", required_argument, NULL, O_LOGFMT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum log_level lvl;
+	enum log_format fmt;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "l:hV", lopts, NULL)) != -1) {
@@ -86,6 +93,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			log_set_level(lvl);
+			break;
+		case O_METRICS: o->metrics_listen = optarg; break;
+		case O_LOGFMT:
+			if (log_format_parse(optarg, &fmt) < 0) {
+				fprintf(stderr, "tandem-orchestrator: bad --log-format '%s'\n", optarg);
+				return -1;
+			}
+			log_set_format(fmt);
 			break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("tandem-orchestrator %s\n", TANDEM_VERSION); return 1;
@@ -187,6 +202,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = { .listen = "stdio://" };
 	struct orch state = { 0 };
+	char err[512];
 	int r, rc = 1;
 
 	log_init("tandem-orchestrator", LOG_LVL_INFO);
@@ -203,6 +219,10 @@ int main(int argc, char **argv)
 	loop_signal_add(orch->loop, SIGINT, stop_cb, NULL);
 	loop_signal_add(orch->loop, SIGTERM, stop_cb, NULL);
 	loop_signal_add(orch->loop, SIGHUP, stop_cb, NULL);
+	if (health_start(o.metrics_listen, err, sizeof(err)) < 0) {
+		log_error("--metrics-listen %s: %s", o.metrics_listen, err);
+		goto out;
+	}
 	if (load_files() < 0)
 		goto out;
 	apps_register();
@@ -220,6 +240,7 @@ out:
 	oauth_shutdown();
 	drain_http();
 	orch_envs_stop();
+	health_stop();
 	if (link_close_stuck()) {
 		/* nng 1.5.2 deadlocked in a close: everything of ours is stopped;
 		 * leave without tearing down what nng threads may still touch. */

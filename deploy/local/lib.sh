@@ -7,11 +7,18 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # and npm serve the tests (valgrind lane, filesystem-less proof, real npm MCP
 # peers); clang only the optional fuzz build.
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
- libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev libwslay-dev check"
-TANDEM_TEST_PKGS="valgrind strace procps openssl"
+ libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev libwslay-dev check
+ libmicrohttpd-dev"
+TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client python3-yaml"
 # Only for running the libFuzzer targets by hand (CODING_STYLE.md, "Tests"):
 # ensure_packages $TANDEM_FUZZ_PKGS. The corpora replay without them.
 TANDEM_FUZZ_PKGS="clang libclang-rt-14-dev"
+# deploy/container/build and deploy/local/test --engine: the image is made
+# with debootstrap and podman; podman 4.3 here runs with runc (crun refuses
+# the hybrid cgroup layout) and catatonit for the pod infra container;
+# netavark + aardvark-dns give pods DNS names.
+TANDEM_CONTAINER_PKGS="debootstrap podman runc catatonit containernetworking-plugins
+ iptables python3-yaml netavark aardvark-dns curl"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -51,6 +58,26 @@ ensure_npm_peers() {
 		say "installing npm test peers: $TANDEM_NPM_PEER_PKGS"
 		if ! npm install --no-audit --no-fund --silent --prefix "$dir" $TANDEM_NPM_PEER_PKGS >&2; then
 			say "SKIP: npm install failed (registry unreachable?): npm peer tests will be skipped"
+			return 0
+		fi
+		touch "$stamp"
+	fi
+	echo "$dir"
+}
+
+# kubernetes-models from the npm registry, for the offline validation of
+# deploy/k8s (tests/deploy/test_k8s.py). Prints the directory, or nothing
+# when the registry cannot be reached (the suite then reports a loud SKIP).
+TANDEM_K8S_MODELS_PKG="kubernetes-models@5.1.0"
+ensure_npm_k8s_models() {
+	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-k8s"
+	local stamp="$dir/.installed-$(echo "$TANDEM_K8S_MODELS_PKG" | tr ' /@' '___')"
+	if [ ! -f "$stamp" ]; then
+		mkdir -p "$dir"
+		say "installing $TANDEM_K8S_MODELS_PKG (Kubernetes schemas) from npm"
+		if ! npm install --no-audit --no-fund --silent --prefix "$dir" \
+			"$TANDEM_K8S_MODELS_PKG" >&2; then
+			say "SKIP: npm install failed: the manifest validation will be skipped"
 			return 0
 		fi
 		touch "$stamp"

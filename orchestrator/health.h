@@ -1,0 +1,22 @@
+/* health.h - the orchestrator's operations endpoint (common/opsd.h): its
+ * readiness rule and the figures read from its state at scrape time.
+ *
+ * Ready when the client listener serves and every environment marked
+ * `required = true` in environments.toml is READY; otherwise /readyz says
+ * which one is not and why. (Issue 16 adds: the state store is open.)
+ *
+ * health_start always declares the metrics (counting does not depend on the
+ * endpoint); with listen NULL nothing listens. Loop thread only.
+ */
+#ifndef TANDEM_HEALTH_H
+#define TANDEM_HEALTH_H
+
+#include <stddef.h>
+
+/* Returns 0, or -errno with err filled (bad address, bind failure). */
+int health_start(const char *listen, char *err, size_t errlen);
+void health_stop(void);
+/* The readiness rule: 0 when ready, else non-zero with reason filled. */
+int health_ready(char *reason, size_t len, void *arg);
+
+#endif
