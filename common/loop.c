@@ -534,22 +534,36 @@ static int child_peek(pid_t pid, int *wstatus)
 	return 1;
 }
 
+/* Reaps the zombie. Through the pidfd when there is one: it names this
+ * process, so a pid reused meanwhile (the callback may have let someone
+ * reap it) cannot be hit; without one, never blocking. */
+static void child_reap(struct loop_child *w)
+{
+	siginfo_t si;
+
+	if (w->pidfd >= 0) {
+		while (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG) < 0 &&
+		       errno == EINTR)
+			;
+		return;
+	}
+	while (waitpid(w->pid, NULL, WNOHANG) < 0 && errno == EINTR)
+		;
+}
+
 /* The process has exited: tell the owner while it is a zombie, then reap. */
 static void child_fire(struct loop_child *w, int wstatus)
 {
-	pid_t pid = w->pid;
-
 	w->firing = true;
 	child_unlink(w);
 	loop_io_del(w->io);
 	w->io = NULL;
-	w->pidfd = safe_close(w->pidfd);
 	loop_timer_cancel(w->poll);
 	w->poll = NULL;
-	w->cb(w, pid, wstatus, w->arg);
+	w->cb(w, w->pid, wstatus, w->arg);
 	if (wstatus != -1)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		child_reap(w);
+	safe_close(w->pidfd);
 	free(w);
 }
 

@@ -40,6 +40,7 @@ struct spawn_prep {
 	int top;      /* first descriptor above every child_fd (at least 3) */
 	int maxfd;    /* for the close() fallback when close_range is missing */
 	int status_w, status_r;
+	int report_w; /* SPAWNPROC_INIT: the init's end of the report pipe */
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -220,6 +221,47 @@ static int child_group(const struct spawn_prep *p, int st)
 	return 0;
 }
 
+/* fork() without glibc's fork handlers, which may take locks another
+ * thread of the parent held when it cloned us. */
+static pid_t raw_fork(void)
+{
+	return (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* SPAWNPROC_INIT: this process stays behind as the program's parent (the
+ * init of its PID namespace, with CLONE_NEWPID): it reaps whatever is
+ * re-parented to it, and when the program ends writes its wait status to
+ * the report pipe and exits, which (as a namespace init) makes the kernel
+ * kill everything left in the namespace. It holds no descriptor of the
+ * program's (pipe EOFs stay the program's) and ignores every signal but
+ * SIGKILL (a namespace init gets only those it handles). */
+static _Noreturn void init_main(const struct spawn_prep *p, pid_t prog, int st)
+{
+	int wstatus = 0, s;
+	sigset_t all;
+	pid_t r;
+
+	close(st); /* the program's copy alone says whether exec worked */
+	/* ps shows it as what it is, not as a second copy of the parent. */
+	(void)prctl(PR_SET_NAME, (unsigned long)(p->o->init_name ? p->o->init_name : "spawn-init"));
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	(void)!chdir("/");
+	close_from(p, 0, p->report_w - 1);
+	close_from(p, p->report_w + 1, INT_MAX);
+	for (;;) {
+		r = waitpid(-1, &s, 0);
+		if (r == prog) {
+			wstatus = s;
+			break;
+		}
+		if (r < 0 && errno != EINTR)
+			break;
+	}
+	(void)!write(p->report_w, &wstatus, sizeof(wstatus));
+	_exit(WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + (wstatus & 0x7f));
+}
+
 /* Runs in the forked child: async-signal-safe calls only. */
 static _Noreturn void child_main(const struct spawn_prep *p)
 {
@@ -230,7 +272,22 @@ static _Noreturn void child_main(const struct spawn_prep *p)
 		child_fail(p->status_w, STAGE_SETUP, errno, 0);
 	close(p->status_r); /* our copy: see parent_gone() */
 	close(p->status_w);
-	if (child_group(p, st) < 0 || child_signals(o->sigmask) < 0)
+	if (child_group(p, st) < 0)
+		child_fail(st, STAGE_SETUP, errno, 0);
+	if (o->flags & SPAWNPROC_INIT) {
+		pid_t prog = raw_fork();
+
+		if (prog < 0)
+			child_fail(st, STAGE_SETUP, errno, 0);
+		if (prog > 0)
+			init_main(p, prog, st);
+		close(p->report_w);
+		/* The init dying kills us with the namespace; without one, the
+		 * death signal does. */
+		if ((o->flags & SPAWNPROC_PDEATHSIG) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			child_fail(st, STAGE_SETUP, errno, 0);
+	}
+	if (child_signals(o->sigmask) < 0)
 		child_fail(st, STAGE_SETUP, errno, 0);
 	if (child_cwd(o) < 0)
 		child_fail(st, STAGE_CWD, errno, 0);
@@ -320,6 +377,10 @@ static int check_opts(const struct spawnproc_opts *o, char *err, size_t errlen)
 		seterr(err, errlen, "no command to run");
 		return -EINVAL;
 	}
+	if ((o->flags & SPAWNPROC_INIT) && !o->report_fd) {
+		seterr(err, errlen, "SPAWNPROC_INIT without a report_fd for '%s'", o->command);
+		return -EINVAL;
+	}
 	if (o->n_fds > SPAWNPROC_MAX_FDS) {
 		seterr(err, errlen, "more than %d descriptors for '%s'", SPAWNPROC_MAX_FDS,
 		       o->command);
@@ -359,7 +420,7 @@ static int prepare(struct spawn_prep *p, const struct spawnproc_opts *o, int *de
 int spawnproc_start(const struct spawnproc_opts *o, pid_t *pid, char *err, size_t errlen)
 {
 	struct spawn_prep p = { 0 };
-	int status[2] = { -1, -1 }, devnull = -1, r;
+	int status[2] = { -1, -1 }, report[2] = { -1, -1 }, devnull = -1, r;
 	struct spawn_report rep;
 	sigset_t all, old;
 	pid_t child;
@@ -371,8 +432,14 @@ int spawnproc_start(const struct spawnproc_opts *o, pid_t *pid, char *err, size_
 		seterr(err, errlen, "cannot prepare to start '%s': %s", o->command, strerror(-r));
 		goto out;
 	}
+	if ((o->flags & SPAWNPROC_INIT) && pipe2(report, O_CLOEXEC) < 0) {
+		r = -errno;
+		seterr(err, errlen, "cannot prepare to start '%s': %s", o->command, strerror(-r));
+		goto out;
+	}
 	p.status_w = status[1];
 	p.status_r = status[0];
+	p.report_w = report[1];
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	child = do_fork(o->namespaces);
@@ -385,13 +452,18 @@ int spawnproc_start(const struct spawnproc_opts *o, pid_t *pid, char *err, size_
 		goto out;
 	}
 	status[1] = safe_close(status[1]);
+	report[1] = safe_close(report[1]);
 	r = wait_exec(child, status[0], &rep);
 	if (r < 0) {
 		report_error(o, &rep, err, errlen);
 		goto out;
 	}
 	*pid = child;
+	if (o->flags & SPAWNPROC_INIT)
+		*o->report_fd = TAKE_FD(report[0]);
 out:
+	safe_close(report[0]);
+	safe_close(report[1]);
 	strv_free(p.paths);
 	safe_close(devnull);
 	safe_close(status[0]);

@@ -24,6 +24,17 @@
  * directory"), never an exit reported later. All signals are blocked around
  * fork() so that no handler of the parent runs in the child.
  *
+ * SPAWNPROC_INIT (meant with CLONE_NEWPID): after step 2 the child forks
+ * once more; the program continues in the grandchild while the child stays
+ * as a minimal init that reaps what is re-parented to it and, when the
+ * program ends, writes the program's wait status (an int, as from waitpid)
+ * to the report pipe and exits (with the program's code, or 128+signal).
+ * As the init of a PID namespace its exit makes the kernel kill everything
+ * left in the namespace; and unlike a program running as the init itself,
+ * the program keeps ordinary signal semantics (abort() still aborts). The
+ * returned pid is the init's. The init holds none of the program's
+ * descriptors.
+ *
  * The caller keeps ownership of everything in opts (descriptors included:
  * close your ends after spawnproc_start returns) and reaps the child.
  */
@@ -47,6 +58,7 @@ enum spawnproc_flags {
 	SPAWNPROC_NEW_PGROUP = 1u << 1,  /* setpgid(0, 0) */
 	SPAWNPROC_NEW_SESSION = 1u << 2, /* setsid(): also a new process group */
 	SPAWNPROC_PDEATHSIG = 1u << 3,   /* SIGKILL when the spawning thread dies */
+	SPAWNPROC_INIT = 1u << 4,	 /* stay as the program's init (see below) */
 };
 
 /* Runs in the child at step 5: async-signal-safe calls only, no allocation,
@@ -73,6 +85,10 @@ struct spawnproc_opts {
 				    the child (clone(2)); 0: plain fork() */
 	const sigset_t *sigmask; /* the child's signal mask; NULL: nothing blocked */
 	const struct spawnproc_hook *hook; /* NULL: none */
+	int *report_fd;		 /* SPAWNPROC_INIT: receives the read end of the
+				    report pipe (CLOEXEC; the caller closes it) */
+	const char *init_name;	 /* SPAWNPROC_INIT: the init's comm (15 bytes);
+				    NULL: "spawn-init" */
 };
 
 #define SPAWNPROC_MAX_FDS 16

@@ -51,6 +51,7 @@ struct child {
 	void *arg;
 	pid_t pid;
 	int in_fd, out_fd, err_fd;
+	int report_fd; /* spec.init: the init writes the server's wait status here */
 	struct loop_child *watch;
 	struct loop_io *in_io, *out_io, *err_io;
 	struct loop_timer *kill_timer, *drain_timer, *eof_timer, *reap_timer;
@@ -112,9 +113,12 @@ static int spawn(const struct child_spec *spec, struct child *c, char *err, size
 		.n_fds = 3,
 		.cwd_fd = spec->cwd_fd,
 		.cwd = spec->cwd,
-		.flags = SPAWNPROC_SEARCH_PATH | SPAWNPROC_NEW_PGROUP | SPAWNPROC_PDEATHSIG,
+		.flags = SPAWNPROC_SEARCH_PATH | SPAWNPROC_NEW_PGROUP | SPAWNPROC_PDEATHSIG |
+			 (spec->init ? SPAWNPROC_INIT : 0),
 		.namespaces = spec->namespaces,
 		.hook = spec->hook,
+		.report_fd = &c->report_fd,
+		.init_name = "tandem-init",
 	};
 	int r;
 
@@ -452,6 +456,19 @@ static void maybe_finish(struct child *c)
 		c->drain_timer = loop_timer_add(c->loop, CHILD_DRAIN_MS, drain_timer_cb, c);
 }
 
+/* With spec.init the process we watch is the server's init: the server's
+ * own status is what it wrote before exiting. */
+static void report_read(struct child *c)
+{
+	int st;
+
+	if (c->report_fd < 0)
+		return;
+	if (read(c->report_fd, &st, sizeof(st)) == (ssize_t)sizeof(st))
+		c->wstatus = st;
+	c->report_fd = safe_close(c->report_fd);
+}
+
 static void reaped_cb(struct loop_timer *t, void *arg)
 {
 	struct child *c = arg;
@@ -479,6 +496,7 @@ static void exited_cb(struct loop_child *w, pid_t pid, int wstatus, void *arg)
 		tree_kill(c, SIGKILL);
 		c->wstatus = wstatus;
 		c->reaped = true;
+		report_read(c);
 	}
 	loop_timer_cancel(c->kill_timer);
 	c->kill_timer = NULL;
@@ -536,7 +554,7 @@ int child_start(struct loop *l, const struct child_spec *spec, const struct chil
 	c->loop = l;
 	c->ops = ops;
 	c->arg = arg;
-	c->in_fd = c->out_fd = c->err_fd = -1;
+	c->in_fd = c->out_fd = c->err_fd = c->report_fd = -1;
 	c->kill_tree = spec->kill_tree;
 	c->max_stdin_queue = spec->max_stdin_queue;
 	linebuf_init(&c->out, spec->max_line);
@@ -609,6 +627,7 @@ struct child *child_free(struct child *c)
 	loop_timer_cancel(c->eof_timer);
 	loop_timer_cancel(c->reap_timer);
 	loop_timer_cancel(c->drain_timer);
+	safe_close(c->report_fd);
 	stdout_close(c);
 	stderr_close(c);
 	loop_io_del(c->in_io);

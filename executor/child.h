@@ -69,6 +69,9 @@ struct child_spec {
 	size_t max_line;	    /* stdout line bound; longer kills the group */
 	size_t max_stdin_queue;	    /* bytes queued for stdin before -ENOBUFS */
 	unsigned long namespaces;   /* CLONE_NEWPID, CLONE_NEWNET, ... or 0 */
+	bool init;		    /* run it under a minimal init (spawnproc.h,
+				       SPAWNPROC_INIT); exit_cb still gets the
+				       server's own wait status */
 	bool kill_tree;		    /* signals also reach descendants outside the group */
 	const struct spawnproc_hook *hook; /* run in the child before exec; NULL: none */
 };

@@ -6,6 +6,8 @@
  *   procs.c     the live stdio MCP processes: handles, detach/attach, cap
  *   plugin.c    ROOT_RESOLVE: a root directory -> plugin + normalized servers
  *   child.c     one process: spawn, pipes, framing, stop, reap
+ *   contain.c   a server's descendants live and die with it; leftovers reaped
+ *   ptree.c     processes by ancestry, from /proc
  *
  * Everything here runs on the loop thread; nng threads only loop_post().
  */
@@ -50,6 +52,7 @@ struct exec_opts {
 	unsigned grace_sec;
 	bool insecure;
 	const char *tls_cert_key_file; /* PEM with certificate and key, for tls+tcp:// */
+	bool no_pidns;	/* --no-pidns: contain servers by tracking (contain.h) */
 };
 
 enum exec_peer_state { PEER_NONE = 0, PEER_PREAUTH, PEER_AUTHED };
@@ -78,11 +81,11 @@ struct executor {
 	unsigned n_pending;
 
 	/* processes */
+	bool pidns;            /* servers are PID namespace inits (contain.h) */
 	struct proc *procs;    /* list of live processes */
 	unsigned n_procs;
 	unsigned n_detached;
 	uint64_t next_handle;
-	struct loop_timer *grace_timer;
 
 	/* relayed HTTP requests (httprelay.c) */
 	struct http *http; /* created on first use */
@@ -119,7 +122,8 @@ int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t le
 /* Kills a process on purpose; its MCP_EXITED carries `why`. */
 void procs_fail(struct executor *ex, uint64_t handle, const char *why);
 int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped);
-/* Peer lost: every process becomes detached and the grace timer starts. */
+/* Peer lost: every attached process becomes detached, each with its own
+ * grace deadline from now. */
 void procs_detach_all(struct executor *ex);
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);

@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "contain.h"
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
@@ -37,6 +38,8 @@ static void usage(FILE *out)
 		"  --max-processes N      cap on live MCP server processes (default %u)\n"
 		"  --grace-sec N          keep processes this long after the link drops (default %u)\n"
 		"  --tls-cert FILE        PEM certificate and private key for tls+tcp://\n"
+		"  --no-pidns             do not run servers in PID namespaces of their own\n"
+		"                         (their trees are tracked in /proc instead)\n"
 		"  --exit-with-parent     exit when the process that started us dies\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  -h, --help             this text\n"
@@ -81,7 +84,8 @@ static int add_root_allow(struct cli *c, const char *dir)
 /* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
 static int parse_args(int argc, char **argv, struct cli *c)
 {
-	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID };
+	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID,
+	       O_NO_PIDNS };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, O_ID },
@@ -93,6 +97,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "grace-sec", required_argument, NULL, O_GRACE },
 		{ "tls-cert", required_argument, NULL, O_TLS },
 		{ "exit-with-parent", no_argument, NULL, O_EWP },
+		{ "no-pidns", no_argument, NULL, O_NO_PIDNS },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -127,6 +132,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case O_TLS: c->o.tls_cert_key_file = optarg; break;
 		case O_EWP: c->exit_with_parent = true; break;
+		case O_NO_PIDNS: c->o.no_pidns = true; break;
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) < 0)
 				goto bad_value;
@@ -179,6 +185,13 @@ static int load_secret(struct cli *c, struct secret **out)
 	return r;
 }
 
+/* A child that is not a watched server: a server's leftover (contain.h). */
+static void sigchld_cb(int signo, void *arg)
+{
+	(void)signo;
+	contain_sweep(arg);
+}
+
 static void stop_cb(int signo, void *arg)
 {
 	log_info("signal %d: shutting down", signo);
@@ -219,6 +232,8 @@ int main(int argc, char **argv)
 	loop_signal_add(ex.loop, SIGINT, stop_cb, ex.loop);
 	loop_signal_add(ex.loop, SIGTERM, stop_cb, ex.loop);
 	loop_signal_add(ex.loop, SIGHUP, stop_cb, ex.loop);
+	loop_signal_add(ex.loop, SIGCHLD, sigchld_cb, &ex);
+	contain_init(&ex, !c.o.no_pidns);
 	ex.started_ms = loop_now_ms(ex.loop);
 	if (listener_start(&ex, err, sizeof(err)) < 0) {
 		log_error("%s", err);
@@ -227,6 +242,8 @@ int main(int argc, char **argv)
 	rc = loop_run(ex.loop) < 0 ? 1 : 0;
 out:
 	procs_kill_all(&ex);
+	if (ex.loop)
+		contain_final(&ex);
 	httprelay_free(&ex);
 	if (ex.loop)
 		listener_stop(&ex);

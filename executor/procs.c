@@ -3,16 +3,22 @@
  * Each process has a handle the executor picks (never reused while the
  * executor runs), so a reconnecting orchestrator can re-attach to it. While
  * no authenticated peer holds a process ("detached"), its stdout lines are
- * kept up to EXEC_DETACHED_BUFFER bytes for the re-attach, and a grace timer
- * stops whatever was not re-attached when it expires.
+ * kept up to EXEC_DETACHED_BUFFER bytes for the re-attach, and its own
+ * grace timer, armed when it was detached, stops it if it was not
+ * re-attached by then (a process detached by a later drop gets the whole
+ * grace period from that drop).
  */
 #include <errno.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
 #include "child.h"
+#include "contain.h"
+#include "spawnproc.h"
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
@@ -31,6 +37,7 @@ struct proc {
 	char *name;
 	struct child *child;
 	bool detached;
+	struct loop_timer *grace_timer; /* while detached */
 	struct held_line *held, **held_tail;
 	size_t held_bytes;
 	uint32_t held_dropped;
@@ -79,6 +86,7 @@ static void held_clear(struct proc *p)
 
 static void proc_free(struct proc *p)
 {
+	loop_timer_cancel(p->grace_timer);
 	held_clear(p);
 	child_free(p->child);
 	free(p->fail_reason);
@@ -175,10 +183,7 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
 	proc_unlink(ex, p);
 	proc_free(p);
-	if (ex->n_detached == 0 && ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
+	contain_sweep(ex); /* what the server left behind, in track mode */
 }
 
 static const struct child_ops proc_ops = {
@@ -273,6 +278,22 @@ static char **build_argv(const struct proto_mcp_start_body *b, char *err, size_t
 	return argv;
 }
 
+static int subreaper_run(void *arg, int *step)
+{
+	(void)arg;
+	(void)step;
+	return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? errno : 0;
+}
+
+static const char *subreaper_describe(int step, void *arg)
+{
+	(void)step;
+	(void)arg;
+	return "make the server a child subreaper";
+}
+
+static const struct spawnproc_hook subreaper_hook = { subreaper_run, subreaper_describe, NULL };
+
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
 		uint32_t *pid, int32_t *status, char *err, size_t errlen)
 {
@@ -305,6 +326,11 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	spec.cwd = cwd ? cwd : "/";
 	spec.max_line = EXEC_MAX_LINE;
 	spec.max_stdin_queue = EXEC_STDIN_QUEUE;
+	/* contain.h: a namespace of its own, or a subreaper whose tree we walk */
+	spec.namespaces = ex->pidns ? CLONE_NEWPID : 0;
+	spec.init = ex->pidns;
+	spec.kill_tree = !ex->pidns;
+	spec.hook = ex->pidns ? NULL : &subreaper_hook;
 
 	p = xcalloc(1, sizeof(*p));
 	p->ex = ex;
@@ -371,6 +397,8 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 		return -ENOENT;
 	p->detached = false;
 	ex->n_detached--;
+	loop_timer_cancel(p->grace_timer);
+	p->grace_timer = NULL;
 	*pid = (uint32_t)child_pid(p->child);
 	*dropped = p->held_dropped;
 	return 0;
@@ -388,40 +416,34 @@ void procs_flush_held(struct executor *ex, uint64_t handle)
 		send_line(p, h->data, h->len);
 	held_clear(p);
 	p->held_dropped = 0;
-	if (ex->n_detached == 0 && ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
 }
 
 static void grace_cb(struct loop_timer *t, void *arg)
 {
-	struct executor *ex = arg;
+	struct proc *p = arg;
 
-	ex->grace_timer = NULL;
-	for (struct proc *p = ex->procs; p; p = p->next) {
-		if (p->detached) {
-			log_info("%s[%llu]: not re-attached within %us, stopping", p->name,
-				 (unsigned long long)p->handle, ex->opts.grace_sec);
-			child_stop(p->child);
-		}
-	}
+	(void)t;
+	p->grace_timer = NULL;
+	log_info("%s[%llu]: not re-attached within %us, stopping", p->name,
+		 (unsigned long long)p->handle, p->ex->opts.grace_sec);
+	child_stop(p->child);
 }
 
 void procs_detach_all(struct executor *ex)
 {
+	unsigned n = 0;
+
 	for (struct proc *p = ex->procs; p; p = p->next) {
-		if (!p->detached) {
-			p->detached = true;
-			ex->n_detached++;
-		}
+		if (p->detached)
+			continue;
+		p->detached = true;
+		ex->n_detached++;
+		n++;
+		p->grace_timer = loop_timer_add(ex->loop, (uint64_t)ex->opts.grace_sec * 1000u,
+						grace_cb, p);
 	}
-	if (ex->n_detached && !ex->grace_timer) {
-		log_info("link lost: keeping %u process(es) for %us", ex->n_detached,
-			 ex->opts.grace_sec);
-		ex->grace_timer = loop_timer_add(ex->loop, (uint64_t)ex->opts.grace_sec * 1000u,
-						 grace_cb, ex);
-	}
+	if (n)
+		log_info("link lost: keeping %u process(es) for %us", n, ex->opts.grace_sec);
 }
 
 size_t procs_detached_handles(struct executor *ex, uint64_t **out)
@@ -445,8 +467,4 @@ void procs_kill_all(struct executor *ex)
 	}
 	ex->n_procs = 0;
 	ex->n_detached = 0;
-	if (ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
 }
