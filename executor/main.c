@@ -14,6 +14,7 @@
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
+#include "plugin.h"
 #include "secret.h"
 #include "util.h"
 #include "version.h"
@@ -254,6 +255,7 @@ out:
 		_exit(rc);
 	}
 	loop_free(ex.loop);
+	plugin_forget_all();
 	secret_free(ex.secret);
 	for (size_t i = 0; i < c.o.n_root_allow; i++)
 		free((char *)c.o.root_allow[i]);

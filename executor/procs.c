@@ -9,6 +9,7 @@
  * grace period from that drop).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <signal.h>
@@ -18,6 +19,9 @@
 
 #include "child.h"
 #include "contain.h"
+#include "mcpcfg.h"
+#include "pathfd.h"
+#include "plugin.h"
 #include "spawnproc.h"
 #include "executor.h"
 #include "log.h"
@@ -294,15 +298,105 @@ static const char *subreaper_describe(int step, void *arg)
 
 static const struct spawnproc_hook subreaper_hook = { subreaper_run, subreaper_describe, NULL };
 
-int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
-		uint32_t *pid, int32_t *status, char *err, size_t errlen)
-{
-	_cleanup_free_ char *cwd = NULL;
-	char **argv = NULL, **envp = NULL;
-	struct child_spec spec = { 0 };
-	struct proc *p;
-	int r = -EINVAL;
+/* Where a server runs: its plugin root (MCP_START's root, else the root this
+ * executor resolved that holds cwd; none for a config.toml server) and its
+ * cwd, opened below the root in one resolution (issue 13 #3: a cwd swapped
+ * for a symlink before a restart must not start the server outside its
+ * root). The child fchdir()s to cwd_fd. */
+struct place {
+	char *root;   /* NULL: not a plugin server */
+	int rootfd;   /* O_PATH, opened without following symlinks */
+	char *cwd;
+	int cwd_fd;
+};
 
+static void place_free(struct place *pl)
+{
+	free(pl->root);
+	free(pl->cwd);
+	safe_close(pl->rootfd);
+	safe_close(pl->cwd_fd);
+}
+
+static bool root_allowed(const struct executor *ex, const char *root)
+{
+	if (ex->opts.n_root_allow == 0)
+		return true;
+	for (size_t i = 0; i < ex->opts.n_root_allow; i++)
+		if (mcpcfg_path_within(ex->opts.root_allow[i], root))
+			return true;
+	return false;
+}
+
+static int place_in_root(struct executor *ex, struct place *pl, int32_t *status, char *err,
+			 size_t errlen)
+{
+	const char *rel = pl->cwd + strlen(pl->root);
+
+	*status = PROTO_E_DENIED;
+	if (!root_allowed(ex, pl->root)) {
+		snprintf(err, errlen, "plugin root '%s' is outside the allowed roots", pl->root);
+		return -EACCES;
+	}
+	if (!mcpcfg_path_within(pl->root, pl->cwd)) {
+		snprintf(err, errlen, "cwd '%s' is outside the plugin root '%s'", pl->cwd, pl->root);
+		return -EACCES;
+	}
+	pl->rootfd = pathfd_open_nosymlinks(pl->root, O_PATH | O_DIRECTORY);
+	if (pl->rootfd < 0) {
+		snprintf(err, errlen, "plugin root '%s' cannot be opened without following a symlink: %s",
+			 pl->root, strerror(-pl->rootfd));
+		return pl->rootfd;
+	}
+	pl->cwd_fd = pathfd_open_beneath(pl->rootfd, *rel == '/' ? rel + 1 : rel,
+					 O_PATH | O_DIRECTORY);
+	if (pl->cwd_fd == -EXDEV || pl->cwd_fd == -ELOOP) {
+		snprintf(err, errlen, "cwd '%s' no longer resolves inside the plugin root '%s'",
+			 pl->cwd, pl->root);
+		return -EACCES;
+	}
+	if (pl->cwd_fd < 0) {
+		*status = PROTO_E_SPAWN;
+		snprintf(err, errlen, "cannot change directory to '%s': %s", pl->cwd,
+			 strerror(-pl->cwd_fd));
+		return pl->cwd_fd;
+	}
+	return 0;
+}
+
+static int place(struct executor *ex, const struct proto_mcp_start_body *b, struct place *pl,
+		 int32_t *status, char *err, size_t errlen)
+{
+	const char *known;
+
+	pl->rootfd = pl->cwd_fd = -1;
+	pl->cwd = b->cwd.len ? proto_str_dup(b->cwd) : get_current_dir_name();
+	if (!pl->cwd)
+		pl->cwd = xstrdup("/");
+	if (b->root.len) {
+		pl->root = proto_str_dup(b->root);
+		if (pl->root[0] != '/') {
+			snprintf(err, errlen, "root '%s' is not an absolute path", pl->root);
+			return -EINVAL;
+		}
+	} else if ((known = plugin_known_root(pl->cwd))) {
+		pl->root = xstrdup(known);
+	}
+	if (pl->root)
+		return place_in_root(ex, pl, status, err, errlen);
+	pl->cwd_fd = open(pl->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pl->cwd_fd < 0) {
+		*status = PROTO_E_SPAWN;
+		snprintf(err, errlen, "cannot change directory to '%s': %s", pl->cwd,
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int check_start(struct executor *ex, const struct proto_mcp_start_body *b, int32_t *status,
+		       char *err, size_t errlen)
+{
 	*status = PROTO_E_BAD_REQUEST;
 	if (ex->n_procs >= ex->opts.max_procs) {
 		*status = PROTO_E_LIMIT;
@@ -311,19 +405,49 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 		return -EMFILE;
 	}
 	if (b->command.len == 0 || !clean_str(b->command) || !clean_str(b->cwd) ||
-	    !clean_str(b->server_name)) {
-		snprintf(err, errlen, "command, cwd and server_name must be non-empty text");
+	    !clean_str(b->server_name) || !clean_str(b->root)) {
+		snprintf(err, errlen, "command, cwd, root and server_name must be non-empty text");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static struct proc *proc_new(struct executor *ex, const struct proto_mcp_start_body *b)
+{
+	struct proc *p = xcalloc(1, sizeof(*p));
+
+	p->ex = ex;
+	p->name = proto_str_dup(b->server_name);
+	p->held_tail = &p->held;
+	p->stderr_tokens = EXEC_STDERR_BURST;
+	p->stderr_refill_ms = loop_now_ms(ex->loop);
+	return p;
+}
+
+int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
+		uint32_t *pid, int32_t *status, char *err, size_t errlen)
+{
+	struct place pl = { .rootfd = -1, .cwd_fd = -1 };
+	char **argv = NULL, **envp = NULL;
+	struct child_spec spec = { 0 };
+	struct proc *p;
+	int r = check_start(ex, b, status, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = -EINVAL;
 	argv = build_argv(b, err, errlen);
 	envp = argv ? build_env(b, err, errlen) : NULL;
 	if (!envp)
 		goto out;
-	cwd = b->cwd.len ? proto_str_dup(b->cwd) : get_current_dir_name();
+	r = place(ex, b, &pl, status, err, errlen);
+	if (r < 0)
+		goto out;
 	spec.command = argv[0];
 	spec.argv = (const char *const *)argv;
 	spec.envp = (const char *const *)envp;
-	spec.cwd = cwd ? cwd : "/";
+	spec.cwd = pl.cwd;
+	spec.cwd_fd = pl.cwd_fd;
 	spec.max_line = EXEC_MAX_LINE;
 	spec.max_stdin_queue = EXEC_STDIN_QUEUE;
 	/* contain.h: a namespace of its own, or a subreaper whose tree we walk */
@@ -332,12 +456,7 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	spec.kill_tree = !ex->pidns;
 	spec.hook = ex->pidns ? NULL : &subreaper_hook;
 
-	p = xcalloc(1, sizeof(*p));
-	p->ex = ex;
-	p->name = proto_str_dup(b->server_name);
-	p->held_tail = &p->held;
-	p->stderr_tokens = EXEC_STDERR_BURST;
-	p->stderr_refill_ms = loop_now_ms(ex->loop);
+	p = proc_new(ex, b);
 	r = child_start(ex->loop, &spec, &proc_ops, p, &p->child, err, errlen);
 	if (r < 0) {
 		*status = PROTO_E_SPAWN;
@@ -350,10 +469,11 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	ex->n_procs++;
 	*handle = p->handle;
 	*pid = (uint32_t)child_pid(p->child);
-	log_info("%s[%llu]: started '%s' as pid %u", p->name, (unsigned long long)p->handle,
-		 argv[0], *pid);
+	log_info("%s[%llu]: started '%s' as pid %u%s%s", p->name, (unsigned long long)p->handle,
+		 argv[0], *pid, pl.root ? " in plugin root " : "", pl.root ? pl.root : "");
 	r = 0;
 out:
+	place_free(&pl);
 	strv_free(argv);
 	strv_free(envp);
 	return r;

@@ -31,16 +31,48 @@
 
 static struct texec ex;
 static struct tclient cl;
-static pid_t daemons[16]; /* killed at teardown whatever happened */
-static unsigned n_daemons;
 static int next_id = 100;
 
-static void teardown(void)
+/* What a test leaves behind when it fails half-way (a daemon that escaped,
+ * a scratch tree) is noted in a file that the suite's teardown, in the
+ * parent process, cleans up: a failed test ends its forked process at once. */
+static char leftovers_path[] = "/tmp/tandem-contain-leftovers-XXXXXX";
+
+static void note_leftover(const char *kind, const char *what)
 {
-	for (unsigned i = 0; i < n_daemons; i++)
-		if (daemons[i] > 0)
-			kill(daemons[i], SIGKILL);
-	n_daemons = 0;
+	FILE *f = fopen(leftovers_path, "a");
+
+	if (f) {
+		fprintf(f, "%s %s\n", kind, what);
+		fclose(f);
+	}
+}
+
+static void suite_setup(void)
+{
+	int fd = mkstemp(leftovers_path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+
+static void suite_teardown(void)
+{
+	char line[4400], cmd[4500];
+	FILE *f = fopen(leftovers_path, "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "pid ", 4) == 0) {
+			kill((pid_t)atoi(line + 4), SIGKILL);
+		} else if (strncmp(line, "dir ", 4) == 0 && strncmp(line + 4, "/tmp/tandem-", 12) == 0) {
+			snprintf(cmd, sizeof(cmd), "rm -rf '%s'", line + 4);
+			(void)!system(cmd);
+		}
+	}
+	if (f)
+		fclose(f);
+	unlink(leftovers_path);
 }
 
 /* Fails the test if pid is still there after timeout_ms, killing it first
@@ -129,8 +161,13 @@ static pid_t start_daemon(uint64_t h)
 
 	json_decref(sc);
 	ck_assert_int_gt(pid, 1);
+	{
+		char num[32];
+
+		snprintf(num, sizeof(num), "%d", (int)pid);
+		note_leftover("pid", num);
+	}
 	ck_assert_msg(!pid_gone(pid, 0), "daemon %d not running", (int)pid);
-	daemons[n_daemons++] = pid;
 	return pid;
 }
 
@@ -348,13 +385,257 @@ START_TEST(test_closed_stdout_mid_call)
 }
 END_TEST
 
+/* ---- defect 3: paths swapped under the executor ---- */
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A scratch tree: <dir>/root (a plugin) and <dir>/outside. */
+static void make_tree(char *dir, const char *mcp_json)
+{
+	char p[4200];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	note_leftover("dir", dir);
+	snprintf(p, sizeof(p), "%s/root", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/root/.codex-plugin", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/root/.codex-plugin/plugin.json", dir);
+	write_text(p, "{\"name\":\"inside\"}");
+	snprintf(p, sizeof(p), "%s/outside", dir);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/outside/plugin.json", dir);
+	write_text(p, "{\"name\":\"outside-evil\"}");
+	if (mcp_json) {
+		snprintf(p, sizeof(p), "%s/root/.mcp.json", dir);
+		write_text(p, mcp_json);
+	}
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+struct swapper {
+	char a[4200], b[4200];
+	atomic_bool stop;
+	atomic_ulong swaps;
+};
+
+static void *swap_loop(void *arg)
+{
+	struct swapper *s = arg;
+
+	while (!atomic_load(&s->stop))
+		if (syscall(SYS_renameat2, AT_FDCWD, s->a, AT_FDCWD, s->b, 2 /* RENAME_EXCHANGE */) ==
+		    0)
+			atomic_fetch_add(&s->swaps, 1);
+	return NULL;
+}
+
+static unsigned race_iterations(unsigned dflt)
+{
+	const char *v = getenv("TANDEM_RACE_ITERATIONS");
+
+	return v && atoi(v) > 0 ? (unsigned)atoi(v) : dflt;
+}
+
+/* .codex-plugin exchanged, again and again, with a symlink to a directory
+ * outside the root while the executor resolves the root: no resolution
+ * may read the outside manifest. */
+START_TEST(test_manifest_swap_race)
+{
+	char dir[] = "/tmp/tandem-race-XXXXXX", root[1024], out[1024];
+	unsigned n = race_iterations(5000), inside = 0, refused = 0;
+	struct swapper sw = { 0 };
+	pthread_t th;
+
+	make_tree(dir, NULL);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(out, sizeof(out), "%s/outside", dir);
+	snprintf(sw.a, sizeof(sw.a), "%s/.codex-plugin", root);
+	snprintf(sw.b, sizeof(sw.b), "%s/evil", root);
+	ck_assert_int_eq(symlink(out, sw.b), 0);
+	texec_start(&ex, NULL, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_int_eq(pthread_create(&th, NULL, swap_loop, &sw), 0);
+	for (unsigned i = 0; i < n; i++) {
+		struct proto_root_resolve_body b = { 0 };
+		struct tframe f = { 0 };
+
+		b.root_id = proto_str_c("race");
+		b.path = proto_str_c(root);
+		b.environment_id = proto_str_c("e1");
+		ck_assert_int_eq(tc_call(&cl, PROTO_ROOT_RESOLVE, &b, &f, T_MS), 0);
+		if (f.m.env.status == 0) {
+			const struct proto_root_resolve_reply *r = &f.m.u.root_resolve_reply;
+
+			if (PROTO_HAS(r, 3) && memmem(r->name.ptr, r->name.len, "outside", 7)) {
+				atomic_store(&sw.stop, true);
+				pthread_join(th, NULL);
+				rm_tree(dir);
+				ck_abort_msg("resolution %u of %u read the manifest outside the root",
+					     i, n);
+			}
+			inside += PROTO_HAS(r, 3) != 0;
+		} else {
+			refused++;
+		}
+		tframe_free(&f);
+	}
+	atomic_store(&sw.stop, true);
+	pthread_join(th, NULL);
+	fprintf(stderr, "%u resolutions: %u read the root's manifest, %u refused, %lu swaps\n", n,
+		inside, refused, atomic_load(&sw.swaps));
+	/* The race really ran: both states were seen. */
+	ck_assert_uint_gt(atomic_load(&sw.swaps), 100);
+	ck_assert_uint_gt(inside, 0);
+	tc_close(&cl);
+	texec_stop(&ex);
+	rm_tree(dir);
+}
+END_TEST
+
+static uint64_t start_in(const char *cwd, const char *root, int32_t *status, char *err,
+			 size_t errlen)
+{
+	struct proto_mcp_start_body b = { 0 };
+	struct proto_str args[1] = { proto_str_c(hostile()) };
+	struct tframe f = { 0 };
+	uint64_t h = 0;
+
+	b.server_name = proto_str_c("s");
+	b.command = proto_str_c("/usr/bin/python3");
+	b.args.items = args;
+	b.args.n = 1;
+	b.cwd = proto_str_c(cwd);
+	PROTO_SET(&b, 6);
+	if (root) {
+		b.root = proto_str_c(root);
+		PROTO_SET(&b, 7);
+	}
+	PROTO_SET(&b, 3);
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_START, &b, &f, T_MS), 0);
+	*status = f.m.env.status;
+	if (*status == 0)
+		h = f.m.u.mcp_start_reply.handle;
+	else
+		snprintf(err, errlen, "%.*s", (int)f.m.err_message.len, f.m.err_message.ptr);
+	tframe_free(&f);
+	return h;
+}
+
+static void resolve_root(const char *root)
+{
+	struct proto_root_resolve_body b = { 0 };
+	struct tframe f = { 0 };
+
+	b.root_id = proto_str_c("r");
+	b.path = proto_str_c(root);
+	b.environment_id = proto_str_c("e1");
+	ck_assert_int_eq(tc_call(&cl, PROTO_ROOT_RESOLVE, &b, &f, T_MS), 0);
+	ck_assert_msg(f.m.env.status == 0, "resolve: %.*s", (int)f.m.err_message.len,
+		      f.m.err_message.ptr);
+	tframe_free(&f);
+}
+
+static void swap_cwd_for_symlink(const char *root, const char *out)
+{
+	char work[4200], real[4200];
+
+	snprintf(work, sizeof(work), "%s/work", root);
+	snprintf(real, sizeof(real), "%s/work.real", root);
+	ck_assert_int_eq(rename(work, real), 0);
+	ck_assert_int_eq(symlink(out, work), 0);
+}
+
+/* The orchestrator restarts a plugin server with the cwd it was given at
+ * resolution time; by then the cwd is a symlink to a directory outside the
+ * root. The server must not start there. */
+START_TEST(test_cwd_swap_before_restart)
+{
+	char dir[] = "/tmp/tandem-cwd-XXXXXX", root[1024], work[2048], out[1024], err[512];
+	int32_t st;
+	uint64_t h;
+	json_t *sc;
+
+	make_tree(dir, "{\"mcpServers\":{\"s\":{\"command\":\"/usr/bin/python3\",\"cwd\":"
+		       "\"./work\"}}}");
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(work, sizeof(work), "%s/work", root);
+	snprintf(out, sizeof(out), "%s/outside", dir);
+	ck_assert_int_eq(mkdir(work, 0755), 0);
+	texec_start(&ex, NULL, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	resolve_root(root);
+	/* Today's orchestrator sends no root: the executor knows it. */
+	h = start_in(work, NULL, &st, err, sizeof(err));
+	ck_assert_msg(st == 0, "first start: %s", err);
+	initialize(h);
+	sc = tool(h, "whoami", NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(sc, "cwd")), work);
+	json_decref(sc);
+	stop(h);
+	wait_exited(h, NULL, 0);
+	swap_cwd_for_symlink(root, out);
+	h = start_in(work, NULL, &st, err, sizeof(err));
+	if (st == 0) {
+		initialize(h);
+		sc = tool(h, "whoami", NULL);
+		rm_tree(dir);
+		ck_abort_msg("restart after the swap started the server in '%s'",
+			     json_string_value(json_object_get(sc, "cwd")));
+	}
+	ck_assert_int_eq(st, PROTO_E_DENIED);
+	ck_assert_msg(strstr(err, "no longer resolves inside the plugin root"), "%s", err);
+	/* The same with the root named in MCP_START. */
+	h = start_in(work, root, &st, err, sizeof(err));
+	ck_assert_int_eq(st, PROTO_E_DENIED);
+	tc_close(&cl);
+	texec_stop(&ex);
+	rm_tree(dir);
+}
+END_TEST
+
+/* A root named in MCP_START is checked against --root-allow again. */
+START_TEST(test_start_root_outside_allow)
+{
+	char dir[] = "/tmp/tandem-allow-XXXXXX", root[1024], allowed[1024], err[512];
+	const char *args[] = { "--root-allow", allowed, NULL };
+	int32_t st;
+
+	make_tree(dir, NULL);
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(allowed, sizeof(allowed), "%s/outside", dir);
+	texec_start(&ex, args, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	start_in(root, root, &st, err, sizeof(err));
+	ck_assert_int_eq(st, PROTO_E_DENIED);
+	ck_assert_msg(strstr(err, "outside the allowed roots"), "%s", err);
+	tc_close(&cl);
+	texec_stop(&ex);
+	rm_tree(dir);
+}
+END_TEST
+
 static Suite *contain_suite(void)
 {
 	Suite *s = suite_create("contain");
 	TCase *tc = tcase_create("contain");
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
 	tcase_add_test(tc, test_daemon_dies_with_stop);
 	tcase_add_test(tc, test_daemon_dies_with_stop_track);
 	tcase_add_test(tc, test_daemon_dies_with_exit);
@@ -366,6 +647,9 @@ static Suite *contain_suite(void)
 	tcase_add_test(tc, test_grace_per_process);
 	tcase_add_test(tc, test_closed_stdout_after_init);
 	tcase_add_test(tc, test_closed_stdout_mid_call);
+	tcase_add_test(tc, test_manifest_swap_race);
+	tcase_add_test(tc, test_cwd_swap_before_restart);
+	tcase_add_test(tc, test_start_root_outside_allow);
 	suite_add_tcase(s, tc);
 	return s;
 }
