@@ -38,14 +38,18 @@ static int open_component(int dirfd, const char *name, int flags)
 
 	if (strcmp(name, "..") == 0)
 		return -EXDEV;
+	/* O_PATH|O_NOFOLLOW opens a symlink itself (O_DIRECTORY would say
+	 * ENOTDIR): fstat tells which it was. */
 	do
-		fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(dirfd, name,
+			    ((flags & O_PATH) ? flags & ~O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		return errno == ELOOP ? -ELOOP : -errno;
-	if ((flags & O_PATH) && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+	if ((flags & O_PATH) && fstat(fd, &st) == 0 &&
+	    (S_ISLNK(st.st_mode) || ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)))) {
 		close(fd);
-		return -ELOOP;
+		return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
 	}
 	return fd;
 }
