@@ -7,6 +7,7 @@
  *   plugin.c    ROOT_RESOLVE: a root directory -> plugin + normalized servers
  *   child.c     one process: spawn, pipes, framing, stop, reap
  *   contain.c   a server's descendants live and die with it; leftovers reaped
+ *   box.c       the sandbox each server runs in
  *   ptree.c     processes by ancestry, from /proc
  *
  * Everything here runs on the loop thread; nng threads only loop_post().
@@ -28,6 +29,7 @@ struct secret;
 struct proc;
 struct http;
 struct xreq;
+struct boxes;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
 #define EXEC_DEFAULT_GRACE_SEC 30u
@@ -53,6 +55,10 @@ struct exec_opts {
 	bool insecure;
 	const char *tls_cert_key_file; /* PEM with certificate and key, for tls+tcp:// */
 	bool no_pidns;	/* --no-pidns: contain servers by tracking (contain.h) */
+	const char **sandbox_allow; /* --sandbox-allow: canonical dirs (box.h) */
+	size_t n_sandbox_allow;
+	const char *sandbox_dir;    /* --sandbox-dir: where private dirs go */
+	bool require_sandbox;       /* --require-sandbox */
 };
 
 enum exec_peer_state { PEER_NONE = 0, PEER_PREAUTH, PEER_AUTHED };
@@ -82,6 +88,7 @@ struct executor {
 
 	/* processes */
 	bool pidns;            /* servers are PID namespace inits (contain.h) */
+	struct boxes *boxes;   /* sandbox state shared by all servers (box.c) */
 	struct proc *procs;    /* list of live processes */
 	unsigned n_procs;
 	unsigned n_detached;
@@ -115,8 +122,9 @@ void exec_dispatch(struct executor *ex, struct proto_msg *m);
 void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN]);
 
 /* procs.c */
+/* *sandbox: how the server is boxed (box.h), valid while the process lives. */
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
-		uint32_t *pid, int32_t *status, char *err, size_t errlen);
+		uint32_t *pid, const char **sandbox, int32_t *status, char *err, size_t errlen);
 int procs_stop(struct executor *ex, uint64_t handle);
 int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len);
 /* Kills a process on purpose; its MCP_EXITED carries `why`. */

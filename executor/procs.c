@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "box.h"
 #include "child.h"
 #include "contain.h"
 #include "mcpcfg.h"
@@ -49,6 +50,8 @@ struct proc {
 	uint64_t stderr_refill_ms;
 	uint32_t stderr_dropped;
 	char *fail_reason; /* set when the executor killed it on purpose */
+	struct box *box;
+	char *denied;      /* a boxed server's first stderr line that reads like a refusal */
 };
 
 /* The environment a server gets on top of a cleared one (DESIGN-NOTES §3). */
@@ -93,6 +96,8 @@ static void proc_free(struct proc *p)
 	loop_timer_cancel(p->grace_timer);
 	held_clear(p);
 	child_free(p->child);
+	box_free(p->box); /* after the process: its private directory and cgroup go */
+	free(p->denied);
 	free(p->fail_reason);
 	free(p->name);
 	free(p);
@@ -147,10 +152,25 @@ static bool stderr_allowed(struct proc *p)
 	return true;
 }
 
+/* What a runtime prints when the kernel refused it something. */
+static bool reads_like_denial(const char *line, size_t len)
+{
+	static const char *const words[] = { "Permission denied", "EACCES",
+					     "Operation not permitted", "EPERM" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (memmem(line, len, words[i], strlen(words[i])))
+			return true;
+	return false;
+}
+
 static void proc_stderr_cb(struct child *c, const char *line, size_t len, void *arg)
 {
 	struct proc *p = arg;
 	struct proto_mcp_stderr_body ev = { .handle = p->handle };
+
+	if (p->box && box_landlocked(p->box) && !p->denied && reads_like_denial(line, len))
+		p->denied = xstrndup(line, MIN(len, 300u));
 
 	if (!stderr_allowed(p)) {
 		p->stderr_dropped++;
@@ -182,6 +202,10 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 		ev.signal = (uint32_t)WTERMSIG(wstatus);
 	PROTO_SET(&ev, 2);
 	PROTO_SET(&ev, 3);
+	if (!p->fail_reason && p->denied && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0))
+		p->fail_reason = xasprintf("%s; the sandbox may have refused it something: '%s' "
+					   "(grant paths with sandbox.read / sandbox.write)",
+					   reason, p->denied);
 	ev.reason = proto_str_c(p->fail_reason ? p->fail_reason : reason);
 	if (!p->detached)
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
@@ -229,7 +253,8 @@ static bool env_name_ok(struct proto_str s)
 /* Cleared environment + defaults + env_vars resolved here + literal env. */
 static char **build_env(const struct proto_mcp_start_body *b, char *err, size_t errlen)
 {
-	size_t cap = ARRAY_SIZE(default_env) + b->env_vars.n + b->env.n + 1, n = 0;
+	/* + 2: HOME and TMPDIR of a sandboxed server (env_box_home) */
+	size_t cap = ARRAY_SIZE(default_env) + b->env_vars.n + b->env.n + 3, n = 0;
 	char **env = xcalloc(cap, sizeof(*env));
 
 	for (size_t i = 0; i < ARRAY_SIZE(default_env); i++) {
@@ -281,22 +306,6 @@ static char **build_argv(const struct proto_mcp_start_body *b, char *err, size_t
 	}
 	return argv;
 }
-
-static int subreaper_run(void *arg, int *step)
-{
-	(void)arg;
-	(void)step;
-	return prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ? errno : 0;
-}
-
-static const char *subreaper_describe(int step, void *arg)
-{
-	(void)step;
-	(void)arg;
-	return "make the server a child subreaper";
-}
-
-static const struct spawnproc_hook subreaper_hook = { subreaper_run, subreaper_describe, NULL };
 
 /* Where a server runs: its plugin root (MCP_START's root, else the root this
  * executor resolved that holds cwd; none for a config.toml server) and its
@@ -424,12 +433,83 @@ static struct proc *proc_new(struct executor *ex, const struct proto_mcp_start_b
 	return p;
 }
 
+/* True when the server's config sets variable `name` itself. */
+static bool config_sets(const struct proto_mcp_start_body *b, const char *name)
+{
+	for (uint32_t i = 0; i < b->env.n; i++)
+		if (proto_str_eq(b->env.keys[i], name))
+			return true;
+	for (uint32_t i = 0; i < b->env_vars.n; i++)
+		if (proto_str_eq(b->env_vars.items[i], name))
+			return true;
+	return false;
+}
+
+/* A boxed server's HOME and TMPDIR are its private directory. */
+static void env_box_home(char **envp, const struct proto_mcp_start_body *b, const char *dir)
+{
+	static const char *const vars[] = { "HOME", "TMPDIR" };
+	size_t n = 0;
+
+	while (envp[n])
+		n++;
+	for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+		if (!config_sets(b, vars[i]))
+			env_set(envp, &n, vars[i], strlen(vars[i]), dir, strlen(dir));
+}
+
+/* The box policy: MCP_START's sandbox field, else what this executor read
+ * in the server's plugin files. New reference or NULL. */
+static json_t *box_policy(const struct proto_mcp_start_body *b, const struct place *pl,
+			  bool *given)
+{
+	_cleanup_free_ char *name = proto_str_dup(b->server_name);
+	json_t *known;
+
+	*given = b->sandbox.len > 0;
+	if (*given) {
+		json_t *keys = json_loadb(b->sandbox.ptr, b->sandbox.len, 0, NULL);
+
+		if (json_is_object(keys))
+			return keys;
+		json_decref(keys);
+		return json_object(); /* unreadable: the defaults, never "off" */
+	}
+	known = pl->root ? plugin_known_server(pl->root, name) : NULL;
+	return known ? json_incref(known) : NULL;
+}
+
+static int make_box(struct executor *ex, const struct proto_mcp_start_body *b,
+		    const struct place *pl, char **argv, char **envp, struct box **out,
+		    int32_t *status, char *err, size_t errlen)
+{
+	struct box_req req = {
+		.name = NULL,
+		.root = pl->root,
+		.root_fd = pl->rootfd,
+		.cwd_fd = pl->cwd_fd,
+		.command = argv[0],
+		.envp = (const char *const *)envp,
+	};
+	_cleanup_free_ char *name = proto_str_dup(b->server_name);
+	int r;
+
+	req.name = name;
+	req.policy = box_policy(b, pl, &req.policy_given);
+	r = box_new(ex, &req, out, status, err, errlen);
+	json_decref(req.policy);
+	if (r == 0 && box_home(*out))
+		env_box_home(envp, b, box_home(*out));
+	return r;
+}
+
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
-		uint32_t *pid, int32_t *status, char *err, size_t errlen)
+		uint32_t *pid, const char **sandbox, int32_t *status, char *err, size_t errlen)
 {
 	struct place pl = { .rootfd = -1, .cwd_fd = -1 };
 	char **argv = NULL, **envp = NULL;
 	struct child_spec spec = { 0 };
+	struct box *box = NULL;
 	struct proc *p;
 	int r = check_start(ex, b, status, err, errlen);
 
@@ -441,6 +521,8 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	if (!envp)
 		goto out;
 	r = place(ex, b, &pl, status, err, errlen);
+	if (r == 0)
+		r = make_box(ex, b, &pl, argv, envp, &box, status, err, errlen);
 	if (r < 0)
 		goto out;
 	spec.command = argv[0];
@@ -451,15 +533,20 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	spec.max_line = EXEC_MAX_LINE;
 	spec.max_stdin_queue = EXEC_STDIN_QUEUE;
 	/* contain.h: a namespace of its own, or a subreaper whose tree we walk */
-	spec.namespaces = ex->pidns ? CLONE_NEWPID : 0;
+	spec.namespaces = (ex->pidns ? CLONE_NEWPID : 0) | box_namespaces(box);
 	spec.init = ex->pidns;
 	spec.kill_tree = !ex->pidns;
-	spec.hook = ex->pidns ? NULL : &subreaper_hook;
+	spec.hook = box_hook(box);
 
 	p = proc_new(ex, b);
+	p->box = TAKE_PTR(box);
 	r = child_start(ex->loop, &spec, &proc_ops, p, &p->child, err, errlen);
 	if (r < 0) {
 		*status = PROTO_E_SPAWN;
+		if (r == -EACCES && box_landlocked(p->box))
+			snprintf(err + strlen(err), errlen - strlen(err),
+				 " (the sandbox lets a server execute only its program, its plugin "
+				 "root and the system directories)");
 		proc_free(p);
 		goto out;
 	}
@@ -469,10 +556,13 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	ex->n_procs++;
 	*handle = p->handle;
 	*pid = (uint32_t)child_pid(p->child);
-	log_info("%s[%llu]: started '%s' as pid %u%s%s", p->name, (unsigned long long)p->handle,
-		 argv[0], *pid, pl.root ? " in plugin root " : "", pl.root ? pl.root : "");
+	*sandbox = box_describe(p->box);
+	log_info("%s[%llu]: started '%s' as pid %u%s%s; sandbox: %s", p->name,
+		 (unsigned long long)p->handle, argv[0], *pid, pl.root ? " in plugin root " : "",
+		 pl.root ? pl.root : "", *sandbox);
 	r = 0;
 out:
+	box_free(box);
 	place_free(&pl);
 	strv_free(argv);
 	strv_free(envp);

@@ -112,7 +112,8 @@
  * resolves from its own environment at spawn time (values never cross the
  * link); env is the literal map applied last. The executor picks the handle.
  * root: the canonical plugin root (ROOT_RESOLVE's reply path) of a plugin
- * server; sandbox: its normalized `sandbox` config (JSON, common/mcpcfg.h).
+ * server; sandbox: JSON {"sandbox"?, "network"?}, those keys of its
+ * normalized config (common/mcpcfg.h).
  * Both optional: without root the executor uses the root it resolved that
  * holds cwd. The reply's sandbox names the box the server runs in
  * ("landlock", or "off: <why>" for an unsandboxed one). */

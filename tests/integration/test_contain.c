@@ -417,6 +417,9 @@ static void make_tree(char *dir, const char *mcp_json)
 		snprintf(p, sizeof(p), "%s/root/.mcp.json", dir);
 		write_text(p, mcp_json);
 	}
+	/* A boxed server reads only its root: it gets its own copy. */
+	snprintf(p, sizeof(p), "cp '%s' '%s/root/hostile_mcp.py'", hostile(), dir);
+	ck_assert_int_eq(system(p), 0);
 }
 
 static void rm_tree(const char *dir)
@@ -511,7 +514,14 @@ static uint64_t start_in(const char *cwd, const char *root, int32_t *status, cha
 			 size_t errlen)
 {
 	struct proto_mcp_start_body b = { 0 };
-	struct proto_str args[1] = { proto_str_c(hostile()) };
+	char script[1200];
+	struct proto_str args[1];
+
+	/* the copy in the tree's root: <dir>/root/<...> */
+	snprintf(script, sizeof(script), "%.*s/hostile_mcp.py",
+		 (int)(strstr(cwd, "/root") ? strstr(cwd, "/root") - cwd + 5 : (long)strlen(cwd)),
+		 cwd);
+	args[0] = proto_str_c(script);
 	struct tframe f = { 0 };
 	uint64_t h = 0;
 

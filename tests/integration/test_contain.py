@@ -11,6 +11,7 @@ checks are in test_contain.c; these check what a client sees.
 """
 
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,9 +29,14 @@ PY = "/usr/bin/python3"
 
 
 def hostile_plugin(ctx, name, **cfg):
-    conf = {"command": PY, "args": [HOSTILE]}
+    """A plugin whose server is a copy of hostile_mcp.py inside its root (a
+    sandboxed server reads only its root and the system directories)."""
+    script = os.path.join(os.path.realpath(ctx.path("plugins", name)), "hostile_mcp.py")
+    conf = {"command": PY, "args": [script]}
     conf.update(cfg)
-    return make_plugin(ctx, name, {name + "_srv": conf})
+    p = make_plugin(ctx, name, {name + "_srv": conf})
+    shutil.copy(HOSTILE, script)
+    return p
 
 
 def start(ctx, plugin_name, **cfg):
