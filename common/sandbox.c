@@ -7,8 +7,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -136,6 +138,19 @@ static int set_limit(int resource, unsigned long long v)
 	return v && setrlimit(resource, &rl) < 0 ? errno : 0;
 }
 
+/* A procfs of the PID namespace we are in, on /proc of a mount namespace
+ * of our own (made private first, so nothing propagates back). unshare()
+ * here rather than CLONE_NEWNS at clone time: the copy then carries over
+ * the working directory already set from a descriptor of the parent's
+ * namespace (an fchdir after the clone would sit in the old one). */
+static int mount_private_proc(void)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return errno;
+	return 0;
+}
+
 static int hook_run(void *arg, int *step)
 {
 	struct sandbox *b = arg;
@@ -156,7 +171,12 @@ static int hook_run(void *arg, int *step)
 	if (b->ruleset < 0)
 		return 0;
 	*step = STEP_PROC_SELF;
-	fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->private_proc && (r = mount_private_proc()) != 0)
+		return r;
+	/* A private /proc shows the box's own processes only: all of it may be
+	 * read. Otherwise only this process's entry (its children cannot read
+	 * theirs: a rule names one inode). */
+	fd = open(s->private_proc ? "/proc" : "/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
 	r = landlock_allow_fd_raw(b->ruleset, s->landlock_abi, fd, LL_READ, 1);
@@ -174,7 +194,7 @@ static const char *hook_describe(int step, void *arg)
 	case STEP_CGROUP: return "join the server's pids cgroup";
 	case STEP_SUBREAPER: return "make the server a child subreaper";
 	case STEP_RLIMIT: return "set the sandbox's resource limits";
-	case STEP_PROC_SELF: return "allow /proc/self in the sandbox";
+	case STEP_PROC_SELF: return "give the sandbox its /proc";
 	case STEP_LANDLOCK: return "enforce the Landlock sandbox";
 	default: return NULL;
 	}

@@ -9,8 +9,8 @@
  *
  * The ruleset is built in the parent (sandbox_new), where errors can be
  * described; the child only joins, limits and enforces (async-signal-safe
- * system calls). /proc/self is added by the child, the only process that
- * can name its own /proc entry. The spec's descriptors are borrowed: keep
+ * system calls). /proc is the child's to add: a fresh one of its own PID
+ * namespace, or else its own /proc/self entry (which only it can name). The spec's descriptors are borrowed: keep
  * them open until the spawn returned. No logging.
  */
 #ifndef TANDEM_SANDBOX_H
@@ -36,6 +36,11 @@ struct sandbox_spec {
 	unsigned long long max_address_space; /* RLIMIT_AS in bytes; 0: unchanged */
 	int pids_procs_fd;	/* a cgroup.procs to join ("0"); -1: none */
 	bool subreaper;		/* PR_SET_CHILD_SUBREAPER before exec */
+	bool private_proc;	/* in a mount namespace of its own (unshare), mount
+				   a fresh /proc and allow reading it (the child
+				   must be in a new PID namespace, under an init,
+				   with CAP_SYS_ADMIN); else only the program's
+				   own /proc/self */
 };
 
 /* Builds the box. 0 or -errno with a reason in err. */

@@ -415,6 +415,8 @@ static int box_landlock(struct executor *ex, const struct box_req *req, struct b
 			<< 20,
 		.pids_procs_fd = -1,
 		.subreaper = !ex->pidns,
+		/* its own /proc, showing its own processes (contain.h: pidns) */
+		.private_proc = ex->pidns,
 	};
 	unsigned long nproc = limit_of(sandbox, "max_processes", BOX_DEFAULT_PROCESSES);
 	int r;

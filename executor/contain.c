@@ -72,7 +72,13 @@ static int leftovers(struct executor *ex, pid_t **out)
 void contain_sweep(struct executor *ex)
 {
 	pid_t *kids = NULL;
-	int n = leftovers(ex, &kids);
+	int n;
+
+	/* In a PID namespace a server's orphans go to its init, never to us:
+	 * nothing to look for. */
+	if (ex->pidns)
+		return;
+	n = leftovers(ex, &kids);
 
 	for (int i = 0; i < n; i++) {
 		if (reap_if_done(kids[i]))

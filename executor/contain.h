@@ -41,9 +41,10 @@ struct executor;
  * any thread starts. Logs the mode. */
 void contain_init(struct executor *ex, bool allow_pidns);
 
-/* Kills (SIGKILL, with their trees) every child of the executor that is not
- * a watched server, and reaps those that are gone. Cheap when there are
- * none; called on SIGCHLD and after a server's exit. */
+/* Track mode: kills (SIGKILL, with their trees) every child of the executor
+ * that is not a watched server, and reaps those that are gone; called on
+ * SIGCHLD and after a server's exit. Does nothing in pidns mode, where a
+ * server's orphans go to its init. */
 void contain_sweep(struct executor *ex);
 
 /* At exit, after every server was freed: kills whatever is left below the

@@ -19,8 +19,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
-    Orchestrator, RpcError, TestFailure, alive, check, check_eq, make_home, make_plugin,
-    root, run_suite, wait_until)
+    Orchestrator, RpcError, TestFailure, alive, check, check_eq, cmdline, make_home,
+    make_plugin, proc_table, root, run_suite, wait_until)
 
 HOSTILE = os.path.join(os.environ.get("TANDEM_FIXTURES") or
                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -86,9 +86,18 @@ def _try(c, t, srv):
         return None
 
 
+def tagged(tag):
+    """Pids whose argv[0] is tag (the box hides host pids from the server)."""
+    return [p for p in proc_table() if (cmdline(p) or [None])[0] == tag]
+
+
 def test_daemon_gone_after_orchestrator_stops(ctx):
     o, c, t, srv = start(ctx, "daemonic")
-    d = c.tool(t, srv, "daemon")["structuredContent"]["pid"]
+    tag = "tandem-daemon-%s" % ctx.tag
+    c.tool(t, srv, "daemon", {"tag": tag})
+    found = tagged(tag)
+    check(len(found) == 1, "daemon not found by its tag: %r" % found)
+    d = found[0]
     check(alive(d), "daemon %d not running" % d)
     try:
         o.proc.send_signal(signal.SIGTERM)
