@@ -29,63 +29,149 @@ static int sys_openat2(int dirfd, const char *path, int flags, unsigned long lon
 	return fd < 0 ? -errno : (int)fd;
 }
 
-/* One component with O_NOFOLLOW; a symlink (the O_PATH case opens the
- * link itself) is refused. */
-static int open_component(int dirfd, const char *name, int flags)
-{
-	struct stat st;
-	int fd;
+#define WALK_MAX_LINKS 40 /* like the kernel's MAXSYMLINKS */
 
-	if (strcmp(name, "..") == 0)
-		return -EXDEV;
-	/* O_PATH|O_NOFOLLOW opens a symlink itself (O_DIRECTORY would say
-	 * ENOTDIR): fstat tells which it was. */
-	do
-		fd = openat(dirfd, name,
-			    ((flags & O_PATH) ? flags & ~O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
-	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		return errno == ELOOP ? -ELOOP : -errno;
-	if ((flags & O_PATH) && fstat(fd, &st) == 0 &&
-	    (S_ISLNK(st.st_mode) || ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)))) {
-		close(fd);
-		return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
-	}
-	return fd;
+/* The fallback walk: one component at a time with O_NOFOLLOW, a stack of
+ * the directories passed (so ".." can go back, never above the start), and
+ * symlinks read with readlinkat() and spliced into the rest of the path
+ * (an absolute one leaves the start: refused). What openat2
+ * RESOLVE_BENEATH does, in user space, without any path resolved twice. */
+struct walk {
+	int stack[PATH_MAX / 2];
+	size_t depth;	       /* stack[0] is the start (a dup) */
+	char rest[2 * PATH_MAX];
+	int links;
+	bool follow; /* false: any symlink is -ELOOP */
+};
+
+static void walk_free(struct walk *w)
+{
+	for (size_t i = 0; i < w->depth; i++)
+		close(w->stack[i]);
 }
 
-/* The fallback: every directory on the way is opened O_PATH|O_NOFOLLOW. */
-static int walk(int dirfd, const char *path, int flags)
+/* Takes the next component of w->rest into comp; false at the end. */
+static bool next_component(struct walk *w, char *comp, size_t len)
 {
-	char buf[PATH_MAX], *save = NULL, *comp, *next;
-	int cur, r;
+	char *p = w->rest, *end;
+	size_t n;
 
-	if (strlen(path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, path);
-	cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-	if (cur < 0)
+	while (*p == '/')
+		p++;
+	if (!*p)
+		return false;
+	end = strchrnul(p, '/');
+	n = MIN((size_t)(end - p), len - 1);
+	memcpy(comp, p, n);
+	comp[n] = '\0';
+	memmove(w->rest, end, strlen(end) + 1);
+	return true;
+}
+
+static bool at_end(const struct walk *w)
+{
+	return w->rest[strspn(w->rest, "/")] == '\0';
+}
+
+/* comp is a symlink below dirfd: put its target in front of the rest. */
+static int splice_link(struct walk *w, int dirfd, const char *comp)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(dirfd, comp, target, sizeof(target) - 1);
+	size_t rl = strlen(w->rest);
+
+	if (!w->follow)
+		return -ELOOP;
+	if (n < 0)
 		return -errno;
-	comp = strtok_r(buf, "/", &save);
-	while (comp && strcmp(comp, ".") == 0)
-		comp = strtok_r(NULL, "/", &save);
-	if (!comp) { /* the directory itself */
-		r = openat(cur, ".", flags | O_CLOEXEC);
-		r = r < 0 ? -errno : r;
-		close(cur);
-		return r;
+	target[n] = '\0';
+	if (++w->links > WALK_MAX_LINKS)
+		return -ELOOP;
+	if (target[0] == '/')
+		return -EXDEV;
+	if ((size_t)n + 1 + rl + 1 > sizeof(w->rest))
+		return -ENAMETOOLONG;
+	memmove(w->rest + n + 1, w->rest, rl + 1);
+	memcpy(w->rest, target, (size_t)n);
+	w->rest[n] = '/';
+	return 0;
+}
+
+/* One step: 1 to go on, a descriptor (>= 0 via *out) when done, -errno. */
+static int walk_step(struct walk *w, int flags, int *out)
+{
+	int cur = w->stack[w->depth - 1], fd;
+	char comp[NAME_MAX + 1];
+	struct stat st;
+	bool last;
+
+	if (!next_component(w, comp, sizeof(comp))) {
+		fd = openat(cur, ".", flags | O_CLOEXEC);
+		*out = fd < 0 ? -errno : fd;
+		return 0;
 	}
-	for (;;) {
-		next = strtok_r(NULL, "/", &save);
-		while (next && strcmp(next, ".") == 0)
-			next = strtok_r(NULL, "/", &save);
-		r = open_component(cur, comp, next ? O_PATH | O_DIRECTORY : flags);
-		close(cur);
-		if (r < 0 || !next)
-			return r;
-		cur = r;
-		comp = next;
+	if (!strcmp(comp, "."))
+		return 1;
+	if (!strcmp(comp, "..")) {
+		if (w->depth == 1)
+			return -EXDEV;
+		close(w->stack[--w->depth]);
+		return 1;
 	}
+	last = at_end(w);
+	fd = openat(cur, comp, (last && !(flags & O_PATH) ? flags : O_PATH) | O_NOFOLLOW |
+				       O_CLOEXEC);
+	if (fd < 0 && errno != ELOOP)
+		return -errno;
+	if (fd < 0 || (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))) {
+		int r;
+
+		safe_close(fd);
+		r = splice_link(w, cur, comp);
+		return r < 0 ? r : 1;
+	}
+	if (last && (flags & O_PATH) && (flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -ENOTDIR;
+	}
+	if (last) {
+		*out = fd;
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -ENOTDIR;
+	}
+	if (w->depth == ARRAY_SIZE(w->stack)) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	w->stack[w->depth++] = fd;
+	return 1;
+}
+
+static int walk(int dirfd, const char *path, int flags, bool follow)
+{
+	struct walk *w = xcalloc(1, sizeof(*w));
+	int r, out = -1;
+
+	if (strlen(path) >= PATH_MAX) {
+		free(w);
+		return -ENAMETOOLONG;
+	}
+	strcpy(w->rest, path);
+	w->follow = follow;
+	w->stack[0] = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (w->stack[0] < 0) {
+		free(w);
+		return -errno;
+	}
+	w->depth = 1;
+	while ((r = walk_step(w, flags, &out)) == 1)
+		;
+	walk_free(w);
+	free(w);
+	return r < 0 ? r : out;
 }
 
 int pathfd_open_beneath(int dirfd, const char *rel, int flags)
@@ -102,7 +188,7 @@ int pathfd_open_beneath(int dirfd, const char *rel, int flags)
 			return r;
 		atomic_store(&have_openat2, false);
 	}
-	return walk(dirfd, rel, flags);
+	return walk(dirfd, rel, flags, true);
 }
 
 int pathfd_open_nosymlinks(const char *abs, int flags)
@@ -120,7 +206,7 @@ int pathfd_open_nosymlinks(const char *abs, int flags)
 	root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return -errno;
-	r = walk(root, abs + 1, flags);
+	r = walk(root, abs + 1, flags, false);
 	close(root);
 	return r;
 }
