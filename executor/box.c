@@ -49,6 +49,10 @@ struct box {
 
 /* ---- executor-wide ---- */
 
+static void rm_tree_at(int parent, const char *name, int depth);
+static void cgroup_remove(const char *dir);
+static void remove_stale(const char *dir, const char *prefix, bool cgroup);
+
 static int probe_clone(unsigned long flags)
 {
 	pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD | flags, NULL, NULL, NULL,
@@ -124,8 +128,10 @@ static char *cgroup_self(const char *ctl)
 
 static char *make_pids_base(const char *mnt, const char *self)
 {
-	char *base = xasprintf("%s%s/tandem-exec.%d", mnt, strcmp(self, "/") ? self : "",
-			       (int)getpid());
+	_cleanup_free_ char *parent = xasprintf("%s%s", mnt, strcmp(self, "/") ? self : "");
+	char *base = xasprintf("%s/tandem-exec.%d", parent, (int)getpid());
+
+	remove_stale(parent, "tandem-exec.", true);
 
 	if (mkdir(base, 0755) == 0 || errno == EEXIST)
 		return base;
@@ -157,14 +163,74 @@ static char *pids_base(void)
 	return NULL;
 }
 
+/* pid from "<prefix><pid>[.<anything>]"; 0 when the name is not ours. */
+static pid_t stale_pid(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *end;
+	long pid;
+
+	if (strncmp(name, prefix, n) != 0)
+		return 0;
+	pid = strtol(name + n, &end, 10);
+	if (pid <= 0 || end == name + n || (*end && *end != '.'))
+		return 0;
+	return (pid_t)pid;
+}
+
+/* An executor killed by SIGKILL leaves its private directories and its
+ * pids cgroups behind: the next start in the same place removes those of
+ * executors that are gone (and of our own user, for the directories). */
+static void remove_stale(const char *dir, const char *prefix, bool cgroup)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		pid_t pid = stale_pid(e->d_name, prefix);
+		struct stat st;
+
+		if (!pid || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (cgroup) {
+			_cleanup_free_ char *base = xasprintf("%s/%s", dir, e->d_name);
+			DIR *c = opendir(base);
+			struct dirent *ce;
+
+			while (c && (ce = readdir(c))) {
+				if (ce->d_name[0] == 's' && ce->d_type == DT_DIR) {
+					_cleanup_free_ char *sub = xasprintf("%s/%s", base, ce->d_name);
+
+					cgroup_remove(sub);
+				}
+			}
+			if (c)
+				closedir(c);
+			cgroup_remove(base);
+		} else {
+			rm_tree_at(dirfd(d), e->d_name, 0);
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 static void make_priv_base(struct executor *ex, struct boxes *g)
 {
 	const char *dir = ex->opts.sandbox_dir ? ex->opts.sandbox_dir : getenv("TMPDIR");
-	char *tmpl = xasprintf("%s/tandem-executor.XXXXXX", dir && *dir ? dir : "/tmp");
+	char *tmpl;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	remove_stale(dir, "tandem-executor.", false);
+	tmpl = xasprintf("%s/tandem-executor.%d.XXXXXX", dir, (int)getpid());
 
 	if (!mkdtemp(tmpl)) {
-		log_error("cannot create the servers' private directories under %s: %s",
-			  dir ? dir : "/tmp", strerror(errno));
+		log_error("cannot create the servers' private directories under %s: %s", dir,
+			  strerror(errno));
 		free(tmpl);
 		return;
 	}

@@ -48,6 +48,8 @@ static void note_leftover(const char *kind, const char *what)
 	}
 }
 
+static void rm_tree(const char *dir);
+
 static void suite_setup(void)
 {
 	int fd = mkstemp(leftovers_path);
@@ -288,6 +290,39 @@ START_TEST(test_daemon_dies_with_executor_kill9)
 	texec_kill9(&ex);
 	assert_gone(d, 5000, "daemon outlived kill -9 of the executor");
 	tc_close(&cl);
+}
+END_TEST
+
+static bool glob_exists(const char *pattern)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "ls -d %s >/dev/null 2>&1", pattern);
+	return system(cmd) == 0;
+}
+
+/* What a SIGKILLed executor could not remove (its servers' private
+ * directories, its pids cgroups) goes at the next start in the same place. */
+START_TEST(test_stale_box_state_removed)
+{
+	char dir[] = "/tmp/tandem-stale-XXXXXX", pat[256], cg[128];
+	const char *args[] = { "--sandbox-dir", dir, NULL };
+	pid_t old;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	note_leftover("dir", dir);
+	texec_start(&ex, args, NULL);
+	old = ex.pid;
+	snprintf(pat, sizeof(pat), "%s/tandem-executor.%d.*", dir, (int)old);
+	snprintf(cg, sizeof(cg), "/sys/fs/cgroup/pids/tandem-exec.%d", (int)old);
+	ck_assert_msg(glob_exists(pat), "no private directory base %s", pat);
+	texec_kill9(&ex);
+	ck_assert(glob_exists(pat));
+	texec_start(&ex, args, NULL);
+	ck_assert_msg(!glob_exists(pat), "the dead executor's %s is still there", pat);
+	ck_assert_msg(access(cg, F_OK) != 0, "the dead executor's %s is still there", cg);
+	texec_stop(&ex);
+	rm_tree(dir);
 }
 END_TEST
 
@@ -653,6 +688,7 @@ static Suite *contain_suite(void)
 	tcase_add_test(tc, test_daemon_dies_with_executor);
 	tcase_add_test(tc, test_daemon_dies_with_executor_track);
 	tcase_add_test(tc, test_daemon_dies_with_executor_kill9);
+	tcase_add_test(tc, test_stale_box_state_removed);
 	tcase_add_test(tc, test_crash_signal_under_init);
 	tcase_add_test(tc, test_grace_per_process);
 	tcase_add_test(tc, test_closed_stdout_after_init);
