@@ -95,8 +95,9 @@ def test_daemon_gone_after_orchestrator_stops(ctx):
     o, c, t, srv = start(ctx, "daemonic")
     tag = "tandem-daemon-%s" % ctx.tag
     c.tool(t, srv, "daemon", {"tag": tag})
-    found = tagged(tag)
-    check(len(found) == 1, "daemon not found by its tag: %r" % found)
+    # it reported itself just before exec'ing under the tag
+    found = wait_until(lambda: tagged(tag), 5, "the daemon under its tag")
+    check(len(found) == 1, "more than one daemon under the tag: %r" % found)
     d = found[0]
     check(alive(d), "daemon %d not running" % d)
     try:
