@@ -32,7 +32,14 @@ struct spawnproc_hook;
 
 #define BOX_DEFAULT_OPEN_FILES 4096u
 #define BOX_DEFAULT_PROCESSES 256u
-#define BOX_DEFAULT_MEMORY_MB 8192u /* address space: Node reserves ~1 GiB at start */
+/* Address space: Node reserves ~1 GiB at start. A sanitizer build runs
+ * servers built the same way, and ASan reserves terabytes of shadow: no
+ * default limit there (a config's max_memory_mb still applies). */
+#if defined(__SANITIZE_ADDRESS__)
+#define BOX_DEFAULT_MEMORY_MB 0u
+#else
+#define BOX_DEFAULT_MEMORY_MB 8192u
+#endif
 
 struct box_req {
 	const char *name;	  /* the server, for messages */
