@@ -26,7 +26,7 @@
 
 struct boxes {
 	int abi;		/* Landlock ABI, or -errno */
-	int netns_err;		/* 0: network namespaces possible */
+	int netns_err;		/* 0: network namespaces possible; 1: not probed yet */
 	char *priv_base;	/* the private directories' parent (0700) */
 	int priv_base_fd;
 	char *pids_base;	/* a pids cgroup of ours, or NULL */
@@ -244,7 +244,7 @@ void box_init(struct executor *ex)
 
 	g->priv_base_fd = -1;
 	g->abi = landlock_abi();
-	g->netns_err = probe_clone(CLONE_NEWNET);
+	g->netns_err = 1; /* probed when a server first asks for network = false */
 	g->pids_base = pids_base();
 	make_priv_base(ex, g);
 	ex->boxes = g;
@@ -455,6 +455,9 @@ static int box_network(struct executor *ex, const struct box_req *req, struct bo
 
 	if (!net || json_is_true(net))
 		return 0;
+	/* Creating a network namespace costs milliseconds: only when needed. */
+	if (ex->boxes->netns_err > 0)
+		ex->boxes->netns_err = probe_clone(CLONE_NEWNET);
 	if (ex->boxes->netns_err < 0) {
 		*status = PROTO_E_DENIED;
 		snprintf(err, errlen,
