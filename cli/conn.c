@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 
 #include "jsonutil.h"
 #include "linebuf.h"
+#include "spawnproc.h"
 #include "util.h"
 
 extern char **environ;
@@ -149,63 +149,44 @@ int conn_open_unix(const char *path, struct conn **out, char *err, size_t errlen
 	return 0;
 }
 
-static int spawn_attr(posix_spawnattr_t *a)
-{
-	sigset_t def;
-
-	posix_spawnattr_init(a);
-	sigemptyset(&def);
-	for (size_t i = 0; i < ARRAY_SIZE(conn_sigs); i++)
-		sigaddset(&def, conn_sigs[i]);
-	sigaddset(&def, SIGPIPE);
-	posix_spawnattr_setsigdefault(a, &def);
-	if (conn_signals_caught)
-		posix_spawnattr_setsigmask(a, &conn_orig_mask);
-	/* Its own process group: terminal Ctrl-C is ours to handle. */
-	posix_spawnattr_setpgroup(a, 0);
-	return posix_spawnattr_setflags(a, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-						   (conn_signals_caught ? POSIX_SPAWN_SETSIGMASK : 0));
-}
-
 int conn_open_spawn(char *const argv[], struct conn **out, char *err, size_t errlen)
 {
-	int in[2], outp[2], r;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
+	int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, r;
+	struct spawnproc_fd fds[] = { { -1, 0 }, { -1, 1 }, { 2, 2 } };
+	struct spawnproc_opts o = {
+		.command = argv[0],
+		.argv = (const char *const *)argv,
+		.fds = fds,
+		.n_fds = ARRAY_SIZE(fds),
+		/* Its own process group: terminal Ctrl-C is ours to handle. */
+		.flags = SPAWNPROC_SEARCH_PATH | SPAWNPROC_NEW_PGROUP,
+		.sigmask = conn_signals_caught ? &conn_orig_mask : NULL,
+	};
+	char why[512];
 	pid_t pid;
 
-	/* posix_spawn reports a failed exec only where it can (not under
-	 * valgrind, not on old libcs): check a path first for a clear error. */
-	if (strchr(argv[0], '/') && access(argv[0], X_OK) < 0)
-		goto fail_errno;
-	if (pipe2(in, O_CLOEXEC) < 0)
-		goto fail_errno;
-	if (pipe2(outp, O_CLOEXEC) < 0) {
-		safe_close(in[0]);
-		safe_close(in[1]);
-		goto fail_errno;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(outp, O_CLOEXEC) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(-r));
+		goto out;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
-	spawn_attr(&attr);
-	r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	safe_close(in[0]);
-	safe_close(outp[1]);
-	if (r != 0) {
-		safe_close(in[1]);
-		safe_close(outp[0]);
-		snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(r));
-		return -r;
+	fds[0].fd = in[0];
+	fds[1].fd = outp[1];
+	/* A failed exec is reported here, synchronously (spawnproc.h). */
+	r = spawnproc_start(&o, &pid, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start %s: %s", argv[0],
+			 r == -ENOENT || r == -EACCES ? strerror(-r) : why);
+		goto out;
 	}
 	*out = conn_alloc(outp[0], in[1], pid);
-	return 0;
-fail_errno:
-	r = errno;
-	snprintf(err, errlen, "cannot start %s: %s", argv[0], strerror(r));
-	return -r;
+	in[1] = outp[0] = -1;
+out:
+	safe_close(in[0]);
+	safe_close(in[1]);
+	safe_close(outp[0]);
+	safe_close(outp[1]);
+	return r;
 }
 
 /* Reaps pid within ms milliseconds. 1 reaped (*status set), 0 still running. */

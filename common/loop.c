@@ -29,6 +29,8 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #define LOOP_BATCH 64
 #define HEAP_NONE SIZE_MAX
@@ -88,6 +90,8 @@ struct loop {
 	int evfd;
 	struct loop_io *evio;
 	struct post_vec posts, draining;
+
+	struct loop_child *children; /* watched child processes */
 
 	int sigfd;
 	struct loop_io *sigio;
@@ -474,6 +478,176 @@ fail:
 	return r;
 }
 
+/* ---- child processes ---- */
+
+struct loop_child {
+	struct loop *l;
+	pid_t pid;
+	int pidfd;
+	struct loop_io *io;
+	struct loop_timer *poll;
+	bool firing;
+	loop_child_cb cb;
+	void *arg;
+	struct loop_child *prev, *next;
+};
+
+/* A property of the kernel (or of valgrind): asked once per process. */
+static atomic_bool no_pidfd;
+
+static int si_wstatus(const siginfo_t *si)
+{
+	switch (si->si_code) {
+	case CLD_EXITED: return (si->si_status & 0xff) << 8;
+	case CLD_KILLED: return si->si_status & 0x7f;
+	case CLD_DUMPED: return (si->si_status & 0x7f) | 0x80;
+	default: return 0;
+	}
+}
+
+static void child_unlink(struct loop_child *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->l->children = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+}
+
+/* Peeks without reaping. 1: exited (*wstatus set, -1 when it is gone
+ * already), 0: still running. */
+static int child_peek(pid_t pid, int *wstatus)
+{
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+		if (errno == EINTR)
+			return 0;
+		*wstatus = -1;
+		return 1;
+	}
+	if (si.si_pid == 0)
+		return 0;
+	*wstatus = si_wstatus(&si);
+	return 1;
+}
+
+/* Reaps the zombie. Through the pidfd when there is one: it names this
+ * process, so a pid reused meanwhile (the callback may have let someone
+ * reap it) cannot be hit; without one, never blocking. */
+static void child_reap(struct loop_child *w)
+{
+	siginfo_t si;
+
+	if (w->pidfd >= 0) {
+		while (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG) < 0 &&
+		       errno == EINTR)
+			;
+		return;
+	}
+	while (waitpid(w->pid, NULL, WNOHANG) < 0 && errno == EINTR)
+		;
+}
+
+/* The process has exited: tell the owner while it is a zombie, then reap. */
+static void child_fire(struct loop_child *w, int wstatus)
+{
+	w->firing = true;
+	child_unlink(w);
+	loop_io_del(w->io);
+	w->io = NULL;
+	loop_timer_cancel(w->poll);
+	w->poll = NULL;
+	w->cb(w, w->pid, wstatus, w->arg);
+	if (wstatus != -1)
+		child_reap(w);
+	safe_close(w->pidfd);
+	free(w);
+}
+
+static void child_pidfd_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+{
+	struct loop_child *w = arg;
+	int wstatus;
+
+	(void)io;
+	(void)fd;
+	(void)revents;
+	if (child_peek(w->pid, &wstatus))
+		child_fire(w, wstatus);
+}
+
+static void child_poll_cb(struct loop_timer *t, void *arg)
+{
+	struct loop_child *w = arg;
+	int wstatus;
+
+	if (!child_peek(w->pid, &wstatus)) {
+		loop_timer_rearm(t, LOOP_CHILD_POLL_MS);
+		return;
+	}
+	w->poll = NULL; /* fired: the loop releases it */
+	child_fire(w, wstatus);
+}
+
+struct loop_child *loop_child_add(struct loop *l, pid_t pid, loop_child_cb cb, void *arg)
+{
+	struct loop_child *w;
+	int saved;
+
+	if (pid <= 0 || !cb) {
+		errno = EINVAL;
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	*w = (struct loop_child){ .l = l, .pid = pid, .pidfd = -1, .cb = cb, .arg = arg };
+	if (!atomic_load(&no_pidfd)) {
+		w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0u);
+		if (w->pidfd < 0 && errno != ENOSYS)
+			goto fail;
+		if (w->pidfd < 0)
+			atomic_store(&no_pidfd, true);
+	}
+	if (w->pidfd >= 0)
+		w->io = loop_io_add(l, w->pidfd, LOOP_READ, child_pidfd_cb, w);
+	else
+		w->poll = loop_timer_add(l, LOOP_CHILD_POLL_MS, child_poll_cb, w);
+	if (!w->io && !w->poll)
+		goto fail;
+	w->next = l->children;
+	if (w->next)
+		w->next->prev = w;
+	l->children = w;
+	return w;
+fail:
+	saved = errno;
+	safe_close(w->pidfd);
+	free(w);
+	errno = saved;
+	return NULL;
+}
+
+void loop_child_del(struct loop_child *w)
+{
+	if (!w || w->firing)
+		return;
+	child_unlink(w);
+	loop_io_del(w->io);
+	safe_close(w->pidfd);
+	loop_timer_cancel(w->poll);
+	free(w);
+}
+
+bool loop_child_watched(struct loop *l, pid_t pid)
+{
+	for (struct loop_child *w = l->children; w; w = w->next)
+		if (w->pid == pid)
+			return true;
+	return false;
+}
+
 /* ---- lifecycle ---- */
 
 struct loop *loop_new(void)
@@ -513,6 +687,8 @@ struct loop *loop_free(struct loop *l)
 	l->closed = true;
 	pthread_mutex_unlock(&l->lock);
 
+	while (l->children) /* watched processes stay unreaped: their owners' job */
+		loop_child_del(l->children);
 	free_dead(l);
 	while (l->ios) {
 		struct loop_io *io = l->ios;

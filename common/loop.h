@@ -16,10 +16,12 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct loop;
 struct loop_io;
 struct loop_timer;
+struct loop_child;
 
 /* events: LOOP_READ | LOOP_WRITE; revents may also carry LOOP_HUP/LOOP_ERR. */
 enum { LOOP_READ = 1u << 0, LOOP_WRITE = 1u << 1, LOOP_HUP = 1u << 2, LOOP_ERR = 1u << 3 };
@@ -28,6 +30,7 @@ typedef void (*loop_io_cb)(struct loop_io *io, int fd, uint32_t revents, void *a
 typedef void (*loop_timer_cb)(struct loop_timer *t, void *arg);
 typedef void (*loop_signal_cb)(int signo, void *arg);
 typedef void (*loop_post_cb)(void *arg);
+typedef void (*loop_child_cb)(struct loop_child *w, pid_t pid, int wstatus, void *arg);
 
 /* Returns NULL with errno set if epoll or the eventfd cannot be created. */
 struct loop *loop_new(void);
@@ -69,6 +72,26 @@ void loop_timer_cancel(struct loop_timer *t);
  * Child processes inherit the blocked mask: spawners must reset it
  * (posix_spawnattr_setsigmask + POSIX_SPAWN_SETSIGMASK). */
 int loop_signal_add(struct loop *l, int signo, loop_signal_cb cb, void *arg);
+
+/* Watches pid, a child of this process, through a pidfd in the loop (or,
+ * where pidfd_open is missing, as under valgrind, by polling every
+ * LOOP_CHILD_POLL_MS). cb runs once, after the process has exited but
+ * while it is still a zombie, so that neither its pid nor its process
+ * group id can be reused during the call (killing what is left of its
+ * group is safe there); the loop reaps it right after cb returns. wstatus
+ * is as from waitpid, or -1 when the process was reaped by someone else
+ * (status unknown; the loop then reaps nothing). The handle is invalid once
+ * cb returns; loop_child_del() inside cb is allowed and does nothing.
+ * Deleting a watch before the exit leaves the child unreaped: its owner
+ * must reap it. Nothing else in the process may reap with waitpid(-1, ...)
+ * or wait(): use loop_child_watched() to tell a watched child from an
+ * orphan. Returns NULL with errno set. */
+struct loop_child *loop_child_add(struct loop *l, pid_t pid, loop_child_cb cb, void *arg);
+/* Accepts NULL. */
+void loop_child_del(struct loop_child *w);
+/* True when pid has a watch (for reapers of re-parented orphans). */
+bool loop_child_watched(struct loop *l, pid_t pid);
+#define LOOP_CHILD_POLL_MS 50u
 
 /* Queues cb(arg) to run on the loop thread. Thread-safe, async-safe with
  * respect to the loop, never blocks on the loop. Posts run in FIFO order.

@@ -447,6 +447,131 @@ static int f_oauth(struct norm *n, const char *key, json_t *v)
 	return 0;
 }
 
+/* ---- sandbox (tandem extension; executor/procs.c applies it) ---- */
+
+static bool has_dotdot(const char *path)
+{
+	for (const char *p = path; (p = strstr(p, "..")); p += 2)
+		if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return true;
+	return false;
+}
+
+/* A sandbox path: absolute, or relative to the plugin root ("./x" or "x",
+ * no ".."); resolved in finish() once the root is known. */
+static int sandbox_paths(struct norm *n, const char *key, json_t *v, json_t *box)
+{
+	json_t *out, *e;
+	size_t i;
+
+	if (!json_is_array(v) || json_array_size(v) > MCPCFG_SANDBOX_PATHS_MAX)
+		return fail(n, "'sandbox.%s' must be an array of at most %d paths", key,
+			    MCPCFG_SANDBOX_PATHS_MAX);
+	out = json_array();
+	json_array_foreach(v, i, e) {
+		char what[96];
+		const char *s;
+
+		snprintf(what, sizeof(what), "'sandbox.%s[%zu]'", key, i);
+		if (get_str(n, what, e, true, &s) < 0) {
+			json_decref(out);
+			return -EINVAL;
+		}
+		if (strlen(s) >= PATH_MAX || (s[0] != '/' && !from_plugin(n)) || has_dotdot(s)) {
+			json_decref(out);
+			return fail(n, "%s '%.*s' must be an absolute path%s without '..'", what,
+				    CUT(s, 256), from_plugin(n) ? " or relative to the plugin root" : "");
+		}
+		json_array_append_new(out, json_string(s));
+	}
+	json_object_set_new(box, key, out);
+	return 0;
+}
+
+static int sandbox_limit(struct norm *n, const char *key, json_t *v, json_t *box,
+			 json_int_t lo, json_int_t hi)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return fail(n, "'sandbox.%s' must be an integer from %lld to %lld", key,
+			    (long long)lo, (long long)hi);
+	json_object_set(box, key, v);
+	return 0;
+}
+
+static int sandbox_field(struct norm *n, const char *k, json_t *e, json_t *box)
+{
+	if (!strcmp(k, "read") || !strcmp(k, "write"))
+		return sandbox_paths(n, k, e, box);
+	if (!strcmp(k, "max_open_files"))
+		return sandbox_limit(n, k, e, box, 16, 1 << 20);
+	if (!strcmp(k, "max_processes"))
+		return sandbox_limit(n, k, e, box, 1, 1 << 16);
+	if (!strcmp(k, "max_memory_mb"))
+		return sandbox_limit(n, k, e, box, 64, 1 << 24);
+	return fail(n, "'sandbox': unknown field '%.*s' (read, write, max_open_files, "
+		       "max_processes, max_memory_mb)", CUT(k, 64));
+}
+
+/* sandbox = "off" | "on" | {read, write, max_open_files, max_processes,
+ * max_memory_mb}; normalized to {off: true} or the table's fields. */
+static int f_sandbox(struct norm *n, const char *key, json_t *v)
+{
+	json_t *box = json_object(), *e;
+	const char *k;
+
+	if (json_is_string(v) && (!strcmp(json_string_value(v), "off") ||
+				  !strcmp(json_string_value(v), "on"))) {
+		if (!strcmp(json_string_value(v), "off"))
+			json_object_set_new(box, "off", json_true());
+		json_object_set_new(n->tmp, key, box);
+		return 0;
+	}
+	if (!json_is_object(v)) {
+		json_decref(box);
+		return fail(n, "'sandbox' must be \"off\", \"on\" or a table");
+	}
+	json_object_foreach(v, k, e) {
+		if (sandbox_field(n, k, e, box) < 0) {
+			json_decref(box);
+			return -EINVAL;
+		}
+	}
+	json_object_set_new(n->tmp, key, box);
+	return 0;
+}
+
+/* Plugin: sandbox paths relative to the root are resolved like cwd and must
+ * stay inside it; absolute ones are the executor's to check (--sandbox-allow). */
+static int plugin_sandbox_paths(struct norm *n)
+{
+	json_t *box = json_object_get(n->tmp, "sandbox");
+	const char *const keys[] = { "read", "write" };
+
+	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+		json_t *list = json_object_get(box, keys[k]), *e;
+		size_t i;
+
+		json_array_foreach(list, i, e) {
+			const char *p = json_string_value(e);
+			_cleanup_free_ char *joined = NULL;
+			char real[PATH_MAX];
+			json_t *js;
+
+			if (p[0] == '/')
+				continue;
+			joined = xasprintf("%s/%s", n->ctx->root, p);
+			if (!realpath(joined, real) || !mcpcfg_path_within(n->ctx->root, real))
+				return fail(n, "'sandbox.%s' path '%.*s' does not resolve inside the "
+					       "plugin root", keys[k], CUT(p, 256));
+			if (!(js = json_string(real)))
+				return fail(n, "'sandbox.%s' path '%.*s' is not a UTF-8 path",
+					    keys[k], CUT(p, 256));
+			json_array_set_new(list, i, js);
+		}
+	}
+	return 0;
+}
+
 static const struct field {
 	const char *key;
 	int transports;
@@ -473,6 +598,8 @@ static const struct field {
 	{ "scopes", T_BOTH, f_names },
 	{ "oauth", T_BOTH, f_oauth },
 	{ "oauth_resource", T_HTTP, f_url },
+	{ "sandbox", T_STDIO, f_sandbox },
+	{ "network", T_STDIO, f_bool },
 };
 
 static int field_pass(struct norm *n, json_t *raw)
@@ -611,7 +738,7 @@ static int finish(struct norm *n, json_t *warnings)
 		const char *k;
 		json_t *src;
 
-		if (from_plugin(n) && plugin_cwd(n) < 0)
+		if (from_plugin(n) && (plugin_cwd(n) < 0 || plugin_sandbox_paths(n) < 0))
 			return -EINVAL;
 		set_default(o, "args", json_array());
 		set_default(o, "env", json_object());
@@ -643,7 +770,7 @@ static const char *const out_order[] = {
 	"url", "bearer_token_env_var", "http_headers", "env_http_headers",
 	"environment_id", "startup_timeout_sec", "tool_timeout_sec",
 	"enabled", "required", "enabled_tools", "disabled_tools", "scopes",
-	"oauth_client_id", "oauth_resource",
+	"oauth_client_id", "oauth_resource", "sandbox", "network",
 };
 
 static json_t *ordered(const struct norm *n)

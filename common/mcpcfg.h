@@ -24,6 +24,14 @@
  *                    on the executor, which resolves them at spawn time.
  *     cwd            string (absent when not given outside a plugin; for a
  *                    plugin always the canonical directory inside the root)
+ *     sandbox        (tandem extension; absent when not given) {off: true}
+ *                    for sandbox = "off", else the given fields of
+ *                    {read: [path], write: [path], max_open_files,
+ *                    max_processes, max_memory_mb}; "on" gives {}. Paths
+ *                    are absolute (outside a plugin: must be), or relative
+ *                    to the plugin root, then resolved (realpath) and kept
+ *                    only inside it; never "..". The executor applies it.
+ *     network        (tandem extension) bool; false: no network
  *   http only:
  *     url            string, http:// or https://
  *     bearer_token_env_var  string (absent when not given)
@@ -62,6 +70,7 @@
 #define MCPCFG_TIMEOUT_MAX 86400.0  /* seconds, for both timeouts */
 #define MCPCFG_STARTUP_TIMEOUT_DEFAULT 30.0
 #define MCPCFG_TOOL_TIMEOUT_DEFAULT 300.0
+#define MCPCFG_SANDBOX_PATHS_MAX 64 /* entries in sandbox.read / sandbox.write */
 
 struct mcpcfg_ctx {
 	/* Entry comes from a plugin: bind it to the owning environment and

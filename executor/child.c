@@ -1,29 +1,23 @@
 /* child.c - see child.h.
  *
- * Spawning: everything the child needs (exec candidates, fds, the parent's
- * pid) is prepared before fork(), because the executor is multi-threaded
- * (nng) and the child may only make async-signal-safe calls until execve.
- * All signals are blocked around fork() so no handler of ours can run in
- * the child before it has reset the dispositions. A CLOEXEC status pipe
- * tells the parent whether execve happened: EOF means it did, otherwise the
- * child wrote {stage, errno} and _exit()ed, and child_start fails with a
- * message instead of reporting an exit later.
+ * Spawning is common/spawnproc.c's (a failed exec is a synchronous error, the
+ * sandbox is its pre-exec hook); this file adds the pipes, the framing and
+ * the lifetime.
  *
- * Lifetime: a pidfd in the loop says when the process is gone. At that
+ * Lifetime: loop_child_add() says when the process is gone. At that
  * moment it is a zombie still holding its pid, hence its process group id,
- * so killing the group then cannot hit an unrelated group; only afterwards
- * is it reaped. exit_cb waits for stdout/stderr EOF as well, with a short
+ * so killing the group then cannot hit an unrelated group; the loop reaps
+ * it afterwards. exit_cb waits for stdout/stderr EOF as well, with a short
  * drain deadline for descendants that left the group and hold the pipes.
  *
  * Callbacks may free the child: `busy` defers child_free() until the line
  * being delivered returns, and exit_cb is always the last thing we do.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* pipe2, dup3, strchrnul */
-#endif
 #include "child.h"
 
 #include "linebuf.h"
+#include "ptree.h"
+#include "spawnproc.h"
 #include "loop.h"
 #include "util.h"
 #include "wqueue.h"
@@ -34,9 +28,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 /* How long exit_cb waits for pipe EOF after the process was reaped. */
@@ -44,9 +35,9 @@
 /* read(2) calls per readiness event, so one chatty child cannot starve
  * the loop (it is level-triggered and calls us again). */
 #define CHILD_READS_PER_EVENT 8
-/* Exit polling interval when pidfd_open is unavailable. */
-#define CHILD_POLL_MS 50u
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+/* A process whose stdout reached EOF gets this long to exit by itself
+ * before it counts as a server that closed its stdout and kept running. */
+#define CHILD_EOF_EXIT_MS 250u
 
 struct errlines {
 	char buf[CHILD_STDERR_LINE_MAX];
@@ -59,15 +50,18 @@ struct child {
 	const struct child_ops *ops;
 	void *arg;
 	pid_t pid;
-	int pidfd, in_fd, out_fd, err_fd;
-	struct loop_io *pid_io, *in_io, *out_io, *err_io;
-	struct loop_timer *kill_timer, *drain_timer, *poll_timer;
+	int in_fd, out_fd, err_fd;
+	int report_fd; /* spec.init: the init writes the server's wait status here */
+	struct loop_child *watch;
+	struct loop_io *in_io, *out_io, *err_io;
+	struct loop_timer *kill_timer, *drain_timer, *eof_timer, *reap_timer;
 	struct linebuf out;
 	struct wqueue in;
 	size_t max_stdin_queue;
 	struct errlines err;
 	int wstatus;
 	bool reaped, stopping, finished;
+	bool kill_tree;		 /* signals reach every descendant in /proc too */
 	bool busy, free_pending; /* see the header comment */
 	char *reason;		 /* set when we ended it (line bound) */
 };
@@ -75,24 +69,6 @@ struct child {
 static void maybe_finish(struct child *c);
 
 /* ---- spawning ---- */
-
-enum spawn_stage { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
-
-struct spawn_report {
-	int stage;
-	int err;
-};
-
-/* Everything the forked child touches, computed before fork(). */
-struct spawn_prep {
-	char **paths; /* exec candidates, NULL-terminated */
-	char *const *argv;
-	char *const *envp;
-	const char *cwd;
-	pid_t parent;
-	int maxfd; /* for the close() fallback when close_range is missing */
-	int in_r, out_w, err_w, status_w;
-};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -108,171 +84,13 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *env_get(const char *const *envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (; *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
-/* The execve candidates for command: itself if it has a '/', else each
- * PATH entry of the child's environment (an empty entry means cwd). */
-static char **exec_candidates(const char *command, const char *const *envp)
-{
-	const char *path = env_get(envp, "PATH");
-	size_t n = 1, i = 0;
-	char **v;
-
-	if (strchr(command, '/')) {
-		v = xcalloc(2, sizeof(*v));
-		v[0] = xstrdup(command);
-		return v;
-	}
-	if (!path)
-		path = DEFAULT_PATH;
-	for (const char *p = path; *p; p++)
-		n += *p == ':';
-	v = xcalloc(n + 1, sizeof(*v));
-	for (const char *p = path;; p++) {
-		const char *end = strchrnul(p, ':');
-		int len = (int)(end - p);
-
-		v[i++] = len ? xasprintf("%.*s/%s", len, p, command) : xasprintf("./%s", command);
-		if (!*end)
-			break;
-		p = end;
-	}
-	return v;
-}
-
-static _Noreturn void spawn_fail(int status_fd, int stage, int err)
-{
-	struct spawn_report r = { stage, err };
-
-	(void)!write(status_fd, &r, sizeof(r));
-	_exit(127);
-}
-
-/* Puts the pipes on 0-2 and the status pipe (st, already above 3) on 3,
- * closes the rest. Copies go above 3 first so that no dup2 overwrites a
- * pipe not yet moved (the parent may have had 0-2 closed, so pipe2 may have
- * returned them). */
-static int spawn_fds(const struct spawn_prep *p, int st)
-{
-	int src[3] = { p->in_r, p->out_w, p->err_w }, tmp[3];
-
-	for (int i = 0; i < 3; i++) {
-		tmp[i] = fcntl(src[i], F_DUPFD, 4);
-		if (tmp[i] < 0)
-			return -1;
-	}
-	for (int i = 0; i < 3; i++)
-		if (dup2(tmp[i], i) < 0)
-			return -1;
-	if (dup3(st, 3, O_CLOEXEC) < 0)
-		return -1;
-	if (syscall(SYS_close_range, 4u, ~0u, 0u) < 0)
-		for (int fd = 4; fd < p->maxfd; fd++)
-			close(fd);
-	return 0;
-}
-
-static int spawn_signals(void)
-{
-	struct sigaction sa = { .sa_handler = SIG_DFL };
-	sigset_t none;
-
-	/* Ignored signals survive execve (SIGPIPE is ignored in the daemon). */
-	for (int s = 1; s < _NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			(void)sigaction(s, &sa, NULL);
-	sigemptyset(&none);
-	return sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* Runs in the forked child: async-signal-safe calls only. */
-static _Noreturn void spawn_child(const struct spawn_prep *p)
-{
-	int err = ENOENT, st = fcntl(p->status_w, F_DUPFD_CLOEXEC, 4);
-
-	if (st < 0)
-		spawn_fail(p->status_w, STAGE_SETUP, errno);
-	if (spawn_fds(p, st) < 0)
-		spawn_fail(st, STAGE_SETUP, errno);
-	/* From here the status pipe is fd 3. */
-	if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		spawn_fail(3, STAGE_SETUP, errno);
-	/* The parent may have died before PDEATHSIG was armed. */
-	if (getppid() != p->parent)
-		_exit(127);
-	if (spawn_signals() < 0)
-		spawn_fail(3, STAGE_SETUP, errno);
-	if (chdir(p->cwd) < 0)
-		spawn_fail(3, STAGE_CHDIR, errno);
-	/* Like execvp: keep looking past entries that do not hold it, but
-	 * remember a permission problem to report it. */
-	for (char **c = p->paths; *c; c++) {
-		execve(*c, p->argv, p->envp);
-		if (errno == EACCES)
-			err = EACCES;
-		else if (errno != ENOENT && errno != ENOTDIR) {
-			err = errno;
-			break;
-		}
-	}
-	spawn_fail(3, STAGE_EXEC, err);
-}
-
-static void report_error(const struct child_spec *spec, const struct spawn_report *r, char *err,
-			 size_t errlen)
-{
-	if (r->stage == STAGE_CHDIR)
-		seterr(err, errlen, "cannot change directory to '%s': %s", spec->cwd,
-		       strerror(r->err));
-	else if (r->stage == STAGE_EXEC)
-		seterr(err, errlen, "cannot execute '%s': %s", spec->command, strerror(r->err));
-	else
-		seterr(err, errlen, "cannot set up process for '%s': %s", spec->command,
-		       strerror(r->err));
-}
-
-static void reap_blocking(pid_t pid, int *wstatus)
-{
-	int st = 0;
-
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (wstatus)
-		*wstatus = st;
-}
-
-/* Waits for the status pipe: 0 once execve succeeded, else the child's
- * failure (it has already _exit()ed; reap it). */
-static int spawn_wait_exec(pid_t pid, int status_r, struct spawn_report *r)
-{
-	ssize_t n;
-
-	do
-		n = read(status_r, r, sizeof(*r));
-	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return 0;
-	if (n != (ssize_t)sizeof(*r))
-		*r = (struct spawn_report){ STAGE_SETUP, n < 0 ? errno : EIO };
-	reap_blocking(pid, NULL);
-	return r->err > 0 ? -r->err : -EIO;
-}
-
-/* parent_end < 0: both ends stay blocking (the status pipe). */
+/* parent_end: the end we keep, made non-blocking (each end is its own file
+ * description, so the child's end stays blocking). */
 static int pipe_pair(int fds[2], int parent_end)
 {
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
-	/* Non-blocking on our end only: each end is its own file description. */
-	return parent_end < 0 ? 0 : fd_set_nonblock(fds[parent_end]);
+	return fd_set_nonblock(fds[parent_end]);
 }
 
 static void close_pair(int fds[2])
@@ -281,64 +99,48 @@ static void close_pair(int fds[2])
 	fds[1] = safe_close(fds[1]);
 }
 
-/* fork+exec with the pipes; on success stores pid and the parent ends. */
+/* Starts the process with the pipes on 0-2; on success stores pid and the
+ * parent ends. */
 static int spawn(const struct child_spec *spec, struct child *c, char *err, size_t errlen)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	int status[2] = { -1, -1 };
-	struct spawn_prep p = {
-		.argv = (char *const *)spec->argv,
-		.envp = (char *const *)spec->envp,
+	struct spawnproc_fd fds[3];
+	struct spawnproc_opts o = {
+		.command = spec->command,
+		.argv = spec->argv,
+		.envp = spec->envp,
+		.fds = fds,
+		.n_fds = 3,
+		.cwd_fd = spec->cwd_fd,
 		.cwd = spec->cwd,
-		.parent = getpid(),
+		.flags = SPAWNPROC_SEARCH_PATH | SPAWNPROC_NEW_PGROUP | SPAWNPROC_PDEATHSIG |
+			 (spec->init ? SPAWNPROC_INIT : 0),
+		.namespaces = spec->namespaces,
+		.hook = spec->hook,
+		.report_fd = &c->report_fd,
+		.init_name = "tandem-init",
 	};
-	struct spawn_report rep;
-	struct rlimit rl;
-	sigset_t all, old;
-	pid_t pid;
 	int r;
 
 	if ((r = pipe_pair(in, 1)) < 0 || (r = pipe_pair(out, 0)) < 0 ||
-	    (r = pipe_pair(errp, 0)) < 0 || (r = pipe_pair(status, -1)) < 0) {
+	    (r = pipe_pair(errp, 0)) < 0) {
 		seterr(err, errlen, "cannot create pipes: %s", strerror(-r));
 		goto out;
 	}
-	p.paths = exec_candidates(spec->command, spec->envp);
-	p.maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur
-									 : 65536;
-	p.in_r = in[0];
-	p.out_w = out[1];
-	p.err_w = errp[1];
-	p.status_w = status[1];
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0)
-		spawn_child(&p);
-	r = pid < 0 ? -errno : 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r < 0) {
-		seterr(err, errlen, "cannot fork: %s", strerror(-r));
+	fds[0] = (struct spawnproc_fd){ in[0], 0 };
+	fds[1] = (struct spawnproc_fd){ out[1], 1 };
+	fds[2] = (struct spawnproc_fd){ errp[1], 2 };
+	r = spawnproc_start(&o, &c->pid, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	status[1] = safe_close(status[1]);
-	r = spawn_wait_exec(pid, status[0], &rep);
-	if (r < 0) {
-		report_error(spec, &rep, err, errlen);
-		goto out;
-	}
-	c->pid = pid;
 	c->in_fd = in[1];
 	c->out_fd = out[0];
 	c->err_fd = errp[0];
 	in[1] = out[0] = errp[0] = -1;
 out:
-	strv_free(p.paths);
 	close_pair(in);
 	close_pair(out);
 	close_pair(errp);
-	close_pair(status);
 	return r;
 }
 
@@ -358,7 +160,7 @@ static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg);
 
 /* Acts on a wqueue write/flush result: watch LOOP_WRITE only while bytes
  * remain queued; an error (EPIPE: the process closed its stdin or died)
- * closes stdin for good, and the exit comes later through the pidfd. */
+ * closes stdin for good, and the exit comes later through the watch. */
 static int stdin_watch(struct child *c, int r)
 {
 	if (r == 0) {
@@ -437,11 +239,15 @@ static void stderr_close(struct child *c)
 }
 
 /* Sends sig to the whole group while the leader is unreaped (alive, or a
- * zombie still holding the group id, which therefore cannot be reused). */
-static void group_kill(struct child *c, int sig)
+ * zombie still holding the group id, which therefore cannot be reused),
+ * and with kill_tree to every descendant of the leader that /proc shows
+ * (those that left the group with setsid). */
+static void tree_kill(struct child *c, int sig)
 {
 	if (c->reaped)
 		return;
+	if (c->kill_tree)
+		ptree_signal(c->pid, sig);
 	if (kill(-c->pid, sig) < 0)
 		(void)kill(c->pid, sig);
 }
@@ -466,7 +272,7 @@ static int stdout_read(struct child *c)
 		if (r < 0) {
 			free(c->reason);
 			c->reason = xasprintf("stdout line exceeded %zu bytes", c->out.max_line);
-			group_kill(c, SIGKILL);
+			tree_kill(c, SIGKILL);
 			stdout_close(c);
 			return IO_EOF;
 		}
@@ -533,6 +339,22 @@ static int stderr_read(struct child *c)
 	return IO_EOF;
 }
 
+/* The process did not exit within CHILD_EOF_EXIT_MS of closing its
+ * stdout: nothing it says can reach us any more, so it is a dead MCP
+ * session, whatever the process does. */
+static void eof_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct child *c = arg;
+
+	(void)t;
+	c->eof_timer = NULL;
+	if (c->reaped || c->stopping)
+		return;
+	free(c->reason);
+	c->reason = xstrdup("closed its stdout but kept running; stopped");
+	child_kill(c);
+}
+
 static void stdout_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 {
 	struct child *c = arg;
@@ -543,8 +365,13 @@ static void stdout_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 	(void)revents;
 	for (int i = 0; i < CHILD_READS_PER_EVENT && r == IO_MORE; i++)
 		r = stdout_read(c);
-	if (r == IO_EOF)
-		maybe_finish(c);
+	if (r != IO_EOF)
+		return;
+	/* EOF normally comes with the exit: give the exit a moment to be the
+	 * reason before calling it a closed stdout. */
+	if (!c->reaped && !c->stopping && !c->reason && !c->eof_timer)
+		c->eof_timer = loop_timer_add(c->loop, CHILD_EOF_EXIT_MS, eof_timer_cb, c);
+	maybe_finish(c);
 }
 
 static void stderr_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
@@ -621,7 +448,7 @@ static void drain_timer_cb(struct loop_timer *t, void *arg)
 /* Runs whenever the process was reaped or a pipe reached EOF. */
 static void maybe_finish(struct child *c)
 {
-	if (!c->reaped || c->finished)
+	if (!c->reaped || c->finished || c->reap_timer)
 		return;
 	if (c->out_fd < 0 && c->err_fd < 0)
 		finish(c);
@@ -629,62 +456,55 @@ static void maybe_finish(struct child *c)
 		c->drain_timer = loop_timer_add(c->loop, CHILD_DRAIN_MS, drain_timer_cb, c);
 }
 
-/* Peeks without reaping: true once the process has exited (or cannot be
- * waited for at all). */
-static bool child_exited(struct child *c)
+/* With spec.init the process we watch is the server's init: the server's
+ * own status is what it wrote before exiting. */
+static void report_read(struct child *c)
 {
-	siginfo_t si = { 0 };
+	int st;
 
-	if (waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
-		if (!c->reason)
-			c->reason = xasprintf("process %d was reaped elsewhere", (int)c->pid);
-		c->reaped = true; /* its group id may be reused: no more kills */
-		return true;
-	}
-	return si.si_pid != 0;
+	if (c->report_fd < 0)
+		return;
+	if (read(c->report_fd, &st, sizeof(st)) == (ssize_t)sizeof(st))
+		c->wstatus = st;
+	c->report_fd = safe_close(c->report_fd);
 }
 
-/* The process has exited: kill what is left of its group while the zombie
- * still holds the group id, reap it, and finish once the pipes are done. */
-static void child_reaped(struct child *c)
+static void reaped_cb(struct loop_timer *t, void *arg)
 {
-	group_kill(c, SIGKILL);
-	if (!c->reaped)
-		reap_blocking(c->pid, &c->wstatus);
-	c->reaped = true;
-	loop_io_del(c->pid_io);
-	c->pid_io = NULL;
-	c->pidfd = safe_close(c->pidfd);
-	loop_timer_cancel(c->poll_timer);
-	c->poll_timer = NULL;
-	loop_timer_cancel(c->kill_timer);
-	c->kill_timer = NULL;
-	stdin_close(c);
+	struct child *c = arg;
+
+	(void)t;
+	c->reap_timer = NULL;
 	maybe_finish(c);
 }
 
-static void pid_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+/* The process has exited and is still a zombie holding its pid, hence its
+ * group id: kill what is left of its group (and tree), then finish once the
+ * pipes are done. The loop reaps it when this returns. */
+static void exited_cb(struct loop_child *w, pid_t pid, int wstatus, void *arg)
 {
 	struct child *c = arg;
 
-	(void)io;
-	(void)fd;
-	(void)revents;
-	if (child_exited(c))
-		child_reaped(c);
-}
-
-/* Without pidfd_open (valgrind, old kernels) we poll instead. */
-static void poll_timer_cb(struct loop_timer *t, void *arg)
-{
-	struct child *c = arg;
-
-	if (!child_exited(c)) {
-		loop_timer_rearm(t, CHILD_POLL_MS);
-		return;
+	(void)w;
+	(void)pid;
+	c->watch = NULL;
+	if (wstatus == -1) {
+		if (!c->reason)
+			c->reason = xasprintf("process %d was reaped elsewhere", (int)c->pid);
+		c->reaped = true; /* its group id may be reused: no more kills */
+	} else {
+		tree_kill(c, SIGKILL);
+		c->wstatus = wstatus;
+		c->reaped = true;
+		report_read(c);
 	}
-	c->poll_timer = NULL;
-	child_reaped(c);
+	loop_timer_cancel(c->kill_timer);
+	c->kill_timer = NULL;
+	loop_timer_cancel(c->eof_timer);
+	c->eof_timer = NULL;
+	stdin_close(c);
+	/* exit_cb comes after the reap, which follows this callback. */
+	c->reap_timer = loop_timer_add(c->loop, 0, reaped_cb, c);
 }
 
 /* ---- lifecycle ---- */
@@ -710,17 +530,8 @@ static int spec_check(const struct child_spec *spec, const struct child_ops *ops
 
 static int child_watch(struct child *c)
 {
-	/* A property of the kernel (or of valgrind): ask only once. */
-	static bool no_pidfd;
-
-	c->pidfd = no_pidfd ? -1 : (int)syscall(SYS_pidfd_open, c->pid, 0u);
-	if (c->pidfd < 0 && (no_pidfd || errno == ENOSYS)) {
-		no_pidfd = true;
-		c->poll_timer = loop_timer_add(c->loop, CHILD_POLL_MS, poll_timer_cb, c);
-	} else if (c->pidfd < 0) {
-		return -errno;
-	}
-	if (c->pidfd >= 0 && !(c->pid_io = loop_io_add(c->loop, c->pidfd, LOOP_READ, pid_cb, c)))
+	c->watch = loop_child_add(c->loop, c->pid, exited_cb, c);
+	if (!c->watch)
 		return -errno;
 	c->out_io = loop_io_add(c->loop, c->out_fd, LOOP_READ, stdout_cb, c);
 	if (!c->out_io)
@@ -743,7 +554,8 @@ int child_start(struct loop *l, const struct child_spec *spec, const struct chil
 	c->loop = l;
 	c->ops = ops;
 	c->arg = arg;
-	c->pidfd = c->in_fd = c->out_fd = c->err_fd = -1;
+	c->in_fd = c->out_fd = c->err_fd = c->report_fd = -1;
+	c->kill_tree = spec->kill_tree;
 	c->max_stdin_queue = spec->max_stdin_queue;
 	linebuf_init(&c->out, spec->max_line);
 	wqueue_init(&c->in, spec->max_stdin_queue);
@@ -770,7 +582,7 @@ static void kill_timer_cb(struct loop_timer *t, void *arg)
 
 	(void)t;
 	c->kill_timer = NULL;
-	group_kill(c, SIGKILL);
+	tree_kill(c, SIGKILL);
 }
 
 void child_stop(struct child *c)
@@ -780,7 +592,7 @@ void child_stop(struct child *c)
 	c->stopping = true;
 	/* EOF on stdin is the MCP way to ask a stdio server to exit. */
 	stdin_close(c);
-	group_kill(c, SIGTERM);
+	tree_kill(c, SIGTERM);
 	c->kill_timer = loop_timer_add(c->loop, CHILD_STOP_GRACE_MS, kill_timer_cb, c);
 }
 
@@ -790,7 +602,7 @@ void child_kill(struct child *c)
 		return;
 	c->stopping = true;
 	stdin_close(c);
-	group_kill(c, SIGKILL);
+	tree_kill(c, SIGKILL);
 }
 
 pid_t child_pid(const struct child *c) { return c->pid; }
@@ -805,15 +617,17 @@ struct child *child_free(struct child *c)
 		return NULL;
 	}
 	if (!c->reaped) {
-		group_kill(c, SIGKILL);
-		reap_blocking(c->pid, NULL);
+		loop_child_del(c->watch);
+		tree_kill(c, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		c->reaped = true;
 	}
-	loop_io_del(c->pid_io);
-	safe_close(c->pidfd);
-	loop_timer_cancel(c->poll_timer);
 	loop_timer_cancel(c->kill_timer);
+	loop_timer_cancel(c->eof_timer);
+	loop_timer_cancel(c->reap_timer);
 	loop_timer_cancel(c->drain_timer);
+	safe_close(c->report_fd);
 	stdout_close(c);
 	stderr_close(c);
 	loop_io_del(c->in_io);

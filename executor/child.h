@@ -7,17 +7,24 @@
  * child_send queues one message plus '\n' for stdin.
  *
  * The process runs in its own process group with a cleared signal mask and
- * default dispositions, only fds 0-2 open, and PR_SET_PDEATHSIG(SIGKILL).
- * The death signal follows the *thread* that called child_start: call it on
- * the loop thread, which lives as long as the daemon. Signals go to the whole
- * group, so grandchildren (npx -> node) die with the server; when the server
- * itself exits, what is left of its group is killed too.
+ * default dispositions, only fds 0-2 open, and PR_SET_PDEATHSIG(SIGKILL)
+ * (common/spawnproc.h). The death signal follows the *thread* that called
+ * child_start: call it on the loop thread, which lives as long as the
+ * daemon. Signals go to the whole group, so grandchildren (npx -> node) die
+ * with the server, and with spec.kill_tree to every descendant /proc shows
+ * (daemons that left the group with setsid); when the server itself exits,
+ * what is left of its group is killed too. spec.namespaces may make the
+ * server the init of its own PID namespace, which the kernel empties when
+ * the server dies (executor/contain.c decides).
  *
- * Reaping uses a pidfd in the loop (or polls every 50 ms where pidfd_open
- * is missing, as under valgrind), so no SIGCHLD handler is needed, but
- * nothing else in the process may reap with waitpid(-1, ...). Writing to a
- * server whose stdin closed must not kill the daemon: the process must
- * ignore (or block) SIGPIPE.
+ * Reaping uses loop_child_add() (a pidfd, or polling under valgrind), so no
+ * SIGCHLD handler is needed, but nothing else in the process may reap a
+ * watched child. Writing to a server whose stdin closed must not kill the
+ * daemon: the process must ignore (or block) SIGPIPE.
+ *
+ * A server whose stdout reaches EOF and that has not exited 250 ms later
+ * closed its stdout and kept running: it can never answer again, so it is
+ * killed and exit_cb's reason says "closed its stdout but kept running".
  *
  * exit_cb runs exactly once, after the process has been reaped and its
  * stdout read to EOF (or, if a descendant that left the group keeps the
@@ -37,6 +44,7 @@
 #ifndef TANDEM_CHILD_H
 #define TANDEM_CHILD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -48,14 +56,24 @@ struct child;
 /* Time between SIGTERM and SIGKILL in child_stop. */
 #define CHILD_STOP_GRACE_MS 2000u
 
+struct spawnproc_hook;
+
 struct child_spec {
 	const char *command;	    /* resolved against PATH from envp if it has no '/';
 				       a relative path is relative to cwd */
 	const char *const *argv;    /* argv[0] included, NULL-terminated */
 	const char *const *envp;    /* the child's complete environment, NULL-terminated */
-	const char *cwd;	    /* must exist */
+	const char *cwd;	    /* must exist; with cwd_fd only shown in errors */
+	int cwd_fd;		    /* > 0: the child fchdir()s to it (checked by the
+				       caller, so no path is resolved again) */
 	size_t max_line;	    /* stdout line bound; longer kills the group */
 	size_t max_stdin_queue;	    /* bytes queued for stdin before -ENOBUFS */
+	unsigned long namespaces;   /* CLONE_NEWPID, CLONE_NEWNET, ... or 0 */
+	bool init;		    /* run it under a minimal init (spawnproc.h,
+				       SPAWNPROC_INIT); exit_cb still gets the
+				       server's own wait status */
+	bool kill_tree;		    /* signals also reach descendants outside the group */
+	const struct spawnproc_hook *hook; /* run in the child before exec; NULL: none */
 };
 
 struct child_ops {

@@ -6,6 +6,9 @@
  *   procs.c     the live stdio MCP processes: handles, detach/attach, cap
  *   plugin.c    ROOT_RESOLVE: a root directory -> plugin + normalized servers
  *   child.c     one process: spawn, pipes, framing, stop, reap
+ *   contain.c   a server's descendants live and die with it; leftovers reaped
+ *   box.c       the sandbox each server runs in
+ *   ptree.c     processes by ancestry, from /proc
  *
  * Everything here runs on the loop thread; nng threads only loop_post().
  */
@@ -26,6 +29,7 @@ struct secret;
 struct proc;
 struct http;
 struct xreq;
+struct boxes;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
 #define EXEC_DEFAULT_GRACE_SEC 30u
@@ -50,6 +54,11 @@ struct exec_opts {
 	unsigned grace_sec;
 	bool insecure;
 	const char *tls_cert_key_file; /* PEM with certificate and key, for tls+tcp:// */
+	bool no_pidns;	/* --no-pidns: contain servers by tracking (contain.h) */
+	const char **sandbox_allow; /* --sandbox-allow: canonical dirs (box.h) */
+	size_t n_sandbox_allow;
+	const char *sandbox_dir;    /* --sandbox-dir: where private dirs go */
+	bool require_sandbox;       /* --require-sandbox */
 };
 
 enum exec_peer_state { PEER_NONE = 0, PEER_PREAUTH, PEER_AUTHED };
@@ -78,11 +87,12 @@ struct executor {
 	unsigned n_pending;
 
 	/* processes */
+	bool pidns;            /* servers are PID namespace inits (contain.h) */
+	struct boxes *boxes;   /* sandbox state shared by all servers (box.c) */
 	struct proc *procs;    /* list of live processes */
 	unsigned n_procs;
 	unsigned n_detached;
 	uint64_t next_handle;
-	struct loop_timer *grace_timer;
 
 	/* relayed HTTP requests (httprelay.c) */
 	struct http *http; /* created on first use */
@@ -112,14 +122,16 @@ void exec_dispatch(struct executor *ex, struct proto_msg *m);
 void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN]);
 
 /* procs.c */
+/* *sandbox: how the server is boxed (box.h), valid while the process lives. */
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
-		uint32_t *pid, int32_t *status, char *err, size_t errlen);
+		uint32_t *pid, const char **sandbox, int32_t *status, char *err, size_t errlen);
 int procs_stop(struct executor *ex, uint64_t handle);
 int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len);
 /* Kills a process on purpose; its MCP_EXITED carries `why`. */
 void procs_fail(struct executor *ex, uint64_t handle, const char *why);
 int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped);
-/* Peer lost: every process becomes detached and the grace timer starts. */
+/* Peer lost: every attached process becomes detached, each with its own
+ * grace deadline from now. */
 void procs_detach_all(struct executor *ex);
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);

@@ -189,16 +189,20 @@ static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
 static void exec_handle_mcp_start(struct executor *ex, struct proto_msg *m)
 {
 	struct proto_mcp_start_reply r = { 0 };
+	const char *sandbox = NULL;
 	int32_t status;
 	char err[512];
 
-	if (procs_start(ex, &m->u.mcp_start, &r.handle, &r.pid, &status, err, sizeof(err)) < 0) {
+	if (procs_start(ex, &m->u.mcp_start, &r.handle, &r.pid, &sandbox, &status, err,
+			sizeof(err)) < 0) {
 		log_warn("cannot start server '%.*s': %s", (int)MIN(m->u.mcp_start.server_name.len, 128u),
 			 m->u.mcp_start.server_name.ptr, err);
 		listener_send_error(ex, PROTO_MCP_START, m->env.id, status, "%s", err);
 		return;
 	}
 	PROTO_SET(&r, 2);
+	r.sandbox = proto_str_c(sandbox);
+	PROTO_SET(&r, 3);
 	listener_send(ex, PROTO_MCP_START, PROTO_REPLY, m->env.id, &r);
 }
 

@@ -10,10 +10,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "box.h"
+#include "contain.h"
 #include "executor.h"
 #include "exhealth.h"
 #include "log.h"
 #include "loop.h"
+#include "plugin.h"
 #include "secret.h"
 #include "util.h"
 #include "version.h"
@@ -38,6 +41,12 @@ static void usage(FILE *out)
 		"  --max-processes N      cap on live MCP server processes (default %u)\n"
 		"  --grace-sec N          keep processes this long after the link drops (default %u)\n"
 		"  --tls-cert FILE        PEM certificate and private key for tls+tcp://\n"
+		"  --no-pidns             do not run servers in PID namespaces of their own\n"
+		"                         (their trees are tracked in /proc instead)\n"
+		"  --sandbox-allow DIR    plugin configs may grant paths under DIR with\n"
+		"                         sandbox.read / sandbox.write (repeatable)\n"
+		"  --sandbox-dir DIR      where servers' private directories go (default $TMPDIR)\n"
+		"  --require-sandbox      refuse servers that cannot be sandboxed\n"
 		"  --exit-with-parent     exit when the process that started us dies\n"
 		"  --log-level LEVEL      error, warn, info (default) or debug\n"
 		"  --log-format FMT       text (default) or json (one object per line)\n"
@@ -69,24 +78,29 @@ struct cli {
 	char hostname[256];
 };
 
-static int add_root_allow(struct cli *c, const char *dir)
+static int add_canonical(const char ***list, size_t *n, const char *opt, const char *dir)
 {
 	char *canon = realpath(dir, NULL);
 
 	if (!canon) {
-		fprintf(stderr, "tandem-executor: --root-allow %s: %s\n", dir, strerror(errno));
+		fprintf(stderr, "tandem-executor: %s %s: %s\n", opt, dir, strerror(errno));
 		return -errno;
 	}
-	c->o.root_allow = xrealloc(c->o.root_allow, (c->o.n_root_allow + 1) * sizeof(char *));
-	c->o.root_allow[c->o.n_root_allow++] = canon;
+	*list = xrealloc(*list, (*n + 1) * sizeof(char *));
+	(*list)[(*n)++] = canon;
 	return 0;
+}
+
+static int add_root_allow(struct cli *c, const char *dir)
+{
+	return add_canonical(&c->o.root_allow, &c->o.n_root_allow, "--root-allow", dir);
 }
 
 /* Returns 0 to run, 1 to exit successfully (help/version), -1 on error. */
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID,
-	       O_METRICS, O_LOGFMT };
+	       O_METRICS, O_LOGFMT, O_NO_PIDNS, O_SB_ALLOW, O_SB_DIR, O_SB_REQUIRE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, O_ID },
@@ -98,6 +112,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "grace-sec", required_argument, NULL, O_GRACE },
 		{ "tls-cert", required_argument, NULL, O_TLS },
 		{ "exit-with-parent", no_argument, NULL, O_EWP },
+		{ "no-pidns", no_argument, NULL, O_NO_PIDNS },
+		{ "sandbox-allow", required_argument, NULL, O_SB_ALLOW },
+		{ "sandbox-dir", required_argument, NULL, O_SB_DIR },
+		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "log-format", required_argument, NULL, O_LOGFMT },
@@ -135,6 +153,14 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case O_TLS: c->o.tls_cert_key_file = optarg; break;
 		case O_EWP: c->exit_with_parent = true; break;
+		case O_NO_PIDNS: c->o.no_pidns = true; break;
+		case O_SB_ALLOW:
+			if (add_canonical(&c->o.sandbox_allow, &c->o.n_sandbox_allow, "--sandbox-allow",
+					  optarg) < 0)
+				return -1;
+			break;
+		case O_SB_DIR: c->o.sandbox_dir = optarg; break;
+		case O_SB_REQUIRE: c->o.require_sandbox = true; break;
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) < 0)
 				goto bad_value;
@@ -193,6 +219,13 @@ static int load_secret(struct cli *c, struct secret **out)
 	return r;
 }
 
+/* A child that is not a watched server: a server's leftover (contain.h). */
+static void sigchld_cb(int signo, void *arg)
+{
+	(void)signo;
+	contain_sweep(arg);
+}
+
 static void stop_cb(int signo, void *arg)
 {
 	log_info("signal %d: shutting down", signo);
@@ -233,6 +266,9 @@ int main(int argc, char **argv)
 	loop_signal_add(ex.loop, SIGINT, stop_cb, ex.loop);
 	loop_signal_add(ex.loop, SIGTERM, stop_cb, ex.loop);
 	loop_signal_add(ex.loop, SIGHUP, stop_cb, ex.loop);
+	loop_signal_add(ex.loop, SIGCHLD, sigchld_cb, &ex);
+	contain_init(&ex, !c.o.no_pidns);
+	box_init(&ex);
 	ex.started_ms = loop_now_ms(ex.loop);
 	if (listener_start(&ex, err, sizeof(err)) < 0) {
 		log_error("%s", err);
@@ -246,6 +282,9 @@ int main(int argc, char **argv)
 out:
 	exhealth_stop();
 	procs_kill_all(&ex);
+	if (ex.loop)
+		contain_final(&ex);
+	box_fini(&ex);
 	httprelay_free(&ex);
 	if (ex.loop)
 		listener_stop(&ex);
@@ -256,9 +295,13 @@ out:
 		_exit(rc);
 	}
 	loop_free(ex.loop);
+	plugin_forget_all();
 	secret_free(ex.secret);
 	for (size_t i = 0; i < c.o.n_root_allow; i++)
 		free((char *)c.o.root_allow[i]);
 	free(c.o.root_allow);
+	for (size_t i = 0; i < c.o.n_sandbox_allow; i++)
+		free((char *)c.o.sandbox_allow[i]);
+	free(c.o.sandbox_allow);
 	return rc;
 }

@@ -1,13 +1,16 @@
 /* plugin.c - see plugin.h.
  *
  * Order of work: turn the argument into a path, canonicalize it, check the
- * allow list, then read at most two small files (manifest, server file) and
- * hand each server entry to mcpcfg. Nothing is cached here: the
+ * allow list, open the root without following symlinks, then read at most
+ * two small files (manifest, server file) through descriptors opened below
+ * the root's (pathfd.h: no path is checked and then used) and hand each
+ * server entry to mcpcfg. Nothing is cached here: the
  * orchestrator caches resolved roots for a thread's life.
  */
 #include "plugin.h"
 
 #include "mcpcfg.h"
+#include "pathfd.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,6 +30,7 @@ static const char *const manifest_paths[] = {
 struct resolve {
 	const struct plugin_opts *o;
 	char root[PATH_MAX]; /* canonical */
+	int rootfd;          /* O_PATH, opened without following symlinks */
 	json_t *res;         /* the result under construction */
 	json_t *servers, *invalid, *warnings; /* its lists, attached last */
 	char *reason;
@@ -144,9 +148,11 @@ static bool allowed(const struct plugin_opts *o, const char *path)
 	return false;
 }
 
-/* Canonicalizes path into rs->root and checks it. A path the allow list
- * would refuse gets -EACCES even when it does not exist, so that the
- * answer does not tell whether it exists. */
+/* Canonicalizes path into rs->root, checks it, and opens it as rs->rootfd
+ * without following any symlink, so that the directory checked is the one
+ * every later open starts from. A path the allow list would refuse gets
+ * -EACCES even when it does not exist, so that the answer does not tell
+ * whether it exists. */
 static int canonical_root(struct resolve *rs, const char *path)
 {
 	struct stat st;
@@ -170,9 +176,18 @@ static int canonical_root(struct resolve *rs, const char *path)
 		rfail(rs, "root '%s' is outside the allowed roots", rs->root);
 		return -EACCES;
 	}
-	if (stat(rs->root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	rs->rootfd = pathfd_open_nosymlinks(rs->root, O_PATH | O_DIRECTORY);
+	if (rs->rootfd == -ENOTDIR || (rs->rootfd >= 0 && (fstat(rs->rootfd, &st) < 0 ||
+							   !S_ISDIR(st.st_mode)))) {
 		rfail(rs, "root '%s' is not a directory", rs->root);
 		return -ENOTDIR;
+	}
+	if (rs->rootfd < 0) {
+		/* A component turned into a symlink since realpath(): refuse
+		 * rather than follow it. */
+		rfail(rs, "root '%s' changed while it was being resolved: %s", rs->root,
+		      strerror(-rs->rootfd));
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -211,28 +226,25 @@ static int parse_fd(struct resolve *rs, int fd, const char *shown,
 	return 0;
 }
 
-/* Loads <root>/<rel> as JSON. Symlinks are followed, the target must stay
- * inside the root. Returns -ENOENT (nothing written to reason) when the
- * file does not exist, -EINVAL with a reason naming the file otherwise. */
+/* Loads <root>/<rel> as JSON, opened below the root's descriptor in one
+ * resolution (pathfd.h): symlinks inside the root are followed, one that
+ * leads out of it is refused, and a path swapped between check and use
+ * cannot exist because there is no separate check. Returns -ENOENT
+ * (nothing written to reason) when the file does not exist, -EINVAL with
+ * a reason naming the file otherwise. */
 static int load_json(struct resolve *rs, const char *rel, json_t **out)
 {
 	_cleanup_free_ char *shown = xasprintf("%s/%s", rs->root, rel);
 	_cleanup_close_ int fd = -1;
-	char real[PATH_MAX];
 
-	if (!realpath(shown, real)) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return -ENOENT;
-		return rfail(rs, "%s: %s", shown, strerror(errno));
-	}
-	if (!mcpcfg_path_within(rs->root, real))
+	/* O_NONBLOCK: opening a FIFO must not hang the executor. */
+	fd = pathfd_open_beneath(rs->rootfd, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return -ENOENT;
+	if (fd == -EXDEV || fd == -ELOOP)
 		return rfail(rs, "%s resolves outside the plugin root", shown);
-	/* real has no symlinks left; O_NOFOLLOW refuses one swapped in since.
-	 * O_NONBLOCK: opening a FIFO must not hang the executor. */
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-				O_NONBLOCK);
 	if (fd < 0)
-		return rfail(rs, "%s: %s", shown, strerror(errno));
+		return rfail(rs, "%s: %s", shown, strerror(-fd));
 	return parse_fd(rs, fd, shown, out);
 }
 
@@ -446,11 +458,95 @@ static int read_plugin(struct resolve *rs)
 	return r;
 }
 
+/* ---- roots resolved so far ---- */
+
+struct known_root {
+	char *root;
+	json_t *boxes; /* {server name: {sandbox?, network?}} of its last resolution */
+	uint64_t seq;  /* last resolution: the oldest is forgotten first */
+};
+
+static struct known_root known[PLUGIN_KNOWN_MAX];
+static size_t n_known;
+static uint64_t known_seq;
+
+/* What the executor must know at MCP_START that only the plugin's files
+ * say: each server's sandbox keys (mcpcfg.h). */
+static json_t *box_keys(json_t *servers)
+{
+	json_t *boxes = json_object(), *s;
+	size_t i;
+
+	json_array_foreach(servers, i, s) {
+		json_t *keep = json_object();
+
+		if (json_object_get(s, "sandbox"))
+			json_object_set(keep, "sandbox", json_object_get(s, "sandbox"));
+		if (json_object_get(s, "network"))
+			json_object_set(keep, "network", json_object_get(s, "network"));
+		json_object_set_new(boxes, json_string_value(json_object_get(s, "name")), keep);
+	}
+	return boxes;
+}
+
+static void remember(const char *root, json_t *servers)
+{
+	struct known_root *k = NULL;
+
+	for (size_t i = 0; i < n_known && !k; i++)
+		if (strcmp(known[i].root, root) == 0)
+			k = &known[i];
+	if (!k && n_known < PLUGIN_KNOWN_MAX)
+		k = &known[n_known++];
+	if (!k) {
+		k = &known[0];
+		for (size_t i = 1; i < n_known; i++)
+			if (known[i].seq < k->seq)
+				k = &known[i];
+	}
+	if (!k->root || strcmp(k->root, root) != 0) {
+		free(k->root);
+		k->root = xstrdup(root);
+	}
+	json_decref(k->boxes);
+	k->boxes = box_keys(servers);
+	k->seq = ++known_seq;
+}
+
+const char *plugin_known_root(const char *path)
+{
+	const char *best = NULL;
+
+	for (size_t i = 0; i < n_known; i++)
+		if (mcpcfg_path_within(known[i].root, path) &&
+		    (!best || strlen(known[i].root) > strlen(best)))
+			best = known[i].root;
+	return best;
+}
+
+json_t *plugin_known_server(const char *root, const char *name)
+{
+	for (size_t i = 0; i < n_known; i++)
+		if (strcmp(known[i].root, root) == 0)
+			return json_object_get(known[i].boxes, name);
+	return NULL;
+}
+
+void plugin_forget_all(void)
+{
+	for (size_t i = 0; i < n_known; i++) {
+		free(known[i].root);
+		json_decref(known[i].boxes);
+	}
+	memset(known, 0, sizeof(known));
+	n_known = 0;
+}
+
 int plugin_resolve(const struct plugin_opts *o, const char *root_id,
 		   const char *root_path, json_t **out, char *reason,
 		   size_t reasonlen)
 {
-	struct resolve rs = { .o = o, .reason = reason, .reasonlen = reasonlen };
+	struct resolve rs = { .o = o, .rootfd = -1, .reason = reason, .reasonlen = reasonlen };
 	_cleanup_free_ char *path = NULL;
 	json_t *id, *canon;
 	int r;
@@ -467,6 +563,7 @@ int plugin_resolve(const struct plugin_opts *o, const char *root_id,
 	if (r == 0 && !(canon = json_string(rs.root)))
 		r = fail(reason, reasonlen, "root path is not valid UTF-8");
 	if (r < 0) {
+		safe_close(rs.rootfd);
 		json_decref(id);
 		return r;
 	}
@@ -476,6 +573,7 @@ int plugin_resolve(const struct plugin_opts *o, const char *root_id,
 	rs.invalid = json_array();
 	rs.warnings = json_array();
 	r = read_plugin(&rs);
+	safe_close(rs.rootfd);
 	json_object_set_new(rs.res, "servers", rs.servers);
 	json_object_set_new(rs.res, "invalid", rs.invalid);
 	json_object_set_new(rs.res, "warnings", rs.warnings);
@@ -483,6 +581,7 @@ int plugin_resolve(const struct plugin_opts *o, const char *root_id,
 		json_decref(rs.res);
 		return r;
 	}
+	remember(rs.root, rs.servers);
 	*out = rs.res;
 	return 0;
 }

@@ -18,8 +18,15 @@
  * failed root is not cached by the orchestrator, so fixing the file is
  * enough.
  *
- * Touches the filesystem; no logging; not thread-aware (call it from the
- * loop thread or a worker, it keeps no state).
+ * Every file is opened below a descriptor of the root (common/pathfd.h), so
+ * a path swapped for a symlink between two resolutions (or during one)
+ * cannot lead a read outside the root.
+ *
+ * The module remembers the roots it resolved (at most PLUGIN_KNOWN_MAX, the
+ * least recently resolved forgotten first) with each server's sandbox keys,
+ * for MCP_START: the orchestrator's MCP_START names a plugin server's cwd,
+ * which lies inside its root, and the executor boxes the server by what it
+ * read itself. Touches the filesystem; no logging; loop thread only.
  */
 #ifndef TANDEM_PLUGIN_H
 #define TANDEM_PLUGIN_H
@@ -32,6 +39,7 @@
 #define PLUGIN_FILE_MAX_DEFAULT (1024 * 1024)
 #define PLUGIN_ROOT_ID_MAX 1024         /* bytes in a root id */
 #define PLUGIN_META_MAX (16 * 1024)     /* bytes in a manifest string */
+#define PLUGIN_KNOWN_MAX 1024           /* resolved roots remembered */
 
 struct plugin_opts {
 	/* --root-allow prefixes, already canonical (realpath at start-up);
@@ -69,5 +77,16 @@ struct plugin_opts {
 int plugin_resolve(const struct plugin_opts *o, const char *root_id,
 		   const char *root_path, json_t **out, char *reason,
 		   size_t reasonlen);
+
+/* The longest remembered root that holds the canonical path `path`, or
+ * NULL. Borrowed: valid until the next plugin_resolve or plugin_forget_all. */
+const char *plugin_known_root(const char *path);
+
+/* {sandbox?, network?} of server `name` in the last resolution of root
+ * (borrowed, as above), or NULL when unknown. */
+json_t *plugin_known_server(const char *root, const char *name);
+
+/* Forgets every remembered root (at exit). */
+void plugin_forget_all(void);
 
 #endif

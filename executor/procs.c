@@ -3,16 +3,27 @@
  * Each process has a handle the executor picks (never reused while the
  * executor runs), so a reconnecting orchestrator can re-attach to it. While
  * no authenticated peer holds a process ("detached"), its stdout lines are
- * kept up to EXEC_DETACHED_BUFFER bytes for the re-attach, and a grace timer
- * stops whatever was not re-attached when it expires.
+ * kept up to EXEC_DETACHED_BUFFER bytes for the re-attach, and its own
+ * grace timer, armed when it was detached, stops it if it was not
+ * re-attached by then (a process detached by a later drop gets the whole
+ * grace period from that drop).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "box.h"
 #include "child.h"
+#include "contain.h"
+#include "mcpcfg.h"
+#include "pathfd.h"
+#include "plugin.h"
+#include "spawnproc.h"
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
@@ -31,6 +42,7 @@ struct proc {
 	char *name;
 	struct child *child;
 	bool detached;
+	struct loop_timer *grace_timer; /* while detached */
 	struct held_line *held, **held_tail;
 	size_t held_bytes;
 	uint32_t held_dropped;
@@ -38,6 +50,8 @@ struct proc {
 	uint64_t stderr_refill_ms;
 	uint32_t stderr_dropped;
 	char *fail_reason; /* set when the executor killed it on purpose */
+	struct box *box;
+	char *denied;      /* a boxed server's first stderr line that reads like a refusal */
 };
 
 /* The environment a server gets on top of a cleared one (README, "tandem-executor"). */
@@ -79,8 +93,11 @@ static void held_clear(struct proc *p)
 
 static void proc_free(struct proc *p)
 {
+	loop_timer_cancel(p->grace_timer);
 	held_clear(p);
 	child_free(p->child);
+	box_free(p->box); /* after the process: its private directory and cgroup go */
+	free(p->denied);
 	free(p->fail_reason);
 	free(p->name);
 	free(p);
@@ -135,10 +152,25 @@ static bool stderr_allowed(struct proc *p)
 	return true;
 }
 
+/* What a runtime prints when the kernel refused it something. */
+static bool reads_like_denial(const char *line, size_t len)
+{
+	static const char *const words[] = { "Permission denied", "EACCES",
+					     "Operation not permitted", "EPERM" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (memmem(line, len, words[i], strlen(words[i])))
+			return true;
+	return false;
+}
+
 static void proc_stderr_cb(struct child *c, const char *line, size_t len, void *arg)
 {
 	struct proc *p = arg;
 	struct proto_mcp_stderr_body ev = { .handle = p->handle };
+
+	if (p->box && box_landlocked(p->box) && !p->denied && reads_like_denial(line, len))
+		p->denied = xstrndup(line, MIN(len, 300u));
 
 	if (!stderr_allowed(p)) {
 		p->stderr_dropped++;
@@ -170,15 +202,16 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 		ev.signal = (uint32_t)WTERMSIG(wstatus);
 	PROTO_SET(&ev, 2);
 	PROTO_SET(&ev, 3);
+	if (!p->fail_reason && p->denied && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0))
+		p->fail_reason = xasprintf("%s; the sandbox may have refused it something: '%s' "
+					   "(grant paths with sandbox.read / sandbox.write)",
+					   reason, p->denied);
 	ev.reason = proto_str_c(p->fail_reason ? p->fail_reason : reason);
 	if (!p->detached)
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
 	proc_unlink(ex, p);
 	proc_free(p);
-	if (ex->n_detached == 0 && ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
+	contain_sweep(ex); /* what the server left behind, in track mode */
 }
 
 static const struct child_ops proc_ops = {
@@ -220,7 +253,8 @@ static bool env_name_ok(struct proto_str s)
 /* Cleared environment + defaults + env_vars resolved here + literal env. */
 static char **build_env(const struct proto_mcp_start_body *b, char *err, size_t errlen)
 {
-	size_t cap = ARRAY_SIZE(default_env) + b->env_vars.n + b->env.n + 1, n = 0;
+	/* + 2: HOME and TMPDIR of a sandboxed server (env_box_home) */
+	size_t cap = ARRAY_SIZE(default_env) + b->env_vars.n + b->env.n + 3, n = 0;
 	char **env = xcalloc(cap, sizeof(*env));
 
 	for (size_t i = 0; i < ARRAY_SIZE(default_env); i++) {
@@ -273,15 +307,105 @@ static char **build_argv(const struct proto_mcp_start_body *b, char *err, size_t
 	return argv;
 }
 
-int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
-		uint32_t *pid, int32_t *status, char *err, size_t errlen)
-{
-	_cleanup_free_ char *cwd = NULL;
-	char **argv = NULL, **envp = NULL;
-	struct child_spec spec = { 0 };
-	struct proc *p;
-	int r = -EINVAL;
+/* Where a server runs: its plugin root (MCP_START's root, else the root this
+ * executor resolved that holds cwd; none for a config.toml server) and its
+ * cwd, opened below the root in one resolution (issue 13 #3: a cwd swapped
+ * for a symlink before a restart must not start the server outside its
+ * root). The child fchdir()s to cwd_fd. */
+struct place {
+	char *root;   /* NULL: not a plugin server */
+	int rootfd;   /* O_PATH, opened without following symlinks */
+	char *cwd;
+	int cwd_fd;
+};
 
+static void place_free(struct place *pl)
+{
+	free(pl->root);
+	free(pl->cwd);
+	safe_close(pl->rootfd);
+	safe_close(pl->cwd_fd);
+}
+
+static bool root_allowed(const struct executor *ex, const char *root)
+{
+	if (ex->opts.n_root_allow == 0)
+		return true;
+	for (size_t i = 0; i < ex->opts.n_root_allow; i++)
+		if (mcpcfg_path_within(ex->opts.root_allow[i], root))
+			return true;
+	return false;
+}
+
+static int place_in_root(struct executor *ex, struct place *pl, int32_t *status, char *err,
+			 size_t errlen)
+{
+	const char *rel = pl->cwd + strlen(pl->root);
+
+	*status = PROTO_E_DENIED;
+	if (!root_allowed(ex, pl->root)) {
+		snprintf(err, errlen, "plugin root '%s' is outside the allowed roots", pl->root);
+		return -EACCES;
+	}
+	if (!mcpcfg_path_within(pl->root, pl->cwd)) {
+		snprintf(err, errlen, "cwd '%s' is outside the plugin root '%s'", pl->cwd, pl->root);
+		return -EACCES;
+	}
+	pl->rootfd = pathfd_open_nosymlinks(pl->root, O_PATH | O_DIRECTORY);
+	if (pl->rootfd < 0) {
+		snprintf(err, errlen, "plugin root '%s' cannot be opened without following a symlink: %s",
+			 pl->root, strerror(-pl->rootfd));
+		return pl->rootfd;
+	}
+	pl->cwd_fd = pathfd_open_beneath(pl->rootfd, *rel == '/' ? rel + 1 : rel,
+					 O_PATH | O_DIRECTORY);
+	if (pl->cwd_fd == -EXDEV || pl->cwd_fd == -ELOOP) {
+		snprintf(err, errlen, "cwd '%s' no longer resolves inside the plugin root '%s'",
+			 pl->cwd, pl->root);
+		return -EACCES;
+	}
+	if (pl->cwd_fd < 0) {
+		*status = PROTO_E_SPAWN;
+		snprintf(err, errlen, "cannot change directory to '%s': %s", pl->cwd,
+			 strerror(-pl->cwd_fd));
+		return pl->cwd_fd;
+	}
+	return 0;
+}
+
+static int place(struct executor *ex, const struct proto_mcp_start_body *b, struct place *pl,
+		 int32_t *status, char *err, size_t errlen)
+{
+	const char *known;
+
+	pl->rootfd = pl->cwd_fd = -1;
+	pl->cwd = b->cwd.len ? proto_str_dup(b->cwd) : get_current_dir_name();
+	if (!pl->cwd)
+		pl->cwd = xstrdup("/");
+	if (b->root.len) {
+		pl->root = proto_str_dup(b->root);
+		if (pl->root[0] != '/') {
+			snprintf(err, errlen, "root '%s' is not an absolute path", pl->root);
+			return -EINVAL;
+		}
+	} else if ((known = plugin_known_root(pl->cwd))) {
+		pl->root = xstrdup(known);
+	}
+	if (pl->root)
+		return place_in_root(ex, pl, status, err, errlen);
+	pl->cwd_fd = open(pl->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (pl->cwd_fd < 0) {
+		*status = PROTO_E_SPAWN;
+		snprintf(err, errlen, "cannot change directory to '%s': %s", pl->cwd,
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int check_start(struct executor *ex, const struct proto_mcp_start_body *b, int32_t *status,
+		       char *err, size_t errlen)
+{
 	*status = PROTO_E_BAD_REQUEST;
 	if (ex->n_procs >= ex->opts.max_procs) {
 		*status = PROTO_E_LIMIT;
@@ -290,31 +414,139 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 		return -EMFILE;
 	}
 	if (b->command.len == 0 || !clean_str(b->command) || !clean_str(b->cwd) ||
-	    !clean_str(b->server_name)) {
-		snprintf(err, errlen, "command, cwd and server_name must be non-empty text");
+	    !clean_str(b->server_name) || !clean_str(b->root)) {
+		snprintf(err, errlen, "command, cwd, root and server_name must be non-empty text");
 		return -EINVAL;
 	}
-	argv = build_argv(b, err, errlen);
-	envp = argv ? build_env(b, err, errlen) : NULL;
-	if (!envp)
-		goto out;
-	cwd = b->cwd.len ? proto_str_dup(b->cwd) : get_current_dir_name();
-	spec.command = argv[0];
-	spec.argv = (const char *const *)argv;
-	spec.envp = (const char *const *)envp;
-	spec.cwd = cwd ? cwd : "/";
-	spec.max_line = EXEC_MAX_LINE;
-	spec.max_stdin_queue = EXEC_STDIN_QUEUE;
+	return 0;
+}
 
-	p = xcalloc(1, sizeof(*p));
+static struct proc *proc_new(struct executor *ex, const struct proto_mcp_start_body *b)
+{
+	struct proc *p = xcalloc(1, sizeof(*p));
+
 	p->ex = ex;
 	p->name = proto_str_dup(b->server_name);
 	p->held_tail = &p->held;
 	p->stderr_tokens = EXEC_STDERR_BURST;
 	p->stderr_refill_ms = loop_now_ms(ex->loop);
+	return p;
+}
+
+/* True when the server's config sets variable `name` itself. */
+static bool config_sets(const struct proto_mcp_start_body *b, const char *name)
+{
+	for (uint32_t i = 0; i < b->env.n; i++)
+		if (proto_str_eq(b->env.keys[i], name))
+			return true;
+	for (uint32_t i = 0; i < b->env_vars.n; i++)
+		if (proto_str_eq(b->env_vars.items[i], name))
+			return true;
+	return false;
+}
+
+/* A boxed server's HOME and TMPDIR are its private directory. */
+static void env_box_home(char **envp, const struct proto_mcp_start_body *b, const char *dir)
+{
+	static const char *const vars[] = { "HOME", "TMPDIR" };
+	size_t n = 0;
+
+	while (envp[n])
+		n++;
+	for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+		if (!config_sets(b, vars[i]))
+			env_set(envp, &n, vars[i], strlen(vars[i]), dir, strlen(dir));
+}
+
+/* The box policy: MCP_START's sandbox field, else what this executor read
+ * in the server's plugin files. New reference or NULL. */
+static json_t *box_policy(const struct proto_mcp_start_body *b, const struct place *pl,
+			  bool *given)
+{
+	_cleanup_free_ char *name = proto_str_dup(b->server_name);
+	json_t *known;
+
+	*given = b->sandbox.len > 0;
+	if (*given) {
+		json_t *keys = json_loadb(b->sandbox.ptr, b->sandbox.len, 0, NULL);
+
+		if (json_is_object(keys))
+			return keys;
+		json_decref(keys);
+		return json_object(); /* unreadable: the defaults, never "off" */
+	}
+	known = pl->root ? plugin_known_server(pl->root, name) : NULL;
+	return known ? json_incref(known) : NULL;
+}
+
+static int make_box(struct executor *ex, const struct proto_mcp_start_body *b,
+		    const struct place *pl, char **argv, char **envp, struct box **out,
+		    int32_t *status, char *err, size_t errlen)
+{
+	struct box_req req = {
+		.name = NULL,
+		.root = pl->root,
+		.root_fd = pl->rootfd,
+		.cwd_fd = pl->cwd_fd,
+		.command = argv[0],
+		.envp = (const char *const *)envp,
+	};
+	_cleanup_free_ char *name = proto_str_dup(b->server_name);
+	int r;
+
+	req.name = name;
+	req.policy = box_policy(b, pl, &req.policy_given);
+	r = box_new(ex, &req, out, status, err, errlen);
+	json_decref(req.policy);
+	if (r == 0 && box_home(*out))
+		env_box_home(envp, b, box_home(*out));
+	return r;
+}
+
+int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
+		uint32_t *pid, const char **sandbox, int32_t *status, char *err, size_t errlen)
+{
+	struct place pl = { .rootfd = -1, .cwd_fd = -1 };
+	char **argv = NULL, **envp = NULL;
+	struct child_spec spec = { 0 };
+	struct box *box = NULL;
+	struct proc *p;
+	int r = check_start(ex, b, status, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = -EINVAL;
+	argv = build_argv(b, err, errlen);
+	envp = argv ? build_env(b, err, errlen) : NULL;
+	if (!envp)
+		goto out;
+	r = place(ex, b, &pl, status, err, errlen);
+	if (r == 0)
+		r = make_box(ex, b, &pl, argv, envp, &box, status, err, errlen);
+	if (r < 0)
+		goto out;
+	spec.command = argv[0];
+	spec.argv = (const char *const *)argv;
+	spec.envp = (const char *const *)envp;
+	spec.cwd = pl.cwd;
+	spec.cwd_fd = pl.cwd_fd;
+	spec.max_line = EXEC_MAX_LINE;
+	spec.max_stdin_queue = EXEC_STDIN_QUEUE;
+	/* contain.h: a namespace of its own, or a subreaper whose tree we walk */
+	spec.namespaces = (ex->pidns ? CLONE_NEWPID : 0) | box_namespaces(box);
+	spec.init = ex->pidns;
+	spec.kill_tree = !ex->pidns;
+	spec.hook = box_hook(box);
+
+	p = proc_new(ex, b);
+	p->box = TAKE_PTR(box);
 	r = child_start(ex->loop, &spec, &proc_ops, p, &p->child, err, errlen);
 	if (r < 0) {
 		*status = PROTO_E_SPAWN;
+		if (r == -EACCES && box_landlocked(p->box))
+			snprintf(err + strlen(err), errlen - strlen(err),
+				 " (the sandbox lets a server execute only its program, its plugin "
+				 "root and the system directories)");
 		proc_free(p);
 		goto out;
 	}
@@ -324,10 +556,14 @@ int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint6
 	ex->n_procs++;
 	*handle = p->handle;
 	*pid = (uint32_t)child_pid(p->child);
-	log_info("%s[%llu]: started '%s' as pid %u", p->name, (unsigned long long)p->handle,
-		 argv[0], *pid);
+	*sandbox = box_describe(p->box);
+	log_info("%s[%llu]: started '%s' as pid %u%s%s; sandbox: %s", p->name,
+		 (unsigned long long)p->handle, argv[0], *pid, pl.root ? " in plugin root " : "",
+		 pl.root ? pl.root : "", *sandbox);
 	r = 0;
 out:
+	box_free(box);
+	place_free(&pl);
 	strv_free(argv);
 	strv_free(envp);
 	return r;
@@ -371,6 +607,8 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 		return -ENOENT;
 	p->detached = false;
 	ex->n_detached--;
+	loop_timer_cancel(p->grace_timer);
+	p->grace_timer = NULL;
 	*pid = (uint32_t)child_pid(p->child);
 	*dropped = p->held_dropped;
 	return 0;
@@ -388,40 +626,34 @@ void procs_flush_held(struct executor *ex, uint64_t handle)
 		send_line(p, h->data, h->len);
 	held_clear(p);
 	p->held_dropped = 0;
-	if (ex->n_detached == 0 && ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
 }
 
 static void grace_cb(struct loop_timer *t, void *arg)
 {
-	struct executor *ex = arg;
+	struct proc *p = arg;
 
-	ex->grace_timer = NULL;
-	for (struct proc *p = ex->procs; p; p = p->next) {
-		if (p->detached) {
-			log_info("%s[%llu]: not re-attached within %us, stopping", p->name,
-				 (unsigned long long)p->handle, ex->opts.grace_sec);
-			child_stop(p->child);
-		}
-	}
+	(void)t;
+	p->grace_timer = NULL;
+	log_info("%s[%llu]: not re-attached within %us, stopping", p->name,
+		 (unsigned long long)p->handle, p->ex->opts.grace_sec);
+	child_stop(p->child);
 }
 
 void procs_detach_all(struct executor *ex)
 {
+	unsigned n = 0;
+
 	for (struct proc *p = ex->procs; p; p = p->next) {
-		if (!p->detached) {
-			p->detached = true;
-			ex->n_detached++;
-		}
+		if (p->detached)
+			continue;
+		p->detached = true;
+		ex->n_detached++;
+		n++;
+		p->grace_timer = loop_timer_add(ex->loop, (uint64_t)ex->opts.grace_sec * 1000u,
+						grace_cb, p);
 	}
-	if (ex->n_detached && !ex->grace_timer) {
-		log_info("link lost: keeping %u process(es) for %us", ex->n_detached,
-			 ex->opts.grace_sec);
-		ex->grace_timer = loop_timer_add(ex->loop, (uint64_t)ex->opts.grace_sec * 1000u,
-						 grace_cb, ex);
-	}
+	if (n)
+		log_info("link lost: keeping %u process(es) for %us", n, ex->opts.grace_sec);
 }
 
 size_t procs_detached_handles(struct executor *ex, uint64_t **out)
@@ -445,8 +677,4 @@ void procs_kill_all(struct executor *ex)
 	}
 	ex->n_procs = 0;
 	ex->n_detached = 0;
-	if (ex->grace_timer) {
-		loop_timer_cancel(ex->grace_timer);
-		ex->grace_timer = NULL;
-	}
 }

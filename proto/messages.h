@@ -110,17 +110,26 @@
 
 /* MCP_START: spawn one stdio MCP server. env_vars are names the executor
  * resolves from its own environment at spawn time (values never cross the
- * link); env is the literal map applied last. The executor picks the handle. */
+ * link); env is the literal map applied last. The executor picks the handle.
+ * root: the canonical plugin root (ROOT_RESOLVE's reply path) of a plugin
+ * server; sandbox: JSON {"sandbox"?, "network"?}, those keys of its
+ * normalized config (common/mcpcfg.h).
+ * Both optional: without root the executor uses the root it resolved that
+ * holds cwd. The reply's sandbox names the box the server runs in
+ * ("landlock", or "off: <why>" for an unsandboxed one). */
 #define PROTO_BODY_mcp_start(F, S)                                                \
 	F(S, 1, str, server_name, 1)                                              \
 	F(S, 2, str, command, 1)                                                  \
 	F(S, 3, strlist, args, 0)                                                 \
 	F(S, 4, strmap, env, 0)                                                   \
 	F(S, 5, strlist, env_vars, 0)                                             \
-	F(S, 6, str, cwd, 0)
+	F(S, 6, str, cwd, 0)                                                      \
+	F(S, 7, str, root, 0)                                                     \
+	F(S, 8, bin, sandbox, 0)
 #define PROTO_REPLY_mcp_start(F, S)                                               \
 	F(S, 1, u64, handle, 1)                                                   \
-	F(S, 2, u32, pid, 0)
+	F(S, 2, u32, pid, 0)                                                      \
+	F(S, 3, str, sandbox, 0)
 
 #define PROTO_BODY_mcp_stop(F, S) F(S, 1, u64, handle, 1)
 #define PROTO_REPLY_mcp_stop(F, S)

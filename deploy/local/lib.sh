@@ -49,7 +49,7 @@ ensure_node() {
 # Real MCP servers from the npm registry for the tests, pinned, installed
 # once into a cache directory. Prints the directory, or nothing when the
 # registry cannot be reached (those tests then report a loud SKIP).
-TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31"
+TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31"
 ensure_npm_peers() {
 	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-peers"
 	local stamp="$dir/.installed-$(echo "$TANDEM_NPM_PEER_PKGS" | tr ' /@' '___')"

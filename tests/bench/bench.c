@@ -12,6 +12,7 @@
  *   turn       a model turn against the fake provider (bturn.c)
  *   http mcp   an HTTP MCP server, orchestrator-direct and through the
  *              executor's HTTP relay (bhttpmcp.c)
+ *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
  * Any failed call, wrong answer or unclean daemon exit fails the run (exit
  * 1); a missed target is only reported (exit 0). See bsys.h for cleanup.
  */
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bbox.h"
 #include "bconn.h"
 #include "bench.h"
 #include "bload.h"
@@ -341,6 +343,7 @@ int main(int argc, char **argv)
 		   NULL, BTABLE_INFO);
 	bturn_run(&o);
 	bhttpmcp_run(&o);
+	bbox_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

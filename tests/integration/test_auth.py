@@ -219,6 +219,8 @@ def t_bad_params(ctx):
     orch = start(ctx, fake)
     c = orch.client
     c.call("account/login/start", {"type": "apiKey", "apiKey": LOGIN_KEY})
+    # The good login's notifications follow its answer: let them land first.
+    c.wait_notification(lambda n: n["method"] == "account/updated", what="account/updated")
     mark = len(c.notifications)
     bad = [
         {"type": "apiKey"},

@@ -609,6 +609,72 @@ START_TEST(test_plugin_cwd)
 }
 END_TEST
 
+/* sandbox and network: tandem extensions (executor/box.h applies them). */
+START_TEST(test_sandbox_keys)
+{
+	json_t *o;
+
+	o = norm("{\"command\":\"x\",\"sandbox\":\"off\",\"network\":false}");
+	ck_assert_msg(o != NULL, "%s", reason);
+	ck_assert(json_is_true(json_object_get(json_object_get(o, "sandbox"), "off")));
+	ck_assert(json_is_false(json_object_get(o, "network")));
+	json_decref(o);
+	o = norm("{\"command\":\"x\",\"sandbox\":{\"read\":[\"/srv/a\"],\"write\":[\"/srv/b\"],"
+		 "\"max_open_files\":128,\"max_processes\":8,\"max_memory_mb\":512}}");
+	ck_assert_msg(o != NULL, "%s", reason);
+	ck_assert_str_eq(json_string_value(json_array_get(
+				 json_object_get(json_object_get(o, "sandbox"), "read"), 0)),
+			 "/srv/a");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(o, "sandbox"),
+							    "max_processes")),
+			 8);
+	json_decref(o);
+	/* absent: absent (the executor's defaults apply) */
+	o = norm("{\"command\":\"x\"}");
+	ck_assert_ptr_null(json_object_get(o, "sandbox"));
+	json_decref(o);
+	expect_fail("{\"command\":\"x\",\"sandbox\":\"maybe\"}", "\"off\", \"on\" or a table");
+	expect_fail("{\"command\":\"x\",\"sandbox\":{\"paths\":[]}}",
+		    "'sandbox': unknown field 'paths'");
+	expect_fail("{\"command\":\"x\",\"sandbox\":{\"read\":[\"rel\"]}}",
+		    "must be an absolute path");
+	expect_fail("{\"command\":\"x\",\"sandbox\":{\"read\":[\"/a/../b\"]}}", "without '..'");
+	expect_fail("{\"command\":\"x\",\"sandbox\":{\"max_processes\":0}}",
+		    "'sandbox.max_processes' must be an integer from 1");
+	expect_fail("{\"command\":\"x\",\"network\":\"no\"}", "'network' must be true or false");
+	expect_fail("{\"url\":\"http://h/\",\"sandbox\":\"off\"}", "not valid for an http server");
+}
+END_TEST
+
+/* In a plugin, relative sandbox paths are resolved in the root and must
+ * stay there; absolute ones are left to the executor's --sandbox-allow. */
+START_TEST(test_plugin_sandbox_paths)
+{
+	_cleanup_free_ char *root = make_root();
+	_cleanup_free_ char *sub = xasprintf("%s/cache", root);
+	_cleanup_free_ char *link = xasprintf("%s/out", root);
+	struct mcpcfg_ctx ctx = { .from_plugin = true, .environment_id = "local",
+				  .environment_is_local = true, .root = root };
+	json_t *o, *box;
+
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	ck_assert_int_eq(symlink("/tmp", link), 0);
+	o = norm_ctx("srv", "{\"command\":\"x\",\"sandbox\":{\"write\":[\"./cache\"],"
+			    "\"read\":[\"/usr/share\"]}}", &ctx, NULL);
+	ck_assert_msg(o != NULL, "%s", reason);
+	box = json_object_get(o, "sandbox");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(box, "write"), 0)), sub);
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(box, "read"), 0)),
+			 "/usr/share");
+	json_decref(o);
+	expect_fail_ctx("{\"command\":\"x\",\"sandbox\":{\"read\":[\"./out\"]}}", &ctx,
+			"does not resolve inside the plugin root");
+	expect_fail_ctx("{\"command\":\"x\",\"sandbox\":{\"write\":[\"../x\"]}}", &ctx,
+			"without '..'");
+	rm_rf(root);
+}
+END_TEST
+
 static Suite *mcpcfg_suite(void)
 {
 	Suite *s = suite_create("mcpcfg");
@@ -633,6 +699,8 @@ static Suite *mcpcfg_suite(void)
 	tcase_add_test(tc, test_plugin_environment);
 	tcase_add_test(tc, test_plugin_env_vars_local);
 	tcase_add_test(tc, test_plugin_cwd);
+	tcase_add_test(tc, test_sandbox_keys);
+	tcase_add_test(tc, test_plugin_sandbox_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,230 @@
+/* sandbox.c - see sandbox.h. */
+#include "sandbox.h"
+
+#include "landlock.h"
+#include "spawnproc.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+/* Programs and their libraries. */
+static const char *const system_exec[] = { "/usr", "/bin", "/sbin", "/lib", "/lib32",
+					   "/lib64", "/libx32" };
+
+/* What runtimes read from /etc (the loader, time zones, CA store, name
+ * resolution, users, MIME types, interpreters' own config) and no more:
+ * all of /etc would hand a server /etc/shadow when the executor runs as
+ * root, and ssh host keys. */
+static const char *const system_read[] = {
+	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ld.so.preload",
+	"/etc/localtime", "/etc/timezone", "/etc/ssl", "/etc/ca-certificates",
+	"/etc/ca-certificates.conf", "/etc/pki", "/etc/crypto-policies", "/etc/resolv.conf",
+	"/etc/hosts", "/etc/host.conf", "/etc/nsswitch.conf", "/etc/gai.conf", "/etc/passwd",
+	"/etc/group", "/etc/services", "/etc/protocols", "/etc/mime.types", "/etc/os-release",
+	"/etc/debian_version", "/etc/alternatives", "/etc/locale.alias", "/etc/locale.conf",
+	"/etc/default/locale", "/etc/nodejs", "/etc/npmrc", "/etc/python3",
+	"/etc/python3.11", "/etc/gitconfig", "/etc/magic", "/etc/xdg",
+	/* what runtimes ask the kernel through files */
+	"/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/uptime",
+	"/proc/version", "/proc/filesystems", "/proc/sys/kernel", "/proc/sys/vm/overcommit_memory",
+	"/sys/devices/system/cpu", "/sys/fs/cgroup",
+};
+
+static const char *const system_devices[] = { "/dev/null", "/dev/zero", "/dev/full",
+					      "/dev/random", "/dev/urandom" };
+
+enum step {
+	STEP_CGROUP = 1,
+	STEP_SUBREAPER,
+	STEP_RLIMIT,
+	STEP_PROC_SELF,
+	STEP_LANDLOCK,
+};
+
+struct sandbox {
+	struct sandbox_spec spec; /* descriptors borrowed */
+	int ruleset;		  /* -1: no Landlock */
+	struct spawnproc_hook hook;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int allow_list(struct sandbox *b, const char *const *paths, size_t n, uint64_t access,
+		      char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = landlock_allow_path(b->ruleset, b->spec.landlock_abi, paths[i], access);
+
+		if (r < 0 && r != -ENOENT && r != -EACCES) {
+			seterr(err, errlen, "cannot allow '%s' in the sandbox: %s", paths[i],
+			       strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int allow_fds(struct sandbox *b, const int *fds, size_t n, uint64_t access, char *err,
+		     size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = fds[i] < 0 ? 0 : landlock_allow_fd(b->ruleset, b->spec.landlock_abi,
+							   fds[i], access);
+
+		if (r < 0) {
+			seterr(err, errlen, "cannot add a sandbox rule: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int build_rules(struct sandbox *b, char *err, size_t errlen)
+{
+	const struct sandbox_spec *s = &b->spec;
+	int r;
+
+	b->ruleset = landlock_ruleset(s->landlock_abi);
+	if (b->ruleset < 0) {
+		r = b->ruleset;
+		seterr(err, errlen, "cannot create a Landlock ruleset: %s", strerror(-r));
+		return r;
+	}
+	if ((r = allow_list(b, system_exec, ARRAY_SIZE(system_exec), LL_READ_EXEC, err, errlen)) <
+		    0 ||
+	    (r = allow_list(b, system_read, ARRAY_SIZE(system_read), LL_READ, err, errlen)) < 0 ||
+	    (r = allow_list(b, system_devices, ARRAY_SIZE(system_devices), LL_DEVICE, err,
+			    errlen)) < 0 ||
+	    (r = allow_fds(b, &s->root_fd, 1, LL_READ_EXEC, err, errlen)) < 0 ||
+	    (r = allow_fds(b, &s->private_fd, 1, LL_READ_WRITE, err, errlen)) <
+		    0 ||
+	    (r = allow_fds(b, s->read_fds, s->n_read, LL_READ_EXEC, err, errlen)) < 0 ||
+	    (r = allow_fds(b, s->write_fds, s->n_write, LL_READ_WRITE, err, errlen)) < 0)
+		return r;
+	if (s->program) {
+		r = landlock_allow_path(b->ruleset, s->landlock_abi, s->program, LL_READ_EXEC);
+		if (r < 0) {
+			seterr(err, errlen, "cannot allow '%s' in the sandbox: %s", s->program,
+			       strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* ---- the child ---- */
+
+static int set_limit(int resource, unsigned long long v)
+{
+	struct rlimit rl = { .rlim_cur = (rlim_t)v, .rlim_max = (rlim_t)v };
+
+	return v && setrlimit(resource, &rl) < 0 ? errno : 0;
+}
+
+/* A procfs of the PID namespace we are in, on /proc of a mount namespace
+ * of our own (made private first, so nothing propagates back). unshare()
+ * here rather than CLONE_NEWNS at clone time: the copy then carries over
+ * the working directory already set from a descriptor of the parent's
+ * namespace (an fchdir after the clone would sit in the old one). */
+static int mount_private_proc(void)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return errno;
+	return 0;
+}
+
+static int hook_run(void *arg, int *step)
+{
+	struct sandbox *b = arg;
+	const struct sandbox_spec *s = &b->spec;
+	int r, fd;
+
+	*step = STEP_CGROUP;
+	if (s->pids_procs_fd >= 0 && write(s->pids_procs_fd, "0", 1) != 1)
+		return errno;
+	*step = STEP_SUBREAPER;
+	if (s->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		return errno;
+	*step = STEP_RLIMIT;
+	if ((r = set_limit(RLIMIT_NOFILE, s->max_open_files)) ||
+	    (r = set_limit(RLIMIT_NPROC, s->max_processes)) ||
+	    (r = set_limit(RLIMIT_AS, s->max_address_space)))
+		return r;
+	if (b->ruleset < 0)
+		return 0;
+	*step = STEP_PROC_SELF;
+	if (s->private_proc && (r = mount_private_proc()) != 0)
+		return r;
+	/* A private /proc shows the box's own processes only: all of it may be
+	 * read. Otherwise only this process's entry (its children cannot read
+	 * theirs: a rule names one inode). */
+	fd = open(s->private_proc ? "/proc" : "/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	r = landlock_allow_fd_raw(b->ruleset, s->landlock_abi, fd, LL_READ, 1);
+	close(fd);
+	if (r)
+		return r;
+	*step = STEP_LANDLOCK;
+	return landlock_restrict(b->ruleset);
+}
+
+static const char *hook_describe(int step, void *arg)
+{
+	(void)arg;
+	switch (step) {
+	case STEP_CGROUP: return "join the server's pids cgroup";
+	case STEP_SUBREAPER: return "make the server a child subreaper";
+	case STEP_RLIMIT: return "set the sandbox's resource limits";
+	case STEP_PROC_SELF: return "give the sandbox its /proc";
+	case STEP_LANDLOCK: return "enforce the Landlock sandbox";
+	default: return NULL;
+	}
+}
+
+/* ---- lifecycle ---- */
+
+int sandbox_new(const struct sandbox_spec *spec, struct sandbox **out, char *err, size_t errlen)
+{
+	struct sandbox *b = xcalloc(1, sizeof(*b));
+	int r;
+
+	b->spec = *spec;
+	b->ruleset = -1;
+	b->hook = (struct spawnproc_hook){ hook_run, hook_describe, b };
+	if (spec->landlock_abi > 0 && (r = build_rules(b, err, errlen)) < 0) {
+		sandbox_free(b);
+		return r;
+	}
+	*out = b;
+	return 0;
+}
+
+const struct spawnproc_hook *sandbox_hook(struct sandbox *b) { return &b->hook; }
+
+struct sandbox *sandbox_free(struct sandbox *b)
+{
+	if (!b)
+		return NULL;
+	safe_close(b->ruleset);
+	free(b);
+	return NULL;
+}
