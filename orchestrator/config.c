@@ -747,6 +747,35 @@ bool config_feature(const struct config *c, const char *name)
 	return json_is_true(json_object_get(c->features, name));
 }
 
+static struct config *current;
+static const char *current_home;
+
+const struct config *config_current(void) { return current; }
+const char *config_home(void) { return current_home; }
+
+void config_install(struct config *c)
+{
+	config_free(current);
+	current = c;
+}
+
+int config_init(const char *home, char *err, size_t errlen)
+{
+	struct config *c;
+	int r = config_load(home, &c, err, errlen);
+
+	if (r < 0)
+		return r;
+	current_home = home;
+	config_install(c);
+	return 0;
+}
+
+int config_reload(char *err, size_t errlen)
+{
+	return config_init(current_home, err, errlen);
+}
+
 struct config *config_free(struct config *c)
 {
 	if (!c)

@@ -19,11 +19,19 @@
 
 struct srv;
 struct env;
+struct loop;
 struct mcp_session;
+
+#define SRV_START_TIMEOUT_MS 30000u /* one MCP_START round trip */
 
 enum srv_state { SRV_STARTING = 0, SRV_READY, SRV_FAILED };
 
 typedef void (*srv_cb)(struct srv *s, void *arg);
+
+/* The loop the pool's sessions and timers run on (before any acquire). */
+void srv_init(struct loop *l);
+/* MCP server processes started so far (debug/counters). */
+uint64_t srv_starts(void);
 
 /* Finds or starts the instance; cfg is borrowed. */
 struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id);
@@ -34,7 +42,6 @@ const char *srv_name(const struct srv *s);
 const char *srv_plugin_id(const struct srv *s);
 json_t *srv_cfg(const struct srv *s);
 enum srv_state srv_state(const struct srv *s);
-const char *srv_state_name(enum srv_state st);
 const char *srv_error(const struct srv *s);
 struct mcp_session *srv_mcp(const struct srv *s); /* NULL unless READY */
 
@@ -65,13 +72,6 @@ const char *srv_auth_status(const struct srv *s);
 /* A login for server `name` completed: restart its HTTP instances now. */
 void srv_auth_changed(const char *name);
 
-/* Where requests for an HTTP server (cfg, from plugin_id or config.toml
- * when NULL) go out: the orchestrator's own struct http for a config.toml
- * server of the "local" environment, else the environment's executor
- * (env_http; *env_out is set). NULL with a reason when that environment
- * does not exist or is not ready. */
-struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env_out, char *why,
-			    size_t whylen);
 /* The WWW-Authenticate of the instance's last 401, NULL if none (borrowed). */
 const char *srv_www_authenticate(const struct srv *s);
 
