@@ -55,7 +55,6 @@
 #include <stddef.h>
 
 #define MCPCFG_NAME_MAX 64          /* bytes in a server name */
-#define MCPCFG_ENV_ID_MAX 64        /* bytes in an environment id */
 #define MCPCFG_LIST_MAX 256         /* entries in args, env, tools, ... */
 #define MCPCFG_STR_MAX (64 * 1024)  /* bytes in any one string */
 #define MCPCFG_TIMEOUT_MAX 86400.0  /* seconds, for both timeouts */
