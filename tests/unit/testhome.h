@@ -39,7 +39,7 @@ static void home_write(const char *name, const char *text)
 }
 
 /* tests/fixtures/homes/<name> (from $TANDEM_FIXTURES). */
-static char *fixture_home(const char *name)
+_unused_ static char *fixture_home(const char *name)
 {
 	const char *dir = getenv("TANDEM_FIXTURES");
 
