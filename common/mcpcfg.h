@@ -2,9 +2,9 @@
  *
  * Shared by the executor (entries of a plugin's .mcp.json or inline manifest
  * map) and the orchestrator (config.toml [mcp_servers.X], which the TOML
- * reader hands over as the same jansson shape). The rules are those of
- * DESIGN-NOTES §3 "MCP server config"; the normalized object is what travels
- * over the wire, so both sides agree on one shape.
+ * reader hands over as the same jansson shape). The rules are Codex's
+ * [mcp_servers] format, field by field in mcpcfg.c; the normalized object
+ * is what travels over the wire, so both sides agree on one shape.
  *
  * Strictness: an unknown field is an error naming the field, a field of the
  * other transport is an error naming the field and the transport. Either

@@ -6,7 +6,7 @@
  * ones it documents are accepted silently so that an existing Codex
  * config.toml loads unchanged, and only truly unknown keys become warnings.
  *
- * What is fatal and what is not (DESIGN-NOTES §3, CODING_STYLE "Errors"):
+ * What is fatal and what is not (CODING_STYLE "Errors"):
  *   - a TOML syntax error, a wrongly typed or invalid key that tandem uses,
  *     an invalid model provider, or a model_provider naming no provider:
  *     config_load fails with "PATH:LINE:COL: reason";

@@ -1,6 +1,6 @@
 /* envfile.h - the orchestrator's <home>/environments.toml.
  *
- * Declares where executors run (DESIGN-NOTES §3 "environments.toml"):
+ * Declares where executors run:
  *
  *   include_local = true          # default: spawn one local executor, id "local"
  *   default = "build"             # optional: an entry id, or "local"

@@ -8,7 +8,14 @@
  * A stdio server runs on the executor of its environment_id: MCP_START there,
  * then an MCP session (mcp.c) over MCP_SEND / MCP_OUTPUT. A server that fails
  * (start error, crash, executor gone) is FAILED with a reason; srv_retry()
- * restarts it with backoff on next use.
+ * restarts it with backoff on next use. An HTTP server runs from here over
+ * mcphttp.c, its requests routed by envs_http_route, its credentials asked
+ * for at each request (oauth_store.h, account.h).
+ *
+ * State: the pool is a file static, loop thread only. Its users learn of
+ * changes through srv_watch / srv_when_settled; the environments' events
+ * and token changes come in through the srv_env_changed, srv_on_output,
+ * srv_on_exited and srv_auth_changed calls main.c wires them to.
  */
 #ifndef TANDEM_SRV_H
 #define TANDEM_SRV_H
@@ -59,7 +66,7 @@ bool srv_retry(struct srv *s);
 json_t *srv_tools(const struct srv *s);
 bool srv_tool_allowed(const struct srv *s, const char *tool);
 
-/* Routed from the environments. */
+/* Environment events (envs_ops, wired in main.c). */
 void srv_env_changed(struct env *e);
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason);
