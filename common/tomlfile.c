@@ -48,7 +48,8 @@ void tomlfile_where(const struct tomlfile *f, const char *label, const char *tpa
 		snprintf(buf, len, "%s: ", label);
 }
 
-static int failv(struct tomlfile *f, const char *tpath, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int failv(struct tomlfile *f, const char *tpath,
+							   const char *fmt, va_list ap)
 {
 	char pre[PATH_MAX + 32], msg[512];
 

@@ -573,7 +573,7 @@ int client_reply(struct client *c, json_t *id, json_t *result)
 /* The message as a json string, cut at ERROR_MESSAGE_MAX on a character
  * boundary; if it is still not valid UTF-8 (a parse error quoting raw
  * input), bytes above 0x7f become '?'. */
-static json_t *error_message(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static json_t *error_message(const char *fmt, va_list ap)
 {
 	char buf[ERROR_MESSAGE_MAX];
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
