@@ -170,7 +170,8 @@ static void fetch_next(struct oauth_login *lg);
 static void register_cb(void *owner, long status, json_t *doc, const char *err)
 {
 	struct oauth_login *lg = owner;
-	const char *cid = oauth_doc_str(doc, "client_id"), *sec = oauth_doc_str(doc, "client_secret");
+	const char *cid = oauth_doc_str(doc, "client_id");
+	const char *sec = oauth_doc_str(doc, "client_secret");
 
 	oauth_fetch_free(lg->fetch);
 	lg->fetch = NULL;
@@ -242,8 +243,10 @@ static void issuer_cb(void *owner, long status, json_t *doc, const char *err)
 {
 	struct oauth_login *lg = owner;
 	const char *from = lg->cands[lg->cand];
-	const char *iss = oauth_doc_str(doc, "issuer"), *az = oauth_doc_str(doc, "authorization_endpoint");
-	const char *tok = oauth_doc_str(doc, "token_endpoint"), *reg = oauth_doc_str(doc, "registration_endpoint");
+	const char *iss = oauth_doc_str(doc, "issuer");
+	const char *az = oauth_doc_str(doc, "authorization_endpoint");
+	const char *tok = oauth_doc_str(doc, "token_endpoint");
+	const char *reg = oauth_doc_str(doc, "registration_endpoint");
 
 	oauth_fetch_free(lg->fetch);
 	lg->fetch = NULL;

@@ -138,7 +138,8 @@ static void refresh_cb(void *owner, long status, json_t *doc, const char *err)
 		/* invalid_grant: the refresh token is dead; a new login is
 		 * needed. Anything else (network): try again on next use. */
 		log_warn("MCP server '%s': token refresh failed: %s", t->server,
-			 err ? err : oauth_doc_str(doc, "error") ? oauth_doc_str(doc, "error") : "HTTP error");
+			 err ? err
+			     : oauth_doc_str(doc, "error") ? oauth_doc_str(doc, "error") : "HTTP error");
 		if (!err && status == 400 && oauth_doc_str(doc, "error") &&
 		    strcmp(oauth_doc_str(doc, "error"), "invalid_grant") == 0) {
 			char *name = xstrdup(t->server);
@@ -290,8 +291,8 @@ static void store_take(json_t *o)
 	json_int_t exp = json_integer_value(json_object_get(o, "expires_at_unix_ms"));
 	struct token *t;
 
-	if (!server || !url || !at || !oauth_doc_str(o, "token_endpoint") || !oauth_doc_str(o, "client_id") ||
-	    token_find(server, url))
+	if (!server || !url || !at || !oauth_doc_str(o, "token_endpoint") ||
+	    !oauth_doc_str(o, "client_id") || token_find(server, url))
 		return;
 	t = xcalloc(1, sizeof(*t));
 	t->server = xstrdup(server);

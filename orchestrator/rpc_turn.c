@@ -54,7 +54,8 @@ void rpc_turn_start(struct req *r, json_t *params)
 	rc = turn_new(t, req_owner(r), texts, n, &u, err, sizeof(err));
 	free(texts);
 	if (rc < 0) {
-		req_error(r, rc == -EBUSY ? CLIENT_INVALID_REQUEST : CLIENT_INVALID_PARAMS, "%s", err);
+		req_error(r, rc == -EBUSY ? CLIENT_INVALID_REQUEST : CLIENT_INVALID_PARAMS, "%s",
+			  err);
 		return;
 	}
 	req_reply(r, json_pack("{s:o}", "turn", turn_object(u)));

@@ -183,7 +183,9 @@ static json_t *completed_item(const char *type)
 	json_array_foreach(notes, i, v) {
 		json_t *item = json_object_get(json_object_get(v, "params"), "item");
 
-		if (strcmp(json_string_value(json_object_get(v, "method")), "item/completed") == 0 &&
+		const char *m = json_string_value(json_object_get(v, "method"));
+
+		if (strcmp(m, "item/completed") == 0 &&
 		    strcmp(json_string_value(json_object_get(item, "type")), type) == 0)
 			last = item;
 	}
@@ -264,7 +266,8 @@ START_TEST(an_unknown_tool_becomes_an_error_output)
 	model_start("{\"steps\":["
 		    " {\"tool_calls\":[{\"name\":\"no_such_tool\",\"arguments\":{}}]},"
 		    " {\"expect\":{\"body_match\":{\"input\":[{\"type\":\"function_call_output\","
-		    "  \"output\":{\"$contains\":\"unknown tool\"}}]}},\"reply_text\":\"sorry\"}]}");
+		    "  \"output\":{\"$contains\":\"unknown tool\"}}]}},"
+		    " \"reply_text\":\"sorry\"}]}");
 	start(t, "go");
 	turn = finished_turn();
 	ck_assert_str_eq(json_string_value(json_object_get(turn, "status")), "completed");

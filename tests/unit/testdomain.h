@@ -50,7 +50,8 @@ _unused_ static void dom_env_output_cb(struct env *e, uint64_t handle, const cha
 	srv_on_output(e, handle, data, len);
 }
 
-_unused_ static void dom_env_exited_cb(struct env *e, uint64_t handle, const char *reason, void *arg)
+_unused_ static void dom_env_exited_cb(struct env *e, uint64_t handle, const char *reason,
+				       void *arg)
 {
 	srv_on_exited(e, handle, reason);
 }
