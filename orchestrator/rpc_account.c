@@ -18,7 +18,6 @@
 #include "session.h"
 #include "thread.h"
 #include "util.h"
-#include "view.h"
 
 /* The configured provider reads its key from the environment when nobody
  * logged in (model.c); account/read reports that as an API-key account. */
@@ -78,10 +77,7 @@ static void notify_updated(void)
 		mode = json_string("apikey");
 	else if (m == ACCOUNT_CHATGPT_TOKENS)
 		mode = json_string("chatgptAuthTokens");
-	view_set_chatgpt_auth(account_mode() == ACCOUNT_CHATGPT_TOKENS);
-	/* The effective views depend on the auth: rebuilt now, not at the
-	 * next change of roots (unchanged servers keep running). */
-	threads_reload();
+	threads_account_changed(account_mode() == ACCOUNT_CHATGPT_TOKENS);
 	notify_all(NOTIFY_ACCOUNT_UPDATED,
 		   json_pack("{s:o, s:o}", "authMode", mode, "planType",
 			     m == ACCOUNT_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));

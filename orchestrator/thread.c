@@ -585,3 +585,9 @@ void threads_reload(void)
 		thread_project(t);
 	}
 }
+
+void threads_account_changed(bool chatgpt_auth)
+{
+	view_set_chatgpt_auth(chatgpt_auth);
+	threads_reload();
+}

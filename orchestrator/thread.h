@@ -107,6 +107,10 @@ void thread_set_turn(struct thread *t, struct turn *turn);
  * running). */
 void threads_env_changed(struct env *e);
 void threads_reload(void);
+/* The account changed (chatgpt_auth: ChatGPT tokens are in use): the hosted
+ * apps server is gated by it in every effective view (view.h), so every
+ * runtime is rebuilt now, not at the next change of roots. */
+void threads_account_changed(bool chatgpt_auth);
 
 /* For tests and benchmarks (debug/counters): per thread, and every
  * thread's together. */
