@@ -101,13 +101,13 @@ static void copy_spec(struct thread *t, const struct thread_spec *spec)
 	t->model = spec->model ? xstrdup(spec->model) : NULL;
 	t->has_envs = spec->envs != NULL;
 	t->n_envs = (uint32_t)spec->n_envs;
-	t->envs = xcalloc(spec->n_envs + 1, sizeof(*t->envs));
+	t->envs = spec->n_envs ? xcalloc(spec->n_envs, sizeof(*t->envs)) : NULL;
 	for (size_t i = 0; i < spec->n_envs; i++) {
 		t->envs[i].id = xstrdup(spec->envs[i].env_id);
 		t->envs[i].cwd = spec->envs[i].cwd ? xstrdup(spec->envs[i].cwd) : NULL;
 	}
 	t->n_roots = (uint32_t)spec->n_roots;
-	t->roots = xcalloc(spec->n_roots + 1, sizeof(*t->roots));
+	t->roots = spec->n_roots ? xcalloc(spec->n_roots, sizeof(*t->roots)) : NULL;
 	for (size_t i = 0; i < spec->n_roots; i++) {
 		t->roots[i].t = t;
 		t->roots[i].id = xstrdup(spec->roots[i].id);
