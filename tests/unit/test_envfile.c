@@ -349,6 +349,7 @@ static Suite *envfile_suite(void)
 	Suite *s = suite_create("envfile");
 	TCase *tc = tcase_create("envfile");
 
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, home_setup, home_teardown);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_bad_home_and_unreadable);

@@ -265,6 +265,7 @@ static Suite *srv_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, instances_are_shared_by_key_and_stop_with_the_last_user);
 	tcase_add_test(tc, tools_follow_enabled_and_disabled_lists);

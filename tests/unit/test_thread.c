@@ -249,6 +249,7 @@ static Suite *thread_suite(void)
 	Suite *s = suite_create("thread");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, resolves_once_and_keeps_the_runtime);
 	tcase_add_test(tc, failed_resolution_is_not_cached);

@@ -166,6 +166,7 @@ static Suite *toolnames_suite(void)
 	Suite *s = suite_create("toolnames");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, sanitize_keeps_only_word_characters);
 	tcase_add_test(tc, collisions_get_a_hash_and_map_back);

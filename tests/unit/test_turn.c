@@ -313,6 +313,7 @@ static Suite *turn_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, a_tool_call_goes_back_to_the_model);
 	tcase_add_test(tc, an_interrupt_cancels_the_calls_in_flight);
