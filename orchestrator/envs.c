@@ -234,3 +234,12 @@ size_t envs_http_pending(void)
 		n += http_pending(env_http(reg.v[i]));
 	return n;
 }
+
+size_t envs_count_state(enum env_state st)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < reg.n; i++)
+		n += env_state(reg.v[i]) == st;
+	return n;
+}

@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct env;
+#include "env.h"
+
 struct envfile;
 struct http;
 struct loop;
@@ -61,5 +62,8 @@ struct http *envs_http_route(json_t *cfg, const char *plugin_id, struct env **en
 			     size_t whylen);
 /* HTTP requests still going out, the orchestrator's own and relayed. */
 size_t envs_http_pending(void);
+/* How many environments are in state st (the operations endpoint's gauge,
+ * main's health.c). */
+size_t envs_count_state(enum env_state st);
 
 #endif
