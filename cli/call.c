@@ -80,7 +80,10 @@ static int add_word(json_t *args, const char *word, char *err, size_t errlen)
 	return r;
 }
 
-json_t *call_args(const char *args_json, int argc, char **argv, char *err, size_t errlen)
+/* The arguments object (new reference), or NULL with a reason in err.
+ * args_json may be NULL. */
+static json_t *call_args(const char *args_json, int argc, char **argv, char *err,
+			 size_t errlen)
 {
 	json_t *args = args_json ? parse_object(args_json, "--args", err, errlen) : json_object();
 

@@ -18,8 +18,4 @@ struct cli;
 /* argv: THREAD SERVER TOOL [WORD...] (no THREAD with --root). */
 int call_cmd(struct cli *cli, int argc, char **argv);
 
-/* The arguments object (new reference), or NULL with a reason in err.
- * args_json may be NULL. */
-json_t *call_args(const char *args_json, int argc, char **argv, char *err, size_t errlen);
-
 #endif

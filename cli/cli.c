@@ -368,7 +368,11 @@ static char *absolute_local(const char *path, char *err, size_t errlen)
 	return abs;
 }
 
-json_t *cli_parse_root(const char *spec, char *err, size_t errlen)
+/* Parses one --root value: [ID=]ENV:PATH. A relative PATH is allowed on the
+ * `local` environment (this machine) and made absolute; ID defaults to the
+ * last component of PATH. -> new {id, location:{type, environmentId,
+ * path}}, or NULL with a reason in err. */
+static json_t *cli_parse_root(const char *spec, char *err, size_t errlen)
 {
 	const char *colon = strchr(spec, ':'), *eq = strchr(spec, '=');
 	_cleanup_free_ char *id = NULL, *env = NULL, *path = NULL;

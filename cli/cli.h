@@ -94,11 +94,6 @@ int cli_env_status(struct cli *cli, const char *id, bool wait, json_t **out);
  * --root values (see above). A no-op on a socket. */
 int cli_wait_envs(struct cli *cli);
 
-/* Parses one --root value: [ID=]ENV:PATH. A relative PATH is allowed on the
- * `local` environment (this machine) and made absolute; ID defaults to the
- * last component of PATH. -> new {id, location:{type, environmentId,
- * path}}, or NULL with a reason in err. */
-json_t *cli_parse_root(const char *spec, char *err, size_t errlen);
 /* Collects one --root into cli->roots. Exit code. */
 int cli_add_root(struct cli *cli, const char *spec);
 /* thread/start with cli->roots; *thread_id is malloc'd. With `raw`, the

@@ -8,7 +8,9 @@
  */
 #include "mcpcfg.h"
 
+#include "utf8.h"
 #include "util.h"
+#include "valid.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -59,31 +61,7 @@ __attribute__((format(printf, 2, 3))) static int fail(struct norm *n,
 	return -EINVAL;
 }
 
-/* Bytes of valid UTF-8 s to print so that at most max are shown and no
- * character is split: the reason ends up in JSON, which must stay UTF-8.
- * CUT(s, max) expands to the ("%.*s") length and string arguments. */
-static int utf8_cut(const char *s, size_t max)
-{
-	size_t len = strnlen(s, max + 1);
-
-	if (len > max) {
-		len = max;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	return (int)len;
-}
-#define CUT(s, max) utf8_cut((s), (max)), (s)
-
-bool mcpcfg_name_valid(const char *name)
-{
-	size_t len = name ? strlen(name) : 0;
-
-	if (len == 0 || len > MCPCFG_NAME_MAX)
-		return false;
-	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			    "0123456789_-") == len;
-}
+bool mcpcfg_name_valid(const char *name) { return valid_ident(name, MCPCFG_NAME_MAX); }
 
 bool mcpcfg_path_within(const char *dir, const char *path)
 {
@@ -95,28 +73,6 @@ bool mcpcfg_path_within(const char *dir, const char *path)
 	if (strncmp(dir, path, len) != 0)
 		return false;
 	return path[len] == '\0' || path[len] == '/';
-}
-
-/* Variable names we read or set: the portable shell form, so that a name
- * can never smuggle '=' or a control byte into an environment block. */
-static bool env_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 256 || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789_") == len;
-}
-
-/* RFC 9110 token characters. */
-static bool header_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	return len > 0 && len <= 256 &&
-	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789!#$%&'*+-.^_`|~") == len;
 }
 
 /* Header values must not be able to end the header line. */
@@ -222,11 +178,11 @@ static int str_map(struct norm *n, const char *key, json_t *v,
 		const char *s;
 
 		snprintf(what, sizeof(what), "'%s' entry '%.*s'", key,
-			 CUT(k, 64));
+			 UTF8_CUT(k, 64));
 		if (!key_ok(k)) {
 			json_decref(out);
 			return fail(n, "'%s' key '%.*s' is not %s", key,
-				    CUT(k, 64), key_rule);
+				    UTF8_CUT(k, 64), key_rule);
 		}
 		if (get_str(n, what, e, false, &s) < 0) {
 			json_decref(out);
@@ -244,26 +200,26 @@ static int str_map(struct norm *n, const char *key, json_t *v,
 
 static int f_env(struct norm *n, const char *key, json_t *v)
 {
-	return str_map(n, key, v, env_name_valid, "a variable name", NULL, NULL);
+	return str_map(n, key, v, valid_env_name, "a variable name", NULL, NULL);
 }
 
 static int f_headers(struct norm *n, const char *key, json_t *v)
 {
-	return str_map(n, key, v, header_name_valid, "a header name",
+	return str_map(n, key, v, valid_header_name, "a header name",
 		       header_value_valid, "a header value without CR/LF");
 }
 
 static int f_env_headers(struct norm *n, const char *key, json_t *v)
 {
-	return str_map(n, key, v, header_name_valid, "a header name",
-		       env_name_valid, "a variable name");
+	return str_map(n, key, v, valid_header_name, "a header name",
+		       valid_env_name, "a variable name");
 }
 
 static int f_env_name(struct norm *n, const char *key, json_t *v)
 {
 	int r = f_string(n, key, v);
 
-	if (r == 0 && !env_name_valid(json_string_value(v)))
+	if (r == 0 && !valid_env_name(json_string_value(v)))
 		return fail(n, "'%s' is not a variable name", key);
 	return r;
 }
@@ -294,15 +250,15 @@ static int env_var_entry(struct norm *n, size_t i, json_t *e, const char **name,
 				    i, k);
 		else
 			return fail(n, "'env_vars[%zu]': unknown field '%.*s'",
-				    i, CUT(k, 64));
+				    i, UTF8_CUT(k, 64));
 	}
 	if (!*name)
 		return fail(n, "'env_vars[%zu]' has no 'name'", i);
 	if (strcmp(*source, "local") != 0 && strcmp(*source, "remote") != 0)
 		return fail(n, "env_vars '%.*s': source must be 'local' or "
-			       "'remote'", CUT(*name, 64));
+			       "'remote'", UTF8_CUT(*name, 64));
 check:
-	if (!env_name_valid(*name))
+	if (!valid_env_name(*name))
 		return fail(n, "'env_vars[%zu]' is not a variable name", i);
 	return 0;
 }
@@ -373,9 +329,8 @@ static int f_env_id(struct norm *n, const char *key, json_t *v)
 	const char *s = json_string_value(v);
 
 	/* Same rule as environments.toml ids. */
-	if (r == 0 && (strlen(s) > MCPCFG_ENV_ID_MAX || !mcpcfg_name_valid(s)))
-		return fail(n, "'%s' must be 1-%d of [A-Za-z0-9_-]", key,
-			    MCPCFG_ENV_ID_MAX);
+	if (r == 0 && !valid_env_id(s))
+		return fail(n, "'%s' must be 1-%u of [A-Za-z0-9_-]", key, VALID_ENV_ID_MAX);
 	return r;
 }
 
@@ -435,7 +390,7 @@ static int f_oauth(struct norm *n, const char *key, json_t *v)
 		}
 		if (strcmp(k, "client_id") != 0 && strcmp(k, "clientId") != 0)
 			return fail(n, "'oauth': unknown field '%.*s'",
-				    CUT(k, 64));
+				    UTF8_CUT(k, 64));
 		if (id)
 			return fail(n, "'oauth': set only one of 'client_id' "
 				       "and 'clientId'");
@@ -480,7 +435,7 @@ static int sandbox_paths(struct norm *n, const char *key, json_t *v, json_t *box
 		if (strlen(s) >= PATH_MAX || (s[0] != '/' && !from_plugin(n)) || has_dotdot(s)) {
 			json_decref(out);
 			return fail(n, "%s '%.*s' must be an absolute path%s without '..'", what,
-				    CUT(s, 256), from_plugin(n) ? " or relative to the plugin root" : "");
+				    UTF8_CUT(s, 256), from_plugin(n) ? " or relative to the plugin root" : "");
 		}
 		json_array_append_new(out, json_string(s));
 	}
@@ -509,7 +464,7 @@ static int sandbox_field(struct norm *n, const char *k, json_t *e, json_t *box)
 	if (!strcmp(k, "max_memory_mb"))
 		return sandbox_limit(n, k, e, box, 64, 1 << 24);
 	return fail(n, "'sandbox': unknown field '%.*s' (read, write, max_open_files, "
-		       "max_processes, max_memory_mb)", CUT(k, 64));
+		       "max_processes, max_memory_mb)", UTF8_CUT(k, 64));
 }
 
 /* sandbox = "off" | "on" | {read, write, max_open_files, max_processes,
@@ -562,10 +517,10 @@ static int plugin_sandbox_paths(struct norm *n)
 			joined = xasprintf("%s/%s", n->ctx->root, p);
 			if (!realpath(joined, real) || !mcpcfg_path_within(n->ctx->root, real))
 				return fail(n, "'sandbox.%s' path '%.*s' does not resolve inside the "
-					       "plugin root", keys[k], CUT(p, 256));
+					       "plugin root", keys[k], UTF8_CUT(p, 256));
 			if (!(js = json_string(real)))
 				return fail(n, "'sandbox.%s' path '%.*s' is not a UTF-8 path",
-					    keys[k], CUT(p, 256));
+					    keys[k], UTF8_CUT(p, 256));
 			json_array_set_new(list, i, js);
 		}
 	}
@@ -616,7 +571,7 @@ static int field_pass(struct norm *n, json_t *raw)
 				f = &fields[i];
 		if (!f)
 			/* Claude's .mcp.json says "headers"; point at ours. */
-			return fail(n, "unknown field '%.*s'%s", CUT(key, 64),
+			return fail(n, "unknown field '%.*s'%s", UTF8_CUT(key, 64),
 				    strcmp(key, "headers")
 					    ? ""
 					    : " (did you mean 'http_headers'?)");
@@ -654,7 +609,7 @@ static int pick_transport(struct norm *n, json_t *raw)
 	if (strcmp(t, "stdio") && strcmp(t, "http") &&
 	    strcmp(t, "streamable_http"))
 		return fail(n, "type '%.*s' is not supported (stdio, http, "
-			       "streamable_http)", CUT(t, 32));
+			       "streamable_http)", UTF8_CUT(t, 32));
 	if ((n->transport == T_STDIO) != !strcmp(t, "stdio"))
 		return fail(n, "type '%s' does not match '%s'", t,
 			    cmd ? "command" : "url");
@@ -682,16 +637,16 @@ static int plugin_cwd(struct norm *n)
 		int err = errno;
 
 		return fail(n, "cwd '%.*s' does not resolve inside the plugin "
-			       "root: %s", CUT(cwd, 256), strerror(err));
+			       "root: %s", UTF8_CUT(cwd, 256), strerror(err));
 	}
 	if (!mcpcfg_path_within(root, real))
 		return fail(n, "cwd '%.*s' leaves the plugin root",
-			    CUT(cwd, 256));
+			    UTF8_CUT(cwd, 256));
 	if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail(n, "cwd '%.*s' is not a directory", CUT(cwd, 256));
+		return fail(n, "cwd '%.*s' is not a directory", UTF8_CUT(cwd, 256));
 	s = json_string(real); /* NULL when the name is not UTF-8 */
 	if (!s)
-		return fail(n, "cwd '%.*s' is not a UTF-8 path", CUT(cwd, 256));
+		return fail(n, "cwd '%.*s' is not a UTF-8 path", UTF8_CUT(cwd, 256));
 	json_object_set_new(n->tmp, "cwd", s);
 	return 0;
 }

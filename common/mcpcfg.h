@@ -2,10 +2,9 @@
  *
  * Shared by the executor (entries of a plugin's .mcp.json or inline manifest
  * map) and the orchestrator (config.toml [mcp_servers.X], which the TOML
- * reader hands over as the same jansson shape). The rules are those of
- * Codex's [mcp_servers.X] and .mcp.json formats, listed below (README
- * "Configuration" shows them in use); the normalized object is what travels
- * over the wire, so both sides agree on one shape.
+ * reader hands over as the same jansson shape). The rules are Codex's
+ * [mcp_servers] format, field by field in mcpcfg.c; the normalized object
+ * is what travels over the wire, so both sides agree on one shape.
  *
  * Strictness: an unknown field is an error naming the field, a field of the
  * other transport is an error naming the field and the transport. Either
@@ -64,7 +63,6 @@
 #include <stddef.h>
 
 #define MCPCFG_NAME_MAX 64          /* bytes in a server name */
-#define MCPCFG_ENV_ID_MAX 64        /* bytes in an environment id */
 #define MCPCFG_LIST_MAX 256         /* entries in args, env, tools, ... */
 #define MCPCFG_STR_MAX (64 * 1024)  /* bytes in any one string */
 #define MCPCFG_TIMEOUT_MAX 86400.0  /* seconds, for both timeouts */

@@ -76,4 +76,9 @@ int write_all(int fd, const void *buf, size_t len);
 /* Sets O_NONBLOCK (and keeps FD_CLOEXEC). Returns 0 or -errno. */
 int fd_set_nonblock(int fd);
 
+/* A random (version 4) UUID in its 36-character text form, NUL-terminated:
+ * thread, turn and item ids. */
+#define UUID_STR_SIZE 37u
+void uuid_v4(char out[UUID_STR_SIZE]);
+
 #endif

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "util.h"
+#include "valid.h"
 
 struct held_line {
 	struct held_line *next;
@@ -247,7 +248,7 @@ static void env_set(char **env, size_t *n, const char *name, size_t nlen, const 
 
 static bool env_name_ok(struct proto_str s)
 {
-	return s.len > 0 && clean_str(s) && !memchr(s.ptr, '=', s.len);
+	return valid_env_name_n(s.ptr, s.len); /* the shell form: no '=', no NUL */
 }
 
 /* Cleared environment + defaults + env_vars resolved here + literal env. */

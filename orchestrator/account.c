@@ -1,4 +1,4 @@
-/* auth.c - see auth.h. */
+/* account.c - see account.h. */
 #include "account.h"
 
 #include <errno.h>
@@ -64,6 +64,14 @@ static const char *plan_norm(const char *plan)
 	return "unknown";
 }
 
+static void account_reset(void)
+{
+	st.bearer = secret_free(st.bearer);
+	st.account_id = secret_free(st.account_id);
+	st.plan = NULL;
+	st.mode = ACCOUNT_NONE;
+}
+
 static void set_state(enum account_mode mode, struct secret *bearer, struct secret *account_id,
 		      const char *plan)
 {
@@ -102,14 +110,6 @@ int account_login_chatgpt_tokens(const char *access_token, size_t len, const cha
 	}
 	set_state(ACCOUNT_CHATGPT_TOKENS, tok, acct, plan_norm(plan_type));
 	return 0;
-}
-
-void account_reset(void)
-{
-	st.bearer = secret_free(st.bearer);
-	st.account_id = secret_free(st.account_id);
-	st.plan = NULL;
-	st.mode = ACCOUNT_NONE;
 }
 
 bool account_logout(void)

@@ -8,17 +8,15 @@
  * the ChatGPT account id and an optional plan type).
  *
  * Credentials live only in libsodium guarded memory (struct secret), owned
- * here; they are wiped when replaced, on logout and by account_reset(). Nothing
+ * here; they are wiped when replaced, and on logout. Nothing
  * is written to disk and nothing here logs. With no login, model.c falls
  * back to the provider's env_key variable, read at send time.
  *
- * The client API handlers of account/... live in rpc_account.c and are
- * declared at the bottom.
+ * The client API handlers of account/... live in rpc_account.c.
  */
 #ifndef TANDEM_ACCOUNT_H
 #define TANDEM_ACCOUNT_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,8 +39,6 @@ int account_login_chatgpt_tokens(const char *access_token, size_t len, const cha
 			      const char *plan_type, char *err, size_t errlen);
 /* Wipes the credential. Returns true if there was one. */
 bool account_logout(void);
-/* account_logout for shutdown and tests. */
-void account_reset(void);
 
 enum account_mode account_mode(void);
 /* The bearer token of the current login (API key or access token), NULL
@@ -52,13 +48,5 @@ const char *account_bearer(void);
  * PlanType value; NULL when none was given). */
 const char *account_chatgpt_account_id(void);
 const char *account_plan_type(void);
-
-/* ---- client API (rpc_account.c) ---------------------------------------- */
-
-struct session;
-
-void rpc_account_read(struct session *s, json_t *id, json_t *params);
-void rpc_account_login_start(struct session *s, json_t *id, json_t *params);
-void rpc_account_logout(struct session *s, json_t *id, json_t *params);
 
 #endif

@@ -5,7 +5,6 @@
 #include <strings.h>
 
 #include "config.h"
-#include "orch.h"
 #include "util.h"
 #include "view.h"
 
@@ -57,7 +56,7 @@ json_t *apps_server_config(const struct config *c)
  * effective view's job (view.c), not ours. */
 static void contribute(json_t *view, json_t *ops, void *arg)
 {
-	const struct config *c = orch->config;
+	const struct config *c = config_current();
 
 	(void)view, (void)arg;
 	if (!c || !config_feature(c, "apps")) {

@@ -18,6 +18,7 @@
 #include "linebuf.h"
 #include "log.h"
 #include "loop.h"
+#include "utf8.h"
 #include "util.h"
 #include "wqueue.h"
 
@@ -569,25 +570,10 @@ int client_reply(struct client *c, json_t *id, json_t *result)
 	return client_send(c);
 }
 
-/* Length of s[0..len) without a UTF-8 sequence that truncation cut short. */
-static size_t utf8_trim(const char *s, size_t len)
-{
-	size_t i = len, need;
-	unsigned char lead;
-
-	while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
-		i--;
-	if (i == 0)
-		return len;
-	lead = (unsigned char)s[i - 1];
-	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-	return len - (i - 1) < need ? i - 1 : len;
-}
-
 /* The message as a json string, cut at ERROR_MESSAGE_MAX on a character
  * boundary; if it is still not valid UTF-8 (a parse error quoting raw
  * input), bytes above 0x7f become '?'. */
-static json_t *error_message(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static json_t *error_message(const char *fmt, va_list ap)
 {
 	char buf[ERROR_MESSAGE_MAX];
 	int n = vsnprintf(buf, sizeof(buf), fmt, ap);

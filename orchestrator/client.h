@@ -5,8 +5,9 @@
  * stdio listener has exactly one, a unix listener one per accepted
  * connection, at most max_sessions at a time (extra connections get one
  * error line and are closed). This module parses lines into requests and
- * notifications and writes replies; method logic lives in rpc.c and is
- * reached through struct client_ops. Everything runs on the loop thread.
+ * notifications and writes replies; method logic lives in the client API
+ * (session.c, rpc.c) and is reached through struct client_ops. Everything
+ * runs on the loop thread.
  *
  * Input: a line longer than max_line gets -32600 (id null) as soon as the
  * bound is passed, and the session ends after that answer is written

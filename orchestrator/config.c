@@ -11,7 +11,10 @@
 #include "jsonutil.h"
 #include "mcpcfg.h"
 #include "toml.h"
+#include "tomlfile.h"
+#include "utf8.h"
 #include "util.h"
+#include "valid.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -22,10 +25,7 @@
 #define LIST_MAX 256 /* entries in a provider's header and query maps */
 
 struct loader {
-	struct toml_doc *doc;
-	const char *path; /* full path, for fatal errors */
-	char *err;
-	size_t errlen;
+	struct tomlfile f;
 	struct config *c;
 	json_t *providers_raw; /* borrowed from doc */
 	const char *openai_base_url;
@@ -73,62 +73,6 @@ static bool is_codex_key(const char *key)
 	return false;
 }
 
-/* Bytes of key to print so that at most max show and no UTF-8 character is
- * split: warnings end up in JSON, which must stay UTF-8. */
-static int cut(const char *s, size_t max)
-{
-	size_t len = strnlen(s, max + 1);
-
-	if (len > max) {
-		len = max;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	return (int)len;
-}
-
-/* "FILE:LINE:COL: " for the TOML path tpath, or "FILE: " when the path has
- * no position. */
-static void where(const struct toml_doc *doc, const char *file, const char *tpath, char *buf,
-		  size_t len)
-{
-	int line, col;
-
-	if (tpath && toml_doc_where(doc, tpath, &line, &col))
-		snprintf(buf, len, "%s:%d:%d: ", file, line, col);
-	else
-		snprintf(buf, len, "%s: ", file);
-}
-
-__attribute__((format(printf, 3, 4))) static int fatal_at(struct loader *L, const char *tpath,
-							   const char *fmt, ...)
-{
-	char pre[PATH_MAX + 32], msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	where(L->doc, L->path, tpath, pre, sizeof(pre));
-	if (L->errlen)
-		snprintf(L->err, L->errlen, "%s%s", pre, msg);
-	return -EINVAL;
-}
-
-/* A fatal error about base.key. */
-__attribute__((format(printf, 4, 5))) static int fatal_key(struct loader *L, const char *base,
-							    const char *key, const char *fmt, ...)
-{
-	_cleanup_free_ char *tpath = toml_path_join(base, key);
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return fatal_at(L, tpath, "%s", msg);
-}
-
 __attribute__((format(printf, 3, 4))) static void warn_at(struct loader *L, const char *tpath,
 							   const char *fmt, ...)
 {
@@ -139,29 +83,10 @@ __attribute__((format(printf, 3, 4))) static void warn_at(struct loader *L, cons
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	where(L->doc, CONFIG_FILE, tpath, pre, sizeof(pre));
+	tomlfile_where(&L->f, CONFIG_FILE, tpath, pre, sizeof(pre));
 	s = json_sprintf("%s%s", pre, msg);
 	if (s) /* NULL only if msg was cut inside a character */
 		json_array_append_new(L->c->warnings, s);
-}
-
-static bool env_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 256 || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == len;
-}
-
-/* RFC 9110 token. */
-static bool header_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	return len > 0 && len <= 256 &&
-	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789!#$%&'*+-.^_`|~") == len;
 }
 
 static bool has_ctl(const char *s)
@@ -193,7 +118,7 @@ static int get_str(struct loader *L, json_t *obj, const char *base, const char *
 	char e[256];
 
 	if (jsonu_get_str(obj, key, false, out, e, sizeof(e)) < 0)
-		return fatal_key(L, base, key, "%s", e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	return 0;
 }
 
@@ -206,7 +131,7 @@ static int get_url(struct loader *L, json_t *obj, const char *base, const char *
 	if (r < 0 || !s)
 		return r;
 	if (!http_url_valid(s))
-		return fatal_key(L, base, key,
+		return tomlfile_fail_key(&L->f, base, key,
 				 "'%s' must be an http:// or https:// URL with a host", key);
 	*out = s;
 	return 0;
@@ -301,10 +226,10 @@ struct map_rule {
 };
 
 static const struct map_rule header_rule = {
-	header_name_valid, "not a header name", value_ok, "the value contains CR or LF",
+	valid_header_name, "not a header name", value_ok, "the value contains CR or LF",
 };
 static const struct map_rule env_header_rule = {
-	header_name_valid, "not a header name", env_name_valid, "the value is not a variable name",
+	valid_header_name, "not a header name", valid_env_name, "the value is not a variable name",
 };
 static const struct map_rule query_rule = {
 	any_name, "the name is empty or has control characters", NULL, NULL,
@@ -318,7 +243,7 @@ static int provider_map(struct loader *L, const char *base, const char *key, jso
 	char e[256];
 
 	if (jsonu_get_str_map(raw, key, false, LIST_MAX, &m, e, sizeof(e)) < 0)
-		return fatal_key(L, base, key, "%s", e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	json_object_foreach (m, k, v) {
 		_cleanup_free_ char *kpath = NULL;
 
@@ -329,7 +254,8 @@ static int provider_map(struct loader *L, const char *base, const char *key, jso
 		else
 			continue;
 		kpath = toml_path_join(base, key);
-		return fatal_key(L, kpath, k, "'%s' entry '%.*s': %s", key, cut(k, 64), k, why);
+		return tomlfile_fail_key(&L->f, kpath, k, "'%s' entry '%.*s': %s", key,
+					 UTF8_CUT(k, 64), why);
 	}
 	json_object_set_new(p, key, json_deep_copy(m));
 	return 0;
@@ -342,7 +268,7 @@ static int provider_int(struct loader *L, const char *base, const char *key, jso
 	char e[256];
 
 	if (jsonu_get_int(raw, key, false, min, max, &n, e, sizeof(e)) < 0)
-		return fatal_key(L, base, key, "%s", e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	json_object_set_new(p, key, json_integer(n));
 	return 0;
 }
@@ -355,11 +281,11 @@ static int provider_wire(struct loader *L, const char *base, json_t *raw)
 	if (r < 0 || !s || !strcmp(s, "responses"))
 		return r;
 	if (!strcmp(s, "chat"))
-		return fatal_key(L, base, "wire_api",
+		return tomlfile_fail_key(&L->f, base, "wire_api",
 				 "wire_api 'chat' (Chat Completions) is not supported: tandem "
 				 "speaks only the Responses API; set wire_api = \"responses\"");
-	return fatal_key(L, base, "wire_api", "wire_api '%.*s' is not supported: only "
-			 "\"responses\" (the Responses API)", cut(s, 32), s);
+	return tomlfile_fail_key(&L->f, base, "wire_api", "wire_api '%.*s' is not supported: only "
+			 "\"responses\" (the Responses API)", UTF8_CUT(s, 32));
 }
 
 static int provider_str(struct loader *L, const char *base, const char *key, json_t *raw,
@@ -371,7 +297,7 @@ static int provider_str(struct loader *L, const char *base, const char *key, jso
 	if (r < 0)
 		return r;
 	if (!ok(s))
-		return fatal_key(L, base, key, "'%s' must be %s", key, rule);
+		return tomlfile_fail_key(&L->f, base, key, "'%s' must be %s", key, rule);
 	json_object_set_new(p, key, json_string(s));
 	return 0;
 }
@@ -392,7 +318,7 @@ static int provider_field(struct loader *L, const char *base, const struct pkey 
 		json_object_set_new(p, key, json_string(url));
 		return 0;
 	case P_ENV_KEY:
-		return provider_str(L, base, key, raw, env_name_valid, "a variable name", p);
+		return provider_str(L, base, key, raw, valid_env_name, "a variable name", p);
 	case P_WIRE:
 		return provider_wire(L, base, raw);
 	case P_HEADERS:
@@ -407,7 +333,7 @@ static int provider_field(struct loader *L, const char *base, const struct pkey 
 		return provider_int(L, base, key, raw, 1, CONFIG_IDLE_TIMEOUT_MS_MAX, p);
 	case P_BOOL:
 		if (jsonu_get_bool(raw, key, false, &b, e, sizeof(e)) < 0)
-			return fatal_key(L, base, key, "%s", e);
+			return tomlfile_fail_key(&L->f, base, key, "%s", e);
 		json_object_set_new(p, key, json_boolean(b));
 		return 0;
 	case P_IGNORE:
@@ -438,10 +364,10 @@ static int provider_load(struct loader *L, const char *id, json_t *raw)
 	json_t *v;
 
 	if (!provider_id_valid(id))
-		return fatal_at(L, base, "model provider id must be 1-%d characters without "
-			       "control characters", CONFIG_PROVIDER_ID_MAX);
+		return tomlfile_fail(&L->f, base, "model provider id must be 1-%d characters "
+				     "without control characters", CONFIG_PROVIDER_ID_MAX);
 	if (!json_is_object(raw))
-		return fatal_at(L, base, "model provider '%s' must be a table", id);
+		return tomlfile_fail(&L->f, base, "model provider '%s' must be a table", id);
 	p = !strcmp(id, "openai") ? json_object_get(L->c->model_providers, "openai") : NULL;
 	p = p ? json_deep_copy(p) : provider_defaults(id);
 	json_object_foreach (raw, key, v) {
@@ -453,8 +379,8 @@ static int provider_load(struct loader *L, const char *id, json_t *raw)
 		if (!pk) {
 			_cleanup_free_ char *tpath = toml_path_join(base, key);
 
-			warn_at(L, tpath, "unknown key '%.*s' in model provider '%s'", cut(key, 64),
-				key, id);
+			warn_at(L, tpath, "unknown key '%.*s' in model provider '%s'",
+				UTF8_CUT(key, 64), id);
 		} else if (provider_field(L, base, pk, raw, p) < 0) {
 			json_decref(p);
 			return -EINVAL;
@@ -473,16 +399,17 @@ static int providers_load(struct loader *L)
 
 	json_object_set_new(c->model_providers, "openai", provider_openai(L->openai_base_url));
 	if (json_object_size(L->providers_raw) > CONFIG_MAX_PROVIDERS)
-		return fatal_at(L, "model_providers", "more than %d model providers",
+		return tomlfile_fail(&L->f, "model_providers", "more than %d model providers",
 				CONFIG_MAX_PROVIDERS);
 	json_object_foreach (L->providers_raw, id, raw)
 		if (provider_load(L, id, raw) < 0)
 			return -EINVAL;
 	if (!json_object_get(c->model_providers, c->model_provider))
-		return fatal_at(L, "model_provider", "model_provider '%.*s' names no provider: "
-				"define [model_providers.%.*s] or use \"openai\"",
-				cut(c->model_provider, 64), c->model_provider,
-				cut(c->model_provider, 64), c->model_provider);
+		return tomlfile_fail(&L->f, "model_provider",
+				     "model_provider '%.*s' names no provider: "
+				     "define [model_providers.%.*s] or use \"openai\"",
+				     UTF8_CUT(c->model_provider, 64),
+				     UTF8_CUT(c->model_provider, 64));
 	return 0;
 }
 
@@ -540,7 +467,7 @@ static void server_load(struct loader *L, const char *name, json_t *raw)
 		json_array_foreach (notes, i, s)
 			warn_at(L, base, "%s", json_string_value(s));
 	} else {
-		server_where(L->doc, base, raw, reason, &line, &col);
+		server_where(L->f.doc, base, raw, reason, &line, &col);
 		s = line ? json_sprintf("%s:%d:%d: %s", CONFIG_FILE, line, col, reason)
 			 : json_sprintf("%s: %s", CONFIG_FILE, reason);
 		json_array_append_new(L->c->invalid_servers,
@@ -556,9 +483,10 @@ static int servers_load(struct loader *L, json_t *v)
 	json_t *raw;
 
 	if (!json_is_object(v))
-		return fatal_at(L, "mcp_servers", "'mcp_servers' must be a table");
+		return tomlfile_fail(&L->f, "mcp_servers", "'mcp_servers' must be a table");
 	if (json_object_size(v) > CONFIG_MAX_SERVERS)
-		return fatal_at(L, "mcp_servers", "more than %d MCP servers", CONFIG_MAX_SERVERS);
+		return tomlfile_fail(&L->f, "mcp_servers", "more than %d MCP servers",
+				     CONFIG_MAX_SERVERS);
 	json_object_foreach (v, name, raw)
 		server_load(L, name, raw);
 	return 0;
@@ -572,9 +500,10 @@ static int features_load(struct loader *L, json_t *v)
 	json_t *f;
 
 	if (!json_is_object(v))
-		return fatal_at(L, "features", "'features' must be a table");
+		return tomlfile_fail(&L->f, "features", "'features' must be a table");
 	if (json_object_size(v) > CONFIG_MAX_FEATURES)
-		return fatal_at(L, "features", "more than %d features", CONFIG_MAX_FEATURES);
+		return tomlfile_fail(&L->f, "features", "more than %d features",
+				     CONFIG_MAX_FEATURES);
 	json_object_foreach (v, name, f) {
 		_cleanup_free_ char *tpath = toml_path_join("features", name);
 
@@ -582,7 +511,7 @@ static int features_load(struct loader *L, json_t *v)
 			json_object_set(L->c->features, name, f);
 		else
 			warn_at(L, tpath, "feature '%.*s' must be true or false; ignored",
-				cut(name, 64), name);
+				UTF8_CUT(name, 64));
 	}
 	return 0;
 }
@@ -594,7 +523,7 @@ static int set_str(struct loader *L, json_t *root, const char *key, char **out)
 	if (get_str(L, root, NULL, key, &s) < 0)
 		return -EINVAL;
 	if (!s || !*s)
-		return fatal_at(L, key, "'%s' must not be empty", key);
+		return tomlfile_fail(&L->f, key, "'%s' must not be empty", key);
 	free(*out);
 	*out = xstrdup(s);
 	return 0;
@@ -628,7 +557,8 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 		return set_str(L, root, key, &L->c->model_provider);
 	if (!strcmp(key, "model_providers")) {
 		L->providers_raw = v;
-		return json_is_object(v) ? 0 : fatal_at(L, key, "'%s' must be a table", key);
+		return json_is_object(v) ? 0
+					 : tomlfile_fail(&L->f, key, "'%s' must be a table", key);
 	}
 	if (!strcmp(key, "mcp_servers"))
 		return servers_load(L, v);
@@ -657,8 +587,9 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 			return -EINVAL;
 		mode = L->c->oauth_store;
 		if (strcmp(mode, "auto") && strcmp(mode, "keyring") && strcmp(mode, "file"))
-			return fatal_key(L, NULL, key, "'%s' must be \"auto\", \"keyring\" or \"file\"",
-					 key);
+			return tomlfile_fail_key(&L->f, NULL, key,
+						 "'%s' must be \"auto\", \"keyring\" or \"file\"",
+						 key);
 		return 0;
 	}
 	if (!strcmp(key, "mcp_oauth_callback_port")) {
@@ -666,7 +597,7 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 		char e[256];
 
 		if (jsonu_get_int(root, key, false, 1, 65535, &n, e, sizeof(e)) < 0)
-			return fatal_key(L, NULL, key, "%s", e);
+			return tomlfile_fail_key(&L->f, NULL, key, "%s", e);
 		L->c->oauth_callback_port = (uint16_t)n;
 		return 0;
 	}
@@ -675,7 +606,7 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 	if (!is_codex_key(key)) {
 		_cleanup_free_ char *tpath = toml_path_join(NULL, key);
 
-		warn_at(L, tpath, "unknown key '%.*s'", cut(key, 64), key);
+		warn_at(L, tpath, "unknown key '%.*s'", UTF8_CUT(key, 64));
 	}
 	return 0;
 }
@@ -696,7 +627,7 @@ static struct config *config_defaults(void)
 
 static int load_doc(struct loader *L)
 {
-	json_t *root = toml_doc_root(L->doc), *v;
+	json_t *root = tomlfile_root(&L->f), *v;
 	const char *key;
 
 	json_object_foreach (root, key, v)
@@ -707,28 +638,16 @@ static int load_doc(struct loader *L)
 
 int config_load(const char *home, struct config **out, char *err, size_t errlen)
 {
-	_cleanup_free_ char *path = NULL;
-	struct loader L = { .err = err, .errlen = err ? errlen : 0 };
-	int r;
+	struct loader L = { 0 };
+	int r = tomlfile_open(&L.f, home, CONFIG_FILE, err, errlen);
 
-	if (!home || !*home) {
-		if (L.errlen)
-			snprintf(err, errlen, "no home directory");
-		return -EINVAL;
+	if (r == 0) {
+		L.c = config_defaults();
+		if (L.f.doc)
+			L.c->path = xstrdup(L.f.path);
+		r = load_doc(&L); /* an absent file: the defaults, providers included */
 	}
-	path = xasprintf("%s/%s", home, CONFIG_FILE);
-	r = toml_parse_file_err(path, &L.doc, err, L.errlen);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	L.path = path;
-	L.c = config_defaults();
-	if (L.doc) {
-		L.c->path = xstrdup(path);
-		r = load_doc(&L);
-	} else {
-		r = providers_load(&L);
-	}
-	toml_doc_free(L.doc);
+	tomlfile_close(&L.f);
 	if (r < 0) {
 		config_free(L.c);
 		return r;
@@ -745,6 +664,35 @@ json_t *config_provider(const struct config *c)
 bool config_feature(const struct config *c, const char *name)
 {
 	return json_is_true(json_object_get(c->features, name));
+}
+
+static struct config *current;
+static const char *current_home;
+
+const struct config *config_current(void) { return current; }
+const char *config_home(void) { return current_home; }
+
+void config_install(struct config *c)
+{
+	config_free(current);
+	current = c;
+}
+
+int config_init(const char *home, char *err, size_t errlen)
+{
+	struct config *c;
+	int r = config_load(home, &c, err, errlen);
+
+	if (r < 0)
+		return r;
+	current_home = home;
+	config_install(c);
+	return 0;
+}
+
+int config_reload(char *err, size_t errlen)
+{
+	return config_init(current_home, err, errlen);
 }
 
 struct config *config_free(struct config *c)

@@ -6,7 +6,7 @@
  * ones it documents are accepted silently so that an existing Codex
  * config.toml loads unchanged, and only truly unknown keys become warnings.
  *
- * What is fatal and what is not (DESIGN-NOTES §3, CODING_STYLE "Errors"):
+ * What is fatal and what is not (CODING_STYLE "Errors"):
  *   - a TOML syntax error, a wrongly typed or invalid key that tandem uses,
  *     an invalid model provider, or a model_provider naming no provider:
  *     config_load fails with "PATH:LINE:COL: reason";
@@ -98,5 +98,24 @@ bool config_feature(const struct config *c, const char *name);
 
 /* Frees c and everything in it. NULL is fine. Returns NULL. */
 struct config *config_free(struct config *c);
+
+/* ---- the configuration in force ----------------------------------------
+ *
+ * One per process, a file static of this module (loop thread only): every
+ * module reads it when it needs it, so a reload is seen at once. */
+
+/* config_load(home) and puts the result in force; home (borrowed) is kept
+ * for config_reload and config_home. On failure nothing changes. */
+int config_init(const char *home, char *err, size_t errlen);
+/* config/mcpServer/reload: loads again from the same home; the new
+ * config replaces the old one only on success. */
+int config_reload(char *err, size_t errlen);
+/* The config in force (borrowed: valid until the next reload), NULL
+ * before config_init. */
+const struct config *config_current(void);
+const char *config_home(void);
+/* Puts c in force (owned from now on; NULL: none) and frees the previous
+ * one. config_init and config_reload use it; so do unit suites. */
+void config_install(struct config *c);
 
 #endif

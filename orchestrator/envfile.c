@@ -8,7 +8,10 @@
 
 #include "jsonutil.h"
 #include "toml.h"
+#include "tomlfile.h"
+#include "utf8.h"
 #include "util.h"
+#include "valid.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -18,71 +21,9 @@
 #include <strings.h>
 
 struct loader {
-	struct toml_doc *doc;
-	const char *path;
-	char *err;
-	size_t errlen;
+	struct tomlfile f;
 	struct envfile *ef;
 };
-
-/* Bytes of s to print so that at most max show and no UTF-8 character is
- * split. */
-static int cut(const char *s, size_t max)
-{
-	size_t len = strnlen(s, max + 1);
-
-	if (len > max) {
-		len = max;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	return (int)len;
-}
-
-__attribute__((format(printf, 3, 4))) static int fatal_at(struct loader *L, const char *tpath,
-							   const char *fmt, ...)
-{
-	char msg[512];
-	int line, col;
-	va_list ap;
-
-	if (!L->errlen)
-		return -EINVAL;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (tpath && toml_doc_where(L->doc, tpath, &line, &col))
-		snprintf(L->err, L->errlen, "%s:%d:%d: %s", L->path, line, col, msg);
-	else
-		snprintf(L->err, L->errlen, "%s: %s", L->path, msg);
-	return -EINVAL;
-}
-
-/* jsonutil's reason ("field 'x' must be ...") at base.key. */
-static int fatal_json(struct loader *L, const char *base, const char *key, const char *reason)
-{
-	_cleanup_free_ char *tpath = toml_path_join(base, key);
-
-	return fatal_at(L, tpath, "%s", reason);
-}
-
-bool envfile_id_valid(const char *id)
-{
-	size_t len = strlen(id);
-
-	return len > 0 && len <= ENVFILE_ID_MAX &&
-	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			  "0123456789_-") == len;
-}
-
-static bool env_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 256 || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == len;
-}
 
 /* "host:port" with a port 1-65535; host may be a [v6] literal or "*". */
 static bool host_port_valid(const char *s)
@@ -144,12 +85,12 @@ static int get_str(struct loader *L, json_t *raw, const char *base, const char *
 	char e[256];
 
 	if (jsonu_get_str(raw, key, false, &s, e, sizeof(e)) < 0)
-		return fatal_json(L, base, key, e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	if (!s)
 		return 0;
 	if (!*s || strlen(s) > PATH_MAX) {
 		snprintf(e, sizeof(e), "'%s' must be 1-%d bytes", key, PATH_MAX);
-		return fatal_json(L, base, key, e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	}
 	*out = xstrdup(s);
 	return 0;
@@ -167,7 +108,7 @@ static int load_args(struct loader *L, json_t *raw, const char *base, struct env
 	size_t i;
 
 	if (jsonu_get_str_array(raw, "args", false, ENVFILE_LIST_MAX, &a, e, sizeof(e)) < 0)
-		return fatal_json(L, base, "args", e);
+		return tomlfile_fail_key(&L->f, base, "args", "%s", e);
 	s->args = str_vec(json_array_size(a));
 	json_array_foreach (a, i, v)
 		s->args[s->n_args++] = xstrdup(json_string_value(v));
@@ -181,14 +122,14 @@ static int load_env(struct loader *L, json_t *raw, const char *base, struct envs
 	char e[256];
 
 	if (jsonu_get_str_map(raw, "env", false, ENVFILE_LIST_MAX, &m, e, sizeof(e)) < 0)
-		return fatal_json(L, base, "env", e);
+		return tomlfile_fail_key(&L->f, base, "env", "%s", e);
 	s->env = str_vec(json_object_size(m));
 	json_object_foreach (m, k, v) {
-		if (!env_name_valid(k)) {
+		if (!valid_env_name(k)) {
 			_cleanup_free_ char *epath = toml_path_join(base, "env");
 
-			return fatal_json(L, epath, k, "'env' keys must be variable names "
-					  "([A-Za-z_][A-Za-z0-9_]*)");
+			return tomlfile_fail_key(&L->f, epath, k, "'env' keys must be variable "
+						 "names ([A-Za-z_][A-Za-z0-9_]*)");
 		}
 		s->env[s->n_env++] = xasprintf("%s=%s", k, json_string_value(v));
 	}
@@ -202,7 +143,7 @@ static int load_timeout(struct loader *L, json_t *raw, const char *base, const c
 
 	*out = ENVFILE_TIMEOUT_DEFAULT;
 	if (jsonu_get_double(raw, key, false, 0.001, ENVFILE_TIMEOUT_MAX, out, e, sizeof(e)) < 0)
-		return fatal_json(L, base, key, e);
+		return tomlfile_fail_key(&L->f, base, key, "%s", e);
 	return 0;
 }
 
@@ -232,7 +173,7 @@ static int unknown_key(struct loader *L, const char *base, const char *key)
 {
 	_cleanup_free_ char *tpath = toml_path_join(base, key);
 
-	return fatal_at(L, tpath, "unknown key '%.*s'", cut(key, 64), key);
+	return tomlfile_fail(&L->f, tpath, "unknown key '%.*s'", UTF8_CUT(key, 64));
 }
 
 static int load_id(struct loader *L, json_t *raw, const char *base, size_t idx,
@@ -243,13 +184,14 @@ static int load_id(struct loader *L, json_t *raw, const char *base, size_t idx,
 	int r = jsonu_get_str(raw, "id", true, &id, e, sizeof(e));
 
 	if (r == -ENOENT)
-		return fatal_at(L, base, "environment has no 'id'");
+		return tomlfile_fail(&L->f, base, "environment has no 'id'");
 	if (r < 0)
-		return fatal_json(L, base, "id", e);
-	if (!envfile_id_valid(id))
-		return fatal_json(L, base, "id", "'id' must be 1-64 of [A-Za-z0-9_-]");
+		return tomlfile_fail_key(&L->f, base, "id", "%s", e);
+	if (!valid_env_id(id))
+		return tomlfile_fail_key(&L->f, base, "id", "'id' must be 1-%u of [A-Za-z0-9_-]",
+					 VALID_ENV_ID_MAX);
 	if (!strcmp(id, ENVFILE_LOCAL_ID) || !strcmp(id, "none"))
-		return fatal_json(L, base, "id", !strcmp(id, "none")
+		return tomlfile_fail_key(&L->f, base, "id", "%s", !strcmp(id, "none")
 			? "id 'none' is reserved"
 			: "id 'local' is reserved for the implicit local executor "
 			  "(see include_local)");
@@ -257,8 +199,8 @@ static int load_id(struct loader *L, json_t *raw, const char *base, size_t idx,
 		if (!strcmp(L->ef->envs[i].id, id)) {
 			_cleanup_free_ char *tpath = toml_path_join(base, "id");
 
-			return fatal_at(L, tpath, "duplicate id '%s' (first at line %d)", id,
-					L->ef->envs[i].line);
+			return tomlfile_fail(&L->f, tpath, "duplicate id '%s' (first at line %d)",
+					     id, L->ef->envs[i].line);
 		}
 	s->id = xstrdup(id);
 	return 0;
@@ -274,21 +216,19 @@ static int load_target(struct loader *L, json_t *raw, const char *base, struct e
 	    get_str(L, raw, base, "program", &s->program) < 0)
 		return -EINVAL;
 	if (s->url && s->program)
-		return fatal_json(L, base, "program",
-				  "set only one of 'url' (dial a running executor) and 'program' "
-				  "(spawn one)");
+		return tomlfile_fail_key(&L->f, base, "program",
+					 "set only one of 'url' (dial a running executor) and "
+					 "'program' (spawn one)");
 	if (!s->url && !s->program)
-		return fatal_at(L, base, "environment '%s' needs 'url' (dial a running executor) "
-				"or 'program' (spawn one)", s->id);
+		return tomlfile_fail(&L->f, base, "environment '%s' needs 'url' (dial a running "
+				     "executor) or 'program' (spawn one)", s->id);
 	if (s->url && (problem = url_problem(s->url)))
-		return fatal_json(L, base, "url", problem);
+		return tomlfile_fail_key(&L->f, base, "url", "%s", problem);
 	for (size_t i = 0; s->url && i < ARRAY_SIZE(program_only); i++)
 		if (json_object_get(raw, program_only[i])) {
-			char msg[96];
-
-			snprintf(msg, sizeof(msg), "'%s' is only valid with 'program'",
-				 program_only[i]);
-			return fatal_json(L, base, program_only[i], msg);
+			return tomlfile_fail_key(&L->f, base, program_only[i],
+						 "'%s' is only valid with 'program'",
+						 program_only[i]);
 		}
 	return 0;
 }
@@ -300,9 +240,9 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 	char e[256];
 
 	s->connect_timeout_sec = s->initialize_timeout_sec = ENVFILE_TIMEOUT_DEFAULT;
-	toml_doc_where(L->doc, base, &s->line, NULL);
+	toml_doc_where(L->f.doc, base, &s->line, NULL);
 	if (!json_is_object(raw))
-		return fatal_at(L, base, "each environment must be a table");
+		return tomlfile_fail(&L->f, base, "each environment must be a table");
 	if ((key = unknown_entry_key(raw)))
 		return unknown_key(L, base, key);
 	if (load_id(L, raw, base, idx, s) < 0 || load_target(L, raw, base, s) < 0 ||
@@ -310,13 +250,13 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 	    get_str(L, raw, base, "cwd", &s->cwd) < 0)
 		return -EINVAL;
 	if (s->cwd && s->cwd[0] != '/')
-		return fatal_json(L, base, "cwd", "'cwd' must be an absolute path");
+		return tomlfile_fail_key(&L->f, base, "cwd", "'cwd' must be an absolute path");
 	if (load_timeout(L, raw, base, "connect_timeout_sec", &s->connect_timeout_sec) < 0 ||
 	    load_timeout(L, raw, base, "initialize_timeout_sec", &s->initialize_timeout_sec) < 0)
 		return -EINVAL;
 	/* tandem extension: /readyz waits for this environment (README "Operations") */
 	if (jsonu_get_bool(raw, "required", false, &s->required, e, sizeof(e)) < 0)
-		return fatal_json(L, base, "required", e);
+		return tomlfile_fail_key(&L->f, base, "required", "%s", e);
 	return 0;
 }
 
@@ -327,10 +267,11 @@ static int load_entries(struct loader *L, json_t *v)
 	size_t i;
 
 	if (!json_is_array(v))
-		return fatal_at(L, "environments", "'environments' must be an array of tables "
-				"([[environments]])");
+		return tomlfile_fail(&L->f, "environments", "'environments' must be an array of "
+				     "tables ([[environments]])");
 	if (json_array_size(v) > ENVFILE_MAX_ENVS)
-		return fatal_at(L, "environments", "more than %d environments", ENVFILE_MAX_ENVS);
+		return tomlfile_fail(&L->f, "environments", "more than %d environments",
+				     ENVFILE_MAX_ENVS);
 	ef->envs = xcalloc(json_array_size(v) + 1, sizeof(*ef->envs));
 	json_array_foreach (v, i, raw) {
 		/* Counted first so that envfile_free sees a half-built entry. */
@@ -351,14 +292,15 @@ static int check_default(struct loader *L)
 	if (!strcmp(id, ENVFILE_LOCAL_ID))
 		return L->ef->include_local
 			       ? 0
-			       : fatal_at(L, "default", "default is 'local' but include_local "
-					  "is false");
-	return fatal_at(L, "default", "default '%.*s' names no environment", cut(id, 64), id);
+			       : tomlfile_fail(&L->f, "default",
+					       "default is 'local' but include_local is false");
+	return tomlfile_fail(&L->f, "default", "default '%.*s' names no environment",
+			     UTF8_CUT(id, 64));
 }
 
 static int load_doc(struct loader *L)
 {
-	json_t *root = toml_doc_root(L->doc), *v;
+	json_t *root = tomlfile_root(&L->f), *v;
 	const char *key;
 	char e[256];
 
@@ -366,7 +308,7 @@ static int load_doc(struct loader *L)
 		if (!strcmp(key, "include_local")) {
 			if (jsonu_get_bool(root, key, false, &L->ef->include_local, e,
 					   sizeof(e)) < 0)
-				return fatal_json(L, NULL, key, e);
+				return tomlfile_fail_key(&L->f, NULL, key, "%s", e);
 		} else if (!strcmp(key, "default")) {
 			if (get_str(L, root, NULL, key, &L->ef->default_id) < 0)
 				return -EINVAL;
@@ -382,28 +324,18 @@ static int load_doc(struct loader *L)
 
 int envfile_load(const char *home, struct envfile **out, char *err, size_t errlen)
 {
-	_cleanup_free_ char *path = NULL;
-	struct loader L = { .err = err, .errlen = err ? errlen : 0 };
-	int r;
+	struct loader L = { 0 };
+	int r = tomlfile_open(&L.f, home, ENVFILE_NAME, err, errlen);
 
-	if (!home || !*home) {
-		if (L.errlen)
-			snprintf(err, errlen, "no home directory");
-		return -EINVAL;
+	if (r == 0) {
+		L.ef = xcalloc(1, sizeof(*L.ef));
+		L.ef->include_local = true;
+		if (L.f.doc) {
+			L.ef->path = xstrdup(L.f.path);
+			r = load_doc(&L);
+		}
 	}
-	path = xasprintf("%s/%s", home, ENVFILE_NAME);
-	r = toml_parse_file_err(path, &L.doc, err, L.errlen);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	L.path = path;
-	L.ef = xcalloc(1, sizeof(*L.ef));
-	L.ef->include_local = true;
-	r = 0;
-	if (L.doc) {
-		L.ef->path = xstrdup(path);
-		r = load_doc(&L);
-	}
-	toml_doc_free(L.doc);
+	tomlfile_close(&L.f);
 	if (r < 0) {
 		envfile_free(L.ef);
 		return r;

@@ -1,6 +1,6 @@
 /* envfile.h - the orchestrator's <home>/environments.toml.
  *
- * Declares where executors run (DESIGN-NOTES §3 "environments.toml"):
+ * Declares where executors run:
  *
  *   include_local = true          # default: spawn one local executor, id "local"
  *   default = "build"             # optional: an entry id, or "local"
@@ -32,7 +32,6 @@
 #include <stddef.h>
 
 #define ENVFILE_NAME "environments.toml"
-#define ENVFILE_ID_MAX 64
 #define ENVFILE_MAX_ENVS 64
 #define ENVFILE_LIST_MAX 256        /* entries in args and env */
 #define ENVFILE_URL_MAX 1024        /* bytes in a url */
@@ -62,10 +61,6 @@ struct envfile {
 	struct envspec *envs;
 	size_t n_envs;
 };
-
-/* True when id is 1-ENVFILE_ID_MAX of [A-Za-z0-9_-]. Says nothing about
- * the reserved ids. */
-bool envfile_id_valid(const char *id);
 
 /* Loads <home>/environments.toml. A missing file gives include_local = true,
  * no entries, path NULL. On success returns 0 and a new envfile in *out. On

@@ -2,6 +2,7 @@
 #include "health.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,16 +10,18 @@
 #include "envfile.h"
 #include "log.h"
 #include "metrics_tandem.h"
+#include "envs.h"
 #include "opsd.h"
-#include "orch.h"
 
 static struct opsd *health_opsd;
+static const struct envfile *health_envfile; /* set once the client API serves */
+static bool health_is_serving;
 
 int health_ready(char *reason, size_t len, void *arg)
 {
-	const struct envfile *ef = orch->envfile;
+	const struct envfile *ef = health_envfile;
 
-	if (!orch->listener) {
+	if (!health_is_serving) {
 		snprintf(reason, len, "the client API is not serving yet");
 		return 1;
 	}
@@ -28,7 +31,7 @@ int health_ready(char *reason, size_t len, void *arg)
 
 		if (!es->required)
 			continue;
-		e = orch_env(es->id);
+		e = envs_find(es->id);
 		if (!e) {
 			snprintf(reason, len, "required environment '%s' was not started", es->id);
 			return 1;
@@ -45,14 +48,15 @@ int health_ready(char *reason, size_t len, void *arg)
 
 static unsigned env_count(const char *state, void *arg)
 {
-	unsigned n = 0;
+	static const enum env_state all[] = { ENV_CONNECTING, ENV_READY, ENV_DISCONNECTED };
 
-	for (size_t i = 0; i < orch->n_envs; i++)
-		n += !strcmp(env_state_name(env_state(orch->envs[i])), state);
-	return n;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(env_state_name(all[i]), state) == 0)
+			return (unsigned)envs_count_state(all[i]);
+	return 0;
 }
 
-int health_start(const char *listen, char *err, size_t errlen)
+int health_start(struct loop *l, const char *listen, char *err, size_t errlen)
 {
 	static const struct metrics_tandem_gauges gauges = {
 		.env_count = env_count, .ready = health_ready,
@@ -64,7 +68,7 @@ int health_start(const char *listen, char *err, size_t errlen)
 	metrics_tandem_gauges(&gauges);
 	if (!listen)
 		return 0;
-	health_opsd = opsd_start(orch->loop, listen, metrics_tandem_registry(), health_ready, NULL,
+	health_opsd = opsd_start(l, listen, metrics_tandem_registry(), health_ready, NULL,
 				 err, errlen);
 	if (!health_opsd)
 		return -EINVAL;
@@ -74,8 +78,16 @@ int health_start(const char *listen, char *err, size_t errlen)
 	return 0;
 }
 
+void health_serving(const struct envfile *ef)
+{
+	health_envfile = ef;
+	health_is_serving = true;
+}
+
 void health_stop(void)
 {
+	health_is_serving = false;
+	health_envfile = NULL;
 	health_opsd = opsd_stop(health_opsd);
 	metrics_tandem_free();
 }

@@ -6,15 +6,22 @@
  * which one is not and why. (Issue 16 adds: the state store is open.)
  *
  * health_start always declares the metrics (counting does not depend on the
- * endpoint); with listen NULL nothing listens. Loop thread only.
+ * endpoint); with listen NULL nothing listens. Until health_serving() the
+ * daemon is not ready. Loop thread only.
  */
 #ifndef TANDEM_HEALTH_H
 #define TANDEM_HEALTH_H
 
 #include <stddef.h>
 
+struct envfile;
+struct loop;
+
 /* Returns 0, or -errno with err filled (bad address, bind failure). */
-int health_start(const char *listen, char *err, size_t errlen);
+int health_start(struct loop *l, const char *listen, char *err, size_t errlen);
+/* The client API serves; ef (borrowed, outlives health_stop) names the
+ * required environments. */
+void health_serving(const struct envfile *ef);
 void health_stop(void);
 /* The readiness rule: 0 when ready, else non-zero with reason filled. */
 int health_ready(char *reason, size_t len, void *arg);

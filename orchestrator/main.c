@@ -1,25 +1,36 @@
 /* main.c - tandem-orchestrator: owns threads, turns, auth and the MCP
- * manager; serves the client API; never touches plugin files. */
+ * manager; serves the client API; never touches plugin files.
+ *
+ * The core wiring, and the only file that knows every module: it starts
+ * them in order, hands each its loop, home and struct http, connects the
+ * upward reports of the lower layers (environment events, token changes)
+ * to the modules above, and stops everything at the end. The layers and
+ * what may include what: tests/layers/layers.txt. */
 #include <errno.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "apps.h"
 #include "client.h"
 #include "config.h"
 #include "env.h"
 #include "envfile.h"
+#include "envs.h"
 #include "health.h"
 #include "http.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
-#include "oauth.h"
-#include "orch.h"
+#include "oauth_login.h"
+#include "oauth_store.h"
+#include "session.h"
 #include "srv.h"
 #include "thread.h"
 #include "turn.h"
@@ -28,6 +39,13 @@
 
 #define DRAIN_MAX_MS 2000u /* at exit, for session DELETEs to go out */
 #define DRAIN_TICK_MS 20u
+
+static struct {
+	struct loop *loop;
+	struct envfile *envfile;
+	struct client_srv *listener;
+	struct http *http; /* libcurl multi on the loop: model API, hosted HTTP MCP */
+} core;
 
 static void usage(FILE *out)
 {
@@ -120,38 +138,66 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int load_files(void)
+static int load_files(const char *home)
 {
+	const struct config *c;
 	char err[1024];
 	json_t *w;
 	size_t i;
 
-	if (config_load(orch->home, &orch->config, err, sizeof(err)) < 0) {
+	if (config_init(home, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
-	json_array_foreach(orch->config->warnings, i, w)
+	c = config_current();
+	json_array_foreach(c->warnings, i, w)
 		log_warn("%s", json_string_value(w));
-	json_array_foreach(orch->config->invalid_servers, i, w)
+	json_array_foreach(c->invalid_servers, i, w)
 		log_warn("mcp server '%s' ignored: %s", json_string_value(json_object_get(w, "name")),
 			 json_string_value(json_object_get(w, "reason")));
-	if (envfile_load(orch->home, &orch->envfile, err, sizeof(err)) < 0) {
+	if (envfile_load(home, &core.envfile, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
 	return 0;
 }
 
+/* ---- upward reports, wired to the modules above ------------------------ */
+
+static void env_state_cb(struct env *e, void *arg)
+{
+	srv_env_changed(e);
+	threads_env_changed(e);
+}
+
+static void env_output_cb(struct env *e, uint64_t handle, const char *data, size_t len, void *arg)
+{
+	srv_on_output(e, handle, data, len);
+}
+
+static void env_exited_cb(struct env *e, uint64_t handle, const char *reason, void *arg)
+{
+	srv_on_exited(e, handle, reason);
+}
+
+static const struct envs_ops envs_ops = {
+	.state_cb = env_state_cb,
+	.output_cb = env_output_cb,
+	.exited_cb = env_exited_cb,
+};
+
+static void tokens_changed_cb(const char *server, void *arg) { srv_auth_changed(server); }
+
+/* ---- serving ----------------------------------------------------------- */
+
 static int serve(const char *listen)
 {
 	char err[512];
 	int r;
 
-	if (strcmp(listen, "stdio://") == 0) {
-		orch->stdio = true;
-		return client_srv_stdio(orch->loop, 0, 1, &orch_client_ops, NULL, &orch->listener);
-	}
-	r = client_srv_unix(orch->loop, listen + 7, &orch_client_ops, NULL, &orch->listener, err,
+	if (strcmp(listen, "stdio://") == 0)
+		return client_srv_stdio(core.loop, 0, 1, &session_client_ops, NULL, &core.listener);
+	r = client_srv_unix(core.loop, listen + 7, &session_client_ops, NULL, &core.listener, err,
 			    sizeof(err));
 	if (r < 0)
 		log_error("%s", err);
@@ -163,45 +209,67 @@ static int serve(const char *listen)
 static void stop_cb(int signo, void *arg)
 {
 	log_info("signal %d: shutting down", signo);
-	loop_stop(orch->loop);
-}
-
-/* Requests still going out: the DELETEs that end HTTP MCP sessions. */
-static size_t http_pending_all(void)
-{
-	size_t n = http_pending(orch->http);
-
-	for (size_t i = 0; i < orch->n_envs; i++)
-		n += http_pending(env_http(orch->envs[i]));
-	return n;
+	loop_stop(core.loop);
 }
 
 static void drain_cb(struct loop_timer *t, void *arg)
 {
 	const uint64_t *deadline = arg;
 
-	if (http_pending_all() == 0 || now_ms() >= *deadline) {
-		loop_stop(orch->loop);
+	if (envs_http_pending() == 0 || now_ms() >= *deadline) {
+		loop_stop(core.loop);
 		return;
 	}
 	loop_timer_rearm(t, DRAIN_TICK_MS);
 }
 
-/* Lets the servers hear that their sessions ended, for a bounded time. */
+/* Requests still going out are the DELETEs that end HTTP MCP sessions: the
+ * servers hear that their sessions ended, for a bounded time. */
 static void drain_http(void)
 {
 	uint64_t deadline = now_ms() + DRAIN_MAX_MS;
 
-	if (http_pending_all() == 0)
+	if (envs_http_pending() == 0)
 		return;
-	loop_timer_add(orch->loop, 0, drain_cb, &deadline);
-	loop_run(orch->loop);
+	loop_timer_add(core.loop, 0, drain_cb, &deadline);
+	loop_run(core.loop);
+}
+
+/* Every module in order, lowest first. */
+static int start(const char *home, bool stdio)
+{
+	if (load_files(home) < 0)
+		return -1;
+	core.http = http_new(core.loop);
+	envs_init(core.loop, home, core.http, &envs_ops, NULL);
+	oauth_store_init(home, config_current()->oauth_store);
+	oauth_store_watch(tokens_changed_cb, NULL);
+	oauth_login_init(core.loop);
+	srv_init(core.loop);
+	turn_init(core.loop, core.http);
+	apps_register();
+	session_init(core.loop, stdio);
+	envs_start(core.envfile);
+	return 0;
+}
+
+static void stop(void)
+{
+	turn_abort_all();
+	core.listener = client_srv_free(core.listener);
+	thread_free_all();
+	srv_stop_all();
+	oauth_login_shutdown();
+	oauth_store_shutdown();
+	account_logout();
+	drain_http();
+	envs_stop();
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = { .listen = "stdio://" };
-	struct orch state = { 0 };
+	bool stdio;
 	char err[512];
 	int r, rc = 1;
 
@@ -212,34 +280,21 @@ int main(int argc, char **argv)
 		return r > 0 ? 0 : 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	orch = &state;
-	orch->home = o.home;
-	orch->loop = loop_new();
+	if (sodium_init() < 0) /* ids, PKCE and the token store need it */
+		log_error("libsodium failed to initialize");
+	stdio = strcmp(o.listen, "stdio://") == 0;
+	core.loop = loop_new();
 	/* Before nng and libcurl start threads, so they inherit the mask. */
-	loop_signal_add(orch->loop, SIGINT, stop_cb, NULL);
-	loop_signal_add(orch->loop, SIGTERM, stop_cb, NULL);
-	loop_signal_add(orch->loop, SIGHUP, stop_cb, NULL);
-	if (health_start(o.metrics_listen, err, sizeof(err)) < 0) {
+	loop_signal_add(core.loop, SIGINT, stop_cb, NULL);
+	loop_signal_add(core.loop, SIGTERM, stop_cb, NULL);
+	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
+	if (health_start(core.loop, o.metrics_listen, err, sizeof(err)) < 0)
 		log_error("--metrics-listen %s: %s", o.metrics_listen, err);
-		goto out;
+	else if (start(o.home, stdio) == 0 && serve(o.listen) == 0) {
+		health_serving(core.envfile);
+		rc = loop_run(core.loop) < 0 ? 1 : 0;
 	}
-	if (load_files() < 0)
-		goto out;
-	apps_register();
-	oauth_init();
-	orch->http = http_new(orch->loop);
-	orch_envs_start();
-	if (serve(o.listen) < 0)
-		goto out;
-	rc = loop_run(orch->loop) < 0 ? 1 : 0;
-out:
-	turn_abort_all();
-	orch->listener = client_srv_free(orch->listener);
-	thread_free_all();
-	srv_stop_all();
-	oauth_shutdown();
-	drain_http();
-	orch_envs_stop();
+	stop();
 	health_stop();
 	if (link_close_stuck()) {
 		/* nng 1.5.2 deadlocked in a close: everything of ours is stopped;
@@ -247,10 +302,10 @@ out:
 		fflush(stderr);
 		_exit(rc);
 	}
-	orch->http = http_free(orch->http);
-	config_free(orch->config);
-	envfile_free(orch->envfile);
-	loop_free(orch->loop);
-	free(orch->home);
+	core.http = http_free(core.http);
+	config_install(NULL);
+	envfile_free(core.envfile);
+	loop_free(core.loop);
+	free(o.home);
 	return rc;
 }

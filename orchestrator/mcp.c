@@ -1,5 +1,11 @@
 /* mcp.c - see mcp.h.
  *
+ * Size: about 1,000 lines, kept in one file on purpose. It is one state
+ * machine (startup, lists, calls, cancellation, the end of the session)
+ * whose every part works on the session struct and its request table;
+ * splitting it would mean an internal header exposing both, and every rule
+ * of mcp.h's callback contract would then span files.
+ *
  * Every request we send is a struct mcp_req: in a hash table keyed by its
  * JSON-RPC id while it awaits an answer (ids count up, so `id & mask`
  * spreads them perfectly and chains stay at about one entry), and in a list
@@ -968,27 +974,10 @@ json_t *mcp_session_tools(const struct mcp_session *s) { return s->tools; }
 json_t *mcp_session_resources(const struct mcp_session *s) { return s->resources; }
 json_t *mcp_session_resource_templates(const struct mcp_session *s) { return s->templates; }
 json_t *mcp_session_server_info(const struct mcp_session *s) { return s->server_info; }
-json_t *mcp_session_capabilities(const struct mcp_session *s) { return s->capabilities; }
 const char *mcp_session_protocol_version(const struct mcp_session *s) { return s->protocol; }
 enum mcp_state mcp_session_state(const struct mcp_session *s) { return s->state; }
 const char *mcp_session_error(const struct mcp_session *s) { return s->error; }
-const char *mcp_session_name(const struct mcp_session *s) { return s->name; }
 size_t mcp_session_pending(const struct mcp_session *s) { return s->nreqs; }
-
-const char *mcp_state_name(enum mcp_state st)
-{
-	switch (st) {
-	case MCP_STARTING:
-		return "starting";
-	case MCP_READY:
-		return "ready";
-	case MCP_FAILED:
-		return "failed";
-	case MCP_CLOSED:
-		return "closed";
-	}
-	return "?";
-}
 
 /* ---- freeing ---- */
 

@@ -137,17 +137,13 @@ json_t *mcp_session_resources(const struct mcp_session *s);
 json_t *mcp_session_resource_templates(const struct mcp_session *s);
 /* The server's serverInfo object, or NULL before initialize or if absent. */
 json_t *mcp_session_server_info(const struct mcp_session *s);
-/* The server's capabilities object, or NULL before initialize. */
-json_t *mcp_session_capabilities(const struct mcp_session *s);
 /* The negotiated version, or NULL before initialize succeeded. */
 const char *mcp_session_protocol_version(const struct mcp_session *s);
 enum mcp_state mcp_session_state(const struct mcp_session *s);
 /* Why the session FAILED/CLOSED, else NULL. */
 const char *mcp_session_error(const struct mcp_session *s);
-const char *mcp_session_name(const struct mcp_session *s);
 /* Requests awaiting an answer (user calls and internal ones). */
 size_t mcp_session_pending(const struct mcp_session *s);
-const char *mcp_state_name(enum mcp_state st);
 
 /* Releases the session; pending calls are dropped without callbacks and no
  * callback runs afterwards. Safe from inside a callback. Accepts NULL;

@@ -1,5 +1,10 @@
 /* mcphttp.c - see mcphttp.h.
  *
+ * Size: about 940 lines, kept in one file on purpose: the POST exchanges,
+ * the session renewal that replays and re-queues them, and the GET stream
+ * all share the transport struct and its deferred-free guard (enter/leave);
+ * apart, each would need the other's internals.
+ *
  * Every POST is one struct mreq on t->active. Its answer is routed by
  * content type: JSON bodies are collected (bounded by MCP_MAX_MESSAGE) and
  * delivered when the exchange ends, SSE events are delivered as they
@@ -767,7 +772,6 @@ int mcphttp_send(void *ctx, const char *json, size_t len)
 	return post(m);
 }
 
-const char *mcphttp_session_id(const struct mcphttp *t) { return t->session_id; }
 
 static bool has_crlf(const char *s) { return strpbrk(s, "\r\n") != NULL; }
 

@@ -101,8 +101,6 @@ struct mcphttp *mcphttp_new(struct http *h, json_t *cfg, uint64_t request_timeou
 /* struct mcp_transport send: ctx is the struct mcphttp. 0, -ENOTCONN after
  * closed_cb, -EINVAL (not JSON) or the errno of http_start. */
 int mcphttp_send(void *ctx, const char *json, size_t len);
-/* The current session id, NULL before initialize answered (borrowed). */
-const char *mcphttp_session_id(const struct mcphttp *t);
 /* Whether the last answered exchange was refused with 401 (the server
  * wants a login), and that answer's WWW-Authenticate header (borrowed,
  * NULL if none). */

@@ -41,7 +41,6 @@ struct model_req {
 	struct loop_timer *deliver;
 	unsigned attempts_req, attempts_stream;
 	struct loop_timer *retry;
-	uint64_t started_ms;
 };
 
 static void attempt(struct model_req *r);
@@ -224,7 +223,7 @@ static bool uses_openai_auth(json_t *p)
 
 /* The bearer credential, read at send time so a login or logout is seen by
  * the next request: for providers that require OpenAI auth the account's
- * (auth.h), else (or without a login) the provider's env_key variable.
+ * (account.h), else (or without a login) the provider's env_key variable.
  * NULL when there is none. Borrowed; never log it. */
 static const char *provider_bearer(json_t *p)
 {
@@ -337,7 +336,6 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 	r->body = json_dumps(b, JSON_COMPACT);
 	r->body_len = strlen(r->body);
 	json_decref(b);
-	r->started_ms = now_ms();
 	attempt(r);
 	return r;
 }
@@ -361,4 +359,3 @@ void model_cancel(struct model_req *r)
 	free(r);
 }
 
-uint64_t model_req_elapsed_ms(const struct model_req *r) { return now_ms() - r->started_ms; }

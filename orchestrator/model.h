@@ -37,7 +37,5 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 			       const struct model_cbs *cbs, void *arg, char *err, size_t errlen);
 /* Cancels: no callback after. */
 void model_cancel(struct model_req *r);
-/* Total time spent waiting on the provider (for the benchmark). */
-uint64_t model_req_elapsed_ms(const struct model_req *r);
 
 #endif

@@ -1,37 +1,16 @@
-/* oauth.h - MCP OAuth login (mcpServer/oauth/login) and its tokens.
+/* oauth.h - MCP OAuth: what the login flow (oauth_login.c), the token
+ * store (oauth_store.c) and the loopback callback (oauth_callback.c) share:
+ * the limits, and one JSON exchange with an authorization server.
  *
- * A login for an HTTP MCP server runs the OAuth 2.1 authorization-code
- * flow with PKCE for the client:
- *   1. discovery: RFC 9728 protected-resource metadata (from the server's
- *      WWW-Authenticate resource_metadata, else the well-known paths built
- *      from its URL) names the authorization server; its RFC 8414 metadata
- *      is fetched path-inserted first, then at the root (OpenID forms last),
- *      and its `issuer` must match the URL it was fetched from;
- *   2. the client: the configured oauth client id, else dynamic client
- *      registration (RFC 7591) at the registration endpoint;
- *   3. the answer {authorizationUrl, loginId} goes back at once; the URL
- *      carries response_type=code, client_id, redirect_uri, state (random),
- *      code_challenge (S256 of a random verifier), scope and resource when
- *      known;
- *   4. the callback listener (127.0.0.1, mcp_oauth_callback_port or an
- *      ephemeral port; path /callback/<loginId>) checks state: a mismatch
- *      gets 400 and the login goes on; the right one gets the code
- *      exchanged at the token endpoint (grant_type=authorization_code, code,
- *      code_verifier, redirect_uri, client_id, resource);
- *   5. mcpServer/oauthLogin/completed {name, threadId, loginId, success,
- *      error} goes to the session that asked, also on timeout (default
- *      300 s) or failure.
- * Every request of steps 1, 2 and 4 goes out where the server's own
- * requests go: through the executor for an executor-bound server.
+ * A login for an HTTP MCP server runs the OAuth 2.1 authorization-code flow
+ * with PKCE (oauth_login.h has the steps); its tokens go to the store
+ * (oauth_store.h), which hands them to the server's requests and refreshes
+ * them. Every exchange goes out where the server's own requests go
+ * (envs_http_route): through the executor for an executor-bound server.
  *
- * Tokens live in libsodium guarded memory, keyed by server name and URL,
- * for the orchestrator's life; they are refreshed (refresh_token grant)
- * when within OAUTH_REFRESH_MARGIN_MS of expiry, one refresh at a time per
- * server. Nothing here logs them. They are written only to the optional
- * encrypted store: mcp_oauth_credentials_store = "file" in config.toml and
- * a key in $TANDEM_OAUTH_STORE_KEY (64 hex digits) give
- * <home>/OAUTH_STORE_FILE, sealed with crypto_secretbox; without the key
- * nothing is persisted (never plaintext).
+ * Secrets: the verifier, state, code, tokens and client secret are never
+ * logged or put in an error text; the store keeps tokens in struct secret
+ * (sodium guarded memory); transient copies are wiped.
  */
 #ifndef TANDEM_OAUTH_H
 #define TANDEM_OAUTH_H
@@ -40,8 +19,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct session;
-
 #define OAUTH_DEFAULT_TIMEOUT_MS 300000u
 #define OAUTH_MAX_TIMEOUT_S 3600
 #define OAUTH_REFRESH_MARGIN_MS 30000u
@@ -49,24 +26,34 @@ struct session;
 #define OAUTH_MAX_DOC (256u * 1024u) /* bytes of one metadata or token answer */
 #define OAUTH_MAX_LOGINS 16u         /* logins waiting for their callback */
 #define OAUTH_MAX_SCOPES 64u         /* scopes put in one authorization request */
-#define OAUTH_STORE_FILE "mcp-oauth-tokens.sealed"
-#define OAUTH_STORE_KEY_ENV "TANDEM_OAUTH_STORE_KEY"
-#define OAUTH_STORE_MAGIC "tandem-oauth-store-1\n"
-#define OAUTH_STORE_MAX (4u * 1024u * 1024u)
 
-/* "Authorization: Bearer <access token>" into hdrs[0] (malloc'd) when a
- * login holds a token for this server; returns 0 or 1. A token near its
- * expiry starts a refresh (the current token is still sent). */
-size_t oauth_auth_headers(const char *server, const char *url, char *hdrs[]);
-bool oauth_logged_in(const char *server, const char *url);
+/* ---- one exchange ------------------------------------------------------ */
 
-/* After config load: opens the encrypted store when configured. */
-void oauth_init(void);
+struct oauth_fetch;
 
-void rpc_mcp_oauth_login(struct session *s, json_t *id, json_t *params);
-/* A client session is gone: its logins go on, without a notification. */
-void oauth_session_gone(struct session *s);
-/* Cancels logins, closes the listener, wipes every token. */
-void oauth_shutdown(void);
+/* The answer: status 0 and err set when the exchange itself failed; doc
+ * is the body parsed as JSON (NULL when it is not), borrowed for the call.
+ * The callback owns the fetch: it frees it with oauth_fetch_free. */
+typedef void (*oauth_fetch_cb)(void *owner, long status, json_t *doc, const char *err);
+
+/* A request for the server (cfg, plugin_id: where it goes out, see
+ * envs_http_route): body is a form (form = true) or JSON, or NULL. Its
+ * answer is bounded by OAUTH_MAX_DOC and OAUTH_HTTP_TIMEOUT_MS. NULL with a
+ * reason when it cannot be sent. */
+struct oauth_fetch *oauth_fetch_start(json_t *cfg, const char *plugin_id, const char *method,
+				      const char *url, const char *body, bool form,
+				      oauth_fetch_cb cb, void *owner, char *why, size_t whylen);
+/* Cancels (no callback) and wipes the answer; NULL ok. */
+void oauth_fetch_free(struct oauth_fetch *f);
+
+/* ---- reading answers --------------------------------------------------- */
+
+/* doc[key] when it is a string, else NULL. */
+const char *oauth_doc_str(json_t *doc, const char *key);
+/* An http(s) URL shorter than URL_MAX_LEN. */
+bool oauth_http_url(const char *u);
+/* A JSON array of scope strings -> "a b c" (at most OAUTH_MAX_SCOPES of
+ * them), NULL when there is none. */
+char *oauth_join_scopes(json_t *arr);
 
 #endif

@@ -1,14 +1,56 @@
-/* rpc.h - the client API methods (rpc.c). */
+/* rpc.h - the client API: one rpc_<method> per method of the Codex
+ * app-server v2 dialect tandem serves, and the dispatch table (rpc.c) that
+ * is its whole policy: what exists and what needs `initialize` first.
+ *
+ * Names: rpc_ + the method with '/' and each capital turned into '_'
+ * (mcpServer/tool/call -> rpc_mcp_server_tool_call), in rpc_<family>.c by
+ * the method's first word (rpc_thread.c, rpc_turn.c, rpc_mcp.c,
+ * rpc_account.c, rpc_env.c; config/mcpServer/reload lives with the MCP
+ * methods, debug/counters in rpc_debug.c, the handshake here in rpc.c).
+ *
+ * A handler gets its request (session.h) and params (an object, borrowed:
+ * {} when the client sent none) and ends the request exactly once:
+ * req_reply / req_error now, or later from a callback (registering a
+ * req_on_cancel hook for the client leaving meanwhile). Params are read
+ * with param.h. Handlers turn params into typed calls on the domain and
+ * domain results into client API objects; policy lives in the domain.
+ */
 #ifndef TANDEM_RPC_H
 #define TANDEM_RPC_H
 
 #include <jansson.h>
 
+struct req;
 struct session;
 
 /* One request (id != NULL) or notification from a client session. */
 void rpc_dispatch(struct session *s, const char *method, json_t *id, json_t *params);
-/* The session ended: cancel what its requests wait on. */
-void rpc_session_closed(struct session *s);
+
+/* rpc.c */
+void rpc_initialize(struct req *r, json_t *params);
+void rpc_initialized(struct req *r, json_t *params);
+/* rpc_thread.c */
+void rpc_thread_start(struct req *r, json_t *params);
+void rpc_thread_list(struct req *r, json_t *params);
+void rpc_thread_read(struct req *r, json_t *params);
+/* rpc_turn.c */
+void rpc_turn_start(struct req *r, json_t *params);
+void rpc_turn_interrupt(struct req *r, json_t *params);
+/* rpc_mcp.c */
+void rpc_mcp_server_status_list(struct req *r, json_t *params);
+void rpc_mcp_server_tool_call(struct req *r, json_t *params);
+void rpc_mcp_server_resource_read(struct req *r, json_t *params);
+void rpc_config_mcp_server_reload(struct req *r, json_t *params);
+/* rpc_mcp_oauth.c */
+void rpc_mcp_server_oauth_login(struct req *r, json_t *params);
+/* rpc_env.c */
+void rpc_environment_status(struct req *r, json_t *params);
+void rpc_environment_add(struct req *r, json_t *params);
+/* rpc_account.c */
+void rpc_account_read(struct req *r, json_t *params);
+void rpc_account_login_start(struct req *r, json_t *params);
+void rpc_account_logout(struct req *r, json_t *params);
+/* rpc_debug.c */
+void rpc_debug_counters(struct req *r, json_t *params);
 
 #endif

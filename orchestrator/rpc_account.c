@@ -1,21 +1,23 @@
-/* rpc_account.c - the account/... methods of the client API over auth.c:
+/* rpc_account.c - the account/... methods of the client API over account.c:
  * account/read, account/login/start (apiKey and chatgptAuthTokens, both
  * complete at once), account/logout, and the account/updated notification
  * every initialized client gets on each change. No answer or notification
  * ever carries a credential. */
-#include "account.h"
+#include "rpc.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "client.h"
 #include "config.h"
-#include "jsonutil.h"
 #include "log.h"
-#include "orch.h"
+#include "notify.h"
+#include "param.h"
+#include "session.h"
 #include "thread.h"
 #include "util.h"
-#include "view.h"
 
 /* The configured provider reads its key from the environment when nobody
  * logged in (model.c); account/read reports that as an API-key account. */
@@ -29,7 +31,7 @@ static bool env_key_present(json_t *provider)
 
 static json_t *current_provider(void)
 {
-	return orch->config ? config_provider(orch->config) : NULL;
+	return config_current() ? config_provider(config_current()) : NULL;
 }
 
 static bool provider_requires_openai_auth(void)
@@ -75,13 +77,10 @@ static void notify_updated(void)
 		mode = json_string("apikey");
 	else if (m == ACCOUNT_CHATGPT_TOKENS)
 		mode = json_string("chatgptAuthTokens");
-	view_set_chatgpt_auth(account_mode() == ACCOUNT_CHATGPT_TOKENS);
-	/* The effective views depend on the auth: rebuilt now, not at the
-	 * next change of roots (unchanged servers keep running). */
-	threads_reload();
-	orch_notify_all("account/updated",
-			json_pack("{s:o, s:o}", "authMode", mode, "planType",
-				  m == ACCOUNT_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));
+	threads_account_changed(account_mode() == ACCOUNT_CHATGPT_TOKENS);
+	notify_all(NOTIFY_ACCOUNT_UPDATED,
+		   json_pack("{s:o, s:o}", "authMode", mode, "planType",
+			     m == ACCOUNT_CHATGPT_TOKENS && plan ? json_string(plan) : json_null()));
 }
 
 /* The credential also sits in the request's parsed params: wipe that copy
@@ -94,88 +93,78 @@ static void wipe_param(json_t *params, const char *key)
 		secure_wipe((char *)json_string_value(v), json_string_length(v));
 }
 
-void rpc_account_read(struct session *s, json_t *id, json_t *params)
+void rpc_account_read(struct req *r, json_t *params)
 {
 	bool refresh = false;
-	char err[256];
 
 	/* There is nothing to refresh: the host app owns ChatGPT tokens. */
-	if (jsonu_get_bool(params, "refreshToken", false, &refresh, err, sizeof(err)) < 0) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "%s", err);
+	if (param_bool(r, params, "refreshToken", &refresh) < 0)
 		return;
-	}
-	client_reply(s->client, id,
-		     json_pack("{s:o, s:b}", "account", account_json(), "requiresOpenaiAuth",
+	req_reply(r, json_pack("{s:o, s:b}", "account", account_json(), "requiresOpenaiAuth",
 			       provider_requires_openai_auth()));
 }
 
-static int login_api_key(json_t *params, char *err, size_t errlen)
+static int login_api_key(struct req *r, json_t *params, char *err, size_t errlen)
 {
-	const char *key = NULL;
-	int r = jsonu_get_str(params, "apiKey", true, &key, err, errlen);
+	const char *key;
 
-	if (r == 0)
-		r = account_login_api_key(key, json_string_length(json_object_get(params, "apiKey")),
-				       err, errlen);
-	wipe_param(params, "apiKey");
-	return r;
+	if (param_str(r, params, "apiKey", true, &key) < 0)
+		return -EALREADY; /* answered */
+	return account_login_api_key(key, strlen(key), err, errlen);
 }
 
-static int login_chatgpt_tokens(json_t *params, char *err, size_t errlen)
+static int login_chatgpt_tokens(struct req *r, json_t *params, char *err, size_t errlen)
 {
-	const char *tok = NULL, *acct = NULL, *plan = NULL;
-	int r;
+	const char *tok, *acct, *plan;
 
-	r = jsonu_get_str(params, "accessToken", true, &tok, err, errlen);
-	if (r == 0)
-		r = jsonu_get_str(params, "chatgptAccountId", true, &acct, err, errlen);
-	if (r == 0)
-		r = jsonu_get_str(params, "chatgptPlanType", false, &plan, err, errlen);
-	if (r == 0)
-		r = account_login_chatgpt_tokens(
-			tok, json_string_length(json_object_get(params, "accessToken")), acct, plan,
-			err, errlen);
-	wipe_param(params, "accessToken");
-	return r;
+	if (param_str(r, params, "accessToken", true, &tok) < 0 ||
+	    param_str(r, params, "chatgptAccountId", true, &acct) < 0 ||
+	    param_str(r, params, "chatgptPlanType", false, &plan) < 0)
+		return -EALREADY; /* answered */
+	return account_login_chatgpt_tokens(tok, strlen(tok), acct, plan, err, errlen);
 }
 
-void rpc_account_login_start(struct session *s, json_t *id, json_t *params)
+void rpc_account_login_start(struct req *r, json_t *params)
 {
-	const char *type = json_string_value(json_object_get(params, "type"));
+	const char *type;
+	uint64_t who = req_owner(r);
 	char err[512];
-	int r;
+	int rc;
 
-	if (!type) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "type: expected a string");
+	if (param_str(r, params, "type", true, &type) < 0)
 		return;
-	}
 	if (strcmp(type, "apiKey") == 0) {
-		r = login_api_key(params, err, sizeof(err));
+		rc = login_api_key(r, params, err, sizeof(err));
 	} else if (strcmp(type, "chatgptAuthTokens") == 0) {
-		r = login_chatgpt_tokens(params, err, sizeof(err));
+		rc = login_chatgpt_tokens(r, params, err, sizeof(err));
 	} else {
-		client_error(s->client, id, RPC_INVALID_PARAMS,
-			     "type: '%s' is not supported (use apiKey or chatgptAuthTokens)", type);
+		req_error(r, CLIENT_INVALID_PARAMS,
+			  "type: '%s' is not supported (use apiKey or chatgptAuthTokens)", type);
 		return;
 	}
-	if (r < 0) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "%s", err);
+	wipe_param(params, "apiKey");
+	wipe_param(params, "accessToken");
+	if (rc == -EALREADY)
+		return;
+	if (rc < 0) {
+		req_error(r, CLIENT_INVALID_PARAMS, "%s", err);
 		return;
 	}
-	log_info("client %llu: logged in (%s)", (unsigned long long)client_id(s->client), type);
-	client_reply(s->client, id, json_pack("{s:s}", "type", type));
-	orch_notify_all("account/login/completed",
-			json_pack("{s:n, s:b, s:n}", "loginId", "success", 1, "error"));
+	log_info("client %llu: logged in (%s)", (unsigned long long)who, type);
+	req_reply(r, json_pack("{s:s}", "type", type));
+	notify_all(NOTIFY_ACCOUNT_LOGIN_COMPLETED,
+		   json_pack("{s:n, s:b, s:n}", "loginId", "success", 1, "error"));
 	notify_updated();
 }
 
-void rpc_account_logout(struct session *s, json_t *id, json_t *params)
+void rpc_account_logout(struct req *r, json_t *params)
 {
+	uint64_t who = req_owner(r);
 	bool had = account_logout();
 
-	client_reply(s->client, id, json_object());
+	req_reply(r, json_object());
 	if (had) {
-		log_info("client %llu: logged out", (unsigned long long)client_id(s->client));
+		log_info("client %llu: logged out", (unsigned long long)who);
 		notify_updated();
 	}
 }

@@ -7,14 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "env.h"
+#include "envs.h"
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
 #include "mcphttp.h"
-#include "account.h"
-#include "oauth.h"
-#include "orch.h"
+#include "oauth_store.h"
 #include "proto.h"
 #include "util.h"
 
@@ -60,6 +60,15 @@ struct srv {
 	struct cb_list watchers;
 };
 
+static struct {
+	struct loop *loop;
+	struct srv *list; /* every live instance */
+	uint64_t starts;  /* MCP server processes started, for debug/counters */
+} pool;
+
+void srv_init(struct loop *l) { pool.loop = l; }
+uint64_t srv_starts(void) { return pool.starts; }
+
 /* Calls every entry of a snapshot: callbacks may change the list. */
 static void cb_run(struct srv *s, const struct cb_list *l, bool clear)
 {
@@ -79,7 +88,7 @@ static void cb_run(struct srv *s, const struct cb_list *l, bool clear)
 
 static void srv_start(struct srv *s);
 
-const char *srv_state_name(enum srv_state st)
+static const char *srv_state_name(enum srv_state st)
 {
 	switch (st) {
 	case SRV_STARTING: return "starting";
@@ -199,13 +208,13 @@ static void start_reply_cb(struct env *e, const struct proto_msg *reply, const c
 		return;
 	}
 	s->handle = reply->u.mcp_start_reply.handle;
-	orch->server_starts++;
+	pool.starts++;
 	o.name = s->name;
 	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
 	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
 	s->transport.send = relay_send;
 	s->transport.ctx = s;
-	s->mcp = mcp_session_new(orch->loop, &o, &s->transport, &session_ops, s);
+	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
 	if (mcp_session_start(s->mcp) < 0) {
 		stop_process(s);
 		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
@@ -270,7 +279,7 @@ static void start_stdio(struct srv *s)
 	if (cwd)
 		b.cwd = proto_str_c(cwd);
 	b.present = 0x3f;
-	s->start_req = env_request(s->env, PROTO_MCP_START, &b, ORCH_START_TIMEOUT_MS,
+	s->start_req = env_request(s->env, PROTO_MCP_START, &b, SRV_START_TIMEOUT_MS,
 				   start_reply_cb, s);
 	if (!s->start_req)
 		set_state(s, SRV_FAILED, "environment '%s' is not connected", s->env_id);
@@ -309,8 +318,8 @@ static size_t http_auth_cb(void *arg, char *hdrs[])
 	size_t n = 0;
 
 	if (!hosted_chatgpt(s))
-		return oauth_auth_headers(s->name, json_string_value(json_object_get(s->cfg, "url")),
-					  hdrs);
+		return oauth_store_headers(s->name, json_string_value(json_object_get(s->cfg, "url")),
+					   hdrs);
 	if (account_mode() != ACCOUNT_CHATGPT_TOKENS || !account_bearer())
 		return 0;
 	hdrs[n++] = xasprintf("Authorization: Bearer %s", account_bearer());
@@ -328,7 +337,7 @@ const char *srv_auth_status(const struct srv *s)
 		return "unsupported";
 	if (hosted_chatgpt(s) || json_object_get(s->cfg, "bearer_token_env_var"))
 		return "bearerToken";
-	if (oauth_logged_in(s->name, url))
+	if (oauth_store_has(s->name, url))
 		return "oAuth";
 	if (s->needs_login)
 		return "notLoggedIn";
@@ -344,7 +353,7 @@ void srv_auth_changed(const char *name)
 {
 	struct srv *s, *next;
 
-	for (s = orch->srvs; s; s = next) {
+	for (s = pool.list; s; s = next) {
 		next = s->next;
 		if (strcmp(s->name, name) != 0 || hosted_chatgpt(s))
 			continue;
@@ -357,38 +366,6 @@ void srv_auth_changed(const char *name)
 	}
 }
 
-/* Where an HTTP server's requests go out. A config.toml server of the
- * "local" environment is the orchestrator's own (hosted) server: its
- * requests leave from here. A server declared in an executor plugin, or
- * bound to another environment, is reached through that executor
- * (HTTP_REQUEST): it may sit on a network only the executor can see. */
-struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env_out, char *why,
-			    size_t whylen)
-{
-	const char *eid = json_string_value(json_object_get(cfg, "environment_id"));
-	struct env *e;
-
-	if (!eid)
-		eid = "local";
-	*env_out = NULL;
-	if (!plugin_id && strcmp(eid, "local") == 0)
-		return orch->http;
-	e = orch_env(eid);
-	if (!e) {
-		snprintf(why, whylen, "environment '%s' does not exist", eid);
-		return NULL;
-	}
-	*env_out = e;
-	if (env_state(e) != ENV_READY) {
-		snprintf(why, whylen, "environment '%s' is %s%s%s", eid, env_state_name(env_state(e)),
-			 env_error(e) ? ": " : "", env_error(e) ? env_error(e) : "");
-		return NULL;
-	}
-	if (!env_http(e))
-		snprintf(why, whylen, "environment '%s' is shutting down", eid);
-	return env_http(e);
-}
-
 static void start_http(struct srv *s)
 {
 	static const struct mcphttp_ops ops = {
@@ -398,7 +375,7 @@ static void start_http(struct srv *s)
 	};
 	struct mcp_opts o = { 0 };
 	char why[512];
-	struct http *h = srv_http_route(s->cfg, s->plugin_id, &s->env, why, sizeof(why));
+	struct http *h = envs_http_route(s->cfg, s->plugin_id, &s->env, why, sizeof(why));
 
 	if (!h) {
 		set_state(s, SRV_FAILED, "%s", why);
@@ -415,7 +392,7 @@ static void start_http(struct srv *s)
 	}
 	s->transport.send = mcphttp_send;
 	s->transport.ctx = s->http;
-	s->mcp = mcp_session_new(orch->loop, &o, &s->transport, &session_ops, s);
+	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
 	if (mcp_session_start(s->mcp) < 0) {
 		s->http = mcphttp_free(s->http);
 		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
@@ -441,7 +418,7 @@ static void srv_start(struct srv *s)
 		start_http(s);
 		return;
 	}
-	s->env = orch_env(s->env_id);
+	s->env = envs_find(s->env_id);
 	if (!s->env) {
 		set_state(s, SRV_FAILED, "environment '%s' does not exist", s->env_id);
 		return;
@@ -479,7 +456,7 @@ bool srv_retry(struct srv *s)
 	if (now >= s->retry_at_ms) {
 		srv_start(s);
 	} else if (!s->restart_timer) {
-		s->restart_timer = loop_timer_add(orch->loop, s->retry_at_ms - now, restart_cb, s);
+		s->restart_timer = loop_timer_add(pool.loop, s->retry_at_ms - now, restart_cb, s);
 		set_state(s, SRV_STARTING, NULL);
 	}
 	return s->state == SRV_STARTING;
@@ -500,7 +477,7 @@ struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id)
 	const char *envid;
 	struct srv *s;
 
-	for (s = orch->srvs; s; s = s->next) {
+	for (s = pool.list; s; s = s->next) {
 		if (strcmp(s->key, key) == 0) {
 			s->refs++;
 			return s;
@@ -514,15 +491,15 @@ struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id)
 	envid = json_string_value(json_object_get(cfg, "environment_id"));
 	s->env_id = xstrdup(envid ? envid : "local");
 	s->refs = 1;
-	s->next = orch->srvs;
-	orch->srvs = s;
+	s->next = pool.list;
+	pool.list = s;
 	srv_start(s);
 	return s;
 }
 
 static void srv_destroy(struct srv *s)
 {
-	for (struct srv **pp = &orch->srvs; *pp; pp = &(*pp)->next) {
+	for (struct srv **pp = &pool.list; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
 			break;
@@ -561,8 +538,8 @@ void srv_release(struct srv *s)
 
 void srv_stop_all(void)
 {
-	while (orch->srvs) {
-		struct srv *s = orch->srvs;
+	while (pool.list) {
+		struct srv *s = pool.list;
 
 		s->refs = 0;
 		if (s->start_req && s->env) /* the environments go away with us */
@@ -662,7 +639,7 @@ void srv_env_changed(struct env *e)
 {
 	char why[512];
 
-	for (struct srv *s = orch->srvs; s; s = s->next) {
+	for (struct srv *s = pool.list; s; s = s->next) {
 		if (s->env != e && !(s->state == SRV_FAILED && strcmp(s->env_id, env_id(e)) == 0))
 			continue;
 		if (env_state(e) == ENV_READY) {
@@ -684,7 +661,7 @@ void srv_env_changed(struct env *e)
 
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len)
 {
-	for (struct srv *s = orch->srvs; s; s = s->next) {
+	for (struct srv *s = pool.list; s; s = s->next) {
 		if (s->env == e && s->handle == handle) {
 			if (s->mcp)
 				mcp_session_receive(s->mcp, data, len);
@@ -697,7 +674,7 @@ void srv_on_exited(struct env *e, uint64_t handle, const char *reason)
 {
 	char why[512];
 
-	for (struct srv *s = orch->srvs; s; s = s->next) {
+	for (struct srv *s = pool.list; s; s = s->next) {
 		if (s->env == e && s->handle == handle) {
 			snprintf(why, sizeof(why), "server '%s' exited: %s", s->name, reason);
 			s->handle = 0;

@@ -8,7 +8,14 @@
  * A stdio server runs on the executor of its environment_id: MCP_START there,
  * then an MCP session (mcp.c) over MCP_SEND / MCP_OUTPUT. A server that fails
  * (start error, crash, executor gone) is FAILED with a reason; srv_retry()
- * restarts it with backoff on next use.
+ * restarts it with backoff on next use. An HTTP server runs from here over
+ * mcphttp.c, its requests routed by envs_http_route, its credentials asked
+ * for at each request (oauth_store.h, account.h).
+ *
+ * State: the pool is a file static, loop thread only. Its users learn of
+ * changes through srv_watch / srv_when_settled; the environments' events
+ * and token changes come in through the srv_env_changed, srv_on_output,
+ * srv_on_exited and srv_auth_changed calls main.c wires them to.
  */
 #ifndef TANDEM_SRV_H
 #define TANDEM_SRV_H
@@ -19,11 +26,19 @@
 
 struct srv;
 struct env;
+struct loop;
 struct mcp_session;
+
+#define SRV_START_TIMEOUT_MS 30000u /* one MCP_START round trip */
 
 enum srv_state { SRV_STARTING = 0, SRV_READY, SRV_FAILED };
 
 typedef void (*srv_cb)(struct srv *s, void *arg);
+
+/* The loop the pool's sessions and timers run on (before any acquire). */
+void srv_init(struct loop *l);
+/* MCP server processes started so far (debug/counters). */
+uint64_t srv_starts(void);
 
 /* Finds or starts the instance; cfg is borrowed. */
 struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id);
@@ -34,7 +49,6 @@ const char *srv_name(const struct srv *s);
 const char *srv_plugin_id(const struct srv *s);
 json_t *srv_cfg(const struct srv *s);
 enum srv_state srv_state(const struct srv *s);
-const char *srv_state_name(enum srv_state st);
 const char *srv_error(const struct srv *s);
 struct mcp_session *srv_mcp(const struct srv *s); /* NULL unless READY */
 
@@ -52,7 +66,7 @@ bool srv_retry(struct srv *s);
 json_t *srv_tools(const struct srv *s);
 bool srv_tool_allowed(const struct srv *s, const char *tool);
 
-/* Routed from the environments. */
+/* Environment events (envs_ops, wired in main.c). */
 void srv_env_changed(struct env *e);
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason);
@@ -65,13 +79,6 @@ const char *srv_auth_status(const struct srv *s);
 /* A login for server `name` completed: restart its HTTP instances now. */
 void srv_auth_changed(const char *name);
 
-/* Where requests for an HTTP server (cfg, from plugin_id or config.toml
- * when NULL) go out: the orchestrator's own struct http for a config.toml
- * server of the "local" environment, else the environment's executor
- * (env_http; *env_out is set). NULL with a reason when that environment
- * does not exist or is not ready. */
-struct http *srv_http_route(json_t *cfg, const char *plugin_id, struct env **env_out, char *why,
-			    size_t whylen);
 /* The WWW-Authenticate of the instance's last 401, NULL if none (borrowed). */
 const char *srv_www_authenticate(const struct srv *s);
 

@@ -2,21 +2,20 @@
 #include "thread.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "config.h"
 #include "env.h"
+#include "envs.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "mcpcfg.h"
-#include "orch.h"
+#include "notify.h"
 #include "proto.h"
 #include "srv.h"
 #include "util.h"
-#include "version.h"
 #include "view.h"
 
 enum troot_state { TR_IDLE = 0, TR_RESOLVING, TR_OK, TR_FAILED };
@@ -39,20 +38,27 @@ struct waiter {
 	void *arg;
 };
 
+struct tenv {
+	char *id;
+	char *cwd; /* NULL: the thread's */
+};
+
 struct thread {
 	struct thread *next;
-	char id[37];
+	char id[UUID_STR_SIZE];
 	int64_t created_at;
 	char *cwd;
 	char *model;
-	json_t *environments;
+	struct tenv *envs;  /* the thread/start environments, when given */
+	uint32_t n_envs;
+	bool has_envs;
 	struct troot *roots;
 	uint32_t n_roots;
-	struct session *owner;
+	uint64_t owner;     /* the client session it reports to; 0: nobody */
 	bool global;
 	/* runtime */
 	bool built;
-	uint64_t ready[ORCH_MAX_ROOTS / 64];
+	uint64_t ready[THREAD_MAX_ROOTS / 64];
 	struct srv **rt;
 	uint32_t n_rt;
 	struct waiter *waiters;
@@ -65,63 +71,16 @@ struct thread {
 };
 
 static struct thread global_thread = { .global = true };
+static struct {
+	struct thread *list; /* newest first */
+	size_t n;
+	uint64_t rediscoveries, builds; /* every thread's, for debug/counters */
+} threads;
 
 static void thread_check(struct thread *t);
 static void rebuild_if_changed(struct thread *t);
 
 /* ---- creation ---------------------------------------------------------- */
-
-static void make_id(char out[37])
-{
-	uint8_t b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
-
-static bool path_ok(const char *p)
-{
-	return p[0] == '/' || strncmp(p, "file:", 5) == 0;
-}
-
-static int parse_root(json_t *r, size_t i, struct troot *out, char *err, size_t errlen)
-{
-	json_t *loc = json_object_get(r, "location");
-	const char *id = json_string_value(json_object_get(r, "id"));
-	const char *type = json_string_value(json_object_get(loc, "type"));
-	const char *envid = json_string_value(json_object_get(loc, "environmentId"));
-	const char *path = json_string_value(json_object_get(loc, "path"));
-
-	if (!json_is_object(r) || !id || !*id || strlen(id) > 1024) {
-		snprintf(err, errlen, "selectedCapabilityRoots[%zu].id must be a non-empty string", i);
-		return -EINVAL;
-	}
-	if (!json_is_object(loc) || !type || strcmp(type, "environment") != 0) {
-		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.type must be \"environment\"",
-			 i);
-		return -EINVAL;
-	}
-	if (!envid || !orch_env(envid)) {
-		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%s%s", i,
-			 envid ? "unknown environment '" : "missing", envid ? envid : "",
-			 envid ? "'" : "");
-		return -EINVAL;
-	}
-	if (!path || !path_ok(path) || strlen(path) > 4096) {
-		snprintf(err, errlen,
-			 "selectedCapabilityRoots[%zu].location.path must be an absolute path or a file: URI",
-			 i);
-		return -EINVAL;
-	}
-	out->id = xstrdup(id);
-	out->env_id = xstrdup(envid);
-	out->path = xstrdup(path);
-	return 0;
-}
 
 static void roots_free(struct troot *roots, uint32_t n)
 {
@@ -136,106 +95,48 @@ static void roots_free(struct troot *roots, uint32_t n)
 	free(roots);
 }
 
-static int parse_roots(json_t *arr, struct troot **out, uint32_t *n, char *err, size_t errlen)
+static void copy_spec(struct thread *t, const struct thread_spec *spec)
 {
-	struct troot *roots;
-	size_t i;
-	json_t *r;
-
-	*out = NULL;
-	*n = 0;
-	if (!arr || json_is_null(arr))
-		return 0;
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "selectedCapabilityRoots must be an array");
-		return -EINVAL;
+	t->cwd = spec->cwd ? xstrdup(spec->cwd) : NULL;
+	t->model = spec->model ? xstrdup(spec->model) : NULL;
+	t->has_envs = spec->envs != NULL;
+	t->n_envs = (uint32_t)spec->n_envs;
+	t->envs = spec->n_envs ? xcalloc(spec->n_envs, sizeof(*t->envs)) : NULL;
+	for (size_t i = 0; i < spec->n_envs; i++) {
+		t->envs[i].id = xstrdup(spec->envs[i].env_id);
+		t->envs[i].cwd = spec->envs[i].cwd ? xstrdup(spec->envs[i].cwd) : NULL;
 	}
-	if (json_array_size(arr) > ORCH_MAX_ROOTS) {
-		snprintf(err, errlen, "selectedCapabilityRoots: at most %u roots", ORCH_MAX_ROOTS);
-		return -EINVAL;
+	t->n_roots = (uint32_t)spec->n_roots;
+	t->roots = spec->n_roots ? xcalloc(spec->n_roots, sizeof(*t->roots)) : NULL;
+	for (size_t i = 0; i < spec->n_roots; i++) {
+		t->roots[i].t = t;
+		t->roots[i].id = xstrdup(spec->roots[i].id);
+		t->roots[i].env_id = xstrdup(spec->roots[i].env_id);
+		t->roots[i].path = xstrdup(spec->roots[i].path);
 	}
-	roots = xcalloc(json_array_size(arr) + 1, sizeof(*roots));
-	json_array_foreach(arr, i, r) {
-		if (parse_root(r, i, &roots[i], err, errlen) < 0)
-			goto bad;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(roots[j].id, roots[i].id) == 0) {
-				snprintf(err, errlen, "selectedCapabilityRoots[%zu].id '%s' is a duplicate",
-					 i, roots[i].id);
-				i++;
-				goto bad;
-			}
-		}
-	}
-	*out = roots;
-	*n = (uint32_t)json_array_size(arr);
-	return 0;
-bad:
-	roots_free(roots, (uint32_t)i);
-	return -EINVAL;
 }
 
-static int check_environments(json_t *envs, char *err, size_t errlen)
-{
-	json_t *e;
-	size_t i;
-
-	if (!envs || json_is_null(envs))
-		return 0;
-	if (!json_is_array(envs)) {
-		snprintf(err, errlen, "environments must be an array");
-		return -EINVAL;
-	}
-	json_array_foreach(envs, i, e) {
-		const char *id = json_string_value(json_object_get(e, "environmentId"));
-
-		if (!id || !orch_env(id)) {
-			snprintf(err, errlen, "environments[%zu].environmentId: %s%s", i,
-				 id ? "unknown environment " : "missing", id ? id : "");
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
-int thread_new(struct session *owner, json_t *params, struct thread **out, char *err,
+int thread_new(const struct thread_spec *spec, uint64_t owner, struct thread **out, char *err,
 	       size_t errlen)
 {
-	const char *model = NULL, *cwd = NULL;
 	struct thread *t;
-	struct troot *roots;
-	uint32_t n;
 
-	if (orch->n_threads >= ORCH_MAX_THREADS) {
-		snprintf(err, errlen, "too many threads (%u)", ORCH_MAX_THREADS);
+	if (threads.n >= THREAD_MAX) {
+		snprintf(err, errlen, "too many threads (%u)", THREAD_MAX);
 		return -EMFILE;
 	}
-	if (jsonu_get_str(params, "model", false, &model, err, errlen) < 0 ||
-	    jsonu_get_str(params, "cwd", false, &cwd, err, errlen) < 0)
+	if (spec->n_roots > THREAD_MAX_ROOTS) {
+		snprintf(err, errlen, "selectedCapabilityRoots: at most %u roots", THREAD_MAX_ROOTS);
 		return -EINVAL;
-	if (check_environments(json_object_get(params, "environments"), err, errlen) < 0)
-		return -EINVAL;
-	if (parse_roots(json_object_get(params, "selectedCapabilityRoots"), &roots, &n, err,
-			errlen) < 0)
-		return -EINVAL;
-	t = xcalloc(1, sizeof(*t));
-	make_id(t->id);
-	t->created_at = (int64_t)time(NULL);
-	t->cwd = cwd ? xstrdup(cwd) : NULL;
-	t->model = model ? xstrdup(model) : NULL;
-	t->environments = json_incref(json_object_get(params, "environments"));
-	if (json_is_null(t->environments)) {
-		json_decref(t->environments);
-		t->environments = NULL;
 	}
-	t->roots = roots;
-	t->n_roots = n;
-	for (uint32_t i = 0; i < n; i++)
-		roots[i].t = t;
+	t = xcalloc(1, sizeof(*t));
+	uuid_v4(t->id);
+	t->created_at = (int64_t)time(NULL);
+	copy_spec(t, spec);
 	t->owner = owner;
-	t->next = orch->threads;
-	orch->threads = t;
-	orch->n_threads++;
+	t->next = threads.list;
+	threads.list = t;
+	threads.n++;
 	*out = t;
 	return 0;
 }
@@ -254,20 +155,24 @@ static void thread_free(struct thread *t)
 	json_decref(t->turns);
 	free(t->cwd);
 	free(t->model);
-	json_decref(t->environments);
+	for (uint32_t i = 0; i < t->n_envs; i++) {
+		free(t->envs[i].id);
+		free(t->envs[i].cwd);
+	}
+	free(t->envs);
 	if (!t->global)
 		free(t);
 }
 
 void thread_free_all(void)
 {
-	while (orch->threads) {
-		struct thread *t = orch->threads;
+	while (threads.list) {
+		struct thread *t = threads.list;
 
-		orch->threads = t->next;
+		threads.list = t->next;
 		thread_free(t);
 	}
-	orch->n_threads = 0;
+	threads.n = 0;
 	thread_free(&global_thread);
 	memset(&global_thread, 0, sizeof(global_thread));
 	global_thread.global = true;
@@ -275,14 +180,14 @@ void thread_free_all(void)
 
 struct thread *thread_find(const char *id)
 {
-	for (struct thread *t = orch->threads; t; t = t->next)
+	for (struct thread *t = threads.list; t; t = t->next)
 		if (strcmp(t->id, id) == 0)
 			return t;
 	return NULL;
 }
 
 struct thread *thread_global(void) { return &global_thread; }
-struct thread *thread_first(void) { return orch->threads; }
+struct thread *thread_first(void) { return threads.list; }
 
 json_t *thread_history(struct thread *t)
 {
@@ -303,42 +208,24 @@ void thread_set_turn(struct thread *t, struct turn *turn) { t->turn = turn; }
 const char *thread_model(const struct thread *t) { return t->model; }
 struct thread *thread_next(const struct thread *t) { return t->next; }
 const char *thread_id(const struct thread *t) { return t->global ? NULL : t->id; }
-struct session *thread_owner(const struct thread *t) { return t->owner; }
-void thread_set_owner(struct thread *t, struct session *s) { t->owner = s; }
+uint64_t thread_owner(const struct thread *t) { return t->owner; }
+void thread_set_owner(struct thread *t, uint64_t owner) { t->owner = owner; }
 uint64_t thread_rediscoveries(const struct thread *t) { return t->rediscoveries; }
 uint64_t thread_builds(const struct thread *t) { return t->builds; }
+int64_t thread_created_at(const struct thread *t) { return t->created_at; }
+const char *thread_cwd(const struct thread *t) { return t->cwd; }
+bool thread_has_envs(const struct thread *t) { return t->has_envs; }
+size_t thread_n_envs(const struct thread *t) { return t->n_envs; }
 
-json_t *thread_json(const struct thread *t)
+const char *thread_env_at(const struct thread *t, size_t i, const char **cwd)
 {
-	const char *provider = orch->config && orch->config->model_provider
-				       ? orch->config->model_provider
-				       : "openai";
-	const char *model = t->model ? t->model : orch->config ? orch->config->model : NULL;
-	json_t *envs = json_null();
-
-	if (t->environments) {
-		json_t *e;
-		size_t i;
-
-		envs = json_array();
-		json_array_foreach(t->environments, i, e) {
-			const char *cwd = json_string_value(json_object_get(e, "cwd"));
-
-			json_array_append_new(
-				envs, json_pack("{s:O, s:s, s:[]}", "environmentId",
-						json_object_get(e, "environmentId"), "cwd",
-						cwd ? cwd : (t->cwd ? t->cwd : "/"),
-						"runtimeWorkspaceRoots"));
-		}
-	}
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s?, s:s, s:s, s:n, s:s, s:{s:s}, "
-			 "s:[], s:o}",
-			 "id", t->id, "sessionId", t->id, "cliVersion", TANDEM_VERSION, "createdAt",
-			 (json_int_t)t->created_at, "updatedAt", (json_int_t)t->created_at, "cwd",
-			 t->cwd ? t->cwd : "/", "ephemeral", 1, "model", model, "modelProvider",
-			 provider, "preview", "", "projectId", "source", "appServer", "status",
-			 "type", "idle", "turns", "environments", envs);
+	*cwd = t->envs[i].cwd;
+	return t->envs[i].id;
 }
+
+size_t threads_count(void) { return threads.n; }
+uint64_t threads_rediscoveries(void) { return threads.rediscoveries; }
+uint64_t threads_builds(void) { return threads.builds; }
 
 /* ---- root resolution ---------------------------------------------------- */
 
@@ -413,13 +300,14 @@ static void resolve(struct thread *t, struct troot *r, struct env *e)
 	b.environment_id = proto_str_c(r->env_id);
 	b.environment_is_local = env_is_local(e);
 	PROTO_SET(&b, 4);
-	r->req = env_request(e, PROTO_ROOT_RESOLVE, &b, ORCH_RESOLVE_TIMEOUT_MS, resolve_reply_cb, r);
+	r->req = env_request(e, PROTO_ROOT_RESOLVE, &b, THREAD_RESOLVE_TIMEOUT_MS, resolve_reply_cb,
+			     r);
 	if (!r->req)
 		return;
 	r->req_env = e;
 	r->st = TR_RESOLVING;
 	t->rediscoveries++;
-	orch->rediscoveries++;
+	threads.rediscoveries++;
 }
 
 /* ---- runtime ----------------------------------------------------------- */
@@ -434,9 +322,9 @@ static void startup_status(struct thread *t, struct srv *s)
 
 	json_object_set_new(p, "threadId", t->global ? json_null() : json_string(t->id));
 	if (t->global)
-		orch_notify_all("mcpServer/startupStatus/updated", p);
+		notify_all(NOTIFY_MCP_STARTUP_STATUS, p);
 	else
-		orch_notify_thread(t, "mcpServer/startupStatus/updated", p);
+		notify_owner(t->owner, NOTIFY_MCP_STARTUP_STATUS, p);
 }
 
 static void srv_changed_cb(struct srv *s, void *arg)
@@ -449,12 +337,13 @@ static void srv_changed_cb(struct srv *s, void *arg)
 
 static json_t *configured_view(struct thread *t)
 {
+	const struct config *c = config_current();
 	json_t *view = json_object(), *cfg, *s;
 	const char *name;
 	size_t j;
 
-	if (orch->config)
-		json_object_foreach(orch->config->mcp_servers, name, cfg)
+	if (c)
+		json_object_foreach(c->mcp_servers, name, cfg)
 			view_set(view, name, cfg, NULL);
 	for (uint32_t i = 0; i < t->n_roots; i++) {
 		if (!((t->ready[i / 64] >> (i % 64)) & 1u))
@@ -496,16 +385,16 @@ static void rebuild(struct thread *t)
 	json_decref(effective);
 	t->built = true;
 	t->builds++;
-	orch->runtime_builds++;
+	threads.builds++;
 	for (uint32_t i = 0; i < n; i++)
 		startup_status(t, t->rt[i]);
 }
 
-static void ready_set(struct thread *t, uint64_t ready[ORCH_MAX_ROOTS / 64])
+static void ready_set(struct thread *t, uint64_t ready[THREAD_MAX_ROOTS / 64])
 {
 	memset(ready, 0, sizeof(t->ready));
 	for (uint32_t i = 0; i < t->n_roots; i++) {
-		struct env *e = orch_env(t->roots[i].env_id);
+		struct env *e = envs_find(t->roots[i].env_id);
 
 		if (e && env_state(e) == ENV_READY && t->roots[i].st == TR_OK)
 			ready[i / 64] |= (uint64_t)1 << (i % 64);
@@ -514,7 +403,7 @@ static void ready_set(struct thread *t, uint64_t ready[ORCH_MAX_ROOTS / 64])
 
 static void rebuild_if_changed(struct thread *t)
 {
-	uint64_t ready[ORCH_MAX_ROOTS / 64];
+	uint64_t ready[THREAD_MAX_ROOTS / 64];
 
 	ready_set(t, ready);
 	if (t->built && memcmp(ready, t->ready, sizeof(ready)) == 0)
@@ -527,7 +416,7 @@ void thread_project(struct thread *t)
 {
 	for (uint32_t i = 0; i < t->n_roots; i++) {
 		struct troot *r = &t->roots[i];
-		struct env *e = orch_env(r->env_id);
+		struct env *e = envs_find(r->env_id);
 
 		if (e && env_state(e) == ENV_READY && (r->st == TR_IDLE || r->st == TR_FAILED))
 			resolve(t, r, e);
@@ -546,7 +435,7 @@ void thread_project(struct thread *t)
 static bool settled(const struct thread *t)
 {
 	for (uint32_t i = 0; i < t->n_roots; i++) {
-		struct env *e = orch_env(t->roots[i].env_id);
+		struct env *e = envs_find(t->roots[i].env_id);
 
 		if (t->roots[i].st == TR_RESOLVING)
 			return false;
@@ -618,7 +507,7 @@ const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t 
 {
 	for (uint32_t i = 0; i < t->n_roots; i++) {
 		const struct troot *r = &t->roots[i];
-		struct env *e = orch_env(r->env_id);
+		struct env *e = envs_find(r->env_id);
 
 		if (e && env_state(e) != ENV_READY) {
 			snprintf(buf, len, "environment '%s' is %s%s%s", r->env_id,
@@ -634,27 +523,14 @@ const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t 
 	return NULL;
 }
 
-json_t *thread_root_errors(const struct thread *t)
-{
-	json_t *out = json_array();
-
-	for (uint32_t i = 0; i < t->n_roots; i++)
-		if (t->roots[i].st == TR_FAILED)
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "id",
-							     t->roots[i].id, "environmentId",
-							     t->roots[i].env_id, "path",
-							     t->roots[i].path, "error",
-							     t->roots[i].error));
-	return out;
-}
-
 json_t *thread_invalid_servers(const struct thread *t)
 {
+	const struct config *cfg = config_current();
 	json_t *out = json_array(), *v;
 	size_t j;
 
-	if (orch->config)
-		json_array_extend(out, orch->config->invalid_servers);
+	if (cfg)
+		json_array_extend(out, cfg->invalid_servers);
 	for (uint32_t i = 0; i < t->n_roots; i++)
 		json_array_foreach(t->roots[i].invalid, j, v) {
 			json_t *c = json_copy(v);
@@ -669,15 +545,11 @@ json_t *thread_invalid_servers(const struct thread *t)
 
 static bool uses_env(const struct thread *t, const char *id)
 {
-	json_t *e;
-	size_t i;
-
 	for (uint32_t r = 0; r < t->n_roots; r++)
 		if (strcmp(t->roots[r].env_id, id) == 0)
 			return true;
-	json_array_foreach(t->environments, i, e)
-		if (json_is_string(json_object_get(e, "environmentId")) &&
-		    strcmp(json_string_value(json_object_get(e, "environmentId")), id) == 0)
+	for (uint32_t i = 0; i < t->n_envs; i++)
+		if (strcmp(t->envs[i].id, id) == 0)
 			return true;
 	return false;
 }
@@ -687,14 +559,14 @@ void threads_env_changed(struct env *e)
 	bool up = env_state(e) == ENV_READY;
 	bool connecting = env_state(e) == ENV_CONNECTING;
 
-	for (struct thread *t = orch->threads; t; t = t->next) {
+	for (struct thread *t = threads.list; t; t = t->next) {
 		if (!uses_env(t, env_id(e)))
 			continue;
 		if (!connecting)
-			orch_notify_thread(t, up ? "thread/environment/connected"
-						 : "thread/environment/disconnected",
-					   json_pack("{s:s, s:s}", "threadId", t->id,
-						     "environmentId", env_id(e)));
+			notify_owner(t->owner,
+				     up ? NOTIFY_THREAD_ENV_CONNECTED : NOTIFY_THREAD_ENV_DISCONNECTED,
+				     json_pack("{s:s, s:s}", "threadId", t->id, "environmentId",
+					       env_id(e)));
 		if (up)
 			thread_project(t);
 		thread_check(t); /* a waiter may have been waiting for this env */
@@ -708,8 +580,14 @@ void threads_reload(void)
 	global_thread.built = false;
 	if (global_thread.n_rt)
 		thread_project(&global_thread);
-	for (struct thread *t = orch->threads; t; t = t->next) {
+	for (struct thread *t = threads.list; t; t = t->next) {
 		t->built = false;
 		thread_project(t);
 	}
+}
+
+void threads_account_changed(bool chatgpt_auth)
+{
+	view_set_chatgpt_auth(chatgpt_auth);
+	threads_reload();
 }

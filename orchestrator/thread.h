@@ -10,23 +10,56 @@
  *
  * The "global" thread holds the servers seen without a threadId (config.toml
  * only).
+ *
+ * A thread reports to one client: its owner (a session id, session.h; 0 for
+ * nobody), who gets its notifications (notify.h). thread/start sets it; a
+ * turn/start moves it to the client running the turn.
+ *
+ * State: the thread list is a file static; loop thread only. Threads live
+ * until thread_free_all().
  */
 #ifndef TANDEM_THREAD_H
 #define TANDEM_THREAD_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct thread;
-struct session;
 struct srv;
 struct env;
+struct turn;
+
+#define THREAD_MAX 100000u                /* threads per orchestrator */
+#define THREAD_MAX_ROOTS 256u             /* selected roots per thread */
+#define THREAD_RESOLVE_TIMEOUT_MS 30000u  /* one ROOT_RESOLVE round trip */
 
 typedef void (*thread_cb)(struct thread *t, void *arg);
 
-/* Validates thread/start params; -EINVAL with a message naming the field. */
-int thread_new(struct session *owner, json_t *params, struct thread **out, char *err,
+/* What thread/start asked for, validated by the caller (rpc_thread.c):
+ * every string is non-NULL unless said otherwise; all borrowed. */
+struct thread_env_spec {
+	const char *env_id;
+	const char *cwd; /* NULL: the thread's */
+};
+struct thread_root_spec {
+	const char *id;     /* unique within the thread */
+	const char *env_id; /* an environment that exists (envs.h) */
+	const char *path;
+};
+struct thread_spec {
+	const char *model; /* NULL: config.toml's */
+	const char *cwd;   /* NULL: unset */
+	const struct thread_env_spec *envs; /* NULL: none given ([] is not none) */
+	size_t n_envs;
+	const struct thread_root_spec *roots;
+	size_t n_roots;
+};
+
+/* Copies spec. -EMFILE past THREAD_MAX threads, -EINVAL past
+ * THREAD_MAX_ROOTS roots, with a reason in err. */
+int thread_new(const struct thread_spec *spec, uint64_t owner, struct thread **out, char *err,
 	       size_t errlen);
 struct thread *thread_find(const char *id);
 struct thread *thread_global(void);
@@ -35,10 +68,17 @@ struct thread *thread_first(void);
 struct thread *thread_next(const struct thread *t);
 void thread_free_all(void);
 
-const char *thread_id(const struct thread *t);
-struct session *thread_owner(const struct thread *t);
-void thread_set_owner(struct thread *t, struct session *s);
-json_t *thread_json(const struct thread *t); /* the client API Thread object */
+const char *thread_id(const struct thread *t); /* NULL for the global thread */
+uint64_t thread_owner(const struct thread *t);
+void thread_set_owner(struct thread *t, uint64_t owner);
+int64_t thread_created_at(const struct thread *t); /* unix seconds */
+const char *thread_cwd(const struct thread *t);    /* NULL if unset */
+const char *thread_model(const struct thread *t);  /* NULL if unset */
+/* The thread/start environments: whether any were given, how many, and
+ * entry i's id (its cwd in *cwd, NULL when unset). */
+bool thread_has_envs(const struct thread *t);
+size_t thread_n_envs(const struct thread *t);
+const char *thread_env_at(const struct thread *t, size_t i, const char **cwd);
 
 void thread_project(struct thread *t);
 /* cb once every root on a ready environment is resolved (or failed) and no
@@ -52,23 +92,32 @@ struct srv *thread_server_at(const struct thread *t, size_t i);
 struct srv *thread_server(const struct thread *t, const char *name);
 /* Why a name is not in the runtime, when a root's environment explains it. */
 const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t len);
-/* Roots that failed to resolve: [{id, environmentId, path, error}]. */
-json_t *thread_root_errors(const struct thread *t);
+/* Invalid server configs, config.toml's then the roots' (with pluginId):
+ * [{name, reason[, pluginId]}] (new reference). */
 json_t *thread_invalid_servers(const struct thread *t);
 
 /* Conversation state (turn.c). */
-struct turn;
 json_t *thread_history(struct thread *t); /* borrowed; created on first use */
 json_t *thread_turns(struct thread *t);
 struct turn *thread_turn(const struct thread *t);
 void thread_set_turn(struct thread *t, struct turn *turn);
-const char *thread_model(const struct thread *t);
 
+/* Events: an environment changed state (envs.h); config.toml or the
+ * account changed (every runtime is rebuilt; unchanged servers keep
+ * running). */
 void threads_env_changed(struct env *e);
-void threads_reload(void); /* config.toml changed: rebuild every runtime */
+void threads_reload(void);
+/* The account changed (chatgpt_auth: ChatGPT tokens are in use): the hosted
+ * apps server is gated by it in every effective view (view.h), so every
+ * runtime is rebuilt now, not at the next change of roots. */
+void threads_account_changed(bool chatgpt_auth);
 
-/* For tests and benchmarks (debug/counters). */
+/* For tests and benchmarks (debug/counters): per thread, and every
+ * thread's together. */
 uint64_t thread_rediscoveries(const struct thread *t);
 uint64_t thread_builds(const struct thread *t);
+size_t threads_count(void);
+uint64_t threads_rediscoveries(void);
+uint64_t threads_builds(void);
 
 #endif

@@ -3,18 +3,16 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
 #include "model.h"
-#include "orch.h"
+#include "notify.h"
 #include "srv.h"
 #include "thread.h"
 #include "toolnames.h"
@@ -37,7 +35,7 @@ struct tcall {
 struct turn {
 	struct turn *next;   /* all running turns */
 	struct thread *t;
-	char id[37];
+	char id[UUID_STR_SIZE];
 	json_t *items;       /* ThreadItems of this turn */
 	int64_t started_at;
 	uint64_t started_ms;
@@ -47,28 +45,28 @@ struct turn {
 	struct toolmap *map;
 	struct tcall **calls; /* this step's function calls, in order */
 	size_t n_calls;
+	json_t *content;     /* the user's message, until turn_run */
+	json_t *user;
 	char *msg_id;        /* the agent message being streamed */
 	bool waiting;        /* for thread_when_settled */
 	bool stopping;       /* interrupted or failed: no further step */
 	bool ended;
 };
 
-static struct turn *turns_live;
+static struct {
+	struct loop *loop;
+	struct http *http; /* the model API's requests */
+	struct turn *live; /* every running turn */
+} turns;
+
+void turn_init(struct loop *l, struct http *h)
+{
+	turns.loop = l;
+	turns.http = h;
+}
 
 static void step(struct turn *u);
 static void end_turn(struct turn *u, const char *status, const char *error);
-
-static void make_id(char out[37])
-{
-	uint8_t b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
 
 static int64_t wall_ms(void)
 {
@@ -80,24 +78,24 @@ static int64_t wall_ms(void)
 
 /* ---- notifications ----------------------------------------------------- */
 
-static void notify(struct turn *u, const char *method, json_t *params)
+static void notify(struct turn *u, enum notify_kind k, json_t *params)
 {
 	json_object_set_new(params, "threadId", json_string(thread_id(u->t)));
 	json_object_set_new(params, "turnId", json_string(u->id));
-	orch_notify_thread(u->t, method, params);
+	notify_owner(thread_owner(u->t), k, params);
 }
 
 /* Both steal `item`. */
 static void item_started(struct turn *u, json_t *item)
 {
-	notify(u, "item/started", json_pack("{s:o, s:I}", "item", item, "startedAtMs",
+	notify(u, NOTIFY_ITEM_STARTED, json_pack("{s:o, s:I}", "item", item, "startedAtMs",
 					    (json_int_t)wall_ms()));
 }
 
 static void item_completed(struct turn *u, json_t *item)
 {
 	json_array_append(u->items, item);
-	notify(u, "item/completed", json_pack("{s:o, s:I}", "item", item, "completedAtMs",
+	notify(u, NOTIFY_ITEM_COMPLETED, json_pack("{s:o, s:I}", "item", item, "completedAtMs",
 					      (json_int_t)wall_ms()));
 }
 
@@ -273,10 +271,10 @@ static void delta_cb(const char *item_id, const char *delta, size_t len, void *a
 	json_t *d;
 
 	if (!u->msg_id || (item_id && strcmp(u->msg_id, item_id) != 0)) {
-		char gen[37];
+		char gen[UUID_STR_SIZE];
 
 		free(u->msg_id);
-		make_id(gen);
+		uuid_v4(gen);
 		u->msg_id = xstrdup(item_id ? item_id : gen);
 		item_started(u, json_pack("{s:s, s:s, s:s}", "type", "agentMessage", "id", u->msg_id,
 					  "text", ""));
@@ -284,7 +282,7 @@ static void delta_cb(const char *item_id, const char *delta, size_t len, void *a
 	d = json_stringn(delta, len);
 	if (!d)
 		return; /* not UTF-8: json_stringn refuses it */
-	notify(u, "item/agentMessage/delta", json_pack("{s:s, s:o}", "itemId", u->msg_id, "delta", d));
+	notify(u, NOTIFY_AGENT_MESSAGE_DELTA, json_pack("{s:s, s:o}", "itemId", u->msg_id, "delta", d));
 }
 
 static json_t *message_text(json_t *item)
@@ -315,10 +313,10 @@ static void item_cb(json_t *item, void *arg)
 	if (strcmp(type, "message") == 0) {
 		json_t *text = message_text(item);
 		const char *id = json_string_value(json_object_get(item, "id"));
-		char gen[37];
+		char gen[UUID_STR_SIZE];
 
 		if (!u->msg_id) { /* not streamed: announce it now */
-			make_id(gen);
+			uuid_v4(gen);
 			u->msg_id = xstrdup(id ? id : gen);
 			item_started(u, json_pack("{s:s, s:s, s:s}", "type", "agentMessage", "id",
 						  u->msg_id, "text", ""));
@@ -372,17 +370,15 @@ static const struct model_cbs turn_model_cbs = {
 
 static json_t *request_body(struct turn *u, json_t *tools)
 {
-	const char *model = thread_model(u->t) ? thread_model(u->t)
-			    : orch->config->model ? orch->config->model
-						  : "gpt-5";
+	const struct config *c = config_current();
+	const char *model = thread_model(u->t) ? thread_model(u->t) : c->model ? c->model : "gpt-5";
 	json_t *b = json_pack("{s:s, s:O, s:O, s:s, s:b}", "model", model, "input",
 			      thread_history(u->t), "tools", tools, "tool_choice", "auto",
 			      "parallel_tool_calls", 1);
 
 	json_object_set_new(b, "instructions",
-			    json_string(orch->config->instructions
-						? orch->config->instructions
-						: "You are tandem, an agent that can use the tools "
+			    json_string(c->instructions ? c->instructions
+							: "You are tandem, an agent that can use the tools "
 						  "of the user's selected plugins."));
 	return b;
 }
@@ -402,7 +398,7 @@ static void step_settled_cb(struct thread *t, void *arg)
 	body = request_body(u, tools);
 	json_decref(tools);
 	u->model_done = false;
-	u->mreq = model_stream(orch->loop, orch->http, config_provider(orch->config), body,
+	u->mreq = model_stream(turns.loop, turns.http, config_provider(config_current()), body,
 			       &turn_model_cbs, u, err, sizeof(err));
 	json_decref(body);
 	if (!u->mreq)
@@ -425,7 +421,7 @@ static void step(struct turn *u)
 
 static void turn_free(struct turn *u)
 {
-	for (struct turn **pp = &turns_live; *pp; pp = &(*pp)->next) {
+	for (struct turn **pp = &turns.live; *pp; pp = &(*pp)->next) {
 		if (*pp == u) {
 			*pp = u->next;
 			break;
@@ -436,6 +432,8 @@ static void turn_free(struct turn *u)
 	free(u->calls);
 	toolmap_free(u->map);
 	json_decref(u->items);
+	json_decref(u->content);
+	json_decref(u->user);
 	free(u->msg_id);
 	free(u);
 }
@@ -476,118 +474,87 @@ static void end_turn(struct turn *u, const char *status, const char *error)
 	thread_set_turn(u->t, NULL);
 	if (error)
 		log_warn("thread %s turn %s %s: %s", thread_id(u->t), u->id, status, error);
-	orch_notify_thread(u->t, "turn/completed",
-			   json_pack("{s:s, s:o}", "threadId", thread_id(u->t), "turn", tj));
+	notify_owner(thread_owner(u->t), NOTIFY_TURN_COMPLETED,
+		     json_pack("{s:s, s:o}", "threadId", thread_id(u->t), "turn", tj));
 	turn_free(u);
 }
 
-static int parse_input(json_t *input, char *err, size_t errlen, json_t **content, json_t **user)
+/* The user's message, as a Responses API content array and as the
+ * userMessage item's content. */
+static void user_content(const char *const *texts, size_t n, json_t **content, json_t **user)
 {
-	json_t *v;
-	size_t i, total = 0;
-
-	if (!json_is_array(input) || json_array_size(input) == 0) {
-		snprintf(err, errlen, "input: expected a non-empty array");
-		return -EINVAL;
-	}
 	*content = json_array();
 	*user = json_array();
-	json_array_foreach(input, i, v) {
-		const char *type = json_string_value(json_object_get(v, "type"));
-		const char *text = json_string_value(json_object_get(v, "text"));
-
-		if (!type || strcmp(type, "text") != 0 || !text) {
-			snprintf(err, errlen, "input[%zu]: only {type:\"text\", text} is supported", i);
-			goto bad;
-		}
-		total += strlen(text);
-		if (total > TURN_MAX_INPUT_BYTES) {
-			snprintf(err, errlen, "input: more than %u bytes of text", TURN_MAX_INPUT_BYTES);
-			goto bad;
-		}
+	for (size_t i = 0; i < n; i++) {
 		json_array_append_new(*content, json_pack("{s:s, s:s}", "type", "input_text", "text",
-							  text));
+							  texts[i]));
 		json_array_append_new(*user, json_pack("{s:s, s:s, s:[]}", "type", "text", "text",
-						       text, "text_elements"));
+						       texts[i], "text_elements"));
 	}
-	return 0;
-bad:
-	json_decref(*content);
-	json_decref(*user);
-	return -EINVAL;
 }
 
-void turn_start(struct session *s, json_t *id, json_t *params)
+int turn_new(struct thread *t, uint64_t owner, const char *const *texts, size_t n,
+	     struct turn **out, char *err, size_t errlen)
 {
-	const char *tid = json_string_value(json_object_get(params, "threadId"));
-	struct thread *t = tid ? thread_find(tid) : NULL;
-	json_t *content, *user, *item;
+	size_t total = 0;
 	struct turn *u;
-	char err[256], uid[37];
 
-	if (!t) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "threadId: %s",
-			     tid ? "no such thread" : "expected a string");
-		return;
-	}
 	if (thread_turn(t)) {
-		client_error(s->client, id, RPC_INVALID_REQUEST, "thread %s already has a turn running",
-			     tid);
-		return;
+		snprintf(err, errlen, "thread %s already has a turn running", thread_id(t));
+		return -EBUSY;
 	}
-	if (parse_input(json_object_get(params, "input"), err, sizeof(err), &content, &user) < 0) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "%s", err);
-		return;
+	for (size_t i = 0; i < n; i++)
+		total += strlen(texts[i]);
+	if (n == 0 || total > TURN_MAX_INPUT_BYTES) {
+		snprintf(err, errlen, n ? "input: more than %u bytes of text"
+				       : "input: expected a non-empty array", TURN_MAX_INPUT_BYTES);
+		return -EINVAL;
 	}
 	u = xcalloc(1, sizeof(*u));
 	u->t = t;
-	make_id(u->id);
+	uuid_v4(u->id);
 	u->items = json_array();
 	u->started_at = (int64_t)time(NULL);
 	u->started_ms = now_ms();
-	u->next = turns_live;
-	turns_live = u;
+	u->next = turns.live;
+	turns.live = u;
+	user_content(texts, n, &u->content, &u->user);
 	thread_set_turn(t, u);
-	thread_set_owner(t, s); /* the client running the turn hears about it */
-	json_array_append_new(thread_history(t), json_pack("{s:s, s:s, s:o}", "type", "message",
-							   "role", "user", "content", content));
-	client_reply(s->client, id, json_pack("{s:o}", "turn", turn_json(u, "inProgress", NULL)));
-	orch_notify_thread(t, "turn/started",
-			   json_pack("{s:s, s:o}", "threadId", tid, "turn",
-				     turn_json(u, "inProgress", NULL)));
-	make_id(uid);
-	item = json_pack("{s:s, s:s, s:o}", "type", "userMessage", "id", uid, "content", user);
+	thread_set_owner(t, owner); /* the client running the turn hears about it */
+	*out = u;
+	return 0;
+}
+
+json_t *turn_object(const struct turn *u) { return turn_json(u, "inProgress", NULL); }
+const char *turn_id(const struct turn *u) { return u->id; }
+
+void turn_run(struct turn *u)
+{
+	char uid[UUID_STR_SIZE];
+	json_t *item;
+
+	json_array_append_new(thread_history(u->t), json_pack("{s:s, s:s, s:o}", "type", "message",
+							      "role", "user", "content",
+							      TAKE_PTR(u->content)));
+	notify_owner(thread_owner(u->t), NOTIFY_TURN_STARTED,
+		     json_pack("{s:s, s:o}", "threadId", thread_id(u->t), "turn",
+			       turn_json(u, "inProgress", NULL)));
+	uuid_v4(uid);
+	item = json_pack("{s:s, s:s, s:o}", "type", "userMessage", "id", uid, "content",
+			 TAKE_PTR(u->user));
 	item_started(u, json_incref(item));
 	item_completed(u, item);
 	step(u);
 }
 
-void turn_interrupt(struct session *s, json_t *id, json_t *params)
-{
-	const char *tid = json_string_value(json_object_get(params, "threadId"));
-	const char *turn_id = json_string_value(json_object_get(params, "turnId"));
-	struct thread *t = tid ? thread_find(tid) : NULL;
-	struct turn *u = t ? thread_turn(t) : NULL;
-
-	if (!t || !turn_id) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "%s",
-			     !t ? "threadId: no such thread" : "turnId: expected a string");
-		return;
-	}
-	if (!u || strcmp(u->id, turn_id) != 0) {
-		client_error(s->client, id, RPC_INVALID_PARAMS, "turnId: no running turn '%s'", turn_id);
-		return;
-	}
-	client_reply(s->client, id, json_object());
-	end_turn(u, "interrupted", NULL);
-}
+void turn_interrupt(struct turn *u) { end_turn(u, "interrupted", NULL); }
 
 void turn_abort_all(void)
 {
-	while (turns_live) {
-		struct turn *u = turns_live;
+	while (turns.live) {
+		struct turn *u = turns.live;
 
-		thread_set_owner(u->t, NULL); /* quietly: the clients are gone */
+		thread_set_owner(u->t, 0); /* quietly: the clients are gone */
 		end_turn(u, "interrupted", NULL);
 	}
 }

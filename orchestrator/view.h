@@ -26,7 +26,8 @@ void view_set(json_t *view, const char *name, json_t *config, const char *plugin
 json_t *view_runtime(json_t *configured);      /* new reference */
 json_t *view_effective(json_t *runtime);       /* new reference */
 
-/* Auth gating hook: whether ChatGPT auth is active (the auth issue sets it). */
+/* Auth gating: whether ChatGPT auth is active (threads_account_changed sets
+ * it on each login and logout). */
 void view_set_chatgpt_auth(bool on);
 
 #endif

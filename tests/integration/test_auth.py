@@ -218,9 +218,10 @@ def t_bad_params(ctx):
     fake = Fake(ctx, LOOPING)
     orch = start(ctx, fake)
     c = orch.client
+    mark = len(c.notifications)
     c.call("account/login/start", {"type": "apiKey", "apiKey": LOGIN_KEY})
-    # The good login's notifications follow its answer: let them land first.
-    c.wait_notification(lambda n: n["method"] == "account/updated", what="account/updated")
+    # The login's own notifications follow its answer: take them first.
+    wait_updated(c, mark)
     mark = len(c.notifications)
     bad = [
         {"type": "apiKey"},

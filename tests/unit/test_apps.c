@@ -5,7 +5,6 @@
  * read. */
 #include "apps.h"
 #include "config.h"
-#include "orch.h"
 #include "testmain.h"
 #include "util.h"
 #include "view.h"
@@ -106,12 +105,6 @@ static struct config *fake_config(const char *base, const char *features)
 	return c;
 }
 
-static void fake_config_free(struct config *c)
-{
-	free(c->chatgpt_base_url);
-	json_decref(c->features);
-	free(c);
-}
 
 START_TEST(server_config)
 {
@@ -131,7 +124,7 @@ START_TEST(server_config)
 			 "\"startup_timeout_sec\":30.0,\"tool_timeout_sec\":300.0,\"enabled\":true,"
 			 "\"required\":false,\"hosted_auth\":\"chatgpt\"}");
 	json_decref(cfg);
-	fake_config_free(c);
+	config_free(c);
 }
 END_TEST
 
@@ -159,16 +152,14 @@ START_TEST(server_config_defaults_and_override)
 	json_decref(n);
 	json_decref(o);
 	json_decref(p);
-	fake_config_free(dflt);
-	fake_config_free(unset);
-	fake_config_free(off);
-	fake_config_free(on);
+	config_free(dflt);
+	config_free(unset);
+	config_free(off);
+	config_free(on);
 }
 END_TEST
 
 /* ---- the contributor ---- */
-
-static struct orch fake_orch;
 
 /* A configured view with a user server and a user-configured codex_apps. */
 static json_t *configured(void)
@@ -184,17 +175,18 @@ static json_t *configured(void)
 	return v;
 }
 
+/* The runtime view with c in force (c: owned by the config module from
+ * now on; NULL: no config at all). */
 static json_t *runtime_with(struct config *c)
 {
 	json_t *conf = configured(), *rt;
 
-	fake_orch.config = c;
-	orch = &fake_orch;
+	config_install(c);
 	view_clear_contributors();
 	apps_register();
 	rt = view_runtime(conf);
 	view_clear_contributors();
-	orch = NULL;
+	config_install(NULL);
 	json_decref(conf);
 	return rt;
 }
@@ -202,7 +194,7 @@ static json_t *runtime_with(struct config *c)
 START_TEST(contributor_sets_when_on)
 {
 	struct config *c = fake_config("https://chat.openai.com", "{\"apps\":true}");
-	json_t *rt = runtime_with(c), *want = apps_server_config(c), *eff;
+	json_t *want = apps_server_config(c), *rt = runtime_with(c), *eff;
 	json_t *apps = json_object_get(rt, APPS_SERVER_NAME);
 
 	/* The hosted server replaces the user's codex_apps; other servers stay. */
@@ -228,7 +220,6 @@ START_TEST(contributor_sets_when_on)
 	view_set_chatgpt_auth(false);
 	json_decref(want);
 	json_decref(rt);
-	fake_config_free(c);
 }
 END_TEST
 
@@ -246,8 +237,6 @@ START_TEST(contributor_removes_when_off)
 	json_decref(a);
 	json_decref(b);
 	json_decref(n);
-	fake_config_free(absent);
-	fake_config_free(off);
 }
 END_TEST
 

@@ -523,6 +523,7 @@ static Suite *config_suite(void)
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("config");
 
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, home_setup, home_teardown);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_empty_file);

@@ -6,6 +6,7 @@
 #include "testhome.h"
 #include "testmain.h"
 #include "util.h"
+#include "valid.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -318,21 +319,28 @@ START_TEST(test_limits)
 }
 END_TEST
 
-START_TEST(test_id_valid)
+/* Ids follow the one rule of common/valid.h: 1-64 of [A-Za-z0-9_-]. */
+START_TEST(test_id_rule)
 {
-	char id[ENVFILE_ID_MAX + 2];
+	char id[VALID_ENV_ID_MAX + 2];
+	struct envfile *e;
+	char *text;
 
-	ck_assert(envfile_id_valid("a"));
-	ck_assert(envfile_id_valid("Build_host-2"));
-	memset(id, '7', ENVFILE_ID_MAX);
-	id[ENVFILE_ID_MAX] = '\0';
-	ck_assert(envfile_id_valid(id)); /* exactly 64 */
+	memset(id, '7', VALID_ENV_ID_MAX);
+	id[VALID_ENV_ID_MAX] = '\0';
+	text = xasprintf("[[environments]]\nid = \"%s\"\nurl = \"tcp://h:1\"\n", id);
+	e = load_ok(text); /* exactly 64 */
+	ck_assert_ptr_nonnull(envfile_find(e, id));
+	envfile_free(e);
+	free(text);
 	strcat(id, "7");
-	ck_assert(!envfile_id_valid(id)); /* 65 */
-	ck_assert(!envfile_id_valid(""));
-	ck_assert(!envfile_id_valid("a.b"));
-	ck_assert(!envfile_id_valid("a/b"));
-	ck_assert(!envfile_id_valid("\xC3\xA9"));
+	text = xasprintf("[[environments]]\nid = \"%s\"\nurl = \"tcp://h:1\"\n", id);
+	load_fails(text, 2, 1, "1-64 of [A-Za-z0-9_-]"); /* 65 */
+	free(text);
+	load_fails("[[environments]]\nid = \"a.b\"\nurl = \"tcp://h:1\"\n", 2, 1,
+		   "1-64 of [A-Za-z0-9_-]");
+	load_fails("[[environments]]\nid = \"\xC3\xA9\"\nurl = \"tcp://h:1\"\n", 2, 1,
+		   "1-64 of [A-Za-z0-9_-]");
 }
 END_TEST
 
@@ -341,6 +349,7 @@ static Suite *envfile_suite(void)
 	Suite *s = suite_create("envfile");
 	TCase *tc = tcase_create("envfile");
 
+	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, home_setup, home_teardown);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_bad_home_and_unreadable);
@@ -352,7 +361,7 @@ static Suite *envfile_suite(void)
 	tcase_add_test(tc, test_entry_errors);
 	tcase_add_test(tc, test_url_errors);
 	tcase_add_test(tc, test_limits);
-	tcase_add_test(tc, test_id_valid);
+	tcase_add_test(tc, test_id_rule);
 	suite_add_tcase(s, tc);
 	return s;
 }

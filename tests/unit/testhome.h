@@ -1,6 +1,8 @@
-/* testhome.h - a temporary home directory for the config file suites
- * (test_config.c, test_envfile.c): created in the tcase setup, removed in
- * its teardown. Header-only: each suite is its own program. */
+/* testhome.h - a temporary home directory per test for the suites that
+ * load files from a home (test_config.c, test_envfile.c, and the domain
+ * suites through testdomain.h): home_setup/home_teardown as a checked
+ * fixture, inside the directory of homes_setup/homes_teardown, an unchecked
+ * one. Header-only: each suite is its own program. */
 #ifndef TANDEM_TESTHOME_H
 #define TANDEM_TESTHOME_H
 
@@ -11,21 +13,39 @@
 
 #include "util.h"
 
-static char home[64];
+static char homes[64]; /* holds every test's home; made by homes_setup */
+static char home[96];
 
-static void home_setup(void)
-{
-	strcpy(home, "/tmp/tandem-home.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(home));
-}
-
-static void home_teardown(void)
+static void rm_rf(const char *dir)
 {
 	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	ck_assert_int_eq(system(cmd), 0);
 }
+
+/* An unchecked fixture: it runs in the runner process, so its teardown
+ * removes the homes even of tests that failed (a failed assertion ends a
+ * forked test without its checked teardown). */
+static void homes_setup(void)
+{
+	strcpy(homes, "/tmp/tandem-homes.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(homes));
+}
+
+static void homes_teardown(void)
+{
+	rm_rf(homes);
+	homes[0] = '\0';
+}
+
+static void home_setup(void)
+{
+	snprintf(home, sizeof(home), "%s/home.XXXXXX", homes[0] ? homes : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(home));
+}
+
+static void home_teardown(void) { rm_rf(home); }
 
 /* Writes <home>/<name>. */
 static void home_write(const char *name, const char *text)
@@ -39,7 +59,7 @@ static void home_write(const char *name, const char *text)
 }
 
 /* tests/fixtures/homes/<name> (from $TANDEM_FIXTURES). */
-static char *fixture_home(const char *name)
+_unused_ static char *fixture_home(const char *name)
 {
 	const char *dir = getenv("TANDEM_FIXTURES");
 

@@ -1,0 +1,27 @@
+/* rpc_debug.c - debug/counters: tandem's own method, the counters tests and
+ * benchmarks assert on. */
+#include "rpc.h"
+
+#include "param.h"
+#include "session.h"
+#include "srv.h"
+#include "thread.h"
+
+void rpc_debug_counters(struct req *r, json_t *params)
+{
+	struct thread *t;
+	json_t *res;
+
+	if (param_thread(r, params, false, &t) < 0)
+		return;
+	res = json_pack("{s:I, s:I, s:I, s:I}", "rediscoveries",
+			(json_int_t)threads_rediscoveries(), "runtimeBuilds",
+			(json_int_t)threads_builds(), "serverStarts", (json_int_t)srv_starts(),
+			"threads", (json_int_t)threads_count());
+	if (t)
+		json_object_set_new(res, "thread",
+				    json_pack("{s:I, s:I}", "rediscoveries",
+					      (json_int_t)thread_rediscoveries(t), "runtimeBuilds",
+					      (json_int_t)thread_builds(t)));
+	req_reply(r, res);
+}
