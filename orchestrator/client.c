@@ -788,31 +788,41 @@ static int unix_clear_path(const char *path, const struct sockaddr_un *sa, char 
 }
 
 /* socket + bind (mode 0600 from the start) + listen. Returns the fd. */
+/* Binds under a temporary name in the same directory, listens, then renames
+ * the socket into place: a client that sees the path can connect at once
+ * (a bind at the final path would show it before listen()). */
 static int unix_listen(const char *path, const struct sockaddr_un *sa, struct stat *st, char *err,
 		       size_t errlen)
 {
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_un tmp = *sa;
 	mode_t old;
-	int r;
+	int r, n;
 
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errlen, "socket: %s", strerror(-r));
 		return r;
 	}
+	n = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%d.tmp", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp.sun_path))
+		tmp = *sa; /* no room for a temporary name: bind in place */
+	unlink(tmp.sun_path);
 	/* umask is per process; it only tightens the mode of whatever another
 	 * thread might create in this instant. */
 	old = umask(0177);
-	r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? -errno : 0;
+	r = bind(fd, (const struct sockaddr *)&tmp, sizeof(tmp)) < 0 ? -errno : 0;
 	umask(old);
 	if (r < 0) {
-		snprintf(err, errlen, "bind %s: %s", path, strerror(-r));
+		snprintf(err, errlen, "bind %s: %s", tmp.sun_path, strerror(-r));
 		return r;
 	}
-	if (lstat(path, st) < 0 || listen(fd, SOMAXCONN) < 0) {
+	if (listen(fd, SOMAXCONN) < 0 ||
+	    (strcmp(tmp.sun_path, path) != 0 && rename(tmp.sun_path, path) < 0) ||
+	    lstat(path, st) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "listen %s: %s", path, strerror(-r));
-		unlink(path);
+		unlink(tmp.sun_path);
 		return r;
 	}
 	r = fd;
