@@ -1,89 +1,25 @@
-/* env.c - see env.h. */
+/* env.c - see env.h. The spawned executor process lives in env_spawn.c. */
 #include "env.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "auth.h"
-#include "link.h"
+#include "env_priv.h"
 #include "http.h"
+#include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
 #include "util.h"
 #include "version.h"
 
-extern char **environ;
-
-#define RESTART_MIN_MS 250u
-#define RESTART_MAX_MS 30000u
-#define STOP_GRACE_MS 2000u
-
-struct pending {
-	struct pending *next;
-	struct env *e;
-	uint32_t id;
-	uint16_t type;
-	env_reply_cb cb;
-	void *arg;
-	struct loop_timer *timer;
-};
-
-struct env {
-	struct env *next_live; /* registry of live envs, for nng callbacks */
-	uint64_t serial;
-	struct loop *loop;
-	const struct env_ops *ops;
-	void *arg;
-	/* spec */
-	char *id, *url, *program, *cwd, *secret_file, *tls_ca_file;
-	struct secret *token; /* given inline (environment/add) */
-	char **args, **extra_env;
-	bool spawned, is_local;
-	uint64_t connect_timeout_ms, init_timeout_ms;
-	/* link */
-	struct link link;
-	nng_dialer dialer;
-	bool link_open;
-	uint32_t pipe;
-	struct secret *secret;
-	uint8_t nonce_e[PROTO_NONCE_LEN], nonce_o[PROTO_NONCE_LEN];
-	bool challenged;
-	struct loop_timer *init_timer;
-	struct loop_timer *connect_timer;
-	/* state */
-	enum env_state state;
-	char *error;
-	char *executor_id;
-	struct pending *pending;
-	uint32_t next_id;
-	/* spawned executor */
-	pid_t pid;
-	int pidfd;
-	struct loop_io *pid_io;
-	struct loop_timer *pid_poll; /* when pidfd_open is not available */
-	unsigned restarts;
-	uint64_t backoff_ms;
-	struct loop_timer *restart_timer;
-	/* HTTP requests run by the executor (HTTP_REQUEST), as a struct http */
-	struct http *http;
-	bool http_relay; /* the executor offers it */
-};
-
 static struct env *live_envs;
 static uint64_t next_serial = 1;
-static char *executor_path;
 
 const char *env_state_name(enum env_state s)
 {
@@ -94,8 +30,7 @@ const char *env_state_name(enum env_state s)
 	}
 }
 
-static void set_error(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(struct env *e, const char *fmt, ...)
+void env_set_error(struct env *e, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -322,7 +257,7 @@ static void connect_timeout_cb(struct loop_timer *t, void *arg)
 	e->connect_timer = NULL;
 	if (e->state == ENV_READY)
 		return;
-	set_error(e, "cannot reach the executor at %s within %llu ms; still trying", e->url,
+	env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying", e->url,
 		  (unsigned long long)e->connect_timeout_ms);
 	set_state(e, ENV_DISCONNECTED);
 }
@@ -333,7 +268,7 @@ static void arm_connect_timer(struct env *e)
 	e->connect_timer = loop_timer_add(e->loop, e->connect_timeout_ms, connect_timeout_cb, e);
 }
 
-static void link_lost(struct env *e, const char *why)
+void env_link_lost(struct env *e, const char *why)
 {
 	char msg[512];
 
@@ -346,7 +281,7 @@ static void link_lost(struct env *e, const char *why)
 		arm_connect_timer(e);
 	if (e->state == ENV_DISCONNECTED && !e->pending)
 		return;
-	set_error(e, "%s", why);
+	env_set_error(e, "%s", why);
 	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
 	fail_all_pending(e, msg);
 	set_state(e, ENV_DISCONNECTED);
@@ -359,7 +294,7 @@ static void drop_pipe(struct env *e, const char *why)
 {
 	log_warn("environment '%s': closing the link: %s", e->id, why);
 	link_close_pipe(&e->link, e->pipe);
-	link_lost(e, why);
+	env_link_lost(e, why);
 }
 
 static void init_timeout_cb(struct loop_timer *t, void *arg)
@@ -541,7 +476,7 @@ static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t le
 static void pipe_adopt(struct env *e, uint32_t pipe)
 {
 	if (e->pipe)
-		link_lost(e, "replaced by a new connection");
+		env_link_lost(e, "replaced by a new connection");
 	e->pipe = pipe;
 	set_state(e, ENV_CONNECTING);
 	loop_timer_cancel(e->init_timer);
@@ -570,7 +505,7 @@ static void pipe_event_cb(void *arg)
 		if (pipe != e->pipe)
 			pipe_adopt(e, pipe);
 	} else if (pipe == e->pipe) {
-		link_lost(e, e->spawned && e->pid <= 0 ? "the executor exited"
+		env_link_lost(e, e->spawned && e->pid <= 0 ? "the executor exited"
 						       : "the executor closed the connection");
 	}
 }
@@ -647,178 +582,6 @@ static int open_link(struct env *e, char *err, size_t errlen)
 
 /* ---- spawning the executor -------------------------------------------- */
 
-static void restart_cb(struct loop_timer *t, void *arg);
-static int spawn_executor(struct env *e, char *err, size_t errlen);
-
-/* The executor process is gone: reaped; the link is lost; restart with
- * backoff. */
-static void executor_gone(struct env *e, const siginfo_t *si)
-{
-	char why[128];
-
-	if (si->si_code == CLD_EXITED)
-		snprintf(why, sizeof(why), "the executor exited with status %d", si->si_status);
-	else
-		snprintf(why, sizeof(why), "the executor was killed by signal %d", si->si_status);
-	if (e->pid_io)
-		loop_io_del(e->pid_io);
-	e->pid_io = NULL;
-	loop_timer_cancel(e->pid_poll);
-	e->pid_poll = NULL;
-	e->pidfd = safe_close(e->pidfd);
-	e->pid = 0;
-	log_warn("environment '%s': %s", e->id, why);
-	link_lost(e, why);
-	set_error(e, "%s; restarting", why);
-	e->backoff_ms = e->backoff_ms ? MIN(e->backoff_ms * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
-	e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
-}
-
-static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
-{
-	struct env *e = arg;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
-		executor_gone(e, &si);
-}
-
-/* Without pidfd_open (old kernels, valgrind): look every 100 ms. */
-#define PID_POLL_MS 100
-
-static void pid_poll_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
-		e->pid_poll = NULL;
-		executor_gone(e, &si);
-		return;
-	}
-	loop_timer_rearm(t, PID_POLL_MS);
-}
-
-static void restart_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-	char err[512];
-
-	e->restart_timer = NULL;
-	e->restarts++;
-	if (spawn_executor(e, err, sizeof(err)) < 0) {
-		set_error(e, "%s", err);
-		log_error("environment '%s': %s", e->id, err);
-		e->backoff_ms = MIN(e->backoff_ms * 2, RESTART_MAX_MS);
-		e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
-	}
-}
-
-/* argv: program, the entry's args, then the link args the orchestrator owns. */
-static char **executor_argv(struct env *e)
-{
-	size_t n = 0, cap = 12;
-	char **v;
-
-	for (char **a = e->args; a && *a; a++)
-		cap++;
-	v = xcalloc(cap, sizeof(*v));
-	v[n++] = xstrdup(e->program);
-	for (char **a = e->args; a && *a; a++)
-		v[n++] = xstrdup(*a);
-	v[n++] = xstrdup("--listen");
-	v[n++] = xstrdup(e->url);
-	v[n++] = xstrdup("--secret-fd");
-	v[n++] = xstrdup("3");
-	v[n++] = xstrdup("--exit-with-parent");
-	v[n++] = xstrdup("--id");
-	v[n++] = xstrdup(e->id);
-	return v;
-}
-
-/* The orchestrator's environment plus the entry's env table, minus link
- * tokens that are not the executor's business. */
-static char **executor_envp(struct env *e)
-{
-	size_t n = 0, cap = 1;
-	char **v;
-
-	for (char **p = environ; *p; p++)
-		cap++;
-	for (char **p = e->extra_env; p && *p; p++)
-		cap++;
-	v = xcalloc(cap, sizeof(*v));
-	for (char **p = environ; *p; p++) {
-		bool overridden = strncmp(*p, "TANDEM_EXECUTOR_TOKEN=", 22) == 0;
-
-		for (char **x = e->extra_env; x && *x && !overridden; x++) {
-			size_t k = strcspn(*x, "=");
-
-			overridden = strncmp(*p, *x, k + 1) == 0;
-		}
-		if (!overridden)
-			v[n++] = xstrdup(*p);
-	}
-	for (char **x = e->extra_env; x && *x; x++)
-		v[n++] = xstrdup(*x);
-	return v;
-}
-
-static int spawn_executor(struct env *e, char *err, size_t errlen)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, def;
-	char **argv, **envp;
-	int p[2], r;
-	pid_t pid;
-
-	e->secret = secret_free(e->secret);
-	r = secret_generate(32, &e->secret); /* one-time: new for every start */
-	if (r < 0 || pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "cannot prepare the executor secret");
-		return r < 0 ? r : -errno;
-	}
-	argv = executor_argv(e);
-	envp = executor_envp(e);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, 2, 1); /* our stdout may be the client API */
-	posix_spawn_file_actions_adddup2(&fa, p[0], 3);
-	if (e->cwd)
-		posix_spawn_file_actions_addchdir_np(&fa, e->cwd);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&def);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	r = strchr(e->program, '/') ? posix_spawn(&pid, e->program, &fa, &at, argv, envp)
-				    : posix_spawnp(&pid, e->program, &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	strv_free(argv);
-	strv_free(envp);
-	close(p[0]);
-	if (r != 0) {
-		close(p[1]);
-		snprintf(err, errlen, "cannot start executor '%s': %s", e->program, strerror(r));
-		return -r;
-	}
-	/* The secret goes through the pipe, never argv or the environment. */
-	r = write_all(p[1], secret_data(e->secret), secret_len(e->secret));
-	close(p[1]);
-	e->pid = pid;
-	e->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (e->pidfd >= 0)
-		e->pid_io = loop_io_add(e->loop, e->pidfd, LOOP_READ, executor_exited_cb, e);
-	else
-		e->pid_poll = loop_timer_add(e->loop, PID_POLL_MS, pid_poll_cb, e);
-	log_info("environment '%s': started executor %s (pid %d)", e->id, e->program, (int)pid);
-	return r;
-}
-
-/* ---- lifecycle --------------------------------------------------------- */
 
 static char **strv_copy(const char *const *v)
 {
@@ -887,17 +650,7 @@ int env_start(struct env *e, char *err, size_t errlen)
 	int r;
 
 	if (e->spawned) {
-		char buf[160];
-		uint8_t rnd[6];
-		char hex[13];
-
-		auth_nonce_n(rnd, sizeof(rnd));
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-		snprintf(buf, sizeof(buf), "abstract://tandem-%d-%s-%s", (int)getpid(), e->id, hex);
-		free(e->url);
-		e->url = xstrdup(buf);
-		r = spawn_executor(e, err, errlen);
+		r = env_spawn_start(e, err, errlen);
 		if (r < 0)
 			return r;
 	} else {
@@ -911,26 +664,6 @@ int env_start(struct env *e, char *err, size_t errlen)
 	return r;
 }
 
-static void stop_executor(struct env *e)
-{
-	uint64_t deadline;
-	siginfo_t si;
-
-	if (e->pid <= 0)
-		return;
-	kill(e->pid, SIGTERM);
-	deadline = now_ms() + STOP_GRACE_MS;
-	while (now_ms() < deadline) {
-		memset(&si, 0, sizeof(si));
-		if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
-			goto reaped;
-		usleep(10 * 1000);
-	}
-	kill(e->pid, SIGKILL);
-	waitid(P_PID, (id_t)e->pid, &si, WEXITED);
-reaped:
-	e->pid = 0;
-}
 
 struct env *env_free(struct env *e)
 {
@@ -947,12 +680,7 @@ struct env *env_free(struct env *e)
 	e->http = http_free(e->http);
 	/* The executor goes first: with its end gone, nng has no live pipe to
 	 * wait for while the socket closes. */
-	if (e->pid_io)
-		loop_io_del(e->pid_io);
-	e->pid_io = NULL;
-	loop_timer_cancel(e->pid_poll);
-	e->pid_poll = NULL;
-	stop_executor(e);
+	env_spawn_stop(e);
 	if (e->link_open && link_close(&e->link) < 0) {
 		log_warn("environment '%s': the link socket did not close (nng); leaving it", e->id);
 		return NULL; /* nng may still call back into e: keep it */
@@ -962,9 +690,6 @@ struct env *env_free(struct env *e)
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
 	e->connect_timer = NULL;
-	loop_timer_cancel(e->restart_timer);
-	e->restart_timer = NULL;
-	safe_close(e->pidfd);
 	fail_all_pending(e, "the orchestrator is shutting down");
 	secret_free(e->secret);
 	secret_free(e->token);
@@ -991,39 +716,3 @@ bool env_spawned(const struct env *e) { return e->spawned; }
 unsigned env_restarts(const struct env *e) { return e->restarts; }
 int env_executor_pid(const struct env *e) { return e->pid > 0 ? (int)e->pid : -1; }
 
-void env_set_executor_path(const char *path)
-{
-	free(executor_path);
-	executor_path = path ? xstrdup(path) : NULL;
-}
-
-/* --executor, else next to this binary, else the name for a PATH search. */
-const char *env_executor_path(void)
-{
-	static char beside[PATH_MAX];
-	ssize_t n;
-
-	if (executor_path)
-		return executor_path;
-	n = readlink("/proc/self/exe", beside, sizeof(beside) - 1);
-	if (n > 0) {
-		char *slash;
-
-		beside[n] = '\0';
-		slash = strrchr(beside, '/');
-		if (slash && (size_t)(slash - beside) + 17 < sizeof(beside)) {
-			strcpy(slash + 1, "tandem-executor");
-			if (access(beside, X_OK) == 0)
-				return beside;
-			/* the build tree: orchestrator/ and executor/ are siblings */
-			*slash = '\0';
-			slash = strrchr(beside, '/');
-			if (slash && (size_t)(slash - beside) + 26 < sizeof(beside)) {
-				strcpy(slash + 1, "executor/tandem-executor");
-				if (access(beside, X_OK) == 0)
-					return beside;
-			}
-		}
-	}
-	return "tandem-executor";
-}
