@@ -65,7 +65,7 @@ static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
 			   ex->challenge, proof);
 		r.proof.ptr = (const char *)proof;
 		r.proof.len = sizeof(proof);
-		PROTO_SET(&r, 4);
+		PROTO_MARK(&r, hello_reply, proof);
 	}
 	r.capabilities.items = caps;
 	r.capabilities.n = ARRAY_SIZE(caps);
@@ -73,7 +73,11 @@ static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
 	r.max_processes = ex->opts.max_procs;
 	r.live_handles.n = (uint32_t)procs_detached_handles(ex, &handles);
 	r.live_handles.items = handles;
-	r.present |= (1u << 2) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
+	PROTO_MARK(&r, hello_reply, executor_version);
+	PROTO_MARK(&r, hello_reply, capabilities);
+	PROTO_MARK(&r, hello_reply, max_frame);
+	PROTO_MARK(&r, hello_reply, max_processes);
+	PROTO_MARK(&r, hello_reply, live_handles);
 	log_info("peer authenticated: orchestrator '%.*s', environment '%.*s'",
 		 (int)MIN(h->orchestrator_id.len, 128u), h->orchestrator_id.ptr,
 		 (int)MIN(h->environment_id.len, 128u), h->environment_id.ptr);
@@ -84,7 +88,7 @@ static void exec_handle_ping(struct executor *ex, struct proto_msg *m)
 {
 	struct proto_ping_reply r = { .stamp = m->u.ping.stamp };
 
-	PROTO_SET(&r, 1);
+	PROTO_MARK(&r, ping_reply, stamp);
 	listener_send(ex, PROTO_PING, PROTO_REPLY, m->env.id, &r);
 }
 
@@ -104,7 +108,7 @@ static void exec_handle_status(struct executor *ex, struct proto_msg *m)
 		allow[i] = proto_str_c(ex->opts.root_allow[i]);
 	r.root_allow.items = allow;
 	r.root_allow.n = (uint32_t)ex->opts.n_root_allow;
-	r.present = 0x7f;
+	r.present = PROTO_ALL_status_reply;
 	listener_send(ex, PROTO_STATUS, PROTO_REPLY, m->env.id, &r);
 	free(allow);
 }
@@ -161,10 +165,10 @@ static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
 	}
 	r.path = proto_str_c(json_string_value(json_object_get(out, "path")));
 	r.is_plugin = json_is_true(json_object_get(out, "is_plugin"));
-	opt_str(&r, &r.name, 3, out, "name");
-	opt_str(&r, &r.version, 4, out, "version");
-	opt_str(&r, &r.display_name, 5, out, "display_name");
-	opt_str(&r, &r.description, 6, out, "description");
+	opt_str(&r, &r.name, PROTO_TAG_root_resolve_reply_name, out, "name");
+	opt_str(&r, &r.version, PROTO_TAG_root_resolve_reply_version, out, "version");
+	opt_str(&r, &r.display_name, PROTO_TAG_root_resolve_reply_display_name, out, "display_name");
+	opt_str(&r, &r.description, PROTO_TAG_root_resolve_reply_description, out, "description");
 	servers = json_dumps(json_object_get(out, "servers"), JSON_COMPACT);
 	invalid = json_dumps(json_object_get(out, "invalid"), JSON_COMPACT);
 	r.servers = proto_str_c(servers);
@@ -174,8 +178,8 @@ static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
 	for (size_t i = 0; i < json_array_size(w) && i < PROTO_MAX_LIST; i++)
 		warns[r.warnings.n++] = proto_str_c(json_string_value(json_array_get(w, i)));
 	r.warnings.items = warns;
-	PROTO_SET(&r, 8);
-	PROTO_SET(&r, 9);
+	PROTO_MARK(&r, root_resolve_reply, invalid);
+	PROTO_MARK(&r, root_resolve_reply, warnings);
 	log_info("root '%s' (%s): %s, %zu server(s), %zu invalid", id, path,
 		 r.is_plugin ? "plugin" : "not a plugin",
 		 json_array_size(json_object_get(out, "servers")),
@@ -198,7 +202,7 @@ static void exec_handle_mcp_start(struct executor *ex, struct proto_msg *m)
 		listener_send_error(ex, PROTO_MCP_START, m->env.id, status, "%s", err);
 		return;
 	}
-	PROTO_SET(&r, 2);
+	PROTO_MARK(&r, mcp_start_reply, pid);
 	listener_send(ex, PROTO_MCP_START, PROTO_REPLY, m->env.id, &r);
 }
 
@@ -228,7 +232,7 @@ static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 		return;
 	if (r == -ENOENT) {
 		ev.reason = proto_str_c("no such process on this executor");
-		PROTO_SET(&ev, 2);
+		PROTO_MARK(&ev, mcp_exited_body, exit_code);
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
 		return;
 	}
@@ -247,7 +251,7 @@ static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 				    "no detached process with handle %llu", (unsigned long long)handle);
 		return;
 	}
-	r.present = 3;
+	r.present = PROTO_ALL_mcp_attach_reply;
 	listener_send(ex, PROTO_MCP_ATTACH, PROTO_REPLY, m->env.id, &r);
 	procs_flush_held(ex, handle);
 }

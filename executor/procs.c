@@ -151,7 +151,7 @@ static void proc_stderr_cb(struct child *c, const char *line, size_t len, void *
 	ev.line.ptr = line;
 	ev.line.len = (uint32_t)len;
 	ev.dropped = p->stderr_dropped;
-	PROTO_SET(&ev, 3);
+	PROTO_MARK(&ev, mcp_stderr_body, dropped);
 	if (listener_send(p->ex, PROTO_MCP_STDERR, PROTO_EVENT, 0, &ev) == 0)
 		p->stderr_dropped = 0;
 }
@@ -168,8 +168,8 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 		ev.exit_code = WEXITSTATUS(wstatus);
 	if (WIFSIGNALED(wstatus))
 		ev.signal = (uint32_t)WTERMSIG(wstatus);
-	PROTO_SET(&ev, 2);
-	PROTO_SET(&ev, 3);
+	PROTO_MARK(&ev, mcp_exited_body, exit_code);
+	PROTO_MARK(&ev, mcp_exited_body, signal);
 	ev.reason = proto_str_c(p->fail_reason ? p->fail_reason : reason);
 	if (!p->detached)
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);

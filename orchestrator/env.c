@@ -201,7 +201,7 @@ static int relay_start(void *ctx, uint64_t id, const struct http_opts *o)
 	b.timeout_ms = o->timeout_ms;
 	b.idle_timeout_ms = o->idle_timeout_ms;
 	b.max_body = o->max_body;
-	b.present = 0x1ff;
+	b.present = PROTO_ALL_http_request_body;
 	return link_send(&e->link, PROTO_HTTP_REQUEST, PROTO_EVENT, 0, &b);
 }
 
@@ -223,7 +223,7 @@ static void relay_event(struct env *e, const struct proto_msg *m)
 {
 	const struct proto_http_response_body *b = &m->u.http_response;
 
-	if (PROTO_HAS(b, 2)) {
+	if (PROTO_HAS_FIELD(b, http_response_body, status)) {
 		char **lines = xcalloc(b->headers.n + 1u, sizeof(*lines));
 
 		for (uint32_t i = 0; i < b->headers.n; i++)
@@ -242,7 +242,7 @@ static void relay_event(struct env *e, const struct proto_msg *m)
 		_cleanup_free_ char *why = proto_str_dup(b->reason);
 		int err = b->err < -4095 || b->err > 0 ? -EIO : (int)b->err;
 
-		http_relay_done(e->http, b->req_id, err, PROTO_HAS(b, 2) ? b->status : 0, why);
+		http_relay_done(e->http, b->req_id, err, PROTO_HAS_FIELD(b, http_response_body, status) ? b->status : 0, why);
 	}
 }
 
@@ -332,13 +332,13 @@ static void on_challenge(struct env *e, const struct proto_challenge_body *c)
 	h.nonce.len = PROTO_NONCE_LEN;
 	h.orchestrator_id = proto_str_c("tandem-orchestrator " TANDEM_VERSION);
 	h.environment_id = proto_str_c(e->id);
-	PROTO_SET(&h, 3);
-	PROTO_SET(&h, 6);
+	PROTO_MARK(&h, hello_body, orchestrator_id);
+	PROTO_MARK(&h, hello_body, environment_id);
 	if (e->secret) {
 		auth_proof(secret_key(e->secret), AUTH_ORCHESTRATOR, e->nonce_e, e->nonce_o, proof);
 		h.proof.ptr = (const char *)proof;
 		h.proof.len = sizeof(proof);
-		PROTO_SET(&h, 5);
+		PROTO_MARK(&h, hello_body, proof);
 	}
 	/* Not env_request: the environment is not READY yet. */
 	id = ++e->next_id;

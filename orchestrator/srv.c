@@ -269,7 +269,7 @@ static void start_stdio(struct srv *s)
 	split_env(s->cfg, &b.env, &b.env_vars, keys, vals, names);
 	if (cwd)
 		b.cwd = proto_str_c(cwd);
-	b.present = 0x3f;
+	b.present = PROTO_ALL_mcp_start_body;
 	s->start_req = env_request(s->env, PROTO_MCP_START, &b, ORCH_START_TIMEOUT_MS,
 				   start_reply_cb, s);
 	if (!s->start_req)

@@ -107,6 +107,33 @@ PROTO_MESSAGES(PROTO_X_STRUCTS)
 #define PROTO_HAS(s, tag) (((s)->present >> ((tag)-1)) & 1u)
 #define PROTO_SET(s, tag) ((s)->present |= (uint64_t)1 << ((tag)-1))
 
+/* Tag constants, one per field: PROTO_TAG_<msg>_body_<field> and
+ * PROTO_TAG_<msg>_reply_<field>; PROTO_ALL_<msg>_body/_reply has every
+ * field's bit. Code names fields, never numbers:
+ *     PROTO_MARK(&r, hello_reply, proof);        r.present gets proof's bit
+ *     if (PROTO_HAS_FIELD(b, http_response_body, status)) ...
+ * The first argument must point to the struct the second one names (a
+ * mismatch is a compile error: comparing distinct pointer types). */
+#define PROTO_X_TAG(S, tag, type, fname, req) PROTO_TAG_##S##_##fname = tag,
+#define PROTO_X_BIT(S, tag, type, fname, req) | ((uint64_t)1 << ((tag)-1))
+#define PROTO_X_TAGS(id, NAME, name, kind, dir, st)                            \
+	enum {                                                                 \
+		PROTO_BODY_##name(PROTO_X_TAG, name##_body)                    \
+		PROTO_REPLY_##name(PROTO_X_TAG, name##_reply)                  \
+		PROTO_ALL_##name##_body = 0 PROTO_BODY_##name(PROTO_X_BIT, _), \
+		PROTO_ALL_##name##_reply = 0 PROTO_REPLY_##name(PROTO_X_BIT, _), \
+	};
+PROTO_MESSAGES(PROTO_X_TAGS)
+#undef PROTO_X_TAGS
+#undef PROTO_X_BIT
+#undef PROTO_X_TAG
+
+#define PROTO_CHECK_PART(s, part) ((void)sizeof((s) == (const struct proto_##part *)0))
+#define PROTO_MARK(s, part, field)                                             \
+	(PROTO_CHECK_PART(s, part), PROTO_SET(s, PROTO_TAG_##part##_##field))
+#define PROTO_HAS_FIELD(s, part, field)                                        \
+	(PROTO_CHECK_PART(s, part), PROTO_HAS(s, PROTO_TAG_##part##_##field))
+
 /* A field's description, from the table. */
 enum proto_ftype {
 	PT_u32,

@@ -167,8 +167,8 @@ int tc_hello(struct tclient *c, const char *secret, bool corrupt)
 	h.nonce.len = PROTO_NONCE_LEN;
 	h.orchestrator_id = proto_str_c("test-client");
 	h.environment_id = proto_str_c("test");
-	PROTO_SET(&h, 3);
-	PROTO_SET(&h, 6);
+	PROTO_MARK(&h, hello_body, orchestrator_id);
+	PROTO_MARK(&h, hello_body, environment_id);
 	if (secret) {
 		key_of(secret, key);
 		auth_proof(key, AUTH_ORCHESTRATOR, c->nonce_e, c->nonce_o, proof);
@@ -176,7 +176,7 @@ int tc_hello(struct tclient *c, const char *secret, bool corrupt)
 			proof[0] ^= 1;
 		h.proof.ptr = (const char *)proof;
 		h.proof.len = sizeof(proof);
-		PROTO_SET(&h, 5);
+		PROTO_MARK(&h, hello_body, proof);
 	}
 	r = tc_call(c, PROTO_HELLO, &h, &f, 5000);
 	if (r < 0)
@@ -351,7 +351,7 @@ uint64_t tc_mcp_start(struct tclient *c, const char *name, const char *const *ar
 	b.env_vars.items = vars;
 	if (cwd)
 		b.cwd = proto_str_c(cwd);
-	b.present = 0x3f;
+	b.present = PROTO_ALL_mcp_start_body;
 	ck_assert_int_eq(tc_call(c, PROTO_MCP_START, &b, &f, 10000), 0);
 	ck_assert_msg(f.m.env.status == 0, "MCP_START failed: %.*s", (int)f.m.err_message.len,
 		      f.m.err_message.ptr);

@@ -61,9 +61,9 @@ static json_t *resolve(const char *root_id, const char *path, int32_t *status, c
 				json_loadb(r->servers.ptr, r->servers.len, 0, NULL), "invalid",
 				r->invalid.len ? json_loadb(r->invalid.ptr, r->invalid.len, 0, NULL)
 					       : json_array());
-		if (PROTO_HAS(r, 3))
+		if (PROTO_HAS_FIELD(r, root_resolve_reply, name))
 			json_object_set_new(out, "name", json_stringn(r->name.ptr, r->name.len));
-		if (PROTO_HAS(r, 5))
+		if (PROTO_HAS_FIELD(r, root_resolve_reply, display_name))
 			json_object_set_new(out, "display_name",
 					    json_stringn(r->display_name.ptr, r->display_name.len));
 		json_object_set_new(out, "n_warnings", json_integer(r->warnings.n));
@@ -721,7 +721,7 @@ START_TEST(test_second_peer_refused)
 	/* pair1 holds one peer: a second orchestrator gets no CHALLENGE. */
 	ck_assert_int_eq(tc_dial(&other, ex.url, 1000), -ETIMEDOUT);
 	tc_close(&other);
-	PROTO_SET(&p, 1);
+	PROTO_MARK(&p, ping_body, stamp);
 	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
 	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 99);
 	tframe_free(&f);
@@ -772,7 +772,7 @@ START_TEST(test_tls_listener)
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", free_port());
 	texec_start_url(&tls, url, args);
 	tc_connect(&cl, tls.url, tls.secret);
-	PROTO_SET(&p, 1);
+	PROTO_MARK(&p, ping_body, stamp);
 	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
 	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 7);
 	tframe_free(&f);
