@@ -13,7 +13,6 @@
  * pair1 holds one pipe at a time; the pending list usually holds that one
  * pipe, and keeps the policy right should nng ever hand us more.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
@@ -24,6 +23,7 @@
 #include <string.h>
 
 #include "executor.h"
+#include "linkurl.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -265,48 +265,6 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 	return link_send_error(&ex->link, type, id, status, msg);
 }
 
-/* Host part of tcp://HOST:PORT or tls+tcp://HOST:PORT, brackets removed. */
-static bool url_host(const char *url, char *host, size_t hostlen)
-{
-	const char *p = strstr(url, "://"), *end;
-
-	if (!p)
-		return false;
-	p += 3;
-	if (*p == '[') {
-		end = strchr(++p, ']');
-	} else {
-		end = strrchr(p, ':');
-	}
-	if (!end || (size_t)(end - p) >= hostlen)
-		return false;
-	memcpy(host, p, (size_t)(end - p));
-	host[end - p] = '\0';
-	return true;
-}
-
-/* True when only this machine can reach the address. abstract:// and ipc://
- * are local (ipc sockets are created 0600). */
-static bool url_is_local(const char *url)
-{
-	char host[256];
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (strncmp(url, "abstract://", 11) == 0 || strncmp(url, "ipc://", 6) == 0 ||
-	    strncmp(url, "inproc://", 9) == 0)
-		return true;
-	if (!url_host(url, host, sizeof(host)))
-		return false;
-	if (strcmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
-}
-
 static int setup_tls(struct executor *ex, char *err, size_t errlen)
 {
 	nng_tls_config *cfg;
@@ -335,7 +293,7 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 	const char *url = ex->opts.listen_url;
 	int r;
 
-	if (!ex->secret && !url_is_local(url) && !ex->opts.insecure) {
+	if (!ex->secret && !linkurl_is_local(url) && !ex->opts.insecure) {
 		snprintf(err, errlen,
 			 "refusing to listen on %s without authentication: configure "
 			 "--auth-token-file (or $TANDEM_EXECUTOR_TOKEN), or pass --insecure",

@@ -12,6 +12,7 @@
 #include "env_priv.h"
 #include "http.h"
 #include "link.h"
+#include "linkurl.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -151,18 +152,10 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
 /* ---- HTTP relay ---------------------------------------------------------- */
 
 /* Relayed requests carry credentials (Authorization, OAuth codes and
- * tokens): they travel only over links nobody else can read. */
+ * tokens): they travel only over links nobody else can read (linkurl.h). */
 static bool link_confidential(const struct env *e)
 {
-	static const char *const ok[] = { "ipc://", "abstract://", "tls+tcp://", "inproc://",
-					  "tcp://127.", "tcp://localhost:", "tcp://[::1]:" };
-
-	if (!e->url)
-		return true; /* spawned: a private ipc path */
-	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		if (strncmp(e->url, ok[i], strlen(ok[i])) == 0)
-			return true;
-	return false;
+	return linkurl_confidential(e->url, false);
 }
 
 static int relay_start(void *ctx, uint64_t id, const struct http_opts *o)
@@ -523,8 +516,7 @@ static void pipe_notify_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
  * name in it against the URL's host. */
 static int setup_tls(struct env *e, char *err, size_t errlen)
 {
-	char host[256] = "";
-	const char *p = e->url + strlen("tls+tcp://"), *end;
+	struct linkurl u;
 	nng_tls_config *cfg;
 	int r;
 
@@ -533,14 +525,13 @@ static int setup_tls(struct env *e, char *err, size_t errlen)
 				      "executor-tls/%s.pem under the home directory", e->url, e->id);
 		return -EINVAL;
 	}
-	end = *p == '[' ? strchr(++p, ']') : strrchr(p, ':');
-	if (end && (size_t)(end - p) < sizeof(host))
-		memcpy(host, p, (size_t)(end - p));
+	if (linkurl_parse(e->url, &u, err, errlen) < 0)
+		return -EINVAL;
 	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
 	if (r == 0)
 		r = nng_tls_config_ca_file(cfg, e->tls_ca_file);
 	if (r == 0)
-		r = nng_tls_config_server_name(cfg, host);
+		r = nng_tls_config_server_name(cfg, u.host);
 	if (r == 0)
 		r = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
 	if (r == 0)
