@@ -1,13 +1,14 @@
-/* handlers.c - one exec_handle_<msg> per message the executor accepts. The
- * table at the bottom is the whole policy: a message without a row is
- * refused, and listener.c has already checked direction and auth state
- * against proto/messages.h before anything here runs. */
+/* handlers.c - one exec_handle_<msg> per message the executor accepts
+ * from an authenticated orchestrator. The table at the bottom is the whole
+ * policy: a message without a row is refused, and listener.c has already
+ * checked direction and state against proto/messages.h before anything
+ * here runs. The handshake (CHALLENGE, HELLO, AUTH) is listener.c's and
+ * proto/handshake.c's; exec_hello_info says what it tells the peer. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
@@ -16,72 +17,28 @@
 #include "util.h"
 #include "version.h"
 
-void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN])
+void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
+		     uint64_t **handles)
 {
-	struct proto_challenge_body c = {
-		.version_min = PROTO_VERSION_MIN,
-		.version_max = PROTO_VERSION,
-		.auth_required = ex->secret != NULL,
-	};
+	size_t n = 0;
 
-	auth_nonce(nonce);
-	c.nonce.ptr = (const char *)nonce;
-	c.nonce.len = PROTO_NONCE_LEN;
-	listener_send(ex, PROTO_CHALLENGE, PROTO_EVENT, 0, &c);
-}
-
-static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
-{
-	const struct proto_hello_body *h = &m->u.hello;
-	struct proto_hello_reply r = { .version = PROTO_VERSION };
-	_cleanup_free_ uint64_t *handles = NULL;
-	struct proto_str caps[] = { proto_str_c("mcp-stdio"), proto_str_c("root-resolve"),
-				    proto_str_c("http-relay") };
-	uint8_t proof[PROTO_PROOF_LEN];
-
-	if (h->version_min > PROTO_VERSION || h->version_max < PROTO_VERSION_MIN) {
-		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_UNSUPPORTED,
-				    "executor speaks protocol %u..%u, peer %u..%u",
-				    PROTO_VERSION_MIN, PROTO_VERSION, h->version_min,
-				    h->version_max);
-		listener_drop_peer(ex, "no common protocol version");
-		return;
-	}
-	if (h->nonce.len != PROTO_NONCE_LEN) {
-		listener_drop_peer(ex, "HELLO nonce has the wrong length");
-		return;
-	}
-	if (ex->secret && !auth_verify(secret_key(ex->secret), AUTH_ORCHESTRATOR, ex->challenge,
-				       (const uint8_t *)h->nonce.ptr, h->proof.ptr, h->proof.len)) {
-		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_DENIED, "authentication failed");
-		listener_drop_peer(ex, h->proof.len ? "wrong proof of the secret" : "no proof of the secret");
-		return;
-	}
-	ex->state = PEER_AUTHED;
-	r.executor_id = proto_str_c(ex->opts.id);
-	r.executor_version = proto_str_c(TANDEM_VERSION);
-	if (ex->secret) {
-		auth_proof(secret_key(ex->secret), AUTH_EXECUTOR, (const uint8_t *)h->nonce.ptr,
-			   ex->challenge, proof);
-		r.proof.ptr = (const char *)proof;
-		r.proof.len = sizeof(proof);
-		PROTO_MARK(&r, hello_reply, proof);
-	}
-	r.capabilities.items = caps;
-	r.capabilities.n = ARRAY_SIZE(caps);
-	r.max_frame = PROTO_MAX_FRAME;
-	r.max_processes = ex->opts.max_procs;
-	r.live_handles.n = (uint32_t)procs_detached_handles(ex, &handles);
-	r.live_handles.items = handles;
-	PROTO_MARK(&r, hello_reply, executor_version);
-	PROTO_MARK(&r, hello_reply, capabilities);
-	PROTO_MARK(&r, hello_reply, max_frame);
-	PROTO_MARK(&r, hello_reply, max_processes);
-	PROTO_MARK(&r, hello_reply, live_handles);
-	log_info("peer authenticated: orchestrator '%.*s', environment '%.*s'",
-		 (int)MIN(h->orchestrator_id.len, 128u), h->orchestrator_id.ptr,
-		 (int)MIN(h->environment_id.len, 128u), h->environment_id.ptr);
-	listener_send(ex, PROTO_HELLO, PROTO_REPLY, m->env.id, &r);
+	caps[n++] = proto_str_c("mcp-stdio");
+	caps[n++] = proto_str_c("root-resolve");
+	caps[n++] = proto_str_c("http-relay");
+	memset(r, 0, sizeof(*r));
+	r->executor_id = proto_str_c(ex->opts.id);
+	r->executor_version = proto_str_c(TANDEM_VERSION);
+	r->capabilities.items = caps;
+	r->capabilities.n = (uint32_t)n;
+	r->max_frame = PROTO_MAX_FRAME;
+	r->max_processes = ex->opts.max_procs;
+	r->live_handles.n = (uint32_t)procs_detached_handles(ex, handles);
+	r->live_handles.items = *handles;
+	PROTO_MARK(r, hello_reply, executor_version);
+	PROTO_MARK(r, hello_reply, capabilities);
+	PROTO_MARK(r, hello_reply, max_frame);
+	PROTO_MARK(r, hello_reply, max_processes);
+	PROTO_MARK(r, hello_reply, live_handles);
 }
 
 static void exec_handle_ping(struct executor *ex, struct proto_msg *m)
@@ -90,27 +47,6 @@ static void exec_handle_ping(struct executor *ex, struct proto_msg *m)
 
 	PROTO_MARK(&r, ping_reply, stamp);
 	listener_send(ex, PROTO_PING, PROTO_REPLY, m->env.id, &r);
-}
-
-static void exec_handle_status(struct executor *ex, struct proto_msg *m)
-{
-	struct proto_status_reply r = {
-		.executor_id = proto_str_c(ex->opts.id),
-		.executor_version = proto_str_c(TANDEM_VERSION),
-		.uptime_ms = loop_now_ms(ex->loop) - ex->started_ms,
-		.processes = ex->n_procs,
-		.max_processes = ex->opts.max_procs,
-		.detached_processes = ex->n_detached,
-	};
-	struct proto_str *allow = xcalloc(ex->opts.n_root_allow + 1, sizeof(*allow));
-
-	for (size_t i = 0; i < ex->opts.n_root_allow; i++)
-		allow[i] = proto_str_c(ex->opts.root_allow[i]);
-	r.root_allow.items = allow;
-	r.root_allow.n = (uint32_t)ex->opts.n_root_allow;
-	r.present = PROTO_ALL_status_reply;
-	listener_send(ex, PROTO_STATUS, PROTO_REPLY, m->env.id, &r);
-	free(allow);
 }
 
 /* Copies an optional string member into field `tag` of r. */
@@ -272,9 +208,7 @@ static const struct {
 	uint16_t type;
 	exec_handler fn;
 } handlers[] = {
-	{ PROTO_HELLO, exec_handle_hello },
 	{ PROTO_PING, exec_handle_ping },
-	{ PROTO_STATUS, exec_handle_status },
 	{ PROTO_ROOT_RESOLVE, exec_handle_root_resolve },
 	{ PROTO_MCP_START, exec_handle_mcp_start },
 	{ PROTO_MCP_STOP, exec_handle_mcp_stop },

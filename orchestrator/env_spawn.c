@@ -1,9 +1,18 @@
-/* env_spawn.c - the executor process of a spawned environment: argv and
- * environment, the one-time secret through an inherited pipe, watching it
- * (pidfd, or polling), restarting it with backoff, stopping it. See
- * env_priv.h. */
+/* env_spawn.c - the executor process of a spawned environment: its private
+ * link socket, argv and environment, the one-time secret through an
+ * inherited pipe, watching it (pidfd, or polling), restarting it with
+ * backoff, stopping it. See env_priv.h.
+ *
+ * The link socket is ipc://<dir>/link, <dir> made by mkdtemp (mode 0700)
+ * under $XDG_RUNTIME_DIR or /tmp: only this user can enter the directory,
+ * so no other uid can connect to the executor, block it, or bind the name
+ * after it died (abstract:// names have no permissions: never used here).
+ * Both ends also check the peer's uid (proto/link.h, link_peer_uid). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,7 +22,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "env_priv.h"
 #include "log.h"
 #include "loop.h"
@@ -49,7 +57,7 @@ static void executor_gone(struct env *e, const siginfo_t *si)
 	e->pidfd = safe_close(e->pidfd);
 	e->pid = 0;
 	log_warn("environment '%s': %s", e->id, why);
-	env_link_lost(e, why);
+	env_link_redial(e, why);
 	env_set_error(e, "%s; restarting", why);
 	e->backoff_ms = e->backoff_ms ? MIN(e->backoff_ms * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
 	e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
@@ -201,18 +209,50 @@ static int spawn_executor(struct env *e, char *err, size_t errlen)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+/* A directory only we can enter, for the link socket. */
+static int make_sock_dir(struct env *e, char *err, size_t errlen)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	char tmpl[256];
+	struct stat st;
+
+	if (!base || !*base || stat(base, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != getuid() || (st.st_mode & 077) || strlen(base) > 64)
+		base = "/tmp";
+	snprintf(tmpl, sizeof(tmpl), "%s/tandem-%s-XXXXXX", base, e->id);
+	if (strlen(tmpl) > 90) /* the socket path must fit sockaddr_un */
+		snprintf(tmpl, sizeof(tmpl), "%s/tandem-XXXXXX", base);
+	if (!mkdtemp(tmpl)) {
+		snprintf(err, errlen, "cannot create a private directory for the executor's "
+				      "socket under %s: %s", base, strerror(errno));
+		return -errno;
+	}
+	chmod(tmpl, 0700);
+	e->sock_dir = xstrdup(tmpl);
+	return 0;
+}
+
+static void remove_sock_dir(struct env *e)
+{
+	char path[300];
+
+	if (!e->sock_dir)
+		return;
+	snprintf(path, sizeof(path), "%s/link", e->sock_dir);
+	unlink(path);
+	rmdir(e->sock_dir);
+	free(e->sock_dir);
+	e->sock_dir = NULL;
+}
+
 int env_spawn_start(struct env *e, char *err, size_t errlen)
 {
-	char buf[160];
-	uint8_t rnd[6];
-	char hex[13];
+	int r = make_sock_dir(e, err, errlen);
 
-	auth_nonce_n(rnd, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(buf, sizeof(buf), "abstract://tandem-%d-%s-%s", (int)getpid(), e->id, hex);
+	if (r < 0)
+		return r;
 	free(e->url);
-	e->url = xstrdup(buf);
+	e->url = xasprintf("ipc://%s/link", e->sock_dir);
 	return spawn_executor(e, err, errlen);
 }
 
@@ -248,6 +288,7 @@ void env_spawn_stop(struct env *e)
 	loop_timer_cancel(e->restart_timer);
 	e->restart_timer = NULL;
 	e->pidfd = safe_close(e->pidfd);
+	remove_sock_dir(e);
 }
 
 void env_set_executor_path(const char *path)

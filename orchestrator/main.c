@@ -14,7 +14,6 @@
 #include "env.h"
 #include "envfile.h"
 #include "http.h"
-#include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "oauth.h"
@@ -220,12 +219,6 @@ out:
 	oauth_shutdown();
 	drain_http();
 	orch_envs_stop();
-	if (link_close_stuck()) {
-		/* nng 1.5.2 deadlocked in a close: everything of ours is stopped;
-		 * leave without tearing down what nng threads may still touch. */
-		fflush(stderr);
-		_exit(rc);
-	}
 	orch->http = http_free(orch->http);
 	config_free(orch->config);
 	envfile_free(orch->envfile);

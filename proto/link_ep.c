@@ -1,0 +1,283 @@
+/* link_ep.c - the link's endpoints: a stream listener that accepts as fast
+ * as connections come, and a dialer that makes one attempt at a time (the
+ * owner decides when to retry). See link.h. Like struct link, each keeps
+ * one aio for its life; completions are posted to the loop, and the memory
+ * goes only after posted completions drained. */
+#include "link.h"
+
+#include <errno.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/transport/ipc/ipc.h>
+#include <nng/transport/tcp/tcp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "linkurl.h"
+#include "loop.h"
+#include "util.h"
+
+#define ACCEPT_RETRY_MS 50u /* after an accept error such as EMFILE */
+
+struct link_listener {
+	struct loop *loop;
+	nng_stream_listener *l;
+	nng_aio *aio;
+	link_accept_cb cb;
+	void *arg;
+	bool dead;
+	struct loop_timer *retry;
+};
+
+struct link_dialer {
+	struct loop *loop;
+	nng_stream_dialer *d;
+	nng_aio *aio;
+	link_dial_cb cb;
+	void *arg;
+	bool dead;
+};
+
+static int tls_config(const char *url, const struct link_tls *tls, bool server,
+		      nng_tls_config **out, char *err, size_t errlen)
+{
+	struct linkurl u;
+	nng_tls_config *cfg = NULL;
+	int r;
+
+	if (!tls || !tls->file) {
+		snprintf(err, errlen, "%s needs %s", url,
+			 server ? "a certificate and key (--tls-cert FILE)"
+				: "the executor's certificate or its CA");
+		return -EINVAL;
+	}
+	if (linkurl_parse(url, &u, err, errlen) < 0)
+		return -EINVAL;
+	r = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
+	if (r == 0 && server)
+		r = nng_tls_config_cert_key_file(cfg, tls->file, NULL);
+	if (r == 0 && !server)
+		r = nng_tls_config_ca_file(cfg, tls->file);
+	if (r == 0 && !server)
+		r = nng_tls_config_server_name(cfg, u.host);
+	if (r == 0 && !server)
+		r = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+	if (r != 0) {
+		snprintf(err, errlen, "TLS setup for %s with %s: %s", url, tls->file,
+			 nng_strerror(r));
+		if (cfg)
+			nng_tls_config_free(cfg);
+		return link_errno(r);
+	}
+	*out = cfg;
+	return 0;
+}
+
+/* ---- listener ------------------------------------------------------------- */
+
+static void accept_post_cb(void *arg);
+
+static void accept_aio_cb(void *arg)
+{
+	struct link_listener *L = arg;
+
+	loop_post(L->loop, accept_post_cb, L);
+}
+
+static void accept_arm(struct link_listener *L)
+{
+	nng_stream_listener_accept(L->l, L->aio);
+}
+
+static void accept_retry_cb(struct loop_timer *t, void *arg)
+{
+	struct link_listener *L = arg;
+
+	L->retry = NULL;
+	accept_arm(L);
+}
+
+static void accept_post_cb(void *arg)
+{
+	struct link_listener *L = arg;
+	int r = nng_aio_result(L->aio);
+	nng_stream *s = r == 0 ? nng_aio_get_output(L->aio, 0) : NULL;
+
+	if (L->dead) {
+		nng_stream_free(s);
+		return;
+	}
+	if (r == NNG_ECLOSED)
+		return;
+	if (r != 0) {
+		/* Out of fds or memory for a moment: try again shortly, never spin. */
+		L->retry = loop_timer_add(L->loop, ACCEPT_RETRY_MS, accept_retry_cb, L);
+		return;
+	}
+	accept_arm(L); /* the next one first: a slow callback must not delay it */
+	L->cb(s, L->arg);
+}
+
+int link_listener_new(struct loop *loop, const char *url, const struct link_tls *tls,
+		      link_accept_cb cb, void *arg, struct link_listener **out, char *err,
+		      size_t errlen)
+{
+	struct link_listener *L;
+	nng_tls_config *cfg = NULL;
+	struct linkurl u;
+	int r;
+
+	if (linkurl_parse(url, &u, err, errlen) < 0)
+		return -EINVAL;
+	L = xcalloc(1, sizeof(*L));
+	L->loop = loop;
+	L->cb = cb;
+	L->arg = arg;
+	r = nng_stream_listener_alloc(&L->l, url);
+	if (r == 0 && (u.scheme == LINKURL_IPC || u.scheme == LINKURL_UNIX))
+		r = nng_stream_listener_set_int(L->l, NNG_OPT_IPC_PERMISSIONS, 0600);
+	if (r == 0 && (u.scheme == LINKURL_TLS || u.scheme == LINKURL_WSS)) {
+		if (tls_config(url, tls, true, &cfg, err, errlen) < 0) {
+			nng_stream_listener_free(L->l);
+			free(L);
+			return -EINVAL;
+		}
+		r = nng_stream_listener_set_ptr(L->l, NNG_OPT_TLS_CONFIG, cfg);
+		nng_tls_config_free(cfg); /* the listener holds its own reference */
+	}
+	if (r == 0)
+		r = nng_stream_listener_listen(L->l);
+	if (r == 0)
+		r = nng_aio_alloc(&L->aio, accept_aio_cb, L);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(r));
+		nng_stream_listener_free(L->l);
+		free(L);
+		return link_errno(r);
+	}
+	accept_arm(L);
+	*out = L;
+	return 0;
+}
+
+int link_listener_port(const struct link_listener *L)
+{
+	int port = 0;
+
+	if (nng_stream_listener_get_int(L->l, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
+		return 0;
+	return port;
+}
+
+static void listener_free_post_cb(void *arg)
+{
+	struct link_listener *L = arg;
+
+	nng_aio_free(L->aio);
+	free(L);
+}
+
+struct link_listener *link_listener_free(struct link_listener *L)
+{
+	if (!L)
+		return NULL;
+	L->dead = true;
+	loop_timer_cancel(L->retry);
+	nng_stream_listener_close(L->l);
+	nng_aio_stop(L->aio);
+	nng_stream_listener_free(L->l);
+	if (loop_post(L->loop, listener_free_post_cb, L) < 0)
+		listener_free_post_cb(L);
+	return NULL;
+}
+
+/* ---- dialer --------------------------------------------------------------- */
+
+static void dial_post_cb(void *arg)
+{
+	struct link_dialer *D = arg;
+	int r = nng_aio_result(D->aio);
+	nng_stream *s = r == 0 ? nng_aio_get_output(D->aio, 0) : NULL;
+	char why[160];
+
+	if (D->dead) {
+		nng_stream_free(s);
+		return;
+	}
+	if (r == 0) {
+		D->cb(s, 0, NULL, D->arg);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s", r == NNG_ETIMEDOUT ? "connect timed out" : nng_strerror(r));
+	D->cb(NULL, link_errno(r), why, D->arg);
+}
+
+static void dial_aio_cb(void *arg)
+{
+	struct link_dialer *D = arg;
+
+	loop_post(D->loop, dial_post_cb, D);
+}
+
+int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *tls,
+		    struct link_dialer **out, char *err, size_t errlen)
+{
+	struct link_dialer *D;
+	nng_tls_config *cfg = NULL;
+	struct linkurl u;
+	int r;
+
+	if (linkurl_parse(url, &u, err, errlen) < 0)
+		return -EINVAL;
+	D = xcalloc(1, sizeof(*D));
+	D->loop = loop;
+	r = nng_stream_dialer_alloc(&D->d, url);
+	if (r == 0 && (u.scheme == LINKURL_TLS || u.scheme == LINKURL_WSS)) {
+		if (tls_config(url, tls, false, &cfg, err, errlen) < 0) {
+			nng_stream_dialer_free(D->d);
+			free(D);
+			return -EINVAL;
+		}
+		r = nng_stream_dialer_set_ptr(D->d, NNG_OPT_TLS_CONFIG, cfg);
+		nng_tls_config_free(cfg);
+	}
+	if (r == 0)
+		r = nng_aio_alloc(&D->aio, dial_aio_cb, D);
+	if (r != 0) {
+		snprintf(err, errlen, "cannot dial %s: %s", url, nng_strerror(r));
+		if (D->d)
+			nng_stream_dialer_free(D->d);
+		free(D);
+		return link_errno(r);
+	}
+	*out = D;
+	return 0;
+}
+
+void link_dial(struct link_dialer *D, unsigned timeout_ms, link_dial_cb cb, void *arg)
+{
+	D->cb = cb;
+	D->arg = arg;
+	nng_aio_set_timeout(D->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_DEFAULT);
+	nng_stream_dialer_dial(D->d, D->aio);
+}
+
+static void dialer_free_post_cb(void *arg)
+{
+	struct link_dialer *D = arg;
+
+	nng_aio_free(D->aio);
+	free(D);
+}
+
+struct link_dialer *link_dialer_free(struct link_dialer *D)
+{
+	if (!D)
+		return NULL;
+	D->dead = true;
+	nng_stream_dialer_close(D->d);
+	nng_aio_stop(D->aio);
+	nng_stream_dialer_free(D->d);
+	if (loop_post(D->loop, dialer_free_post_cb, D) < 0)
+		dialer_free_post_cb(D);
+	return NULL;
+}
