@@ -49,6 +49,7 @@ struct hs {
 	uint8_t kx_pk[crypto_kx_PUBLICKEYBYTES], kx_sk[crypto_kx_SECRETKEYBYTES];
 	uint8_t peer_pk[crypto_kx_PUBLICKEYBYTES];
 	uint32_t hello_id, auth_id; /* executor: ids to answer */
+	enum seal_aead aeads[4];    /* ours, preferred first, SEAL_NONE-terminated */
 	struct hs_result res;
 };
 
@@ -314,11 +315,18 @@ static void exec_send_opening(struct hs *h, const uint8_t *their_header, struct 
 	};
 	struct fbuf payload = { 0 }, opening = { 0 };
 	uint8_t hdr[HS_SP_HEADER_LEN];
+	struct proto_str names[4];
 
 	rnd(h, h->nonce, sizeof(h->nonce));
 	c.nonce.ptr = (const char *)h->nonce;
 	c.nonce.len = PROTO_NONCE_LEN;
 	PROTO_MARK(&c, challenge_body, seal);
+	if (h->seal) {
+		for (unsigned i = 0; h->aeads[i] != SEAL_NONE; i++)
+			names[c.aeads.n++] = proto_str_c(seal_aead_name(h->aeads[i]));
+		c.aeads.items = names;
+		PROTO_MARK(&c, challenge_body, aeads);
+	}
 	proto_encode_version(fbuf_write, &payload, PROTO_VERSION_SP, PROTO_CHALLENGE, PROTO_EVENT,
 			     0, &c);
 	hs_sp_header(hdr);
@@ -404,6 +412,14 @@ static size_t exec_next(struct hs *h, const uint8_t *d, size_t len, struct fbuf 
 	return 0;
 }
 
+static bool ours(const struct hs *h, enum seal_aead a)
+{
+	for (unsigned i = 0; a != SEAL_NONE && h->aeads[i] != SEAL_NONE; i++)
+		if (h->aeads[i] == a)
+			return true;
+	return false;
+}
+
 static bool versions_overlap(uint32_t lo, uint32_t hi)
 {
 	return lo <= PROTO_VERSION && hi >= PROTO_VERSION_MIN && lo <= hi;
@@ -427,6 +443,15 @@ static void exec_hello(struct hs *h, const struct proto_msg *m, struct fbuf *out
 	if (h->seal && b->kx.len != crypto_kx_PUBLICKEYBYTES) {
 		fail(h, HS_FAIL_PROTOCOL, "HELLO has no X25519 key on a link that is sealed");
 		return;
+	}
+	if (h->seal) {
+		enum seal_aead a = seal_aead_by_name(b->aead.ptr, b->aead.len);
+
+		if (!ours(h, a)) {
+			fail(h, HS_FAIL_PROTOCOL, "HELLO picks an AEAD this executor did not offer");
+			return;
+		}
+		h->res.aead = a;
 	}
 	if (h->seal)
 		memcpy(h->peer_pk, b->kx.ptr, sizeof(h->peer_pk));
@@ -584,7 +609,9 @@ static void orch_send_hello(struct hs *h, struct fbuf *out)
 		kx_keypair(h);
 		b.kx.ptr = (const char *)h->kx_pk;
 		b.kx.len = sizeof(h->kx_pk);
+		b.aead = proto_str_c(seal_aead_name(h->res.aead));
 		PROTO_MARK(&b, hello_body, kx);
+		PROTO_MARK(&b, hello_body, aead);
 	}
 	put_frame(h, out, PROTO_HELLO, PROTO_REQUEST, 1, &b);
 	if (h->has_key) {
@@ -623,6 +650,17 @@ static void orch_challenge(struct hs *h, const struct proto_msg *m, struct fbuf 
 	}
 	if (c->seal && !h->has_key) {
 		fail(h, HS_FAIL_PROTOCOL, "the executor seals the link but asks for no token");
+		return;
+	}
+	/* The executor's first AEAD that we can use too. */
+	for (uint32_t i = 0; c->seal && i < c->aeads.n && !h->res.aead; i++) {
+		enum seal_aead a = seal_aead_by_name(c->aeads.items[i].ptr, c->aeads.items[i].len);
+
+		if (ours(h, a))
+			h->res.aead = a;
+	}
+	if (c->seal && !h->res.aead) {
+		fail(h, HS_FAIL_PROTOCOL, "no AEAD in common with the executor");
 		return;
 	}
 	h->seal = c->seal;
@@ -756,6 +794,17 @@ struct hs *hs_new(const struct hs_params *p)
 		h->has_key = true;
 	}
 	h->seal = p->role == HS_EXECUTOR && p->seal && h->has_key;
+	for (unsigned i = 0, n = 0; n + 1 < ARRAY_SIZE(h->aeads); i++) {
+		enum seal_aead a = p->aeads ? p->aeads[i]
+				 : i == 0   ? SEAL_AES256GCM
+				 : i == 1   ? SEAL_XCHACHA20POLY1305
+					    : SEAL_NONE;
+
+		if (a == SEAL_NONE)
+			break;
+		if (seal_aead_available(a))
+			h->aeads[n++] = a;
+	}
 	h->step = p->role == HS_EXECUTOR ? E_SP_HEADER : O_SP_HEADER;
 	transcript_add(h, LABEL_T, sizeof(LABEL_T));
 	return h;

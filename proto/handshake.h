@@ -75,12 +75,16 @@ struct hs_params {
 	/* Randomness for nonces and X25519 seeds; NULL: randombytes_buf. Tests
 	 * fix it to pin the bytes (golden files). */
 	void (*random)(void *buf, size_t n);
+	/* AEADs this side can seal with, preferred first, ending in SEAL_NONE;
+	 * NULL: every one this machine can use (AES-256-GCM only with AES-NI). */
+	const enum seal_aead *aeads;
 };
 
 #define HS_ID_MAX 128u
 
 struct hs_result {
 	bool sealed;
+	enum seal_aead aead;
 	uint8_t tx_key[SEAL_KEY_LEN], tx_prefix[SEAL_PREFIX_LEN];
 	uint8_t rx_key[SEAL_KEY_LEN], rx_prefix[SEAL_PREFIX_LEN];
 	/* executor: from HELLO */

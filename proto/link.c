@@ -48,6 +48,7 @@ struct link {
 	bool sending;         /* mu */
 	bool tx_failed;       /* mu */
 	struct seal tx_seal;  /* mu (sealing happens at enqueue, in order) */
+	struct loop_timer *flush_timer; /* sends what this loop turn queued */
 	/* link_close_flush */
 	bool lingering;       /* mu */
 	struct loop_timer *linger_timer;
@@ -125,6 +126,8 @@ struct link *link_free(struct link *lk)
 	lk->dead = true;
 	loop_timer_cancel(lk->linger_timer);
 	lk->linger_timer = NULL;
+	loop_timer_cancel(lk->flush_timer);
+	lk->flush_timer = NULL;
 	linger_unlist(lk);
 	/* Closing completes what is in flight (NNG_ECLOSED); stopping waits
 	 * for those callbacks. Only then may the stream go. */
@@ -470,10 +473,25 @@ static int put_frame_locked(struct link *lk, uint16_t type, uint8_t kind, uint32
 	return 0;
 }
 
+/* Runs once the loop has handled this turn's events: everything they
+ * queued leaves in one send. */
+static void flush_cb(struct loop_timer *t, void *arg)
+{
+	struct link *lk = arg;
+	bool start;
+
+	lk->flush_timer = NULL;
+	pthread_mutex_lock(&lk->mu);
+	kick_locked(lk, &start);
+	pthread_mutex_unlock(&lk->mu);
+	if (start)
+		tx_start(lk);
+}
+
 static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body,
 		      int32_t status, const char *msg)
 {
-	bool start = false;
+	bool idle = false;
 	int r;
 
 	pthread_mutex_lock(&lk->mu);
@@ -482,11 +500,13 @@ static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 		return -EPIPE;
 	}
 	r = put_frame_locked(lk, type, kind, id, body, status, msg);
-	if (r == 0)
-		kick_locked(lk, &start);
+	idle = r == 0 && !lk->sending;
 	pthread_mutex_unlock(&lk->mu);
-	if (start)
-		tx_start(lk);
+	/* A send in flight takes what was queued when it completes. Else a
+	 * zero timer fires at the end of this loop turn (loop.h: after the
+	 * I/O callbacks), so that many frames cost one send. */
+	if (idle && !lk->flush_timer)
+		lk->flush_timer = loop_timer_add(lk->loop, 0, flush_cb, lk);
 	return r;
 }
 
@@ -504,9 +524,9 @@ int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status,
 
 void link_set_seal(struct link *lk, const struct hs_result *k)
 {
-	seal_init(&lk->rx_seal, k->rx_key, k->rx_prefix);
+	seal_init(&lk->rx_seal, k->aead, k->rx_key, k->rx_prefix);
 	pthread_mutex_lock(&lk->mu);
-	seal_init(&lk->tx_seal, k->tx_key, k->tx_prefix);
+	seal_init(&lk->tx_seal, k->aead, k->tx_key, k->tx_prefix);
 	pthread_mutex_unlock(&lk->mu);
 }
 

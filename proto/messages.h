@@ -51,14 +51,16 @@
  * over the exact bytes of these frames (proto/handshake.c).
  *
  * HELLO: versions, the orchestrator's nonce and, when the link is sealed,
- * its ephemeral X25519 public key. Tag 5 (protocol 1's proof) is retired. */
+ * its ephemeral X25519 public key and the AEAD it picked from the
+ * executor's list. Tag 5 (protocol 1's proof) is retired. */
 #define PROTO_BODY_hello(F, S)                                                    \
 	F(S, 1, u32, version_min, 1)                                              \
 	F(S, 2, u32, version_max, 1)                                              \
 	F(S, 3, str, orchestrator_id, 0)                                          \
 	F(S, 4, bin, nonce, 1)                                                    \
 	F(S, 6, str, environment_id, 0)                                           \
-	F(S, 7, bin, kx, 0)
+	F(S, 7, bin, kx, 0)                                                       \
+	F(S, 8, str, aead, 0)
 /* The executor's side: who it is, what it offers, its X25519 public key.
  * live_handles (processes kept from an earlier link, for MCP_ATTACH) is
  * reserved: no orchestrator re-attaches yet. Tag 4 is retired. */
@@ -73,13 +75,15 @@
 	F(S, 9, bin, kx, 0)
 
 /* CHALLENGE: the executor's first frame on every connection. seal says
- * whether the executor seals this link after the proof (absent: no). */
+ * whether the executor seals this link after the proof (absent: no), and
+ * aeads which AEADs it can seal with, preferred first. */
 #define PROTO_BODY_challenge(F, S)                                                \
 	F(S, 1, bin, nonce, 1)                                                    \
 	F(S, 2, u32, version_min, 1)                                              \
 	F(S, 3, u32, version_max, 1)                                              \
 	F(S, 4, bool, auth_required, 1)                                           \
-	F(S, 5, bool, seal, 0)
+	F(S, 5, bool, seal, 0)                                                    \
+	F(S, 6, strlist, aeads, 0)
 #define PROTO_REPLY_challenge(F, S)
 
 /* AUTH: the orchestrator's proof of the secret over the transcript so far;

@@ -376,8 +376,8 @@ int tc_hello(struct tclient *c, const char *secret, bool corrupt)
 		const struct hs_result *res = hs_result(h);
 
 		if (res->sealed) {
-			seal_init(&c->tx, res->tx_key, res->tx_prefix);
-			seal_init(&c->rxs, res->rx_key, res->rx_prefix);
+			seal_init(&c->tx, res->aead, res->tx_key, res->tx_prefix);
+			seal_init(&c->rxs, res->aead, res->rx_key, res->rx_prefix);
 			c->sealed = true;
 		}
 		c->n_live = res->n_live;
