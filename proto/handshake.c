@@ -13,6 +13,8 @@
 #define SP_HOP_LEN 4u
 #define SP_MAX_MSG (PROTO_MAX_HANDSHAKE_FRAME + SP_HOP_LEN)
 #define TRANSCRIPT_MAX (8u * (PROTO_MAX_HANDSHAKE_FRAME + 16u))
+#define ORCH_HELLO_ID 1u
+#define ORCH_AUTH_ID 2u
 
 static const char LABEL_T[] = "tandem link 2";
 static const char LABEL_PO[] = "tandem link 2 proof o";
@@ -176,22 +178,26 @@ static void keyed(const struct hs *h, const char *label, const uint8_t *a, size_
 	sodium_memzero(&st, sizeof(st));
 }
 
-static void proof(const struct hs *h, const char *label, uint8_t out[PROTO_PROOF_LEN])
+/* MAC(K, label || id || H(transcript)): id is the AUTH frame's own id
+ * (the one part of the frame carrying the proof that the transcript does
+ * not hold; the rest is checked to be canonical). */
+static void proof(const struct hs *h, const char *label, uint32_t id, uint8_t out[PROTO_PROOF_LEN])
 {
-	uint8_t th[32];
+	uint8_t th[32], idb[4] = { (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8),
+				   (uint8_t)id };
 
 	transcript_hash(h, th);
-	keyed(h, label, NULL, 0, th, out);
+	keyed(h, label, idb, sizeof(idb), th, out);
 }
 
-static bool proof_ok(const struct hs *h, const char *label, struct proto_str got)
+static bool proof_ok(const struct hs *h, const char *label, uint32_t id, struct proto_str got)
 {
 	uint8_t want[PROTO_PROOF_LEN];
 	bool ok;
 
 	if (got.len != PROTO_PROOF_LEN)
 		return false;
-	proof(h, label, want);
+	proof(h, label, id, want);
 	ok = crypto_verify_32(want, (const uint8_t *)got.ptr) == 0;
 	sodium_memzero(want, sizeof(want));
 	return ok;
@@ -301,6 +307,23 @@ static int decode_frame(struct hs *h, const uint8_t *payload, size_t plen, struc
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+/* The frame carrying a proof is outside the transcript it proves: accept
+ * only the one encoding our encoder makes of it, so that nothing in it can
+ * change without the proof failing. */
+static bool canonical(const uint8_t *payload, size_t plen, const struct proto_msg *m)
+{
+	struct fbuf f = { 0 };
+	bool same;
+
+	if (proto_encode(fbuf_write, &f, m->env.type, m->env.kind, m->env.id, &m->u) < 0) {
+		fbuf_free(&f);
+		return false;
+	}
+	same = f.len == plen && memcmp(f.p, payload, plen) == 0;
+	fbuf_free(&f);
+	return same;
 }
 
 /* ---- executor ------------------------------------------------------------- */
@@ -466,7 +489,7 @@ static void exec_auth(struct hs *h, const struct proto_msg *m, struct fbuf *out)
 	const struct proto_auth_body *b = &m->u.auth;
 
 	/* T1 ends before AUTH: the proof cannot cover itself. */
-	if (h->has_key && !proof_ok(h, LABEL_PO, b->proof)) {
+	if (h->has_key && !proof_ok(h, LABEL_PO, m->env.id, b->proof)) {
 		put_error(out, PROTO_VERSION, false, PROTO_AUTH, m->env.id, PROTO_E_DENIED,
 			  "authentication failed");
 		fail(h, HS_FAIL_PROOF, "%s", b->proof.len ? "wrong proof of the secret"
@@ -502,7 +525,9 @@ static size_t exec_frame(struct hs *h, const uint8_t *d, size_t len, struct fbuf
 		proto_msg_release(&m);
 		return 0;
 	}
-	if (want == PROTO_AUTH) {
+	if (want == PROTO_AUTH && !canonical(payload, plen, &m)) {
+		fail(h, HS_FAIL_PROTOCOL, "AUTH is not canonically encoded");
+	} else if (want == PROTO_AUTH) {
 		exec_auth(h, &m, out);
 		transcript_add(h, d, FRAME_HDR + plen);
 	} else {
@@ -530,7 +555,7 @@ void hs_accept(struct hs *h, const struct proto_hello_reply *info, struct fbuf *
 	}
 	put_frame(h, out, PROTO_HELLO, PROTO_REPLY, h->hello_id, &r);
 	if (h->has_key) {
-		proof(h, LABEL_PE, pe);
+		proof(h, LABEL_PE, h->auth_id, pe);
 		a.proof.ptr = (const char *)pe;
 		a.proof.len = sizeof(pe);
 		PROTO_MARK(&a, auth_reply, proof);
@@ -613,14 +638,14 @@ static void orch_send_hello(struct hs *h, struct fbuf *out)
 		PROTO_MARK(&b, hello_body, kx);
 		PROTO_MARK(&b, hello_body, aead);
 	}
-	put_frame(h, out, PROTO_HELLO, PROTO_REQUEST, 1, &b);
+	put_frame(h, out, PROTO_HELLO, PROTO_REQUEST, ORCH_HELLO_ID, &b);
 	if (h->has_key) {
-		proof(h, LABEL_PO, po);
+		proof(h, LABEL_PO, ORCH_AUTH_ID, po);
 		a.proof.ptr = (const char *)po;
 		a.proof.len = sizeof(po);
 		PROTO_MARK(&a, auth_body, proof);
 	}
-	put_frame(h, out, PROTO_AUTH, PROTO_REQUEST, 2, &a);
+	put_frame(h, out, PROTO_AUTH, PROTO_REQUEST, ORCH_AUTH_ID, &a);
 	sodium_memzero(po, sizeof(po));
 	h->step = O_HELLO_REPLY;
 }
@@ -737,7 +762,7 @@ static void orch_hello_reply(struct hs *h, const struct proto_msg *m)
 static void orch_auth_reply(struct hs *h, const struct proto_msg *m)
 {
 	/* T2 ends with the HELLO reply. */
-	if (h->has_key && !proof_ok(h, LABEL_PE, m->u.auth_reply.proof)) {
+	if (h->has_key && !proof_ok(h, LABEL_PE, ORCH_AUTH_ID, m->u.auth_reply.proof)) {
 		fail(h, HS_FAIL_PROOF, "the executor failed to prove the secret");
 		return;
 	}
@@ -764,9 +789,12 @@ static size_t orch_frame(struct hs *h, const uint8_t *d, size_t len)
 	if (m.env.kind == PROTO_REPLY && m.env.status != 0 &&
 	    (m.env.type == PROTO_HELLO || m.env.type == PROTO_AUTH)) {
 		orch_refused(h, &m);
-	} else if (m.env.kind != PROTO_REPLY || m.env.type != want) {
+	} else if (m.env.kind != PROTO_REPLY || m.env.type != want ||
+		   m.env.id != (want == PROTO_HELLO ? ORCH_HELLO_ID : ORCH_AUTH_ID)) {
 		fail(h, HS_FAIL_PROTOCOL, "unexpected %s from the executor during the handshake",
 		     m.def->name);
+	} else if (want == PROTO_AUTH && !canonical(payload, plen, &m)) {
+		fail(h, HS_FAIL_PROTOCOL, "the AUTH reply is not canonically encoded");
 	} else if (want == PROTO_HELLO) {
 		transcript_add(h, d, FRAME_HDR + plen);
 		orch_hello_reply(h, &m);
