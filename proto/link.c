@@ -35,6 +35,8 @@ struct link {
 	 * while a receive is in flight) */
 	uint8_t *rbuf;
 	size_t rlen, rcap;
+	size_t want_cap;  /* grow to this at the next rx_arm */
+	bool rx_busy;     /* a receive is in flight: rbuf must not move */
 	bool framed;
 	size_t max_wire; /* bound on a frame's declared length */
 	struct seal rx_seal;
@@ -206,10 +208,15 @@ static void rx_arm(struct link *lk)
 {
 	nng_iov iov;
 
-	if (lk->rcap - lk->rlen < RBUF_MIN_READ && lk->rcap < lk->rlen + RBUF_MIN_READ) {
+	if (lk->want_cap > lk->rcap) {
+		lk->rbuf = xrealloc(lk->rbuf, lk->want_cap);
+		lk->rcap = lk->want_cap;
+	}
+	if (lk->rcap - lk->rlen < RBUF_MIN_READ) {
 		lk->rcap = lk->rlen + RBUF_MIN_READ;
 		lk->rbuf = xrealloc(lk->rbuf, lk->rcap);
 	}
+	lk->rx_busy = true;
 	iov.iov_buf = lk->rbuf + lk->rlen;
 	iov.iov_len = lk->rcap - lk->rlen;
 	nng_aio_set_iov(lk->rx_aio, 1, &iov);
@@ -311,6 +318,7 @@ static void rx_post_cb(void *arg)
 
 	if (lk->dead)
 		return;
+	lk->rx_busy = false;
 	r = nng_aio_result(lk->rx_aio);
 	if (r != 0) {
 		if (lk->rlen)
@@ -332,10 +340,8 @@ void link_set_framed(struct link *lk, size_t max_payload)
 {
 	lk->framed = true;
 	lk->max_wire = max_payload + SEAL_TAG_LEN;
-	if (lk->rcap < RBUF_FRAMED) {
-		lk->rbuf = xrealloc(lk->rbuf, RBUF_FRAMED);
-		lk->rcap = RBUF_FRAMED;
-	}
+	/* Not now: a receive in flight may be writing into rbuf. */
+	lk->want_cap = MAX(lk->want_cap, RBUF_FRAMED);
 }
 
 /* ---- sending -------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <nng/supplemental/tls/tls.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -600,6 +601,63 @@ char *tc_mcp_recv(struct tclient *c, uint64_t handle, int timeout_ms)
 	return s;
 }
 
+/* ---- cleaning up after a failed test ---- */
+
+static pid_t janitor_owner;
+static int janitor_fd = -1;
+
+static void janitor_main(int rfd)
+{
+	static char cmds[64 * 1024]; /* no malloc: forked from a threaded process */
+	size_t len = 0;
+	ssize_t n;
+
+	/* Until the parent is gone (EOF), gather commands; then run them. */
+	while (len < sizeof(cmds) - 1 && (n = read(rfd, cmds + len, sizeof(cmds) - 1 - len)) > 0)
+		len += (size_t)n;
+	cmds[len] = '\0';
+	for (char *line = cmds, *nl; line && *line; line = nl) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		if (system(line) < 0)
+			break;
+	}
+	_exit(0);
+}
+
+void test_janitor(const char *fmt, ...)
+{
+	char cmd[600];
+	va_list ap;
+	int n;
+
+	if (janitor_owner != getpid()) { /* a forked test: its own janitor */
+		int p[2];
+		pid_t pid;
+
+		if (janitor_fd >= 0)
+			close(janitor_fd);
+		ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			close(p[1]);
+			setsid(); /* out of the test's process group and signals */
+			janitor_main(p[0]);
+		}
+		close(p[0]);
+		janitor_fd = p[1];
+		janitor_owner = getpid();
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd) - 1, fmt, ap);
+	va_end(ap);
+	ck_assert(n > 0 && (size_t)n < sizeof(cmd) - 1);
+	cmd[n++] = '\n';
+	ck_assert_int_eq(write(janitor_fd, cmd, (size_t)n), n);
+}
+
 /* ---- executor processes ---- */
 
 static const char *executor_path(void)
@@ -656,6 +714,8 @@ static void texec_init(struct texec *e)
 	memset(e, 0, sizeof(*e));
 	snprintf(e->dir, sizeof(e->dir), "/tmp/tdm-link-t-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(e->dir));
+	if (!getenv("TANDEM_TEST_KEEP_LOGS"))
+		test_janitor("rm -rf '%s'", e->dir);
 	snprintf(e->url, sizeof(e->url), "ipc://%s/link", e->dir);
 	snprintf(e->log_path, sizeof(e->log_path), "%s/executor.log", e->dir);
 	texec_counter++;
@@ -684,7 +744,7 @@ static void texec_cleanup(struct texec *e)
 {
 	char path[400];
 
-	if (!e->dir[0])
+	if (!e->dir[0] || getenv("TANDEM_TEST_KEEP_LOGS"))
 		return;
 	snprintf(path, sizeof(path), "%s/link", e->dir);
 	unlink(path);
@@ -707,8 +767,8 @@ void texec_start_env_url(struct texec *e, const char *url, const char *const *ex
 			 const char *const *extra_env)
 {
 	const char *argv[40] = { executor_path(), "--listen", NULL, "--secret-fd", "3",
-				 "--log-level", "debug" };
-	size_t n = 7;
+				 "--log-level", "debug", "--exit-with-parent" };
+	size_t n = 8;
 	uint8_t raw[16];
 	int p[2];
 

@@ -125,6 +125,12 @@ int proc_fd_count(pid_t pid);
 int proc_zombie_children(pid_t pid);
 long proc_rss_kib(pid_t pid);
 
+/* Runs the shell command once this process has exited, however it exits
+ * (check ends a failed test with _exit: no atexit, no teardown). A janitor
+ * child per process waits for its parent's end on a pipe. Commands must be
+ * idempotent: they also run after a test that cleaned up itself. */
+void test_janitor(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 const char *fixture_path(void); /* $MCP_FIXTURE */
 const char *plugins_dir(void);  /* $TANDEM_FIXTURES/plugins */
 
