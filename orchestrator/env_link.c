@@ -283,7 +283,6 @@ static void handshake_done(struct env *e)
 	free(e->executor_id);
 	e->executor_id = xstrdup(r->executor_id);
 	e->http_relay = r->http_relay;
-	e->hs = hs_free(e->hs);
 	loop_timer_cancel(e->init_timer);
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
@@ -296,9 +295,10 @@ static void handshake_done(struct env *e)
 		log_warn("environment '%s': the link to %s is NOT encrypted (the executor runs "
 			 "with --insecure or without a token); nothing secret is relayed over it",
 			 e->id, e->url);
-	log_info("environment '%s': executor '%s' %s authenticated (protocol %u, %s)", e->id,
+	log_info("environment '%s': executor '%s' %s authenticated (protocol %u, %s%s)", e->id,
 		 e->executor_id, r->executor_version, PROTO_VERSION,
-		 r->sealed ? "sealed" : "not sealed");
+		 r->sealed ? "sealed with " : "not sealed", r->sealed ? seal_aead_name(r->aead) : "");
+	e->hs = hs_free(e->hs); /* r goes with it */
 	env_set_state(e, ENV_READY);
 }
 
