@@ -525,6 +525,7 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 {
 	const char *url = ex->opts.listen_url;
 	struct link_tls tls = { ex->opts.tls_cert_key_file };
+	const char *zero;
 	int r, port;
 
 	if (!ex->secret && !linkurl_is_local(url) && !ex->opts.insecure) {
@@ -547,9 +548,10 @@ int listener_start(struct executor *ex, char *err, size_t errlen)
 			 "tool arguments and results", url);
 	/* Port 0 picks one: say which (tests and scripts read it). */
 	port = link_listener_port(ex->listener);
-	if (port && strlen(url) > 2 && strcmp(url + strlen(url) - 2, ":0") == 0)
-		log_info("executor '%s' listening on %.*s%d", ex->opts.id, (int)strlen(url) - 1, url,
-			 port);
+	zero = strstr(url, "]:0") ? strstr(url, "]:0") + 1 : strrchr(url, ':');
+	if (port && zero && zero[1] == '0' && (zero[2] == '\0' || zero[2] == '/'))
+		log_info("executor '%s' listening on %.*s:%d%s", ex->opts.id, (int)(zero - url), url,
+			 port, zero + 2);
 	else
 		log_info("executor '%s' listening on %s", ex->opts.id, url);
 	return 0;

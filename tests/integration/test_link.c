@@ -711,6 +711,31 @@ START_TEST(test_keepalive_drops_dead_session)
 }
 END_TEST
 
+/* ---- other transports ------------------------------------------------------ */
+
+/* ws://: the same link inside a WebSocket (an HTTP ingress in front of an
+ * executor); sealed like tcp://, a tool call goes through. */
+START_TEST(test_websocket_link)
+{
+	const char *argv[] = { fixture_path(), NULL };
+	uint64_t h;
+	char *line;
+
+	texec_start_url(&ex, "ws://127.0.0.1:0/tandem", NULL);
+	ck_assert_msg(port_of(ex.url) > 0 || strstr(ex.url, ":0/") == NULL, "%s", ex.url);
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert(cl.sealed);
+	h = tc_mcp_start(&cl, "ws", argv, NULL, NULL, NULL, NULL);
+	tc_mcp_send(&cl, h, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
+	line = tc_mcp_recv(&cl, h, T_MS);
+	ck_assert_ptr_nonnull(line);
+	ck_assert_ptr_nonnull(strstr(line, "\"id\":1"));
+	free(line);
+	tc_close(&cl);
+	texec_stop(&ex);
+}
+END_TEST
+
 /* ---- protocol 1 peers ---------------------------------------------------- */
 
 /* A real nng SP pair1 client (what protocol-1 orchestrators were) gets the
@@ -770,6 +795,7 @@ static Suite *link_suite(void)
 	tcase_add_test(tc, test_busy_then_take_over_from_a_silent_one);
 	tcase_add_test(tc, test_other_uid_cannot_connect);
 	tcase_add_test(tc, test_v1_orchestrator_told);
+	tcase_add_test(tc, test_websocket_link);
 	tcase_add_test(tc, test_flood);
 	tcase_add_test(tc, test_half_dead_connection);
 	tcase_add_test(tc, test_keepalive_drops_dead_session);
