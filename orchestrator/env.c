@@ -282,6 +282,7 @@ struct env *env_free(struct env *e)
 	free(e->secret_file);
 	free(e->tls_ca_file);
 	free(e->error);
+	free(e->lost);
 	free(e->executor_id);
 	strv_free(e->args);
 	strv_free(e->extra_env);

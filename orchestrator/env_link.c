@@ -89,6 +89,16 @@ static void arm_connect_timer(struct env *e)
 	e->connect_timer = loop_timer_add(e->loop, e->connect_timeout_ms, connect_timeout_cb, e);
 }
 
+/* Why the latest attempt failed; after a lost link, the loss stays first
+ * in the status ("keepalive: ...; since then: unreachable: ..."). */
+static void attempt_failed(struct env *e, const char *why)
+{
+	if (e->lost)
+		env_set_error(e, "%s; since then: %s", e->lost, why);
+	else
+		env_set_error(e, "%s", why);
+}
+
 /* ---- ending a connection -------------------------------------------------- */
 
 static void conn_forget(struct env *e, bool flush)
@@ -116,10 +126,12 @@ static void conn_lost(struct env *e, const char *why, bool flush)
 	if (was_ready) {
 		log_warn("environment '%s': link lost: %s", e->id, why);
 		e->redial_ms = 0; /* a link that worked: the first redial is quick */
+		free(e->lost);
+		e->lost = xstrdup(why);
 		arm_connect_timer(e);
 		env_link_lost(e, why);
 	} else {
-		env_set_error(e, "%s", why);
+		attempt_failed(e, why);
 		log_info("environment '%s': %s", e->id, why);
 	}
 	schedule_redial(e);
@@ -290,6 +302,8 @@ static void handshake_done(struct env *e)
 	e->redial_ms = 0;
 	e->last_fail = HS_FAIL_NONE;
 	e->rtt_us = 0;
+	free(e->lost);
+	e->lost = NULL;
 	e->keepalive_timer = loop_timer_add(e->loop, e->keepalive_ms, keepalive_cb, e);
 	if (!r->sealed && linkurl_needs_seal(e->url))
 		log_warn("environment '%s': the link to %s is NOT encrypted (the executor runs "
@@ -313,7 +327,7 @@ static void handshake_failed(struct env *e)
 	/* A refusal is news the status must show now, not at the connect
 	 * timeout: busy, a wrong token, a version mismatch. */
 	conn_forget(e, true);
-	env_set_error(e, "%s", why);
+	attempt_failed(e, why);
 	if (kind != HS_FAIL_PROTOCOL)
 		env_set_state(e, ENV_DISCONNECTED);
 	schedule_redial(e);
@@ -395,7 +409,7 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 	if (!s) {
 		snprintf(why, sizeof(why), "unreachable: %s", reason);
 		e->last_fail = HS_FAIL_NONE;
-		env_set_error(e, "%s", why);
+		attempt_failed(e, why);
 		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);
 		schedule_redial(e);
 		return;

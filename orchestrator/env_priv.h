@@ -64,6 +64,7 @@ struct env {
 	struct loop_timer *keepalive_timer;
 	uint64_t redial_ms;       /* the next redial's base delay */
 	enum hs_fail last_fail;
+	char *lost;               /* why the last ready link was lost, until ready again */
 	uint32_t next_ping_id;
 	uint64_t rtt_us;
 	/* state */

@@ -263,8 +263,21 @@ def t_spawned_executor_private(ctx):
     st = os.stat(d)
     check_eq(st.st_mode & 0o777, 0o700, "mode of %s" % d)
     check_eq(st.st_uid, os.getuid(), "owner of %s" % d)
+    # None of the executor's sockets is in the abstract namespace.
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
     with open("/proc/net/unix") as f:
-        check("@tandem" not in f.read(), "an abstract tandem socket exists")
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 8 and parts[6] in inodes:
+                check(not parts[7].startswith("@"), "the executor has an abstract socket %s" %
+                      parts[7])
     result = "SKIP the other-uid part: not root"
     if os.geteuid() == 0:
         r, w = os.pipe()
