@@ -9,6 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bconn.h"
@@ -17,7 +21,9 @@
 #include "bstat.h"
 #include "bsys.h"
 #include "btable.h"
+#include "bproc.h"
 #include "frame.h"
+#include "handshake.h"
 #include "seal.h"
 #include "util.h"
 
@@ -122,6 +128,140 @@ static void wait_ready(struct bconn *c, const char *env)
 	}
 }
 
+/* ---- the link alone: PING round trips against the executor -------------- */
+
+struct rawlink {
+	int fd;
+	struct seal tx, rx;
+	struct fbuf in;
+};
+
+static void raw_write(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			bsys_fail("link bench: write: %s", strerror(errno));
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+static void raw_read_more(struct rawlink *l)
+{
+	ssize_t n;
+
+	fbuf_reserve(&l->in, 65536);
+	n = read(l->fd, l->in.p + l->in.len, l->in.cap - l->in.len);
+	if (n <= 0)
+		bsys_fail("link bench: the executor closed the connection");
+	l->in.len += (size_t)n;
+}
+
+/* The handshake with the executor's token, over a plain blocking socket. */
+static void raw_connect(struct rawlink *l, int port, const char *token)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	uint8_t key[32];
+	struct hs_params p = { .role = HS_ORCHESTRATOR, .key = key, .orchestrator_id = "bench",
+			       .environment_id = "bench" };
+	struct fbuf out = { 0 };
+	struct hs *h;
+	int one = 1;
+
+	crypto_generichash(key, sizeof(key), (const uint8_t *)token, strlen(token), NULL, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || connect(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		bsys_fail("link bench: connect: %s", strerror(errno));
+	setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	h = hs_new(&p);
+	hs_start(h, &out);
+	while (hs_state(h) == HS_RUNNING) {
+		size_t used;
+
+		if (out.len)
+			raw_write(l->fd, out.p, out.len);
+		out.len = 0;
+		raw_read_more(l);
+		used = hs_input(h, l->in.p, l->in.len, &out);
+		memmove(l->in.p, l->in.p + used, l->in.len - used);
+		l->in.len -= used;
+	}
+	if (hs_state(h) != HS_DONE || !hs_result(h)->sealed)
+		bsys_fail("link bench: handshake: %s", hs_error(h));
+	seal_init(&l->tx, hs_result(h)->aead, hs_result(h)->tx_key, hs_result(h)->tx_prefix);
+	seal_init(&l->rx, hs_result(h)->aead, hs_result(h)->rx_key, hs_result(h)->rx_prefix);
+	hs_free(h);
+	fbuf_free(&out);
+}
+
+/* Keeps `depth` PINGs in flight for run_ms; returns round trips. */
+static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
+{
+	uint64_t end = bsys_now_ns() + (uint64_t)run_ms * 1000000u, done = 0;
+	unsigned inflight = 0;
+	struct fbuf out = { 0 };
+
+	for (uint32_t id = 1;; ) {
+		const uint8_t *payload;
+		size_t plen, need;
+
+		while (inflight < depth && bsys_now_ns() < end) {
+			struct proto_ping_body b = { .stamp = id, .present = PROTO_ALL_ping_body };
+			size_t start = out.len;
+
+			fbuf_reserve(&out, 64);
+			out.len += FRAME_HDR;
+			proto_encode(fbuf_write, &out, PROTO_PING, PROTO_REQUEST, id++, &b);
+			fbuf_reserve(&out, SEAL_TAG_LEN);
+			seal_frame(&l->tx, out.p + start, out.len - start - FRAME_HDR);
+			out.len += SEAL_TAG_LEN;
+			inflight++;
+		}
+		if (out.len)
+			raw_write(l->fd, out.p, out.len);
+		out.len = 0;
+		if (!inflight)
+			break;
+		raw_read_more(l);
+		while (frame_parse(l->in.p, l->in.len, 1 << 20, &payload, &plen, &need) == 0) {
+			size_t used = FRAME_HDR + plen;
+
+			if (seal_open(&l->rx, l->in.p, (uint8_t *)payload, plen, &plen) < 0)
+				bsys_fail("link bench: a reply does not open");
+			inflight--;
+			done++;
+			memmove(l->in.p, l->in.p + used, l->in.len - used);
+			l->in.len -= used;
+		}
+	}
+	fbuf_free(&out);
+	return done;
+}
+
+static void rows_pings(const struct bench_opts *o, pid_t exec, int port, const char *token)
+{
+	struct rawlink l = { 0 };
+	uint64_t c0, c1, n;
+
+	raw_connect(&l, port, token);
+	raw_pings(&l, INFLIGHT, o->tput_warm_ms);
+	c0 = bproc_cpu_ns(exec);
+	n = raw_pings(&l, INFLIGHT, o->tput_ms);
+	c1 = bproc_cpu_ns(exec);
+	btable_add("link alone: PING round trips, 32 in flight", btable_fmt("%.0f/s",
+									       n * 1000.0 / o->tput_ms),
+		   NULL, btable_fmt("executor %.2f us CPU per round trip (sealed)",
+				    (double)(c1 - c0) / 1e3 / (double)n),
+		   NULL, BTABLE_INFO);
+	close(l.fd);
+	fbuf_free(&l.in);
+}
+
 static void rows_sealed(const struct bench_opts *o, const struct bench_floor *f)
 {
 	_cleanup_free_ char *dir = xasprintf("%s/sealed", bsys_tmpdir());
@@ -140,6 +280,7 @@ static void rows_sealed(const struct bench_opts *o, const struct bench_floor *f)
 	bsys_write_file(token, "bench-sealed-link-token-0123456789abcdef\n");
 	chmod(token, 0600);
 	exec = start_sealed_executor(o, dir, token, &port);
+	rows_pings(o, exec, port, "bench-sealed-link-token-0123456789abcdef");
 	toml = xasprintf("[[environments]]\nid = \"sealed\"\nurl = \"tcp://127.0.0.1:%d\"\n", port);
 	orch = borch_start_env(&o->bins, "sealed-orch", NULL, toml, "sealed", token);
 	plugin = xasprintf("%s/plugin", orch->dir);
