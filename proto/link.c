@@ -6,6 +6,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/transport/ipc/ipc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,13 @@ struct link {
 	const struct link_ops *ops;
 	void *arg;
 	bool dead;       /* link_free'd: posted completions are ignored */
+	/* What nng threads see: once closing, callbacks post nothing; posts
+	 * counts completions queued on the loop, so that link_free can free
+	 * at once when none is (a loop that never runs again, at shutdown,
+	 * must not hold the last reference). */
+	atomic_bool closing;
+	atomic_uint posts;
+	bool free_pending; /* freed by the last queued completion */
 	bool reported;   /* closed_cb called */
 	bool started;
 	/* receiving (loop thread; the part past rlen belongs to the rx aio
@@ -58,6 +66,9 @@ struct link {
 };
 
 static struct link *lingering; /* links freeing themselves after a flush */
+
+static void kick_locked(struct link *lk, bool *start);
+static void tx_start(struct link *lk);
 
 int link_errno(int e)
 {
@@ -98,10 +109,8 @@ static void report(struct link *lk, const char *why)
 		lk->ops->closed_cb(lk, why, lk->arg);
 }
 
-static void free_post_cb(void *arg)
+static void really_free(struct link *lk)
 {
-	struct link *lk = arg;
-
 	seal_wipe(&lk->rx_seal);
 	seal_wipe(&lk->tx_seal);
 	fbuf_free(&lk->wq);
@@ -126,6 +135,7 @@ struct link *link_free(struct link *lk)
 	if (!lk || lk->dead)
 		return NULL;
 	lk->dead = true;
+	atomic_store(&lk->closing, true);
 	loop_timer_cancel(lk->linger_timer);
 	lk->linger_timer = NULL;
 	loop_timer_cancel(lk->flush_timer);
@@ -139,10 +149,31 @@ struct link *link_free(struct link *lk)
 	nng_stream_free(lk->stream);
 	nng_aio_free(lk->rx_aio);
 	nng_aio_free(lk->tx_aio);
-	/* Completions posted before the stop still name lk: free after them. */
-	if (loop_post(lk->loop, free_post_cb, lk) < 0)
-		free_post_cb(lk);
+	/* Completions queued before the stop (or running now: this may be
+	 * called from one) still name lk: the last of them frees it. */
+	if (atomic_load(&lk->posts) == 0)
+		really_free(lk);
+	else
+		lk->free_pending = true;
 	return NULL;
+}
+
+/* nng thread: queue cb(lk) on the loop, unless the link is closing. */
+static void post(struct link *lk, loop_post_cb cb)
+{
+	if (atomic_load(&lk->closing))
+		return;
+	atomic_fetch_add(&lk->posts, 1);
+	if (loop_post(lk->loop, cb, lk) < 0)
+		atomic_fetch_sub(&lk->posts, 1); /* the loop is going away */
+}
+
+/* Last thing in every posted callback (which counts as a reference while
+ * it runs, so that a link_free from inside it leaves the memory alone). */
+static void post_done(struct link *lk)
+{
+	if (atomic_fetch_sub(&lk->posts, 1) == 1 && lk->free_pending)
+		really_free(lk);
 }
 
 static void linger_done(struct link *lk)
@@ -164,19 +195,26 @@ static void drained_post_cb(void *arg)
 
 	if (!lk->dead)
 		linger_done(lk);
+	post_done(lk);
 }
 
 void link_close_flush(struct link *lk, unsigned timeout_ms)
 {
-	bool idle;
+	bool idle, start = false;
 
 	if (!lk || lk->dead)
 		return;
 	lk->reported = true; /* the owner is gone: no callbacks */
+	loop_timer_cancel(lk->flush_timer); /* what this turn queued goes now */
+	lk->flush_timer = NULL;
 	pthread_mutex_lock(&lk->mu);
 	lk->lingering = true;
+	if (!lk->tx_failed)
+		kick_locked(lk, &start);
 	idle = !lk->sending || lk->tx_failed;
 	pthread_mutex_unlock(&lk->mu);
+	if (start)
+		tx_start(lk);
 	if (idle) {
 		link_free(lk);
 		return;
@@ -201,7 +239,7 @@ static void rx_aio_cb(void *arg)
 {
 	struct link *lk = arg;
 
-	loop_post(lk->loop, rx_post_cb, lk);
+	post(lk, rx_post_cb);
 }
 
 static void rx_arm(struct link *lk)
@@ -311,13 +349,10 @@ static bool rx_process(struct link *lk)
 	return true;
 }
 
-static void rx_post_cb(void *arg)
+static void rx_done(struct link *lk)
 {
-	struct link *lk = arg;
 	int r;
 
-	if (lk->dead)
-		return;
 	lk->rx_busy = false;
 	r = nng_aio_result(lk->rx_aio);
 	if (r != 0) {
@@ -336,6 +371,15 @@ static void rx_post_cb(void *arg)
 		rx_arm(lk);
 }
 
+static void rx_post_cb(void *arg)
+{
+	struct link *lk = arg;
+
+	if (!lk->dead)
+		rx_done(lk);
+	post_done(lk);
+}
+
 void link_set_framed(struct link *lk, size_t max_payload)
 {
 	lk->framed = true;
@@ -350,9 +394,9 @@ static void tx_err_post_cb(void *arg)
 {
 	struct link *lk = arg;
 
-	if (lk->dead)
-		return;
-	fail(lk, "send failed: the connection is gone");
+	if (!lk->dead)
+		fail(lk, "send failed: the connection is gone");
+	post_done(lk);
 }
 
 static void tx_start(struct link *lk)
@@ -377,7 +421,7 @@ static void tx_aio_cb(void *arg)
 		lk->sending = false;
 		drained = lk->lingering;
 		pthread_mutex_unlock(&lk->mu);
-		loop_post(lk->loop, drained ? drained_post_cb : tx_err_post_cb, lk);
+		post(lk, drained ? drained_post_cb : tx_err_post_cb);
 		return;
 	}
 	lk->sent += nng_aio_count(lk->tx_aio);
@@ -402,7 +446,7 @@ static void tx_aio_cb(void *arg)
 	if (more)
 		tx_start(lk);
 	else if (drained)
-		loop_post(lk->loop, drained_post_cb, lk);
+		post(lk, drained_post_cb);
 }
 
 /* Called with mu held after something was appended to wq. */

@@ -9,6 +9,7 @@
 #include <nng/supplemental/tls/tls.h>
 #include <nng/transport/ipc/ipc.h>
 #include <nng/transport/tcp/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,9 @@
 
 #define ACCEPT_RETRY_MS 50u /* after an accept error such as EMFILE */
 
+/* Like struct link (link.c): once closing, callbacks post nothing (and
+ * free a stream they were handed); posts counts what is queued, so the
+ * memory goes at once when nothing is, else with the last completion. */
 struct link_listener {
 	struct loop *loop;
 	nng_stream_listener *l;
@@ -25,6 +29,8 @@ struct link_listener {
 	link_accept_cb cb;
 	void *arg;
 	bool dead;
+	atomic_bool closing;
+	atomic_uint posts;
 	struct loop_timer *retry;
 };
 
@@ -35,7 +41,26 @@ struct link_dialer {
 	link_dial_cb cb;
 	void *arg;
 	bool dead;
+	atomic_bool closing;
+	atomic_uint posts;
 };
+
+/* nng thread: post cb(obj), or when closing drop the aio's stream. */
+static void ep_post(struct loop *loop, atomic_bool *closing, atomic_uint *posts, nng_aio *aio,
+		    loop_post_cb cb, void *obj)
+{
+	if (atomic_load(closing)) {
+		if (nng_aio_result(aio) == 0)
+			nng_stream_free(nng_aio_get_output(aio, 0));
+		return;
+	}
+	atomic_fetch_add(posts, 1);
+	if (loop_post(loop, cb, obj) < 0) {
+		atomic_fetch_sub(posts, 1);
+		if (nng_aio_result(aio) == 0)
+			nng_stream_free(nng_aio_get_output(aio, 0));
+	}
+}
 
 static int tls_config(const char *url, const struct link_tls *tls, bool server,
 		      nng_tls_config **out, char *err, size_t errlen)
@@ -75,12 +100,13 @@ static int tls_config(const char *url, const struct link_tls *tls, bool server,
 /* ---- listener ------------------------------------------------------------- */
 
 static void accept_post_cb(void *arg);
+static void listener_really_free(struct link_listener *L);
 
 static void accept_aio_cb(void *arg)
 {
 	struct link_listener *L = arg;
 
-	loop_post(L->loop, accept_post_cb, L);
+	ep_post(L->loop, &L->closing, &L->posts, L->aio, accept_post_cb, L);
 }
 
 static void accept_arm(struct link_listener *L)
@@ -99,13 +125,17 @@ static void accept_retry_cb(struct loop_timer *t, void *arg)
 static void accept_post_cb(void *arg)
 {
 	struct link_listener *L = arg;
-	int r = nng_aio_result(L->aio);
-	nng_stream *s = r == 0 ? nng_aio_get_output(L->aio, 0) : NULL;
+	int r;
+	nng_stream *s;
 
-	if (L->dead) {
-		nng_stream_free(s);
+	if (L->dead) { /* its stream was taken care of by link_listener_free */
+		if (atomic_fetch_sub(&L->posts, 1) == 1)
+			listener_really_free(L);
 		return;
 	}
+	atomic_fetch_sub(&L->posts, 1); /* the callback below may free L: not after it */
+	r = nng_aio_result(L->aio);
+	s = r == 0 ? nng_aio_get_output(L->aio, 0) : NULL;
 	if (r == NNG_ECLOSED)
 		return;
 	if (r != 0) {
@@ -168,10 +198,8 @@ int link_listener_port(const struct link_listener *L)
 	return port;
 }
 
-static void listener_free_post_cb(void *arg)
+static void listener_really_free(struct link_listener *L)
 {
-	struct link_listener *L = arg;
-
 	nng_aio_free(L->aio);
 	free(L);
 }
@@ -181,28 +209,37 @@ struct link_listener *link_listener_free(struct link_listener *L)
 	if (!L)
 		return NULL;
 	L->dead = true;
+	atomic_store(&L->closing, true);
 	loop_timer_cancel(L->retry);
 	nng_stream_listener_close(L->l);
 	nng_aio_stop(L->aio);
 	nng_stream_listener_free(L->l);
-	if (loop_post(L->loop, listener_free_post_cb, L) < 0)
-		listener_free_post_cb(L);
+	if (atomic_load(&L->posts) == 0)
+		listener_really_free(L);
+	else if (nng_aio_result(L->aio) == 0) /* an accept queued, never to be handled */
+		nng_stream_free(nng_aio_get_output(L->aio, 0));
 	return NULL;
 }
 
 /* ---- dialer --------------------------------------------------------------- */
 
+static void dialer_really_free(struct link_dialer *D);
+
 static void dial_post_cb(void *arg)
 {
 	struct link_dialer *D = arg;
-	int r = nng_aio_result(D->aio);
-	nng_stream *s = r == 0 ? nng_aio_get_output(D->aio, 0) : NULL;
+	int r;
+	nng_stream *s;
 	char why[160];
 
-	if (D->dead) {
-		nng_stream_free(s);
+	if (D->dead) { /* its stream was taken care of by link_dialer_free */
+		if (atomic_fetch_sub(&D->posts, 1) == 1)
+			dialer_really_free(D);
 		return;
 	}
+	atomic_fetch_sub(&D->posts, 1); /* the callback below may free D: not after it */
+	r = nng_aio_result(D->aio);
+	s = r == 0 ? nng_aio_get_output(D->aio, 0) : NULL;
 	if (r == 0) {
 		D->cb(s, 0, NULL, D->arg);
 		return;
@@ -215,7 +252,7 @@ static void dial_aio_cb(void *arg)
 {
 	struct link_dialer *D = arg;
 
-	loop_post(D->loop, dial_post_cb, D);
+	ep_post(D->loop, &D->closing, &D->posts, D->aio, dial_post_cb, D);
 }
 
 int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *tls,
@@ -261,10 +298,8 @@ void link_dial(struct link_dialer *D, unsigned timeout_ms, link_dial_cb cb, void
 	nng_stream_dialer_dial(D->d, D->aio);
 }
 
-static void dialer_free_post_cb(void *arg)
+static void dialer_really_free(struct link_dialer *D)
 {
-	struct link_dialer *D = arg;
-
 	nng_aio_free(D->aio);
 	free(D);
 }
@@ -274,10 +309,13 @@ struct link_dialer *link_dialer_free(struct link_dialer *D)
 	if (!D)
 		return NULL;
 	D->dead = true;
+	atomic_store(&D->closing, true);
 	nng_stream_dialer_close(D->d);
 	nng_aio_stop(D->aio);
 	nng_stream_dialer_free(D->d);
-	if (loop_post(D->loop, dialer_free_post_cb, D) < 0)
-		dialer_free_post_cb(D);
+	if (atomic_load(&D->posts) == 0)
+		dialer_really_free(D);
+	else if (nng_aio_result(D->aio) == 0) /* a dial queued, never to be handled */
+		nng_stream_free(nng_aio_get_output(D->aio, 0));
 	return NULL;
 }
