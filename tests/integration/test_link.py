@@ -370,7 +370,67 @@ def t_partition_20s(ctx):
             (orch_dead, st.get("error"), exec_dead, back))
 
 
-# ---- 6: a protocol-1 executor ---------------------------------------------------------
+# ---- 6: an orchestrator started during a flood -------------------------------------
+
+class Flood:
+    """32 attackers: silent, SP greeting, or one byte at a time; each
+    re-opens its connection as soon as the executor closes it."""
+
+    def __init__(self, port, n=32):
+        self.port, self.stop, self.opened = port, False, 0
+        self.threads = [threading.Thread(target=self.attacker, args=(i % 3,), daemon=True)
+                        for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def attacker(self, mode):
+        while not self.stop:
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            self.opened += 1
+            s.settimeout(0.1)
+            try:
+                if mode == 1:
+                    s.sendall(SP_HEADER)
+                while not self.stop:
+                    if mode == 2:
+                        s.sendall(os.urandom(1))
+                    try:
+                        if s.recv(4096) == b"":
+                            break
+                    except socket.timeout:
+                        pass
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.stop = True
+        for t in self.threads:
+            t.join(5)
+
+
+def t_ready_during_flood(ctx):
+    ex = TcpExecutor(ctx, "flooded")
+    flood = Flood(ex.port)
+    try:
+        time.sleep(1)  # the flood is in full swing
+        t0 = time.monotonic()
+        o = Orchestrator(ctx, url_home(ctx, "f", "tcp://127.0.0.1:%d" % ex.port, ex.token))
+        c = o.client
+        c.initialize()
+        c.wait_env("f", timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        flood.close()
+    return "# ready %.2f s after start, during a flood (%d attacking connections so far)" % (
+        took, flood.opened)
+
+
+# ---- 7: a protocol-1 executor ---------------------------------------------------------
 
 def t_v1_executor_told(ctx):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -428,6 +488,7 @@ TESTS = [
      t_impostor_receives_only_the_handshake),
     ("a spawned executor's socket is private to our uid", t_spawned_executor_private),
     ("a 20 s partition: both sides mark the link dead, status says so", t_partition_20s),
+    ("an orchestrator started during a flood reaches ready", t_ready_during_flood),
     ("a protocol-1 executor is told, and the status says so", t_v1_executor_told),
 ]
 
