@@ -9,7 +9,6 @@
 
 #include "env_priv.h"
 #include "http.h"
-#include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -270,7 +269,6 @@ struct env *env_free(struct env *e)
 	http_relay_fail_all(e->http, -ECANCELED, "the orchestrator is shutting down");
 	e->http = http_free(e->http);
 	env_link_stop(e);
-	link_flush_all(); /* connections still sending a last frame */
 	env_spawn_stop(e);
 	fail_all_pending(e, "the orchestrator is shutting down");
 	secret_free(e->secret);

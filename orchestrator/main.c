@@ -13,6 +13,7 @@
 #include "config.h"
 #include "env.h"
 #include "envfile.h"
+#include "link.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -219,6 +220,7 @@ out:
 	oauth_shutdown();
 	drain_http();
 	orch_envs_stop();
+	link_flush_all(); /* the loop is done: links still flushing or draining go */
 	orch->http = http_free(orch->http);
 	config_free(orch->config);
 	envfile_free(orch->envfile);

@@ -36,7 +36,7 @@ struct link {
 	 * must not hold the last reference). */
 	atomic_bool closing;
 	atomic_uint posts;
-	bool free_pending; /* freed by the last queued completion */
+	bool free_pending; /* freed by the last queued completion (on `zombies`) */
 	bool reported;   /* closed_cb called */
 	bool started;
 	/* receiving (loop thread; the part past rlen belongs to the rx aio
@@ -66,6 +66,7 @@ struct link {
 };
 
 static struct link *lingering; /* links freeing themselves after a flush */
+static struct link *zombies;   /* freed, waiting for queued completions */
 
 static void kick_locked(struct link *lk, bool *start);
 static void tx_start(struct link *lk);
@@ -109,8 +110,20 @@ static void report(struct link *lk, const char *why)
 		lk->ops->closed_cb(lk, why, lk->arg);
 }
 
+static void unlist(struct link **head, struct link *lk)
+{
+	for (struct link **pp = head; *pp; pp = &(*pp)->next_linger) {
+		if (*pp == lk) {
+			*pp = lk->next_linger;
+			return;
+		}
+	}
+}
+
 static void really_free(struct link *lk)
 {
+	if (lk->free_pending)
+		unlist(&zombies, lk);
 	seal_wipe(&lk->rx_seal);
 	seal_wipe(&lk->tx_seal);
 	fbuf_free(&lk->wq);
@@ -122,12 +135,7 @@ static void really_free(struct link *lk)
 
 static void linger_unlist(struct link *lk)
 {
-	for (struct link **pp = &lingering; *pp; pp = &(*pp)->next_linger) {
-		if (*pp == lk) {
-			*pp = lk->next_linger;
-			return;
-		}
-	}
+	unlist(&lingering, lk);
 }
 
 struct link *link_free(struct link *lk)
@@ -151,10 +159,13 @@ struct link *link_free(struct link *lk)
 	nng_aio_free(lk->tx_aio);
 	/* Completions queued before the stop (or running now: this may be
 	 * called from one) still name lk: the last of them frees it. */
-	if (atomic_load(&lk->posts) == 0)
+	if (atomic_load(&lk->posts) == 0) {
 		really_free(lk);
-	else
+	} else {
 		lk->free_pending = true;
+		lk->next_linger = zombies; /* off `lingering` above: the link is reused */
+		zombies = lk;
+	}
 	return NULL;
 }
 
@@ -228,6 +239,10 @@ void link_flush_all(void)
 {
 	while (lingering)
 		link_free(lingering);
+	/* The loop will not run their queued completions any more. */
+	while (zombies)
+		really_free(zombies);
+	link_ep_reap_all();
 }
 
 /* ---- receiving ------------------------------------------------------------ */

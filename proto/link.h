@@ -61,8 +61,11 @@ struct link *link_free(struct link *lk);
 /* Hands the link over: nothing more is received or reported, what is
  * queued is sent (at most timeout_ms), then the link frees itself. */
 void link_close_flush(struct link *lk, unsigned timeout_ms);
-/* Frees links still flushing (daemon shutdown). */
+/* Daemon shutdown, once the loop will not run again: frees links still
+ * flushing, and links, listeners and dialers freed while a completion of
+ * theirs was queued on the loop (it will never run now). */
 void link_flush_all(void);
+void link_ep_reap_all(void); /* link_ep.c's part of it */
 
 /* Framed mode from now on; frames over max_payload (plus the seal's tag)
  * close the link. Bytes already buffered are parsed as frames. */

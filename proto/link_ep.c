@@ -23,6 +23,7 @@
  * free a stream they were handed); posts counts what is queued, so the
  * memory goes at once when nothing is, else with the last completion. */
 struct link_listener {
+	struct link_listener *next_zombie;
 	struct loop *loop;
 	nng_stream_listener *l;
 	nng_aio *aio;
@@ -35,6 +36,7 @@ struct link_listener {
 };
 
 struct link_dialer {
+	struct link_dialer *next_zombie;
 	struct loop *loop;
 	nng_stream_dialer *d;
 	nng_aio *aio;
@@ -44,6 +46,10 @@ struct link_dialer {
 	atomic_bool closing;
 	atomic_uint posts;
 };
+
+/* Freed while a completion was queued (see link_flush_all). */
+static struct link_listener *listener_zombies;
+static struct link_dialer *dialer_zombies;
 
 /* nng thread: post cb(obj), or when closing drop the aio's stream. */
 static void ep_post(struct loop *loop, atomic_bool *closing, atomic_uint *posts, nng_aio *aio,
@@ -200,6 +206,12 @@ int link_listener_port(const struct link_listener *L)
 
 static void listener_really_free(struct link_listener *L)
 {
+	for (struct link_listener **pp = &listener_zombies; *pp; pp = &(*pp)->next_zombie) {
+		if (*pp == L) {
+			*pp = L->next_zombie;
+			break;
+		}
+	}
 	nng_aio_free(L->aio);
 	free(L);
 }
@@ -214,10 +226,14 @@ struct link_listener *link_listener_free(struct link_listener *L)
 	nng_stream_listener_close(L->l);
 	nng_aio_stop(L->aio);
 	nng_stream_listener_free(L->l);
-	if (atomic_load(&L->posts) == 0)
+	if (atomic_load(&L->posts) == 0) {
 		listener_really_free(L);
-	else if (nng_aio_result(L->aio) == 0) /* an accept queued, never to be handled */
+		return NULL;
+	}
+	if (nng_aio_result(L->aio) == 0) /* an accept queued, never to be handled */
 		nng_stream_free(nng_aio_get_output(L->aio, 0));
+	L->next_zombie = listener_zombies;
+	listener_zombies = L;
 	return NULL;
 }
 
@@ -300,8 +316,22 @@ void link_dial(struct link_dialer *D, unsigned timeout_ms, link_dial_cb cb, void
 
 static void dialer_really_free(struct link_dialer *D)
 {
+	for (struct link_dialer **pp = &dialer_zombies; *pp; pp = &(*pp)->next_zombie) {
+		if (*pp == D) {
+			*pp = D->next_zombie;
+			break;
+		}
+	}
 	nng_aio_free(D->aio);
 	free(D);
+}
+
+void link_ep_reap_all(void)
+{
+	while (listener_zombies)
+		listener_really_free(listener_zombies);
+	while (dialer_zombies)
+		dialer_really_free(dialer_zombies);
 }
 
 struct link_dialer *link_dialer_free(struct link_dialer *D)
@@ -313,9 +343,13 @@ struct link_dialer *link_dialer_free(struct link_dialer *D)
 	nng_stream_dialer_close(D->d);
 	nng_aio_stop(D->aio);
 	nng_stream_dialer_free(D->d);
-	if (atomic_load(&D->posts) == 0)
+	if (atomic_load(&D->posts) == 0) {
 		dialer_really_free(D);
-	else if (nng_aio_result(D->aio) == 0) /* a dial queued, never to be handled */
+		return NULL;
+	}
+	if (nng_aio_result(D->aio) == 0) /* a dial queued, never to be handled */
 		nng_stream_free(nng_aio_get_output(D->aio, 0));
+	D->next_zombie = dialer_zombies;
+	dialer_zombies = D;
 	return NULL;
 }
