@@ -1,7 +1,9 @@
 /* executor.h - tandem-executor's internal state, shared by its modules.
  *
  *   main.c      options, secret, signals, the loop
- *   listener.c  the nng pair1 listener: peers, authentication state, frames
+ *   listener.c  the link listener: connections, the handshake (one place),
+ *               the pending cap, penalties, the session, keepalives, busy
+ *   penalty.c   per-source penalties for failed proofs (a bounded table)
  *   handlers.c  one exec_handle_<msg> per message; the dispatch table
  *   procs.c     the live stdio MCP processes: handles, detach/attach, cap
  *   plugin.c    ROOT_RESOLVE: a root directory -> plugin + normalized servers
@@ -11,15 +13,14 @@
  *   ptree.c     processes by ancestry, from /proc
  *
  * Everything here runs on the loop thread; nng threads only loop_post().
+ * proto/link.h carries the bytes; nothing here touches nng directly.
  */
 #ifndef TANDEM_EXECUTOR_H
 #define TANDEM_EXECUTOR_H
 
-#include <nng/nng.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "link.h"
 #include "proto.h"
 
 struct loop;
@@ -30,11 +31,17 @@ struct proc;
 struct http;
 struct xreq;
 struct boxes;
+struct conn;
+struct link_listener;
+struct penalty;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
 #define EXEC_DEFAULT_GRACE_SEC 30u
-#define EXEC_AUTH_TIMEOUT_MS 10000u     /* a peer must authenticate within this */
-#define EXEC_MAX_PENDING 8u             /* connections awaiting their HELLO at once */
+#define EXEC_DEFAULT_HANDSHAKE_MS 3000u /* a connection must prove the secret within this */
+#define EXEC_DEFAULT_MAX_PENDING 64u    /* connections in the handshake at once */
+#define EXEC_DEFAULT_KEEPALIVE_MS 3000u /* PING when nothing came for this long */
+#define EXEC_DEFAULT_DEAD_MS 9000u      /* the session is dead after this much silence */
+#define EXEC_PROBE_MS 2000u             /* a second orchestrator proved: the first must answer */
 #define EXEC_MAX_LINE (16u * 1024u * 1024u) /* one stdout line of a server */
 #define EXEC_STDIN_QUEUE (32u * 1024u * 1024u)
 #define EXEC_DETACHED_BUFFER (4u * 1024u * 1024u) /* output kept for a re-attach */
@@ -59,9 +66,10 @@ struct exec_opts {
 	size_t n_sandbox_allow;
 	const char *sandbox_dir;    /* --sandbox-dir: where private dirs go */
 	bool require_sandbox;       /* --require-sandbox */
+	unsigned handshake_ms;
+	unsigned max_pending;
+	unsigned keepalive_ms, dead_ms;
 };
-
-enum exec_peer_state { PEER_NONE = 0, PEER_PREAUTH, PEER_AUTHED };
 
 struct executor {
 	struct loop *loop;
@@ -69,22 +77,22 @@ struct executor {
 	struct secret *secret; /* NULL: no auth (loopback or --insecure only) */
 	uint64_t started_ms;
 
-	/* link */
-	struct link link;
-	nng_listener listener;
-	uint32_t peer;         /* nng pipe id of the current peer, 0 = none */
-	enum exec_peer_state state;
-	uint8_t challenge[PROTO_NONCE_LEN]; /* of the connection being handled */
+	/* link (listener.c) */
+	struct link_listener *listener;
+	bool local_socket;     /* ipc://, unix://, abstract://: peers must be our uid */
+	bool seal;             /* links are sealed after the proof */
+	struct conn *conns;    /* every connection: in the handshake, proved, the session */
+	unsigned n_pending;    /* of them, still in the handshake */
+	struct conn *session;  /* the authenticated orchestrator, or NULL */
+	struct conn *contender; /* proved while a session exists: the session is probed */
+	uint32_t peer;         /* serial of the current session, 0 = none */
+	uint32_t next_serial;
+	uint32_t next_ping_id;
+	struct loop_timer *keepalive_timer;
+	struct loop_timer *probe_timer;
+	uint32_t probe_ping_id; /* the probe's PING: its reply settles it */
+	struct penalty *penalties;
 	uint64_t peers_dropped;
-	/* Connections that have been challenged and not yet proved the secret:
-	 * several at once, so a client that keeps reconnecting cannot evict
-	 * the real orchestrator before it answers. The first to prove wins. */
-	struct {
-		uint32_t pipe;
-		uint8_t challenge[PROTO_NONCE_LEN];
-		struct loop_timer *timer;
-	} pending[EXEC_MAX_PENDING];
-	unsigned n_pending;
 
 	/* processes */
 	bool pidns;            /* servers are PID namespace inits (contain.h) */
@@ -106,20 +114,23 @@ struct executor {
 int listener_start(struct executor *ex, char *err, size_t errlen);
 void listener_stop(struct executor *ex);
 /* Sends a request/event of `type` (kind from the table) or, with kind =
- * PROTO_REPLY, a reply; 0 or -errno. Nothing is sent without an
- * authenticated peer unless the message is allowed before auth. */
+ * PROTO_REPLY, a reply, to the authenticated session only; 0 or -errno
+ * (-ENOTCONN without a session). A full queue drops the session. */
 int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id, const void *body);
 int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t status,
 			  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Closes the current peer's connection (protocol violation, failed auth). */
+/* Closes the session (protocol violation); what is queued still goes. */
 void listener_drop_peer(struct executor *ex, const char *why);
 bool listener_authed(const struct executor *ex);
 
-/* handlers.c: called for every decoded, allowed frame from the current peer. */
+/* handlers.c: called for every decoded frame of the session that the
+ * message table allows (direction O2E, state AUTHED). */
 void exec_dispatch(struct executor *ex, struct proto_msg *m);
-/* Sends CHALLENGE with a fresh nonce (stored in `nonce`) to the link's
- * target pipe. */
-void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN]);
+/* What the executor tells an orchestrator that proved the secret (HELLO
+ * reply fields; version and kx are the handshake's). *handles is
+ * allocated (caller frees). */
+void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
+		     uint64_t **handles);
 
 /* procs.c */
 /* *sandbox: how the server is boxed (box.h), valid while the process lives. */

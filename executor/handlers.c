@@ -1,13 +1,14 @@
-/* handlers.c - one exec_handle_<msg> per message the executor accepts. The
- * table at the bottom is the whole policy: a message without a row is
- * refused, and listener.c has already checked direction and auth state
- * against proto/messages.h before anything here runs. */
+/* handlers.c - one exec_handle_<msg> per message the executor accepts
+ * from an authenticated orchestrator. The table at the bottom is the whole
+ * policy: a message without a row is refused, and listener.c has already
+ * checked direction and state against proto/messages.h before anything
+ * here runs. The handshake (CHALLENGE, HELLO, AUTH) is listener.c's and
+ * proto/handshake.c's; exec_hello_info says what it tells the peer. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "auth.h"
 #include "executor.h"
 #include "log.h"
 #include "loop.h"
@@ -16,97 +17,36 @@
 #include "util.h"
 #include "version.h"
 
-void exec_challenge(struct executor *ex, uint8_t nonce[PROTO_NONCE_LEN])
+void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
+		     uint64_t **handles)
 {
-	struct proto_challenge_body c = {
-		.version_min = PROTO_VERSION_MIN,
-		.version_max = PROTO_VERSION,
-		.auth_required = ex->secret != NULL,
-	};
+	size_t n = 0;
 
-	auth_nonce(nonce);
-	c.nonce.ptr = (const char *)nonce;
-	c.nonce.len = PROTO_NONCE_LEN;
-	listener_send(ex, PROTO_CHALLENGE, PROTO_EVENT, 0, &c);
-}
-
-static void exec_handle_hello(struct executor *ex, struct proto_msg *m)
-{
-	const struct proto_hello_body *h = &m->u.hello;
-	struct proto_hello_reply r = { .version = PROTO_VERSION };
-	_cleanup_free_ uint64_t *handles = NULL;
-	struct proto_str caps[] = { proto_str_c("mcp-stdio"), proto_str_c("root-resolve"),
-				    proto_str_c("http-relay") };
-	uint8_t proof[PROTO_PROOF_LEN];
-
-	if (h->version_min > PROTO_VERSION || h->version_max < PROTO_VERSION_MIN) {
-		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_UNSUPPORTED,
-				    "executor speaks protocol %u..%u, peer %u..%u",
-				    PROTO_VERSION_MIN, PROTO_VERSION, h->version_min,
-				    h->version_max);
-		listener_drop_peer(ex, "no common protocol version");
-		return;
-	}
-	if (h->nonce.len != PROTO_NONCE_LEN) {
-		listener_drop_peer(ex, "HELLO nonce has the wrong length");
-		return;
-	}
-	if (ex->secret && !auth_verify(secret_key(ex->secret), AUTH_ORCHESTRATOR, ex->challenge,
-				       (const uint8_t *)h->nonce.ptr, h->proof.ptr, h->proof.len)) {
-		listener_send_error(ex, PROTO_HELLO, m->env.id, PROTO_E_DENIED, "authentication failed");
-		listener_drop_peer(ex, h->proof.len ? "wrong proof of the secret" : "no proof of the secret");
-		return;
-	}
-	ex->state = PEER_AUTHED;
-	r.executor_id = proto_str_c(ex->opts.id);
-	r.executor_version = proto_str_c(TANDEM_VERSION);
-	if (ex->secret) {
-		auth_proof(secret_key(ex->secret), AUTH_EXECUTOR, (const uint8_t *)h->nonce.ptr,
-			   ex->challenge, proof);
-		r.proof.ptr = (const char *)proof;
-		r.proof.len = sizeof(proof);
-		PROTO_SET(&r, 4);
-	}
-	r.capabilities.items = caps;
-	r.capabilities.n = ARRAY_SIZE(caps);
-	r.max_frame = PROTO_MAX_FRAME;
-	r.max_processes = ex->opts.max_procs;
-	r.live_handles.n = (uint32_t)procs_detached_handles(ex, &handles);
-	r.live_handles.items = handles;
-	r.present |= (1u << 2) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
-	log_info("peer authenticated: orchestrator '%.*s', environment '%.*s'",
-		 (int)MIN(h->orchestrator_id.len, 128u), h->orchestrator_id.ptr,
-		 (int)MIN(h->environment_id.len, 128u), h->environment_id.ptr);
-	listener_send(ex, PROTO_HELLO, PROTO_REPLY, m->env.id, &r);
+	caps[n++] = proto_str_c("mcp-stdio");
+	caps[n++] = proto_str_c("root-resolve");
+	caps[n++] = proto_str_c("http-relay");
+	memset(r, 0, sizeof(*r));
+	r->executor_id = proto_str_c(ex->opts.id);
+	r->executor_version = proto_str_c(TANDEM_VERSION);
+	r->capabilities.items = caps;
+	r->capabilities.n = (uint32_t)n;
+	r->max_frame = PROTO_MAX_FRAME;
+	r->max_processes = ex->opts.max_procs;
+	r->live_handles.n = (uint32_t)procs_detached_handles(ex, handles);
+	r->live_handles.items = *handles;
+	PROTO_MARK(r, hello_reply, executor_version);
+	PROTO_MARK(r, hello_reply, capabilities);
+	PROTO_MARK(r, hello_reply, max_frame);
+	PROTO_MARK(r, hello_reply, max_processes);
+	PROTO_MARK(r, hello_reply, live_handles);
 }
 
 static void exec_handle_ping(struct executor *ex, struct proto_msg *m)
 {
 	struct proto_ping_reply r = { .stamp = m->u.ping.stamp };
 
-	PROTO_SET(&r, 1);
+	PROTO_MARK(&r, ping_reply, stamp);
 	listener_send(ex, PROTO_PING, PROTO_REPLY, m->env.id, &r);
-}
-
-static void exec_handle_status(struct executor *ex, struct proto_msg *m)
-{
-	struct proto_status_reply r = {
-		.executor_id = proto_str_c(ex->opts.id),
-		.executor_version = proto_str_c(TANDEM_VERSION),
-		.uptime_ms = loop_now_ms(ex->loop) - ex->started_ms,
-		.processes = ex->n_procs,
-		.max_processes = ex->opts.max_procs,
-		.detached_processes = ex->n_detached,
-	};
-	struct proto_str *allow = xcalloc(ex->opts.n_root_allow + 1, sizeof(*allow));
-
-	for (size_t i = 0; i < ex->opts.n_root_allow; i++)
-		allow[i] = proto_str_c(ex->opts.root_allow[i]);
-	r.root_allow.items = allow;
-	r.root_allow.n = (uint32_t)ex->opts.n_root_allow;
-	r.present = 0x7f;
-	listener_send(ex, PROTO_STATUS, PROTO_REPLY, m->env.id, &r);
-	free(allow);
 }
 
 /* Copies an optional string member into field `tag` of r. */
@@ -161,10 +101,10 @@ static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
 	}
 	r.path = proto_str_c(json_string_value(json_object_get(out, "path")));
 	r.is_plugin = json_is_true(json_object_get(out, "is_plugin"));
-	opt_str(&r, &r.name, 3, out, "name");
-	opt_str(&r, &r.version, 4, out, "version");
-	opt_str(&r, &r.display_name, 5, out, "display_name");
-	opt_str(&r, &r.description, 6, out, "description");
+	opt_str(&r, &r.name, PROTO_TAG_root_resolve_reply_name, out, "name");
+	opt_str(&r, &r.version, PROTO_TAG_root_resolve_reply_version, out, "version");
+	opt_str(&r, &r.display_name, PROTO_TAG_root_resolve_reply_display_name, out, "display_name");
+	opt_str(&r, &r.description, PROTO_TAG_root_resolve_reply_description, out, "description");
 	servers = json_dumps(json_object_get(out, "servers"), JSON_COMPACT);
 	invalid = json_dumps(json_object_get(out, "invalid"), JSON_COMPACT);
 	r.servers = proto_str_c(servers);
@@ -174,8 +114,8 @@ static void exec_handle_root_resolve(struct executor *ex, struct proto_msg *m)
 	for (size_t i = 0; i < json_array_size(w) && i < PROTO_MAX_LIST; i++)
 		warns[r.warnings.n++] = proto_str_c(json_string_value(json_array_get(w, i)));
 	r.warnings.items = warns;
-	PROTO_SET(&r, 8);
-	PROTO_SET(&r, 9);
+	PROTO_MARK(&r, root_resolve_reply, invalid);
+	PROTO_MARK(&r, root_resolve_reply, warnings);
 	log_info("root '%s' (%s): %s, %zu server(s), %zu invalid", id, path,
 		 r.is_plugin ? "plugin" : "not a plugin",
 		 json_array_size(json_object_get(out, "servers")),
@@ -200,9 +140,9 @@ static void exec_handle_mcp_start(struct executor *ex, struct proto_msg *m)
 		listener_send_error(ex, PROTO_MCP_START, m->env.id, status, "%s", err);
 		return;
 	}
-	PROTO_SET(&r, 2);
+	PROTO_MARK(&r, mcp_start_reply, pid);
 	r.sandbox = proto_str_c(sandbox);
-	PROTO_SET(&r, 3);
+	PROTO_MARK(&r, mcp_start_reply, sandbox);
 	listener_send(ex, PROTO_MCP_START, PROTO_REPLY, m->env.id, &r);
 }
 
@@ -232,7 +172,7 @@ static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 		return;
 	if (r == -ENOENT) {
 		ev.reason = proto_str_c("no such process on this executor");
-		PROTO_SET(&ev, 2);
+		PROTO_MARK(&ev, mcp_exited_body, exit_code);
 		listener_send(ex, PROTO_MCP_EXITED, PROTO_EVENT, 0, &ev);
 		return;
 	}
@@ -251,7 +191,7 @@ static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 				    "no detached process with handle %llu", (unsigned long long)handle);
 		return;
 	}
-	r.present = 3;
+	r.present = PROTO_ALL_mcp_attach_reply;
 	listener_send(ex, PROTO_MCP_ATTACH, PROTO_REPLY, m->env.id, &r);
 	procs_flush_held(ex, handle);
 }
@@ -272,9 +212,7 @@ static const struct {
 	uint16_t type;
 	exec_handler fn;
 } handlers[] = {
-	{ PROTO_HELLO, exec_handle_hello },
 	{ PROTO_PING, exec_handle_ping },
-	{ PROTO_STATUS, exec_handle_status },
 	{ PROTO_ROOT_RESOLVE, exec_handle_root_resolve },
 	{ PROTO_MCP_START, exec_handle_mcp_start },
 	{ PROTO_MCP_STOP, exec_handle_mcp_stop },

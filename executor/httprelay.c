@@ -59,7 +59,9 @@ static void send_refusal(struct executor *ex, uint64_t id, int err, const char *
 	struct proto_http_response_body d = { .req_id = id, .end = true, .err = err };
 
 	d.reason = proto_str_c(why);
-	d.present = (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6);
+	PROTO_MARK(&d, http_response_body, end);
+	PROTO_MARK(&d, http_response_body, err);
+	PROTO_MARK(&d, http_response_body, reason);
 	listener_send(ex, PROTO_HTTP_RESPONSE, PROTO_EVENT, 0, &d);
 }
 
@@ -83,7 +85,7 @@ static int send_gathered(struct xreq *x)
 	_cleanup_free_ struct proto_str *items = NULL;
 	int r;
 
-	PROTO_SET(&d, 1);
+	PROTO_MARK(&d, http_response_body, req_id);
 	if (x->head) {
 		items = xcalloc(x->nhdrs ? x->nhdrs : 1, sizeof(*items));
 		for (size_t i = 0; i < x->nhdrs; i++)
@@ -91,22 +93,22 @@ static int send_gathered(struct xreq *x)
 		d.status = x->status;
 		d.headers.items = items;
 		d.headers.n = (uint32_t)x->nhdrs;
-		PROTO_SET(&d, 2);
-		PROTO_SET(&d, 3);
+		PROTO_MARK(&d, http_response_body, status);
+		PROTO_MARK(&d, http_response_body, headers);
 	}
 	if (x->len) {
 		d.data.ptr = x->data;
 		d.data.len = (uint32_t)x->len;
-		PROTO_SET(&d, 4);
+		PROTO_MARK(&d, http_response_body, data);
 	}
 	if (x->end) {
 		d.end = true;
 		d.err = x->err;
-		PROTO_SET(&d, 5);
-		PROTO_SET(&d, 6);
+		PROTO_MARK(&d, http_response_body, end);
+		PROTO_MARK(&d, http_response_body, err);
 		if (x->reason) {
 			d.reason = proto_str_c(x->reason);
-			PROTO_SET(&d, 7);
+			PROTO_MARK(&d, http_response_body, reason);
 		}
 	}
 	r = listener_send(x->ex, PROTO_HTTP_RESPONSE, PROTO_EVENT, 0, &d);

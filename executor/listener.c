@@ -1,175 +1,437 @@
-/* listener.c - the executor's end of the link: one nng pair1 listener, one
- * peer at a time, nothing but HELLO accepted before that peer proved the
+/* listener.c - the executor's end of the link: the listener, every
+ * connection's handshake (this is the one place where the executor runs
+ * it: proto/handshake.c decides, this file applies), the cap on pending
+ * connections, per-source penalties, the one authenticated session, its
+ * keepalives, and what happens when a second orchestrator proves the
  * secret.
  *
- * Peer lifecycle (all on the loop thread; nng pipe events are posted here):
- *   pipe added    -> pending: CHALLENGE sent, auth timer armed (several
- *                    pending connections may exist; the oldest is evicted
- *                    past EXEC_MAX_PENDING)
- *   HELLO ok      -> the peer (AUTHED); every other pending one is closed
- *   bad frame, wrong state, failed proof, auth timeout -> pipe closed
- *   pipe added while a peer is AUTHED -> closed: one orchestrator at a time
- *   peer's pipe removed -> processes detach for the grace period
- * pair1 holds one pipe at a time; the pending list usually holds that one
- * pipe, and keeps the policy right should nng ever hand us more.
+ * A connection's life (all on the loop thread):
+ *   accepted   -> refused at once if its source is penalised, or if it is
+ *                 an ipc peer of another uid; past --max-pending a random
+ *                 connection still in the handshake is dropped for it
+ *   handshake  -> must prove the secret within --handshake-timeout; a wrong
+ *                 proof penalises the source; nothing but handshake frames
+ *                 is ever written to it
+ *   proved     -> no session: it becomes the session. A session exists: the
+ *                 session is probed (PING, EXEC_PROBE_MS); if it answers,
+ *                 the newcomer is refused "busy", else the old session is
+ *                 closed (logged why) and the newcomer takes over
+ *   session    -> frames checked against the message table, then handled;
+ *                 PING after --keepalive of silence, closed after
+ *                 --keepalive-timeout of silence
+ * Frames for a session go to its own link and die with it: whoever
+ * connects next receives none of them.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <nng/nng.h>
-#include <nng/supplemental/tls/tls.h>
-#include <nng/transport/ipc/ipc.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "executor.h"
+#include "handshake.h"
+#include "link.h"
+#include "linkurl.h"
 #include "log.h"
 #include "loop.h"
+#include "penalty.h"
+#include "secret.h"
 #include "util.h"
 
-/* nng pipe callbacks carry only a pointer; one executor per process. */
-static struct executor *the_ex;
+#define FLUSH_MS 1000u        /* an error reply gets this long to leave */
+#define PRELOG_PER_SEC 20u    /* handshake log lines per second, then a count */
 
-static void peer_lost(struct executor *ex)
+enum conn_state { C_HANDSHAKE, C_PROVED, C_SESSION };
+
+struct conn {
+	struct conn *next;
+	struct executor *ex;
+	struct link *lk;
+	struct hs *hs;
+	enum conn_state st;
+	struct loop_timer *deadline;
+	struct penalty_key key;
+	char src[80]; /* for logs */
+	uint32_t serial;
+};
+
+static const struct link_ops conn_ops;
+
+/* ---- logging a flood without drowning in it ------------------------------- */
+
+static uint64_t prelog_sec;
+static unsigned prelog_n, prelog_dropped;
+
+static void prelog(struct executor *ex, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prelog(struct executor *ex, const char *fmt, ...)
 {
-	if (ex->state == PEER_AUTHED)
-		procs_detach_all(ex);
-	httprelay_abort_all(ex);
-	/* Frames queued for this peer must never reach the next one. */
-	link_discard_queue(&ex->link);
-	ex->peer = 0;
-	ex->link.target_pipe = 0;
-	ex->state = PEER_NONE;
+	uint64_t sec = loop_now_ms(ex->loop) / 1000;
+	char line[400];
+	va_list ap;
+
+	if (sec != prelog_sec) {
+		if (prelog_dropped)
+			log_warn("%u more handshake failures in the last second (not logged)",
+				 prelog_dropped);
+		prelog_sec = sec;
+		prelog_n = prelog_dropped = 0;
+	}
+	if (prelog_n++ >= PRELOG_PER_SEC) {
+		prelog_dropped++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warn("%s", line);
 }
 
-#define DROP_LINGER_MS 100 /* lets a final error reply leave before the close */
+/* ---- connections ---------------------------------------------------------- */
 
-static void close_later_cb(struct loop_timer *t, void *arg)
+static void describe(struct conn *c)
 {
-	if (the_ex)
-		link_close_pipe(&the_ex->link, (uint32_t)(uintptr_t)arg);
+	nng_sockaddr sa;
+	char a[INET6_ADDRSTRLEN];
+
+	snprintf(c->src, sizeof(c->src), "a local peer");
+	if (link_peer_addr(c->lk, &sa) < 0)
+		return;
+	if (sa.s_family == NNG_AF_INET) {
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, a, sizeof(a));
+		snprintf(c->src, sizeof(c->src), "%s:%u", a, ntohs(sa.s_in.sa_port));
+		c->key = penalty_key_ipv4((const uint8_t *)&sa.s_in.sa_addr);
+	} else if (sa.s_family == NNG_AF_INET6) {
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, a, sizeof(a));
+		snprintf(c->src, sizeof(c->src), "[%s]:%u", a, ntohs(sa.s_in6.sa_port));
+		c->key = penalty_key_ipv6(sa.s_in6.sa_addr);
+	}
+}
+
+static void conn_unlist(struct executor *ex, struct conn *c)
+{
+	for (struct conn **pp = &ex->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	if (c->st == C_HANDSHAKE)
+		ex->n_pending--;
+}
+
+/* Forgets c; its link is freed, or flushed first (an error reply for the
+ * peer is queued) and then freed by the link itself. */
+static void conn_close(struct conn *c, bool flush)
+{
+	struct executor *ex = c->ex;
+
+	conn_unlist(ex, c);
+	if (ex->contender == c)
+		ex->contender = NULL;
+	loop_timer_cancel(c->deadline);
+	if (flush)
+		link_close_flush(c->lk, FLUSH_MS);
+	else
+		link_free(c->lk);
+	hs_free(c->hs);
+	free(c);
+}
+
+static void deadline_cb(struct loop_timer *t, void *arg)
+{
+	struct conn *c = arg;
+
+	c->deadline = NULL;
+	prelog(c->ex, "closing connection from %s: did not prove the secret within %u ms",
+	       c->src, c->ex->opts.handshake_ms);
+	c->ex->peers_dropped++;
+	conn_close(c, false);
+}
+
+/* The cap on connections in the handshake is full: one of them, chosen at
+ * random, makes room, so that a flood cannot keep a newcomer out for good
+ * (the idea of OpenSSH's MaxStartups). */
+static void drop_random_pending(struct executor *ex)
+{
+	uint32_t pick = randombytes_uniform(ex->n_pending), i = 0;
+
+	for (struct conn *c = ex->conns; c; c = c->next) {
+		if (c->st != C_HANDSHAKE)
+			continue;
+		if (i++ == pick) {
+			prelog(ex, "%u connections in the handshake: dropping a random one (from %s)",
+			       ex->n_pending, c->src);
+			ex->peers_dropped++;
+			conn_close(c, false);
+			return;
+		}
+	}
+}
+
+static bool peer_uid_ok(struct executor *ex, struct conn *c)
+{
+	uint64_t uid;
+
+	if (!ex->local_socket || link_peer_uid(c->lk, &uid) < 0)
+		return true;
+	if (uid == (uint64_t)getuid() || uid == 0)
+		return true;
+	prelog(ex, "refusing a local connection from uid %llu: only uid %u may connect",
+	       (unsigned long long)uid, (unsigned)getuid());
+	return false;
+}
+
+static void accept_cb(nng_stream *s, void *arg)
+{
+	struct executor *ex = arg;
+	struct conn *c = xcalloc(1, sizeof(*c));
+	struct hs_params p = {
+		.role = HS_EXECUTOR,
+		.key = ex->secret ? secret_key(ex->secret) : NULL,
+		.sp_ipc = ex->local_socket,
+		.seal = ex->seal,
+	};
+	uint64_t wait;
+
+	c->ex = ex;
+	c->lk = link_new(ex->loop, s, &conn_ops, c);
+	describe(c);
+	wait = penalty_remaining(ex->penalties, &c->key, loop_now_ms(ex->loop));
+	if (wait || !peer_uid_ok(ex, c)) {
+		if (wait)
+			prelog(ex, "refusing connection from %s: penalised for %llu ms more after "
+				   "failed proofs", c->src, (unsigned long long)wait);
+		link_free(c->lk);
+		free(c);
+		return;
+	}
+	if (ex->n_pending >= ex->opts.max_pending)
+		drop_random_pending(ex);
+	c->hs = hs_new(&p);
+	c->next = ex->conns;
+	ex->conns = c;
+	ex->n_pending++;
+	c->deadline = loop_timer_add(ex->loop, ex->opts.handshake_ms, deadline_cb, c);
+	log_debug("connection from %s", c->src);
+	link_start(c->lk);
+}
+
+/* ---- the session ---------------------------------------------------------- */
+
+static void keepalive_cb(struct loop_timer *t, void *arg);
+static void session_begin(struct conn *c);
+
+static void session_lost(struct executor *ex)
+{
+	loop_timer_cancel(ex->keepalive_timer);
+	ex->keepalive_timer = NULL;
+	loop_timer_cancel(ex->probe_timer);
+	ex->probe_timer = NULL;
+	ex->session = NULL;
+	ex->peer = 0;
+	procs_detach_all(ex);
+	httprelay_abort_all(ex);
+}
+
+/* Ends the session: what is queued for it still goes (flush) or not. */
+static void session_end(struct executor *ex, const char *why, bool flush)
+{
+	struct conn *c = ex->session, *next = ex->contender;
+
+	if (!c)
+		return;
+	log_warn("closing the session with orchestrator '%s' (%s): %s",
+		 hs_result(c->hs)->orchestrator_id, c->src, why);
+	session_lost(ex);
+	conn_close(c, flush);
+	/* A newcomer waited for the probe: the slot is free now. */
+	if (next) {
+		ex->contender = NULL;
+		session_begin(next);
+	}
 }
 
 void listener_drop_peer(struct executor *ex, const char *why)
 {
-	uint32_t pipe = ex->peer;
-
-	if (!pipe)
-		return;
-	log_warn("dropping peer (pipe %u): %s", pipe, why);
 	ex->peers_dropped++;
-	/* Forgotten at once (its frames are refused from now on), closed a
-	 * moment later so an error reply sent just before is delivered. */
-	peer_lost(ex);
-	loop_timer_add(ex->loop, DROP_LINGER_MS, close_later_cb, (void *)(uintptr_t)pipe);
+	session_end(ex, why, true);
 }
 
-static int pending_find(const struct executor *ex, uint32_t pipe)
+bool listener_authed(const struct executor *ex) { return ex->session != NULL; }
+
+static void session_begin(struct conn *c)
 {
-	for (unsigned i = 0; i < ex->n_pending; i++)
-		if (ex->pending[i].pipe == pipe)
-			return (int)i;
-	return -1;
-}
+	struct executor *ex = c->ex;
+	struct proto_hello_reply info = { 0 };
+	struct proto_str caps[4];
+	_cleanup_free_ uint64_t *handles = NULL;
+	struct fbuf out = { 0 };
+	const struct hs_result *res;
 
-/* Forgets pending connection i (does not close it). */
-static void pending_remove(struct executor *ex, unsigned i)
-{
-	loop_timer_cancel(ex->pending[i].timer);
-	memmove(&ex->pending[i], &ex->pending[i + 1],
-		(ex->n_pending - i - 1) * sizeof(ex->pending[0]));
-	ex->n_pending--;
-}
-
-static void pending_close_all(struct executor *ex, const char *why)
-{
-	while (ex->n_pending) {
-		log_info("closing pending connection (pipe %u): %s", ex->pending[0].pipe, why);
-		link_close_pipe(&ex->link, ex->pending[0].pipe);
-		pending_remove(ex, 0);
-	}
-}
-
-static void auth_timeout_cb(struct loop_timer *t, void *arg)
-{
-	struct executor *ex = the_ex;
-	uint32_t pipe = (uint32_t)(uintptr_t)arg;
-	int i = ex ? pending_find(ex, pipe) : -1;
-
-	if (i < 0)
-		return;
-	ex->pending[i].timer = NULL;
-	pending_remove(ex, (unsigned)i);
-	log_warn("closing connection (pipe %u): did not authenticate in time", pipe);
-	ex->peers_dropped++;
-	link_close_pipe(&ex->link, pipe);
-}
-
-static void pipe_added(struct executor *ex, uint32_t pipe)
-{
-	unsigned n;
-
-	if (ex->peer == pipe || pending_find(ex, pipe) >= 0)
-		return;
-	if (ex->state == PEER_AUTHED) {
-		/* One orchestrator at a time: while one is authenticated, a
-		 * second connection is refused. */
-		log_warn("refusing a second peer (pipe %u): one is authenticated", pipe);
-		link_close_pipe(&ex->link, pipe);
+	exec_hello_info(ex, &info, caps, &handles);
+	hs_accept(c->hs, &info, &out);
+	if (hs_state(c->hs) != HS_DONE) {
+		prelog(ex, "closing connection from %s: %s", c->src, hs_error(c->hs));
+		fbuf_free(&out);
+		conn_close(c, false);
 		return;
 	}
-	if (ex->n_pending == EXEC_MAX_PENDING) {
-		log_warn("too many connections awaiting HELLO: closing the oldest (pipe %u)",
-			 ex->pending[0].pipe);
-		link_close_pipe(&ex->link, ex->pending[0].pipe);
-		pending_remove(ex, 0);
-	}
-	n = ex->n_pending++;
-	ex->pending[n].pipe = pipe;
-	ex->pending[n].timer = loop_timer_add(ex->loop, EXEC_AUTH_TIMEOUT_MS, auth_timeout_cb,
-					      (void *)(uintptr_t)pipe);
-	log_info("peer connected (pipe %u)", pipe);
-	ex->link.target_pipe = pipe;
-	exec_challenge(ex, ex->pending[n].challenge);
-	ex->link.target_pipe = ex->peer;
+	res = hs_result(c->hs);
+	/* The replies go plain; everything after them is sealed both ways. */
+	link_send_raw(c->lk, out.p, out.len);
+	fbuf_free(&out);
+	link_set_framed(c->lk, PROTO_MAX_FRAME);
+	if (res->sealed)
+		link_set_seal(c->lk, res);
+	loop_timer_cancel(c->deadline);
+	c->deadline = NULL;
+	c->st = C_SESSION;
+	c->serial = ++ex->next_serial ? ex->next_serial : ++ex->next_serial;
+	ex->session = c;
+	ex->peer = c->serial;
+	ex->keepalive_timer = loop_timer_add(ex->loop, ex->opts.keepalive_ms, keepalive_cb, ex);
+	log_info("peer authenticated: orchestrator '%s', environment '%s', from %s (%s)",
+		 res->orchestrator_id, res->environment_id, c->src,
+		 res->sealed ? "sealed" : "not sealed");
 }
 
-static void pipe_event_post_cb(void *arg)
+static void send_ping(struct executor *ex)
 {
-	uintptr_t v = (uintptr_t)arg;
-	uint32_t pipe = (uint32_t)(v >> 2);
-	struct executor *ex = the_ex;
+	struct proto_ping_body p = { .stamp = loop_now_ms(ex->loop) };
 
-	if (!ex)
-		return;
-	if ((v & 3u) == NNG_PIPE_EV_ADD_POST) {
-		pipe_added(ex, pipe);
-	} else if (pipe == ex->peer) {
-		log_info("peer disconnected (pipe %u)", pipe);
-		peer_lost(ex);
-	} else if (pending_find(ex, pipe) >= 0) {
-		pending_remove(ex, (unsigned)pending_find(ex, pipe));
-	}
+	PROTO_MARK(&p, ping_body, stamp);
+	listener_send(ex, PROTO_PING, PROTO_REQUEST, ++ex->next_ping_id, &p);
 }
 
-/* nng thread: hand the event to the loop, packed into the pointer so that
- * nothing is allocated (and nothing leaks if the loop is gone). */
-static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+static void keepalive_cb(struct loop_timer *t, void *arg)
 {
 	struct executor *ex = arg;
-	uintptr_t v = ((uintptr_t)(uint32_t)nng_pipe_id(p) << 2) | (uintptr_t)ev;
+	uint64_t idle = loop_now_ms(ex->loop) - link_last_rx_ms(ex->session->lk);
+	char why[160];
 
-	loop_post(ex->loop, pipe_event_post_cb, (void *)v);
+	if (idle >= ex->opts.dead_ms) {
+		ex->keepalive_timer = NULL;
+		snprintf(why, sizeof(why), "nothing received for %llu ms (keepalive timeout %u ms)",
+			 (unsigned long long)idle, ex->opts.dead_ms);
+		listener_drop_peer(ex, why);
+		return;
+	}
+	if (idle >= ex->opts.keepalive_ms)
+		send_ping(ex);
+	loop_timer_rearm(t, ex->opts.keepalive_ms);
 }
 
-static bool allowed_now(const struct executor *ex, const struct proto_msgdef *d)
+/* ---- a second orchestrator ------------------------------------------------ */
+
+static void refuse_busy(struct conn *c)
 {
-	return d->state == PROTO_PREAUTH ? ex->state == PEER_PREAUTH : ex->state == PEER_AUTHED;
+	struct fbuf out = { 0 };
+
+	prelog(c->ex, "refusing orchestrator '%s' from %s: busy (orchestrator '%s' is attached "
+		      "and answers)", hs_result(c->hs)->orchestrator_id, c->src,
+	       hs_result(c->ex->session->hs)->orchestrator_id);
+	hs_refuse(c->hs, PROTO_E_BUSY,
+		  "another orchestrator is attached to this executor and answers its keepalives",
+		  &out);
+	link_send_raw(c->lk, out.p, out.len);
+	fbuf_free(&out);
+	conn_close(c, true);
 }
 
-static void handle_frame(struct executor *ex, const void *data, size_t len)
+static void probe_cb(struct loop_timer *t, void *arg)
 {
+	struct executor *ex = arg;
+	struct conn *next = ex->contender;
+	char why[200];
+
+	ex->probe_timer = NULL;
+	if (!next || !ex->session)
+		return;
+	snprintf(why, sizeof(why), "another orchestrator proved the secret and this one did not "
+				   "answer a probe within %u ms", EXEC_PROBE_MS);
+	session_end(ex, why, false); /* begins the contender's session */
+}
+
+/* A proved newcomer while a session exists: is the session alive? */
+static void start_probe(struct conn *c)
+{
+	struct executor *ex = c->ex;
+
+	if (ex->contender) { /* one contender at a time */
+		refuse_busy(c);
+		return;
+	}
+	ex->contender = c;
+	loop_timer_cancel(c->deadline);
+	c->deadline = NULL;
+	send_ping(ex);
+	ex->probe_ping_id = ex->next_ping_id;
+	ex->probe_timer = loop_timer_add(ex->loop, EXEC_PROBE_MS, probe_cb, ex);
+	log_info("orchestrator '%s' from %s proved the secret while '%s' is attached: probing it",
+		 hs_result(c->hs)->orchestrator_id, c->src,
+		 hs_result(ex->session->hs)->orchestrator_id);
+}
+
+/* ---- link callbacks ------------------------------------------------------- */
+
+static void handshake_failed(struct conn *c)
+{
+	struct executor *ex = c->ex;
+	uint64_t pen = 0;
+
+	if (hs_fail_kind(c->hs) == HS_FAIL_PROOF)
+		pen = penalty_add(ex->penalties, &c->key, loop_now_ms(ex->loop));
+	if (pen)
+		prelog(ex, "closing connection from %s: %s (source penalised for %llu ms)", c->src,
+		       hs_error(c->hs), (unsigned long long)pen);
+	else
+		prelog(ex, "closing connection from %s: %s", c->src, hs_error(c->hs));
+	ex->peers_dropped++;
+	conn_close(c, true);
+}
+
+static size_t conn_raw_cb(struct link *lk, const uint8_t *data, size_t len, void *arg)
+{
+	struct conn *c = arg;
+	struct fbuf out = { 0 };
+	size_t used;
+
+	if (c->st != C_HANDSHAKE)
+		return 0; /* proved: nothing more until the decision (the peer waits) */
+	used = hs_input(c->hs, data, len, &out);
+	if (out.len)
+		link_send_raw(lk, out.p, out.len);
+	fbuf_free(&out);
+	switch (hs_state(c->hs)) {
+	case HS_FAILED: handshake_failed(c); return 0;
+	case HS_PROVED:
+		c->st = C_PROVED;
+		c->ex->n_pending--;
+		if (c->ex->session)
+			start_probe(c);
+		else
+			session_begin(c);
+		break;
+	default: break;
+	}
+	return used;
+}
+
+static bool allowed(const struct proto_msg *m)
+{
+	if (m->def->state != PROTO_AUTHED)
+		return false;
+	if (m->env.kind == PROTO_REPLY) /* to a request the executor sent */
+		return (m->def->dir & PROTO_E2O) && m->def->kind == PROTO_REQUEST;
+	return (m->def->dir & PROTO_O2E) != 0;
+}
+
+static void conn_frame_cb(struct link *lk, const uint8_t *data, size_t len, void *arg)
+{
+	struct conn *c = arg;
+	struct executor *ex = c->ex;
 	struct proto_msg m;
 	char err[256], why[320];
 
@@ -178,74 +440,66 @@ static void handle_frame(struct executor *ex, const void *data, size_t len)
 		listener_drop_peer(ex, why);
 		return;
 	}
-	if (m.def->dir != PROTO_O2E || m.env.kind == PROTO_REPLY) {
-		snprintf(why, sizeof(why), "%s %s is not accepted by an executor", m.def->name,
-			 m.env.kind == PROTO_REPLY ? "reply" : "message");
+	if (!allowed(&m)) {
+		snprintf(why, sizeof(why), "%s %s is not accepted by an executor%s", m.def->name,
+			 m.env.kind == PROTO_REPLY ? "reply" : "message",
+			 m.def->state == PROTO_PREAUTH ? " after authentication" : "");
 		listener_drop_peer(ex, why);
-	} else if (!allowed_now(ex, m.def)) {
-		snprintf(why, sizeof(why), "%s is not allowed %s authentication", m.def->name,
-			 ex->state == PEER_AUTHED ? "after" : "before");
-		listener_drop_peer(ex, why);
+	} else if (m.env.kind == PROTO_REPLY) {
+		/* A PING reply; the one to the probe settles a contender's fate. */
+		if (ex->contender && ex->probe_timer && m.env.id == ex->probe_ping_id) {
+			struct conn *next = ex->contender;
+
+			loop_timer_cancel(ex->probe_timer);
+			ex->probe_timer = NULL;
+			ex->contender = NULL;
+			refuse_busy(next);
+		}
 	} else {
 		exec_dispatch(ex, &m);
 	}
 	proto_msg_release(&m);
 }
 
-/* A frame from a pending connection: handled as the current peer in
- * PREAUTH (only HELLO passes); if it proves the secret it becomes the peer
- * and every other pending connection is closed. */
-static void pending_frame(struct executor *ex, unsigned i, const void *data, size_t len)
+static void conn_closed_cb(struct link *lk, const char *why, void *arg)
 {
-	uint32_t pipe = ex->pending[i].pipe;
+	struct conn *c = arg;
+	struct executor *ex = c->ex;
 
-	memcpy(ex->challenge, ex->pending[i].challenge, sizeof(ex->challenge));
-	pending_remove(ex, i);
-	ex->peer = pipe;
-	ex->link.target_pipe = pipe;
-	ex->state = PEER_PREAUTH;
-	handle_frame(ex, data, len);
-	if (ex->state == PEER_AUTHED) {
-		pending_close_all(ex, "another orchestrator authenticated");
-	} else if (ex->peer == pipe) {
-		/* Still not authenticated after a frame: only HELLO is allowed
-		 * first, so this cannot happen; be strict anyway. */
-		listener_drop_peer(ex, "did not authenticate");
+	switch (c->st) {
+	case C_SESSION:
+		session_end(ex, why, false);
+		break;
+	case C_PROVED:
+		log_info("orchestrator '%s' (%s) went away while waiting: %s",
+			 hs_result(c->hs)->orchestrator_id, c->src, why);
+		conn_close(c, false);
+		break;
+	default:
+		prelog(ex, "connection from %s closed in the handshake: %s", c->src, why);
+		conn_close(c, false);
+		break;
 	}
-	sodium_memzero(ex->challenge, sizeof(ex->challenge));
 }
 
-static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
-{
-	struct executor *ex = arg;
-	int i;
+static const struct link_ops conn_ops = {
+	.raw_cb = conn_raw_cb,
+	.frame_cb = conn_frame_cb,
+	.closed_cb = conn_closed_cb,
+};
 
-	if (pipe == ex->peer && ex->state == PEER_AUTHED) {
-		handle_frame(ex, data, len);
-		return;
-	}
-	i = pending_find(ex, pipe);
-	if (i >= 0) {
-		pending_frame(ex, (unsigned)i, data, len);
-		return;
-	}
-	/* Sent before we challenged it, or left over from a dropped peer. */
-	log_debug("closing pipe %u: frame outside a session", pipe);
-	link_close_pipe(lk, pipe);
-}
-
-bool listener_authed(const struct executor *ex) { return ex->state == PEER_AUTHED; }
+/* ---- sending -------------------------------------------------------------- */
 
 int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id, const void *body)
 {
 	const struct proto_msgdef *d = proto_msgdef(type);
 	int r;
 
-	if (!ex->link.target_pipe || !d) /* the peer, or a pending connection */
+	if (!ex->session)
 		return -ENOTCONN;
-	if (d->state == PROTO_AUTHED && ex->state != PEER_AUTHED)
+	if (!d || d->state != PROTO_AUTHED)
 		return -EPERM;
-	r = link_send(&ex->link, type, kind, id, body);
+	r = link_send(ex->session->lk, type, kind, id, body);
 	if (r == -ENOBUFS)
 		listener_drop_peer(ex, "peer is not reading: send queue over its bound");
 	return r;
@@ -257,126 +511,62 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 	char msg[1024];
 	va_list ap;
 
-	if (!ex->link.target_pipe)
+	if (!ex->session)
 		return -ENOTCONN;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return link_send_error(&ex->link, type, id, status, msg);
+	return link_send_error(ex->session->lk, type, id, status, msg);
 }
 
-/* Host part of tcp://HOST:PORT or tls+tcp://HOST:PORT, brackets removed. */
-static bool url_host(const char *url, char *host, size_t hostlen)
-{
-	const char *p = strstr(url, "://"), *end;
-
-	if (!p)
-		return false;
-	p += 3;
-	if (*p == '[') {
-		end = strchr(++p, ']');
-	} else {
-		end = strrchr(p, ':');
-	}
-	if (!end || (size_t)(end - p) >= hostlen)
-		return false;
-	memcpy(host, p, (size_t)(end - p));
-	host[end - p] = '\0';
-	return true;
-}
-
-/* True when only this machine can reach the address. abstract:// and ipc://
- * are local (ipc sockets are created 0600). */
-static bool url_is_local(const char *url)
-{
-	char host[256];
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (strncmp(url, "abstract://", 11) == 0 || strncmp(url, "ipc://", 6) == 0 ||
-	    strncmp(url, "inproc://", 9) == 0)
-		return true;
-	if (!url_host(url, host, sizeof(host)))
-		return false;
-	if (strcmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
-}
-
-static int setup_tls(struct executor *ex, char *err, size_t errlen)
-{
-	nng_tls_config *cfg;
-	int r;
-
-	if (!ex->opts.tls_cert_key_file) {
-		snprintf(err, errlen, "%s needs --tls-cert FILE (PEM certificate and key)",
-			 ex->opts.listen_url);
-		return -EINVAL;
-	}
-	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
-	if (r == 0)
-		r = nng_tls_config_cert_key_file(cfg, ex->opts.tls_cert_key_file, NULL);
-	if (r == 0)
-		r = nng_listener_set_ptr(ex->listener, NNG_OPT_TLS_CONFIG, cfg);
-	if (cfg)
-		nng_tls_config_free(cfg); /* the listener holds its own reference */
-	if (r != 0)
-		snprintf(err, errlen, "TLS setup with %s: %s", ex->opts.tls_cert_key_file,
-			 nng_strerror(r));
-	return r ? link_errno(r) : 0;
-}
+/* ---- start and stop ------------------------------------------------------- */
 
 int listener_start(struct executor *ex, char *err, size_t errlen)
 {
 	const char *url = ex->opts.listen_url;
-	int r;
+	struct link_tls tls = { ex->opts.tls_cert_key_file };
+	const char *zero;
+	int r, port;
 
-	if (!ex->secret && !url_is_local(url) && !ex->opts.insecure) {
+	if (!ex->secret && !linkurl_is_local(url) && !ex->opts.insecure) {
 		snprintf(err, errlen,
 			 "refusing to listen on %s without authentication: configure "
 			 "--auth-token-file (or $TANDEM_EXECUTOR_TOKEN), or pass --insecure",
 			 url);
 		return -EPERM;
 	}
-	the_ex = ex;
-	r = link_open(&ex->link, ex->loop, frame_cb, ex);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot open the link socket: %s", strerror(-r));
+	ex->local_socket = linkurl_is_local_socket(url);
+	ex->seal = ex->secret && linkurl_needs_seal(url) && !ex->opts.insecure;
+	ex->penalties = penalty_new();
+	r = link_listener_new(ex->loop, url, &tls, accept_cb, ex, &ex->listener, err, errlen);
+	if (r < 0)
 		return r;
-	}
-	nng_pipe_notify(ex->link.sock, NNG_PIPE_EV_ADD_POST, pipe_cb, ex);
-	nng_pipe_notify(ex->link.sock, NNG_PIPE_EV_REM_POST, pipe_cb, ex);
-	r = nng_listener_create(&ex->listener, ex->link.sock, url);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(r));
-		return link_errno(r);
-	}
-	if (strncmp(url, "ipc://", 6) == 0)
-		nng_listener_set_int(ex->listener, NNG_OPT_IPC_PERMISSIONS, 0600);
-	if (strncmp(url, "tls+tcp://", 10) == 0) {
-		r = setup_tls(ex, err, errlen);
-		if (r < 0)
-			return r;
-	}
-	r = nng_listener_start(ex->listener, 0);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", url, nng_strerror(r));
-		return link_errno(r);
-	}
 	if (!ex->secret)
 		log_warn("no authentication configured: any local process can drive this executor");
-	log_info("executor '%s' listening on %s", ex->opts.id, url);
+	if (ex->secret && linkurl_needs_seal(url) && ex->opts.insecure)
+		log_warn("--insecure: frames on %s are NOT encrypted; anyone on the path can read "
+			 "tool arguments and results", url);
+	/* Port 0 picks one: say which (tests and scripts read it). */
+	port = link_listener_port(ex->listener);
+	zero = strstr(url, "]:0") ? strstr(url, "]:0") + 1 : strrchr(url, ':');
+	if (port && zero && zero[1] == '0' && (zero[2] == '\0' || zero[2] == '/'))
+		log_info("executor '%s' listening on %.*s:%d%s", ex->opts.id, (int)(zero - url), url,
+			 port, zero + 2);
+	else
+		log_info("executor '%s' listening on %s", ex->opts.id, url);
 	return 0;
 }
 
 void listener_stop(struct executor *ex)
 {
-	while (ex->n_pending)
-		pending_remove(ex, 0);
-	link_close(&ex->link); /* closes the listener and its pipes */
-	the_ex = NULL;
+	loop_timer_cancel(ex->keepalive_timer);
+	ex->keepalive_timer = NULL;
+	loop_timer_cancel(ex->probe_timer);
+	ex->probe_timer = NULL;
+	ex->listener = link_listener_free(ex->listener);
+	while (ex->conns)
+		conn_close(ex->conns, false);
+	ex->session = ex->contender = NULL;
+	link_flush_all();
+	ex->penalties = penalty_free(ex->penalties);
 }

@@ -29,18 +29,25 @@ static void usage(FILE *out)
 		"usage: tandem-executor --listen URL [options]\n"
 		"Owns plugin roots on this machine, launches their stdio MCP servers and relays\n"
 		"them to one tandem orchestrator.\n\n"
-		"  --listen URL           abstract://NAME, ipc:///PATH, tcp://HOST:PORT or\n"
-		"                         tls+tcp://HOST:PORT\n"
+		"  --listen URL           tcp://HOST:PORT, tls+tcp://HOST:PORT, ws://HOST:PORT/PATH,\n"
+		"                         wss://HOST:PORT/PATH, ipc:///PATH, unix:///PATH or\n"
+		"                         abstract://NAME\n"
 		"  --id NAME              executor id reported to the orchestrator (default: host name)\n"
 		"  --secret-fd N          read the link secret from inherited fd N (0 = stdin)\n"
 		"                         until EOF (spawned mode)\n"
 		"  --auth-token-file F    read the link secret from F (mode 0600 or stricter);\n"
 		"                         $" TOKEN_ENV " works too\n"
-		"  --insecure             allow a non-loopback TCP listener without a secret\n"
+		"  --insecure             allow a non-loopback listener without a secret, and\n"
+		"                         plain (unsealed) frames on a network link\n"
 		"  --root-allow DIR       only resolve roots under DIR (repeatable)\n"
 		"  --max-processes N      cap on live MCP server processes (default %u)\n"
 		"  --grace-sec N          keep processes this long after the link drops (default %u)\n"
-		"  --tls-cert FILE        PEM certificate and private key for tls+tcp://\n"
+		"  --tls-cert FILE        PEM certificate and private key for tls+tcp:// and wss://\n"
+		"  --handshake-timeout D  a connection must prove the secret within D (default 3s)\n"
+		"  --max-pending N        connections in the handshake at once (default %u)\n"
+		"  --keepalive D          PING the orchestrator after D of silence (default 3s)\n"
+		"  --keepalive-timeout D  drop it after D of silence (default 9s)\n"
+		"                         (durations: 500ms, 3s, or plain seconds)\n"
 		"  --no-pidns             do not run servers in PID namespaces of their own\n"
 		"                         (their trees are tracked in /proc instead)\n"
 		"  --sandbox-allow DIR    plugin configs may grant paths under DIR with\n"
@@ -53,7 +60,7 @@ static void usage(FILE *out)
 		"  --metrics-listen HOST:PORT  serve /livez, /readyz and /metrics there (off)\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          print the version\n",
-		EXEC_DEFAULT_MAX_PROCS, EXEC_DEFAULT_GRACE_SEC);
+		EXEC_DEFAULT_MAX_PROCS, EXEC_DEFAULT_GRACE_SEC, EXEC_DEFAULT_MAX_PENDING);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -64,6 +71,28 @@ static int parse_uint(const char *s, unsigned max, unsigned *out)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* "500ms", "3s" or "3" (seconds) -> ms, within 1 ms .. max_ms. */
+static int parse_duration(const char *s, unsigned max_ms, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (strcmp(end, "ms") == 0)
+		;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		v = v > max_ms / 1000 ? (unsigned long)max_ms + 1 : v * 1000;
+	else
+		return -EINVAL;
+	if (v == 0 || v > max_ms)
 		return -EINVAL;
 	*out = (unsigned)v;
 	return 0;
@@ -100,7 +129,8 @@ static int add_root_allow(struct cli *c, const char *dir)
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID,
-	       O_METRICS, O_LOGFMT, O_NO_PIDNS, O_SB_ALLOW, O_SB_DIR, O_SB_REQUIRE };
+	       O_METRICS, O_LOGFMT, O_NO_PIDNS, O_SB_ALLOW, O_SB_DIR, O_SB_REQUIRE, O_HS, O_PENDING,
+	       O_KA, O_KA_DEAD };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, O_ID },
@@ -111,6 +141,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "max-processes", required_argument, NULL, O_MAXP },
 		{ "grace-sec", required_argument, NULL, O_GRACE },
 		{ "tls-cert", required_argument, NULL, O_TLS },
+		{ "handshake-timeout", required_argument, NULL, O_HS },
+		{ "max-pending", required_argument, NULL, O_PENDING },
+		{ "keepalive", required_argument, NULL, O_KA },
+		{ "keepalive-timeout", required_argument, NULL, O_KA_DEAD },
 		{ "exit-with-parent", no_argument, NULL, O_EWP },
 		{ "no-pidns", no_argument, NULL, O_NO_PIDNS },
 		{ "sandbox-allow", required_argument, NULL, O_SB_ALLOW },
@@ -152,6 +186,22 @@ static int parse_args(int argc, char **argv, struct cli *c)
 				goto bad_value;
 			break;
 		case O_TLS: c->o.tls_cert_key_file = optarg; break;
+		case O_HS:
+			if (parse_duration(optarg, 3600000, &c->o.handshake_ms) < 0)
+				goto bad_value;
+			break;
+		case O_PENDING:
+			if (parse_uint(optarg, 100000, &c->o.max_pending) < 0 || !c->o.max_pending)
+				goto bad_value;
+			break;
+		case O_KA:
+			if (parse_duration(optarg, 3600000, &c->o.keepalive_ms) < 0)
+				goto bad_value;
+			break;
+		case O_KA_DEAD:
+			if (parse_duration(optarg, 3600000, &c->o.dead_ms) < 0)
+				goto bad_value;
+			break;
 		case O_EWP: c->exit_with_parent = true; break;
 		case O_NO_PIDNS: c->o.no_pidns = true; break;
 		case O_SB_ALLOW:
@@ -180,6 +230,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 bad_value:
 		fprintf(stderr, "tandem-executor: invalid value '%s' for --%s\n", optarg,
 			opts[0].name ? argv[optind - 1] + 2 : "");
+		return -1;
+	}
+	if (c->o.dead_ms <= c->o.keepalive_ms) {
+		fprintf(stderr, "tandem-executor: --keepalive-timeout must be longer than --keepalive\n");
 		return -1;
 	}
 	if (optind < argc || !c->o.listen_url) {
@@ -242,6 +296,10 @@ int main(int argc, char **argv)
 	log_init("tandem-executor", LOG_LVL_INFO);
 	c.o.max_procs = EXEC_DEFAULT_MAX_PROCS;
 	c.o.grace_sec = EXEC_DEFAULT_GRACE_SEC;
+	c.o.handshake_ms = EXEC_DEFAULT_HANDSHAKE_MS;
+	c.o.max_pending = EXEC_DEFAULT_MAX_PENDING;
+	c.o.keepalive_ms = EXEC_DEFAULT_KEEPALIVE_MS;
+	c.o.dead_ms = EXEC_DEFAULT_DEAD_MS;
 	r = parse_args(argc, argv, &c);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
@@ -288,12 +346,6 @@ out:
 	httprelay_free(&ex);
 	if (ex.loop)
 		listener_stop(&ex);
-	if (link_close_stuck()) {
-		/* nng 1.5.2 deadlocked in the close (see proto/link.c): every
-		 * process of ours is already stopped; just leave. */
-		fflush(stderr);
-		_exit(rc);
-	}
 	loop_free(ex.loop);
 	plugin_forget_all();
 	secret_free(ex.secret);

@@ -184,7 +184,7 @@ static void proc_stderr_cb(struct child *c, const char *line, size_t len, void *
 	ev.line.ptr = line;
 	ev.line.len = (uint32_t)len;
 	ev.dropped = p->stderr_dropped;
-	PROTO_SET(&ev, 3);
+	PROTO_MARK(&ev, mcp_stderr_body, dropped);
 	if (listener_send(p->ex, PROTO_MCP_STDERR, PROTO_EVENT, 0, &ev) == 0)
 		p->stderr_dropped = 0;
 }
@@ -201,8 +201,8 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 		ev.exit_code = WEXITSTATUS(wstatus);
 	if (WIFSIGNALED(wstatus))
 		ev.signal = (uint32_t)WTERMSIG(wstatus);
-	PROTO_SET(&ev, 2);
-	PROTO_SET(&ev, 3);
+	PROTO_MARK(&ev, mcp_exited_body, exit_code);
+	PROTO_MARK(&ev, mcp_exited_body, signal);
 	if (!p->fail_reason && p->denied && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0))
 		p->fail_reason = xasprintf("%s; the sandbox may have refused it something: '%s' "
 					   "(grant paths with sandbox.read / sandbox.write)",

@@ -1,89 +1,18 @@
-/* env.c - see env.h. */
+/* env.c - see env.h and env_priv.h: an environment's state, its requests
+ * and their replies, and its lifecycle. The link is env_link.c's. */
 #include "env.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <nng/nng.h>
-#include <nng/supplemental/tls/tls.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "auth.h"
-#include "link.h"
+#include "env_priv.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
 #include "util.h"
-#include "version.h"
-
-extern char **environ;
-
-#define RESTART_MIN_MS 250u
-#define RESTART_MAX_MS 30000u
-#define STOP_GRACE_MS 2000u
-
-struct pending {
-	struct pending *next;
-	struct env *e;
-	uint32_t id;
-	uint16_t type;
-	env_reply_cb cb;
-	void *arg;
-	struct loop_timer *timer;
-};
-
-struct env {
-	struct env *next_live; /* registry of live envs, for nng callbacks */
-	uint64_t serial;
-	struct loop *loop;
-	const struct env_ops *ops;
-	void *arg;
-	/* spec */
-	char *id, *url, *program, *cwd, *secret_file, *tls_ca_file;
-	struct secret *token; /* given inline (environment/add) */
-	char **args, **extra_env;
-	bool spawned, is_local;
-	uint64_t connect_timeout_ms, init_timeout_ms;
-	/* link */
-	struct link link;
-	nng_dialer dialer;
-	bool link_open;
-	uint32_t pipe;
-	struct secret *secret;
-	uint8_t nonce_e[PROTO_NONCE_LEN], nonce_o[PROTO_NONCE_LEN];
-	bool challenged;
-	struct loop_timer *init_timer;
-	struct loop_timer *connect_timer;
-	/* state */
-	enum env_state state;
-	char *error;
-	char *executor_id;
-	struct pending *pending;
-	uint32_t next_id;
-	/* spawned executor */
-	pid_t pid;
-	int pidfd;
-	struct loop_io *pid_io;
-	struct loop_timer *pid_poll; /* when pidfd_open is not available */
-	unsigned restarts;
-	uint64_t backoff_ms;
-	struct loop_timer *restart_timer;
-	/* HTTP requests run by the executor (HTTP_REQUEST), as a struct http */
-	struct http *http;
-	bool http_relay; /* the executor offers it */
-};
-
-static struct env *live_envs;
-static uint64_t next_serial = 1;
-static char *executor_path;
 
 const char *env_state_name(enum env_state s)
 {
@@ -94,8 +23,7 @@ const char *env_state_name(enum env_state s)
 	}
 }
 
-static void set_error(struct env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_error(struct env *e, const char *fmt, ...)
+void env_set_error(struct env *e, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -108,7 +36,7 @@ static void set_error(struct env *e, const char *fmt, ...)
 	e->error = s;
 }
 
-static void set_state(struct env *e, enum env_state st)
+void env_set_state(struct env *e, enum env_state st)
 {
 	if (e->state == st)
 		return;
@@ -181,7 +109,7 @@ uint32_t env_request(struct env *e, uint16_t type, const void *body, uint64_t ti
 	if (e->state != ENV_READY)
 		return 0;
 	id = ++e->next_id ? e->next_id : ++e->next_id;
-	if (link_send(&e->link, type, PROTO_REQUEST, id, body) < 0)
+	if (env_link_send(e, type, PROTO_REQUEST, id, body) < 0)
 		return 0;
 	p = xcalloc(1, sizeof(*p));
 	p->e = e;
@@ -210,246 +138,10 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
 		return -ENOTCONN;
 	b.data.ptr = data;
 	b.data.len = (uint32_t)len;
-	return link_send(&e->link, PROTO_MCP_SEND, PROTO_EVENT, 0, &b);
+	return env_link_send(e, PROTO_MCP_SEND, PROTO_EVENT, 0, &b);
 }
 
-/* ---- HTTP relay ---------------------------------------------------------- */
-
-/* Relayed requests carry credentials (Authorization, OAuth codes and
- * tokens): they travel only over links nobody else can read. */
-static bool link_confidential(const struct env *e)
-{
-	static const char *const ok[] = { "ipc://", "abstract://", "tls+tcp://", "inproc://",
-					  "tcp://127.", "tcp://localhost:", "tcp://[::1]:" };
-
-	if (!e->url)
-		return true; /* spawned: a private ipc path */
-	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		if (strncmp(e->url, ok[i], strlen(ok[i])) == 0)
-			return true;
-	return false;
-}
-
-static int relay_start(void *ctx, uint64_t id, const struct http_opts *o)
-{
-	struct env *e = ctx;
-	struct proto_http_request_body b = { .req_id = id };
-	_cleanup_free_ struct proto_str *hdrs = NULL, *env_hdrs = NULL;
-	size_t n = 0, n_env = 0;
-
-	if (e->state != ENV_READY)
-		return -ENOTCONN;
-	if (!e->http_relay)
-		return -EOPNOTSUPP;
-	if (!link_confidential(e))
-		return -EPERM;
-	while (o->headers && o->headers[n])
-		n++;
-	while (o->env_headers && o->env_headers[n_env])
-		n_env++;
-	if (n > PROTO_MAX_LIST || n_env > PROTO_MAX_LIST || o->body_len > PROTO_MAX_BIN - 65536u)
-		return -E2BIG;
-	env_hdrs = xcalloc(n_env ? n_env : 1, sizeof(*env_hdrs));
-	for (size_t i = 0; i < n_env; i++)
-		env_hdrs[i] = proto_str_c(o->env_headers[i]);
-	b.env_headers.items = env_hdrs;
-	b.env_headers.n = (uint32_t)n_env;
-	hdrs = xcalloc(n ? n : 1, sizeof(*hdrs));
-	for (size_t i = 0; i < n; i++)
-		hdrs[i] = proto_str_c(o->headers[i]);
-	b.method = proto_str_c(o->method ? o->method : "GET");
-	b.url = proto_str_c(o->url);
-	b.headers.items = hdrs;
-	b.headers.n = (uint32_t)n;
-	b.body.ptr = o->body;
-	b.body.len = (uint32_t)o->body_len;
-	b.timeout_ms = o->timeout_ms;
-	b.idle_timeout_ms = o->idle_timeout_ms;
-	b.max_body = o->max_body;
-	b.present = 0x1ff;
-	return link_send(&e->link, PROTO_HTTP_REQUEST, PROTO_EVENT, 0, &b);
-}
-
-static void relay_cancel(void *ctx, uint64_t id)
-{
-	struct env *e = ctx;
-	struct proto_http_abort_body b = { .req_id = id };
-
-	if (e->state == ENV_READY)
-		link_send(&e->link, PROTO_HTTP_ABORT, PROTO_EVENT, 0, &b);
-}
-
-static const struct http_relay_ops relay_ops = { relay_start, relay_cancel };
-
-/* One frame may carry a head, data and the end: fed in that order (a
- * callback may cancel the request in between; later parts are then
- * ignored by http.c). */
-static void relay_event(struct env *e, const struct proto_msg *m)
-{
-	const struct proto_http_response_body *b = &m->u.http_response;
-
-	if (PROTO_HAS(b, 2)) {
-		char **lines = xcalloc(b->headers.n + 1u, sizeof(*lines));
-
-		for (uint32_t i = 0; i < b->headers.n; i++)
-			lines[i] = proto_str_dup(b->headers.items[i]);
-		http_relay_head(e->http, b->req_id, b->status, (const char *const *)lines,
-				b->headers.n);
-		for (uint32_t i = 0; i < b->headers.n; i++) {
-			secure_wipe(lines[i], strlen(lines[i])); /* Set-Cookie and the like */
-			free(lines[i]);
-		}
-		free(lines);
-	}
-	if (b->data.len)
-		http_relay_data(e->http, b->req_id, b->data.ptr, b->data.len);
-	if (b->end) {
-		_cleanup_free_ char *why = proto_str_dup(b->reason);
-		int err = b->err < -4095 || b->err > 0 ? -EIO : (int)b->err;
-
-		http_relay_done(e->http, b->req_id, err, PROTO_HAS(b, 2) ? b->status : 0, why);
-	}
-}
-
-struct http *env_http(struct env *e) { return e->http; }
-
-/* ---- the link ---------------------------------------------------------- */
-
-static void connect_timeout_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-
-	e->connect_timer = NULL;
-	if (e->state == ENV_READY)
-		return;
-	set_error(e, "cannot reach the executor at %s within %llu ms; still trying", e->url,
-		  (unsigned long long)e->connect_timeout_ms);
-	set_state(e, ENV_DISCONNECTED);
-}
-
-static void arm_connect_timer(struct env *e)
-{
-	loop_timer_cancel(e->connect_timer);
-	e->connect_timer = loop_timer_add(e->loop, e->connect_timeout_ms, connect_timeout_cb, e);
-}
-
-static void link_lost(struct env *e, const char *why)
-{
-	char msg[512];
-
-	e->pipe = 0;
-	e->challenged = false;
-	loop_timer_cancel(e->init_timer);
-	e->init_timer = NULL;
-	link_discard_queue(&e->link);
-	if (e->link_open)
-		arm_connect_timer(e);
-	if (e->state == ENV_DISCONNECTED && !e->pending)
-		return;
-	set_error(e, "%s", why);
-	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
-	fail_all_pending(e, msg);
-	set_state(e, ENV_DISCONNECTED);
-	/* After the state: a retry started from a done_cb now fails at once
-	 * (ENOTCONN) instead of being sent and failed again, forever. */
-	http_relay_fail_all(e->http, -ECONNRESET, msg);
-}
-
-static void drop_pipe(struct env *e, const char *why)
-{
-	log_warn("environment '%s': closing the link: %s", e->id, why);
-	link_close_pipe(&e->link, e->pipe);
-	link_lost(e, why);
-}
-
-static void init_timeout_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-
-	e->init_timer = NULL;
-	drop_pipe(e, "the executor did not complete the handshake in time");
-}
-
-static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
-			   void *arg);
-static void pipe_adopt(struct env *e, uint32_t pipe);
-
-static void on_challenge(struct env *e, const struct proto_challenge_body *c)
-{
-	struct proto_hello_body h = { .version_min = PROTO_VERSION_MIN,
-				      .version_max = PROTO_VERSION };
-	uint8_t proof[PROTO_PROOF_LEN];
-	struct pending *p;
-	uint32_t id;
-
-	if (e->challenged || c->nonce.len != PROTO_NONCE_LEN) {
-		drop_pipe(e, "unexpected CHALLENGE");
-		return;
-	}
-	if (c->auth_required && !e->secret) {
-		drop_pipe(e, "the executor requires a token and none is configured");
-		return;
-	}
-	e->challenged = true;
-	memcpy(e->nonce_e, c->nonce.ptr, PROTO_NONCE_LEN);
-	auth_nonce(e->nonce_o);
-	h.nonce.ptr = (const char *)e->nonce_o;
-	h.nonce.len = PROTO_NONCE_LEN;
-	h.orchestrator_id = proto_str_c("tandem-orchestrator " TANDEM_VERSION);
-	h.environment_id = proto_str_c(e->id);
-	PROTO_SET(&h, 3);
-	PROTO_SET(&h, 6);
-	if (e->secret) {
-		auth_proof(secret_key(e->secret), AUTH_ORCHESTRATOR, e->nonce_e, e->nonce_o, proof);
-		h.proof.ptr = (const char *)proof;
-		h.proof.len = sizeof(proof);
-		PROTO_SET(&h, 5);
-	}
-	/* Not env_request: the environment is not READY yet. */
-	id = ++e->next_id;
-	if (link_send(&e->link, PROTO_HELLO, PROTO_REQUEST, id, &h) < 0) {
-		drop_pipe(e, "cannot send HELLO");
-		return;
-	}
-	p = xcalloc(1, sizeof(*p));
-	p->e = e;
-	p->id = id;
-	p->type = PROTO_HELLO;
-	p->cb = hello_reply_cb;
-	p->next = e->pending;
-	e->pending = p;
-}
-
-static void hello_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
-			   void *arg)
-{
-	const struct proto_hello_reply *r;
-
-	loop_timer_cancel(e->init_timer);
-	e->init_timer = NULL;
-	if (!reply)
-		return; /* the link is already gone */
-	r = &reply->u.hello_reply;
-	if (e->secret && !auth_verify(secret_key(e->secret), AUTH_EXECUTOR, e->nonce_o, e->nonce_e,
-				      r->proof.ptr, r->proof.len)) {
-		drop_pipe(e, "the executor failed to prove the secret");
-		return;
-	}
-	free(e->executor_id);
-	e->executor_id = proto_str_dup(r->executor_id);
-	e->http_relay = false;
-	for (uint32_t i = 0; i < r->capabilities.n; i++)
-		if (proto_str_eq(r->capabilities.items[i], "http-relay"))
-			e->http_relay = true;
-	log_info("environment '%s': executor '%s' %.*s authenticated (protocol %u)", e->id,
-		 e->executor_id, (int)MIN(r->executor_version.len, 64u), r->executor_version.ptr,
-		 r->version);
-	loop_timer_cancel(e->connect_timer);
-	e->connect_timer = NULL;
-	set_state(e, ENV_READY);
-}
-
-static void on_reply(struct env *e, const struct proto_msg *m)
+void env_reply(struct env *e, const struct proto_msg *m)
 {
 	struct pending *p = pending_take(e, m->env.id);
 	char why[1024];
@@ -460,363 +152,33 @@ static void on_reply(struct env *e, const struct proto_msg *m)
 	}
 	if (p->type != m->env.type) {
 		pending_finish(p, NULL, "the executor answered with the wrong message type");
-		drop_pipe(e, "reply type does not match its request");
 		return;
 	}
 	if (m->env.status != 0) {
 		snprintf(why, sizeof(why), "%.*s", (int)MIN(m->err_message.len, 1000u),
 			 m->err_message.ptr);
-		if (p->type == PROTO_HELLO) {
-			free(p);
-			drop_pipe(e, why);
-			return;
-		}
 		pending_finish(p, NULL, why);
 		return;
 	}
 	pending_finish(p, m, NULL);
 }
 
-static void on_event(struct env *e, const struct proto_msg *m)
+void env_link_lost(struct env *e, const char *why)
 {
-	switch (m->env.type) {
-	case PROTO_CHALLENGE:
-		on_challenge(e, &m->u.challenge);
-		break;
-	case PROTO_MCP_OUTPUT:
-		if (e->ops->output_cb)
-			e->ops->output_cb(e, m->u.mcp_output.handle, m->u.mcp_output.data.ptr,
-					  m->u.mcp_output.data.len, e->arg);
-		break;
-	case PROTO_MCP_STDERR:
-		if (e->ops->stderr_cb)
-			e->ops->stderr_cb(e, m->u.mcp_stderr.handle, m->u.mcp_stderr.line.ptr,
-					  m->u.mcp_stderr.line.len, e->arg);
-		break;
-	case PROTO_MCP_EXITED: {
-		_cleanup_free_ char *why = proto_str_dup(m->u.mcp_exited.reason);
+	char msg[512];
 
-		if (e->ops->exited_cb)
-			e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
-		break;
-	}
-	case PROTO_HTTP_RESPONSE:
-		relay_event(e, m);
-		break;
-	default:
-		break;
-	}
-}
-
-static void frame_cb(struct link *lk, uint32_t pipe, const void *data, size_t len, void *arg)
-{
-	struct env *e = arg;
-	struct proto_msg m;
-	char err[256], why[320];
-
-	if (!e->pipe)
-		pipe_adopt(e, pipe); /* its frame beat the posted pipe event */
-	if (pipe != e->pipe)
-		return; /* from a pipe we already let go */
-	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
-		snprintf(why, sizeof(why), "malformed frame from the executor: %s", err);
-		drop_pipe(e, why);
+	if (e->state == ENV_DISCONNECTED && !e->pending)
 		return;
-	}
-	if (m.env.kind == PROTO_REQUEST || (m.env.kind == PROTO_EVENT && m.def->dir != PROTO_E2O) ||
-	    (m.def->state == PROTO_AUTHED && m.env.kind == PROTO_EVENT && e->state != ENV_READY)) {
-		snprintf(why, sizeof(why), "unexpected %s from the executor", m.def->name);
-		drop_pipe(e, why);
-	} else if (m.env.kind == PROTO_REPLY) {
-		on_reply(e, &m);
-	} else {
-		on_event(e, &m);
-	}
-	proto_msg_release(&m);
+	env_set_error(e, "%s", why);
+	snprintf(msg, sizeof(msg), "environment '%s' disconnected: %s", e->id, why);
+	fail_all_pending(e, msg);
+	env_set_state(e, ENV_DISCONNECTED);
+	/* After the state: a retry started from a done_cb now fails at once
+	 * (ENOTCONN) instead of being sent and failed again, forever. */
+	http_relay_fail_all(e->http, -ECONNRESET, msg);
 }
 
-/* A new connection to the executor: the handshake starts (CHALLENGE comes
- * from the executor). Called from the posted pipe event or from the first
- * frame, whichever the loop sees first. */
-static void pipe_adopt(struct env *e, uint32_t pipe)
-{
-	if (e->pipe)
-		link_lost(e, "replaced by a new connection");
-	e->pipe = pipe;
-	set_state(e, ENV_CONNECTING);
-	loop_timer_cancel(e->init_timer);
-	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
-}
-
-static struct env *env_by_serial(uint64_t serial)
-{
-	for (struct env *e = live_envs; e; e = e->next_live)
-		if (e->serial == serial)
-			return e;
-	return NULL;
-}
-
-/* Packed: serial (31 bits) | pipe id (31 bits) | event (2 bits): nothing is
- * allocated, so a post that outlives its env or the loop leaks nothing. */
-static void pipe_event_cb(void *arg)
-{
-	uint64_t v = (uint64_t)(uintptr_t)arg;
-	struct env *e = env_by_serial(v >> 33);
-	uint32_t pipe = (uint32_t)((v >> 2) & 0x7fffffffu);
-
-	if (!e)
-		return;
-	if ((v & 3u) == NNG_PIPE_EV_ADD_POST) {
-		if (pipe != e->pipe)
-			pipe_adopt(e, pipe);
-	} else if (pipe == e->pipe) {
-		link_lost(e, e->spawned && e->pid <= 0 ? "the executor exited"
-						       : "the executor closed the connection");
-	}
-}
-
-static void pipe_notify_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	struct env *e = arg;
-	uint64_t v = (e->serial << 33) | ((uint64_t)(nng_pipe_id(p) & 0x7fffffff) << 2) |
-		     (uint64_t)ev;
-
-	loop_post(e->loop, pipe_event_cb, (void *)(uintptr_t)v);
-}
-
-/* tls+tcp://: trust only the configured certificate (or CA), and check the
- * name in it against the URL's host. */
-static int setup_tls(struct env *e, char *err, size_t errlen)
-{
-	char host[256] = "";
-	const char *p = e->url + strlen("tls+tcp://"), *end;
-	nng_tls_config *cfg;
-	int r;
-
-	if (!e->tls_ca_file) {
-		snprintf(err, errlen, "%s needs the executor's certificate (or its CA) in "
-				      "executor-tls/%s.pem under the home directory", e->url, e->id);
-		return -EINVAL;
-	}
-	end = *p == '[' ? strchr(++p, ']') : strrchr(p, ':');
-	if (end && (size_t)(end - p) < sizeof(host))
-		memcpy(host, p, (size_t)(end - p));
-	r = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
-	if (r == 0)
-		r = nng_tls_config_ca_file(cfg, e->tls_ca_file);
-	if (r == 0)
-		r = nng_tls_config_server_name(cfg, host);
-	if (r == 0)
-		r = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
-	if (r == 0)
-		r = nng_dialer_set_ptr(e->dialer, NNG_OPT_TLS_CONFIG, cfg);
-	if (cfg)
-		nng_tls_config_free(cfg);
-	if (r != 0)
-		snprintf(err, errlen, "TLS setup for %s with %s: %s", e->url, e->tls_ca_file,
-			 nng_strerror(r));
-	return r ? link_errno(r) : 0;
-}
-
-static int open_link(struct env *e, char *err, size_t errlen)
-{
-	int r = link_open(&e->link, e->loop, frame_cb, e);
-
-	if (r < 0) {
-		snprintf(err, errlen, "cannot open a link socket: %s", strerror(-r));
-		return r;
-	}
-	e->link_open = true;
-	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_ADD_POST, pipe_notify_cb, e);
-	nng_pipe_notify(e->link.sock, NNG_PIPE_EV_REM_POST, pipe_notify_cb, e);
-	r = nng_dialer_create(&e->dialer, e->link.sock, e->url);
-	if (r == 0 && strncmp(e->url, "tls+tcp://", 10) == 0 && setup_tls(e, err, errlen) < 0)
-		return -EINVAL;
-	if (r == 0) {
-		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMINT, 50);
-		nng_dialer_set_ms(e->dialer, NNG_OPT_RECONNMAXT, 2000);
-		/* Non-blocking: a failed first dial keeps retrying in the background. */
-		r = nng_dialer_start(e->dialer, NNG_FLAG_NONBLOCK);
-	}
-	if (r != 0) {
-		snprintf(err, errlen, "cannot dial %s: %s", e->url, nng_strerror(r));
-		return link_errno(r);
-	}
-	return 0;
-}
-
-/* ---- spawning the executor -------------------------------------------- */
-
-static void restart_cb(struct loop_timer *t, void *arg);
-static int spawn_executor(struct env *e, char *err, size_t errlen);
-
-/* The executor process is gone: reaped; the link is lost; restart with
- * backoff. */
-static void executor_gone(struct env *e, const siginfo_t *si)
-{
-	char why[128];
-
-	if (si->si_code == CLD_EXITED)
-		snprintf(why, sizeof(why), "the executor exited with status %d", si->si_status);
-	else
-		snprintf(why, sizeof(why), "the executor was killed by signal %d", si->si_status);
-	if (e->pid_io)
-		loop_io_del(e->pid_io);
-	e->pid_io = NULL;
-	loop_timer_cancel(e->pid_poll);
-	e->pid_poll = NULL;
-	e->pidfd = safe_close(e->pidfd);
-	e->pid = 0;
-	log_warn("environment '%s': %s", e->id, why);
-	link_lost(e, why);
-	set_error(e, "%s; restarting", why);
-	e->backoff_ms = e->backoff_ms ? MIN(e->backoff_ms * 2, RESTART_MAX_MS) : RESTART_MIN_MS;
-	e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
-}
-
-static void executor_exited_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
-{
-	struct env *e = arg;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PIDFD, (id_t)e->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
-		executor_gone(e, &si);
-}
-
-/* Without pidfd_open (old kernels, valgrind): look every 100 ms. */
-#define PID_POLL_MS 100
-
-static void pid_poll_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
-		e->pid_poll = NULL;
-		executor_gone(e, &si);
-		return;
-	}
-	loop_timer_rearm(t, PID_POLL_MS);
-}
-
-static void restart_cb(struct loop_timer *t, void *arg)
-{
-	struct env *e = arg;
-	char err[512];
-
-	e->restart_timer = NULL;
-	e->restarts++;
-	if (spawn_executor(e, err, sizeof(err)) < 0) {
-		set_error(e, "%s", err);
-		log_error("environment '%s': %s", e->id, err);
-		e->backoff_ms = MIN(e->backoff_ms * 2, RESTART_MAX_MS);
-		e->restart_timer = loop_timer_add(e->loop, e->backoff_ms, restart_cb, e);
-	}
-}
-
-/* argv: program, the entry's args, then the link args the orchestrator owns. */
-static char **executor_argv(struct env *e)
-{
-	size_t n = 0, cap = 12;
-	char **v;
-
-	for (char **a = e->args; a && *a; a++)
-		cap++;
-	v = xcalloc(cap, sizeof(*v));
-	v[n++] = xstrdup(e->program);
-	for (char **a = e->args; a && *a; a++)
-		v[n++] = xstrdup(*a);
-	v[n++] = xstrdup("--listen");
-	v[n++] = xstrdup(e->url);
-	v[n++] = xstrdup("--secret-fd");
-	v[n++] = xstrdup("3");
-	v[n++] = xstrdup("--exit-with-parent");
-	v[n++] = xstrdup("--id");
-	v[n++] = xstrdup(e->id);
-	return v;
-}
-
-/* The orchestrator's environment plus the entry's env table, minus link
- * tokens that are not the executor's business. */
-static char **executor_envp(struct env *e)
-{
-	size_t n = 0, cap = 1;
-	char **v;
-
-	for (char **p = environ; *p; p++)
-		cap++;
-	for (char **p = e->extra_env; p && *p; p++)
-		cap++;
-	v = xcalloc(cap, sizeof(*v));
-	for (char **p = environ; *p; p++) {
-		bool overridden = strncmp(*p, "TANDEM_EXECUTOR_TOKEN=", 22) == 0;
-
-		for (char **x = e->extra_env; x && *x && !overridden; x++) {
-			size_t k = strcspn(*x, "=");
-
-			overridden = strncmp(*p, *x, k + 1) == 0;
-		}
-		if (!overridden)
-			v[n++] = xstrdup(*p);
-	}
-	for (char **x = e->extra_env; x && *x; x++)
-		v[n++] = xstrdup(*x);
-	return v;
-}
-
-static int spawn_executor(struct env *e, char *err, size_t errlen)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, def;
-	char **argv, **envp;
-	int p[2], r;
-	pid_t pid;
-
-	e->secret = secret_free(e->secret);
-	r = secret_generate(32, &e->secret); /* one-time: new for every start */
-	if (r < 0 || pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "cannot prepare the executor secret");
-		return r < 0 ? r : -errno;
-	}
-	argv = executor_argv(e);
-	envp = executor_envp(e);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, 2, 1); /* our stdout may be the client API */
-	posix_spawn_file_actions_adddup2(&fa, p[0], 3);
-	if (e->cwd)
-		posix_spawn_file_actions_addchdir_np(&fa, e->cwd);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&def);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	r = strchr(e->program, '/') ? posix_spawn(&pid, e->program, &fa, &at, argv, envp)
-				    : posix_spawnp(&pid, e->program, &fa, &at, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	strv_free(argv);
-	strv_free(envp);
-	close(p[0]);
-	if (r != 0) {
-		close(p[1]);
-		snprintf(err, errlen, "cannot start executor '%s': %s", e->program, strerror(r));
-		return -r;
-	}
-	/* The secret goes through the pipe, never argv or the environment. */
-	r = write_all(p[1], secret_data(e->secret), secret_len(e->secret));
-	close(p[1]);
-	e->pid = pid;
-	e->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (e->pidfd >= 0)
-		e->pid_io = loop_io_add(e->loop, e->pidfd, LOOP_READ, executor_exited_cb, e);
-	else
-		e->pid_poll = loop_timer_add(e->loop, PID_POLL_MS, pid_poll_cb, e);
-	log_info("environment '%s': started executor %s (pid %d)", e->id, e->program, (int)pid);
-	return r;
-}
+struct http *env_http(struct env *e) { return e->http; }
 
 /* ---- lifecycle --------------------------------------------------------- */
 
@@ -837,7 +199,6 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 {
 	struct env *e = xcalloc(1, sizeof(*e));
 
-	e->serial = next_serial++;
 	e->loop = l;
 	e->ops = ops;
 	e->arg = arg;
@@ -855,11 +216,13 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->extra_env = strv_copy(s->env);
 	e->connect_timeout_ms = s->connect_timeout_ms ? s->connect_timeout_ms : 10000;
 	e->init_timeout_ms = s->initialize_timeout_ms ? s->initialize_timeout_ms : 10000;
+	e->keepalive_ms = s->keepalive_ms ? s->keepalive_ms : ENV_DEFAULT_KEEPALIVE_MS;
+	e->dead_ms = s->keepalive_timeout_ms ? s->keepalive_timeout_ms : ENV_DEFAULT_DEAD_MS;
+	if (e->dead_ms <= e->keepalive_ms)
+		e->dead_ms = 3 * e->keepalive_ms;
 	e->pidfd = -1;
 	e->state = ENV_CONNECTING;
-	e->http = http_new_relay(l, &relay_ops, e);
-	e->next_live = live_envs;
-	live_envs = e;
+	e->http = http_new_relay(l, &env_relay_ops, e);
 	return e;
 }
 
@@ -887,17 +250,7 @@ int env_start(struct env *e, char *err, size_t errlen)
 	int r;
 
 	if (e->spawned) {
-		char buf[160];
-		uint8_t rnd[6];
-		char hex[13];
-
-		auth_nonce_n(rnd, sizeof(rnd));
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-		snprintf(buf, sizeof(buf), "abstract://tandem-%d-%s-%s", (int)getpid(), e->id, hex);
-		free(e->url);
-		e->url = xstrdup(buf);
-		r = spawn_executor(e, err, errlen);
+		r = env_spawn_start(e, err, errlen);
 		if (r < 0)
 			return r;
 	} else {
@@ -905,66 +258,18 @@ int env_start(struct env *e, char *err, size_t errlen)
 		if (r < 0)
 			return r;
 	}
-	r = open_link(e, err, errlen);
-	if (r == 0)
-		arm_connect_timer(e);
-	return r;
-}
-
-static void stop_executor(struct env *e)
-{
-	uint64_t deadline;
-	siginfo_t si;
-
-	if (e->pid <= 0)
-		return;
-	kill(e->pid, SIGTERM);
-	deadline = now_ms() + STOP_GRACE_MS;
-	while (now_ms() < deadline) {
-		memset(&si, 0, sizeof(si));
-		if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG) == 0 && si.si_pid)
-			goto reaped;
-		usleep(10 * 1000);
-	}
-	kill(e->pid, SIGKILL);
-	waitid(P_PID, (id_t)e->pid, &si, WEXITED);
-reaped:
-	e->pid = 0;
+	return env_link_start(e, err, errlen);
 }
 
 struct env *env_free(struct env *e)
 {
 	if (!e)
 		return NULL;
-	for (struct env **pp = &live_envs; *pp; pp = &(*pp)->next_live) {
-		if (*pp == e) {
-			*pp = e->next_live;
-			break;
-		}
-	}
 	/* Relayed requests end while the link can still carry their aborts. */
 	http_relay_fail_all(e->http, -ECANCELED, "the orchestrator is shutting down");
 	e->http = http_free(e->http);
-	/* The executor goes first: with its end gone, nng has no live pipe to
-	 * wait for while the socket closes. */
-	if (e->pid_io)
-		loop_io_del(e->pid_io);
-	e->pid_io = NULL;
-	loop_timer_cancel(e->pid_poll);
-	e->pid_poll = NULL;
-	stop_executor(e);
-	if (e->link_open && link_close(&e->link) < 0) {
-		log_warn("environment '%s': the link socket did not close (nng); leaving it", e->id);
-		return NULL; /* nng may still call back into e: keep it */
-	}
-	/* NULLed: a pending HELLO's callback (below) cancels init_timer too. */
-	loop_timer_cancel(e->init_timer);
-	e->init_timer = NULL;
-	loop_timer_cancel(e->connect_timer);
-	e->connect_timer = NULL;
-	loop_timer_cancel(e->restart_timer);
-	e->restart_timer = NULL;
-	safe_close(e->pidfd);
+	env_link_stop(e);
+	env_spawn_stop(e);
 	fail_all_pending(e, "the orchestrator is shutting down");
 	secret_free(e->secret);
 	secret_free(e->token);
@@ -975,6 +280,7 @@ struct env *env_free(struct env *e)
 	free(e->secret_file);
 	free(e->tls_ca_file);
 	free(e->error);
+	free(e->lost);
 	free(e->executor_id);
 	strv_free(e->args);
 	strv_free(e->extra_env);
@@ -990,40 +296,7 @@ bool env_is_local(const struct env *e) { return e->is_local; }
 bool env_spawned(const struct env *e) { return e->spawned; }
 unsigned env_restarts(const struct env *e) { return e->restarts; }
 int env_executor_pid(const struct env *e) { return e->pid > 0 ? (int)e->pid : -1; }
+bool env_sealed(const struct env *e) { return e->state == ENV_READY && e->sealed; }
+uint64_t env_rtt_us(const struct env *e) { return e->rtt_us; }
+const char *env_url(const struct env *e) { return e->url; }
 
-void env_set_executor_path(const char *path)
-{
-	free(executor_path);
-	executor_path = path ? xstrdup(path) : NULL;
-}
-
-/* --executor, else next to this binary, else the name for a PATH search. */
-const char *env_executor_path(void)
-{
-	static char beside[PATH_MAX];
-	ssize_t n;
-
-	if (executor_path)
-		return executor_path;
-	n = readlink("/proc/self/exe", beside, sizeof(beside) - 1);
-	if (n > 0) {
-		char *slash;
-
-		beside[n] = '\0';
-		slash = strrchr(beside, '/');
-		if (slash && (size_t)(slash - beside) + 17 < sizeof(beside)) {
-			strcpy(slash + 1, "tandem-executor");
-			if (access(beside, X_OK) == 0)
-				return beside;
-			/* the build tree: orchestrator/ and executor/ are siblings */
-			*slash = '\0';
-			slash = strrchr(beside, '/');
-			if (slash && (size_t)(slash - beside) + 26 < sizeof(beside)) {
-				strcpy(slash + 1, "executor/tandem-executor");
-				if (access(beside, X_OK) == 0)
-					return beside;
-			}
-		}
-	}
-	return "tandem-executor";
-}

@@ -1,15 +1,19 @@
 /* env.h - one environment: the orchestrator's link to one executor.
  *
  * An environment either spawns its executor (`program` entries and the
- * implicit `local` one) or dials a running one (`url` entries). It
- * authenticates the executor (both sides prove the secret, proto/auth.h),
- * correlates requests with replies, routes MCP_OUTPUT / MCP_STDERR /
- * MCP_EXITED events to the owner, and keeps itself alive: nng redials with
- * backoff, and a spawned executor that dies is restarted with backoff.
+ * implicit `local` one, reached over an ipc:// socket in a private 0700
+ * directory) or dials a running one (`url` entries). It runs the link's
+ * handshake (both sides prove the secret; non-local links are sealed:
+ * proto/PROTOCOL.md), correlates requests with replies, routes MCP_OUTPUT /
+ * MCP_STDERR / MCP_EXITED events to the owner, and keeps itself alive:
+ * keepalives find a dead executor within the keepalive timeout, redials
+ * back off with jitter, and a spawned executor that dies is restarted.
  *
  * States: CONNECTING (spawned or dialling, not yet authenticated), READY,
- * DISCONNECTED (with an error; retrying). When the link drops, every pending
- * request fails at once with an error naming the environment.
+ * DISCONNECTED (with an error that names the reason: unreachable, refused
+ * busy / bad proof / version, keepalive timeout...; retrying). When the
+ * link drops, every pending request fails at once with an error naming the
+ * environment. Nothing is ever queued for a link that is not READY.
  */
 #ifndef TANDEM_ENV_H
 #define TANDEM_ENV_H
@@ -37,6 +41,8 @@ struct env_spec {
 	const char *tls_ca_file;  /* tls+tcp:// url entries: the certificate (or CA) to trust */
 	uint64_t connect_timeout_ms;
 	uint64_t initialize_timeout_ms;
+	uint64_t keepalive_ms;         /* PING after this much silence (0: 3 s) */
+	uint64_t keepalive_timeout_ms; /* dead after this much silence (0: 9 s) */
 	bool is_local;            /* the implicit local executor */
 };
 
@@ -64,6 +70,9 @@ bool env_is_local(const struct env *e);
 bool env_spawned(const struct env *e);
 unsigned env_restarts(const struct env *e);
 int env_executor_pid(const struct env *e);   /* spawned only, else -1 */
+const char *env_url(const struct env *e);    /* the link URL (spawned: its ipc path) */
+bool env_sealed(const struct env *e);        /* ready and sealed */
+uint64_t env_rtt_us(const struct env *e);    /* last keepalive round trip, 0 = none yet */
 
 /* reply is NULL on failure (error says why: remote error message, timeout,
  * disconnect). The reply is valid only during the callback. */

@@ -24,8 +24,8 @@
 #include "envfile.h"
 #include "envs.h"
 #include "health.h"
-#include "http.h"
 #include "link.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "oauth_login.h"
@@ -296,12 +296,7 @@ int main(int argc, char **argv)
 	}
 	stop();
 	health_stop();
-	if (link_close_stuck()) {
-		/* nng 1.5.2 deadlocked in a close: everything of ours is stopped;
-		 * leave without tearing down what nng threads may still touch. */
-		fflush(stderr);
-		_exit(rc);
-	}
+	link_flush_all(); /* the loop is done: links still flushing or draining go */
 	core.http = http_free(core.http);
 	config_install(NULL);
 	envfile_free(core.envfile);

@@ -278,7 +278,10 @@ static void start_stdio(struct srv *s)
 	split_env(s->cfg, &b.env, &b.env_vars, keys, vals, names);
 	if (cwd)
 		b.cwd = proto_str_c(cwd);
-	b.present = 0x3f;
+	/* Not PROTO_ALL_: root and sandbox are the executor's to fill in for
+	 * plugin servers (PROTOCOL.md, MCP_START). */
+	b.present = PROTO_ALL_mcp_start_body & ~(((uint64_t)1 << (PROTO_TAG_mcp_start_body_root - 1)) |
+						 ((uint64_t)1 << (PROTO_TAG_mcp_start_body_sandbox - 1)));
 	s->start_req = env_request(s->env, PROTO_MCP_START, &b, SRV_START_TIMEOUT_MS,
 				   start_reply_cb, s);
 	if (!s->start_req)

@@ -299,7 +299,7 @@ static void resolve(struct thread *t, struct troot *r, struct env *e)
 	b.path = proto_str_c(r->path);
 	b.environment_id = proto_str_c(r->env_id);
 	b.environment_is_local = env_is_local(e);
-	PROTO_SET(&b, 4);
+	PROTO_MARK(&b, root_resolve_body, environment_is_local);
 	r->req = env_request(e, PROTO_ROOT_RESOLVE, &b, THREAD_RESOLVE_TIMEOUT_MS, resolve_reply_cb,
 			     r);
 	if (!r->req)

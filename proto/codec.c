@@ -59,8 +59,10 @@ size_t proto_msgdef_count(void) { return ARRAY_SIZE(msgdefs); }
 
 const char *proto_status_name(int32_t status)
 {
-	static const char *const names[] = { "ok", "bad_request", "unsupported", "denied",
-					     "not_found", "limit", "spawn", "io", "internal" };
+	static const char *const names[] = { "ok",    "bad_request", "unsupported",
+					     "denied", "not_found",   "limit",
+					     "spawn", "io",          "internal",
+					     "busy" };
 
 	if (status >= 0 && (size_t)status < ARRAY_SIZE(names))
 		return names[status];
@@ -178,12 +180,13 @@ static int pack_body(msgpack_packer *pk, const struct proto_field *fields, uint3
 	return r;
 }
 
-static int pack_env(msgpack_packer *pk, uint16_t type, uint8_t kind, uint32_t id, int32_t status)
+static int pack_env(msgpack_packer *pk, uint8_t version, uint16_t type, uint8_t kind, uint32_t id,
+		    int32_t status)
 {
 	int r = msgpack_pack_array(pk, 6);
 
 	if (r == 0)
-		r = msgpack_pack_uint8(pk, PROTO_VERSION);
+		r = msgpack_pack_uint8(pk, version);
 	if (r == 0)
 		r = msgpack_pack_uint16(pk, type);
 	if (r == 0)
@@ -198,6 +201,12 @@ static int pack_env(msgpack_packer *pk, uint16_t type, uint8_t kind, uint32_t id
 int proto_encode(proto_write_fn w, void *ctx, uint16_t type, uint8_t kind, uint32_t id,
 		 const void *body)
 {
+	return proto_encode_version(w, ctx, PROTO_VERSION, type, kind, id, body);
+}
+
+int proto_encode_version(proto_write_fn w, void *ctx, uint8_t version, uint16_t type,
+			 uint8_t kind, uint32_t id, const void *body)
+{
 	const struct proto_msgdef *d = proto_msgdef(type);
 	struct sink s = { w, ctx };
 	msgpack_packer pk;
@@ -208,7 +217,7 @@ int proto_encode(proto_write_fn w, void *ctx, uint16_t type, uint8_t kind, uint3
 	if (kind == PROTO_REPLY ? d->kind != PROTO_REQUEST : kind != d->kind)
 		return -EINVAL;
 	msgpack_packer_init(&pk, &s, sink_write);
-	r = pack_env(&pk, type, kind, id, 0);
+	r = pack_env(&pk, version, type, kind, id, 0);
 	if (r == 0 && kind == PROTO_REPLY)
 		r = pack_body(&pk, d->reply_fields, d->n_reply, body, d->reply_present);
 	else if (r == 0)
@@ -218,6 +227,12 @@ int proto_encode(proto_write_fn w, void *ctx, uint16_t type, uint8_t kind, uint3
 
 int proto_encode_error(proto_write_fn w, void *ctx, uint16_t type, uint32_t id, int32_t status,
 		       const char *message)
+{
+	return proto_encode_error_version(w, ctx, PROTO_VERSION, type, id, status, message);
+}
+
+int proto_encode_error_version(proto_write_fn w, void *ctx, uint8_t version, uint16_t type,
+			       uint32_t id, int32_t status, const char *message)
 {
 	struct sink s = { w, ctx };
 	msgpack_packer pk;
@@ -229,7 +244,7 @@ int proto_encode_error(proto_write_fn w, void *ctx, uint16_t type, uint32_t id, 
 	if (m.len > PROTO_MAX_STR)
 		m.len = PROTO_MAX_STR;
 	msgpack_packer_init(&pk, &s, sink_write);
-	r = pack_env(&pk, type, PROTO_REPLY, id, status);
+	r = pack_env(&pk, version, type, PROTO_REPLY, id, status);
 	if (r == 0)
 		r = msgpack_pack_map(&pk, 1);
 	if (r == 0)
@@ -246,6 +261,7 @@ struct dec {
 	struct proto_msg *m;
 	char *err;
 	size_t errlen;
+	bool compat; /* PROTO_VERSION_SP accepted too */
 };
 
 static int fail(struct dec *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -443,7 +459,7 @@ static int dec_env(struct dec *d)
 	if (mpr_uint(&d->r, &u) < 0 || u > 255)
 		return fail(d, -EBADMSG, "envelope: bad version");
 	e->version = (uint8_t)u;
-	if (u != PROTO_VERSION)
+	if (u != PROTO_VERSION && !(d->compat && u == PROTO_VERSION_SP))
 		return fail(d, -EPROTONOSUPPORT, "envelope: unsupported protocol version %llu",
 			    (unsigned long long)u);
 	if (mpr_uint(&d->r, &u) < 0 || u > UINT16_MAX)
@@ -468,9 +484,10 @@ static int dec_env(struct dec *d)
 	return 0;
 }
 
-int proto_decode(const void *buf, size_t len, struct proto_msg *m, char *err, size_t errlen)
+static int decode(const void *buf, size_t len, struct proto_msg *m, char *err, size_t errlen,
+		  bool compat)
 {
-	struct dec d = { .m = m, .err = err, .errlen = errlen };
+	struct dec d = { .m = m, .err = err, .errlen = errlen, .compat = compat };
 	const struct proto_msgdef *def;
 	int r;
 
@@ -496,6 +513,17 @@ bad:
 	proto_msg_release(m);
 	memset(m, 0, sizeof(*m));
 	return r;
+}
+
+int proto_decode(const void *buf, size_t len, struct proto_msg *m, char *err, size_t errlen)
+{
+	return decode(buf, len, m, err, errlen, false);
+}
+
+int proto_decode_compat(const void *buf, size_t len, struct proto_msg *m, char *err,
+			size_t errlen)
+{
+	return decode(buf, len, m, err, errlen, true);
 }
 
 void proto_msg_release(struct proto_msg *m)

@@ -2,14 +2,74 @@
 #include "link.h"
 
 #include <errno.h>
-#include <nng/protocol/pair1/pair.h>
+#include <stdarg.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/transport/ipc/ipc.h>
 #include <pthread.h>
-#include <stdbool.h>
-#include <time.h>
+#include <stdatomic.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "frame.h"
+#include "handshake.h"
+#include "linkurl.h"
 #include "loop.h"
+#include "seal.h"
 #include "util.h"
+
+#define RBUF_RAW (PROTO_MAX_HANDSHAKE_FRAME + 64u) /* before the handshake ends */
+#define RBUF_FRAMED (64u * 1024u)                   /* after: many frames per read */
+#define RBUF_MIN_READ 4096u                         /* never ask nng for less */
+#define WBUF_KEEP (1024u * 1024u) /* a send buffer larger than this is freed when idle */
+
+struct link {
+	struct loop *loop;
+	nng_stream *stream;
+	nng_aio *rx_aio, *tx_aio;
+	const struct link_ops *ops;
+	void *arg;
+	bool dead;       /* link_free'd: posted completions are ignored */
+	/* What nng threads see: once closing, callbacks post nothing; posts
+	 * counts completions queued on the loop, so that link_free can free
+	 * at once when none is (a loop that never runs again, at shutdown,
+	 * must not hold the last reference). */
+	atomic_bool closing;
+	atomic_uint posts;
+	bool free_pending; /* freed by the last queued completion (on `zombies`) */
+	bool reported;   /* closed_cb called */
+	bool started;
+	/* receiving (loop thread; the part past rlen belongs to the rx aio
+	 * while a receive is in flight) */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	size_t want_cap;  /* grow to this at the next rx_arm */
+	bool rx_busy;     /* a receive is in flight: rbuf must not move */
+	bool framed;
+	size_t max_wire; /* bound on a frame's declared length */
+	struct seal rx_seal;
+	uint64_t last_rx_ms;
+	uint64_t frames_in, frames_out;
+	/* sending */
+	pthread_mutex_t mu;
+	struct fbuf wq;       /* mu: frames queued while a send is in flight */
+	struct fbuf inflight; /* the tx aio's while sending */
+	size_t sent;          /* of inflight */
+	bool sending;         /* mu */
+	bool tx_failed;       /* mu */
+	struct seal tx_seal;  /* mu (sealing happens at enqueue, in order) */
+	struct loop_timer *flush_timer; /* sends what this loop turn queued */
+	/* link_close_flush */
+	bool lingering;       /* mu */
+	struct loop_timer *linger_timer;
+	struct link *next_linger;
+};
+
+static struct link *lingering; /* links freeing themselves after a flush */
+static struct link *zombies;   /* freed, waiting for queued completions */
+
+static void kick_locked(struct link *lk, bool *start);
+static void tx_start(struct link *lk);
 
 int link_errno(int e)
 {
@@ -20,297 +80,564 @@ int link_errno(int e)
 	case NNG_EINVAL: return -EINVAL;
 	case NNG_ECLOSED: return -EPIPE;
 	case NNG_ECONNREFUSED: return -ECONNREFUSED;
+	case NNG_ECONNRESET: return -ECONNRESET;
+	case NNG_ECONNSHUT: return -ECONNRESET;
+	case NNG_ECONNABORTED: return -ECONNABORTED;
 	case NNG_EADDRINUSE: return -EADDRINUSE;
 	case NNG_EADDRINVAL: return -EADDRNOTAVAIL;
+	case NNG_EUNREACHABLE: return -EHOSTUNREACH;
 	case NNG_ENOTSUP: return -ENOTSUP;
 	case NNG_EPERM: return -EPERM;
 	case NNG_ETIMEDOUT: return -ETIMEDOUT;
 	case NNG_EMSGSIZE: return -EMSGSIZE;
+	case NNG_ECANCELED: return -ECANCELED;
+	case NNG_EPEERAUTH: return -EACCES;
+	case NNG_ECRYPTO: return -EPROTO;
+	case NNG_EPROTO: return -EPROTO;
+	case NNG_ENOENT: return -ENOENT;
 	default: return -EIO;
 	}
 }
 
-static void recv_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static void report(struct link *lk, const char *why)
 {
-	struct link *lk = arg;
-	nng_msg *msg;
+	if (lk->reported || lk->dead)
+		return;
+	lk->reported = true;
+	if (lk->ops->closed_cb)
+		lk->ops->closed_cb(lk, why, lk->arg);
+}
 
-	/* The fd only signals readiness; drain what nng holds now. A bounded
-	 * batch keeps one busy peer from starving the rest of the loop. */
-	for (int i = 0; i < 256; i++) {
-		int r = nng_recvmsg(lk->sock, &msg, NNG_FLAG_NONBLOCK);
-
-		if (r != 0)
+static void unlist(struct link **head, struct link *lk)
+{
+	for (struct link **pp = head; *pp; pp = &(*pp)->next_linger) {
+		if (*pp == lk) {
+			*pp = lk->next_linger;
 			return;
-		lk->frames_in++;
-		lk->frame_cb(lk, nng_pipe_id(nng_msg_get_pipe(msg)), nng_msg_body(msg),
-			     nng_msg_len(msg), lk->arg);
-		nng_msg_free(msg);
-		if (!lk->recv_io) /* frame_cb closed the link */
-			return;
+		}
 	}
 }
 
-int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg)
+static void really_free(struct link *lk)
 {
-	int fd, r;
-
-	memset(lk, 0, sizeof(*lk));
-	lk->loop = loop;
-	lk->frame_cb = cb;
-	lk->arg = arg;
-	lk->send_fd = -1;
-	/* Mono pair1: nng keeps one peer per socket. (Polyamorous mode would
-	 * let us choose, but in nng 1.5.2 its sends drop frames silently when
-	 * a pipe's queue is full.) */
-	r = nng_pair1_open(&lk->sock);
-	if (r != 0)
-		return link_errno(r);
-	r = nng_socket_set_size(lk->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_FRAME);
-	if (r == 0)
-		r = nng_socket_set_int(lk->sock, NNG_OPT_SENDBUF, LINK_NNG_SENDBUF);
-	if (r == 0)
-		r = nng_socket_set_int(lk->sock, NNG_OPT_RECVBUF, LINK_NNG_SENDBUF);
-	if (r == 0)
-		r = nng_socket_get_int(lk->sock, NNG_OPT_RECVFD, &fd);
-	if (r == 0)
-		r = nng_socket_get_int(lk->sock, NNG_OPT_SENDFD, &lk->send_fd);
-	if (r != 0) {
-		nng_close(lk->sock);
-		return link_errno(r);
-	}
-	lk->recv_io = loop_io_add(loop, fd, LOOP_READ, recv_cb, lk);
-	return 0;
+	if (lk->free_pending)
+		unlist(&zombies, lk);
+	seal_wipe(&lk->rx_seal);
+	seal_wipe(&lk->tx_seal);
+	fbuf_free(&lk->wq);
+	fbuf_free(&lk->inflight);
+	free(lk->rbuf);
+	pthread_mutex_destroy(&lk->mu);
+	free(lk);
 }
 
-void link_discard_queue(struct link *lk)
+static void linger_unlist(struct link *lk)
 {
-	while (lk->q_len) {
-		nng_msg_free(lk->queue[lk->q_head]);
-		lk->q_head = (lk->q_head + 1) % lk->q_cap;
-		lk->q_len--;
-	}
-	lk->q_bytes = 0;
-	if (lk->send_io) {
-		loop_io_del(lk->send_io);
-		lk->send_io = NULL;
-	}
+	unlist(&lingering, lk);
 }
 
-/* nng 1.5.2 (Debian 12) can deadlock inside nng_close now and then (fixed
- * upstream after 1.5.2). A daemon must not hang on its way out, so the
- * close runs in a helper thread and we wait a bounded time for it. */
-#define LINK_CLOSE_TIMEOUT_MS 2000
-static bool close_stuck;
-
-struct closer {
-	nng_socket sock;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-	int refs; /* the thread and the waiter: the last one frees */
-};
-
-static void closer_put(struct closer *c)
+struct link *link_free(struct link *lk)
 {
-	bool last;
-
-	pthread_mutex_lock(&c->mu);
-	last = --c->refs == 0;
-	pthread_mutex_unlock(&c->mu);
-	if (last) {
-		pthread_mutex_destroy(&c->mu);
-		pthread_cond_destroy(&c->cv);
-		free(c);
+	if (!lk || lk->dead)
+		return NULL;
+	lk->dead = true;
+	atomic_store(&lk->closing, true);
+	loop_timer_cancel(lk->linger_timer);
+	lk->linger_timer = NULL;
+	loop_timer_cancel(lk->flush_timer);
+	lk->flush_timer = NULL;
+	linger_unlist(lk);
+	/* Closing completes what is in flight (NNG_ECLOSED); stopping waits
+	 * for those callbacks. Only then may the stream go. */
+	nng_stream_close(lk->stream);
+	nng_aio_stop(lk->rx_aio);
+	nng_aio_stop(lk->tx_aio);
+	nng_stream_free(lk->stream);
+	nng_aio_free(lk->rx_aio);
+	nng_aio_free(lk->tx_aio);
+	/* Completions queued before the stop (or running now: this may be
+	 * called from one) still name lk: the last of them frees it. */
+	if (atomic_load(&lk->posts) == 0) {
+		really_free(lk);
+	} else {
+		lk->free_pending = true;
+		lk->next_linger = zombies; /* off `lingering` above: the link is reused */
+		zombies = lk;
 	}
-}
-
-static void *closer_main(void *arg)
-{
-	struct closer *c = arg;
-
-	nng_close(c->sock);
-	pthread_mutex_lock(&c->mu);
-	c->done = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	closer_put(c);
 	return NULL;
 }
 
-int link_close_socket(nng_socket sock)
+/* nng thread: queue cb(lk) on the loop, unless the link is closing. */
+static void post(struct link *lk, loop_post_cb cb)
 {
-	struct closer *c = xcalloc(1, sizeof(*c));
-	struct timespec deadline;
-	pthread_t th;
-	bool done;
-
-	c->sock = sock;
-	c->refs = 2;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	if (pthread_create(&th, NULL, closer_main, c) != 0) {
-		c->refs = 1;
-		closer_put(c);
-		nng_close(sock);
-		return 0;
-	}
-	pthread_detach(th);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += LINK_CLOSE_TIMEOUT_MS / 1000;
-	pthread_mutex_lock(&c->mu);
-	while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == 0)
-		;
-	done = c->done;
-	pthread_mutex_unlock(&c->mu);
-	closer_put(c);
-	if (!done)
-		close_stuck = true;
-	return done ? 0 : -ETIMEDOUT;
+	if (atomic_load(&lk->closing))
+		return;
+	atomic_fetch_add(&lk->posts, 1);
+	if (loop_post(lk->loop, cb, lk) < 0)
+		atomic_fetch_sub(&lk->posts, 1); /* the loop is going away */
 }
 
-bool link_close_stuck(void) { return close_stuck; }
-
-int link_close(struct link *lk)
+/* Last thing in every posted callback (which counts as a reference while
+ * it runs, so that a link_free from inside it leaves the memory alone). */
+static void post_done(struct link *lk)
 {
-	int r;
-
-	if (!lk->loop)
-		return 0;
-	link_discard_queue(lk);
-	free(lk->queue);
-	lk->queue = NULL;
-	if (lk->recv_io) {
-		loop_io_del(lk->recv_io);
-		lk->recv_io = NULL;
-	}
-	r = link_close_socket(lk->sock);
-	lk->loop = NULL;
-	return r;
+	if (atomic_fetch_sub(&lk->posts, 1) == 1 && lk->free_pending)
+		really_free(lk);
 }
 
-void link_close_pipe(struct link *lk, uint32_t pipe)
+static void linger_done(struct link *lk)
 {
-	nng_pipe p = NNG_PIPE_INITIALIZER;
-
-	(void)lk;
-	p.id = pipe;
-	nng_pipe_close(p);
+	link_free(lk);
 }
 
-static void flush_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+static void linger_timer_cb(struct loop_timer *t, void *arg)
 {
 	struct link *lk = arg;
 
-	while (lk->q_len) {
-		nng_msg *m = lk->queue[lk->q_head];
-		size_t len = nng_msg_len(m);
-
-		if (nng_sendmsg(lk->sock, m, NNG_FLAG_NONBLOCK) != 0)
-			return; /* still full; the fd will signal again */
-		lk->frames_out++;
-		lk->q_bytes -= len;
-		lk->q_head = (lk->q_head + 1) % lk->q_cap;
-		lk->q_len--;
-	}
-	loop_io_del(lk->send_io);
-	lk->send_io = NULL;
+	lk->linger_timer = NULL;
+	linger_done(lk);
 }
 
-static int enqueue(struct link *lk, nng_msg *m)
+static void drained_post_cb(void *arg)
 {
-	size_t len = nng_msg_len(m);
+	struct link *lk = arg;
 
-	if (lk->q_bytes + len > LINK_MAX_QUEUED)
-		return -ENOBUFS;
-	if (lk->q_len == lk->q_cap) {
-		size_t ncap = lk->q_cap ? lk->q_cap * 2 : 64;
-		nng_msg **nq = xcalloc(ncap, sizeof(*nq));
-
-		for (size_t i = 0; i < lk->q_len; i++)
-			nq[i] = lk->queue[(lk->q_head + i) % lk->q_cap];
-		free(lk->queue);
-		lk->queue = nq;
-		lk->q_head = 0;
-		lk->q_cap = ncap;
-	}
-	lk->queue[(lk->q_head + lk->q_len) % lk->q_cap] = m;
-	lk->q_len++;
-	lk->q_bytes += len;
-	if (!lk->send_io)
-		lk->send_io = loop_io_add(lk->loop, lk->send_fd, LOOP_READ, flush_cb, lk);
-	return 0;
+	if (!lk->dead)
+		linger_done(lk);
+	post_done(lk);
 }
 
-/* Frames keep their order: once something waits, new frames queue too. */
-static int send_msg(struct link *lk, nng_msg *m)
+void link_close_flush(struct link *lk, unsigned timeout_ms)
+{
+	bool idle, start = false;
+
+	if (!lk || lk->dead)
+		return;
+	lk->reported = true; /* the owner is gone: no callbacks */
+	loop_timer_cancel(lk->flush_timer); /* what this turn queued goes now */
+	lk->flush_timer = NULL;
+	pthread_mutex_lock(&lk->mu);
+	lk->lingering = true;
+	if (!lk->tx_failed)
+		kick_locked(lk, &start);
+	idle = !lk->sending || lk->tx_failed;
+	pthread_mutex_unlock(&lk->mu);
+	if (start)
+		tx_start(lk);
+	if (idle) {
+		link_free(lk);
+		return;
+	}
+	lk->next_linger = lingering;
+	lingering = lk;
+	lk->linger_timer = loop_timer_add(lk->loop, timeout_ms, linger_timer_cb, lk);
+}
+
+void link_flush_all(void)
+{
+	while (lingering)
+		link_free(lingering);
+	/* The loop will not run their queued completions any more. */
+	while (zombies)
+		really_free(zombies);
+	link_ep_reap_all();
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static void rx_post_cb(void *arg);
+
+/* nng thread: only hand over (a failed post means the loop is going). */
+static void rx_aio_cb(void *arg)
+{
+	struct link *lk = arg;
+
+	post(lk, rx_post_cb);
+}
+
+static void rx_arm(struct link *lk)
+{
+	nng_iov iov;
+
+	if (lk->want_cap > lk->rcap) {
+		lk->rbuf = xrealloc(lk->rbuf, lk->want_cap);
+		lk->rcap = lk->want_cap;
+	}
+	if (lk->rcap - lk->rlen < RBUF_MIN_READ) {
+		lk->rcap = lk->rlen + RBUF_MIN_READ;
+		lk->rbuf = xrealloc(lk->rbuf, lk->rcap);
+	}
+	lk->rx_busy = true;
+	iov.iov_buf = lk->rbuf + lk->rlen;
+	iov.iov_len = lk->rcap - lk->rlen;
+	nng_aio_set_iov(lk->rx_aio, 1, &iov);
+	nng_stream_recv(lk->stream, lk->rx_aio);
+}
+
+/* Makes room for a frame of `need` bytes (bounded by max_wire). */
+static void rx_reserve(struct link *lk, size_t need)
+{
+	if (need > lk->rcap) {
+		lk->rbuf = xrealloc(lk->rbuf, need);
+		lk->rcap = need;
+	}
+}
+
+static void fail(struct link *lk, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct link *lk, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	report(lk, why);
+}
+
+/* One frame at rbuf[off]; returns bytes used, 0 when incomplete (the
+ * buffer is sized for it), or -1 after a failure was reported. */
+static ssize_t rx_one_frame(struct link *lk, size_t off)
+{
+	const uint8_t *payload;
+	size_t plen, need;
+	int r = frame_parse(lk->rbuf + off, lk->rlen - off, lk->max_wire, &payload, &plen, &need);
+
+	if (r == -EAGAIN) {
+		if (need > lk->rcap - off) {
+			memmove(lk->rbuf, lk->rbuf + off, lk->rlen - off);
+			lk->rlen -= off;
+			rx_reserve(lk, need);
+			return -2; /* buffer moved: caller restarts at 0 */
+		}
+		return 0;
+	}
+	if (r == -E2BIG) {
+		fail(lk, "frame of %u bytes declared, over the limit of %zu",
+		     frame_get_len(lk->rbuf + off), lk->max_wire);
+		return -1;
+	}
+	if (r < 0) {
+		fail(lk, "frame of length 0");
+		return -1;
+	}
+	if (lk->rx_seal.on &&
+	    seal_open(&lk->rx_seal, lk->rbuf + off, (uint8_t *)payload, plen, &plen) < 0) {
+		fail(lk, "sealed frame %llu does not authenticate (tampered, replayed, reordered "
+			 "or truncated)", (unsigned long long)lk->rx_seal.counter);
+		return -1;
+	}
+	lk->frames_in++;
+	lk->ops->frame_cb(lk, payload, plen, lk->arg);
+	return (ssize_t)(FRAME_HDR + frame_get_len(lk->rbuf + off));
+}
+
+/* Consumes what rbuf holds; false when the link ended meanwhile. */
+static bool rx_process(struct link *lk)
+{
+	size_t off = 0;
+
+	while (!lk->dead && !lk->reported && off < lk->rlen) {
+		ssize_t n;
+
+		if (!lk->framed) {
+			n = (ssize_t)lk->ops->raw_cb(lk, lk->rbuf + off, lk->rlen - off, lk->arg);
+			if (n == 0 && !lk->framed)
+				break;
+		} else {
+			n = rx_one_frame(lk, off);
+			if (n == -2) {
+				off = 0;
+				continue;
+			}
+			if (n <= 0)
+				break;
+		}
+		off += (size_t)n;
+	}
+	if (lk->dead || lk->reported)
+		return false;
+	memmove(lk->rbuf, lk->rbuf + off, lk->rlen - off);
+	lk->rlen -= off;
+	return true;
+}
+
+static void rx_done(struct link *lk)
 {
 	int r;
 
-	if (lk->target_pipe) {
-		nng_pipe p = NNG_PIPE_INITIALIZER;
+	lk->rx_busy = false;
+	r = nng_aio_result(lk->rx_aio);
+	if (r != 0) {
+		if (lk->rlen)
+			fail(lk, "the connection closed mid-frame (%zu bytes of a frame received): "
+				 "%s", lk->rlen, nng_strerror(r));
+		else
+			fail(lk, r == NNG_ECONNSHUT || r == NNG_ECLOSED ? "the peer closed the connection"
+								       : "receive failed: %s",
+			     nng_strerror(r));
+		return;
+	}
+	lk->rlen += nng_aio_count(lk->rx_aio);
+	lk->last_rx_ms = loop_now_ms(lk->loop);
+	if (rx_process(lk))
+		rx_arm(lk);
+}
 
-		p.id = lk->target_pipe;
-		nng_msg_set_pipe(m, p);
+static void rx_post_cb(void *arg)
+{
+	struct link *lk = arg;
+
+	if (!lk->dead)
+		rx_done(lk);
+	post_done(lk);
+}
+
+void link_set_framed(struct link *lk, size_t max_payload)
+{
+	lk->framed = true;
+	lk->max_wire = max_payload + SEAL_TAG_LEN;
+	/* Not now: a receive in flight may be writing into rbuf. */
+	lk->want_cap = MAX(lk->want_cap, RBUF_FRAMED);
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void tx_err_post_cb(void *arg)
+{
+	struct link *lk = arg;
+
+	if (!lk->dead)
+		fail(lk, "send failed: the connection is gone");
+	post_done(lk);
+}
+
+static void tx_start(struct link *lk)
+{
+	nng_iov iov = { .iov_buf = lk->inflight.p + lk->sent, .iov_len = lk->inflight.len - lk->sent };
+
+	nng_aio_set_iov(lk->tx_aio, 1, &iov);
+	nng_stream_send(lk->stream, lk->tx_aio);
+}
+
+/* nng thread. A send may complete after part of the buffer: go on with the
+ * rest; then with whatever was queued meanwhile, as one buffer. */
+static void tx_aio_cb(void *arg)
+{
+	struct link *lk = arg;
+	bool more = false, drained = false;
+	int r = nng_aio_result(lk->tx_aio);
+
+	pthread_mutex_lock(&lk->mu);
+	if (r != 0) {
+		lk->tx_failed = true;
+		lk->sending = false;
+		drained = lk->lingering;
+		pthread_mutex_unlock(&lk->mu);
+		post(lk, drained ? drained_post_cb : tx_err_post_cb);
+		return;
 	}
-	if (lk->q_len == 0) {
-		r = nng_sendmsg(lk->sock, m, NNG_FLAG_NONBLOCK);
-		if (r == 0) {
-			lk->frames_out++;
-			return 0;
+	lk->sent += nng_aio_count(lk->tx_aio);
+	if (lk->sent < lk->inflight.len) {
+		more = true;
+	} else {
+		struct fbuf t = lk->inflight;
+
+		t.len = 0;
+		if (t.cap > WBUF_KEEP) {
+			free(t.p);
+			memset(&t, 0, sizeof(t));
 		}
-		if (r != NNG_EAGAIN) {
-			nng_msg_free(m);
-			return link_errno(r);
-		}
+		lk->inflight = lk->wq;
+		lk->wq = t;
+		lk->sent = 0;
+		more = lk->inflight.len > 0;
+		lk->sending = more;
+		drained = !more && lk->lingering;
 	}
-	r = enqueue(lk, m);
-	if (r < 0)
-		nng_msg_free(m);
+	pthread_mutex_unlock(&lk->mu);
+	if (more)
+		tx_start(lk);
+	else if (drained)
+		post(lk, drained_post_cb);
+}
+
+/* Called with mu held after something was appended to wq. */
+static void kick_locked(struct link *lk, bool *start)
+{
+	*start = false;
+	if (lk->sending || lk->wq.len == 0)
+		return;
+	{
+		struct fbuf t = lk->inflight;
+
+		lk->inflight = lk->wq;
+		lk->wq = t;
+		lk->wq.len = 0;
+	}
+	lk->sent = 0;
+	lk->sending = true;
+	*start = true;
+}
+
+int link_send_raw(struct link *lk, const void *data, size_t len)
+{
+	bool start;
+
+	pthread_mutex_lock(&lk->mu);
+	if (lk->tx_failed || lk->dead) {
+		pthread_mutex_unlock(&lk->mu);
+		return -EPIPE;
+	}
+	if (lk->wq.len + len > LINK_MAX_QUEUED) {
+		pthread_mutex_unlock(&lk->mu);
+		return -ENOBUFS;
+	}
+	fbuf_append(&lk->wq, data, len);
+	kick_locked(lk, &start);
+	pthread_mutex_unlock(&lk->mu);
+	if (start)
+		tx_start(lk);
+	return 0;
+}
+
+/* Encodes (and seals) one frame at the end of wq; mu held. */
+static int put_frame_locked(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
+			    const void *body, int32_t status, const char *msg)
+{
+	size_t start = lk->wq.len, plen;
+	int r;
+
+	fbuf_reserve(&lk->wq, FRAME_HDR + 256);
+	lk->wq.len += FRAME_HDR;
+	r = status ? proto_encode_error(fbuf_write, &lk->wq, type, id, status, msg)
+		   : proto_encode(fbuf_write, &lk->wq, type, kind, id, body);
+	plen = lk->wq.len - start - FRAME_HDR;
+	if (r == 0 && plen > PROTO_MAX_FRAME)
+		r = -EMSGSIZE;
+	if (r == 0 && lk->wq.len + SEAL_TAG_LEN > LINK_MAX_QUEUED)
+		r = -ENOBUFS;
+	if (r < 0) {
+		lk->wq.len = start;
+		return r;
+	}
+	if (lk->tx_seal.on) {
+		fbuf_reserve(&lk->wq, SEAL_TAG_LEN);
+		r = seal_frame(&lk->tx_seal, lk->wq.p + start, plen);
+		if (r < 0) {
+			lk->wq.len = start;
+			return r;
+		}
+		lk->wq.len += SEAL_TAG_LEN;
+	} else {
+		frame_put_len(lk->wq.p + start, (uint32_t)plen);
+	}
+	lk->frames_out++;
+	return 0;
+}
+
+/* Runs once the loop has handled this turn's events: everything they
+ * queued leaves in one send. */
+static void flush_cb(struct loop_timer *t, void *arg)
+{
+	struct link *lk = arg;
+	bool start;
+
+	lk->flush_timer = NULL;
+	pthread_mutex_lock(&lk->mu);
+	kick_locked(lk, &start);
+	pthread_mutex_unlock(&lk->mu);
+	if (start)
+		tx_start(lk);
+}
+
+static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body,
+		      int32_t status, const char *msg)
+{
+	bool idle = false;
+	int r;
+
+	pthread_mutex_lock(&lk->mu);
+	if (lk->tx_failed || lk->dead || lk->lingering) {
+		pthread_mutex_unlock(&lk->mu);
+		return -EPIPE;
+	}
+	r = put_frame_locked(lk, type, kind, id, body, status, msg);
+	idle = r == 0 && !lk->sending;
+	pthread_mutex_unlock(&lk->mu);
+	/* A send in flight takes what was queued when it completes. Else a
+	 * zero timer fires at the end of this loop turn (loop.h: after the
+	 * I/O callbacks), so that many frames cost one send. */
+	if (idle && !lk->flush_timer)
+		lk->flush_timer = loop_timer_add(lk->loop, 0, flush_cb, lk);
 	return r;
-}
-
-static int msg_write(void *ctx, const void *data, size_t len)
-{
-	return nng_msg_append(ctx, data, len) == 0 ? 0 : -ENOMEM;
-}
-
-static size_t body_hint(uint16_t type, const void *body)
-{
-	/* Reserve once for the frames that carry a large payload. */
-	if (type == PROTO_MCP_OUTPUT || type == PROTO_MCP_SEND)
-		return ((const struct proto_mcp_output_body *)body)->data.len + 64u;
-	return 256;
 }
 
 int link_send(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body)
 {
-	nng_msg *m;
-	int r;
-
-	if (nng_msg_alloc(&m, 0) != 0)
-		return -ENOMEM;
-	if (kind == PROTO_EVENT)
-		nng_msg_reserve(m, body_hint(type, body));
-	r = proto_encode(msg_write, m, type, kind, id, body);
-	if (r < 0) {
-		nng_msg_free(m);
-		return r;
-	}
-	return send_msg(lk, m);
+	return send_frame(lk, type, kind, id, body, 0, NULL);
 }
 
 int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status, const char *msg)
 {
-	nng_msg *m;
-	int r;
+	if (status == 0)
+		return -EINVAL;
+	return send_frame(lk, type, PROTO_REPLY, id, NULL, status, msg ? msg : "");
+}
 
-	if (nng_msg_alloc(&m, 0) != 0)
-		return -ENOMEM;
-	r = proto_encode_error(msg_write, m, type, id, status, msg);
-	if (r < 0) {
-		nng_msg_free(m);
-		return r;
-	}
-	return send_msg(lk, m);
+void link_set_seal(struct link *lk, const struct hs_result *k)
+{
+	seal_init(&lk->rx_seal, k->aead, k->rx_key, k->rx_prefix);
+	pthread_mutex_lock(&lk->mu);
+	seal_init(&lk->tx_seal, k->aead, k->tx_key, k->tx_prefix);
+	pthread_mutex_unlock(&lk->mu);
+}
+
+bool link_sealed(const struct link *lk) { return lk->rx_seal.on; }
+
+/* ---- the rest of the link ------------------------------------------------- */
+
+struct link *link_new(struct loop *loop, nng_stream *s, const struct link_ops *ops, void *arg)
+{
+	struct link *lk = xcalloc(1, sizeof(*lk));
+
+	lk->loop = loop;
+	lk->stream = s;
+	lk->ops = ops;
+	lk->arg = arg;
+	lk->rcap = RBUF_RAW;
+	lk->rbuf = xmalloc(lk->rcap);
+	lk->max_wire = PROTO_MAX_HANDSHAKE_FRAME;
+	lk->last_rx_ms = loop_now_ms(loop);
+	pthread_mutex_init(&lk->mu, NULL);
+	if (nng_aio_alloc(&lk->rx_aio, rx_aio_cb, lk) != 0 ||
+	    nng_aio_alloc(&lk->tx_aio, tx_aio_cb, lk) != 0)
+		abort(); /* nng's allocation failed: out of memory */
+	return lk;
+}
+
+void link_start(struct link *lk)
+{
+	if (lk->started || lk->dead)
+		return;
+	lk->started = true;
+	rx_arm(lk);
+}
+
+uint64_t link_last_rx_ms(const struct link *lk) { return lk->last_rx_ms; }
+uint64_t link_frames_in(const struct link *lk) { return lk->frames_in; }
+uint64_t link_frames_out(const struct link *lk) { return lk->frames_out; }
+
+int link_peer_addr(const struct link *lk, nng_sockaddr *out)
+{
+	int r = nng_stream_get_addr(lk->stream, NNG_OPT_REMADDR, out);
+
+	return link_errno(r);
+}
+
+int link_peer_uid(const struct link *lk, uint64_t *uid)
+{
+	return link_errno(nng_stream_get_uint64(lk->stream, NNG_OPT_IPC_PEER_UID, uid));
 }

@@ -1,16 +1,26 @@
-/* link.h - one end of an orchestrator<->executor link on an nng socket,
- * driven by the daemon's event loop.
+/* link.h - one connection of the orchestrator-executor link on an nng
+ * stream (tcp://, tls+tcp://, ws://, wss://, ipc://, unix://, abstract://),
+ * and the listener and dialer that make them. Driven by the daemon's loop.
  *
- * Receiving: the socket's NNG_OPT_RECVFD is watched by the loop; each frame
- * is handed to frame_cb on the loop thread with the nng pipe it came from
- * (frame_cb decodes it and owns nothing: the message is freed after).
- * Sending: frames are encoded straight into an nng_msg and sent without
- * blocking; when nng's buffer is full they wait in a bounded queue flushed
- * when NNG_OPT_SENDFD turns writable. Over LINK_MAX_QUEUED bytes the send
- * fails with -ENOBUFS and the daemon decides (the peer is too slow).
+ * A link has one receive aio and one send aio for its whole life. nng
+ * completes them on its own threads; the receive completion is posted to
+ * the loop (one post per completion, however many frames it brought), and
+ * the send completion carries on with whatever was queued meanwhile, under
+ * a mutex that guards nothing but the two send buffers. Everything else,
+ * and every callback below, runs on the loop thread.
  *
- * Which peer a frame is for is the daemon's business (pipe ids); pair1
- * holds one peer at a time.
+ * Receiving: raw mode first (the handshake's opening; raw_cb says how many
+ * bytes it used), then framed mode (link_set_framed): each complete frame
+ * (proto/frame.h) is opened when the link is sealed and handed to frame_cb.
+ * A declared length over the bound closes the link before anything is
+ * allocated for it.
+ * Sending: frames are encoded (and sealed) straight into a queue that the
+ * send aio takes as one buffer; over LINK_MAX_QUEUED bytes a send fails
+ * with -ENOBUFS and the owner decides (the peer is not reading).
+ *
+ * Ownership: link_new takes the stream. The owner ends a link with
+ * link_free (or hands it over with link_close_flush); closed_cb tells it
+ * that the connection ended. A link is never freed by nng threads.
  */
 #ifndef TANDEM_PROTO_LINK_H
 #define TANDEM_PROTO_LINK_H
@@ -23,48 +33,97 @@
 #include "proto.h"
 
 struct loop;
-struct loop_io;
+struct hs_result;
 
-#define LINK_MAX_QUEUED (64u * 1024u * 1024u)
-#define LINK_NNG_SENDBUF 1024
+#define LINK_MAX_QUEUED (64u * 1024u * 1024u) /* bytes waiting to be sent */
 
 struct link;
-typedef void (*link_frame_cb)(struct link *lk, uint32_t pipe, const void *data, size_t len,
-			      void *arg);
 
-struct link {
-	struct loop *loop;
-	nng_socket sock;
-	struct loop_io *recv_io;
-	struct loop_io *send_io;
-	int send_fd;
-	nng_msg **queue; /* ring of waiting frames */
-	size_t q_head, q_len, q_cap, q_bytes;
-	link_frame_cb frame_cb;
-	void *arg;
-	uint64_t frames_in, frames_out;
-	uint32_t target_pipe; /* the pipe frames are for (0: none); set on each frame */
+struct link_ops {
+	/* Raw mode: the bytes received so far (all of them, from the first
+	 * not yet used); returns how many it used. */
+	size_t (*raw_cb)(struct link *lk, const uint8_t *data, size_t len, void *arg);
+	/* Framed mode: one frame's msgpack payload, valid during the call. */
+	void (*frame_cb)(struct link *lk, const uint8_t *data, size_t len, void *arg);
+	/* The connection ended (peer closed it, I/O error, a bad or oversized
+	 * frame, a frame that does not authenticate); why says which. Called
+	 * at most once; the owner then calls link_free (it may from here). */
+	void (*closed_cb)(struct link *lk, const char *why, void *arg);
 };
 
-/* Opens a pair1 socket with the frame limit set and starts receiving. */
-int link_open(struct link *lk, struct loop *loop, link_frame_cb cb, void *arg);
-/* Closes the socket and drops queued frames. Safe on a zeroed link.
- * Returns -ETIMEDOUT when nng_close did not return in time (an nng 1.5.2
- * deadlock): nng may then still call pipe callbacks, so the caller must not
- * free what they use; a daemon checks link_close_stuck() and _exits. */
-int link_close(struct link *lk);
-bool link_close_stuck(void);
-/* nng_close with the same bound, for sockets that are not a struct link. */
-int link_close_socket(nng_socket sock);
+/* Takes ownership of s. Nothing happens until link_start. */
+struct link *link_new(struct loop *loop, nng_stream *s, const struct link_ops *ops, void *arg);
+void link_start(struct link *lk);
+/* Stops the aios (waits for their callbacks), closes and frees the stream;
+ * the memory goes once posted completions have drained. Loop thread only,
+ * never from an nng callback. NULL ok; returns NULL. */
+struct link *link_free(struct link *lk);
+/* Hands the link over: nothing more is received or reported, what is
+ * queued is sent (at most timeout_ms), then the link frees itself. */
+void link_close_flush(struct link *lk, unsigned timeout_ms);
+/* Daemon shutdown, once the loop will not run again: frees links still
+ * flushing, and links, listeners and dialers freed while a completion of
+ * theirs was queued on the loop (it will never run now). */
+void link_flush_all(void);
+void link_ep_reap_all(void); /* link_ep.c's part of it */
 
+/* Framed mode from now on; frames over max_payload (plus the seal's tag)
+ * close the link. Bytes already buffered are parsed as frames. */
+void link_set_framed(struct link *lk, size_t max_payload);
+/* Seals both directions from the next frame on (keys from the handshake). */
+void link_set_seal(struct link *lk, const struct hs_result *keys);
+bool link_sealed(const struct link *lk);
+
+/* Queues bytes as they are (the handshake). 0, -ENOBUFS, -EPIPE. */
+int link_send_raw(struct link *lk, const void *data, size_t len);
+/* Queues one frame: a request or event (kind from the table) or, with
+ * kind PROTO_REPLY, a success reply. 0, -EINVAL (encoder), -EMSGSIZE (over
+ * PROTO_MAX_FRAME), -ENOBUFS (queue full), -EPIPE (connection gone). */
 int link_send(struct link *lk, uint16_t type, uint8_t kind, uint32_t id, const void *body);
 int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status, const char *msg);
-/* Drops frames still waiting in the queue (peer gone). */
-void link_discard_queue(struct link *lk);
-/* Closes one pipe (a misbehaving or unauthenticated peer). */
-void link_close_pipe(struct link *lk, uint32_t pipe);
 
-/* nng error -> negative errno-ish value, for logs use nng_strerror. */
+/* Loop time (ms) of the last bytes received. */
+uint64_t link_last_rx_ms(const struct link *lk);
+/* The peer's address (tcp-like transports), 0 or -errno. */
+int link_peer_addr(const struct link *lk, nng_sockaddr *out);
+/* ipc:// peers: the peer process's uid, 0 or -errno. */
+int link_peer_uid(const struct link *lk, uint64_t *uid);
+/* Counters for tests and benchmarks. */
+uint64_t link_frames_in(const struct link *lk);
+uint64_t link_frames_out(const struct link *lk);
+
+/* ---- listener and dialer ----------------------------------------------- */
+
+/* TLS material: for a listener the PEM file with certificate and key; for
+ * a dialer the PEM file of the certificate (or CA) to trust. */
+struct link_tls {
+	const char *file;
+};
+
+struct link_listener;
+/* A new connection, on the loop thread; the callee owns the stream. */
+typedef void (*link_accept_cb)(nng_stream *s, void *arg);
+/* Listens on url (ipc paths are created 0600). tls is needed for
+ * tls+tcp:// and wss://. Returns 0 or -errno with a reason in err. */
+int link_listener_new(struct loop *loop, const char *url, const struct link_tls *tls,
+		      link_accept_cb cb, void *arg, struct link_listener **out, char *err,
+		      size_t errlen);
+/* The bound port of a tcp-like listener (for URLs with port 0), or 0. */
+int link_listener_port(const struct link_listener *l);
+struct link_listener *link_listener_free(struct link_listener *l);
+
+struct link_dialer;
+/* One attempt's outcome, on the loop thread: a stream (the callee owns
+ * it) or NULL with a negative errno and a reason. */
+typedef void (*link_dial_cb)(nng_stream *s, int err, const char *why, void *arg);
+int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *tls,
+		    struct link_dialer **out, char *err, size_t errlen);
+/* Starts one attempt (none may be in progress); cb reports it. */
+void link_dial(struct link_dialer *d, unsigned timeout_ms, link_dial_cb cb, void *arg);
+/* Cancels an attempt in progress (its cb is not called) and frees. */
+struct link_dialer *link_dialer_free(struct link_dialer *d);
+
+/* nng error -> negative errno. */
 int link_errno(int nng_err);
 
 #endif

@@ -22,14 +22,15 @@
 
 /* X(id, NAME, name, kind, direction, state)
  *   kind:      REQUEST (answered by a reply of the same id) or EVENT
- *   direction: O2E (orchestrator -> executor) or E2O
- *   state:     PREAUTH (only before authentication) or AUTHED (only after) */
+ *   direction: O2E (orchestrator -> executor), E2O, or BOTH
+ *   state:     PREAUTH (only during the handshake) or AUTHED (only after)
+ * Retired ids, never reused: 0x04 (STATUS, protocol 1). */
 #define PROTO_MESSAGES(X)                                                      \
 	/* 0x01-0x0f: session */                                               \
 	X(0x01, HELLO, hello, REQUEST, O2E, PREAUTH)                           \
 	X(0x02, CHALLENGE, challenge, EVENT, E2O, PREAUTH)                     \
-	X(0x03, PING, ping, REQUEST, O2E, AUTHED)                              \
-	X(0x04, STATUS, status, REQUEST, O2E, AUTHED)                          \
+	X(0x03, PING, ping, REQUEST, BOTH, AUTHED)                             \
+	X(0x05, AUTH, auth, REQUEST, O2E, PREAUTH)                             \
 	/* 0x10-0x1f: plugins */                                               \
 	X(0x10, ROOT_RESOLVE, root_resolve, REQUEST, O2E, AUTHED)              \
 	/* 0x20-0x2f: stdio MCP processes */                                   \
@@ -45,49 +46,55 @@
 	X(0x31, HTTP_ABORT, http_abort, EVENT, O2E, AUTHED)                    \
 	X(0x38, HTTP_RESPONSE, http_response, EVENT, E2O, AUTHED)
 
-/* HELLO: first message on a link; proves the orchestrator knows the secret
- * and negotiates the version. proof = BLAKE2b-256 keyed by the secret over
- * "tandem-hello-o" || challenge nonce || orchestrator nonce (see auth.h). */
+/* The handshake (PROTOCOL.md): CHALLENGE (executor), HELLO and AUTH
+ * (orchestrator), their replies (executor). Proofs and keys are computed
+ * over the exact bytes of these frames (proto/handshake.c).
+ *
+ * HELLO: versions, the orchestrator's nonce and, when the link is sealed,
+ * its ephemeral X25519 public key and the AEAD it picked from the
+ * executor's list. Tag 5 (protocol 1's proof) is retired. */
 #define PROTO_BODY_hello(F, S)                                                    \
 	F(S, 1, u32, version_min, 1)                                              \
 	F(S, 2, u32, version_max, 1)                                              \
 	F(S, 3, str, orchestrator_id, 0)                                          \
 	F(S, 4, bin, nonce, 1)                                                    \
-	F(S, 5, bin, proof, 0)                                                    \
-	F(S, 6, str, environment_id, 0)
-/* The executor proves the secret back over the orchestrator's nonce, and
- * lists processes kept alive from an earlier link for MCP_ATTACH. */
+	F(S, 6, str, environment_id, 0)                                           \
+	F(S, 7, bin, kx, 0)                                                       \
+	F(S, 8, str, aead, 0)
+/* The executor's side: who it is, what it offers, its X25519 public key.
+ * live_handles (processes kept from an earlier link, for MCP_ATTACH) is
+ * reserved: no orchestrator re-attaches yet. Tag 4 is retired. */
 #define PROTO_REPLY_hello(F, S)                                                   \
 	F(S, 1, u32, version, 1)                                                  \
 	F(S, 2, str, executor_id, 1)                                              \
 	F(S, 3, str, executor_version, 0)                                         \
-	F(S, 4, bin, proof, 0)                                                    \
 	F(S, 5, strlist, capabilities, 0)                                         \
 	F(S, 6, u32, max_frame, 0)                                                \
 	F(S, 7, u32, max_processes, 0)                                            \
-	F(S, 8, u64list, live_handles, 0)
+	F(S, 8, u64list, live_handles, 0)                                         \
+	F(S, 9, bin, kx, 0)
 
-/* CHALLENGE: sent by the executor to every new peer before anything else. */
+/* CHALLENGE: the executor's first frame on every connection. seal says
+ * whether the executor seals this link after the proof (absent: no), and
+ * aeads which AEADs it can seal with, preferred first. */
 #define PROTO_BODY_challenge(F, S)                                                \
 	F(S, 1, bin, nonce, 1)                                                    \
 	F(S, 2, u32, version_min, 1)                                              \
 	F(S, 3, u32, version_max, 1)                                              \
-	F(S, 4, bool, auth_required, 1)
+	F(S, 4, bool, auth_required, 1)                                           \
+	F(S, 5, bool, seal, 0)                                                    \
+	F(S, 6, strlist, aeads, 0)
 #define PROTO_REPLY_challenge(F, S)
 
-/* PING / its reply PONG: keepalive; the stamp is echoed back. */
+/* AUTH: the orchestrator's proof of the secret over the transcript so far;
+ * the reply carries the executor's proof over the transcript including its
+ * HELLO reply. Absent proofs: no secret configured. */
+#define PROTO_BODY_auth(F, S) F(S, 1, bin, proof, 0)
+#define PROTO_REPLY_auth(F, S) F(S, 1, bin, proof, 0)
+
+/* PING / its reply: keepalive, sent by both sides; the stamp is echoed. */
 #define PROTO_BODY_ping(F, S) F(S, 1, u64, stamp, 0)
 #define PROTO_REPLY_ping(F, S) F(S, 1, u64, stamp, 0)
-
-#define PROTO_BODY_status(F, S)
-#define PROTO_REPLY_status(F, S)                                                  \
-	F(S, 1, str, executor_id, 1)                                              \
-	F(S, 2, str, executor_version, 0)                                         \
-	F(S, 3, u64, uptime_ms, 0)                                                \
-	F(S, 4, u32, processes, 0)                                                \
-	F(S, 5, u32, max_processes, 0)                                            \
-	F(S, 6, u32, detached_processes, 0)                                       \
-	F(S, 7, strlist, root_allow, 0)
 
 /* ROOT_RESOLVE: a selected root -> plugin metadata and normalized servers.
  * servers/invalid are JSON arrays (the normalized config shape is in
@@ -140,7 +147,8 @@
 	F(S, 2, bin, data, 1)
 #define PROTO_REPLY_mcp_send(F, S)
 
-/* MCP_ATTACH: take over a process kept alive from a dropped link. */
+/* MCP_ATTACH: take over a process kept alive from a dropped link. Reserved:
+ * the executor implements it, no orchestrator sends it yet. */
 #define PROTO_BODY_mcp_attach(F, S) F(S, 1, u64, handle, 1)
 #define PROTO_REPLY_mcp_attach(F, S)                                              \
 	F(S, 1, u32, pid, 0)                                                      \

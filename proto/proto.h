@@ -1,7 +1,9 @@
 /* proto.h - the orchestrator <-> executor wire protocol: limits, envelope,
  * message structs (generated from messages.h) and the codec.
  *
- * Frame = one nng message = one msgpack array:
+ * Framing on the stream (length prefix, sealing) is proto/frame.h and
+ * proto/seal.h; the handshake is proto/handshake.h. A frame's payload is one
+ * msgpack array:
  *     [version u8, type u16, kind u8, id u32, status i32, body map]
  * kind is REQUEST, REPLY or EVENT. A reply carries the id of its request and
  * the request's type. status 0 = success and body holds the reply fields;
@@ -22,11 +24,16 @@
 
 #include "messages.h"
 
-#define PROTO_VERSION 1u
-#define PROTO_VERSION_MIN 1u
+#define PROTO_VERSION 2u
+#define PROTO_VERSION_MIN 2u
+/* Envelope version of protocol 1 (nng SP pair1). Version 2 still opens with
+ * one frame in it, so that a version-1 peer reads far enough to report the
+ * mismatch (PROTOCOL.md, "Opening"); proto_decode_compat() accepts it. */
+#define PROTO_VERSION_SP 1u
 
 /* Limits, enforced before allocation. */
-#define PROTO_MAX_FRAME (32u * 1024u * 1024u) /* also NNG_OPT_RECVMAXSZ */
+#define PROTO_MAX_FRAME (32u * 1024u * 1024u) /* one frame's msgpack payload */
+#define PROTO_MAX_HANDSHAKE_FRAME 4096u       /* any frame before the proof */
 #define PROTO_MAX_STR (64u * 1024u)           /* one str field */
 #define PROTO_MAX_BIN PROTO_MAX_FRAME         /* one bin field */
 #define PROTO_MAX_LIST 4096u                  /* strlist / u64list entries */
@@ -37,7 +44,7 @@
 #define PROTO_PROOF_LEN 32u
 
 enum proto_kind { PROTO_REQUEST = 0, PROTO_REPLY = 1, PROTO_EVENT = 2 };
-enum proto_dir { PROTO_O2E = 1, PROTO_E2O = 2 };
+enum proto_dir { PROTO_O2E = 1, PROTO_E2O = 2, PROTO_BOTH = 3 }; /* bits */
 enum proto_state { PROTO_PREAUTH = 1, PROTO_AUTHED = 2 };
 
 /* Error codes carried in the envelope status of a failed reply. */
@@ -51,6 +58,7 @@ enum proto_status {
 	PROTO_E_SPAWN = 6,         /* the process could not be started */
 	PROTO_E_IO = 7,            /* a file could not be read */
 	PROTO_E_INTERNAL = 8,
+	PROTO_E_BUSY = 9,          /* another orchestrator holds the executor */
 };
 const char *proto_status_name(int32_t status);
 
@@ -106,6 +114,33 @@ PROTO_MESSAGES(PROTO_X_STRUCTS)
 
 #define PROTO_HAS(s, tag) (((s)->present >> ((tag)-1)) & 1u)
 #define PROTO_SET(s, tag) ((s)->present |= (uint64_t)1 << ((tag)-1))
+
+/* Tag constants, one per field: PROTO_TAG_<msg>_body_<field> and
+ * PROTO_TAG_<msg>_reply_<field>; PROTO_ALL_<msg>_body/_reply has every
+ * field's bit. Code names fields, never numbers:
+ *     PROTO_MARK(&r, hello_reply, proof);        r.present gets proof's bit
+ *     if (PROTO_HAS_FIELD(b, http_response_body, status)) ...
+ * The first argument must point to the struct the second one names (a
+ * mismatch is a compile error: comparing distinct pointer types). */
+#define PROTO_X_TAG(S, tag, type, fname, req) PROTO_TAG_##S##_##fname = tag,
+#define PROTO_X_BIT(S, tag, type, fname, req) | ((uint64_t)1 << ((tag)-1))
+#define PROTO_X_TAGS(id, NAME, name, kind, dir, st)                            \
+	enum {                                                                 \
+		PROTO_BODY_##name(PROTO_X_TAG, name##_body)                    \
+		PROTO_REPLY_##name(PROTO_X_TAG, name##_reply)                  \
+		PROTO_ALL_##name##_body = 0 PROTO_BODY_##name(PROTO_X_BIT, _), \
+		PROTO_ALL_##name##_reply = 0 PROTO_REPLY_##name(PROTO_X_BIT, _), \
+	};
+PROTO_MESSAGES(PROTO_X_TAGS)
+#undef PROTO_X_TAGS
+#undef PROTO_X_BIT
+#undef PROTO_X_TAG
+
+#define PROTO_CHECK_PART(s, part) ((void)sizeof((s) == (const struct proto_##part *)0))
+#define PROTO_MARK(s, part, field)                                             \
+	(PROTO_CHECK_PART(s, part), PROTO_SET(s, PROTO_TAG_##part##_##field))
+#define PROTO_HAS_FIELD(s, part, field)                                        \
+	(PROTO_CHECK_PART(s, part), PROTO_HAS(s, PROTO_TAG_##part##_##field))
 
 /* A field's description, from the table. */
 enum proto_ftype {
@@ -178,6 +213,10 @@ struct proto_msg {
  * a reason in err (e.g. "field 'handle' (tag 1) of MCP_STOP: expected
  * unsigned integer"). On failure nothing needs releasing. */
 int proto_decode(const void *buf, size_t len, struct proto_msg *m, char *err, size_t errlen);
+/* The same, also accepting envelope version PROTO_VERSION_SP (m->env.version
+ * says which); only the handshake's opening uses it. */
+int proto_decode_compat(const void *buf, size_t len, struct proto_msg *m, char *err,
+			size_t errlen);
 void proto_msg_release(struct proto_msg *m);
 
 /* Output sink for the encoder: appends len bytes; returns 0 or -errno. */
@@ -189,9 +228,15 @@ typedef int (*proto_write_fn)(void *ctx, const void *data, size_t len);
  * missing required field, over a limit), or the sink's error. */
 int proto_encode(proto_write_fn w, void *ctx, uint16_t type, uint8_t kind, uint32_t id,
 		 const void *body);
+/* proto_encode with an explicit envelope version (PROTO_VERSION_SP for the
+ * handshake's opening). */
+int proto_encode_version(proto_write_fn w, void *ctx, uint8_t version, uint16_t type,
+			 uint8_t kind, uint32_t id, const void *body);
 /* Encodes an error reply to a request of `type`. */
 int proto_encode_error(proto_write_fn w, void *ctx, uint16_t type, uint32_t id, int32_t status,
 		       const char *message);
+int proto_encode_error_version(proto_write_fn w, void *ctx, uint8_t version, uint16_t type,
+			       uint32_t id, int32_t status, const char *message);
 
 /* Helpers for building bodies. */
 static inline struct proto_str proto_str_c(const char *s);

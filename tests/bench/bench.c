@@ -33,6 +33,7 @@
 #include "bload.h"
 #include "borch.h"
 #include "bhttpmcp.h"
+#include "blink.h"
 #include "bscale.h"
 #include "bstat.h"
 #include "bsys.h"
@@ -118,6 +119,15 @@ static void rows_rate(const struct bench_floor *f, const char *what, double rate
 		   btable_check(rate >= TARGET_RATE));
 }
 
+/* CPU per answered call in each daemon (from /proc/PID/stat deltas over
+ * the measured window; 10 ms clock ticks, thousands of calls). */
+void rows_cpu(const char *what, const double cpu[2])
+{
+	btable_add(what, btable_fmt("%.1f us", cpu[0] + cpu[1]), NULL,
+		   btable_fmt("orch %.1f + exec %.1f us", cpu[0], cpu[1]), "<= 40 us",
+		   btable_check(cpu[0] + cpu[1] <= 40.0));
+}
+
 static double rate_conns(struct borch *orch, const struct bload_target *t,
 			 const struct bench_opts *o)
 {
@@ -194,8 +204,15 @@ static uint64_t phase_tandem(const struct bench_opts *o, const struct bench_floo
 	*p50 = bstat_pct(lat, o->seq_n, 50);
 	rows_latency(f, *p50, bstat_pct(lat, o->seq_n, 99));
 	bsys_progress("throughput: %u calls in flight", INFLIGHT);
-	rows_rate(f, "throughput, 32 in flight, 1 connection",
-		  bload_inflight(&orch->c, 1, &t, INFLIGHT, o->tput_warm_ms, o->tput_ms));
+	{
+		pid_t pids[2] = { orch->pid, orch->exec_pid };
+		double cpu[2] = { 0 };
+
+		rows_rate(f, "throughput, 32 in flight, 1 connection",
+			  bload_inflight_cpu(&orch->c, 1, &t, INFLIGHT, o->tput_warm_ms,
+					     o->tput_ms, pids, 2, cpu));
+		rows_cpu("CPU per call at 32 in flight (ipc link)", cpu);
+	}
 	rows_rate(f, "throughput, 32 in flight, 4 connections", rate_conns(orch, &t, o));
 	bsys_progress("cold start: %u new plugin roots", o->cold_runs);
 	for (unsigned i = 0; i < o->cold_runs; i++)
@@ -241,7 +258,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
-		"[--quick]\n"
+		"[--quick] [--only PHASE,...]\n"
+		"Phases: tandem, link, scale, turn, http (the pipe floor always runs).\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
@@ -271,13 +289,14 @@ static void sizes(struct bench_opts *o)
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK };
+	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK, O_ONLY };
 	static const struct option lopts[] = {
 		{ "orchestrator", required_argument, NULL, O_ORCH },
 		{ "executor", required_argument, NULL, O_EXEC },
 		{ "fixture", required_argument, NULL, O_FIX },
 		{ "fake", required_argument, NULL, O_FAKE },
 		{ "quick", no_argument, NULL, O_QUICK },
+		{ "only", required_argument, NULL, O_ONLY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -291,6 +310,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		case O_FIX: a[2] = optarg; break;
 		case O_FAKE: o->fake = optarg; break;
 		case O_QUICK: o->quick = true; break;
+		case O_ONLY: o->only = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -308,6 +328,17 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	o->fake_script = getenv("TANDEM_FAKE_SCRIPT");
 	sizes(o);
 	return 0;
+}
+
+/* --only a,b: just those phases (the floor always runs). */
+static bool wanted(const struct bench_opts *o, const char *phase)
+{
+	size_t n = strlen(phase);
+
+	for (const char *p = o->only; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] != 0))
+		if (strncmp(p, phase, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return !o->only;
 }
 
 static void print_header(const struct bench_opts *o)
@@ -335,15 +366,23 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	phase_floor(&o, &f);
-	crowded = phase_tandem(&o, &f, &p50);
-	bscale_run(&o);
-	btable_add(btable_fmt("tool call p50, oldest of %zu+ threads", o.idle_threads + 1),
-		   btable_us(crowded), btable_us(p50),
-		   btable_fmt("%+.0f us vs 1 thread", ((double)crowded - (double)p50) / 1e3),
-		   NULL, BTABLE_INFO);
-	bturn_run(&o);
-	bhttpmcp_run(&o);
-	bbox_run(&o);
+	if (wanted(&o, "tandem")) {
+		crowded = phase_tandem(&o, &f, &p50);
+		btable_add(btable_fmt("tool call p50, oldest of %zu+ threads", o.idle_threads + 1),
+			   btable_us(crowded), btable_us(p50),
+			   btable_fmt("%+.0f us vs 1 thread", ((double)crowded - (double)p50) / 1e3),
+			   NULL, BTABLE_INFO);
+	}
+	if (wanted(&o, "link"))
+		blink_run(&o, &f);
+	if (wanted(&o, "scale"))
+		bscale_run(&o);
+	if (wanted(&o, "turn"))
+		bturn_run(&o);
+	if (wanted(&o, "http"))
+		bhttpmcp_run(&o);
+	if (wanted(&o, "box"))
+		bbox_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

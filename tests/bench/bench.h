@@ -17,6 +17,7 @@ struct bench_opts {
 	const char *fake;       /* tests/fixtures/fake_responses.py, or NULL */
 	const char *fake_script;
 	bool quick;
+	const char *only;       /* --only: comma-separated phases, or NULL for all */
 	size_t seq_warm, seq_n; /* sequential calls */
 	unsigned tput_warm_ms, tput_ms;
 	unsigned cold_runs;
@@ -27,6 +28,9 @@ struct bench_opts {
 	unsigned list_runs;
 	unsigned turn_warm, turn_runs;
 };
+
+/* A row: CPU per call of the orchestrator (cpu[0]) and executor (cpu[1]). */
+void rows_cpu(const char *what, const double cpu[2]);
 
 /* Figures of the pipe floor that later phases compare with. */
 struct bench_floor {

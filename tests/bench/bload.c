@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bconn.h"
+#include "bproc.h"
 #include "bsys.h"
 #include "util.h"
 
@@ -146,6 +147,23 @@ static bool all_idle(const struct flight *fl, size_t nc)
 double bload_inflight(struct bconn *const *cs, size_t nc, const struct bload_target *t,
 		      unsigned depth, unsigned warm_ms, unsigned run_ms)
 {
+	return bload_inflight_cpu(cs, nc, t, depth, warm_ms, run_ms, NULL, 0, NULL);
+}
+
+#define MAX_PIDS 4u
+
+static void cpu_sample(const pid_t *pids, size_t n, uint64_t *ns)
+{
+	for (size_t i = 0; i < n && i < MAX_PIDS; i++)
+		ns[i] = bproc_cpu_ns(pids[i]);
+}
+
+double bload_inflight_cpu(struct bconn *const *cs, size_t nc, const struct bload_target *t,
+			  unsigned depth, unsigned warm_ms, unsigned run_ms, const pid_t *pids,
+			  size_t npids, double *cpu_us)
+{
+	uint64_t cpu0[MAX_PIDS] = { 0 }, cpu1[MAX_PIDS] = { 0 };
+	bool sampled = false, sampled_end = false;
 	struct flight fl[MAX_CONNS] = { 0 };
 	struct pollfd pfd[MAX_CONNS];
 	uint64_t start = bsys_now_ns(), measure = start + (uint64_t)warm_ms * 1000000u;
@@ -167,6 +185,14 @@ double bload_inflight(struct bconn *const *cs, size_t nc, const struct bload_tar
 			bsys_fail("poll: %s", strerror(errno));
 		bsys_check_interrupt();
 		now = bsys_now_ns();
+		if (!sampled && now >= measure) {
+			cpu_sample(pids, npids, cpu0);
+			sampled = true;
+		}
+		if (sampled && !sampled_end && now >= end) {
+			cpu_sample(pids, npids, cpu1);
+			sampled_end = true;
+		}
 		for (size_t i = 0; i < nc; i++) {
 			unsigned got;
 
@@ -180,5 +206,7 @@ double bload_inflight(struct bconn *const *cs, size_t nc, const struct bload_tar
 				top_up(&fl[i], t, depth);
 		}
 	}
+	for (size_t i = 0; i < npids && i < MAX_PIDS && counted; i++)
+		cpu_us[i] = (double)(cpu1[i] - cpu0[i]) / 1e3 / (double)counted;
 	return (double)counted * 1e9 / (double)(end - measure);
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct bconn;
 
@@ -35,5 +36,11 @@ void bload_seq(struct bconn *c, const struct bload_target *t, size_t warm, size_
  * the answers for run_ms. Returns calls per second over all connections. */
 double bload_inflight(struct bconn *const *cs, size_t nc, const struct bload_target *t,
 		      unsigned depth, unsigned warm_ms, unsigned run_ms);
+/* The same, also measuring the CPU time (user + system, all threads) each
+ * of pids[0..npids) spent during the measured window: cpu_us[i] gets it
+ * per answered call, in microseconds. */
+double bload_inflight_cpu(struct bconn *const *cs, size_t nc, const struct bload_target *t,
+			  unsigned depth, unsigned warm_ms, unsigned run_ms, const pid_t *pids,
+			  size_t npids, double *cpu_us);
 
 #endif

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,33 @@ struct bconn *borch_connect(struct borch *o, const char *name)
 struct borch *borch_start(const struct borch_bins *b, const char *name,
 			  const char *config_toml)
 {
+	return borch_start_env(b, name, config_toml, NULL, NULL, NULL);
+}
+
+static void write_home_extras(const char *home, const char *envs_toml, const char *token_env,
+			      const char *token_file)
+{
+	_cleanup_free_ char *envs = xasprintf("%s/environments.toml", home);
+
+	if (envs_toml)
+		bsys_write_file(envs, envs_toml);
+	if (token_env) {
+		_cleanup_free_ char *dir = xasprintf("%s/executor-tokens", home);
+		_cleanup_free_ char *dst = xasprintf("%s/%s", dir, token_env);
+		_cleanup_free_ char *tok = bsys_read_file(token_file, NULL);
+
+		if (!tok)
+			bsys_fail("cannot read %s", token_file);
+		bsys_mkdir(dir);
+		bsys_write_file(dst, tok);
+		chmod(dst, 0600);
+	}
+}
+
+struct borch *borch_start_env(const struct borch_bins *b, const char *name,
+			      const char *config_toml, const char *envs_toml,
+			      const char *token_env, const char *token_file)
+{
 	struct borch *o = xcalloc(1, sizeof(*o));
 	_cleanup_free_ char *home = NULL, *listen = NULL;
 	int log_fd;
@@ -73,6 +101,7 @@ struct borch *borch_start(const struct borch_bins *b, const char *name,
 
 		bsys_write_file(cfg, config_toml);
 	}
+	write_home_extras(home, envs_toml, token_env, token_file);
 	log_fd = open(o->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (log_fd < 0)
 		bsys_fail("open %s: %s", o->log, strerror(errno));
@@ -128,6 +157,12 @@ void borch_make_plugin(const struct borch_bins *b, const char *dir, const char *
 char *borch_thread_start(struct bconn *c, const char *const *ids, const char *const *paths,
 			 size_t n)
 {
+	return borch_thread_start_env(c, "local", ids, paths, n);
+}
+
+char *borch_thread_start_env(struct bconn *c, const char *env, const char *const *ids,
+			     const char *const *paths, size_t n)
+{
 	json_t *roots = json_array(), *res;
 	const char *tid;
 	char *out;
@@ -135,7 +170,7 @@ char *borch_thread_start(struct bconn *c, const char *const *ids, const char *co
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(roots, json_pack("{s:s, s:{s:s, s:s, s:s}}", "id", ids[i],
 						       "location", "type", "environment",
-						       "environmentId", "local", "path", paths[i]));
+						       "environmentId", env, "path", paths[i]));
 	res = bconn_call_ok(c, "thread/start", json_pack("{s:o}", "selectedCapabilityRoots", roots));
 	tid = json_string_value(json_object_get(json_object_get(res, "thread"), "id"));
 	if (!tid)

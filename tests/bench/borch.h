@@ -37,6 +37,11 @@ struct borch {
 /* config_toml: written as home/config.toml when not NULL. */
 struct borch *borch_start(const struct borch_bins *b, const char *name,
 			  const char *config_toml);
+/* The same with an environments.toml (envs_toml) and, when token_env is
+ * not NULL, the contents of token_file as executor-tokens/<token_env>. */
+struct borch *borch_start_env(const struct borch_bins *b, const char *name,
+			      const char *config_toml, const char *envs_toml,
+			      const char *token_env, const char *token_file);
 void borch_stop(struct borch *o);
 /* Another initialized client. */
 struct bconn *borch_connect(struct borch *o, const char *name);
@@ -49,6 +54,9 @@ void borch_make_plugin(const struct borch_bins *b, const char *dir, const char *
  * (malloc'd). */
 char *borch_thread_start(struct bconn *c, const char *const *ids, const char *const *paths,
 			 size_t n);
+/* The same with roots on environment env. */
+char *borch_thread_start_env(struct bconn *c, const char *env, const char *const *ids,
+			     const char *const *paths, size_t n);
 /* mcpServerStatus/list of a thread; fails unless it lists n_servers
  * servers, all connected with an "echo" tool. Returns the result. */
 json_t *borch_status_ok(struct bconn *c, const char *thread_id, size_t n_servers);

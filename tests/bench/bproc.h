@@ -4,8 +4,11 @@
 #ifndef TANDEM_BPROC_H
 #define TANDEM_BPROC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
+/* CPU time (user + system, every thread) in ns; 0 when unavailable. */
+uint64_t bproc_cpu_ns(pid_t pid);
 /* In KiB; -1 when unavailable. */
 long bproc_rss_kib(pid_t pid);
 long bproc_pss_kib(pid_t pid);

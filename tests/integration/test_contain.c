@@ -567,12 +567,12 @@ static uint64_t start_in(const char *cwd, const char *root, int32_t *status, cha
 	b.args.items = args;
 	b.args.n = 1;
 	b.cwd = proto_str_c(cwd);
-	PROTO_SET(&b, 6);
+	PROTO_MARK(&b, mcp_start_body, cwd);
 	if (root) {
 		b.root = proto_str_c(root);
-		PROTO_SET(&b, 7);
+		PROTO_MARK(&b, mcp_start_body, root);
 	}
-	PROTO_SET(&b, 3);
+	PROTO_MARK(&b, mcp_start_body, args);
 	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_START, &b, &f, T_MS), 0);
 	*status = f.m.env.status;
 	if (*status == 0)

@@ -1,5 +1,7 @@
-/* test_executor.c - a real tandem-executor driven over the real nng link:
- * authentication, plugin resolution, stdio MCP processes, failure modes. */
+/* test_executor.c - a real tandem-executor driven over the real link
+ * (tests/integration/tclient.c): plugin resolution, stdio MCP processes,
+ * failure modes, and the basic link checks. The link's adversarial suite
+ * (floods, storms, impostors, keepalives) is test_link.c. */
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "tclient.h"
 #include "testmain.h"
 #include "util.h"
@@ -61,9 +64,9 @@ static json_t *resolve(const char *root_id, const char *path, int32_t *status, c
 				json_loadb(r->servers.ptr, r->servers.len, 0, NULL), "invalid",
 				r->invalid.len ? json_loadb(r->invalid.ptr, r->invalid.len, 0, NULL)
 					       : json_array());
-		if (PROTO_HAS(r, 3))
+		if (PROTO_HAS_FIELD(r, root_resolve_reply, name))
 			json_object_set_new(out, "name", json_stringn(r->name.ptr, r->name.len));
-		if (PROTO_HAS(r, 5))
+		if (PROTO_HAS_FIELD(r, root_resolve_reply, display_name))
 			json_object_set_new(out, "display_name",
 					    json_stringn(r->display_name.ptr, r->display_name.len));
 		json_object_set_new(out, "n_warnings", json_integer(r->warnings.n));
@@ -669,61 +672,80 @@ END_TEST
 
 START_TEST(test_first_message_must_be_hello)
 {
-	struct proto_status_body s = { 0 };
+	struct proto_ping_body p = { .stamp = 5 };
 	struct tframe f = { 0 };
+	uint8_t marker[8];
+	struct fbuf enc = { 0 };
 
 	texec_start(&ex, NULL, NULL);
 	ck_assert_int_eq(tc_dial(&cl, ex.url, T_MS), 0);
-	ck_assert_int_ne(tc_call(&cl, PROTO_STATUS, &s, &f, 1000), 0);
+	/* After the opening, a PING instead of HELLO: refused, closed. */
+	hs_marker(marker);
+	tc_send_bytes(&cl, marker, sizeof(marker));
+	ck_assert_int_eq(proto_encode(fbuf_write, &enc, PROTO_PING, PROTO_REQUEST, 1, &p), 0);
+	tc_send_raw(&cl, enc.p, enc.len);
+	fbuf_free(&enc);
 	ck_assert(tc_closed_by_peer(&cl, T_MS));
 	tc_close(&cl);
-	ck_assert(texec_log_contains(&ex, "STATUS is not allowed before authentication"));
+	ck_assert(texec_log_wait(&ex, "PING message is not allowed before authentication", T_MS));
 	tc_connect(&cl, ex.url, ex.secret);
-	ck_assert_int_eq(tc_call(&cl, PROTO_STATUS, &s, &f, T_MS), 0);
+	PROTO_MARK(&p, ping_body, stamp);
+	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
 	ck_assert_int_eq(f.m.env.status, 0);
+	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 5);
 	tframe_free(&f);
 	stop_default();
 }
 END_TEST
 
+/* Each hostile frame is sent whole (explicit lengths: some hold NUL bytes)
+ * to an authenticated session: each drops that peer with its reason in the
+ * log, never the daemon. */
 START_TEST(test_hostile_frames_drop_peer_not_daemon)
 {
-	static const char *const garbage[] = { "", "\x96", "\xc1\xc1\xc1",
-					       "\x96\x01\x20\x00\x01\x00\xdd\xff\xff\xff\xff",
-					       "\x96\x05\x01\x00\x01\x00\x80" };
+	static const struct {
+		const char *bytes;
+		size_t len;
+		const char *reason;
+	} garbage[] = {
+		{ "\x96", 1, "malformed frame" },
+		{ "\xc1\xc1\xc1", 3, "malformed frame" },
+		/* a bin32 field declaring 4 GiB in a 12-byte frame */
+		{ "\x96\x02\x22\x02\x00\x00\x82\x01\x01\x02\xc6\xff\xff\xff\xff", 15,
+		  "malformed frame" },
+		/* envelope version 5 */
+		{ "\x96\x05\x22\x02\x00\x00\x80", 7, "unsupported protocol version 5" },
+		/* a reply to a request the executor never sent */
+		{ "\x96\x02\x21\x01\x07\x00\x80", 7, "MCP_STOP reply is not accepted" },
+	};
 	struct proto_ping_body p = { 0 };
 	struct tframe f = { 0 };
 
 	texec_start(&ex, NULL, NULL);
 	for (size_t i = 0; i < ARRAY_SIZE(garbage); i++) {
 		tc_connect(&cl, ex.url, ex.secret);
-		tc_send_raw(&cl, garbage[i], i == 0 ? 0 : strlen(garbage[i]) + (i == 3 ? 0 : 0));
+		ck_assert_int_eq(tc_send_raw(&cl, garbage[i].bytes, garbage[i].len), 0);
 		ck_assert_msg(tc_closed_by_peer(&cl, T_MS), "garbage %zu did not drop the peer", i);
 		tc_close(&cl);
+		ck_assert_msg(texec_log_wait(&ex, garbage[i].reason, T_MS), "garbage %zu: no '%s' in %s",
+			      i, garbage[i].reason, ex.log_path);
 	}
+	/* A frame header declaring more than the limit: closed before any of it. */
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_int_eq(tc_send_bytes(&cl, "\x7f\xff\xff\xff", 4), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert(texec_log_wait(&ex, "over the limit", T_MS));
+	/* A frame of length 0. */
+	tc_connect(&cl, ex.url, ex.secret);
+	ck_assert_int_eq(tc_send_bytes(&cl, "\0\0\0\0", 4), 0);
+	ck_assert(tc_closed_by_peer(&cl, T_MS));
+	tc_close(&cl);
+	ck_assert(texec_log_wait(&ex, "frame of length 0", T_MS));
 	/* The daemon lives on and answers. */
 	tc_connect(&cl, ex.url, ex.secret);
 	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
 	ck_assert_int_eq(f.m.env.status, 0);
-	tframe_free(&f);
-	ck_assert(texec_log_contains(&ex, "malformed frame"));
-	stop_default();
-}
-END_TEST
-
-START_TEST(test_second_peer_refused)
-{
-	struct tclient other;
-	struct proto_ping_body p = { .stamp = 99 };
-	struct tframe f = { 0 };
-
-	start_default();
-	/* pair1 holds one peer: a second orchestrator gets no CHALLENGE. */
-	ck_assert_int_eq(tc_dial(&other, ex.url, 1000), -ETIMEDOUT);
-	tc_close(&other);
-	PROTO_SET(&p, 1);
-	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
-	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 99);
 	tframe_free(&f);
 	stop_default();
 }
@@ -772,7 +794,7 @@ START_TEST(test_tls_listener)
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", free_port());
 	texec_start_url(&tls, url, args);
 	tc_connect(&cl, tls.url, tls.secret);
-	PROTO_SET(&p, 1);
+	PROTO_MARK(&p, ping_body, stamp);
 	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
 	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 7);
 	tframe_free(&f);
@@ -801,6 +823,7 @@ START_TEST(test_insecure_tcp_refused)
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 	ck_assert(texec_log_contains(&ex, "refusing to listen"));
 	ex.pid = 0;
+	texec_kill9(&ex); /* reaped above: only removes its temp dir */
 	/* loopback without auth is allowed (with a warning) */
 	{
 		const char *args[] = { "--insecure", NULL };
@@ -842,7 +865,6 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, test_first_message_must_be_hello);
 	tcase_add_test(tc, test_auth_failure_storm);
 	tcase_add_test(tc, test_hostile_frames_drop_peer_not_daemon);
-	tcase_add_test(tc, test_second_peer_refused);
 	tcase_add_test(tc, test_insecure_tcp_refused);
 	tcase_add_test(tc, test_tls_listener);
 	suite_add_tcase(s, tc);

@@ -304,9 +304,22 @@ START_TEST(test_unknown_version_and_type)
 	struct frame f;
 	char err[256];
 
-	frame_begin(&f, 2, PROTO_PING, PROTO_REQUEST, 0);
+	frame_begin(&f, 3, PROTO_PING, PROTO_REQUEST, 0);
 	ck_assert_int_eq(frame_decode(&f, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_ptr_nonnull(strstr(err, "version 2"));
+	ck_assert_ptr_nonnull(strstr(err, "version 3"));
+	/* Protocol 1's envelope only through proto_decode_compat (the opening). */
+	frame_begin(&f, PROTO_VERSION_SP, PROTO_PING, PROTO_REQUEST, 0);
+	ck_assert_int_eq(frame_decode(&f, err, sizeof(err)), -EPROTONOSUPPORT);
+	ck_assert_ptr_nonnull(strstr(err, "version 1"));
+	{
+		struct proto_msg m;
+
+		frame_begin(&f, PROTO_VERSION_SP, PROTO_PING, PROTO_REQUEST, 0);
+		ck_assert_int_eq(proto_decode_compat(f.sb.data, f.sb.size, &m, err, sizeof(err)), 0);
+		ck_assert_uint_eq(m.env.version, PROTO_VERSION_SP);
+		proto_msg_release(&m);
+		msgpack_sbuffer_destroy(&f.sb);
+	}
 
 	frame_begin(&f, PROTO_VERSION, 0x99, PROTO_REQUEST, 0);
 	ck_assert_int_eq(frame_decode(&f, err, sizeof(err)), -EPROTONOSUPPORT);
@@ -480,7 +493,7 @@ START_TEST(test_unknown_tag_skipped)
 	msgpack_pack_uint64(&f.pk, 77);
 	ck_assert_int_eq(proto_decode(f.sb.data, f.sb.size, &m, err, sizeof(err)), 0);
 	ck_assert_uint_eq(m.u.mcp_stop.handle, 77);
-	ck_assert(PROTO_HAS(&m.u.mcp_stop, 1));
+	ck_assert(PROTO_HAS_FIELD(&m.u.mcp_stop, mcp_stop_body, handle));
 	proto_msg_release(&m);
 	msgpack_sbuffer_destroy(&f.sb);
 }
@@ -523,19 +536,35 @@ START_TEST(test_encode_refuses_bad_input)
 	start.command = proto_str_c("c");
 	start.args.items = many;
 	start.args.n = PROTO_MAX_LIST + 1;
-	PROTO_SET(&start, 3);
+	PROTO_MARK(&start, mcp_start_body, args);
 	ck_assert_int_eq(proto_encode(sbuf_write, &sb, PROTO_MCP_START, PROTO_REQUEST, 1, &start), -EINVAL);
 	msgpack_sbuffer_destroy(&sb);
 }
 END_TEST
 
+static const struct {
+	uint16_t type;
+	uint64_t body, reply;
+} all_masks[] = {
+#define MASK_ROW(id, NAME, name, kind, dir, st)                                                   \
+	{ id, PROTO_ALL_##name##_body, PROTO_ALL_##name##_reply },
+	PROTO_MESSAGES(MASK_ROW)
+#undef MASK_ROW
+};
+
 START_TEST(test_table_is_consistent)
 {
+	/* Generated tag constants agree with the table (spot checks; the
+	 * masks below are checked for every message). */
+	ck_assert_int_eq(PROTO_TAG_hello_reply_kx, 9);
+	ck_assert_int_eq(PROTO_TAG_http_request_body_env_headers, 9);
+	ck_assert_uint_eq(ARRAY_SIZE(all_masks), proto_msgdef_count());
 	/* Ids unique, tags unique and within 1..64 in every field list. */
 	for (size_t i = 0; i < proto_msgdef_count(); i++) {
 		const struct proto_msgdef *d = proto_msgdef_at(i);
 
 		ck_assert_ptr_eq(proto_msgdef(d->type), d);
+		ck_assert_msg(all_masks[i].type == d->type, "mask table out of order");
 		for (int side = 0; side < 2; side++) {
 			const struct proto_field *fs = side ? d->reply_fields : d->body_fields;
 			uint32_t n = side ? d->n_reply : d->n_body;
@@ -547,6 +576,9 @@ START_TEST(test_table_is_consistent)
 					      d->name, fs[j].tag);
 				seen |= (uint64_t)1 << (fs[j].tag - 1);
 			}
+			/* The generated PROTO_ALL_ masks name exactly these tags. */
+			ck_assert_msg(seen == (side ? all_masks[i].reply : all_masks[i].body),
+				      "%s: PROTO_ALL_ mask differs from the field list", d->name);
 		}
 		if (d->kind == PROTO_EVENT)
 			ck_assert_uint_eq(d->n_reply, 0);

@@ -1,0 +1,496 @@
+/* env_link.c - an environment's link to its executor: one dial attempt at
+ * a time, the handshake (the one place it runs on the orchestrator's side;
+ * proto/handshake.c decides), the acceptance check and orch_handle_<msg>
+ * table for frames after it, keepalives, and redials with backoff and
+ * jitter. See env_priv.h and proto/PROTOCOL.md.
+ *
+ * Nothing but handshake bytes is ever written to a connection before the
+ * executor proved the secret, and requests are only sent on a READY link
+ * (env_request refuses otherwise): whatever answers on the address after
+ * the executor vanished receives nothing of ours.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "env_priv.h"
+#include "handshake.h"
+#include "link.h"
+#include "linkurl.h"
+#include "log.h"
+#include "loop.h"
+#include "secret.h"
+#include "util.h"
+#include "version.h"
+
+#define REDIAL_MIN_MS 25u
+#define REDIAL_MAX_MS 2000u
+#define REDIAL_BUSY_MS 1000u   /* refused busy: try again after 1-2 s */
+#define DIAL_TIMEOUT_MS 5000u  /* one attempt */
+#define FLUSH_MS 500u          /* a last frame for the peer (e.g. to a v1 executor) */
+
+static const char orch_id[] = "tandem-orchestrator " TANDEM_VERSION;
+static const struct link_ops env_link_ops;
+
+static void dial_now(struct env *e);
+
+/* ---- redials -------------------------------------------------------------- */
+
+static void redial_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+
+	e->redial_timer = NULL;
+	dial_now(e);
+}
+
+/* delay +- 25 %, so that many orchestrators do not redial in step. */
+static uint64_t jitter(uint64_t ms)
+{
+	uint64_t span = ms / 2;
+
+	return span ? ms - ms / 4 + randombytes_uniform((uint32_t)MIN(span, UINT32_MAX)) : ms;
+}
+
+static void schedule_redial(struct env *e)
+{
+	uint64_t ms;
+
+	if (e->redial_timer || e->dialing || e->lk || !e->dialer)
+		return;
+	if (e->last_fail == HS_FAIL_BUSY) {
+		ms = REDIAL_BUSY_MS + randombytes_uniform(REDIAL_BUSY_MS);
+	} else {
+		ms = jitter(e->redial_ms ? e->redial_ms : REDIAL_MIN_MS);
+		e->redial_ms = MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), REDIAL_MAX_MS);
+	}
+	e->redial_timer = loop_timer_add(e->loop, ms, redial_cb, e);
+}
+
+static void connect_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+	_cleanup_free_ char *last = e->error ? xstrdup(e->error) : NULL;
+
+	e->connect_timer = NULL;
+	if (e->state == ENV_READY)
+		return;
+	env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying%s%s",
+		      e->url, (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
+		      last ? last : "");
+	env_set_state(e, ENV_DISCONNECTED);
+}
+
+static void arm_connect_timer(struct env *e)
+{
+	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = loop_timer_add(e->loop, e->connect_timeout_ms, connect_timeout_cb, e);
+}
+
+/* Why the latest attempt failed; after a lost link, the loss stays first
+ * in the status ("keepalive: ...; since then: unreachable: ..."). */
+static void attempt_failed(struct env *e, const char *why)
+{
+	if (e->lost)
+		env_set_error(e, "%s; since then: %s", e->lost, why);
+	else
+		env_set_error(e, "%s", why);
+}
+
+/* ---- ending a connection -------------------------------------------------- */
+
+static void conn_forget(struct env *e, bool flush)
+{
+	loop_timer_cancel(e->init_timer);
+	e->init_timer = NULL;
+	loop_timer_cancel(e->keepalive_timer);
+	e->keepalive_timer = NULL;
+	if (flush)
+		link_close_flush(e->lk, FLUSH_MS);
+	else
+		link_free(e->lk);
+	e->lk = NULL;
+	e->hs = hs_free(e->hs);
+	e->sealed = false;
+}
+
+/* The connection ended (why says how); the environment reports it and
+ * dials again. */
+static void conn_lost(struct env *e, const char *why, bool flush)
+{
+	bool was_ready = e->state == ENV_READY;
+
+	conn_forget(e, flush);
+	if (was_ready) {
+		log_warn("environment '%s': link lost: %s", e->id, why);
+		e->redial_ms = 0; /* a link that worked: the first redial is quick */
+		free(e->lost);
+		e->lost = xstrdup(why);
+		arm_connect_timer(e);
+		env_link_lost(e, why);
+	} else {
+		attempt_failed(e, why);
+		log_info("environment '%s': %s", e->id, why);
+	}
+	schedule_redial(e);
+}
+
+static void drop(struct env *e, const char *why)
+{
+	log_warn("environment '%s': closing the link: %s", e->id, why);
+	conn_lost(e, why, false);
+}
+
+/* ---- keepalives ----------------------------------------------------------- */
+
+static void send_ping(struct env *e)
+{
+	struct proto_ping_body p = { .stamp = now_ns() / 1000u };
+
+	PROTO_MARK(&p, ping_body, stamp);
+	/* Ids of our own pings share nothing with env_request's: replies to
+	 * PING never reach the pending list (orch_handle_ping_reply). */
+	link_send(e->lk, PROTO_PING, PROTO_REQUEST, ++e->next_ping_id, &p);
+}
+
+static void keepalive_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+	uint64_t idle = loop_now_ms(e->loop) - link_last_rx_ms(e->lk);
+	char why[160];
+
+	if (idle >= e->dead_ms) {
+		e->keepalive_timer = NULL;
+		snprintf(why, sizeof(why), "keepalive: nothing from the executor for %llu ms",
+			 (unsigned long long)idle);
+		drop(e, why);
+		return;
+	}
+	if (idle >= e->keepalive_ms)
+		send_ping(e);
+	loop_timer_rearm(t, e->keepalive_ms);
+}
+
+/* ---- frames after the handshake: the acceptance check, then a handler ---- */
+
+static void orch_handle_ping(struct env *e, const struct proto_msg *m)
+{
+	struct proto_ping_reply r = { .stamp = m->u.ping.stamp };
+
+	PROTO_MARK(&r, ping_reply, stamp);
+	link_send(e->lk, PROTO_PING, PROTO_REPLY, m->env.id, &r);
+}
+
+static void orch_handle_mcp_output(struct env *e, const struct proto_msg *m)
+{
+	if (e->ops->output_cb)
+		e->ops->output_cb(e, m->u.mcp_output.handle, m->u.mcp_output.data.ptr,
+				  m->u.mcp_output.data.len, e->arg);
+}
+
+static void orch_handle_mcp_stderr(struct env *e, const struct proto_msg *m)
+{
+	if (e->ops->stderr_cb)
+		e->ops->stderr_cb(e, m->u.mcp_stderr.handle, m->u.mcp_stderr.line.ptr,
+				  m->u.mcp_stderr.line.len, e->arg);
+}
+
+static void orch_handle_mcp_exited(struct env *e, const struct proto_msg *m)
+{
+	_cleanup_free_ char *why = proto_str_dup(m->u.mcp_exited.reason);
+
+	if (e->ops->exited_cb)
+		e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
+}
+
+static void orch_handle_http_response(struct env *e, const struct proto_msg *m)
+{
+	env_relay_event(e, m);
+}
+
+/* A reply to one of our keepalive PINGs: the round trip. */
+static void orch_handle_ping_reply(struct env *e, const struct proto_msg *m)
+{
+	uint64_t now = now_ns() / 1000u;
+
+	if (m->env.status == 0 && m->u.ping_reply.stamp && m->u.ping_reply.stamp <= now)
+		e->rtt_us = now - m->u.ping_reply.stamp;
+}
+
+typedef void (*orch_handler)(struct env *e, const struct proto_msg *m);
+
+/* The whole policy for what an executor may send after the handshake:
+ * requests and events in this table (the message table must also say E2O
+ * and AUTHED), and replies to requests we send (O2E). */
+static const struct {
+	uint16_t type;
+	orch_handler fn;
+} handlers[] = {
+	{ PROTO_PING, orch_handle_ping },
+	{ PROTO_MCP_OUTPUT, orch_handle_mcp_output },
+	{ PROTO_MCP_STDERR, orch_handle_mcp_stderr },
+	{ PROTO_MCP_EXITED, orch_handle_mcp_exited },
+	{ PROTO_HTTP_RESPONSE, orch_handle_http_response },
+};
+
+static orch_handler find_handler(uint16_t type)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(handlers); i++)
+		if (handlers[i].type == type)
+			return handlers[i].fn;
+	return NULL;
+}
+
+/* NULL when m may be handled, else why not. */
+static const char *refusal(const struct proto_msg *m)
+{
+	if (m->def->state != PROTO_AUTHED)
+		return "is only allowed in the handshake";
+	if (m->env.kind == PROTO_REPLY)
+		return m->def->dir & PROTO_O2E ? NULL : "is a reply to nothing we send";
+	if (!(m->def->dir & PROTO_E2O))
+		return "does not travel from an executor";
+	return find_handler(m->env.type) ? NULL : "has no handler on the orchestrator";
+}
+
+static void env_frame_cb(struct link *lk, const uint8_t *data, size_t len, void *arg)
+{
+	struct env *e = arg;
+	struct proto_msg m;
+	char err[256], why[320];
+	const char *no;
+
+	if (proto_decode(data, len, &m, err, sizeof(err)) < 0) {
+		snprintf(why, sizeof(why), "malformed frame from the executor: %s", err);
+		drop(e, why);
+		return;
+	}
+	no = refusal(&m);
+	if (no) {
+		snprintf(why, sizeof(why), "%s from the executor %s", m.def->name, no);
+		drop(e, why);
+	} else if (m.env.kind == PROTO_REPLY) {
+		if (m.env.type == PROTO_PING)
+			orch_handle_ping_reply(e, &m);
+		else
+			env_reply(e, &m);
+	} else {
+		find_handler(m.env.type)(e, &m);
+	}
+	proto_msg_release(&m);
+}
+
+/* ---- the handshake -------------------------------------------------------- */
+
+static void handshake_done(struct env *e)
+{
+	const struct hs_result *r = hs_result(e->hs);
+
+	link_set_framed(e->lk, PROTO_MAX_FRAME);
+	if (r->sealed)
+		link_set_seal(e->lk, r);
+	e->sealed = r->sealed;
+	free(e->executor_id);
+	e->executor_id = xstrdup(r->executor_id);
+	e->http_relay = r->http_relay;
+	loop_timer_cancel(e->init_timer);
+	e->init_timer = NULL;
+	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = NULL;
+	e->redial_ms = 0;
+	e->last_fail = HS_FAIL_NONE;
+	e->rtt_us = 0;
+	free(e->lost);
+	e->lost = NULL;
+	e->keepalive_timer = loop_timer_add(e->loop, e->keepalive_ms, keepalive_cb, e);
+	if (!r->sealed && linkurl_needs_seal(e->url))
+		log_warn("environment '%s': the link to %s is NOT encrypted (the executor runs "
+			 "with --insecure or without a token); nothing secret is relayed over it",
+			 e->id, e->url);
+	log_info("environment '%s': executor '%s' %s authenticated (protocol %u, %s%s)", e->id,
+		 e->executor_id, r->executor_version, PROTO_VERSION,
+		 r->sealed ? "sealed with " : "not sealed", r->sealed ? seal_aead_name(r->aead) : "");
+	e->hs = hs_free(e->hs); /* r goes with it */
+	env_set_state(e, ENV_READY);
+}
+
+static void handshake_failed(struct env *e)
+{
+	enum hs_fail kind = hs_fail_kind(e->hs);
+	char why[400];
+
+	snprintf(why, sizeof(why), "%s: %s", hs_fail_name(kind), hs_error(e->hs));
+	e->last_fail = kind;
+	log_warn("environment '%s': handshake with %s failed: %s", e->id, e->url, why);
+	/* A refusal is news the status must show now, not at the connect
+	 * timeout: busy, a wrong token, a version mismatch. */
+	conn_forget(e, true);
+	attempt_failed(e, why);
+	if (kind != HS_FAIL_PROTOCOL)
+		env_set_state(e, ENV_DISCONNECTED);
+	schedule_redial(e);
+}
+
+static size_t env_raw_cb(struct link *lk, const uint8_t *data, size_t len, void *arg)
+{
+	struct env *e = arg;
+	struct fbuf out = { 0 };
+	size_t used = hs_input(e->hs, data, len, &out);
+
+	if (out.len)
+		link_send_raw(lk, out.p, out.len);
+	fbuf_free(&out);
+	switch (hs_state(e->hs)) {
+	case HS_FAILED: handshake_failed(e); return 0;
+	case HS_DONE: handshake_done(e); break;
+	default: break;
+	}
+	return used;
+}
+
+static void env_closed_cb(struct link *lk, const char *why, void *arg)
+{
+	struct env *e = arg;
+	char msg[300];
+
+	if (e->state != ENV_READY) {
+		snprintf(msg, sizeof(msg), "the executor closed the connection during the "
+					   "handshake: %s", why);
+		conn_lost(e, msg, false);
+		return;
+	}
+	conn_lost(e, why, false);
+}
+
+static const struct link_ops env_link_ops = {
+	.raw_cb = env_raw_cb,
+	.frame_cb = env_frame_cb,
+	.closed_cb = env_closed_cb,
+};
+
+static void init_timeout_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+
+	e->init_timer = NULL;
+	drop(e, "the executor did not complete the handshake in time");
+}
+
+/* A local socket must be served by our own user (or root): anything else
+ * took the path from under us. */
+static bool peer_uid_ok(struct env *e, struct link *lk, char *why, size_t whylen)
+{
+	uint64_t uid;
+
+	if (!linkurl_is_local_socket(e->url) || link_peer_uid(lk, &uid) < 0)
+		return true;
+	if (uid == (uint64_t)getuid() || uid == 0)
+		return true;
+	snprintf(why, whylen, "the socket at %s is served by uid %llu, not ours", e->url,
+		 (unsigned long long)uid);
+	return false;
+}
+
+static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+{
+	struct env *e = arg;
+	struct hs_params p = {
+		.role = HS_ORCHESTRATOR,
+		.key = e->secret ? secret_key(e->secret) : NULL,
+		.sp_ipc = linkurl_is_local_socket(e->url),
+		.orchestrator_id = orch_id,
+	};
+	struct fbuf out = { 0 };
+	char why[300];
+
+	e->dialing = false;
+	if (!s) {
+		snprintf(why, sizeof(why), "unreachable: %s", reason);
+		e->last_fail = HS_FAIL_NONE;
+		attempt_failed(e, why);
+		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);
+		schedule_redial(e);
+		return;
+	}
+	e->lk = link_new(e->loop, s, &env_link_ops, e);
+	if (!peer_uid_ok(e, e->lk, why, sizeof(why))) {
+		drop(e, why);
+		return;
+	}
+	p.environment_id = e->id;
+	e->hs = hs_new(&p);
+	hs_start(e->hs, &out);
+	link_send_raw(e->lk, out.p, out.len);
+	fbuf_free(&out);
+	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+	link_start(e->lk);
+}
+
+static void dial_now(struct env *e)
+{
+	if (e->dialing || e->lk || !e->dialer)
+		return;
+	e->dialing = true;
+	link_dial(e->dialer, (unsigned)MIN(e->connect_timeout_ms, DIAL_TIMEOUT_MS), dial_cb, e);
+}
+
+/* ---- env_priv.h ----------------------------------------------------------- */
+
+int env_link_start(struct env *e, char *err, size_t errlen)
+{
+	struct link_tls tls = { e->tls_ca_file };
+	int r;
+
+	if (!e->tls_ca_file && linkurl_transport_encrypted(e->url)) {
+		snprintf(err, errlen, "%s needs the executor's certificate (or its CA) in "
+				      "executor-tls/%s.pem under the home directory", e->url, e->id);
+		return -EINVAL;
+	}
+	r = link_dialer_new(e->loop, e->url, &tls, &e->dialer, err, errlen);
+	if (r < 0)
+		return r;
+	arm_connect_timer(e);
+	dial_now(e);
+	return 0;
+}
+
+void env_link_stop(struct env *e)
+{
+	loop_timer_cancel(e->redial_timer);
+	e->redial_timer = NULL;
+	loop_timer_cancel(e->connect_timer);
+	e->connect_timer = NULL;
+	if (e->lk)
+		conn_forget(e, false);
+	e->dialer = link_dialer_free(e->dialer);
+	e->dialing = false;
+}
+
+void env_link_redial(struct env *e, const char *why)
+{
+	if (e->lk)
+		conn_lost(e, why, false);
+	else if (e->state == ENV_READY)
+		env_link_lost(e, why);
+	loop_timer_cancel(e->redial_timer);
+	e->redial_timer = NULL;
+	e->redial_ms = 0;
+	arm_connect_timer(e);
+	schedule_redial(e);
+}
+
+int env_link_send(struct env *e, uint16_t type, uint8_t kind, uint32_t id, const void *body)
+{
+	int r;
+
+	if (e->state != ENV_READY || !e->lk)
+		return -ENOTCONN;
+	r = link_send(e->lk, type, kind, id, body);
+	if (r == -ENOBUFS)
+		log_warn("environment '%s': the executor is not reading (send queue full)", e->id);
+	return r;
+}
+
+bool env_link_sealed(const struct env *e) { return e->lk && e->sealed; }

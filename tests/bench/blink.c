@@ -1,0 +1,322 @@
+/* blink.c - see blink.h. */
+#include "blink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bconn.h"
+#include "bload.h"
+#include "borch.h"
+#include "bstat.h"
+#include "bsys.h"
+#include "btable.h"
+#include "bproc.h"
+#include "frame.h"
+#include "handshake.h"
+#include "seal.h"
+#include "util.h"
+
+#define INFLIGHT 32u
+#define READY_TIMEOUT_MS 10000u
+#define SEAL_FRAME_PAYLOAD 200u /* about an MCP_SEND of a small tools/call */
+
+/* ns per frame for seal + open of frames of `len` bytes. */
+static double seal_cost(enum seal_aead aead, size_t len, unsigned n)
+{
+	uint8_t key[SEAL_KEY_LEN], prefix[SEAL_PREFIX_LEN];
+	uint8_t *buf = xcalloc(1, FRAME_HDR + len + SEAL_TAG_LEN);
+	struct seal tx, rx;
+	size_t plen;
+	uint64_t t0;
+
+	randombytes_buf(key, sizeof(key));
+	randombytes_buf(prefix, sizeof(prefix));
+	seal_init(&tx, aead, key, prefix);
+	seal_init(&rx, aead, key, prefix);
+	t0 = bsys_now_ns();
+	for (unsigned i = 0; i < n; i++) {
+		if (seal_frame(&tx, buf, len) < 0 ||
+		    seal_open(&rx, buf, buf + FRAME_HDR, len + SEAL_TAG_LEN, &plen) < 0 || plen != len)
+			bsys_fail("seal: frame %u did not open", i);
+	}
+	t0 = bsys_now_ns() - t0;
+	free(buf);
+	return (double)t0 / n;
+}
+
+static void row_seal(enum seal_aead aead)
+{
+	double small = seal_cost(aead, SEAL_FRAME_PAYLOAD, 200000);
+	double big = seal_cost(aead, 64 * 1024, 2000);
+
+	/* A tool call is two frames (MCP_SEND out, MCP_OUTPUT back), each
+	 * sealed by one daemon and opened by the other. */
+	btable_add(btable_fmt("sealing per frame, %s (200 B)", seal_aead_name(aead)),
+		   btable_fmt("%.2f us", small / 1e3), NULL,
+		   btable_fmt("%.2f us per call (2 frames); 64 KiB: %.1f us", 2 * small / 1e3,
+			      big / 1e3),
+		   "<= 3 us/call", btable_check(2 * small <= 3000.0));
+}
+
+static void rows_seal(void)
+{
+	if (seal_aead_available(SEAL_AES256GCM))
+		row_seal(SEAL_AES256GCM);
+	row_seal(SEAL_XCHACHA20POLY1305);
+}
+
+/* An executor on tcp://127.0.0.1:0 with a token; returns its pid and sets
+ * *port from its log. */
+static pid_t start_sealed_executor(const struct bench_opts *o, const char *dir,
+				   const char *token_file, int *port)
+{
+	_cleanup_free_ char *log = xasprintf("%s/executor.log", dir);
+	uint64_t deadline = bsys_now_ns() + READY_TIMEOUT_MS * 1000000ull;
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	pid_t pid;
+
+	if (fd < 0)
+		bsys_fail("open %s: %s", log, strerror(errno));
+	bsys_show_on_fail(log);
+	pid = bsys_spawn((const char *const[]){ o->bins.executor, "--listen", "tcp://127.0.0.1:0",
+						"--auth-token-file", token_file, "--id",
+						"bench-sealed", "--log-level", "info", NULL },
+			 -1, -1, fd, NULL);
+	close(fd);
+	for (*port = 0; !*port;) {
+		_cleanup_free_ char *text = bsys_read_file(log, NULL);
+		const char *p = text ? strstr(text, "listening on tcp://127.0.0.1:") : NULL;
+
+		if (p)
+			*port = atoi(p + strlen("listening on tcp://127.0.0.1:"));
+		else if (bsys_now_ns() > deadline)
+			bsys_fail("the sealed-link executor did not listen (see %s)", log);
+		else
+			bsys_sleep_ms(5);
+	}
+	bsys_forget_on_fail(log);
+	return pid;
+}
+
+static void wait_ready(struct bconn *c, const char *env)
+{
+	uint64_t deadline = bsys_now_ns() + READY_TIMEOUT_MS * 1000000ull;
+
+	for (;;) {
+		json_t *r = bconn_call_ok(c, "environment/status", json_pack("{s:s}", "environmentId",
+									    env));
+		const char *st = json_string_value(json_object_get(r, "status"));
+		bool ready = st && strcmp(st, "ready") == 0;
+
+		json_decref(r);
+		if (ready)
+			return;
+		if (bsys_now_ns() > deadline)
+			bsys_fail("environment '%s' not ready after %u ms", env, READY_TIMEOUT_MS);
+		bsys_sleep_ms(5);
+	}
+}
+
+/* ---- the link alone: PING round trips against the executor -------------- */
+
+struct rawlink {
+	int fd;
+	struct seal tx, rx;
+	struct fbuf in;
+};
+
+static void raw_write(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			bsys_fail("link bench: write: %s", strerror(errno));
+		p = (const char *)p + w;
+		n -= (size_t)w;
+	}
+}
+
+static void raw_read_more(struct rawlink *l)
+{
+	ssize_t n;
+
+	fbuf_reserve(&l->in, 65536);
+	n = read(l->fd, l->in.p + l->in.len, l->in.cap - l->in.len);
+	if (n <= 0)
+		bsys_fail("link bench: the executor closed the connection");
+	l->in.len += (size_t)n;
+}
+
+/* The handshake with the executor's token, over a plain blocking socket. */
+static void raw_connect(struct rawlink *l, int port, const char *token)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	uint8_t key[32];
+	struct hs_params p = { .role = HS_ORCHESTRATOR, .key = key, .orchestrator_id = "bench",
+			       .environment_id = "bench" };
+	struct fbuf out = { 0 };
+	struct hs *h;
+	int one = 1;
+
+	crypto_generichash(key, sizeof(key), (const uint8_t *)token, strlen(token), NULL, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l->fd < 0 || connect(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		bsys_fail("link bench: connect: %s", strerror(errno));
+	setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	h = hs_new(&p);
+	hs_start(h, &out);
+	while (hs_state(h) == HS_RUNNING) {
+		size_t used;
+
+		if (out.len)
+			raw_write(l->fd, out.p, out.len);
+		out.len = 0;
+		raw_read_more(l);
+		used = hs_input(h, l->in.p, l->in.len, &out);
+		memmove(l->in.p, l->in.p + used, l->in.len - used);
+		l->in.len -= used;
+	}
+	if (hs_state(h) != HS_DONE || !hs_result(h)->sealed)
+		bsys_fail("link bench: handshake: %s", hs_error(h));
+	seal_init(&l->tx, hs_result(h)->aead, hs_result(h)->tx_key, hs_result(h)->tx_prefix);
+	seal_init(&l->rx, hs_result(h)->aead, hs_result(h)->rx_key, hs_result(h)->rx_prefix);
+	hs_free(h);
+	fbuf_free(&out);
+}
+
+/* Keeps `depth` PINGs in flight for run_ms; returns round trips. */
+static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
+{
+	uint64_t end = bsys_now_ns() + (uint64_t)run_ms * 1000000u, done = 0;
+	unsigned inflight = 0;
+	struct fbuf out = { 0 };
+
+	for (uint32_t id = 1;; ) {
+		const uint8_t *payload;
+		size_t plen, need;
+
+		while (inflight < depth && bsys_now_ns() < end) {
+			struct proto_ping_body b = { .stamp = id, .present = PROTO_ALL_ping_body };
+			size_t start = out.len;
+
+			fbuf_reserve(&out, 64);
+			out.len += FRAME_HDR;
+			proto_encode(fbuf_write, &out, PROTO_PING, PROTO_REQUEST, id++, &b);
+			fbuf_reserve(&out, SEAL_TAG_LEN);
+			seal_frame(&l->tx, out.p + start, out.len - start - FRAME_HDR);
+			out.len += SEAL_TAG_LEN;
+			inflight++;
+		}
+		if (out.len)
+			raw_write(l->fd, out.p, out.len);
+		out.len = 0;
+		if (!inflight)
+			break;
+		raw_read_more(l);
+		while (frame_parse(l->in.p, l->in.len, 1 << 20, &payload, &plen, &need) == 0) {
+			size_t used = FRAME_HDR + plen;
+
+			if (seal_open(&l->rx, l->in.p, (uint8_t *)payload, plen, &plen) < 0)
+				bsys_fail("link bench: a reply does not open");
+			inflight--;
+			done++;
+			memmove(l->in.p, l->in.p + used, l->in.len - used);
+			l->in.len -= used;
+		}
+	}
+	fbuf_free(&out);
+	return done;
+}
+
+static void rows_pings(const struct bench_opts *o, pid_t exec, int port, const char *token)
+{
+	struct rawlink l = { 0 };
+	uint64_t c0, c1, n;
+
+	raw_connect(&l, port, token);
+	raw_pings(&l, INFLIGHT, o->tput_warm_ms);
+	c0 = bproc_cpu_ns(exec);
+	n = raw_pings(&l, INFLIGHT, o->tput_ms);
+	c1 = bproc_cpu_ns(exec);
+	btable_add("link alone: PING round trips, 32 in flight", btable_fmt("%.0f/s",
+									       n * 1000.0 / o->tput_ms),
+		   NULL, btable_fmt("executor %.2f us CPU per round trip (sealed)",
+				    (double)(c1 - c0) / 1e3 / (double)n),
+		   NULL, BTABLE_INFO);
+	close(l.fd);
+	fbuf_free(&l.in);
+}
+
+static void rows_sealed(const struct bench_opts *o, const struct bench_floor *f)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/sealed", bsys_tmpdir());
+	_cleanup_free_ char *token = xasprintf("%s/token", dir);
+	_cleanup_free_ char *toml = NULL, *plugin = NULL, *tokdir = NULL, *tokfile = NULL;
+	struct bload_target t = { .n_threads = 1, .server = "fx" };
+	uint64_t *lat = xcalloc(o->seq_n, sizeof(*lat));
+	const char *ids[] = { "sealed" }, *paths[1];
+	struct borch *orch;
+	pid_t exec, pids[2];
+	double cpu[2] = { 0 }, rate;
+	char *tid;
+	int port;
+
+	bsys_mkdir(dir);
+	bsys_write_file(token, "bench-sealed-link-token-0123456789abcdef\n");
+	chmod(token, 0600);
+	exec = start_sealed_executor(o, dir, token, &port);
+	rows_pings(o, exec, port, "bench-sealed-link-token-0123456789abcdef");
+	toml = xasprintf("[[environments]]\nid = \"sealed\"\nurl = \"tcp://127.0.0.1:%d\"\n", port);
+	orch = borch_start_env(&o->bins, "sealed-orch", NULL, toml, "sealed", token);
+	plugin = xasprintf("%s/plugin", orch->dir);
+	borch_make_plugin(&o->bins, plugin, "fx");
+	paths[0] = plugin;
+	wait_ready(orch->c, "sealed");
+	tid = borch_thread_start_env(orch->c, "sealed", ids, paths, 1);
+	json_decref(borch_status_ok(orch->c, tid, 1));
+	t.threads = (const char *const *)&tid;
+	bload_seq(orch->c, &t, o->seq_warm, o->seq_n, lat);
+	btable_add("sealed tcp link: tool call p50", btable_us(bstat_pct(lat, o->seq_n, 50)),
+		   btable_us(f->p50_ns),
+		   btable_fmt("%.1fx floor; p99 %.0f us",
+			      (double)bstat_pct(lat, o->seq_n, 50) / (double)f->p50_ns,
+			      (double)bstat_pct(lat, o->seq_n, 99) / 1e3),
+		   "<= 80 us", btable_check(bstat_pct(lat, o->seq_n, 50) <= 80000));
+	pids[0] = orch->pid;
+	pids[1] = exec;
+	rate = bload_inflight_cpu(&orch->c, 1, &t, INFLIGHT, o->tput_warm_ms, o->tput_ms, pids, 2,
+				  cpu);
+	btable_add("sealed tcp link: 32 in flight", btable_fmt("%.0f/s", rate),
+		   btable_fmt("%.0f/s", f->rate), btable_fmt("%.2fx floor", rate / f->rate),
+		   ">= 40000/s", btable_check(rate >= 40000.0));
+	rows_cpu("CPU per call at 32 in flight (sealed)", cpu);
+	borch_stop(orch);
+	if (!WIFEXITED(bsys_stop(exec, 5000)))
+		bsys_fail("the sealed-link executor did not exit cleanly");
+	free(tid);
+	free(lat);
+}
+
+void blink_run(const struct bench_opts *o, const struct bench_floor *f)
+{
+	bsys_progress("link: sealing cost, and a sealed tcp:// link");
+	if (sodium_init() < 0)
+		bsys_fail("sodium_init failed");
+	rows_seal();
+	rows_sealed(o, f);
+}
