@@ -462,8 +462,8 @@ void env_link_stop(struct env *e)
 	e->redial_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
 	e->connect_timer = NULL;
-	if (e->lk)
-		conn_forget(e, false);
+	if (e->lk) /* what is queued (MCP_STOPs at shutdown) still goes out */
+		conn_forget(e, e->state == ENV_READY);
 	e->dialer = link_dialer_free(e->dialer);
 	e->dialing = false;
 }

@@ -37,7 +37,7 @@
 #include "util.h"
 #include "version.h"
 
-#define DRAIN_MAX_MS 2000u /* at exit, for session DELETEs to go out */
+#define DRAIN_MAX_MS 2000u /* at exit, for session DELETEs and last frames to go out */
 #define DRAIN_TICK_MS 20u
 
 static struct {
@@ -212,26 +212,31 @@ static void stop_cb(int signo, void *arg)
 	loop_stop(core.loop);
 }
 
+struct drain {
+	uint64_t deadline;
+	size_t (*pending)(void);
+};
+
 static void drain_cb(struct loop_timer *t, void *arg)
 {
-	const uint64_t *deadline = arg;
+	const struct drain *d = arg;
 
-	if (envs_http_pending() == 0 || now_ms() >= *deadline) {
+	if (d->pending() == 0 || now_ms() >= d->deadline) {
 		loop_stop(core.loop);
 		return;
 	}
 	loop_timer_rearm(t, DRAIN_TICK_MS);
 }
 
-/* Requests still going out are the DELETEs that end HTTP MCP sessions: the
- * servers hear that their sessions ended, for a bounded time. */
-static void drain_http(void)
+/* Runs the loop, for a bounded time, until pending() says nothing is left
+ * going out. */
+static void drain(size_t (*pending)(void))
 {
-	uint64_t deadline = now_ms() + DRAIN_MAX_MS;
+	struct drain d = { now_ms() + DRAIN_MAX_MS, pending };
 
-	if (envs_http_pending() == 0)
+	if (pending() == 0)
 		return;
-	loop_timer_add(core.loop, 0, drain_cb, &deadline);
+	loop_timer_add(core.loop, 0, drain_cb, &d);
 	loop_run(core.loop);
 }
 
@@ -262,8 +267,12 @@ static void stop(void)
 	oauth_login_shutdown();
 	oauth_store_shutdown();
 	account_logout();
-	drain_http();
+	/* The DELETEs that end HTTP MCP sessions, then the links' last frames
+	 * (the servers' MCP_STOPs): the executors stop them at once instead of
+	 * keeping them for a reconnect. */
+	drain(envs_http_pending);
 	envs_stop();
+	drain(link_lingering);
 }
 
 int main(int argc, char **argv)

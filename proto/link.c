@@ -235,6 +235,15 @@ void link_close_flush(struct link *lk, unsigned timeout_ms)
 	lk->linger_timer = loop_timer_add(lk->loop, timeout_ms, linger_timer_cb, lk);
 }
 
+size_t link_lingering(void)
+{
+	size_t n = 0;
+
+	for (struct link *lk = lingering; lk; lk = lk->next_linger)
+		n++;
+	return n;
+}
+
 void link_flush_all(void)
 {
 	while (lingering)

@@ -61,6 +61,9 @@ struct link *link_free(struct link *lk);
 /* Hands the link over: nothing more is received or reported, what is
  * queued is sent (at most timeout_ms), then the link frees itself. */
 void link_close_flush(struct link *lk, unsigned timeout_ms);
+/* Links still flushing after link_close_flush (a daemon's shutdown runs
+ * its loop until none is left, bounded). */
+size_t link_lingering(void);
 /* Daemon shutdown, once the loop will not run again: frees links still
  * flushing, and links, listeners and dialers freed while a completion of
  * theirs was queued on the loop (it will never run now). */
