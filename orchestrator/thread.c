@@ -373,8 +373,8 @@ static void srv_changed_cb(struct srv *s, void *arg)
 	struct thread *t = arg;
 
 	startup_status(t, s);
+	watchers_run(t); /* first: a waiter's work may depend on what they do */
 	thread_check(t);
-	watchers_run(t);
 }
 
 static json_t *configured_view(struct thread *t)
