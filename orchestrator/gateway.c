@@ -49,6 +49,7 @@ struct gw_http {
 	size_t q_len, q_off;
 	uint64_t last_ms; /* when bytes were last queued (keep-alive) */
 	char session_id[GW_SESSION_ID_LEN + 1];
+	char endpoint[512]; /* the canonical path */
 	gw_gone_cb gone;
 	void *gone_arg;
 };
@@ -285,10 +286,25 @@ static const char *header(struct gw_http *h, const char *name)
 	return MHD_lookup_connection_value(h->c, MHD_HEADER_KIND, name);
 }
 
-static bool endpoint_path(const char *p)
+/* The endpoint a path names, canonical ("/mcp", "/mcp/threads/ID",
+ * "/mcp/profiles/NAME") in out; false for any other path. A thread's or a
+ * profile's path may end in "/mcp" too: clients such as the Inspector's
+ * CLI 0.15.0 replace a path that does not end so with "/mcp". */
+static bool endpoint_path(const char *p, char *out, size_t len)
 {
-	return !strcmp(p, "/mcp") || !strncmp(p, "/mcp/threads/", 13) ||
-	       !strncmp(p, "/mcp/profiles/", 14);
+	size_t pre = !strncmp(p, "/mcp/threads/", 13) ? 13 : !strncmp(p, "/mcp/profiles/", 14) ? 14 : 0;
+	size_t key = pre ? strcspn(p + pre, "/") : 0;
+	const char *rest = p + pre + key;
+
+	if (!strcmp(p, "/mcp")) {
+		snprintf(out, len, "/mcp");
+		return true;
+	}
+	if (!pre || !key || (*rest && strcmp(rest, "/mcp")) || pre + key >= len)
+		return false;
+	memcpy(out, p, pre + key);
+	out[pre + key] = '\0';
+	return true;
 }
 
 /* A loopback listener answers only loopback host names: a page whose name
@@ -331,7 +347,7 @@ static enum MHD_Result head(struct gw_http *h)
 		return refuse_text(h, MHD_HTTP_FORBIDDEN, GW_INVALID_REQUEST, "Origin not allowed");
 	if (!strncmp(h->path, WELL_KNOWN, sizeof(WELL_KNOWN) - 1))
 		return metadata(h);
-	if (!endpoint_path(h->path))
+	if (!endpoint_path(h->path, h->endpoint, sizeof(h->endpoint)))
 		return refuse_text(h, MHD_HTTP_NOT_FOUND, GW_INVALID_REQUEST,
 				   "not an MCP endpoint: try /mcp, /mcp/threads/ID or "
 				   "/mcp/profiles/NAME");
@@ -356,7 +372,7 @@ static enum MHD_Result head(struct gw_http *h)
 
 static void request_of(struct gw_http *h, struct gw_request *rq)
 {
-	rq->path = h->path;
+	rq->path = h->endpoint;
 	rq->session_id = header(h, "Mcp-Session-Id");
 	rq->protocol = header(h, "MCP-Protocol-Version");
 }
