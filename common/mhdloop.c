@@ -13,6 +13,7 @@
 #include "util.h"
 
 #define MAX_WAIT_MS 60000u
+#define MAX_RUNS 8u /* MHD_run calls in a row while MHD has work at once */
 
 struct mhdloop {
 	struct loop *loop;
@@ -86,9 +87,14 @@ static void run(struct mhdloop *m, struct loop_timer *fired)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
 	bool has_timeout;
+	unsigned runs = 0;
 
-	MHD_run(m->mhd);
-	has_timeout = MHD_get_timeout(m->mhd, &ms) == MHD_YES;
+	/* MHD says 0 when it has more to do now (a resumed connection, a
+	 * response to send): do it now rather than after a turn of the loop. */
+	do
+		MHD_run(m->mhd);
+	while ((has_timeout = MHD_get_timeout(m->mhd, &ms) == MHD_YES) && ms == 0 &&
+	       ++runs < MAX_RUNS);
 	if (has_timeout && ms > MAX_WAIT_MS)
 		ms = MAX_WAIT_MS;
 	if (fired) {
@@ -125,6 +131,8 @@ static void kick_cb(struct loop_timer *t, void *arg)
 	run(m, NULL);
 }
 
+/* Never MHD_run from here: the caller may be walking its own lists, which
+ * MHD's callbacks (new requests) could change under it. */
 void mhdloop_kick(struct mhdloop *m)
 {
 	if (!m->kick)

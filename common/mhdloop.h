@@ -12,8 +12,10 @@
  *
  * Suspended connections (MHD_ALLOW_SUSPEND_RESUME) are resumed from loop
  * callbacks that are not MHD's: mhdloop_kick() makes MHD look at them at
- * once (MHD_run on the next turn of the loop) instead of waiting for its
- * inter-thread wake-up to come round.
+ * once (MHD_run on the next turn of the loop, never inside the caller: it
+ * may be walking lists MHD's callbacks change) instead of waiting for its
+ * inter-thread wake-up to come round. While MHD has work it can do at once (a timeout of 0), MHD_run is
+ * called again without a turn of the loop in between.
  *
  * Ownership: mhdloop_attach takes the daemon; mhdloop_free stops it (which
  * closes the listening socket). Library code: nothing logs.

@@ -13,6 +13,8 @@
  *   http mcp   an HTTP MCP server, orchestrator-direct and through the
  *              executor's HTTP relay (bhttpmcp.c)
  *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
+ *   gateway    the MCP gateway against server-everything called directly and
+ *              through supergateway (bgateway.c)
  * Any failed call, wrong answer or unclean daemon exit fails the run (exit
  * 1); a missed target is only reported (exit 0). See bsys.h for cleanup.
  */
@@ -29,6 +31,7 @@
 
 #include "bbox.h"
 #include "bconn.h"
+#include "bgateway.h"
 #include "bench.h"
 #include "bload.h"
 #include "borch.h"
@@ -241,13 +244,14 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
-		"[--quick]\n"
+		"[--quick] [--gateway-only]\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
 		"the build tree.\n"
 		"The turn row needs --fake or $TANDEM_FAKE_RESPONSES "
-		"(tests/fixtures/fake_responses.py).\n"
+		"(tests/fixtures/fake_responses.py); the MCP gateway rows, $TANDEM_NPM_PEERS.\n"
+		"--gateway-only runs the MCP gateway phase alone.\n"
 		"Exit status: 0 measured (targets may be missed), 1 the system misbehaved.\n");
 }
 
@@ -271,13 +275,14 @@ static void sizes(struct bench_opts *o)
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK };
+	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK, O_GATEWAY };
 	static const struct option lopts[] = {
 		{ "orchestrator", required_argument, NULL, O_ORCH },
 		{ "executor", required_argument, NULL, O_EXEC },
 		{ "fixture", required_argument, NULL, O_FIX },
 		{ "fake", required_argument, NULL, O_FAKE },
 		{ "quick", no_argument, NULL, O_QUICK },
+		{ "gateway-only", no_argument, NULL, O_GATEWAY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -291,6 +296,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		case O_FIX: a[2] = optarg; break;
 		case O_FAKE: o->fake = optarg; break;
 		case O_QUICK: o->quick = true; break;
+		case O_GATEWAY: o->gateway_only = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -334,6 +340,8 @@ int main(int argc, char **argv)
 	bsys_init();
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
+	if (o.gateway_only)
+		goto gateway;
 	phase_floor(&o, &f);
 	crowded = phase_tandem(&o, &f, &p50);
 	bscale_run(&o);
@@ -344,6 +352,8 @@ int main(int argc, char **argv)
 	bturn_run(&o);
 	bhttpmcp_run(&o);
 	bbox_run(&o);
+gateway:
+	bgateway_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

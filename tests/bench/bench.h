@@ -17,6 +17,7 @@ struct bench_opts {
 	const char *fake;       /* tests/fixtures/fake_responses.py, or NULL */
 	const char *fake_script;
 	bool quick;
+	bool gateway_only;      /* --gateway-only: the MCP gateway phase alone */
 	size_t seq_warm, seq_n; /* sequential calls */
 	unsigned tput_warm_ms, tput_ms;
 	unsigned cold_runs;

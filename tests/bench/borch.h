@@ -37,6 +37,9 @@ struct borch {
 /* config_toml: written as home/config.toml when not NULL. */
 struct borch *borch_start(const struct borch_bins *b, const char *name,
 			  const char *config_toml);
+/* The same with more options for the orchestrator (NULL-terminated). */
+struct borch *borch_start_args(const struct borch_bins *b, const char *name,
+			       const char *config_toml, const char *const *extra);
 void borch_stop(struct borch *o);
 /* Another initialized client. */
 struct bconn *borch_connect(struct borch *o, const char *name);
