@@ -53,6 +53,8 @@ static int get_str(struct tomlfile *f, json_t *obj, const char *base, const char
 {
 	char e[256];
 
+	if (!json_object_get(obj, key)) /* point at the table that lacks it */
+		return tomlfile_fail(f, base, "missing required field '%s'", key);
 	if (jsonu_get_str(obj, key, true, out, e, sizeof(e)) < 0)
 		return tomlfile_fail_key(f, base, key, "%s", e);
 	if (!**out || strlen(*out) > CONFIG_GATEWAY_MAX_STR || !printable(*out))
@@ -224,6 +226,21 @@ static bool hex64(const char *s)
 	return strlen(s) == 64 && strspn(s, "0123456789abcdefABCDEF") == 64;
 }
 
+/* The first of keys present in out (to point an error at), else "auth". */
+static const char *first_of(json_t *out, const char *const *keys)
+{
+	for (; *keys; keys++)
+		if (json_object_get(out, *keys))
+			return *keys;
+	return "auth";
+}
+
+static const char *const token_keys[] = { "token_file", "token_sha256", NULL };
+static const char *const jwt_keys[] = { "shared_secret_file", "issuer", "audience",
+					"max_clock_skew_seconds", NULL };
+static const char *const secret_keys[] = { "token_file", "token_sha256", "shared_secret_file",
+					   "issuer", "audience", "max_clock_skew_seconds", NULL };
+
 /* The auth mode and the settings it needs, nothing more. */
 static int auth_check(struct tomlfile *f, json_t *out)
 {
@@ -241,12 +258,14 @@ static int auth_check(struct tomlfile *f, json_t *out)
 			return tomlfile_fail_key(f, TABLE, "token_sha256",
 						 "'token_sha256' must be 64 hex digits");
 		if (sf || jwt_claims)
-			return tomlfile_fail_key(f, TABLE, "auth", "shared_secret_file, issuer, "
+			return tomlfile_fail_key(f, TABLE, first_of(out, jwt_keys),
+						 "shared_secret_file, issuer, "
 						 "audience and max_clock_skew_seconds go with "
 						 "auth = \"signed-bearer-token\"");
 	} else if (!strcmp(auth, "signed-bearer-token")) {
 		if (!sf || tf || th)
-			return tomlfile_fail_key(f, TABLE, "auth", "auth = \"signed-bearer-token\" "
+			return tomlfile_fail_key(f, TABLE, tf || th ? first_of(out, token_keys) : "auth",
+						 "auth = \"signed-bearer-token\" "
 						 "needs shared_secret_file (and no token_file or "
 						 "token_sha256)");
 		if (!json_object_get(out, "max_clock_skew_seconds"))
@@ -254,7 +273,8 @@ static int auth_check(struct tomlfile *f, json_t *out)
 					    json_integer(SKEW_DEFAULT));
 	} else if (!strcmp(auth, "none")) {
 		if (tf || th || sf || jwt_claims)
-			return tomlfile_fail_key(f, TABLE, "auth", "token and secret settings need "
+			return tomlfile_fail_key(f, TABLE, first_of(out, secret_keys),
+						 "token and secret settings need "
 						 "auth = \"capability-token\" or "
 						 "\"signed-bearer-token\"");
 	} else {
