@@ -217,12 +217,15 @@ static enum MHD_Result answer_text(struct gw_http *h, unsigned status, const cha
 static enum MHD_Result refuse(struct gw_http *h, unsigned status, json_t *err)
 {
 	json_t *msg;
+	char *text;
 
 	if (!err)
 		return answer_text(h, status, NULL, NULL);
 	msg = json_pack("{s:s, s:n, s:o}", "jsonrpc", "2.0", "id", "error", err);
+	text = jsonu_dumps(msg);
+	json_decref(msg);
 	h->ended = true;
-	return answer_text(h, status, "application/json", jsonu_dumps(msg));
+	return answer_text(h, status, "application/json", text);
 }
 
 static enum MHD_Result refuse_text(struct gw_http *h, unsigned status, int code, const char *msg)
@@ -321,16 +324,20 @@ static bool accepts(const char *accept, const char *type)
 
 static enum MHD_Result metadata(struct gw_http *h)
 {
-	json_t *m = gateway_auth_metadata();
+	json_t *m;
+	char *text;
 
-	if (!m)
-		return refuse_text(h, MHD_HTTP_NOT_FOUND, GW_INVALID_REQUEST,
-				   "no protected-resource metadata is configured");
 	if (strcmp(h->method, "GET"))
 		return refuse_text(h, MHD_HTTP_METHOD_NOT_ALLOWED, GW_INVALID_REQUEST,
 				   "GET only");
+	m = gateway_auth_metadata();
+	if (!m)
+		return refuse_text(h, MHD_HTTP_NOT_FOUND, GW_INVALID_REQUEST,
+				   "no protected-resource metadata is configured");
 	h->ended = true;
-	return answer_text(h, MHD_HTTP_OK, "application/json", jsonu_dumps(m));
+	text = jsonu_dumps(m);
+	json_decref(m);
+	return answer_text(h, MHD_HTTP_OK, "application/json", text);
 }
 
 /* The checks on a request's head, in order; MHD_YES to go on reading. */
