@@ -140,12 +140,14 @@ static int queue_event(struct gw_http *h, const char *json)
 
 int gateway_http_send(struct gw_http *h, json_t *msg, bool final)
 {
-	char *text = jsonu_dumps(msg);
+	char *text = msg ? jsonu_dumps(msg) : NULL;
 	int r = 0;
 
 	json_decref(msg);
-	if (!text)
-		abort(); /* jansson out of memory */
+	if (!text) { /* nothing encodable: the exchange ends without it */
+		gateway_http_end(h);
+		return -EINVAL;
+	}
 	if (!final && !h->sse_ok) { /* nowhere to put it before the answer */
 		free(text);
 		return 0;

@@ -34,6 +34,7 @@
 #include "thread.h"
 #include "toolnames.h"
 #include "util.h"
+#include "valid.h"
 
 enum kind { SC_GLOBAL, SC_THREAD, SC_PROFILE };
 
@@ -455,15 +456,17 @@ static int resolve(struct gw_scope *sc, const char *path, char *why, size_t len)
 		sc->kind = SC_THREAD;
 		sc->t = *key && !strchr(key, '/') ? thread_find(key) : NULL;
 		if (!sc->t)
-			snprintf(why, len, "no thread '%.64s'", key);
+			snprintf(why, len, "no such thread%s%s%s", valid_ident(key, 64) ? " '" : "",
+				 valid_ident(key, 64) ? key : "", valid_ident(key, 64) ? "'" : "");
 		return sc->t ? 0 : GW_NOT_FOUND;
 	}
 	key = path + 14; /* "/mcp/profiles/" (gateway.c routed it here) */
 	sc->kind = SC_PROFILE;
 	cfg = profile_cfg(key);
 	if (!cfg) {
-		snprintf(why, len, "no profile '%.64s' in config.toml's [mcp_gateway.profiles]",
-			 key);
+		snprintf(why, len, "no such profile%s%s%s in config.toml's [mcp_gateway.profiles]",
+			 valid_ident(key, 64) ? " '" : "", valid_ident(key, 64) ? key : "",
+			 valid_ident(key, 64) ? "'" : "");
 		return GW_NOT_FOUND;
 	}
 	return profile_thread(sc, key, cfg, why, len);

@@ -37,6 +37,7 @@
 #include "loop.h"
 #include "mcp.h"
 #include "srv.h"
+#include "utf8.h"
 #include "util.h"
 #include "version.h"
 
@@ -95,16 +96,29 @@ static struct {
 
 static const char *const versions[] = MCP_PROTOCOL_VERSIONS;
 
+/* {code, message}: the message cut on a character boundary (a server's
+ * text or a name may be long), never unencodable. */
+static json_t *error_object(int code, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	json_t *e;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[utf8_trim(msg, strlen(msg))] = '\0';
+	e = json_pack("{s:i, s:s}", "code", code, "message", msg);
+	return e ? e : json_pack("{s:i, s:s}", "code", code, "message", "(unprintable)");
+}
+
 static json_t *rpc_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static json_t *rpc_error(int code, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
+	json_t *e;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	e = error_object(code, fmt, ap);
 	va_end(ap);
-	return json_pack("{s:i, s:s}", "code", code, "message", msg);
+	return e;
 }
 
 /* ---- ending a call ------------------------------------------------------- */
@@ -159,14 +173,13 @@ static void call_error(struct gw_call *q, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void call_error(struct gw_call *q, int code, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
+	json_t *e;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	e = error_object(code, fmt, ap);
 	va_end(ap);
-	call_finish(q, json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", q->id,
-				 "error", "code", code, "message", msg));
+	call_finish(q, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", q->id, "error", e));
 }
 
 /* ---- calls on a server ---------------------------------------------------- */
@@ -471,7 +484,7 @@ static void request(struct gw_session *s, struct gw_http *h, const char *method,
 	s->n_calls++;
 	gateway_http_set_gone(h, call_gone_cb, q);
 	if (!q->m)
-		call_error(q, GW_METHOD_NOT_FOUND, "Method not found: %.128s", method);
+		call_error(q, GW_METHOD_NOT_FOUND, "Method not found: %.*s", UTF8_CUT(method, 128));
 	else if (s->n_calls > GATEWAY_MAX_INFLIGHT)
 		call_error(q, GW_OVERLOADED, "too many requests in flight in this session (%u)",
 			   GATEWAY_MAX_INFLIGHT);
@@ -660,7 +673,8 @@ static int session_of(const struct gw_request *rq, struct gw_session **out, json
 			;
 		if (i == ARRAY_SIZE(versions)) {
 			*err = rpc_error(GW_INVALID_REQUEST, "Bad Request: unsupported "
-					 "MCP-Protocol-Version '%.32s'", rq->protocol);
+					 "MCP-Protocol-Version (this server speaks 2024-11-05, "
+					 "2025-03-26, 2025-06-18)");
 			return GW_BAD_REQUEST;
 		}
 	}

@@ -204,6 +204,17 @@ START_TEST(sessions_lists_and_calls)
 	m = call(sid, "ping", NULL);
 	ck_assert(json_is_object(json_object_get(m, "result")));
 	json_decref(m);
+	/* A name cut for the message is cut on a character boundary. */
+	{
+		char method[256] = "x"; /* 128 bytes end inside a character */
+
+		for (int i = 0; i < 100; i++)
+			strcat(method, "\xc3\xa9");
+		m = call(sid, method, NULL);
+		ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(m, "error"),
+								    "code")), -32601);
+		json_decref(m);
+	}
 	m = call(sid, "completion/complete", "{}");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(m, "error"), "code")),
 			 -32601);
@@ -292,6 +303,7 @@ START_TEST(refusals)
 		{ "POST", "/mcp", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]", true, NULL,
 		  400 },
 		{ "POST", "/mcp", ping, true, "MCP-Protocol-Version: 1999-01-01", 400 },
+		{ "POST", "/mcp", ping, true, "MCP-Protocol-Version: \xff\xfe", 400 },
 		{ "POST", "/mcp", ping, true, "Origin: http://evil.example", 403 },
 		{ "POST", "/mcp", ping, true, "Origin: http://127.0.0.1.evil.example", 403 },
 		{ "POST", "/mcp/threads/none", ping, true, NULL, 404 },
