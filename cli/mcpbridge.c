@@ -367,8 +367,8 @@ static void delete_done_cb(struct http_req *r, int err, long status, const char 
 	loop_stop(arg);
 }
 
-/* After stdin's end, once every request has its answer: DELETE. */
-static void maybe_finish(struct bridge *b)
+/* Ends the session (its calls end with it at the gateway), then the loop. */
+static void finish(struct bridge *b)
 {
 	static const struct http_cbs dcbs = { .done_cb = delete_done_cb };
 	const char *hdrs[3] = { NULL };
@@ -376,11 +376,6 @@ static void maybe_finish(struct bridge *b)
 	struct http_opts o = { .method = "DELETE", .headers = hdrs,
 			       .timeout_ms = DELETE_TIMEOUT_MS };
 
-	for (struct xreq *x = b->list; x; x = x->next)
-		if (!x->get)
-			return;
-	if (!b->eof || b->deleting)
-		return;
 	b->deleting = true;
 	while (b->list)
 		http_cancel(b->list->r), xreq_free(b->list);
@@ -400,13 +395,29 @@ static void maybe_finish(struct bridge *b)
 	free(sid);
 }
 
+/* After stdin's end, once every request has its answer (a script piping
+ * its requests in wants them): DELETE. */
+static void maybe_finish(struct bridge *b)
+{
+	for (struct xreq *x = b->list; x; x = x->next)
+		if (!x->get)
+			return;
+	if (b->eof && !b->deleting)
+		finish(b);
+}
+
+/* The client wants us gone (the MCP stdio shutdown: SIGTERM after stdin's
+ * end): drop what is in flight and end the session now; a second signal
+ * does not wait for that. */
 static void signal_cb(int signo, void *arg)
 {
 	struct bridge *b = arg;
 
 	b->eof = true;
-	b->deleting = true; /* at once: the client wants us gone */
-	loop_stop(b->loop);
+	if (b->deleting)
+		loop_stop(b->loop);
+	else
+		finish(b);
 }
 
 static int setup(struct bridge *b, struct cli *cli, int argc, char **argv)

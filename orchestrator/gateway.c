@@ -297,18 +297,25 @@ static const char *header(struct gw_http *h, const char *name)
  * CLI 0.15.0 replace a path that does not end so with "/mcp". */
 static bool endpoint_path(const char *p, char *out, size_t len)
 {
-	size_t pre = !strncmp(p, "/mcp/threads/", 13) ? 13 : !strncmp(p, "/mcp/profiles/", 14) ? 14 : 0;
-	size_t key = pre ? strcspn(p + pre, "/") : 0;
-	const char *rest = p + pre + key;
+	const char *key, *rest;
+	size_t n;
 
 	if (!strcmp(p, "/mcp")) {
 		snprintf(out, len, "/mcp");
 		return true;
 	}
-	if (!pre || !key || (*rest && strcmp(rest, "/mcp")) || pre + key >= len)
+	if (!strncmp(p, "/mcp/threads/", 13))
+		key = p + 13;
+	else if (!strncmp(p, "/mcp/profiles/", 14))
+		key = p + 14;
+	else
 		return false;
-	memcpy(out, p, pre + key);
-	out[pre + key] = '\0';
+	rest = key + strcspn(key, "/");
+	n = (size_t)(rest - p);
+	if (rest == key || (*rest && strcmp(rest, "/mcp")) || n >= len)
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
 	return true;
 }
 
