@@ -64,13 +64,17 @@ def npm_missing(*paths):
 
 class Gateway:
     """An orchestrator serving the client API on a unix socket and the MCP
-    gateway on an ephemeral loopback port."""
+    gateway on an ephemeral loopback port, its environments ready (a server
+    whose environment still connects is down, and has no tools)."""
 
-    def __init__(self, ctx, home, listen="127.0.0.1:0", env=None):
+    def __init__(self, ctx, home, listen="127.0.0.1:0", env=None, envs=("local",)):
         self.o = Orchestrator(ctx, home, mode="unix", env=env,
                               extra_args=["--mcp-listen", listen])
         self.port = wait_until(self._port, 20, "the gateway's address in the log")
         self.base = "http://127.0.0.1:%d" % self.port
+        self.c = self.o.connect()
+        for e in envs:
+            self.c.wait_env(e)
 
     def _port(self):
         if self.o.proc.poll() is not None:
@@ -209,10 +213,8 @@ def test_inspector_lists_and_calls_on_two_executors(ctx):
     home = make_home(ctx, environments=TWO_EXECUTORS)
     p1 = make_plugin(ctx, "plug-one", {"one": {}})
     p2 = make_plugin(ctx, "plug-two", {"two": {}})
-    g = Gateway(ctx, home)
-    c = g.o.connect()
-    c.wait_env("exec1")
-    c.wait_env("exec2")
+    g = Gateway(ctx, home, envs=("exec1", "exec2"))
+    c = g.c
     t = c.start_thread([root("plug-one", "exec1", p1), root("plug-two", "exec2", p2)])
     # The Inspector's CLI replaces a path that does not end in /mcp with
     # /mcp: the gateway takes /mcp/threads/ID/mcp for /mcp/threads/ID.
@@ -248,8 +250,7 @@ def test_sdk_thousand_calls_progress_and_cancel(ctx):
     skip = npm_missing(EVERYTHING)
     if skip:
         return skip
-    g = Gateway(ctx, everything_home(ctx))
-    g.o.connect().wait_env("exec1")
+    g = Gateway(ctx, everything_home(ctx), envs=("exec1", "exec2"))
     sdk = SdkClient(ctx, g.url("/mcp"))
     check_eq(sdk.info["protocol"], "2025-06-18", "negotiated version")
     tools = set(sdk.ok("list"))
@@ -311,10 +312,8 @@ def test_executor_drop_list_changed(ctx):
     home = make_home(ctx, environments=TWO_EXECUTORS)
     p1 = make_plugin(ctx, "victim", {"victim": {}})
     p2 = make_plugin(ctx, "stays", {"stays": {}})
-    g = Gateway(ctx, home)
-    c = g.o.connect()
-    c.wait_env("exec1")
-    c.wait_env("exec2")
+    g = Gateway(ctx, home, envs=("exec1", "exec2"))
+    c = g.c
     t = c.start_thread([root("victim", "exec1", p1), root("stays", "exec2", p2)])
     sdk = SdkClient(ctx, g.url("/mcp/threads/" + t))
     names = set(sdk.ok("list"))
@@ -595,9 +594,8 @@ def test_profile_endpoint(ctx):
                      '[mcp_gateway.profiles.all]\nroots = [{ id = "prof", environment_id = '
                      '"exec1", path = %s }]\n' % (toml_str(MCP_FIXTURE), toml_str(p), toml_str(p)),
                      environments=TWO_EXECUTORS)
-    g = Gateway(ctx, home)
-    c = g.o.connect()
-    c.wait_env("exec1")
+    g = Gateway(ctx, home, envs=("exec1",))
+    c = g.c
     before = c.call("thread/list", {})["data"]
     for name, want, unwanted in (("dev", {"kept__echo", "cfg__echo"}, {"dropped__echo"}),
                                  ("all", {"kept__echo", "dropped__echo", "cfg__echo"}, set())):
@@ -621,8 +619,7 @@ def test_prompts_and_resources(ctx):
     skip = npm_missing(EVERYTHING)
     if skip:
         return skip
-    g = Gateway(ctx, everything_home(ctx))
-    g.o.connect().wait_env("exec1")
+    g = Gateway(ctx, everything_home(ctx), envs=("exec1", "exec2"))
     sdk = SdkClient(ctx, g.url("/mcp"))
     prompts = sdk.ok("prompts")
     check("every__simple_prompt" in prompts, "prompts: %s" % prompts)
