@@ -99,6 +99,8 @@ static const char *const versions[] = MCP_PROTOCOL_VERSIONS;
 /* {code, message}: the message cut on a character boundary (a server's
  * text or a name may be long), never unencodable. */
 static json_t *error_object(int code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static json_t *error_object(int code, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	json_t *e;
