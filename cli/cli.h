@@ -41,6 +41,7 @@ struct cli {
 	json_t *envs;             /* --env (status): array of ids */
 	const char *args;         /* --args JSON (call) */
 	bool no_wait;             /* --no-wait (start) */
+	const char *token_file;   /* --token-file (mcp) */
 	/* state */
 	struct conn *conn;
 	json_t *roots;    /* --root values as selectedCapabilityRoots entries */

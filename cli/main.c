@@ -10,11 +10,13 @@
 #include "call.h"
 #include "cli.h"
 #include "cmd.h"
+#include "mcpbridge.h"
 #include "util.h"
 #include "version.h"
 
 /* Command options, and which commands take them. */
-enum { C_ENV = 1u << 0, C_ROOT = 1u << 1, C_NO_WAIT = 1u << 2, C_ARGS = 1u << 3 };
+enum { C_ENV = 1u << 0, C_ROOT = 1u << 1, C_NO_WAIT = 1u << 2, C_ARGS = 1u << 3,
+       C_TOKEN = 1u << 4 };
 
 static const struct command {
 	const char *name;
@@ -32,6 +34,8 @@ static const struct command {
 	{ "ask", ask_cmd, C_ROOT, false },
 	{ "reload", cmd_reload, 0, true },
 	{ "serve", cmd_serve, 0, false },
+	/* a bridge to the MCP gateway's HTTP endpoint, not a client API user */
+	{ "mcp", mcpbridge_cmd, C_TOKEN, false },
 };
 
 static void usage(FILE *out)
@@ -50,7 +54,11 @@ static void usage(FILE *out)
 		"  ask THREAD PROMPT...                 run a turn and stream the answer (PROMPT '-':\n"
 		"                                       read it from stdin); Ctrl-C interrupts the turn\n"
 		"  reload                               reload config.toml's MCP servers\n"
-		"  serve                                run an orchestrator on --socket (foreground)\n\n"
+		"  serve                                run an orchestrator on --socket (foreground)\n"
+		"  mcp [--token-file F] URL             MCP over stdio for desktop clients: a bridge to\n"
+		"                                       the gateway of a running orchestrator\n"
+		"                                       (--mcp-listen), e.g. http://127.0.0.1:PORT/mcp\n"
+		"                                       (URL also from $TANDEM_MCP_URL)\n\n"
 		"Options:\n"
 		"  --socket PATH         a running orchestrator's socket (default: $TANDEM_SOCKET).\n"
 		"                        Without one, each command starts a private orchestrator\n"
@@ -67,13 +75,16 @@ static void usage(FILE *out)
 		"  --env ID              (status) an environment to show; repeatable\n"
 		"  --no-wait             (start) do not wait for the thread's MCP servers\n"
 		"  --args JSON           (call) the arguments object\n"
+		"  --token-file F        (mcp) the gateway's token or JWT (default:\n"
+		"                        $TANDEM_MCP_TOKEN_FILE)\n"
 		"  -h, --help            this text\n"
 		"  -V, --version         print the version\n\n"
 		"Exit status: 0 ok, 1 the orchestrator or the tool reported an error, 2 usage,\n"
 		"3 cannot connect to or start the orchestrator (or lost it), 130 interrupted.\n");
 }
 
-enum { O_SOCKET = 256, O_HOME, O_ORCH, O_EXEC, O_JSON, O_ROOT, O_ENV, O_NO_WAIT, O_ARGS };
+enum { O_SOCKET = 256, O_HOME, O_ORCH, O_EXEC, O_JSON, O_ROOT, O_ENV, O_NO_WAIT, O_ARGS,
+       O_TOKEN };
 
 struct parsed {
 	const char *socket;
@@ -102,6 +113,7 @@ static int parse_option(struct cli *cli, struct parsed *p, int c)
 		break;
 	case O_NO_WAIT: p->used |= C_NO_WAIT; cli->no_wait = true; break;
 	case O_ARGS: p->used |= C_ARGS; cli->args = optarg; break;
+	case O_TOKEN: p->used |= C_TOKEN; cli->token_file = optarg; break;
 	case 'h': usage(stdout); return -1;
 	case 'V': printf("tandem %s\n", TANDEM_VERSION); return -1;
 	default: return cli_usage("bad option");
@@ -124,6 +136,7 @@ static int parse_args(struct cli *cli, struct parsed *p, int argc, char **argv)
 		{ "env", required_argument, NULL, O_ENV },
 		{ "no-wait", no_argument, NULL, O_NO_WAIT },
 		{ "args", required_argument, NULL, O_ARGS },
+		{ "token-file", required_argument, NULL, O_TOKEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -146,7 +159,8 @@ static int parse_args(struct cli *cli, struct parsed *p, int argc, char **argv)
 	return CLI_EXIT_OK;
 }
 
-static const char *const opt_names[] = { "--env", "--root", "--no-wait", "--args" };
+static const char *const opt_names[] = { "--env", "--root", "--no-wait", "--args",
+					 "--token-file" };
 
 /* The command's options, the socket and the roots. */
 static int check_args(struct cli *cli, struct parsed *p, const struct command *cmd, bool home_given)

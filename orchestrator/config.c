@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include "config_gateway.h"
 #include "jsonutil.h"
 #include "mcpcfg.h"
 #include "toml.h"
@@ -564,6 +565,11 @@ static int top_key(struct loader *L, json_t *root, const char *key, json_t *v)
 		return servers_load(L, v);
 	if (!strcmp(key, "features"))
 		return features_load(L, v);
+	if (!strcmp(key, "mcp_gateway")) { /* tandem's own table: config_gateway.h */
+		json_decref(L->c->mcp_gateway);
+		L->c->mcp_gateway = NULL;
+		return config_gateway_load(&L->f, v, &L->c->mcp_gateway);
+	}
 	if (!strcmp(key, "chatgpt_base_url")) {
 		if (get_url(L, root, NULL, key, &url) < 0)
 			return -EINVAL;
@@ -620,6 +626,7 @@ static struct config *config_defaults(void)
 	c->mcp_servers = json_object();
 	c->invalid_servers = json_array();
 	c->features = json_object();
+	c->mcp_gateway = config_gateway_default();
 	c->chatgpt_base_url = xstrdup(CONFIG_DEFAULT_CHATGPT_BASE_URL);
 	c->warnings = json_array();
 	return c;
@@ -706,6 +713,7 @@ struct config *config_free(struct config *c)
 	json_decref(c->mcp_servers);
 	json_decref(c->invalid_servers);
 	json_decref(c->features);
+	json_decref(c->mcp_gateway);
 	free(c->chatgpt_base_url);
 	free(c->oauth_callback_url);
 	free(c->oauth_store);

@@ -2,7 +2,8 @@
  *
  * Reads the keys tandem acts on: model, model_provider, [model_providers.X],
  * [mcp_servers.X], [features], chatgpt_base_url, openai_base_url,
- * instructions and developer_instructions. Codex has many more keys; the
+ * instructions and developer_instructions, and tandem's own [mcp_gateway]
+ * (config_gateway.h). Codex has many more keys; the
  * ones it documents are accepted silently so that an existing Codex
  * config.toml loads unchanged, and only truly unknown keys become warnings.
  *
@@ -70,6 +71,7 @@ struct config {
 	json_t *invalid_servers; /* array of {name, reason}; reason starts
 				    "config.toml:LINE:COL: " */
 	json_t *features;        /* object: feature name -> true/false ([features]) */
+	json_t *mcp_gateway;     /* [mcp_gateway] normalized (config_gateway.h), never NULL */
 	char *chatgpt_base_url;  /* default CONFIG_DEFAULT_CHATGPT_BASE_URL */
 	uint16_t oauth_callback_port; /* mcp_oauth_callback_port; 0 = ephemeral */
 	char *oauth_callback_url;     /* mcp_oauth_callback_url: the redirect_uri

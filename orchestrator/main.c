@@ -23,6 +23,7 @@
 #include "env.h"
 #include "envfile.h"
 #include "envs.h"
+#include "gateway.h"
 #include "health.h"
 #include "link.h"
 #include "http.h"
@@ -62,6 +63,7 @@ static void usage(FILE *out)
 		"  --log-level LEVEL   error, warn, info (default) or debug (logs go to stderr)\n"
 		"  --log-format FMT    text (default) or json (one object per line)\n"
 		"  --metrics-listen HOST:PORT  serve /livez, /readyz and /metrics there (off)\n"
+		"  --mcp-listen HOST:PORT      serve the MCP gateway there (off; README)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       print the version\n");
 }
@@ -80,11 +82,12 @@ struct opts {
 	char *home;
 	const char *listen;
 	const char *metrics_listen; /* operations endpoint (health.h), NULL = off */
+	const char *mcp_listen;     /* the MCP gateway (gateway.h), NULL = off */
 };
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT };
+	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -92,6 +95,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "log-format", required_argument, NULL, O_LOGFMT },
+		{ "mcp-listen", required_argument, NULL, O_MCP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -113,6 +117,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			log_set_level(lvl);
 			break;
 		case O_METRICS: o->metrics_listen = optarg; break;
+		case O_MCP: o->mcp_listen = optarg; break;
 		case O_LOGFMT:
 			if (log_format_parse(optarg, &fmt) < 0) {
 				fprintf(stderr, "tandem-orchestrator: bad --log-format '%s'\n", optarg);
@@ -190,11 +195,15 @@ static void tokens_changed_cb(const char *server, void *arg) { srv_auth_changed(
 
 /* ---- serving ----------------------------------------------------------- */
 
-static int serve(const char *listen)
+static int serve(const char *listen, const char *mcp_listen)
 {
 	char err[512];
 	int r;
 
+	if (gateway_start(core.loop, mcp_listen, err, sizeof(err)) < 0) {
+		log_error("--mcp-listen %s: %s", mcp_listen, err);
+		return -1;
+	}
 	if (strcmp(listen, "stdio://") == 0)
 		return client_srv_stdio(core.loop, 0, 1, &session_client_ops, NULL, &core.listener);
 	r = client_srv_unix(core.loop, listen + 7, &session_client_ops, NULL, &core.listener, err,
@@ -260,6 +269,7 @@ static int start(const char *home, bool stdio)
 
 static void stop(void)
 {
+	gateway_stop();
 	turn_abort_all();
 	core.listener = client_srv_free(core.listener);
 	thread_free_all();
@@ -299,7 +309,7 @@ int main(int argc, char **argv)
 	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
 	if (health_start(core.loop, o.metrics_listen, err, sizeof(err)) < 0)
 		log_error("--metrics-listen %s: %s", o.metrics_listen, err);
-	else if (start(o.home, stdio) == 0 && serve(o.listen) == 0) {
+	else if (start(o.home, stdio) == 0 && serve(o.listen, o.mcp_listen) == 0) {
 		health_serving(core.envfile);
 		rc = loop_run(core.loop) < 0 ? 1 : 0;
 	}

@@ -66,6 +66,7 @@ struct mcp_req {
 	struct loop_timer *timer;
 	req_done_fn done;
 	mcp_result_cb cb; /* REQ_CALL */
+	mcp_progress_cb progress_cb; /* REQ_CALL asking for progress: its id is the token */
 	void *arg;
 	struct mcp_list *list; /* REQ_LIST */
 	struct mcp_req *hnext;
@@ -671,9 +672,27 @@ static void call_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
 	cb(s, error ? NULL : result, error, arg);
 }
 
-static uint64_t call_start(struct mcp_session *s, const char *method, json_t *params,
-			   uint64_t timeout_ms, mcp_result_cb cb, void *arg)
+/* params._meta: the caller's (copied: the token is ours to add), plus our
+ * progressToken, the request's own id, when progress is asked for. */
+static void call_meta(struct mcp_req *r, json_t *params, const struct mcp_call_opts *o)
 {
+	json_t *meta;
+
+	if (!o || (!o->meta && !o->progress_cb))
+		return;
+	meta = json_is_object(o->meta) ? json_copy(o->meta) : json_object();
+	json_object_del(meta, "progressToken");
+	if (o->progress_cb) {
+		r->progress_cb = o->progress_cb;
+		json_object_set_new(meta, "progressToken", json_integer((json_int_t)r->id));
+	}
+	json_object_set_new(params, "_meta", meta);
+}
+
+static uint64_t call_start(struct mcp_session *s, const char *method, json_t *params,
+			   const struct mcp_call_opts *o, mcp_result_cb cb, void *arg)
+{
+	uint64_t timeout_ms = o ? o->timeout_ms : 0;
 	struct mcp_req *r;
 	int rc;
 
@@ -685,6 +704,7 @@ static uint64_t call_start(struct mcp_session *s, const char *method, json_t *pa
 	r = req_new(s, REQ_CALL, method, timeout_ms ? timeout_ms : s->tool_ms, call_done);
 	r->cb = cb;
 	r->arg = arg;
+	call_meta(r, params, o);
 	rc = req_submit(s, r, params);
 	if (rc < 0)
 		req_defer_error(s, r, submit_error_text(s, method, rc));
@@ -694,20 +714,47 @@ static uint64_t call_start(struct mcp_session *s, const char *method, json_t *pa
 uint64_t mcp_call_tool(struct mcp_session *s, const char *tool, json_t *arguments,
 		       uint64_t timeout_ms, mcp_result_cb cb, void *arg)
 {
+	const struct mcp_call_opts o = { .timeout_ms = timeout_ms };
+
+	return mcp_call_tool_opts(s, tool, arguments, &o, cb, arg);
+}
+
+uint64_t mcp_call_tool_opts(struct mcp_session *s, const char *tool, json_t *arguments,
+			    const struct mcp_call_opts *o, mcp_result_cb cb, void *arg)
+{
 	json_t *args;
 
 	if (!tool || (arguments && !json_is_object(arguments)))
 		return 0;
 	args = arguments ? json_incref(arguments) : json_object(); /* shared, not copied */
 	return call_start(s, "tools/call", json_pack("{s:s, s:o}", "name", tool, "arguments", args),
-			  timeout_ms, cb, arg);
+			  o, cb, arg);
 }
 
 uint64_t mcp_read_resource(struct mcp_session *s, const char *uri, mcp_result_cb cb, void *arg)
 {
 	if (!uri)
 		return 0;
-	return call_start(s, "resources/read", json_pack("{s:s}", "uri", uri), 0, cb, arg);
+	return call_start(s, "resources/read", json_pack("{s:s}", "uri", uri), NULL, cb, arg);
+}
+
+/* The methods a caller may send through mcp_request: the ones whose answer
+ * the session keeps no state about. */
+static const char *const passthrough_methods[] = {
+	"prompts/list", "prompts/get", "resources/read", "resources/list",
+	"resources/templates/list", "completion/complete", "ping",
+};
+
+uint64_t mcp_request(struct mcp_session *s, const char *method, json_t *params,
+		     const struct mcp_call_opts *o, mcp_result_cb cb, void *arg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(passthrough_methods); i++)
+		if (method && strcmp(method, passthrough_methods[i]) == 0)
+			return call_start(s, passthrough_methods[i],
+					  json_is_object(params) ? json_copy(params)
+								 : json_object(),
+					  o, cb, arg);
+	return 0;
 }
 
 void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
@@ -807,7 +854,23 @@ static void handle_server_request(struct mcp_session *s, const char *method, jso
 			  strerror(-rc));
 }
 
-static void handle_notification(struct mcp_session *s, const char *method)
+/* notifications/progress for a call that asked for it: the token is the
+ * call's id. Anything else (a token we never gave, a finished call) is
+ * dropped. */
+static void handle_progress(struct mcp_session *s, json_t *params)
+{
+	json_t *token = json_object_get(params, "progressToken");
+	struct mcp_req *r;
+
+	if (!json_is_integer(token) || json_integer_value(token) < 0 ||
+	    !json_is_number(json_object_get(params, "progress")))
+		return;
+	r = hash_find(s, (uint64_t)json_integer_value(token));
+	if (r && r->kind == REQ_CALL && r->progress_cb)
+		r->progress_cb(s, params, r->arg);
+}
+
+static void handle_notification(struct mcp_session *s, const char *method, json_t *params)
 {
 	if (!s->initialized || !session_active(s)) {
 		log_debug("MCP server '%s': ignoring %.64s", s->name, method);
@@ -817,6 +880,8 @@ static void handle_notification(struct mcp_session *s, const char *method)
 		   s->has_resources) {
 		list_request_page(s, &s->lists[LIST_RESOURCES], NULL);
 		list_request_page(s, &s->lists[LIST_TEMPLATES], NULL);
+	} else if (strcmp(method, "notifications/progress") == 0) {
+		handle_progress(s, params);
 	} else {
 		log_debug("MCP server '%s': ignoring notification %.64s", s->name, method);
 	}
@@ -836,7 +901,8 @@ static void handle_message(struct mcp_session *s, json_t *m)
 	}
 	if (json_is_string(method)) {
 		if (!id)
-			handle_notification(s, json_string_value(method));
+			handle_notification(s, json_string_value(method),
+					    json_object_get(m, "params"));
 		else if (json_is_string(id) || json_is_integer(id))
 			handle_server_request(s, json_string_value(method), id);
 		else
@@ -974,6 +1040,7 @@ json_t *mcp_session_tools(const struct mcp_session *s) { return s->tools; }
 json_t *mcp_session_resources(const struct mcp_session *s) { return s->resources; }
 json_t *mcp_session_resource_templates(const struct mcp_session *s) { return s->templates; }
 json_t *mcp_session_server_info(const struct mcp_session *s) { return s->server_info; }
+json_t *mcp_session_capabilities(const struct mcp_session *s) { return s->capabilities; }
 const char *mcp_session_protocol_version(const struct mcp_session *s) { return s->protocol; }
 enum mcp_state mcp_session_state(const struct mcp_session *s) { return s->state; }
 const char *mcp_session_error(const struct mcp_session *s) { return s->error; }

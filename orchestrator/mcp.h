@@ -22,7 +22,9 @@
  * -32601 (sampling, elicitation and roots are not offered). The server's
  * notifications/tools/list_changed re-lists tools and then calls
  * tools_changed_cb; notifications/resources/list_changed re-lists resources
- * and templates. Other notifications are ignored.
+ * and templates; notifications/progress goes to the call that asked for it
+ * (mcp_call_opts.progress_cb), its token being that call's own id. Other
+ * notifications are ignored.
  *
  * Callbacks: state_cb, tools_changed_cb and result callbacks run from
  * mcp_session_receive, mcp_session_transport_closed, mcp_session_stop,
@@ -124,6 +126,30 @@ uint64_t mcp_call_tool(struct mcp_session *s, const char *tool, json_t *argument
 		       uint64_t timeout_ms, mcp_result_cb cb, void *arg);
 /* resources/read {uri}, with the session's tool_timeout_ms. As above. */
 uint64_t mcp_read_resource(struct mcp_session *s, const char *uri, mcp_result_cb cb, void *arg);
+/* Progress of a call: params of the server's notifications/progress
+ * ({progressToken, progress, total?, message?}; the token is the session's
+ * own, not the caller's), borrowed for the call. */
+typedef void (*mcp_progress_cb)(struct mcp_session *s, json_t *params, void *arg);
+
+struct mcp_call_opts {
+	uint64_t timeout_ms;	     /* 0 = the session's tool_timeout_ms */
+	json_t *meta;		     /* sent as params._meta (borrowed; NULL: none); a
+					progressToken in it is never forwarded */
+	mcp_progress_cb progress_cb; /* non-NULL: ask the server for progress */
+};
+
+/* mcp_call_tool with options (o may be NULL). A progress_cb runs for each
+ * progress notification until the call's result callback; it may cancel
+ * the call. */
+uint64_t mcp_call_tool_opts(struct mcp_session *s, const char *tool, json_t *arguments,
+			    const struct mcp_call_opts *o, mcp_result_cb cb, void *arg);
+/* Any request the session keeps no state about, as is: prompts/list,
+ * prompts/get, resources/read, resources/list, resources/templates/list,
+ * completion/complete, ping (params copied; NULL sends {}). Returns 0
+ * for another method; otherwise as mcp_call_tool, and the callback gets
+ * the result object. */
+uint64_t mcp_request(struct mcp_session *s, const char *method, json_t *params,
+		     const struct mcp_call_opts *o, mcp_result_cb cb, void *arg);
 /* Sends notifications/cancelled {requestId, reason} and runs the call's cb
  * with an error, before returning. Unknown or finished ids are ignored. */
 void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason);
@@ -137,6 +163,9 @@ json_t *mcp_session_resources(const struct mcp_session *s);
 json_t *mcp_session_resource_templates(const struct mcp_session *s);
 /* The server's serverInfo object, or NULL before initialize or if absent. */
 json_t *mcp_session_server_info(const struct mcp_session *s);
+/* The server's capabilities object ({} if it sent none), or NULL before
+ * initialize succeeded. */
+json_t *mcp_session_capabilities(const struct mcp_session *s);
 /* The negotiated version, or NULL before initialize succeeded. */
 const char *mcp_session_protocol_version(const struct mcp_session *s);
 enum mcp_state mcp_session_state(const struct mcp_session *s);

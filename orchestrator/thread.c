@@ -63,6 +63,9 @@ struct thread {
 	uint32_t n_rt;
 	struct waiter *waiters;
 	uint32_t n_waiters, cap_waiters;
+	struct waiter *watchers; /* thread_watch */
+	uint32_t n_watchers, cap_watchers;
+	bool detached;           /* not in the list (thread_spec.detached) */
 	uint64_t rediscoveries, builds;
 	/* conversation */
 	json_t *history;    /* Responses API input items, every turn so far */
@@ -73,6 +76,7 @@ struct thread {
 static struct thread global_thread = { .global = true };
 static struct {
 	struct thread *list; /* newest first */
+	struct thread *detached; /* thread_spec.detached ones: events, no listing */
 	size_t n;
 	uint64_t rediscoveries, builds; /* every thread's, for debug/counters */
 } threads;
@@ -134,9 +138,15 @@ int thread_new(const struct thread_spec *spec, uint64_t owner, struct thread **o
 	t->created_at = (int64_t)time(NULL);
 	copy_spec(t, spec);
 	t->owner = owner;
-	t->next = threads.list;
-	threads.list = t;
-	threads.n++;
+	t->detached = spec->detached;
+	if (t->detached) {
+		t->next = threads.detached;
+		threads.detached = t;
+	} else {
+		t->next = threads.list;
+		threads.list = t;
+		threads.n++;
+	}
 	*out = t;
 	return 0;
 }
@@ -151,6 +161,7 @@ static void thread_free(struct thread *t)
 			env_request_forget(t->roots[i].req_env, t->roots[i].req);
 	roots_free(t->roots, t->n_roots);
 	free(t->waiters);
+	free(t->watchers);
 	json_decref(t->history);
 	json_decref(t->turns);
 	free(t->cwd);
@@ -164,8 +175,23 @@ static void thread_free(struct thread *t)
 		free(t);
 }
 
+void thread_free_detached(struct thread *t)
+{
+	struct thread **pp;
+
+	if (!t)
+		return;
+	for (pp = &threads.detached; *pp && *pp != t; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = t->next;
+	thread_free(t);
+}
+
 void thread_free_all(void)
 {
+	while (threads.detached)
+		thread_free_detached(threads.detached);
 	while (threads.list) {
 		struct thread *t = threads.list;
 
@@ -327,11 +353,27 @@ static void startup_status(struct thread *t, struct srv *s)
 		notify_owner(t->owner, NOTIFY_MCP_STARTUP_STATUS, p);
 }
 
+/* Calls every watcher of a snapshot: a watcher may unwatch. */
+static void watchers_run(struct thread *t)
+{
+	struct waiter *w;
+	uint32_t n = t->n_watchers;
+
+	if (!n)
+		return;
+	w = xmalloc(n * sizeof(*w));
+	memcpy(w, t->watchers, n * sizeof(*w));
+	for (uint32_t i = 0; i < n; i++)
+		w[i].cb(t, w[i].arg);
+	free(w);
+}
+
 static void srv_changed_cb(struct srv *s, void *arg)
 {
 	struct thread *t = arg;
 
 	startup_status(t, s);
+	watchers_run(t); /* first: a waiter's work may depend on what they do */
 	thread_check(t);
 }
 
@@ -388,6 +430,7 @@ static void rebuild(struct thread *t)
 	threads.builds++;
 	for (uint32_t i = 0; i < n; i++)
 		startup_status(t, t->rt[i]);
+	watchers_run(t);
 }
 
 static void ready_set(struct thread *t, uint64_t ready[THREAD_MAX_ROOTS / 64])
@@ -478,6 +521,28 @@ void thread_when_settled(struct thread *t, thread_cb cb, void *arg)
 	t->waiters[t->n_waiters++].arg = arg;
 }
 
+void thread_watch(struct thread *t, thread_cb cb, void *arg)
+{
+	if (t->n_watchers == t->cap_watchers) {
+		t->cap_watchers = t->cap_watchers ? 2 * t->cap_watchers : 4;
+		t->watchers = xrealloc(t->watchers, t->cap_watchers * sizeof(*t->watchers));
+	}
+	t->watchers[t->n_watchers].cb = cb;
+	t->watchers[t->n_watchers++].arg = arg;
+}
+
+void thread_unwatch(struct thread *t, thread_cb cb, void *arg)
+{
+	for (uint32_t i = 0; i < t->n_watchers; i++) {
+		if (t->watchers[i].cb == cb && t->watchers[i].arg == arg) {
+			memmove(&t->watchers[i], &t->watchers[i + 1],
+				(t->n_watchers - i - 1) * sizeof(t->watchers[0]));
+			t->n_watchers--;
+			return;
+		}
+	}
+}
+
 void thread_forget_waiter(struct thread *t, thread_cb cb, void *arg)
 {
 	for (uint32_t i = 0; i < t->n_waiters; i++) {
@@ -554,15 +619,21 @@ static bool uses_env(const struct thread *t, const char *id)
 	return false;
 }
 
+static struct thread *next_of_all(struct thread *t)
+{
+	return t->next ? t->next : !t->detached ? threads.detached : NULL;
+}
+
 void threads_env_changed(struct env *e)
 {
 	bool up = env_state(e) == ENV_READY;
 	bool connecting = env_state(e) == ENV_CONNECTING;
 
-	for (struct thread *t = threads.list; t; t = t->next) {
+	for (struct thread *t = threads.list ? threads.list : threads.detached; t;
+	     t = next_of_all(t)) {
 		if (!uses_env(t, env_id(e)))
 			continue;
-		if (!connecting)
+		if (!connecting && !t->detached)
 			notify_owner(t->owner,
 				     up ? NOTIFY_THREAD_ENV_CONNECTED : NOTIFY_THREAD_ENV_DISCONNECTED,
 				     json_pack("{s:s, s:s}", "threadId", t->id, "environmentId",
@@ -580,7 +651,8 @@ void threads_reload(void)
 	global_thread.built = false;
 	if (global_thread.n_rt)
 		thread_project(&global_thread);
-	for (struct thread *t = threads.list; t; t = t->next) {
+	for (struct thread *t = threads.list ? threads.list : threads.detached; t;
+	     t = next_of_all(t)) {
 		t->built = false;
 		thread_project(t);
 	}

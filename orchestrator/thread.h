@@ -15,8 +15,13 @@
  * nobody), who gets its notifications (notify.h). thread/start sets it; a
  * turn/start moves it to the client running the turn.
  *
+ * A detached thread (thread_spec.detached: the MCP gateway's profiles) gets
+ * the same environment events, reloads and projections, but is in no listing
+ * (thread_first/next, thread_find, threads_count), reports to nobody, and is
+ * freed by its creator with thread_free_detached().
+ *
  * State: the thread list is a file static; loop thread only. Threads live
- * until thread_free_all().
+ * until thread_free_all() (detached ones: or until thread_free_detached()).
  */
 #ifndef TANDEM_THREAD_H
 #define TANDEM_THREAD_H
@@ -55,6 +60,7 @@ struct thread_spec {
 	size_t n_envs;
 	const struct thread_root_spec *roots;
 	size_t n_roots;
+	bool detached; /* see above; owner must be 0 */
 };
 
 /* Copies spec. -EMFILE past THREAD_MAX threads, -EINVAL past
@@ -67,6 +73,8 @@ struct thread *thread_global(void);
 struct thread *thread_first(void);
 struct thread *thread_next(const struct thread *t);
 void thread_free_all(void);
+/* A detached thread (its watchers must be gone). NULL is fine. */
+void thread_free_detached(struct thread *t);
 
 const char *thread_id(const struct thread *t); /* NULL for the global thread */
 uint64_t thread_owner(const struct thread *t);
@@ -85,6 +93,11 @@ void thread_project(struct thread *t);
  * runtime server is still starting; at once if that is already so. */
 void thread_when_settled(struct thread *t, thread_cb cb, void *arg);
 void thread_forget_waiter(struct thread *t, thread_cb cb, void *arg);
+/* cb after every rebuild of the runtime (servers came or went) and every
+ * state change of a runtime server (its tools re-listed included), until
+ * thread_unwatch. The MCP gateway's list_changed comes from here. */
+void thread_watch(struct thread *t, thread_cb cb, void *arg);
+void thread_unwatch(struct thread *t, thread_cb cb, void *arg);
 
 /* Runtime servers (borrowed). */
 size_t thread_n_servers(const struct thread *t);

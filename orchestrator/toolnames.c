@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "log.h"
 #include "srv.h"
@@ -67,7 +68,7 @@ static char *make_ns(const char *server)
 	char *ns;
 
 	toolnames_sanitize(server, s);
-	ns = xasprintf("mcp__%s", s);
+	ns = xasprintf(TOOLNAMES_NS_PREFIX "%s", s);
 	if (strlen(ns) > TOOLNAMES_MAX / 2) {
 		identity_hash(server, "", hash);
 		ns[TOOLNAMES_MAX / 2 - 13] = '\0';
@@ -138,31 +139,83 @@ static json_t *ns_object(json_t *tools, const char *ns, const char *server)
 	return json_object_get(o, "tools");
 }
 
+struct toolmap *toolmap_new(void) { return xcalloc(1, sizeof(struct toolmap)); }
+
+/* The map holds each server's namespace once per tool: computing it per
+ * tool keeps toolmap_add free of per-server state. */
+static ssize_t toolmap_add(struct toolmap *m, const char *server, const char *tool)
+{
+	char *ns = make_ns(server);
+	char *name = make_name(m, ns, server, tool);
+
+	if (!name) {
+		free(ns);
+		return -1;
+	}
+	add_entry(m, ns, name, server, tool);
+	free(ns);
+	return (ssize_t)m->n - 1;
+}
+
+/* One name in one space: the namespace part is empty in a flat map, so
+ * taken() compares whole names. */
+ssize_t toolmap_add_flat(struct toolmap *m, const char *server, const char *tool)
+{
+	char *ns = make_ns(server), *t = xmalloc(strlen(tool) + 1), hash[13];
+	char *name, *cut;
+
+	toolnames_sanitize(tool, t);
+	name = xasprintf("%s__%s", ns + strlen(TOOLNAMES_NS_PREFIX), t);
+	free(ns);
+	free(t);
+	if (strlen(name) > TOOLNAMES_MAX || taken(m, "", name)) {
+		identity_hash(server, tool, hash);
+		if (strlen(name) > TOOLNAMES_MAX - 13)
+			name[TOOLNAMES_MAX - 13] = '\0';
+		cut = name;
+		name = xasprintf("%s_%s", cut, hash);
+		free(cut);
+		if (taken(m, "", name)) {
+			free(name);
+			return -1;
+		}
+	}
+	add_entry(m, "", name, server, tool);
+	return (ssize_t)m->n - 1;
+}
+
+void toolmap_entry(const struct toolmap *m, size_t i, const char **ns, const char **name,
+		   const char **server, const char **tool)
+{
+	*ns = m->v[i].ns;
+	*name = m->v[i].name;
+	*server = m->v[i].server;
+	*tool = m->v[i].tool;
+}
+
 json_t *toolnames_build(struct srv *const *srvs, size_t n, struct toolmap **map)
 {
-	struct toolmap *m = xcalloc(1, sizeof(*m));
+	struct toolmap *m = toolmap_new();
 	json_t *tools = json_array();
 
 	for (size_t i = 0; i < n; i++) {
 		const char *server = srv_name(srvs[i]);
 		json_t *list = srv_tools(srvs[i]), *t;
-		char *ns = make_ns(server);
 		size_t j;
 
 		json_array_foreach(list, j, t) {
 			const char *raw = json_string_value(json_object_get(t, "name"));
-			char *name = raw ? make_name(m, ns, server, raw) : NULL;
+			ssize_t k = raw ? toolmap_add(m, server, raw) : -1;
 
-			if (!name) {
+			if (k < 0) {
 				log_warn("tool '%s' of server '%s' has no unique name for the model; "
 					 "left out", raw ? raw : "?", server);
 				continue;
 			}
-			json_array_append_new(ns_object(tools, ns, server), function_of(t, name));
-			add_entry(m, ns, name, server, raw);
+			json_array_append_new(ns_object(tools, m->v[k].ns, server),
+					      function_of(t, m->v[k].name));
 		}
 		json_decref(list);
-		free(ns);
 	}
 	*map = m;
 	return tools;

@@ -49,7 +49,10 @@ ensure_node() {
 # Real MCP servers from the npm registry for the tests, pinned, installed
 # once into a cache directory. Prints the directory, or nothing when the
 # registry cannot be reached (those tests then report a loud SKIP).
-TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31"
+# The MCP gateway's suites and benchmark add real clients: the official SDK
+# (StreamableHTTPClientTransport), the Inspector's CLI, and supergateway as
+# the gateway tandem's is measured against.
+TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/inspector@0.15.0 supergateway@3.4.3"
 ensure_npm_peers() {
 	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-peers"
 	local stamp="$dir/.installed-$(echo "$TANDEM_NPM_PEER_PKGS" | tr ' /@' '___')"

@@ -13,6 +13,8 @@
  *   http mcp   an HTTP MCP server, orchestrator-direct and through the
  *              executor's HTTP relay (bhttpmcp.c)
  *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
+ *   gateway    the MCP gateway against server-everything called directly and
+ *              through supergateway (bgateway.c)
  * Any failed call, wrong answer or unclean daemon exit fails the run (exit
  * 1); a missed target is only reported (exit 0). See bsys.h for cleanup.
  */
@@ -29,6 +31,7 @@
 
 #include "bbox.h"
 #include "bconn.h"
+#include "bgateway.h"
 #include "bench.h"
 #include "bload.h"
 #include "borch.h"
@@ -259,13 +262,14 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
 		"[--quick] [--only PHASE,...]\n"
-		"Phases: tandem, link, scale, turn, http (the pipe floor always runs).\n"
+		"Phases: tandem, link, scale, turn, http, box, gateway (the pipe floor always runs).\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
 		"the build tree.\n"
 		"The turn row needs --fake or $TANDEM_FAKE_RESPONSES "
-		"(tests/fixtures/fake_responses.py).\n"
+		"(tests/fixtures/fake_responses.py); the MCP gateway rows, $TANDEM_NPM_PEERS.\n"
+		"--only gateway runs the MCP gateway phase alone.\n"
 		"Exit status: 0 measured (targets may be missed), 1 the system misbehaved.\n");
 }
 
@@ -383,6 +387,8 @@ int main(int argc, char **argv)
 		bhttpmcp_run(&o);
 	if (wanted(&o, "box"))
 		bbox_run(&o);
+	if (wanted(&o, "gateway"))
+		bgateway_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

@@ -58,7 +58,20 @@ struct bconn *borch_connect(struct borch *o, const char *name)
 struct borch *borch_start(const struct borch_bins *b, const char *name,
 			  const char *config_toml)
 {
-	return borch_start_env(b, name, config_toml, NULL, NULL, NULL);
+	return borch_start_full(b, name, config_toml, NULL, NULL, NULL, NULL);
+}
+
+struct borch *borch_start_env(const struct borch_bins *b, const char *name,
+			      const char *config_toml, const char *envs_toml,
+			      const char *token_env, const char *token_file)
+{
+	return borch_start_full(b, name, config_toml, envs_toml, token_env, token_file, NULL);
+}
+
+struct borch *borch_start_args(const struct borch_bins *b, const char *name,
+			       const char *config_toml, const char *const *extra)
+{
+	return borch_start_full(b, name, config_toml, NULL, NULL, NULL, extra);
 }
 
 static void write_home_extras(const char *home, const char *envs_toml, const char *token_env,
@@ -81,10 +94,14 @@ static void write_home_extras(const char *home, const char *envs_toml, const cha
 	}
 }
 
-struct borch *borch_start_env(const struct borch_bins *b, const char *name,
-			      const char *config_toml, const char *envs_toml,
-			      const char *token_env, const char *token_file)
+struct borch *borch_start_full(const struct borch_bins *b, const char *name,
+			       const char *config_toml, const char *envs_toml,
+			       const char *token_env, const char *token_file,
+			       const char *const *extra)
 {
+	const char *argv[32] = { b->orchestrator, "--home", NULL, "--listen", NULL, "--executor",
+				 b->executor, "--log-level", "warn" };
+	size_t n = 9;
 	struct borch *o = xcalloc(1, sizeof(*o));
 	_cleanup_free_ char *home = NULL, *listen = NULL;
 	int log_fd;
@@ -106,10 +123,11 @@ struct borch *borch_start_env(const struct borch_bins *b, const char *name,
 	if (log_fd < 0)
 		bsys_fail("open %s: %s", o->log, strerror(errno));
 	bsys_show_on_fail(o->log);
-	o->pid = bsys_spawn((const char *const[]){ b->orchestrator, "--home", home, "--listen",
-						   listen, "--executor", b->executor,
-						   "--log-level", "warn", NULL },
-			    -1, -1, log_fd, NULL);
+	argv[2] = home;
+	argv[4] = listen;
+	for (size_t i = 0; extra && extra[i] && n < ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = extra[i];
+	o->pid = bsys_spawn(argv, -1, -1, log_fd, NULL);
 	close(log_fd);
 	o->c = borch_connect(o, name);
 	wait_env_ready(o);

@@ -42,6 +42,14 @@ struct borch *borch_start(const struct borch_bins *b, const char *name,
 struct borch *borch_start_env(const struct borch_bins *b, const char *name,
 			      const char *config_toml, const char *envs_toml,
 			      const char *token_env, const char *token_file);
+/* The same with more options for the orchestrator (NULL-terminated). */
+struct borch *borch_start_args(const struct borch_bins *b, const char *name,
+			       const char *config_toml, const char *const *extra);
+/* Both: an environments.toml, a token file and more options. */
+struct borch *borch_start_full(const struct borch_bins *b, const char *name,
+			       const char *config_toml, const char *envs_toml,
+			       const char *token_env, const char *token_file,
+			       const char *const *extra);
 void borch_stop(struct borch *o);
 /* Another initialized client. */
 struct bconn *borch_connect(struct borch *o, const char *name);

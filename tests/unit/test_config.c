@@ -518,6 +518,73 @@ START_TEST(test_instructions_and_urls)
 }
 END_TEST
 
+/* [mcp_gateway] (config_gateway.h): normalized, and strict. */
+START_TEST(test_mcp_gateway)
+{
+	struct config *c = load_ok("");
+
+	assert_json(c->mcp_gateway, "{\"auth\":\"none\",\"profiles\":{}}");
+	config_free(c);
+	c = load_ok("[mcp_gateway]\nauth = \"capability-token\"\ntoken_sha256 = \""
+		    "0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef\"\n"
+		    "allowed_origins = [\"https://app.example\"]\nresource = \"https://gw/mcp\"\n"
+		    "[mcp_gateway.profiles.dev]\nroots = [{ id = \"r\", environment_id = \"e1\", "
+		    "path = \"/srv/p\" }]\nservers = [\"docs\"]\n"
+		    "[mcp_gateway.profiles.empty]\n");
+	assert_json(json_object_get(c->mcp_gateway, "profiles"),
+		    "{\"dev\":{\"roots\":[{\"id\":\"r\",\"environment_id\":\"e1\",\"path\":"
+		    "\"/srv/p\"}],\"servers\":[\"docs\"]},\"empty\":{\"roots\":[]}}");
+	ck_assert_str_eq(json_string_value(json_object_get(c->mcp_gateway, "auth")),
+			 "capability-token");
+	assert_json(json_object_get(c->mcp_gateway, "allowed_origins"),
+		    "[\"https://app.example\"]");
+	config_free(c);
+	c = load_ok("[mcp_gateway]\nauth = \"signed-bearer-token\"\n"
+		    "shared_secret_file = \"/s\"\naudience = \"a\"\n");
+	ck_assert_int_eq(json_integer_value(json_object_get(c->mcp_gateway,
+							    "max_clock_skew_seconds")), 30);
+	config_free(c);
+}
+END_TEST
+
+START_TEST(test_mcp_gateway_errors)
+{
+	static const struct bad b[] = {
+		{ "mcp_gateway = 1", 1, 1, "'mcp_gateway' must be a table" },
+		{ "[mcp_gateway]\nauht = \"none\"", 2, 1, "unknown key 'auht' in [mcp_gateway]" },
+		{ "[mcp_gateway]\nauth = \"open\"", 2, 1, "'auth' must be \"none\"" },
+		{ "[mcp_gateway]\nauth = \"capability-token\"", 2, 1,
+		  "needs exactly one of token_file and token_sha256" },
+		{ "[mcp_gateway]\nauth = \"capability-token\"\ntoken_sha256 = \"abc\"", 3, 1,
+		  "'token_sha256' must be 64 hex digits" },
+		{ "[mcp_gateway]\ntoken_file = \"/t\"", 2, 1,
+		  "token and secret settings need auth" },
+		{ "[mcp_gateway]\nauth = \"signed-bearer-token\"\ntoken_file = \"/t\"", 3, 1,
+		  "needs shared_secret_file" },
+		{ "[mcp_gateway]\nauth = \"capability-token\"\ntoken_file = \"/t\"\n"
+		  "issuer = \"i\"", 4, 1, "go with auth = \"signed-bearer-token\"" },
+		{ "[mcp_gateway]\nmax_clock_skew_seconds = 99999", 2, 1,
+		  "max_clock_skew_seconds" },
+		{ "[mcp_gateway]\nallowed_origins = \"x\"", 2, 1, "allowed_origins" },
+		{ "[mcp_gateway]\nresource = \"a\\nb\"", 2, 1, "printable" },
+		{ "[mcp_gateway.profiles.\"bad name\"]", 1, 23, "profile name 'bad name'" },
+		{ "[mcp_gateway.profiles.p]\nroot = []", 2, 1, "unknown key 'root' in a profile" },
+		{ "[mcp_gateway.profiles.p]\nroots = [{ id = \"r\", environment_id = \"e\" }]", 2,
+		  10, "missing required field 'path'" },
+		{ "[mcp_gateway.profiles.p]\nroots = [{ id = \"r\", environment_id = \"e/1\", "
+		  "path = \"/p\" }]", 2, 22, "not a valid environment id" },
+		{ "[mcp_gateway.profiles.p]\nroots = [{ id = \"r\", environment_id = \"e\", "
+		  "path = \"rel\" }]", 2, 44, "absolute path" },
+		{ "[mcp_gateway.profiles.p]\nroots = [{ id = \"r\", environment_id = \"e\", "
+		  "path = \"/a\" }, { id = \"r\", environment_id = \"e\", path = \"/b\" }]", 2,
+		  61, "root id 'r' is a duplicate" },
+		{ "[mcp_gateway.profiles.p]\nservers = [\"a b\"]", 2, 1, "not a server name" },
+	};
+
+	run_bad(b, ARRAY_SIZE(b));
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -541,6 +608,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_features);
 	tcase_add_test(tc, test_unknown_keys_warn);
 	tcase_add_test(tc, test_instructions_and_urls);
+	tcase_add_test(tc, test_mcp_gateway);
+	tcase_add_test(tc, test_mcp_gateway_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -723,6 +723,102 @@ START_TEST(test_session_tool_timeout_default)
 }
 END_TEST
 
+/* Progress: our own token (the call's id) goes to the server in _meta with
+ * the caller's other _meta members, never the caller's token; the server's
+ * notifications/progress with that token reach the call, others do not. */
+static json_t *progress_seen;
+static int progress_cancel; /* cancel the call from its progress callback */
+static uint64_t progress_call;
+
+static void progress_cb(struct mcp_session *s, json_t *params, void *arg)
+{
+	json_array_append(progress_seen, params);
+	if (progress_cancel && json_array_size(progress_seen) == (size_t)progress_cancel)
+		mcp_cancel(s, progress_call, "enough");
+}
+
+START_TEST(test_call_progress)
+{
+	struct result r = { 0 }, other = { 0 };
+	json_t *meta = json_pack("{s:s, s:s}", "progressToken", "client-token", "trace", "t1");
+	struct mcp_call_opts o = { .meta = meta, .progress_cb = progress_cb };
+	json_t *m, *p;
+	json_int_t id;
+
+	progress_seen = json_array();
+	make_ready();
+	ck_assert_uint_gt(mcp_call_tool_opts(S, "slow", NULL, &o, result_cb, &r), 0);
+	m = last_sent();
+	id = id_of(m);
+	p = json_object_get(json_object_get(m, "params"), "_meta");
+	ck_assert_int_eq(json_integer_value(json_object_get(p, "progressToken")), id);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "trace")), "t1");
+	ck_assert_str_eq(json_string_value(json_object_get(meta, "progressToken")), "client-token");
+	/* A call without progress_cb sends the caller's _meta minus its token. */
+	o.progress_cb = NULL;
+	ck_assert_uint_gt(mcp_call_tool_opts(S, "plain", NULL, &o, result_cb, &other), 0);
+	p = json_object_get(json_object_get(last_sent(), "params"), "_meta");
+	ck_assert_ptr_null(json_object_get(p, "progressToken"));
+	ck_assert_str_eq(json_string_value(json_object_get(p, "trace")), "t1");
+	feedf("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+	      "{\"progressToken\":%" JSON_INTEGER_FORMAT ",\"progress\":1,\"total\":2}}", id);
+	feedf("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+	      "{\"progressToken\":%" JSON_INTEGER_FORMAT ",\"progress\":1}}", id + 1);
+	feed("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+	     "{\"progressToken\":\"client-token\",\"progress\":1}}");
+	ck_assert_uint_eq(json_array_size(progress_seen), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(progress_seen, 0),
+							    "total")), 2);
+	answer(id, "{\"content\":[]}");
+	ck_assert_int_eq(r.n, 1);
+	feedf("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+	      "{\"progressToken\":%" JSON_INTEGER_FORMAT ",\"progress\":2}}", id);
+	ck_assert_uint_eq(json_array_size(progress_seen), 1); /* the call is over */
+	/* A progress callback may cancel its call. */
+	result_clear(&r);
+	o.progress_cb = progress_cb;
+	json_array_clear(progress_seen);
+	progress_cancel = 2;
+	progress_call = mcp_call_tool_opts(S, "slow", NULL, &o, result_cb, &r);
+	id = id_of(last_sent());
+	for (int i = 0; i < 3; i++)
+		feedf("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
+		      "{\"progressToken\":%" JSON_INTEGER_FORMAT ",\"progress\":%d}}", id, i);
+	ck_assert_uint_eq(json_array_size(progress_seen), 2); /* the third came too late */
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_ptr_nonnull(strstr(r.error, "cancelled: enough"));
+	progress_cancel = 0;
+	json_decref(meta);
+	json_decref(progress_seen);
+	result_clear(&r);
+	result_clear(&other);
+}
+END_TEST
+
+/* mcp_request: the listed methods as they are; any other is refused. */
+START_TEST(test_request_passthrough)
+{
+	struct result r = { 0 };
+	json_t *params = json_pack("{s:s}", "name", "greet"), *m;
+
+	make_ready();
+	ck_assert_uint_gt(mcp_request(S, "prompts/get", params, NULL, result_cb, &r), 0);
+	m = last_sent();
+	ck_assert_str_eq(method_of(m), "prompts/get");
+	ck_assert(json_equal(json_object_get(m, "params"), params));
+	answer(id_of(m), "{\"messages\":[]}");
+	ck_assert_int_eq(r.n, 1);
+	ck_assert(json_is_array(json_object_get(r.result, "messages")));
+	ck_assert_uint_gt(mcp_request(S, "prompts/list", NULL, NULL, result_cb, &r), 0);
+	ck_assert(json_is_object(json_object_get(last_sent(), "params")));
+	ck_assert_uint_eq(mcp_request(S, "tools/call", params, NULL, result_cb, &r), 0);
+	ck_assert_uint_eq(mcp_request(S, "initialize", params, NULL, result_cb, &r), 0);
+	ck_assert(json_is_object(mcp_session_capabilities(S)));
+	json_decref(params);
+	result_clear(&r);
+}
+END_TEST
+
 START_TEST(test_cancel)
 {
 	struct result r = { 0 }, other = { 0 };
@@ -1236,6 +1332,8 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_call_timeout_sends_cancelled);
 	tcase_add_test(tc, test_session_tool_timeout_default);
 	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_call_progress);
+	tcase_add_test(tc, test_request_passthrough);
 	tcase_add_test(tc, test_forget_callbacks);
 	tcase_add_test(tc, test_many_pending_out_of_order);
 	tcase_add_test(tc, test_id_collisions);

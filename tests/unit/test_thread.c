@@ -244,6 +244,60 @@ START_TEST(config_servers_and_a_later_name_wins)
 }
 END_TEST
 
+/* thread_watch: a rebuild and every state change of a runtime server, with
+ * the new state already visible to the watcher; detached threads (the MCP
+ * gateway's profiles) get environment events but are in no listing. */
+static unsigned watched;
+static bool watched_saw_ready;
+
+static void watch_cb(struct thread *t, void *arg)
+{
+	struct srv *s = thread_server(t, "demo");
+
+	watched++;
+	watched_saw_ready = s && srv_state(s) == SRV_READY;
+}
+
+static bool watched_at_least(void *arg) { return watched >= *(unsigned *)arg; }
+
+START_TEST(watchers_and_detached_threads)
+{
+	struct thread_root_spec root = { .id = "a@1", .env_id = "local", .path = "/plugins/a" };
+	struct thread_spec spec = { .roots = &root, .n_roots = 1, .detached = true };
+	struct thread *t = NULL, *listed;
+	char err[256];
+	unsigned want;
+
+	fake_env_root("/plugins/a", DEMO, NULL);
+	listed = thread_with_roots(5, NULL);
+	ck_assert_int_eq(thread_new(&spec, 0, &t, err, sizeof(err)), 0);
+	ck_assert_uint_eq(threads_count(), 1);
+	ck_assert_ptr_eq(thread_first(), listed);
+	ck_assert_ptr_null(thread_next(listed));
+	ck_assert_ptr_null(thread_find(thread_id(t)));
+	watched = 0;
+	thread_watch(t, watch_cb, NULL);
+	/* The environment coming up reaches the detached thread: it resolves
+	 * its root, rebuilds (a watcher call), and its server starts. */
+	dom_ready(local_env());
+	ck_assert(run_until(demo_ready, t));
+	ck_assert_uint_ge(watched, 2);
+	ck_assert(watched_saw_ready);
+	want = watched + 1;
+	ck_assert(fake_env_exit(local_env(), "demo", "killed"));
+	ck_assert(run_until(watched_at_least, &want));
+	ck_assert(!watched_saw_ready);
+	thread_unwatch(t, watch_cb, NULL);
+	want = watched;
+	thread_project(t); /* retries the server: no watcher now */
+	ck_assert(run_until(demo_ready, t));
+	ck_assert_uint_eq(watched, want);
+	ck_assert_uint_eq(notes_count("mcpServer/startupStatus/updated", 0), 0);
+	thread_free_detached(t);
+	ck_assert_uint_eq(threads_count(), 1);
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -258,6 +312,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, executor_entries_are_checked);
 	tcase_add_test(tc, limits_and_forgotten_waiters);
 	tcase_add_test(tc, config_servers_and_a_later_name_wins);
+	tcase_add_test(tc, watchers_and_detached_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }

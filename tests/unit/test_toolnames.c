@@ -64,6 +64,45 @@ START_TEST(sanitize_keeps_only_word_characters)
 }
 END_TEST
 
+/* The gateway's flat names: <server>__<tool> by the same rule, one space
+ * for every server (hashes computed independently, with Python's hashlib). */
+static const char *flat(struct toolmap *m, const char *server, const char *tool)
+{
+	const char *ns, *name, *sv, *tl;
+	ssize_t k = toolmap_add_flat(m, server, tool);
+
+	if (k < 0)
+		return NULL;
+	toolmap_entry(m, (size_t)k, &ns, &name, &sv, &tl);
+	ck_assert_str_eq(ns, "");
+	ck_assert_str_eq(sv, server);
+	ck_assert_str_eq(tl, tool);
+	return name;
+}
+
+START_TEST(flat_names_for_the_gateway)
+{
+	struct toolmap *m = toolmap_new();
+	char longtool[71];
+	const char *n;
+
+	ck_assert_str_eq(flat(m, "my-docs", "search.v2"), "my_docs__search_v2");
+	ck_assert_str_eq(flat(m, "a", "b__c"), "a__b__c");
+	/* "a__b" / "c" would be "a__b__c" too: SHA-1("a__b/c") = 4adbd34ff868... */
+	ck_assert_str_eq(flat(m, "a__b", "c"), "a__b__c_4adbd34ff868");
+	memset(longtool, 'x', 70);
+	longtool[70] = '\0';
+	n = flat(m, "s", longtool); /* 73 bytes: cut to 51, then the hash */
+	ck_assert_uint_eq(strlen(n), TOOLNAMES_MAX);
+	ck_assert_str_eq(n + 48, "xxx_207b6e579522");
+	ck_assert_str_eq(flat(m, "s", "t"), "s__t");
+	ck_assert_str_eq(flat(m, "s", "t"), "s__t_c15930e5ed1f");
+	ck_assert_ptr_null(flat(m, "s", "t")); /* no third name: left out */
+	ck_assert_uint_eq(toolmap_count(m), 6);
+	toolmap_free(m);
+}
+END_TEST
+
 START_TEST(collisions_get_a_hash_and_map_back)
 {
 	struct srv *s = live("my-server", "{\"transport\":\"stdio\",\"command\":\"fake-mcp\","
@@ -169,6 +208,7 @@ static Suite *toolnames_suite(void)
 	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, sanitize_keeps_only_word_characters);
+	tcase_add_test(tc, flat_names_for_the_gateway);
 	tcase_add_test(tc, collisions_get_a_hash_and_map_back);
 	tcase_add_test(tc, long_names_are_shortened_with_a_hash);
 	tcase_add_test(tc, only_ready_servers_and_allowed_tools_are_offered);
