@@ -365,7 +365,11 @@ static int configure(struct store_db *d, char *err, size_t errlen)
 	/* NORMAL in WAL mode: a commit is a write() to the WAL, which a killed
 	 * process cannot take back; only a power loss can cost the commits since
 	 * the last checkpoint (README, "Durable threads"). */
-	return exec(d, "PRAGMA synchronous = NORMAL", err, errlen, d->path);
+	if ((rc = exec(d, "PRAGMA synchronous = NORMAL", err, errlen, d->path)) < 0)
+		return rc;
+	/* Temporary tables and statement journals in memory: the orchestrator
+	 * writes nowhere but its home and its state directory. */
+	return exec(d, "PRAGMA temp_store = MEMORY", err, errlen, d->path);
 }
 
 int store_db_open(const char *dir, struct store_db **out, uint8_t key[STORE_KEY_BYTES],
@@ -510,12 +514,12 @@ static int put_thread(struct store_db *d, const struct store_thread *t, char *er
 	return step_done(d, st, err, errlen, "thread store");
 }
 
-static void add(char *sql, size_t len, bool *first, const char *set)
+/* ", col = ?N" with the next parameter number (?1 is the pk). */
+static void add(char *sql, size_t len, int *n, const char *col)
 {
-	size_t n = strlen(sql);
+	size_t at = strlen(sql);
 
-	snprintf(sql + n, len - n, "%s%s", *first ? " " : ", ", set);
-	*first = false;
+	snprintf(sql + at, len - at, ", %s = ?%d", col, ++*n);
 }
 
 /* UPDATE of the fields named; binds ?1 pk, then the values in order. */
@@ -524,24 +528,26 @@ static int update_thread(struct store_db *d, int64_t pk, const struct store_stmt
 {
 	const struct store_thread *t = &s->rec;
 	_cleanup_free_ char *unread = NULL, *meta = NULL;
-	char sql[256] = "UPDATE threads SET";
+	char sql[256] = "UPDATE threads SET pk = pk";
 	sqlite3_stmt *st = NULL;
-	bool first = true;
-	int i = 2, rc;
+	int n = 1, i = 2, rc;
 
-	add(sql, sizeof(sql), &first, "pk = pk");
 	if (s->fields & STORE_F_NAME)
-		add(sql, sizeof(sql), &first, "name = ?");
+		add(sql, sizeof(sql), &n, "name");
 	if (s->fields & STORE_F_ARCHIVED)
-		add(sql, sizeof(sql), &first, "archived = ?");
+		add(sql, sizeof(sql), &n, "archived");
 	if (s->fields & STORE_F_PREVIEW)
-		add(sql, sizeof(sql), &first, "preview = ?");
-	if (s->fields & STORE_F_READ)
-		add(sql, sizeof(sql), &first, "read_rev = ?, unread = ?");
-	if (s->fields & STORE_F_META)
-		add(sql, sizeof(sql), &first, "meta = ?, cwd = ?");
+		add(sql, sizeof(sql), &n, "preview");
+	if (s->fields & STORE_F_READ) {
+		add(sql, sizeof(sql), &n, "read_rev");
+		add(sql, sizeof(sql), &n, "unread");
+	}
+	if (s->fields & STORE_F_META) {
+		add(sql, sizeof(sql), &n, "meta");
+		add(sql, sizeof(sql), &n, "cwd");
+	}
 	if (s->updated_ms)
-		add(sql, sizeof(sql), &first, "updated_ms = ?");
+		add(sql, sizeof(sql), &n, "updated_ms");
 	strncat(sql, " WHERE pk = ?1", sizeof(sql) - strlen(sql) - 1);
 	rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)

@@ -53,12 +53,19 @@ static struct {
 	void (*store_failed_cb)(struct thread *t, const char *err);
 } life;
 
+/* Wall-clock milliseconds for createdAt/updatedAt, strictly increasing in
+ * this process: lists sorted by them keep the order things happened in,
+ * also for threads started within one millisecond. */
 int64_t thread_wall_ms(void)
 {
+	static int64_t last;
 	struct timespec ts;
+	int64_t ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	last = ms > last ? ms : last + 1;
+	return last;
 }
 
 /* ---- accessors --------------------------------------------------------- */

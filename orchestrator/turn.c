@@ -32,6 +32,7 @@ struct tcall {
 	int64_t seq;         /* the item's place in the turn (store.h) */
 	int64_t started_wall_ms;
 	char *output;        /* function_call_output text, once done */
+	bool saving;         /* waiting for its record to commit before it runs */
 	bool done;
 };
 
@@ -281,6 +282,33 @@ static void call_refuse(struct tcall *c, const char *fmt, ...)
 	call_finish(c, NULL, why);
 }
 
+/* The call's record committed (or failed): run it now. */
+static void call_saved_cb(struct thread *t, int rc, const char *err, void *arg)
+{
+	struct tcall *c = arg;
+	struct mcp_session *m;
+
+	c->saving = false;
+	if (rc < 0) { /* the store failed: the turn ends (store_failed_cb) */
+		call_finish(c, NULL, "the call was not run: the thread store could not record it");
+		return;
+	}
+	c->srv = thread_server(t, c->server);
+	m = c->srv ? srv_mcp(c->srv) : NULL;
+	if (!m) {
+		c->srv = NULL;
+		call_refuse(c, "error: server '%s' is not running", c->server);
+	} else {
+		srv_ref(c->srv);
+		c->mcp_call = mcp_call_tool(m, c->tool, c->args, 0, call_done_cb, c);
+		if (!c->mcp_call)
+			call_refuse(c, "error: server '%s' refused the call to '%s'", c->server,
+				    c->tool);
+	}
+	if (c->done)
+		maybe_next_step(c->turn);
+}
+
 static void start_call(struct turn *u, json_t *fc)
 {
 	const char *ns = json_string_value(json_object_get(fc, "namespace"));
@@ -291,7 +319,6 @@ static void start_call(struct turn *u, json_t *fc)
 	struct tcall *c = xcalloc(1, sizeof(*c));
 	struct store_batch *b;
 	json_error_t jerr;
-	struct mcp_session *m;
 
 	c->turn = u;
 	c->call_id = xstrdup(call_id ? call_id : "");
@@ -307,35 +334,27 @@ static void start_call(struct turn *u, json_t *fc)
 	c->item = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "type", "mcpToolCall", "id",
 			    c->call_id, "server", c->server, "tool", c->tool, "status",
 			    "inProgress", "arguments", c->args ? c->args : json_null());
-	item_started(u, json_incref(c->item));
 	if (!server) {
+		item_started(u, json_incref(c->item));
 		call_refuse(c, "error: the model called an unknown tool '%s%s'", ns ? ns : "",
 			    name ? name : "");
 		return;
 	}
 	if (!json_is_object(c->args)) {
+		item_started(u, json_incref(c->item));
 		call_refuse(c, "error: the arguments of %s.%s are not a JSON object", server, tool);
 		return;
 	}
-	c->srv = thread_server(u->t, server);
-	m = c->srv ? srv_mcp(c->srv) : NULL;
-	if (!m) {
-		c->srv = NULL;
-		call_refuse(c, "error: server '%s' is not running", server);
-		return;
-	}
-	srv_ref(c->srv);
-	c->mcp_call = mcp_call_tool(m, tool, c->args, 0, call_done_cb, c);
-	if (!c->mcp_call) {
-		call_refuse(c, "error: server '%s' refused the call to '%s'", server, tool);
-		return;
-	}
-	/* Running: recorded as such, so that a crash leaves it marked failed
-	 * on reload rather than forgotten. */
+	/* Recorded before it runs (write-ahead): whatever happens to the
+	 * orchestrator now, a call that may have run is on record, and a
+	 * restart marks it failed rather than forget it or run it again. */
 	if ((b = thread_batch(u->t))) {
 		store_batch_item(b, u->seq, c->seq, c->started_wall_ms, 0, c->item);
 		thread_submit(u->t, b);
 	}
+	item_started(u, json_incref(c->item));
+	c->saving = true;
+	thread_when_saved(u->t, call_saved_cb, c); /* at once for an ephemeral thread */
 }
 
 /* ---- the model --------------------------------------------------------- */
@@ -559,6 +578,10 @@ static void stop_work(struct turn *u)
 	for (size_t i = 0; i < u->n_calls; i++) {
 		struct tcall *c = u->calls[i];
 
+		if (c->saving) {
+			thread_forget_saved(u->t, call_saved_cb, c);
+			c->saving = false;
+		}
 		if (!c->done && c->mcp_call && c->srv && srv_mcp(c->srv))
 			mcp_cancel(srv_mcp(c->srv), c->mcp_call, "the turn was interrupted");
 		else if (!c->done)

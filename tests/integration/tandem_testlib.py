@@ -689,10 +689,11 @@ def random_token():
 
 class Orchestrator:
     """A tandem-orchestrator with a given home. mode: 'stdio' or 'unix'.
-    wrapper: argv prefix (e.g. strace) put before the binary."""
+    wrapper: argv prefix (e.g. strace) put before the binary; args: more
+    options after it."""
 
     def __init__(self, ctx, home, mode="stdio", log_level="debug", wrapper=None, env=None,
-                 label="orchestrator"):
+                 label="orchestrator", args=()):
         self.ctx, self.home, self.mode = ctx, home, mode
         self.sock = ctx.path("%s.sock" % label) if mode == "unix" else None
         if wrapper is None and os.environ.get("TANDEM_ORCH_WRAPPER"):
@@ -703,6 +704,7 @@ class Orchestrator:
                                       "--executor", EXECUTOR]
         if self.sock:
             argv += ["--listen", "unix://" + self.sock]
+        argv += list(args)
         penv = dict(os.environ)
         penv.update(env or {})
         self.proc = ctx.popen(argv, label, env=penv,
