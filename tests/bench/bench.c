@@ -10,6 +10,7 @@
  *              and latency again once the daemon holds many threads
  *   scale      memory and scale (bscale.c)
  *   turn       a model turn against the fake provider (bturn.c)
+ *   store      the thread store: items, list, resume (bstore.c)
  *   http mcp   an HTTP MCP server, orchestrator-direct and through the
  *              executor's HTTP relay (bhttpmcp.c)
  *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
@@ -35,6 +36,7 @@
 #include "bhttpmcp.h"
 #include "bscale.h"
 #include "bstat.h"
+#include "bstore.h"
 #include "bsys.h"
 #include "btable.h"
 #include "bturn.h"
@@ -342,6 +344,7 @@ int main(int argc, char **argv)
 		   btable_fmt("%+.0f us vs 1 thread", ((double)crowded - (double)p50) / 1e3),
 		   NULL, BTABLE_INFO);
 	bturn_run(&o);
+	bstore_run(&o);
 	bhttpmcp_run(&o);
 	bbox_run(&o);
 	print_header(&o);
