@@ -328,6 +328,7 @@ static void wake_cb(void *arg);
 
 static void *store_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "tandem-store"); /* for top -H, perf */
 	for (;;) {
 		struct store_op *ops, *last;
 		bool post;

@@ -32,7 +32,24 @@ struct store_batch {
 
 /* ---- store_db.c: runs on the store thread (and at open/close) ----------- */
 
-struct store_db;
+#define THREAD_COLS \
+	"pk, id, created_ms, updated_ms, archived, name, preview, cwd, provider, forked_from, " \
+	"read_rev, unread, meta"
+
+/* The prepared statements (store_db.c has their SQL). */
+enum { Q_PK, Q_THREAD, Q_DELETE_ITEMS, Q_DELETE_TURNS, Q_DELETE_HISTORY, Q_DELETE_THREAD,
+       Q_TURN, Q_ITEM, Q_HISTORY, Q_LOAD_THREAD, Q_LOAD_TURNS, Q_LOAD_ITEMS, Q_LOAD_HISTORY,
+       Q_COUNT };
+
+struct store_db {
+	sqlite3 *db;
+	char *path;
+	int lock_fd;
+	sqlite3_stmt *q[Q_COUNT];
+};
+
+/* "what: SQLite's reason"; disk full is -ENOSPC, the rest -EIO. */
+int store_db_fail(struct store_db *d, int rc, char *err, size_t errlen, const char *what);
 
 /* Takes the lock, opens or creates the database, migrates, reads the
  * cursor key into key. */

@@ -178,6 +178,12 @@ static void item_rows(const char *dir, const struct bench_opts *o)
 	free(rt);
 }
 
+static void hist(struct store_batch *b, int64_t *h, unsigned turn, json_t *entry)
+{
+	store_batch_history(b, (*h)++, turn, entry);
+	json_decref(entry);
+}
+
 /* A thread with 1,002 items over 334 turns, and the history they made. */
 static void big_thread(struct store_batch *b)
 {
@@ -204,10 +210,22 @@ static void big_thread(struct store_batch *b)
 		store_batch_item(b, t, 0, 1, 2, user);
 		store_batch_item(b, t, 1, 3, 4, call);
 		store_batch_item(b, t, 2, 5, 6, answer);
-		store_batch_history(b, h++, t, json_pack("{s:s, s:s}", "type", "message", "role",
-							  "user"));
-		store_batch_history(b, h++, t, call);
-		store_batch_history(b, h++, t, answer);
+		/* what the model saw of it: as turn.c writes it */
+		hist(b, &h, t, json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "type", "message", "role",
+					  "user", "content", "type", "input_text", "text",
+					  "and what does step 4 say about it?"));
+		hist(b, &h, t, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "function_call",
+					  "call_id", item_id, "namespace", "mcp__executor_demo", "name",
+					  "search", "arguments",
+					  "{\"query\":\"error: undefined reference to `link_close'\","
+					  "\"limit\":4}"));
+		hist(b, &h, t, json_pack("{s:s, s:s, s:O}", "type", "function_call_output", "call_id",
+					  item_id, "output",
+					  json_object_get(json_array_get(json_object_get(
+						  json_object_get(call, "result"), "content"), 0), "text")));
+		hist(b, &h, t, json_pack("{s:s, s:s, s:[{s:s, s:O}]}", "type", "message", "role",
+					  "assistant", "content", "type", "output_text", "text",
+					  json_object_get(answer, "text")));
 		json_decref(user);
 		json_decref(call);
 		json_decref(answer);
