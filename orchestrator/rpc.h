@@ -77,11 +77,15 @@ struct turn;
 struct rpc_thread_view {
 	const struct store_thread *rec;
 	json_t *turns;        /* finished turns (thread.h), borrowed */
+	size_t n_turns;       /* how many of them (the store's copy of a loaded
+				 thread also has its running turn's row) */
 	struct turn *running; /* loaded with a turn running, else NULL */
 	bool loaded;
 	bool ephemeral;
 };
 void rpc_thread_view_loaded(struct thread *t, struct rpc_thread_view *v);
+/* The store's copy (all items) of a thread, loaded or not: a loaded one's
+ * record, status and running turn come from memory. */
 void rpc_thread_view_stored(const struct store_loaded *l, struct rpc_thread_view *v);
 /* The Thread object, with its turns or with none (new reference). */
 json_t *rpc_thread_object(const struct rpc_thread_view *v, bool with_turns);

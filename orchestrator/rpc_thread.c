@@ -150,19 +150,25 @@ static int parse_spec(struct req *r, json_t *params, struct thread_spec *spec)
 }
 
 /* What thread/start, thread/resume and thread/fork answer (new). */
-static json_t *session_result(struct thread *t, bool with_turns)
+static json_t *session_result_view(const struct rpc_thread_view *v, bool with_turns)
 {
-	struct rpc_thread_view v;
 	json_t *obj, *model;
 
-	rpc_thread_view_loaded(t, &v);
-	obj = rpc_thread_object(&v, with_turns);
+	obj = rpc_thread_object(v, with_turns);
 	model = json_object_get(obj, "model");
 	return json_pack("{s:o, s:O, s:O, s:O, s:s, s:s, s:{s:s}}", "thread", obj, "model",
 			 model ? model : json_string(""), "modelProvider",
 			 json_object_get(obj, "modelProvider"), "cwd", json_object_get(obj, "cwd"),
 			 "approvalPolicy", "never", "approvalsReviewer", "user", "sandbox", "type",
 			 "dangerFullAccess");
+}
+
+static json_t *session_result(struct thread *t, bool with_turns)
+{
+	struct rpc_thread_view v;
+
+	rpc_thread_view_loaded(t, &v);
+	return session_result_view(&v, with_turns);
 }
 
 /* A new thread (start, fork), answered once it is saved. */
@@ -236,11 +242,13 @@ void rpc_thread_start(struct req *r, json_t *params)
 
 struct resume_req {
 	struct req *r;
+	char id[UUID_STR_SIZE];
 	uint64_t owner;
 	char *model, *cwd;
 	bool exclude_turns;
 	json_t *page; /* initialTurnsPage */
 	struct thread_loading *h;
+	struct store_op *op; /* reading its old items, when the answer needs them */
 };
 
 static void resume_free(struct resume_req *q)
@@ -251,34 +259,114 @@ static void resume_free(struct resume_req *q)
 	free(q);
 }
 
-static void resume_answer(struct resume_req *q, struct thread *t)
+/* The answer from a view of t (memory's, or the store's with every item). */
+static void resume_reply(struct resume_req *q, struct thread *t,
+			 const struct rpc_thread_view *v)
+{
+	json_t *res = session_result_view(v, !q->exclude_turns), *page;
+
+	if (q->page) {
+		page = rpc_thread_turns_page(q->r, thread_id(t), v, q->page);
+		if (!page) { /* answered */
+			json_decref(res);
+			thread_unsubscribe(t, q->owner);
+			return;
+		}
+		json_object_set_new(res, "initialTurnsPage", page);
+	}
+	req_reply(q->r, res);
+	thread_project(t); /* the roots bind to whichever environment has their id now */
+}
+
+static void resume_peek_cb(int rc, const char *err, void *res, void *arg)
+{
+	struct resume_req *q = arg;
+	struct thread *t = thread_find(q->id);
+	struct rpc_thread_view v;
+
+	req_on_cancel(q->r, NULL, NULL);
+	if (rc < 0 || !t) {
+		req_error(q->r, CLIENT_INTERNAL_ERROR, "thread store: %s",
+			  rc < 0 && err ? err : "the thread went away");
+		if (t)
+			thread_unsubscribe(t, q->owner);
+	} else {
+		rpc_thread_view_stored(res, &v);
+		resume_reply(q, t, &v);
+	}
+	resume_free(q);
+}
+
+static void resume_cancel(void *arg)
+{
+	struct resume_req *q = arg;
+	struct thread *t = thread_find(q->id);
+
+	thread_load_cancel(q->h);
+	store_op_cancel(q->op);
+	if (q->op && t)
+		thread_unsubscribe(t, q->owner);
+	req_drop(q->r);
+	resume_free(q);
+}
+
+/* The turns an initialTurnsPage shows (its limit, else the default). */
+static int64_t page_limit(json_t *page)
+{
+	json_t *l = json_object_get(page, "limit");
+
+	return json_is_integer(l) && json_integer_value(l) > 0 ? json_integer_value(l) : 50;
+}
+
+/* Whether memory has what the answer shows: every turn's items for the
+ * whole history, the last turns' for a page (the newest first, as loaded;
+ * an oldest-first page or an items-less one decides by itself). */
+static bool shows_what_is_loaded(struct resume_req *q, struct thread *t)
+{
+	json_t *turns = thread_turns(t), *dir = json_object_get(q->page, "sortDirection");
+	json_t *view = json_object_get(q->page, "itemsView");
+	size_t n = json_array_size(turns), want;
+
+	if (thread_items_complete(t))
+		return true;
+	if (!q->exclude_turns)
+		return false;
+	if (!q->page || (json_is_string(view) && strcmp(json_string_value(view), "notLoaded") == 0))
+		return true;
+	if (json_is_string(dir) && strcmp(json_string_value(dir), "asc") == 0)
+		return false;
+	want = (size_t)MIN((int64_t)n, page_limit(q->page));
+	for (size_t i = n - want; i < n; i++)
+		if (json_is_false(json_object_get(json_array_get(turns, i), "itemsLoaded")))
+			return false;
+	return true;
+}
+
+/* Checks, overrides, subscribes; then answers from memory, or from the
+ * store when the answer shows turns whose items were not loaded. Returns
+ * true when q was kept (waiting for the store). */
+static bool resume_answer(struct resume_req *q, struct thread *t)
 {
 	struct rpc_thread_view v;
-	json_t *res, *page;
 	char err[256];
 
 	if (thread_rec(t)->archived) {
 		req_error(q->r, CLIENT_INVALID_REQUEST,
 			  "thread %s is archived: thread/unarchive it first", thread_id(t));
-		return;
+		return false;
 	}
 	if (thread_override(t, q->model, q->cwd, err, sizeof(err)) < 0) {
 		req_error(q->r, CLIENT_INVALID_PARAMS, "%s", err);
-		return;
-	}
-	res = session_result(t, !q->exclude_turns);
-	if (q->page) {
-		rpc_thread_view_loaded(t, &v);
-		page = rpc_thread_turns_page(q->r, thread_id(t), &v, q->page);
-		if (!page) { /* answered */
-			json_decref(res);
-			return;
-		}
-		json_object_set_new(res, "initialTurnsPage", page);
+		return false;
 	}
 	thread_subscribe(t, q->owner);
-	req_reply(q->r, res);
-	thread_project(t); /* the roots bind to whichever environment has their id now */
+	if (!shows_what_is_loaded(q, t) && (q->op = thread_peek(q->id, resume_peek_cb, q))) {
+		req_on_cancel(q->r, resume_cancel, q);
+		return true;
+	}
+	rpc_thread_view_loaded(t, &v);
+	resume_reply(q, t, &v);
+	return false;
 }
 
 static void resume_cb(struct thread *t, int rc, const char *err, void *arg)
@@ -286,21 +374,13 @@ static void resume_cb(struct thread *t, int rc, const char *err, void *arg)
 	struct resume_req *q = arg;
 
 	req_on_cancel(q->r, NULL, NULL);
+	q->h = NULL;
 	if (!t && rc == -ENOENT)
 		req_error(q->r, CLIENT_INVALID_PARAMS, "threadId: %s", err ? err : "no such thread");
 	else if (!t)
 		req_error(q->r, CLIENT_INTERNAL_ERROR, "thread store: %s", err ? err : "?");
-	else
-		resume_answer(q, t);
-	resume_free(q);
-}
-
-static void resume_cancel(void *arg)
-{
-	struct resume_req *q = arg;
-
-	thread_load_cancel(q->h);
-	req_drop(q->r);
+	else if (resume_answer(q, t))
+		return;
 	resume_free(q);
 }
 
@@ -328,6 +408,7 @@ void rpc_thread_resume(struct req *r, json_t *params)
 	struct thread_loading *h;
 	json_t *page;
 	bool exclude = false;
+	int64_t items;
 
 	if (rpc_thread_id_param(r, params, &id) < 0 || unsupported(r, params) < 0 ||
 	    param_str(r, params, "model", false, &model) < 0 ||
@@ -337,12 +418,16 @@ void rpc_thread_resume(struct req *r, json_t *params)
 		return;
 	q = xcalloc(1, sizeof(*q));
 	q->r = r;
+	snprintf(q->id, sizeof(q->id), "%s", id);
 	q->owner = req_owner(r);
 	q->model = model ? xstrndup(model, strnlen(model, THREAD_MODEL_MAX + 1)) : NULL;
 	q->cwd = cwd ? xstrndup(cwd, strnlen(cwd, THREAD_PATH_MAX + 1)) : NULL;
 	q->exclude_turns = exclude;
 	q->page = page ? json_incref(page) : NULL;
-	h = thread_load(id, resume_cb, q); /* may answer (and free q) before returning */
+	/* Only the items the answer shows are parsed: none without turns, the
+	 * page's with initialTurnsPage, all for the whole history. */
+	items = exclude ? (page ? page_limit(page) : 0) : STORE_ALL_ITEMS;
+	h = thread_load(id, items, resume_cb, q); /* may answer (and free q) before returning */
 	if (h) {
 		q->h = h;
 		req_on_cancel(r, resume_cancel, q);
@@ -396,21 +481,29 @@ static int fork_upto(struct req *r, json_t *params, json_t *turns, struct turn *
 	return -EINVAL;
 }
 
+/* Forks from memory (src, every item loaded) or from the store's copy
+ * (from: of the first n_turns turns; running: the source's turn, when it
+ * is loaded and has one). */
 static void fork_from(struct req *r, json_t *params, struct thread *src,
-		      const struct store_loaded *from)
+		      const struct store_loaded *from, size_t n_turns, struct turn *running)
 {
 	const char *model, *cwd;
 	bool ephemeral = false, exclude = false;
+	json_t *turns = json_array();
 	struct thread *t;
 	ssize_t upto;
 	char err[512];
+	int rc;
 
-	if (param_str(r, params, "model", false, &model) < 0 ||
-	    param_str(r, params, "cwd", false, &cwd) < 0 ||
-	    param_bool(r, params, "ephemeral", &ephemeral) < 0 ||
-	    param_bool(r, params, "excludeTurns", &exclude) < 0 ||
-	    fork_upto(r, params, src ? thread_turns(src) : from->turns,
-		      src ? thread_turn(src) : NULL, &upto) < 0)
+	for (size_t i = 0; i < (src ? json_array_size(thread_turns(src)) : n_turns); i++)
+		json_array_append(turns, json_array_get(src ? thread_turns(src) : from->turns, i));
+	rc = param_str(r, params, "model", false, &model) < 0 ||
+	     param_str(r, params, "cwd", false, &cwd) < 0 ||
+	     param_bool(r, params, "ephemeral", &ephemeral) < 0 ||
+	     param_bool(r, params, "excludeTurns", &exclude) < 0 ||
+	     fork_upto(r, params, turns, src ? thread_turn(src) : running, &upto) < 0;
+	json_decref(turns);
+	if (rc)
 		return;
 	if (thread_fork(src, from, upto, model, cwd, ephemeral, req_owner(r), &t, err,
 			sizeof(err)) < 0) {
@@ -423,15 +516,17 @@ static void fork_from(struct req *r, json_t *params, struct thread *src,
 static void fork_peek_cb(int rc, const char *err, void *res, void *arg)
 {
 	struct fork_req *q = arg;
-	struct thread *src = thread_find(q->id); /* loaded meanwhile? */
+	struct rpc_thread_view v;
 
 	req_on_cancel(q->r, NULL, NULL);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT) {
 		req_error(q->r, CLIENT_INVALID_PARAMS, "threadId: no thread '%s'", q->id);
-	else if (rc < 0)
+	} else if (rc < 0) {
 		req_error(q->r, CLIENT_INTERNAL_ERROR, "thread store: %s", err);
-	else
-		fork_from(q->r, q->params, src, src ? NULL : res);
+	} else {
+		rpc_thread_view_stored(res, &v); /* a loaded one's running turn left out */
+		fork_from(q->r, q->params, NULL, res, v.n_turns, v.running);
+	}
 	json_decref(q->params);
 	free(q);
 }
@@ -461,8 +556,8 @@ void rpc_thread_fork(struct req *r, json_t *params)
 			  "attached threads)");
 		return;
 	}
-	if ((t = thread_find(id))) {
-		fork_from(r, params, t, NULL);
+	if ((t = thread_find(id)) && thread_items_complete(t)) {
+		fork_from(r, params, t, NULL, 0, NULL);
 		return;
 	}
 	q = xcalloc(1, sizeof(*q));

@@ -30,17 +30,27 @@ void rpc_thread_view_loaded(struct thread *t, struct rpc_thread_view *v)
 	*v = (struct rpc_thread_view){ .rec = thread_rec(t), .turns = thread_turns(t),
 				       .running = thread_turn(t), .loaded = true,
 				       .ephemeral = thread_ephemeral(t) };
+	v->n_turns = json_array_size(v->turns);
 }
 
 void rpc_thread_view_stored(const struct store_loaded *l, struct rpc_thread_view *v)
 {
 	struct thread *t = thread_find(l->rec.id);
+	size_t n = json_array_size(l->turns);
 
-	if (t) { /* loaded since: memory is the truth */
-		rpc_thread_view_loaded(t, v);
+	*v = (struct rpc_thread_view){ .rec = &l->rec, .turns = l->turns, .n_turns = n };
+	if (!t)
 		return;
-	}
-	*v = (struct rpc_thread_view){ .rec = &l->rec, .turns = l->turns };
+	/* Loaded: its record and status are memory's, and its running turn
+	 * (whose row the store has, as far as it got) comes from memory. */
+	v->rec = thread_rec(t);
+	v->running = thread_turn(t);
+	v->loaded = true;
+	v->ephemeral = thread_ephemeral(t);
+	while (v->running && v->n_turns &&
+	       json_integer_value(json_object_get(json_array_get(l->turns, v->n_turns - 1),
+						  "seq")) >= thread_turn_seq(t))
+		v->n_turns--;
 }
 
 static json_t *environments_json(const struct store_thread *rec, const char *cwd)
@@ -72,11 +82,19 @@ static json_t *status_json(const struct rpc_thread_view *v)
 
 json_t *rpc_thread_turn_list(const struct rpc_thread_view *v)
 {
-	json_t *out = json_array(), *e;
-	size_t i;
+	json_t *out = json_array();
 
-	json_array_foreach(v->turns, i, e)
-		json_array_append(out, json_object_get(e, "turn"));
+	for (size_t i = 0; i < v->n_turns; i++) {
+		json_t *e = json_array_get(v->turns, i), *turn = json_object_get(e, "turn");
+
+		if (json_is_false(json_object_get(e, "itemsLoaded"))) { /* in the store only */
+			turn = json_copy(turn);
+			json_object_set_new(turn, "itemsView", json_string("notLoaded"));
+			json_array_append_new(out, turn);
+		} else {
+			json_array_append(out, turn);
+		}
+	}
 	if (v->running)
 		json_array_append_new(out, turn_object(v->running));
 	return out;
@@ -175,12 +193,14 @@ static void with_view(struct req *r, json_t *params, view_fn fn)
 
 	if (rpc_thread_id_param(r, params, &id) < 0)
 		return;
-	if ((t = thread_find(id))) {
+	if ((t = thread_find(id)) && thread_items_complete(t)) {
 		thread_touch(t);
 		rpc_thread_view_loaded(t, &v);
 		fn(r, id, &v, params);
 		return;
 	}
+	if (t)
+		thread_touch(t); /* its old items are in the store: read there */
 	q = xcalloc(1, sizeof(*q));
 	q->r = r;
 	snprintf(q->id, sizeof(q->id), "%s", id);
@@ -363,10 +383,14 @@ void rpc_thread_turns_list(struct req *r, json_t *params) { with_view(r, params,
 static json_t *all_items(const struct rpc_thread_view *v, const char *only)
 {
 	json_t *out = json_array(), *e, *it;
-	size_t i, j, p = 0;
+	size_t j, p = 0;
 
-	json_array_foreach(v->turns, i, e) {
-		json_t *turn = json_object_get(e, "turn"), *rows = json_object_get(e, "itemRows");
+	for (size_t i = 0; i < v->n_turns; i++) {
+		json_t *turn, *rows;
+
+		e = json_array_get(v->turns, i);
+		turn = json_object_get(e, "turn");
+		rows = json_object_get(e, "itemRows");
 		const char *tid = json_string_value(json_object_get(turn, "id"));
 
 		json_array_foreach(json_object_get(turn, "items"), j, it) {
@@ -428,7 +452,8 @@ static int items_after(struct req *r, json_t *params, const char *id, const char
 		return -EINVAL;
 	if (json_object_get(pos, "i") &&
 	    (!same_str(json_object_get(pos, "i"), id) || json_is_true(json_object_get(pos, "a")) != asc ||
-	     !(only ? same_str(json_object_get(pos, "t"), only) : !json_object_get(pos, "t")))) {
+	     !(only ? same_str(json_object_get(pos, "t"), only)
+		    : !json_is_string(json_object_get(pos, "t"))))) {
 		json_decref(pos);
 		req_error(r, CLIENT_INVALID_PARAMS, "cursor: made for another thread, turn or order");
 		return -EINVAL;

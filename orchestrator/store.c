@@ -32,6 +32,7 @@ struct store_op {
 	struct store_list_query q;
 	char **strs;      /* the query's copied strings */
 	char thread_id[UUID_STR_SIZE];
+	int64_t items_last;
 	int rc;
 	char err[512];
 	struct store_list_result list;
@@ -314,8 +315,8 @@ static void run_ops(struct store_op *ops)
 			break;
 		case OP_LOAD:
 			poison_lift(op->thread_id);
-			op->rc = store_db_load(st.db, op->thread_id, &op->loaded, op->err,
-					       sizeof(op->err));
+			op->rc = store_db_load(st.db, op->thread_id, op->items_last, &op->loaded,
+					       op->err, sizeof(op->err));
 			break;
 		case OP_NOOP:
 			break;
@@ -469,11 +470,13 @@ struct store_op *store_list(const struct store_list_query *q, store_done_cb cb, 
 	return submit(op);
 }
 
-struct store_op *store_load(const char *thread_id, store_done_cb cb, void *arg)
+struct store_op *store_load(const char *thread_id, int64_t items_last, store_done_cb cb,
+			    void *arg)
 {
 	struct store_op *op = op_new(OP_LOAD, cb, arg);
 
 	snprintf(op->thread_id, sizeof(op->thread_id), "%s", thread_id);
+	op->items_last = items_last;
 	return submit(op);
 }
 

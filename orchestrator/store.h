@@ -172,14 +172,21 @@ struct store_op *store_list(const struct store_list_query *q, store_done_cb cb, 
  * field to NULL); the rest is freed after the callback. Each entry of
  * turns is {"turn": Turn object with its "items" (by seq), "seq",
  * "histEnd": the history length at the end of that turn, "itemRows":
- * [[seq, startedMs, completedMs], ...] of its items (times 0: unknown)}. */
+ * [[seq, startedMs, completedMs], ...] of its items (times 0: unknown),
+ * "itemsLoaded": whether its items were read (see store_load)}. */
 struct store_loaded {
 	struct store_thread rec;
 	json_t *turns;
 	json_t *history;     /* [Responses API input item] by seq */
 };
-/* Also lifts the "earlier write failed" state of the thread (see above). */
-struct store_op *store_load(const char *thread_id, store_done_cb cb, void *arg);
+/* The items of the last items_last turns are read (STORE_ALL_ITEMS: all;
+ * 0: none), and always those of a turn still "inProgress": parsing items
+ * is most of what a load costs, and continuing a conversation needs only
+ * the history. Also lifts the "earlier write failed" state of the thread
+ * (see above). */
+#define STORE_ALL_ITEMS INT64_MAX
+struct store_op *store_load(const char *thread_id, int64_t items_last, store_done_cb cb,
+			    void *arg);
 
 /* ---- cursors ----------------------------------------------------------- */
 

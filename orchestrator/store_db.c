@@ -74,7 +74,8 @@ static const char *const queries[Q_COUNT] = {
 	[Q_LOAD_TURNS] = "SELECT seq, id, status, started_at, completed_at, duration_ms, error "
 			 "FROM turns WHERE thread = ?1 ORDER BY seq",
 	[Q_LOAD_ITEMS] = "SELECT turn, seq, started_ms, completed_ms, body FROM items "
-			 "WHERE thread = ?1 ORDER BY turn, seq",
+			 "WHERE thread = ?1 AND (turn >= ?2 OR turn IN (SELECT seq FROM turns "
+			 "WHERE thread = ?1 AND status = 'inProgress')) ORDER BY turn, seq",
 	[Q_LOAD_HISTORY] = "SELECT seq, turn, body FROM history WHERE thread = ?1 ORDER BY seq",
 };
 

@@ -67,8 +67,8 @@ int store_db_batch(struct store_db *db, const struct store_batch *b, char *err, 
 
 int store_db_list(struct store_db *db, const struct store_list_query *q,
 		  struct store_list_result *out, char *err, size_t errlen);
-int store_db_load(struct store_db *db, const char *id, struct store_loaded *out, char *err,
-		  size_t errlen);
+int store_db_load(struct store_db *db, const char *id, int64_t items_last,
+		  struct store_loaded *out, char *err, size_t errlen);
 void store_loaded_clear(struct store_loaded *l);
 
 #endif

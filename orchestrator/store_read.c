@@ -210,13 +210,36 @@ static json_t *turn_by_seq(json_t *turns, int64_t seq, size_t *at)
 	return NULL;
 }
 
-static int load_items(struct store_db *d, int64_t pk, json_t *turns, char *err, size_t errlen)
+/* The first turn seq whose items are read for items_last (the last ones),
+ * and each turn's itemsLoaded. */
+static int64_t items_from(json_t *turns, int64_t items_last)
+{
+	json_t *last = json_array_get(turns, json_array_size(turns) - 1), *e;
+	int64_t max = last ? json_integer_value(json_object_get(last, "seq")) : 0, from;
+	size_t i;
+
+	from = items_last >= max ? 0 : max - items_last + 1;
+	json_array_foreach(turns, i, e) {
+		const char *status = json_string_value(json_object_get(json_object_get(e, "turn"),
+								       "status"));
+
+		json_object_set_new(e, "itemsLoaded",
+				    json_boolean(json_integer_value(json_object_get(e, "seq")) >=
+							 from ||
+						 (status && strcmp(status, "inProgress") == 0)));
+	}
+	return from;
+}
+
+static int load_items(struct store_db *d, int64_t pk, json_t *turns, int64_t items_last,
+		      char *err, size_t errlen)
 {
 	sqlite3_stmt *st = d->q[Q_LOAD_ITEMS];
 	size_t at = 0;
 	int rc;
 
 	sqlite3_bind_int64(st, 1, pk);
+	sqlite3_bind_int64(st, 2, items_from(turns, items_last));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		json_t *e = turn_by_seq(turns, sqlite3_column_int64(st, 0), &at);
 		json_t *item = col_json(st, 4);
@@ -289,8 +312,8 @@ static void fill_hist_ends(json_t *turns)
 	}
 }
 
-int store_db_load(struct store_db *d, const char *id, struct store_loaded *out, char *err,
-		  size_t errlen)
+int store_db_load(struct store_db *d, const char *id, int64_t items_last,
+		  struct store_loaded *out, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = d->q[Q_LOAD_THREAD];
 	int64_t pk;
@@ -316,7 +339,7 @@ int store_db_load(struct store_db *d, const char *id, struct store_loaded *out, 
 	out->turns = json_array();
 	out->history = json_array();
 	if ((r = load_turns(d, pk, out->turns, err, errlen)) < 0 ||
-	    (r = load_items(d, pk, out->turns, err, errlen)) < 0 ||
+	    (r = load_items(d, pk, out->turns, items_last, err, errlen)) < 0 ||
 	    (r = load_history(d, pk, out->turns, out->history, err, errlen)) < 0) {
 		store_loaded_clear(out);
 		return r;

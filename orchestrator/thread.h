@@ -129,18 +129,25 @@ void thread_when_saved(struct thread *t, thread_done_cb cb, void *arg);
 void thread_forget_saved(struct thread *t, thread_done_cb cb, void *arg);
 
 /* Loads a stored thread (or finds it loaded): cb(t) or cb(NULL, -ENOENT /
- * -EIO, reason). A turn that was running when the orchestrator stopped is
- * made interrupted, a tool call whose result never came back failed (not
- * retried), and the fix is written back. The returned handle cancels the
- * callback (the load itself completes). A broken loaded thread without a
- * turn is dropped and reloaded. */
+ * -EIO, reason), with the items of its last items_last turns in memory
+ * (store_load: STORE_ALL_ITEMS, 0...; the history is always there). A turn
+ * that was running when the orchestrator stopped is made interrupted, a
+ * tool call whose result never came back failed (not retried), and the fix
+ * is written back. The returned handle cancels the callback (the load
+ * itself completes). A broken loaded thread without a turn is dropped and
+ * reloaded. */
 struct thread_loading;
-struct thread_loading *thread_load(const char *id, thread_done_cb cb, void *arg);
+struct thread_loading *thread_load(const char *id, int64_t items_last, thread_done_cb cb,
+				   void *arg);
+/* Whether every finished turn of t has its items in memory (else the
+ * store has them: thread_peek). */
+bool thread_items_complete(struct thread *t);
 void thread_load_cancel(struct thread_loading *h);
 
-/* A stored thread as it is in the store, not loaded (thread/read of an
- * unloaded thread): cb(rc, err, loaded, arg) with a struct store_loaded
- * (borrowed; see store.h). The handle is the store op (store_op_cancel). */
+/* A thread as it is in the store, every item read (thread/read of an
+ * unloaded thread, or of one loaded without its old items): cb(rc, err,
+ * loaded, arg) with a struct store_loaded (borrowed; see store.h). The
+ * handle is the store op (store_op_cancel); NULL without a store. */
 struct store_op *thread_peek(const char *id,
 			     void (*cb)(int rc, const char *err, void *loaded, void *arg),
 			     void *arg);

@@ -638,10 +638,10 @@ void thread_history_push(struct thread *t, json_t *entry, struct store_batch *b)
 void thread_turn_finished(struct thread *t, json_t *turn, json_t *item_rows)
 {
 	json_array_append_new(thread_turns(t),
-			      json_pack("{s:o, s:I, s:I, s:o}", "turn", turn, "seq",
+			      json_pack("{s:o, s:I, s:I, s:o, s:b}", "turn", turn, "seq",
 					(json_int_t)thread_turn_seq(t), "histEnd",
 					(json_int_t)json_array_size(thread_history(t)), "itemRows",
-					item_rows ? item_rows : json_array()));
+					item_rows ? item_rows : json_array(), "itemsLoaded", 1));
 }
 
 void thread_set_turn(struct thread *t, struct turn *turn)

@@ -210,7 +210,19 @@ static void thread_close(struct thread *t, const char *why)
 	thread_free(t, why);
 }
 
-struct thread_loading *thread_load(const char *id, thread_done_cb cb, void *arg)
+bool thread_items_complete(struct thread *t)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(thread_turns(t), i, e)
+		if (json_is_false(json_object_get(e, "itemsLoaded")))
+			return false;
+	return true;
+}
+
+struct thread_loading *thread_load(const char *id, int64_t items_last, thread_done_cb cb,
+				   void *arg)
 {
 	struct thread *t = thread_find(id);
 	struct thread_loading *h;
@@ -235,7 +247,7 @@ struct thread_loading *thread_load(const char *id, thread_done_cb cb, void *arg)
 	snprintf(h->id, sizeof(h->id), "%s", id);
 	h->cb = cb;
 	h->arg = arg;
-	store_load(id, load_done_cb, h);
+	store_load(id, items_last, load_done_cb, h);
 	return h;
 }
 
@@ -249,7 +261,7 @@ struct store_op *thread_peek(const char *id,
 			     void (*cb)(int rc, const char *err, void *loaded, void *arg),
 			     void *arg)
 {
-	return store_is_open() ? store_load(id, cb, arg) : NULL;
+	return store_is_open() ? store_load(id, STORE_ALL_ITEMS, cb, arg) : NULL;
 }
 
 /* ---- forking ----------------------------------------------------------- */

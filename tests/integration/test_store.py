@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
-    SLEEP_SYSCALLS, Orchestrator, TestFailure, check, check_eq, current_syscall, fixture_pids,
+    ORCHESTRATOR, SLEEP_SYSCALLS, Orchestrator, TestFailure, check, check_eq, current_syscall, fixture_pids,
     make_plugin, root, wait_until, run_suite)
 from test_turns import API_KEY, Fake, home_for, items_of, run_turn  # noqa: E402
 
@@ -515,6 +515,15 @@ def t_ephemeral(ctx):
 
 # ---- idle threads are unloaded; memory stays bounded (issue 13, defect 5) -----------
 
+def measures_memory():
+    """RSS means nothing under ASan (freed memory waits in its quarantine)
+    or valgrind: the memory bounds are checked in plain builds only."""
+    with open(ORCHESTRATOR, "rb") as f:
+        data = f.read()
+    return b"libasan" not in data and b"__asan_init" not in data and \
+        not os.environ.get("TANDEM_ORCH_WRAPPER")
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -556,8 +565,8 @@ def t_idle_unload_memory(ctx):
     check(counters["threadsUnloaded"] >= CYCLES, "unloaded: %r" % counters)
     end = rss_kib(orch.pid)
     growth = end - base
-    check(growth < 4096, "RSS grew %d KiB over %d cycles (%d -> %d KiB)" %
-          (growth, CYCLES - WARMUP, base, end))
+    check(growth < 4096 or not measures_memory(), "RSS grew %d KiB over %d cycles (%d -> %d KiB)"
+          % (growth, CYCLES - WARMUP, base, end))
     # the servers of unloaded threads are stopped
     wait_until(lambda: not fixture_pids(orch.pid), 20, "the unloaded threads' servers to stop")
     # an unloaded stored thread resumes, its root bound again
@@ -583,14 +592,67 @@ def t_idle_unload_memory(ctx):
         time.sleep(0.5)
         rounds.append(rss_kib(orch.pid))
     after = rounds[-1]
-    check(rounds[1] - rounds[0] < 4096, "a second round of 40 8-MiB cwds grew the RSS: %s KiB" %
-          rounds)
-    check(after - before < 40 * 1024, "40 refused 8 MiB cwds kept %d KiB (%d -> %s)" %
-          (after - before, before, rounds))
+    if measures_memory():
+        check(rounds[1] - rounds[0] < 4096, "a second round of 40 8-MiB cwds grew the RSS: %s "
+              "KiB" % rounds)
+        check(after - before < 40 * 1024, "40 refused 8 MiB cwds kept %d KiB (%d -> %s)" %
+              (after - before, before, rounds))
     orch.stop()
     fake.finish()
+    if not measures_memory():
+        return "# sanitizer or valgrind build: the RSS bounds were not checked"
     return "# RSS %d KiB after warm-up, %d KiB after %d cycles; %d KiB, then %s KiB after two " \
         "rounds of 40 8-MiB cwds" % (base, end, CYCLES, before, rounds)
+
+
+# ---- a resumed thread's old items stay in the store until asked for ------------------
+
+def t_resume_loads_what_it_shows(ctx):
+    """thread/resume with excludeTurns reads only the history (and the page
+    it shows); every read that needs the older items gets them from the
+    store, forks copy them, and a resume that shows every turn has them."""
+    fake = Fake(ctx, {"steps": [{"reply_text": "a%d" % i} for i in range(4)]})
+    orch, home = orch_for(ctx, fake)
+    c = orch.client
+    c.initialize()
+    tid = c.start_thread([])
+    for i in range(3):
+        run_turn(c, tid, "q%d" % i)
+    orch.stop()
+    orch2, _ = orch_for(ctx, fake, label="orchestrator-2", home=home, mode="unix")
+    c2 = orch2.connect("c2")
+    res = c2.call("thread/resume", {"threadId": tid, "excludeTurns": True,
+                                    "initialTurnsPage": {"limit": 1, "itemsView": "full"}})
+    check_eq(res["thread"]["turns"], [], "excludeTurns")
+    page = res["initialTurnsPage"]["data"]
+    check_eq([[i.get("text") or i["content"][0]["text"] for i in t["items"]] for t in page],
+             [["q2", "a2"]], "the page: the last turn with its items")
+    read = c2.call("thread/read", {"threadId": tid, "includeTurns": True})["thread"]
+    check_eq([len(t["items"]) for t in read["turns"]], [2, 2, 2], "thread/read: every item")
+    check(all(t.get("itemsView", "full") == "full" for t in read["turns"]), "itemsView full")
+    full = c2.call("thread/turns/list", {"threadId": tid, "itemsView": "full",
+                                         "sortDirection": "asc"})["data"]
+    check_eq([t["items"][1]["text"] for t in full], ["a0", "a1", "a2"], "turns/list")
+    items = c2.call("thread/items/list", {"threadId": tid})["data"]
+    check_eq([e["item"]["type"] for e in items], ["userMessage", "agentMessage"] * 3,
+             "items/list")
+    check(all(e["turnId"] == full[i // 2]["id"] for i, e in enumerate(items)), "turnIds")
+    page2 = c2.call("thread/items/list", {"threadId": tid, "limit": 4})
+    rest = c2.call("thread/items/list", {"threadId": tid, "cursor": page2["nextCursor"]})
+    check_eq([e["item"]["id"] for e in page2["data"] + rest["data"]],
+             [e["item"]["id"] for e in items], "items/list pages")
+    f = c2.call("thread/fork", {"threadId": tid})["thread"]
+    check_eq([len(t["items"]) for t in f["turns"]], [2, 2, 2], "the fork has every item")
+    # a turn on the resumed thread, then the whole history is still right
+    t4, _ = run_turn(c2, tid, "q3")
+    check_eq(t4["status"], "completed", "a turn after a partial load")
+    body = fake.records()[-1]["body"]
+    check_eq(user_texts(body), ["q0", "q1", "q2", "q3"], "the history the model saw")
+    c3 = orch2.connect("c3")
+    again = c3.call("thread/resume", {"threadId": tid})["thread"]["turns"]
+    check_eq([len(t["items"]) for t in again], [2, 2, 2, 2], "a resume with every turn")
+    orch2.stop()
+    check_eq(fake.finish(), 0, "fake server")
 
 
 TESTS = [
@@ -604,6 +666,8 @@ TESTS = [
     ("disk full: the turn fails, the daemon lives, nothing half-written", t_disk_full),
     ("ephemeral threads and --ephemeral", t_ephemeral),
     ("idle threads unloaded, memory bounded (issue 13 #5)", t_idle_unload_memory),
+    ("a resumed thread's old items read from the store when asked for",
+     t_resume_loads_what_it_shows),
 ]
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ static void put_thread(int64_t created_ms, const char *cwd, char id[UUID_STR_SIZ
 static int load(const char *id, struct done *d)
 {
 	memset(d, 0, sizeof(*d));
-	store_load(id, load_cb, d);
+	store_load(id, STORE_ALL_ITEMS, load_cb, d);
 	wait_done(d);
 	return d->rc;
 }

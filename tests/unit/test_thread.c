@@ -403,7 +403,7 @@ START_TEST(durable_threads_saved_and_repaired)
 	ck_assert_uint_eq(threads_sweep(), 1);
 	ck_assert_ptr_null(thread_find(id));
 	memset(&s, 0, sizeof(s));
-	ck_assert_ptr_nonnull(thread_load(id, saved_cb, &s));
+	ck_assert_ptr_nonnull(thread_load(id, STORE_ALL_ITEMS, saved_cb, &s));
 	ck_assert(run_until(saved_called, &s));
 	ck_assert_int_eq(s.rc, 0);
 	ck_assert_str_eq(thread_cwd(s.t), "/w");
@@ -425,7 +425,7 @@ START_TEST(durable_threads_saved_and_repaired)
 	usleep(3000);
 	ck_assert_uint_eq(threads_sweep(), 1);
 	memset(&s, 0, sizeof(s));
-	thread_load(id, saved_cb, &s);
+	thread_load(id, STORE_ALL_ITEMS, saved_cb, &s);
 	ck_assert(run_until(saved_called, &s));
 	ck_assert_uint_eq(json_array_size(thread_history(s.t)), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(
