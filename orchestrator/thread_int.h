@@ -81,5 +81,7 @@ void thread_flush(struct thread *t);
  * frees its arrays, also after a failure). */
 int thread_meta_to_spec(json_t *m, struct thread_spec *spec, char *err, size_t errlen);
 void thread_spec_free(struct thread_spec *spec);
+/* After thread_free_all (shutdown): nothing is loaded any more. */
+bool threads_stopped(void);
 
 #endif

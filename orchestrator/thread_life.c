@@ -50,6 +50,7 @@ static struct {
 	uint64_t idle_ms;
 	struct loop_timer *sweep;
 	uint64_t unloaded;
+	bool stopped;  /* thread_free_all ran: loads completing now make nothing */
 	void (*store_failed_cb)(struct thread *t, const char *err);
 } life;
 
@@ -369,8 +370,11 @@ void thread_free(struct thread *t, const char *why)
 	free(t);
 }
 
+bool threads_stopped(void) { return life.stopped; }
+
 void thread_free_all(void)
 {
+	life.stopped = true;
 	while (life.list)
 		thread_free(life.list, "the orchestrator is stopping");
 	thread_global_reset();
@@ -721,6 +725,7 @@ static void sweep_cb(struct loop_timer *tm, void *arg)
 
 void threads_init(struct loop *l, uint64_t idle_ms)
 {
+	life.stopped = false;
 	life.loop = l;
 	life.idle_ms = idle_ms;
 	if (idle_ms)

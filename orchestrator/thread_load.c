@@ -190,6 +190,10 @@ static void load_done_cb(int rc, const char *err, void *res, void *arg)
 	struct thread *t = NULL;
 	char why[512];
 
+	if (rc == 0 && threads_stopped()) { /* shutting down: the store drains */
+		rc = -ESHUTDOWN;
+		err = "the orchestrator is stopping";
+	}
 	if (rc == 0 && !(t = thread_find(h->id))) { /* not loaded meanwhile */
 		rc = from_loaded(res, &t, why, sizeof(why));
 		if (rc < 0)
