@@ -15,6 +15,19 @@
 /* Pages followed at most (a server that keeps handing out cursors). */
 #define MAX_PAGES 10000
 
+/* A thread named on the command line may be only in the orchestrator's
+ * store (unloaded while idle, or from before a restart): thread/resume
+ * loads it, or rejoins it when it is loaded. */
+static int resume(struct cli *cli, const char *thread_id)
+{
+	json_t *res = NULL;
+	int r = cli_call(cli, "thread/resume",
+			 json_pack("{s:s, s:b}", "threadId", thread_id, "excludeTurns", 1), &res);
+
+	json_decref(res);
+	return r;
+}
+
 int cmd_thread_arg(struct cli *cli, int argc, char **argv, bool optional, char **thread_id,
 		   int *used)
 {
@@ -29,7 +42,7 @@ int cmd_thread_arg(struct cli *cli, int argc, char **argv, bool optional, char *
 	}
 	*thread_id = xstrdup(argv[0]);
 	*used = 1;
-	return CLI_EXIT_OK;
+	return resume(cli, *thread_id);
 }
 
 static int no_more_args(int argc, char **argv)

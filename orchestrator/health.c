@@ -12,10 +12,12 @@
 #include "metrics_tandem.h"
 #include "envs.h"
 #include "opsd.h"
+#include "store.h"
 
 static struct opsd *health_opsd;
 static const struct envfile *health_envfile; /* set once the client API serves */
 static bool health_is_serving;
+static bool health_want_store; /* not --ephemeral */
 
 int health_ready(char *reason, size_t len, void *arg)
 {
@@ -23,6 +25,10 @@ int health_ready(char *reason, size_t len, void *arg)
 
 	if (!health_is_serving) {
 		snprintf(reason, len, "the client API is not serving yet");
+		return 1;
+	}
+	if (health_want_store && !store_is_open()) {
+		snprintf(reason, len, "the thread store is not open");
 		return 1;
 	}
 	for (size_t i = 0; ef && i < ef->n_envs; i++) {
@@ -78,8 +84,9 @@ int health_start(struct loop *l, const char *listen, char *err, size_t errlen)
 	return 0;
 }
 
-void health_serving(const struct envfile *ef)
+void health_serving(const struct envfile *ef, bool store)
 {
+	health_want_store = store;
 	health_envfile = ef;
 	health_is_serving = true;
 }

@@ -33,6 +33,7 @@
 #include "oauth_store.h"
 #include "session.h"
 #include "srv.h"
+#include "store.h"
 #include "thread.h"
 #include "turn.h"
 #include "util.h"
@@ -64,6 +65,11 @@ static void usage(FILE *out)
 		"  --log-format FMT    text (default) or json (one object per line)\n"
 		"  --metrics-listen HOST:PORT  serve /livez, /readyz and /metrics there (off)\n"
 		"  --mcp-listen HOST:PORT      serve the MCP gateway there (off; README)\n"
+		"  --state-dir DIR     the thread store lives here (default: $TANDEM_STATE_DIR,\n"
+		"                      else HOME/state)\n"
+		"  --ephemeral         keep no thread store: threads live in memory only\n"
+		"  --thread-idle-sec N unload a thread no client uses after N s (default 600;\n"
+		"                      0: never)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       print the version\n");
 }
@@ -83,11 +89,31 @@ struct opts {
 	const char *listen;
 	const char *metrics_listen; /* operations endpoint (health.h), NULL = off */
 	const char *mcp_listen;     /* the MCP gateway (gateway.h), NULL = off */
+	char *state_dir;            /* the thread store (store.h) */
+	bool ephemeral;             /* no store */
+	uint64_t idle_ms;           /* threads_init */
 };
+
+/* --thread-idle-sec: 0 .. a day. */
+static int parse_idle(const char *arg, uint64_t *ms)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v > 86400 || arg[0] == '-') {
+		fprintf(stderr, "tandem-orchestrator: --thread-idle-sec takes 0 to 86400\n");
+		return -1;
+	}
+	*ms = (uint64_t)v * 1000u;
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP };
+	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
+	       O_IDLE };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -96,6 +122,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "log-format", required_argument, NULL, O_LOGFMT },
 		{ "mcp-listen", required_argument, NULL, O_MCP },
+		{ "state-dir", required_argument, NULL, O_STATE },
+		{ "ephemeral", no_argument, NULL, O_EPHEMERAL },
+		{ "thread-idle-sec", required_argument, NULL, O_IDLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -125,6 +154,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			}
 			log_set_format(fmt);
 			break;
+		case O_STATE: free(o->state_dir); o->state_dir = xstrdup(optarg); break;
+		case O_EPHEMERAL: o->ephemeral = true; break;
+		case O_IDLE:
+			if (parse_idle(optarg, &o->idle_ms) < 0)
+				return -1;
+			break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("tandem-orchestrator %s\n", TANDEM_VERSION); return 1;
 		default: usage(stderr); return -1;
@@ -140,6 +175,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (!o->home)
 		o->home = default_home();
+	if (!o->state_dir && getenv("TANDEM_STATE_DIR") && *getenv("TANDEM_STATE_DIR"))
+		o->state_dir = xstrdup(getenv("TANDEM_STATE_DIR"));
+	if (!o->state_dir)
+		o->state_dir = xasprintf("%s/state", o->home);
 	return 0;
 }
 
@@ -249,10 +288,30 @@ static void drain(size_t (*pending)(void))
 	loop_run(core.loop);
 }
 
-/* Every module in order, lowest first. */
-static int start(const char *home, bool stdio)
+/* The thread store, unless --ephemeral. A store that cannot be opened
+ * (locked by another orchestrator, damaged, newer) stops the start. */
+static int start_store(const struct opts *o)
 {
-	if (load_files(home) < 0)
+	char err[1024];
+
+	if (o->ephemeral) {
+		log_info("--ephemeral: no thread store; threads live in memory only");
+		return 0;
+	}
+	if (store_start(core.loop, o->state_dir, err, sizeof(err)) < 0) {
+		log_error("thread store: %s", err);
+		return -1;
+	}
+	log_info("thread store: %s", store_path());
+	return 0;
+}
+
+/* Every module in order, lowest first. */
+static int start(const struct opts *o, bool stdio)
+{
+	const char *home = o->home;
+
+	if (load_files(home) < 0 || start_store(o) < 0)
 		return -1;
 	core.http = http_new(core.loop);
 	envs_init(core.loop, home, core.http, &envs_ops, NULL);
@@ -260,6 +319,7 @@ static int start(const char *home, bool stdio)
 	oauth_store_watch(tokens_changed_cb, NULL);
 	oauth_login_init(core.loop);
 	srv_init(core.loop);
+	threads_init(core.loop, o->idle_ms);
 	turn_init(core.loop, core.http);
 	apps_register();
 	session_init(core.loop, stdio);
@@ -273,6 +333,7 @@ static void stop(void)
 	turn_abort_all();
 	core.listener = client_srv_free(core.listener);
 	thread_free_all();
+	store_stop(); /* what the threads wrote last commits here */
 	srv_stop_all();
 	oauth_login_shutdown();
 	oauth_store_shutdown();
@@ -287,7 +348,7 @@ static void stop(void)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .listen = "stdio://" };
+	struct opts o = { .listen = "stdio://", .idle_ms = THREAD_IDLE_DEFAULT_MS };
 	bool stdio;
 	char err[512];
 	int r, rc = 1;
@@ -296,6 +357,7 @@ int main(int argc, char **argv)
 	r = parse_args(argc, argv, &o);
 	if (r != 0) {
 		free(o.home);
+		free(o.state_dir);
 		return r > 0 ? 0 : 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -309,8 +371,8 @@ int main(int argc, char **argv)
 	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
 	if (health_start(core.loop, o.metrics_listen, err, sizeof(err)) < 0)
 		log_error("--metrics-listen %s: %s", o.metrics_listen, err);
-	else if (start(o.home, stdio) == 0 && serve(o.listen, o.mcp_listen) == 0) {
-		health_serving(core.envfile);
+	else if (start(&o, stdio) == 0 && serve(o.listen, o.mcp_listen) == 0) {
+		health_serving(core.envfile, !o.ephemeral);
 		rc = loop_run(core.loop) < 0 ? 1 : 0;
 	}
 	stop();
@@ -321,5 +383,6 @@ int main(int argc, char **argv)
 	envfile_free(core.envfile);
 	loop_free(core.loop);
 	free(o.home);
+	free(o.state_dir);
 	return rc;
 }

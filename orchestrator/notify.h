@@ -3,10 +3,13 @@
  *
  * The domain (threads, turns, servers, OAuth, the account) says what
  * happened and to whom: one client (an owner: the id of the client session
- * a thread or a login belongs to, 0 for nobody) or every client. It knows no
- * sessions: the client-API layer plugs a sink in (session.c) and does the
- * fan-out, so the domain never calls up. Without a sink, notifications are
- * dropped (unit suites plug in their own).
+ * a login belongs to, or a subscriber of a thread; 0 for nobody) or every
+ * client. A thread's notifications go to each of its subscribers in turn
+ * (thread_notify, thread.h), so a client hears the threads it started,
+ * resumed or subscribed to, not everyone's. The domain knows no sessions:
+ * the client-API layer plugs a sink in (session.c) and does the delivery,
+ * so the domain never calls up. Without a sink, notifications are dropped
+ * (unit suites plug in their own).
  *
  * The method names live in the table in notify.c, nowhere else.
  * Loop thread only.
@@ -21,6 +24,13 @@ enum notify_kind {
 	NOTIFY_THREAD_STARTED,
 	NOTIFY_THREAD_ENV_CONNECTED,
 	NOTIFY_THREAD_ENV_DISCONNECTED,
+	NOTIFY_THREAD_STATUS_CHANGED,
+	NOTIFY_THREAD_CLOSED,
+	NOTIFY_THREAD_ARCHIVED,
+	NOTIFY_THREAD_UNARCHIVED,
+	NOTIFY_THREAD_DELETED,
+	NOTIFY_THREAD_NAME_UPDATED,
+	NOTIFY_THREAD_READ_STATE_CHANGED,
 	NOTIFY_TURN_STARTED,
 	NOTIFY_TURN_COMPLETED,
 	NOTIFY_ITEM_STARTED,

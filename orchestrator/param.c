@@ -93,10 +93,18 @@ int param_thread(struct req *r, json_t *params, bool required, struct thread **o
 
 	if (param_str(r, params, "threadId", required, &tid) < 0)
 		return -EINVAL;
-	*out = tid ? thread_find(tid) : NULL;
-	if (tid && !*out) {
-		req_error(r, CLIENT_INVALID_PARAMS, "threadId: no thread '%s'", tid);
+	if (tid && !thread_id_valid(tid)) {
+		req_error(r, CLIENT_INVALID_PARAMS, "threadId: '%.100s' is not a thread id (a UUID)",
+			  tid);
 		return -EINVAL;
 	}
+	*out = tid ? thread_find(tid) : NULL;
+	if (tid && !*out) {
+		req_error(r, CLIENT_INVALID_PARAMS,
+			  "threadId: no loaded thread '%s' (thread/resume loads a stored one)", tid);
+		return -EINVAL;
+	}
+	if (*out)
+		thread_touch(*out);
 	return 0;
 }

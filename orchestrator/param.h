@@ -30,7 +30,8 @@ int param_bool(struct req *r, json_t *params, const char *key, bool *out);
 /* An array or an object (borrowed). */
 int param_array(struct req *r, json_t *params, const char *key, json_t **out);
 int param_object(struct req *r, json_t *params, const char *key, json_t **out);
-/* threadId naming an existing thread; optional and absent: *out = NULL. */
+/* threadId naming a loaded thread (a UUID: anything else is refused as
+ * such); optional and absent: *out = NULL. */
 int param_thread(struct req *r, json_t *params, bool required, struct thread **out);
 
 #endif

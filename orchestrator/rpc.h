@@ -19,6 +19,7 @@
 #define TANDEM_RPC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct req;
 struct session;
@@ -29,10 +30,22 @@ void rpc_dispatch(struct session *s, const char *method, json_t *id, json_t *par
 /* rpc.c */
 void rpc_initialize(struct req *r, json_t *params);
 void rpc_initialized(struct req *r, json_t *params);
-/* rpc_thread.c */
+/* rpc_thread.c: starting, resuming, forking and changing threads */
 void rpc_thread_start(struct req *r, json_t *params);
+void rpc_thread_resume(struct req *r, json_t *params);
+void rpc_thread_fork(struct req *r, json_t *params);
+void rpc_thread_archive(struct req *r, json_t *params);
+void rpc_thread_unarchive(struct req *r, json_t *params);
+void rpc_thread_delete(struct req *r, json_t *params);
+void rpc_thread_name_set(struct req *r, json_t *params);
+void rpc_thread_read_state_update(struct req *r, json_t *params);
+void rpc_thread_unsubscribe(struct req *r, json_t *params);
+/* rpc_thread_read.c: reading them */
 void rpc_thread_list(struct req *r, json_t *params);
+void rpc_thread_loaded_list(struct req *r, json_t *params);
 void rpc_thread_read(struct req *r, json_t *params);
+void rpc_thread_turns_list(struct req *r, json_t *params);
+void rpc_thread_items_list(struct req *r, json_t *params);
 /* rpc_turn.c */
 void rpc_turn_start(struct req *r, json_t *params);
 void rpc_turn_interrupt(struct req *r, json_t *params);
@@ -52,5 +65,37 @@ void rpc_account_login_start(struct req *r, json_t *params);
 void rpc_account_logout(struct req *r, json_t *params);
 /* rpc_debug.c */
 void rpc_debug_counters(struct req *r, json_t *params);
+
+/* ---- shared by rpc_thread.c and rpc_thread_read.c ---------------------- */
+
+struct thread;
+struct store_loaded;
+struct store_thread;
+struct turn;
+
+/* A thread as the client API shows it: loaded (from memory) or stored. */
+struct rpc_thread_view {
+	const struct store_thread *rec;
+	json_t *turns;        /* finished turns (thread.h), borrowed */
+	size_t n_turns;       /* how many of them (the store's copy of a loaded
+				 thread also has its running turn's row) */
+	struct turn *running; /* loaded with a turn running, else NULL */
+	bool loaded;
+	bool ephemeral;
+};
+void rpc_thread_view_loaded(struct thread *t, struct rpc_thread_view *v);
+/* The store's copy (all items) of a thread, loaded or not: a loaded one's
+ * record, status and running turn come from memory. */
+void rpc_thread_view_stored(const struct store_loaded *l, struct rpc_thread_view *v);
+/* The Thread object, with its turns or with none (new reference). */
+json_t *rpc_thread_object(const struct rpc_thread_view *v, bool with_turns);
+/* Its turns, oldest first, the running one last (new reference). */
+json_t *rpc_thread_turn_list(const struct rpc_thread_view *v);
+/* One page of thread/turns/list from a view: params limit, cursor,
+ * sortDirection, itemsView; answers r itself on a bad param (NULL). */
+json_t *rpc_thread_turns_page(struct req *r, const char *id, const struct rpc_thread_view *v,
+			      json_t *params);
+/* The threadId param: a UUID, required. */
+int rpc_thread_id_param(struct req *r, json_t *params, const char **out);
 
 #endif

@@ -9,6 +9,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "rpc.h"
+#include "thread.h"
 #include "util.h"
 
 struct session {
@@ -145,6 +146,7 @@ static void closed_cb(struct client *c, void *arg)
 			}
 		}
 		cancel_requests(s);
+		threads_owner_gone(s->id); /* its subscriptions end with it */
 		log_info("client %llu disconnected", (unsigned long long)s->id);
 		free(s);
 	}

@@ -1,5 +1,6 @@
 /* thread.c - see thread.h. */
 #include "thread.h"
+#include "thread_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,58 +34,16 @@ struct troot {
 	uint32_t req;
 };
 
-struct waiter {
-	thread_cb cb;
-	void *arg;
-};
-
-struct tenv {
-	char *id;
-	char *cwd; /* NULL: the thread's */
-};
-
-struct thread {
-	struct thread *next;
-	char id[UUID_STR_SIZE];
-	int64_t created_at;
-	char *cwd;
-	char *model;
-	struct tenv *envs;  /* the thread/start environments, when given */
-	uint32_t n_envs;
-	bool has_envs;
-	struct troot *roots;
-	uint32_t n_roots;
-	uint64_t owner;     /* the client session it reports to; 0: nobody */
-	bool global;
-	/* runtime */
-	bool built;
-	uint64_t ready[THREAD_MAX_ROOTS / 64];
-	struct srv **rt;
-	uint32_t n_rt;
-	struct waiter *waiters;
-	uint32_t n_waiters, cap_waiters;
-	struct waiter *watchers; /* thread_watch */
-	uint32_t n_watchers, cap_watchers;
-	bool detached;           /* not in the list (thread_spec.detached) */
-	uint64_t rediscoveries, builds;
-	/* conversation */
-	json_t *history;    /* Responses API input items, every turn so far */
-	json_t *turns;      /* finished Turn objects */
-	struct turn *turn;  /* the running one */
-};
-
 static struct thread global_thread = { .global = true };
 static struct {
-	struct thread *list; /* newest first */
-	struct thread *detached; /* thread_spec.detached ones: events, no listing */
-	size_t n;
 	uint64_t rediscoveries, builds; /* every thread's, for debug/counters */
 } threads;
 
 static void thread_check(struct thread *t);
 static void rebuild_if_changed(struct thread *t);
+static void srv_changed_cb(struct srv *s, void *arg);
 
-/* ---- creation ---------------------------------------------------------- */
+/* ---- roots ------------------------------------------------------------- */
 
 static void roots_free(struct troot *roots, uint32_t n)
 {
@@ -99,157 +58,59 @@ static void roots_free(struct troot *roots, uint32_t n)
 	free(roots);
 }
 
-static void copy_spec(struct thread *t, const struct thread_spec *spec)
+void thread_roots_set(struct thread *t, const struct thread_root_spec *roots, size_t n)
 {
-	t->cwd = spec->cwd ? xstrdup(spec->cwd) : NULL;
-	t->model = spec->model ? xstrdup(spec->model) : NULL;
-	t->has_envs = spec->envs != NULL;
-	t->n_envs = (uint32_t)spec->n_envs;
-	t->envs = spec->n_envs ? xcalloc(spec->n_envs, sizeof(*t->envs)) : NULL;
-	for (size_t i = 0; i < spec->n_envs; i++) {
-		t->envs[i].id = xstrdup(spec->envs[i].env_id);
-		t->envs[i].cwd = spec->envs[i].cwd ? xstrdup(spec->envs[i].cwd) : NULL;
-	}
-	t->n_roots = (uint32_t)spec->n_roots;
-	t->roots = spec->n_roots ? xcalloc(spec->n_roots, sizeof(*t->roots)) : NULL;
-	for (size_t i = 0; i < spec->n_roots; i++) {
+	t->n_roots = (uint32_t)n;
+	t->roots = n ? xcalloc(n, sizeof(*t->roots)) : NULL;
+	for (size_t i = 0; i < n; i++) {
 		t->roots[i].t = t;
-		t->roots[i].id = xstrdup(spec->roots[i].id);
-		t->roots[i].env_id = xstrdup(spec->roots[i].env_id);
-		t->roots[i].path = xstrdup(spec->roots[i].path);
+		t->roots[i].id = xstrdup(roots[i].id);
+		t->roots[i].env_id = xstrdup(roots[i].env_id);
+		t->roots[i].path = xstrdup(roots[i].path);
 	}
 }
 
-int thread_new(const struct thread_spec *spec, uint64_t owner, struct thread **out, char *err,
-	       size_t errlen)
-{
-	struct thread *t;
+size_t thread_n_roots(const struct thread *t) { return t->n_roots; }
 
-	if (threads.n >= THREAD_MAX) {
-		snprintf(err, errlen, "too many threads (%u)", THREAD_MAX);
-		return -EMFILE;
-	}
-	if (spec->n_roots > THREAD_MAX_ROOTS) {
-		snprintf(err, errlen, "selectedCapabilityRoots: at most %u roots", THREAD_MAX_ROOTS);
-		return -EINVAL;
-	}
-	t = xcalloc(1, sizeof(*t));
-	uuid_v4(t->id);
-	t->created_at = (int64_t)time(NULL);
-	copy_spec(t, spec);
-	t->owner = owner;
-	t->detached = spec->detached;
-	if (t->detached) {
-		t->next = threads.detached;
-		threads.detached = t;
-	} else {
-		t->next = threads.list;
-		threads.list = t;
-		threads.n++;
-	}
-	*out = t;
-	return 0;
+const char *thread_root_at(const struct thread *t, size_t i, const char **env_id,
+			   const char **path)
+{
+	*env_id = t->roots[i].env_id;
+	*path = t->roots[i].path;
+	return t->roots[i].id;
 }
 
-static void thread_free(struct thread *t)
+/* The runtime's servers, the roots and their requests in flight. */
+void thread_runtime_free(struct thread *t)
 {
-	for (uint32_t i = 0; i < t->n_rt; i++)
+	for (uint32_t i = 0; i < t->n_rt; i++) {
+		srv_unwatch(t->rt[i], srv_changed_cb, t);
 		srv_release(t->rt[i]);
+	}
 	free(t->rt);
+	t->rt = NULL;
+	t->n_rt = 0;
 	for (uint32_t i = 0; i < t->n_roots; i++)
 		if (t->roots[i].req && t->roots[i].req_env)
 			env_request_forget(t->roots[i].req_env, t->roots[i].req);
 	roots_free(t->roots, t->n_roots);
+	t->roots = NULL;
+	t->n_roots = 0;
 	free(t->waiters);
-	free(t->watchers);
-	json_decref(t->history);
-	json_decref(t->turns);
-	free(t->cwd);
-	free(t->model);
-	for (uint32_t i = 0; i < t->n_envs; i++) {
-		free(t->envs[i].id);
-		free(t->envs[i].cwd);
-	}
-	free(t->envs);
-	if (!t->global)
-		free(t);
+	t->waiters = NULL;
+	t->n_waiters = t->cap_waiters = 0;
 }
 
-void thread_free_detached(struct thread *t)
+void thread_global_reset(void)
 {
-	struct thread **pp;
-
-	if (!t)
-		return;
-	for (pp = &threads.detached; *pp && *pp != t; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = t->next;
-	thread_free(t);
-}
-
-void thread_free_all(void)
-{
-	while (threads.detached)
-		thread_free_detached(threads.detached);
-	while (threads.list) {
-		struct thread *t = threads.list;
-
-		threads.list = t->next;
-		thread_free(t);
-	}
-	threads.n = 0;
-	thread_free(&global_thread);
+	thread_runtime_free(&global_thread);
 	memset(&global_thread, 0, sizeof(global_thread));
 	global_thread.global = true;
 }
 
-struct thread *thread_find(const char *id)
-{
-	for (struct thread *t = threads.list; t; t = t->next)
-		if (strcmp(t->id, id) == 0)
-			return t;
-	return NULL;
-}
-
 struct thread *thread_global(void) { return &global_thread; }
-struct thread *thread_first(void) { return threads.list; }
-
-json_t *thread_history(struct thread *t)
-{
-	if (!t->history)
-		t->history = json_array();
-	return t->history;
-}
-
-json_t *thread_turns(struct thread *t)
-{
-	if (!t->turns)
-		t->turns = json_array();
-	return t->turns;
-}
-
-struct turn *thread_turn(const struct thread *t) { return t->turn; }
-void thread_set_turn(struct thread *t, struct turn *turn) { t->turn = turn; }
-const char *thread_model(const struct thread *t) { return t->model; }
-struct thread *thread_next(const struct thread *t) { return t->next; }
-const char *thread_id(const struct thread *t) { return t->global ? NULL : t->id; }
-uint64_t thread_owner(const struct thread *t) { return t->owner; }
-void thread_set_owner(struct thread *t, uint64_t owner) { t->owner = owner; }
 uint64_t thread_rediscoveries(const struct thread *t) { return t->rediscoveries; }
 uint64_t thread_builds(const struct thread *t) { return t->builds; }
-int64_t thread_created_at(const struct thread *t) { return t->created_at; }
-const char *thread_cwd(const struct thread *t) { return t->cwd; }
-bool thread_has_envs(const struct thread *t) { return t->has_envs; }
-size_t thread_n_envs(const struct thread *t) { return t->n_envs; }
-
-const char *thread_env_at(const struct thread *t, size_t i, const char **cwd)
-{
-	*cwd = t->envs[i].cwd;
-	return t->envs[i].id;
-}
-
-size_t threads_count(void) { return threads.n; }
 uint64_t threads_rediscoveries(void) { return threads.rediscoveries; }
 uint64_t threads_builds(void) { return threads.builds; }
 
@@ -325,7 +186,7 @@ static void resolve(struct thread *t, struct troot *r, struct env *e)
 	b.path = proto_str_c(r->path);
 	b.environment_id = proto_str_c(r->env_id);
 	b.environment_is_local = env_is_local(e);
-	PROTO_MARK(&b, root_resolve_body, environment_is_local);
+	PROTO_SET(&b, 4);
 	r->req = env_request(e, PROTO_ROOT_RESOLVE, &b, THREAD_RESOLVE_TIMEOUT_MS, resolve_reply_cb,
 			     r);
 	if (!r->req)
@@ -346,11 +207,12 @@ static void startup_status(struct thread *t, struct srv *s)
 	json_t *p = json_pack("{s:s, s:s, s:s?}", "name", srv_name(s), "status", st, "error",
 			      srv_error(s));
 
-	json_object_set_new(p, "threadId", t->global ? json_null() : json_string(t->id));
-	if (t->global)
+	if (t->global) {
+		json_object_set_new(p, "threadId", json_null());
 		notify_all(NOTIFY_MCP_STARTUP_STATUS, p);
-	else
-		notify_owner(t->owner, NOTIFY_MCP_STARTUP_STATUS, p);
+	} else {
+		thread_notify(t, NOTIFY_MCP_STARTUP_STATUS, p);
+	}
 }
 
 /* Calls every watcher of a snapshot: a watcher may unwatch. */
@@ -574,7 +436,11 @@ const char *thread_unavailable_reason(const struct thread *t, char *buf, size_t 
 		const struct troot *r = &t->roots[i];
 		struct env *e = envs_find(r->env_id);
 
-		if (e && env_state(e) != ENV_READY) {
+		if (!e) {
+			snprintf(buf, len, "root '%s': no environment '%s' (now)", r->id, r->env_id);
+			return buf;
+		}
+		if (env_state(e) != ENV_READY) {
 			snprintf(buf, len, "environment '%s' is %s%s%s", r->env_id,
 				 env_state_name(env_state(e)), env_error(e) ? ": " : "",
 				 env_error(e) ? env_error(e) : "");
@@ -619,25 +485,18 @@ static bool uses_env(const struct thread *t, const char *id)
 	return false;
 }
 
-static struct thread *next_of_all(struct thread *t)
-{
-	return t->next ? t->next : !t->detached ? threads.detached : NULL;
-}
-
 void threads_env_changed(struct env *e)
 {
 	bool up = env_state(e) == ENV_READY;
 	bool connecting = env_state(e) == ENV_CONNECTING;
 
-	for (struct thread *t = threads.list ? threads.list : threads.detached; t;
-	     t = next_of_all(t)) {
+	for (struct thread *t = thread_all_first(); t; t = thread_all_next(t)) {
 		if (!uses_env(t, env_id(e)))
 			continue;
-		if (!connecting && !t->detached)
-			notify_owner(t->owner,
-				     up ? NOTIFY_THREAD_ENV_CONNECTED : NOTIFY_THREAD_ENV_DISCONNECTED,
-				     json_pack("{s:s, s:s}", "threadId", t->id, "environmentId",
-					       env_id(e)));
+		if (!connecting)
+			thread_notify(t, up ? NOTIFY_THREAD_ENV_CONNECTED
+					    : NOTIFY_THREAD_ENV_DISCONNECTED,
+				      json_pack("{s:s}", "environmentId", env_id(e)));
 		if (up)
 			thread_project(t);
 		thread_check(t); /* a waiter may have been waiting for this env */
@@ -651,8 +510,7 @@ void threads_reload(void)
 	global_thread.built = false;
 	if (global_thread.n_rt)
 		thread_project(&global_thread);
-	for (struct thread *t = threads.list ? threads.list : threads.detached; t;
-	     t = next_of_all(t)) {
+	for (struct thread *t = thread_all_first(); t; t = thread_all_next(t)) {
 		t->built = false;
 		thread_project(t);
 	}

@@ -14,6 +14,7 @@
 #include "model.h"
 #include "notify.h"
 #include "srv.h"
+#include "store.h"
 #include "thread.h"
 #include "toolnames.h"
 #include "util.h"
@@ -28,7 +29,10 @@ struct tcall {
 	struct srv *srv;     /* held while running */
 	uint64_t mcp_call;
 	uint64_t started_ms;
+	int64_t seq;         /* the item's place in the turn (store.h) */
+	int64_t started_wall_ms;
 	char *output;        /* function_call_output text, once done */
+	bool saving;         /* waiting for its record to commit before it runs */
 	bool done;
 };
 
@@ -37,6 +41,10 @@ struct turn {
 	struct thread *t;
 	char id[UUID_STR_SIZE];
 	json_t *items;       /* ThreadItems of this turn */
+	json_t *rows;        /* [[seq, startedMs, completedMs]] of items */
+	json_t *usage;       /* token usage summed over the steps, or NULL */
+	int64_t seq;         /* the turn's place in its thread */
+	int64_t next_item;   /* the next item's seq */
 	int64_t started_at;
 	uint64_t started_ms;
 	unsigned step;
@@ -47,7 +55,9 @@ struct turn {
 	size_t n_calls;
 	json_t *content;     /* the user's message, until turn_run */
 	json_t *user;
+	char *preview;       /* the first text, for the thread's preview */
 	char *msg_id;        /* the agent message being streamed */
+	int64_t msg_seq, msg_started_ms;
 	bool waiting;        /* for thread_when_settled */
 	bool stopping;       /* interrupted or failed: no further step */
 	bool ended;
@@ -59,14 +69,28 @@ static struct {
 	struct turn *live; /* every running turn */
 } turns;
 
+static void step(struct turn *u);
+static void end_turn(struct turn *u, const char *status, const char *error);
+
+/* A write of the thread failed: its turn cannot be recorded, so it ends
+ * (failed, saying why) rather than go on with what the store lacks. */
+static void store_failed_cb(struct thread *t, const char *err)
+{
+	struct turn *u = thread_turn(t);
+	_cleanup_free_ char *why = NULL;
+
+	if (!u || u->ended)
+		return;
+	why = xasprintf("the thread store could not save this turn: %s", err);
+	end_turn(u, "failed", why);
+}
+
 void turn_init(struct loop *l, struct http *h)
 {
 	turns.loop = l;
 	turns.http = h;
+	threads_set_store_failed_cb(store_failed_cb);
 }
-
-static void step(struct turn *u);
-static void end_turn(struct turn *u, const char *status, const char *error);
 
 static int64_t wall_ms(void)
 {
@@ -80,23 +104,50 @@ static int64_t wall_ms(void)
 
 static void notify(struct turn *u, enum notify_kind k, json_t *params)
 {
-	json_object_set_new(params, "threadId", json_string(thread_id(u->t)));
 	json_object_set_new(params, "turnId", json_string(u->id));
-	notify_owner(thread_owner(u->t), k, params);
+	thread_notify(u->t, k, params);
 }
 
-/* Both steal `item`. */
+/* Steals `item`. */
 static void item_started(struct turn *u, json_t *item)
 {
 	notify(u, NOTIFY_ITEM_STARTED, json_pack("{s:o, s:I}", "item", item, "startedAtMs",
 					    (json_int_t)wall_ms()));
 }
 
-static void item_completed(struct turn *u, json_t *item)
+/* Steals `item`: recorded (with b's other writes, b taken; NULL: a batch of
+ * its own) and announced once the store has it (commit, then notify). */
+static void item_completed(struct turn *u, json_t *item, int64_t seq, int64_t started_ms,
+			   struct store_batch *b)
 {
+	int64_t done = wall_ms();
+
+	if (!b)
+		b = thread_batch(u->t);
 	json_array_append(u->items, item);
-	notify(u, NOTIFY_ITEM_COMPLETED, json_pack("{s:o, s:I}", "item", item, "completedAtMs",
-					      (json_int_t)wall_ms()));
+	json_array_append_new(u->rows, json_pack("[I, I, I]", (json_int_t)seq,
+						 (json_int_t)started_ms, (json_int_t)done));
+	if (b)
+		store_batch_item(b, u->seq, seq, started_ms, done, item);
+	thread_submit(u->t, b);
+	thread_notify_saved(u->t, NOTIFY_ITEM_COMPLETED,
+			    json_pack("{s:o, s:s, s:I}", "item", item, "turnId", u->id,
+				      "completedAtMs", (json_int_t)done));
+}
+
+/* The turn's row as it stands (status, times, error, usage). */
+static void turn_row(struct turn *u, struct store_batch *b, const char *status,
+		     const char *error, bool ended)
+{
+	struct store_turn row = {
+		.seq = u->seq, .id = u->id, .status = status, .started_at = u->started_at,
+		.completed_at = ended ? (int64_t)time(NULL) : 0,
+		.duration_ms = ended ? (int64_t)(now_ms() - u->started_ms) : -1,
+		.error = error, .usage = u->usage,
+	};
+
+	if (b)
+		store_batch_turn(b, &row);
 }
 
 static json_t *turn_json(const struct turn *u, const char *status, const char *error)
@@ -136,23 +187,37 @@ static bool all_calls_done(const struct turn *u)
 	return true;
 }
 
+/* The outputs of this step's calls, in call order, into the history (and
+ * the store); the calls are done with. Every function_call the model made
+ * gets its output, also when the turn ends early: the next request must
+ * carry one for each call. */
+static void push_outputs(struct turn *u)
+{
+	struct store_batch *b = thread_batch(u->t);
+
+	for (size_t i = 0; i < u->n_calls; i++) {
+		struct tcall *c = u->calls[i];
+
+		thread_history_push(u->t, json_pack("{s:s, s:s, s:s}", "type",
+						    "function_call_output", "call_id", c->call_id,
+						    "output", c->output ? c->output
+									: "error: no result"),
+				    b);
+		tcall_free(c);
+	}
+	thread_submit(u->t, b);
+	free(u->calls);
+	u->calls = NULL;
+	u->n_calls = 0;
+}
+
 /* After the response and every call of this step: append the outputs in
  * call order and sample again. */
 static void maybe_next_step(struct turn *u)
 {
-	json_t *h = thread_history(u->t);
-
 	if (!u->model_done || !all_calls_done(u) || u->stopping || u->ended)
 		return;
-	for (size_t i = 0; i < u->n_calls; i++) {
-		json_array_append_new(h, json_pack("{s:s, s:s, s:s}", "type", "function_call_output",
-						   "call_id", u->calls[i]->call_id, "output",
-						   u->calls[i]->output));
-		tcall_free(u->calls[i]);
-	}
-	free(u->calls);
-	u->calls = NULL;
-	u->n_calls = 0;
+	push_outputs(u);
 	step(u);
 }
 
@@ -192,7 +257,7 @@ static void call_finish(struct tcall *c, json_t *result, const char *error)
 					      "structuredContent", sc ? json_incref(sc) : json_null()));
 	}
 	if (!c->turn->ended)
-		item_completed(c->turn, json_incref(item));
+		item_completed(c->turn, json_incref(item), c->seq, c->started_wall_ms, NULL);
 }
 
 static void call_done_cb(struct mcp_session *m, json_t *result, const char *error, void *arg)
@@ -217,6 +282,33 @@ static void call_refuse(struct tcall *c, const char *fmt, ...)
 	call_finish(c, NULL, why);
 }
 
+/* The call's record committed (or failed): run it now. */
+static void call_saved_cb(struct thread *t, int rc, const char *err, void *arg)
+{
+	struct tcall *c = arg;
+	struct mcp_session *m;
+
+	c->saving = false;
+	if (rc < 0) { /* the store failed: the turn ends (store_failed_cb) */
+		call_finish(c, NULL, "the call was not run: the thread store could not record it");
+		return;
+	}
+	c->srv = thread_server(t, c->server);
+	m = c->srv ? srv_mcp(c->srv) : NULL;
+	if (!m) {
+		c->srv = NULL;
+		call_refuse(c, "error: server '%s' is not running", c->server);
+	} else {
+		srv_ref(c->srv);
+		c->mcp_call = mcp_call_tool(m, c->tool, c->args, 0, call_done_cb, c);
+		if (!c->mcp_call)
+			call_refuse(c, "error: server '%s' refused the call to '%s'", c->server,
+				    c->tool);
+	}
+	if (c->done)
+		maybe_next_step(c->turn);
+}
+
 static void start_call(struct turn *u, json_t *fc)
 {
 	const char *ns = json_string_value(json_object_get(fc, "namespace"));
@@ -225,12 +317,14 @@ static void start_call(struct turn *u, json_t *fc)
 	const char *call_id = json_string_value(json_object_get(fc, "call_id"));
 	const char *server = NULL, *tool = NULL;
 	struct tcall *c = xcalloc(1, sizeof(*c));
+	struct store_batch *b;
 	json_error_t jerr;
-	struct mcp_session *m;
 
 	c->turn = u;
 	c->call_id = xstrdup(call_id ? call_id : "");
 	c->started_ms = now_ms();
+	c->seq = u->next_item++;
+	c->started_wall_ms = wall_ms();
 	u->calls = xrealloc(u->calls, (u->n_calls + 1) * sizeof(*u->calls));
 	u->calls[u->n_calls++] = c;
 	toolmap_lookup(u->map, ns, name ? name : "", &server, &tool);
@@ -240,27 +334,27 @@ static void start_call(struct turn *u, json_t *fc)
 	c->item = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "type", "mcpToolCall", "id",
 			    c->call_id, "server", c->server, "tool", c->tool, "status",
 			    "inProgress", "arguments", c->args ? c->args : json_null());
-	item_started(u, json_incref(c->item));
 	if (!server) {
+		item_started(u, json_incref(c->item));
 		call_refuse(c, "error: the model called an unknown tool '%s%s'", ns ? ns : "",
 			    name ? name : "");
 		return;
 	}
 	if (!json_is_object(c->args)) {
+		item_started(u, json_incref(c->item));
 		call_refuse(c, "error: the arguments of %s.%s are not a JSON object", server, tool);
 		return;
 	}
-	c->srv = thread_server(u->t, server);
-	m = c->srv ? srv_mcp(c->srv) : NULL;
-	if (!m) {
-		c->srv = NULL;
-		call_refuse(c, "error: server '%s' is not running", server);
-		return;
+	/* Recorded before it runs (write-ahead): whatever happens to the
+	 * orchestrator now, a call that may have run is on record, and a
+	 * restart marks it failed rather than forget it or run it again. */
+	if ((b = thread_batch(u->t))) {
+		store_batch_item(b, u->seq, c->seq, c->started_wall_ms, 0, c->item);
+		thread_submit(u->t, b);
 	}
-	srv_ref(c->srv);
-	c->mcp_call = mcp_call_tool(m, tool, c->args, 0, call_done_cb, c);
-	if (!c->mcp_call)
-		call_refuse(c, "error: server '%s' refused the call to '%s'", server, tool);
+	item_started(u, json_incref(c->item));
+	c->saving = true;
+	thread_when_saved(u->t, call_saved_cb, c); /* at once for an ephemeral thread */
 }
 
 /* ---- the model --------------------------------------------------------- */
@@ -276,6 +370,8 @@ static void delta_cb(const char *item_id, const char *delta, size_t len, void *a
 		free(u->msg_id);
 		uuid_v4(gen);
 		u->msg_id = xstrdup(item_id ? item_id : gen);
+		u->msg_seq = u->next_item++;
+		u->msg_started_ms = wall_ms();
 		item_started(u, json_pack("{s:s, s:s, s:s}", "type", "agentMessage", "id", u->msg_id,
 					  "text", ""));
 	}
@@ -306,7 +402,7 @@ static void item_cb(json_t *item, void *arg)
 {
 	struct turn *u = arg;
 	const char *type = json_string_value(json_object_get(item, "type"));
-	json_t *h = thread_history(u->t);
+	struct store_batch *b;
 
 	if (!type)
 		return;
@@ -318,14 +414,19 @@ static void item_cb(json_t *item, void *arg)
 		if (!u->msg_id) { /* not streamed: announce it now */
 			uuid_v4(gen);
 			u->msg_id = xstrdup(id ? id : gen);
+			u->msg_seq = u->next_item++;
+			u->msg_started_ms = wall_ms();
 			item_started(u, json_pack("{s:s, s:s, s:s}", "type", "agentMessage", "id",
 						  u->msg_id, "text", ""));
 		}
+		b = thread_batch(u->t);
+		thread_history_push(u->t, json_pack("{s:s, s:s, s:[{s:s, s:O}]}", "type", "message",
+						    "role", "assistant", "content", "type",
+						    "output_text", "text", text),
+				    b);
 		item_completed(u, json_pack("{s:s, s:s, s:O}", "type", "agentMessage", "id",
-					    u->msg_id, "text", text));
-		json_array_append_new(h, json_pack("{s:s, s:s, s:[{s:s, s:O}]}", "type", "message",
-						   "role", "assistant", "content", "type",
-						   "output_text", "text", text));
+					    u->msg_id, "text", text),
+			       u->msg_seq, u->msg_started_ms, b);
 		json_decref(text);
 		free(u->msg_id);
 		u->msg_id = NULL;
@@ -337,8 +438,28 @@ static void item_cb(json_t *item, void *arg)
 
 		if (json_object_get(item, "namespace"))
 			json_object_set(fc, "namespace", json_object_get(item, "namespace"));
-		json_array_append_new(h, fc);
+		b = thread_batch(u->t);
+		thread_history_push(u->t, fc, b);
+		thread_submit(u->t, b);
 		start_call(u, item);
+	}
+}
+
+/* Token counts of a response, added to the turn's (the store keeps them). */
+static void add_usage(struct turn *u, json_t *response)
+{
+	json_t *usage = json_object_get(response, "usage"), *v;
+	const char *k;
+
+	if (!json_is_object(usage))
+		return;
+	if (!u->usage)
+		u->usage = json_object();
+	json_object_foreach(usage, k, v) {
+		json_int_t have = json_integer_value(json_object_get(u->usage, k));
+
+		if (json_is_integer(v))
+			json_object_set_new(u->usage, k, json_integer(have + json_integer_value(v)));
 	}
 }
 
@@ -347,6 +468,7 @@ static void model_done_cb(json_t *response, const char *error, void *arg)
 	struct turn *u = arg;
 	_cleanup_free_ char *why = error ? xstrdup(error) : NULL; /* error dies with mreq */
 
+	add_usage(u, response);
 	model_cancel(u->mreq);
 	u->mreq = NULL;
 	toolmap_free(u->map);
@@ -432,8 +554,11 @@ static void turn_free(struct turn *u)
 	free(u->calls);
 	toolmap_free(u->map);
 	json_decref(u->items);
+	json_decref(u->rows);
+	json_decref(u->usage);
 	json_decref(u->content);
 	json_decref(u->user);
+	free(u->preview);
 	free(u->msg_id);
 	free(u);
 }
@@ -453,6 +578,10 @@ static void stop_work(struct turn *u)
 	for (size_t i = 0; i < u->n_calls; i++) {
 		struct tcall *c = u->calls[i];
 
+		if (c->saving) {
+			thread_forget_saved(u->t, call_saved_cb, c);
+			c->saving = false;
+		}
 		if (!c->done && c->mcp_call && c->srv && srv_mcp(c->srv))
 			mcp_cancel(srv_mcp(c->srv), c->mcp_call, "the turn was interrupted");
 		else if (!c->done)
@@ -462,6 +591,7 @@ static void stop_work(struct turn *u)
 
 static void end_turn(struct turn *u, const char *status, const char *error)
 {
+	struct store_batch *b;
 	json_t *tj;
 
 	if (u->ended)
@@ -469,13 +599,18 @@ static void end_turn(struct turn *u, const char *status, const char *error)
 	u->stopping = true;
 	stop_work(u);
 	u->ended = true;
+	push_outputs(u);
 	tj = turn_json(u, status, error);
-	json_array_append(thread_turns(u->t), tj);
-	thread_set_turn(u->t, NULL);
+	b = thread_batch(u->t);
+	turn_row(u, b, status, error, true);
+	thread_submit(u->t, b);
+	thread_turn_finished(u->t, json_incref(tj), TAKE_PTR(u->rows));
 	if (error)
 		log_warn("thread %s turn %s %s: %s", thread_id(u->t), u->id, status, error);
-	notify_owner(thread_owner(u->t), NOTIFY_TURN_COMPLETED,
-		     json_pack("{s:s, s:o}", "threadId", thread_id(u->t), "turn", tj));
+	/* Sent once the final row is saved, and also if saving failed: the
+	 * client must hear that the turn is over. */
+	thread_notify_after(u->t, NOTIFY_TURN_COMPLETED, json_pack("{s:o}", "turn", tj));
+	thread_set_turn(u->t, NULL);
 	turn_free(u);
 }
 
@@ -503,6 +638,12 @@ int turn_new(struct thread *t, uint64_t owner, const char *const *texts, size_t 
 		snprintf(err, errlen, "thread %s already has a turn running", thread_id(t));
 		return -EBUSY;
 	}
+	if (thread_store_error(t)) {
+		snprintf(err, errlen, "thread %s takes no turn: the thread store could not save it "
+			 "(%s); thread/resume reloads it from the store", thread_id(t),
+			 thread_store_error(t));
+		return -EIO;
+	}
 	for (size_t i = 0; i < n; i++)
 		total += strlen(texts[i]);
 	if (n == 0 || total > TURN_MAX_INPUT_BYTES) {
@@ -514,13 +655,16 @@ int turn_new(struct thread *t, uint64_t owner, const char *const *texts, size_t 
 	u->t = t;
 	uuid_v4(u->id);
 	u->items = json_array();
+	u->rows = json_array();
+	u->seq = thread_turn_seq(t);
 	u->started_at = (int64_t)time(NULL);
 	u->started_ms = now_ms();
 	u->next = turns.live;
 	turns.live = u;
 	user_content(texts, n, &u->content, &u->user);
+	u->preview = xstrdup(texts[0]);
+	thread_subscribe(t, owner); /* the client running the turn hears about it */
 	thread_set_turn(t, u);
-	thread_set_owner(t, owner); /* the client running the turn hears about it */
 	*out = u;
 	return 0;
 }
@@ -528,22 +672,33 @@ int turn_new(struct thread *t, uint64_t owner, const char *const *texts, size_t 
 json_t *turn_object(const struct turn *u) { return turn_json(u, "inProgress", NULL); }
 const char *turn_id(const struct turn *u) { return u->id; }
 
+json_t *turn_items(const struct turn *u, json_t **rows)
+{
+	*rows = u->rows;
+	return u->items;
+}
+
 void turn_run(struct turn *u)
 {
+	struct store_batch *b = thread_batch(u->t);
+	int64_t seq = u->next_item++, started = wall_ms();
 	char uid[UUID_STR_SIZE];
 	json_t *item;
 
-	json_array_append_new(thread_history(u->t), json_pack("{s:s, s:s, s:o}", "type", "message",
-							      "role", "user", "content",
-							      TAKE_PTR(u->content)));
-	notify_owner(thread_owner(u->t), NOTIFY_TURN_STARTED,
-		     json_pack("{s:s, s:o}", "threadId", thread_id(u->t), "turn",
-			       turn_json(u, "inProgress", NULL)));
+	/* The turn's row, the thread's preview, the message for the model and
+	 * the userMessage item: one batch, so the store has all or none. */
+	turn_row(u, b, "inProgress", NULL, false);
+	thread_set_preview(u->t, u->preview, b);
+	thread_history_push(u->t, json_pack("{s:s, s:s, s:o}", "type", "message", "role", "user",
+					    "content", TAKE_PTR(u->content)),
+			    b);
+	thread_notify(u->t, NOTIFY_TURN_STARTED,
+		      json_pack("{s:o}", "turn", turn_json(u, "inProgress", NULL)));
 	uuid_v4(uid);
 	item = json_pack("{s:s, s:s, s:o}", "type", "userMessage", "id", uid, "content",
 			 TAKE_PTR(u->user));
 	item_started(u, json_incref(item));
-	item_completed(u, item);
+	item_completed(u, item, seq, started, b);
 	step(u);
 }
 
@@ -551,10 +706,8 @@ void turn_interrupt(struct turn *u) { end_turn(u, "interrupted", NULL); }
 
 void turn_abort_all(void)
 {
-	while (turns.live) {
-		struct turn *u = turns.live;
-
-		thread_set_owner(u->t, 0); /* quietly: the clients are gone */
-		end_turn(u, "interrupted", NULL);
-	}
+	/* Recorded as such: a resume shows why the turn stopped. */
+	while (turns.live)
+		end_turn(turns.live, "interrupted",
+			 "the orchestrator shut down while the turn was running");
 }

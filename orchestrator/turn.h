@@ -7,7 +7,15 @@
  * servers, and samples again with the outputs appended, until a response
  * has no tool call. Notifications: turn/started, item/started,
  * item/agentMessage/delta, item/completed, turn/completed, to the thread's
- * owner (notify.h).
+ * subscribers (thread_notify).
+ *
+ * Persistence (durable threads, thread.h): the turn's row, its items and
+ * the history it adds go to the thread store as they happen. An item's
+ * item/completed and the turn's turn/completed go out only once the write
+ * that records them has committed; a tool call is recorded when it starts,
+ * so that a crash leaves it marked failed, not forgotten. A failed write
+ * ends the turn (failed, saying so). The token usage of each response is
+ * summed into the turn's row.
  *
  * State: the running turns are a file static; a thread's running turn is
  * also reachable as thread_turn(). Loop thread only.
@@ -39,6 +47,9 @@ int turn_new(struct thread *t, uint64_t owner, const char *const *texts, size_t 
 /* The client API Turn object, inProgress (new reference). */
 json_t *turn_object(const struct turn *u);
 const char *turn_id(const struct turn *u);
+/* Its completed items and their [[seq, startedMs, completedMs]] rows
+ * (borrowed). */
+json_t *turn_items(const struct turn *u, json_t **rows);
 /* turn/started, the user message items, then the first step. */
 void turn_run(struct turn *u);
 /* Ends a running turn (interrupted): its calls are cancelled, turn/completed

@@ -10,6 +10,7 @@
  *              and latency again once the daemon holds many threads
  *   scale      memory and scale (bscale.c)
  *   turn       a model turn against the fake provider (bturn.c)
+ *   store      the thread store: items, list, resume (bstore.c)
  *   http mcp   an HTTP MCP server, orchestrator-direct and through the
  *              executor's HTTP relay (bhttpmcp.c)
  *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
@@ -39,6 +40,7 @@
 #include "blink.h"
 #include "bscale.h"
 #include "bstat.h"
+#include "bstore.h"
 #include "bsys.h"
 #include "btable.h"
 #include "bturn.h"
@@ -262,7 +264,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
 		"[--quick] [--only PHASE,...]\n"
-		"Phases: tandem, link, scale, turn, http, box, gateway (the pipe floor always runs).\n"
+		"Phases: tandem, link, scale, turn, store, http, box, gateway (the pipe floor always\n"
+		"runs).\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
@@ -383,6 +386,8 @@ int main(int argc, char **argv)
 		bscale_run(&o);
 	if (wanted(&o, "turn"))
 		bturn_run(&o);
+	if (wanted(&o, "store"))
+		bstore_run(&o);
 	if (wanted(&o, "http"))
 		bhttpmcp_run(&o);
 	if (wanted(&o, "box"))

@@ -175,6 +175,7 @@ def test_units_run_together(ctx):
     oargv = []
     for a in expand(exec_start(ORCH_UNIT), {}, ORCHESTRATOR):
         a = a.replace("/etc/tandem/orchestrator", home)
+        a = a.replace("/var/lib/tandem/orchestrator", ctx.path("state"))
         a = a.replace("/run/tandem/client.sock", ctx.path("client.sock"))
         oargv.append(a.replace("127.0.0.1:9464", "127.0.0.1:%d" % oport))
     orch = ctx.popen(oargv, "orchestrator")

@@ -689,11 +689,11 @@ def random_token():
 
 class Orchestrator:
     """A tandem-orchestrator with a given home. mode: 'stdio' or 'unix'.
-    wrapper: argv prefix (e.g. strace) put before the binary; extra_args
-    go after tandem's own (e.g. --mcp-listen)."""
+    wrapper: argv prefix (e.g. strace) put before the binary; args (or
+    extra_args) go after tandem's own options (e.g. --mcp-listen)."""
 
     def __init__(self, ctx, home, mode="stdio", log_level="debug", wrapper=None, env=None,
-                 label="orchestrator", extra_args=()):
+                 label="orchestrator", args=(), extra_args=()):
         self.ctx, self.home, self.mode = ctx, home, mode
         self.sock = ctx.path("%s.sock" % label) if mode == "unix" else None
         if wrapper is None and os.environ.get("TANDEM_ORCH_WRAPPER"):
@@ -704,7 +704,7 @@ class Orchestrator:
                                       "--executor", EXECUTOR]
         if self.sock:
             argv += ["--listen", "unix://" + self.sock]
-        argv += list(extra_args)
+        argv += list(args) + list(extra_args)
         penv = dict(os.environ)
         penv.update(env or {})
         self.proc = ctx.popen(argv, label, env=penv,

@@ -7,6 +7,7 @@
 #include "testmain.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #define DEMO "[{\"name\":\"demo\",\"transport\":\"stdio\",\"command\":\"fake-mcp\"," \
 	     "\"args\":[\"echo\"]}]"
@@ -298,6 +299,201 @@ START_TEST(watchers_and_detached_threads)
 }
 END_TEST
 
+START_TEST(subscribers_share_notifications)
+{
+	struct thread *t;
+
+	dom_ready(local_env());
+	fake_env_root("/plugins/a", DEMO, NULL);
+	t = thread_with_roots(7, ROOT_A);
+	thread_subscribe(t, 8);
+	thread_subscribe(t, 8); /* once is enough */
+	ck_assert_uint_eq(thread_n_subscribers(t), 2);
+	settle(t);
+	fake_env_set_state(local_env(), ENV_DISCONNECTED, "gone");
+	run_a_while(5);
+	ck_assert_uint_eq(notes_count("thread/environment/disconnected", 7), 1);
+	ck_assert_uint_eq(notes_count("thread/environment/disconnected", 8), 1);
+	ck_assert(thread_unsubscribe(t, 7));
+	ck_assert(!thread_unsubscribe(t, 7));
+	threads_owner_gone(8);
+	ck_assert_uint_eq(thread_n_subscribers(t), 0);
+	dom_ready(local_env());
+	run_a_while(5);
+	ck_assert_uint_eq(notes_count("thread/environment/connected", 7), 0);
+	ck_assert_uint_eq(notes_count("thread/environment/connected", 8), 0);
+}
+END_TEST
+
+static void never_cb(struct thread *t, void *arg) { *(bool *)arg = true; }
+
+START_TEST(idle_threads_are_unloaded)
+{
+	struct thread *held, *idle, *waiting;
+	char id[UUID_STR_SIZE];
+	bool called = false;
+
+	threads_init(loop, 1);
+	dom_ready(local_env());
+	fake_env_root("/plugins/a", DEMO, NULL);
+	held = thread_with_roots(7, ROOT_A);
+	idle = thread_with_roots(8, ROOT_A);
+	settle(idle);
+	ck_assert_uint_eq(fake_env_started("demo"), 1);
+	snprintf(id, sizeof(id), "%s", thread_id(idle));
+	ck_assert(thread_unsubscribe(idle, 8));
+	/* nobody subscribed, but a request waits on it: kept */
+	fake_env_set_state(local_env(), ENV_CONNECTING, NULL);
+	waiting = thread_with_roots(0, ROOT_A);
+	thread_when_settled(waiting, never_cb, &called);
+	ck_assert(!called);
+	usleep(5000);
+	ck_assert_uint_eq(threads_sweep(), 1);
+	ck_assert_ptr_null(thread_find(id));
+	ck_assert_ptr_eq(thread_find(thread_id(held)), held);
+	ck_assert_ptr_eq(thread_find(thread_id(waiting)), waiting);
+	ck_assert_uint_eq(threads_unloaded(), 1);
+	thread_forget_waiter(waiting, never_cb, &called);
+	usleep(5000);
+	ck_assert_uint_eq(threads_sweep(), 1);
+	ck_assert_uint_eq(threads_count(), 1); /* only the subscribed one */
+	ck_assert_ptr_eq(thread_first(), held);
+}
+END_TEST
+
+START_TEST(strings_are_bounded)
+{
+	char *big = xmalloc(PATH_MAX + 2);
+	struct thread_root_spec root = { "r", "local", big };
+	struct thread_spec spec = { .cwd = big };
+	struct thread *t = NULL;
+	char err[256];
+
+	memset(big, 'a', PATH_MAX + 1);
+	big[0] = '/';
+	big[PATH_MAX + 1] = '\0';
+	ck_assert_int_eq(thread_new(&spec, 1, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "cwd"), "%s", err);
+	spec = (struct thread_spec){ .model = big };
+	ck_assert_int_eq(thread_new(&spec, 1, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "model"), "%s", err);
+	spec = (struct thread_spec){ .roots = &root, .n_roots = 1 };
+	ck_assert_int_eq(thread_new(&spec, 1, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "selectedCapabilityRoots[0]"), "%s", err);
+	ck_assert_uint_eq(threads_count(), 0);
+	big[PATH_MAX] = '\0'; /* PATH_MAX bytes: a path may be that long */
+	spec = (struct thread_spec){ .cwd = big };
+	ck_assert_int_eq(thread_new(&spec, 1, &t, err, sizeof(err)), 0);
+	ck_assert(!thread_id_valid("abc"));
+	ck_assert(!thread_id_valid("00000000-0000-4000-8000-00000000000"));
+	ck_assert(!thread_id_valid("00000000-0000-4000-8000-0000000000000"));
+	ck_assert(!thread_id_valid("0000000000000-4000-8000-000000000000"));
+	ck_assert(thread_id_valid(thread_id(t)));
+	free(big);
+}
+END_TEST
+
+struct saved {
+	bool called;
+	int rc;
+	struct thread *t;
+};
+
+/* Also subscribes owner 3: a thread the test holds is not unloaded under
+ * it by the sweep timer (idle 1 ms in the durable test). */
+static void saved_cb(struct thread *t, int rc, const char *err, void *arg)
+{
+	struct saved *s = arg;
+
+	s->called = true;
+	s->rc = rc;
+	s->t = t;
+	if (t && rc == 0)
+		thread_subscribe(t, 3);
+}
+
+static bool saved_called(void *arg) { return ((struct saved *)arg)->called; }
+
+static void store_open_here(void)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/state", home);
+	char err[512];
+
+	ck_assert_msg(store_start(loop, dir, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* What a crash leaves: a turn still inProgress, a call without a result.
+ * Loading makes it honest and writes that back. */
+START_TEST(durable_threads_saved_and_repaired)
+{
+	struct store_turn row = { .seq = 1, .id = "turn-1", .status = "inProgress",
+				  .started_at = 1, .duration_ms = -1 };
+	json_t *call = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "mcpToolCall", "id", "c1",
+				 "server", "demo", "tool", "echo", "status", "inProgress");
+	json_t *fc = json_pack("{s:s, s:s, s:s, s:s}", "type", "function_call", "call_id", "c1",
+			       "name", "echo", "arguments", "{}");
+	struct thread_spec spec = { .cwd = "/w" };
+	struct saved s = { 0 };
+	struct store_batch *b;
+	struct thread *t;
+	json_t *turn, *item, *h;
+	char id[UUID_STR_SIZE], err[256];
+
+	store_open_here();
+	ck_assert_int_eq(thread_new(&spec, 3, &t, err, sizeof(err)), 0);
+	ck_assert(!thread_ephemeral(t));
+	snprintf(id, sizeof(id), "%s", thread_id(t));
+	thread_when_saved(t, saved_cb, &s);
+	ck_assert(run_until(saved_called, &s));
+	ck_assert_int_eq(s.rc, 0);
+	b = thread_batch(t);
+	store_batch_turn(b, &row);
+	store_batch_item(b, 1, 0, 5, 0, call);
+	store_batch_history(b, 0, 1, fc);
+	thread_submit(t, b);
+	memset(&s, 0, sizeof(s));
+	thread_when_saved(t, saved_cb, &s);
+	ck_assert(run_until(saved_called, &s));
+	/* unloaded (as if the orchestrator had died), then loaded again */
+	threads_init(loop, 1);
+	ck_assert(thread_unsubscribe(t, 3));
+	usleep(3000);
+	ck_assert_uint_eq(threads_sweep(), 1);
+	ck_assert_ptr_null(thread_find(id));
+	memset(&s, 0, sizeof(s));
+	ck_assert_ptr_nonnull(thread_load(id, STORE_ALL_ITEMS, saved_cb, &s));
+	ck_assert(run_until(saved_called, &s));
+	ck_assert_int_eq(s.rc, 0);
+	ck_assert_str_eq(thread_cwd(s.t), "/w");
+	turn = json_object_get(json_array_get(thread_turns(s.t), 0), "turn");
+	ck_assert_str_eq(json_string_value(json_object_get(turn, "status")), "interrupted");
+	item = json_array_get(json_object_get(turn, "items"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(item, "status")), "failed");
+	ck_assert_ptr_null(json_object_get(item, "repaired"));
+	h = thread_history(s.t);
+	ck_assert_uint_eq(json_array_size(h), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(h, 1), "type")),
+			 "function_call_output");
+	/* the repair is in the store too: a second load finds nothing to fix */
+	t = s.t;
+	memset(&s, 0, sizeof(s));
+	thread_when_saved(t, saved_cb, &s);
+	ck_assert(run_until(saved_called, &s));
+	ck_assert_int_eq(s.rc, 0);
+	ck_assert(thread_unsubscribe(t, 3));
+	usleep(3000);
+	ck_assert_uint_eq(threads_sweep(), 1);
+	memset(&s, 0, sizeof(s));
+	thread_load(id, STORE_ALL_ITEMS, saved_cb, &s);
+	ck_assert(run_until(saved_called, &s));
+	ck_assert_uint_eq(json_array_size(thread_history(s.t)), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_array_get(
+				 thread_turns(s.t), 0), "turn"), "status")), "interrupted");
+	json_decref(call);
+	json_decref(fc);
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -313,6 +509,10 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, limits_and_forgotten_waiters);
 	tcase_add_test(tc, config_servers_and_a_later_name_wins);
 	tcase_add_test(tc, watchers_and_detached_threads);
+	tcase_add_test(tc, subscribers_share_notifications);
+	tcase_add_test(tc, idle_threads_are_unloaded);
+	tcase_add_test(tc, strings_are_bounded);
+	tcase_add_test(tc, durable_threads_saved_and_repaired);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -233,6 +233,81 @@ START_TEST(a_tool_call_goes_back_to_the_model)
 }
 END_TEST
 
+struct peeked {
+	bool called;
+	int rc;
+	json_t *turns, *history;
+};
+
+static void peek_cb(int rc, const char *err, void *res, void *arg)
+{
+	struct peeked *p = arg;
+	struct store_loaded *l = res;
+
+	p->called = true;
+	p->rc = rc;
+	if (rc == 0) {
+		p->turns = TAKE_PTR(l->turns);
+		p->history = TAKE_PTR(l->history);
+	}
+}
+
+static bool peeked(void *arg) { return ((struct peeked *)arg)->called; }
+
+/* With a store: the same notifications in the same order, and every item
+ * the owner was told is completed is in the store, with the history the
+ * next request will carry. */
+START_TEST(a_durable_turn_is_in_the_store)
+{
+	_cleanup_free_ char *seq = NULL, *dir = xasprintf("%s/state", home);
+	struct peeked p = { 0 };
+	struct thread *t;
+	json_t *stored, *v;
+	char err[512];
+	size_t i;
+
+	ck_assert_msg(store_start(loop, dir, err, sizeof(err)) == 0, "%s", err);
+	t = demo_thread();
+	ck_assert(!thread_ephemeral(t));
+	model_start("{\"steps\":["
+		    " {\"tool_calls\":[{\"namespace\":\"mcp__demo\",\"name\":\"echo\","
+		    "                   \"arguments\":{\"text\":\"pong\"}}]},"
+		    " {\"reply_text\":\"The echo tool said: pong\"}]}");
+	start(t, "hello");
+	ck_assert_str_eq(json_string_value(json_object_get(finished_turn(), "status")),
+			 "completed");
+	seq = sequence();
+	ck_assert_str_eq(seq, "turn/started,item/started:userMessage,item/completed:userMessage,"
+			      "item/started:mcpToolCall,item/completed:mcpToolCall,"
+			      "item/started:agentMessage,delta,item/completed:agentMessage,"
+			      "turn/completed,");
+	ck_assert_ptr_nonnull(thread_peek(thread_id(t), peek_cb, &p));
+	ck_assert(run_until(peeked, &p));
+	ck_assert_int_eq(p.rc, 0);
+	ck_assert_uint_eq(json_array_size(p.turns), 1);
+	stored = json_object_get(json_array_get(p.turns, 0), "turn");
+	ck_assert_str_eq(json_string_value(json_object_get(stored, "status")), "completed");
+	json_array_foreach(notes, i, v) {
+		json_t *item = json_object_get(json_object_get(v, "params"), "item");
+		json_t *s;
+		size_t j;
+		bool found = false;
+
+		if (strcmp(json_string_value(json_object_get(v, "method")), "item/completed") != 0)
+			continue;
+		json_array_foreach(json_object_get(stored, "items"), j, s)
+			found = found || json_equal(s, item);
+		ck_assert_msg(found, "item %s told completed, not in the store",
+			      json_string_value(json_object_get(item, "id")));
+	}
+	ck_assert_uint_eq(json_array_size(p.history), 4); /* user, call, output, answer */
+	ck_assert(json_equal(p.history, thread_history(t)));
+	json_decref(p.turns);
+	json_decref(p.history);
+	ck_assert_int_eq(model_stop(), 0);
+}
+END_TEST
+
 static bool call_running(void *arg) { return fake_env_tool_calls("hang") > 0; }
 static bool cancel_seen(void *arg) { return fake_env_cancels() > 0; }
 
@@ -316,6 +391,7 @@ static Suite *turn_suite(void)
 	tcase_add_unchecked_fixture(tc, homes_setup, homes_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, a_tool_call_goes_back_to_the_model);
+	tcase_add_test(tc, a_durable_turn_is_in_the_store);
 	tcase_add_test(tc, an_interrupt_cancels_the_calls_in_flight);
 	tcase_add_test(tc, an_unknown_tool_becomes_an_error_output);
 	tcase_add_test(tc, one_turn_at_a_time_and_a_failing_model_ends_it);

@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "srv.h"
+#include "store.h"
 #include "testhome.h"
 #include "thread.h"
 #include "turn.h"
@@ -96,6 +97,7 @@ _unused_ static void dom_start(const char *config_toml)
 	notify_set_sink(&dom_sink, NULL);
 	envs_init(loop, home, NULL, &dom_envs_ops, NULL);
 	srv_init(loop);
+	threads_init(loop, 0); /* nothing unloaded unless a test asks */
 	envs_start(&ef);
 }
 
@@ -103,6 +105,7 @@ _unused_ static void dom_stop(void)
 {
 	turn_abort_all();
 	thread_free_all();
+	store_stop(); /* when a test opened one */
 	srv_stop_all();
 	envs_stop();
 	fake_env_reset();
