@@ -49,6 +49,7 @@ struct gw_scope {
 	char *path;
 	unsigned refs;
 	bool stale; /* a profile changed in config.toml: no new sessions */
+	bool gone;  /* its thread was deleted: an empty detached one stands in */
 	struct thread *t;
 	json_t *spec;  /* a profile's config, to notice a change */
 	json_t *allow; /* a profile's `servers`, NULL: all */
@@ -352,10 +353,33 @@ static void check_cb(struct loop_timer *t, void *arg)
 	}
 }
 
+static void watch_cb(struct thread *t, void *arg);
+static void settled_cb(struct thread *t, void *arg);
+
+/* The scope's thread is going (deleted, or dropped after a store error):
+ * its sessions keep an empty stand-in, so their tools go with a
+ * list_changed; new sessions for the path are refused (find skips it). */
+static void scope_orphan(struct gw_scope *sc)
+{
+	struct thread_spec spec = { .detached = true };
+	char why[256];
+
+	thread_unwatch(sc->t, watch_cb, sc);
+	if (sc->waiting)
+		thread_forget_waiter(sc->t, settled_cb, sc);
+	sc->waiting = false;
+	if (thread_new(&spec, 0, &sc->t, why, sizeof(why)) < 0)
+		abort(); /* a spec with nothing in it cannot be refused */
+	sc->gone = true;
+	thread_watch(sc->t, watch_cb, sc);
+}
+
 static void watch_cb(struct thread *t, void *arg)
 {
 	struct gw_scope *sc = arg;
 
+	if (thread_closing(t) && t == sc->t && sc->kind == SC_THREAD && !sc->gone)
+		scope_orphan(sc);
 	sc->dirty = true;
 	if (!sc->check)
 		sc->check = loop_timer_add(scopes.loop, 0, check_cb, sc);
@@ -475,7 +499,7 @@ static int resolve(struct gw_scope *sc, const char *path, char *why, size_t len)
 static struct gw_scope *find(const char *path)
 {
 	for (struct gw_scope *sc = scopes.list; sc; sc = sc->next) {
-		if (sc->stale || strcmp(sc->path, path))
+		if (sc->stale || sc->gone || strcmp(sc->path, path))
 			continue;
 		if (sc->kind != SC_PROFILE || json_equal(sc->spec, profile_cfg(path + 14)))
 			return sc;
@@ -528,7 +552,7 @@ static void scope_free(struct gw_scope *sc)
 	loop_timer_cancel(sc->check);
 	lists_free(sc);
 	toolmap_free(sc->prompt_map);
-	if (sc->kind == SC_PROFILE)
+	if (sc->kind == SC_PROFILE || sc->gone)
 		thread_free_detached(sc->t);
 	json_decref(sc->spec);
 	json_decref(sc->allow);

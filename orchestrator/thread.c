@@ -215,8 +215,10 @@ static void startup_status(struct thread *t, struct srv *s)
 	}
 }
 
+bool thread_closing(const struct thread *t) { return t->closing; }
+
 /* Calls every watcher of a snapshot: a watcher may unwatch. */
-static void watchers_run(struct thread *t)
+void thread_watchers_run(struct thread *t)
 {
 	struct waiter *w;
 	uint32_t n = t->n_watchers;
@@ -235,7 +237,7 @@ static void srv_changed_cb(struct srv *s, void *arg)
 	struct thread *t = arg;
 
 	startup_status(t, s);
-	watchers_run(t); /* first: a waiter's work may depend on what they do */
+	thread_watchers_run(t); /* first: a waiter's work may depend on what they do */
 	thread_check(t);
 }
 
@@ -292,7 +294,7 @@ static void rebuild(struct thread *t)
 	threads.builds++;
 	for (uint32_t i = 0; i < n; i++)
 		startup_status(t, t->rt[i]);
-	watchers_run(t);
+	thread_watchers_run(t);
 }
 
 static void ready_set(struct thread *t, uint64_t ready[THREAD_MAX_ROOTS / 64])

@@ -272,9 +272,13 @@ void thread_when_settled(struct thread *t, thread_cb cb, void *arg);
 void thread_forget_waiter(struct thread *t, thread_cb cb, void *arg);
 /* cb after every rebuild of the runtime (servers came or went) and every
  * state change of a runtime server (its tools re-listed included), until
- * thread_unwatch. The MCP gateway's list_changed comes from here. */
+ * thread_unwatch. The MCP gateway's list_changed comes from here. A thread
+ * that is freed (deleted, dropped after a store error) calls its watchers
+ * once more with thread_closing(t) true: they must let go of it then. A
+ * watched thread is never unloaded for idleness. */
 void thread_watch(struct thread *t, thread_cb cb, void *arg);
 void thread_unwatch(struct thread *t, thread_cb cb, void *arg);
+bool thread_closing(const struct thread *t);
 
 /* Runtime servers (borrowed). */
 size_t thread_n_servers(const struct thread *t);

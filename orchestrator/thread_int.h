@@ -54,6 +54,7 @@ struct thread {
 	struct waiter *watchers; /* thread_watch */
 	uint32_t n_watchers, cap_watchers;
 	bool detached;           /* in no listing (thread_spec.detached) */
+	bool closing;            /* thread_free runs: watchers let go */
 	uint64_t rediscoveries, builds;
 	/* conversation */
 	json_t *history;    /* Responses API input items, every turn so far */
@@ -84,6 +85,8 @@ void thread_flush(struct thread *t);
  * frees its arrays, also after a failure). */
 int thread_meta_to_spec(json_t *m, struct thread_spec *spec, char *err, size_t errlen);
 void thread_spec_free(struct thread_spec *spec);
+/* thread.c: calls the watchers (thread_watch) once. */
+void thread_watchers_run(struct thread *t);
 /* Every loaded thread, detached ones included (environment events and
  * reloads reach them too), for thread.c. */
 struct thread *thread_all_first(void);

@@ -346,6 +346,8 @@ static void note_free(struct tnote *n)
  * hear why. */
 void thread_free(struct thread *t, const char *why)
 {
+	t->closing = true;
+	thread_watchers_run(t); /* they let go of t now */
 	for (struct thread **pp = t->detached ? &life.detached : &life.list; *pp;
 	     pp = &(*pp)->next) {
 		if (*pp == t) {

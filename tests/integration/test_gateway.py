@@ -636,6 +636,40 @@ def test_prompts_and_resources(ctx):
     check("error" in r and "Unknown prompt" in r["error"], "unknown prompt: %r" % r)
 
 
+def _answer(st, h, body):
+    if h.get("content-type", "").startswith("text/event-stream"):
+        msgs = [m for m in sse_messages(body) if "id" in m]
+        return msgs[-1] if msgs else None
+    return json.loads(body)
+
+
+def test_deleted_thread_leaves_its_sessions_empty(ctx):
+    """A thread deleted through the client API while a gateway session
+    serves it: the session stays (its tools are gone), the daemon lives, and
+    a new session for that thread's path is refused."""
+    home = make_home(ctx)
+    p = make_plugin(ctx, "doomed", {"doomed": {}})
+    g = Gateway(ctx, home)
+    c = g.c
+    t = c.start_thread([root("doomed", "local", p)])
+    path = "/mcp/threads/" + t
+    sid, _ = initialize(g.port, path)
+    tools = _answer(*rpc(g.port, path, sid, "tools/list", {}, id=2))["result"]["tools"]
+    check("doomed__echo" in {x["name"] for x in tools}, "tools before: %s" % tools)
+    c.call("thread/delete", {"threadId": t})
+    after = wait_until(lambda: (lambda a: a if not a["result"]["tools"] else None)(
+        _answer(*rpc(g.port, path, sid, "tools/list", {}, id=3))), 10,
+        "the deleted thread's tools to go")
+    check_eq(after["result"]["tools"], [], "tools after the delete")
+    st, _, body = request(g.port, "POST", path, {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "raw", "version": "1"}}})
+    check_eq(st, 404, "a new session for a deleted thread (%s)" % body[:200])
+    check(g.o.proc.poll() is None, "the orchestrator died")
+    check_eq(c.call("thread/list", {})["data"], [], "threads after the delete")
+
+
 if __name__ == "__main__":
     sys.exit(run_suite([
         ("inspector_lists_and_calls_on_two_executors",
@@ -650,4 +684,6 @@ if __name__ == "__main__":
         ("stdio_bridge", test_stdio_bridge),
         ("profile_endpoint", test_profile_endpoint),
         ("prompts_and_resources", test_prompts_and_resources),
+        ("deleted_thread_leaves_its_sessions_empty",
+         test_deleted_thread_leaves_its_sessions_empty),
     ]))
