@@ -500,3 +500,9 @@ int env_executor_pid(const struct env *e) { return -1; }
 struct http *env_http(struct env *e) { return NULL; }
 void env_set_executor_path(const char *path) { (void)path; }
 const char *env_executor_path(void) { return "fake-executor"; }
+const char *env_spawn_program(const char *configured) { return configured; }
+const char *env_spawn_runtime_dir(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the fake environments spawn nothing");
+	return NULL;
+}
