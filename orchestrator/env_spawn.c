@@ -14,8 +14,9 @@
  * link_peer_uid).
  *
  * The executor's environment is cleared: it gets the variables named in
- * inherit_env() below from ours, then the entry's `env` table, nothing else
- * (README "What an executor and a server inherit"). */
+ * inherit_env() below from ours, those the user names in
+ * $TANDEM_EXECUTOR_ENV, then the entry's `env` table, nothing else (README
+ * "What an executor and a server inherit"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -37,6 +38,7 @@
 extern char **environ;
 
 #define RESTART_MIN_MS 250u
+#define EXECUTOR_ENV_LIST "TANDEM_EXECUTOR_ENV" /* more variables to pass on */
 #define RESTART_MAX_MS 30000u
 
 static char *executor_path;
@@ -137,8 +139,27 @@ static bool set_by(char **extra, const char *kv)
 	return false;
 }
 
-/* A cleared environment: the inherited variables, then the entry's env
- * table (which wins). */
+/* Named by the user in $TANDEM_EXECUTOR_ENV (names separated by commas or
+ * spaces): passed on as well. A variable the orchestrator holds as a
+ * secret never is: it left the environment at start-up. */
+static bool named_env(const char *kv)
+{
+	const char *list = getenv(EXECUTOR_ENV_LIST);
+	size_t k = strcspn(kv, "=");
+
+	for (const char *p = list; p && *p;) {
+		size_t len = strcspn(p, ", ");
+
+		if (len == k && strncmp(p, kv, k) == 0)
+			return true; /* held secrets are gone from environ */
+		p += len;
+		p += strspn(p, ", ");
+	}
+	return false;
+}
+
+/* A cleared environment: the inherited variables and the named ones, then
+ * the entry's env table (which wins). */
 static char **executor_envp(struct env *e)
 {
 	size_t n = 0, cap = 2;
@@ -150,7 +171,7 @@ static char **executor_envp(struct env *e)
 		cap++;
 	v = xcalloc(cap, sizeof(*v));
 	for (char **p = environ; *p; p++)
-		if (inherit_env(*p) && !set_by(e->extra_env, *p))
+		if ((inherit_env(*p) || named_env(*p)) && !set_by(e->extra_env, *p))
 			v[n++] = xstrdup(*p);
 	for (char **x = e->extra_env; x && *x; x++)
 		v[n++] = xstrdup(*x);

@@ -202,11 +202,12 @@ def fixture_pids(under_pid, table=None):
     return out
 
 
-def child_with_args(parent, *args, table=None):
-    """The child of parent whose argv holds `args` consecutively."""
+def child_with_args(parent, *args, table=None, below=False):
+    """The child of parent whose argv holds `args` consecutively (with
+    below=True, any process below parent)."""
     table = table if table is not None else proc_table()
     n = len(args)
-    for pid in children(parent, table):
+    for pid in (descendants(parent, table) if below else children(parent, table)):
         argv = cmdline(pid)
         for i in range(len(argv) - n + 1):
             if tuple(argv[i:i + n]) == args:
@@ -769,7 +770,15 @@ class Orchestrator:
                               (timeout, stacks(self.pid)))
 
     def executor_pid(self, env_id, table=None):
-        return child_with_args(self.pid, "--id", env_id, table=table)
+        # Executors are the spawner's children (orchestrator/spawner.h).
+        return child_with_args(self.pid, "--id", env_id, table=table, below=True)
+
+    def spawner_pid(self, table=None):
+        table = table if table is not None else proc_table()
+        for pid in children(self.pid, table):
+            if table[pid].comm == "tandem-spawner":
+                return pid
+        return None
 
     def stderr_text(self):
         with open(self.proc.stderr_path, "rb") as f:
