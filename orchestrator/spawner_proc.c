@@ -61,6 +61,7 @@ static struct {
 	size_t n_kids;
 	struct loop_timer *close_timer;
 	uint8_t *buf;
+	char *path_env[2]; /* "PATH=..." kept from the environment, for ALLOW */
 } sp;
 
 static void begin_closing(int code);
@@ -92,7 +93,7 @@ static int spawner_answer_allow(struct spw_in *in, uint32_t id, const int *fds, 
 		answer(id, -ENOSPC, "too many programs");
 		return 0;
 	}
-	r = spawnproc_find(name, NULL, &path);
+	r = spawnproc_find(name, (const char *const *)sp.path_env, &path);
 	if (r < 0) {
 		snprintf(why, sizeof(why), "cannot find '%s': %s", name,
 			 r == -EACCES ? "not executable" : "no such program");
@@ -458,6 +459,21 @@ static void readable_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 
 /* ---- the process ------------------------------------------------------- */
 
+extern char **environ;
+
+/* The environment it was forked with (the orchestrator's start-up block,
+ * which /proc/PID/environ shows) is wiped and cleared: it needs only PATH,
+ * to find the programs it is allowed. */
+static void drop_environment(void)
+{
+	const char *path = getenv("PATH");
+
+	sp.path_env[0] = xasprintf("PATH=%s", path ? path : SPAWNPROC_DEFAULT_PATH);
+	for (char **e = environ; e && *e; e++)
+		secure_wipe(*e, strlen(*e));
+	clearenv();
+}
+
 /* What the spawner keeps of the orchestrator: its socket, stderr (logs),
  * and nothing secret. */
 static void become_spawner(int sock)
@@ -466,6 +482,7 @@ static void become_spawner(int sock)
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
 	secret_env_release_all();
+	drop_environment();
 	prctl(PR_SET_NAME, "tandem-spawner");
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);

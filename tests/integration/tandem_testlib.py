@@ -215,6 +215,44 @@ def child_with_args(parent, *args, table=None, below=False):
     return None
 
 
+def secret_leaks(root_pid, secrets, texts=(), include_root=True):
+    """Where any of `secrets` shows among what tandem started: the
+    environment block (/proc/PID/environ: what a child inherited, and what
+    the process was started with) and the argv of root_pid and every process
+    below it (spawner, executors, MCP servers and their children), and the
+    given texts (logs: {label: text}). Returns ["where: which secret"]."""
+    found = []
+    pids = ([root_pid] if include_root else []) + descendants(root_pid)
+    for pid in pids:
+        for part in ("environ", "cmdline"):
+            try:
+                with open("/proc/%d/%s" % (pid, part), "rb") as f:
+                    blob = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            for sec in secrets:
+                if sec and sec.encode() in blob:
+                    found.append("pid %d (%s) %s: %s..." % (
+                        pid, (cmdline(pid) or ["?"])[0], part, sec[:6]))
+    for label, text in dict(texts).items():
+        for sec in secrets:
+            if sec and sec in text:
+                found.append("%s: %s..." % (label, sec[:6]))
+    return found
+
+
+def check_no_secret_leaks(orch, secrets, what="", include_root=True):
+    """None of `secrets` in the environ or argv of the orchestrator and
+    everything below it, nor in its log (executors and the spawner log to
+    the same stderr). Returns a note naming what was searched."""
+    pids = ([orch.pid] if include_root else []) + descendants(orch.pid)
+    leaks = secret_leaks(orch.pid, secrets, {"log": orch.stderr_text()}, include_root)
+    check(not leaks, "secrets found %s:\n%s" % (what, "\n".join(leaks)))
+    return "no secret in the environ or argv of %d processes (%s) or the log" % (
+        len(pids), ", ".join(sorted({(cmdline(p) or ["?"])[0].rsplit("/", 1)[-1]
+                                     for p in pids})))
+
+
 def abstract_listening(name):
     """True when an abstract unix socket @name is bound (nng abstract://)."""
     want = "@" + name
@@ -693,7 +731,7 @@ class Orchestrator:
     wrapper: argv prefix (e.g. strace) put before the binary."""
 
     def __init__(self, ctx, home, mode="stdio", log_level="debug", wrapper=None, env=None,
-                 label="orchestrator"):
+                 label="orchestrator", args=(), popen_kw=None):
         self.ctx, self.home, self.mode = ctx, home, mode
         self.sock = ctx.path("%s.sock" % label) if mode == "unix" else None
         if wrapper is None and os.environ.get("TANDEM_ORCH_WRAPPER"):
@@ -704,11 +742,13 @@ class Orchestrator:
                                       "--executor", EXECUTOR]
         if self.sock:
             argv += ["--listen", "unix://" + self.sock]
+        argv += list(args)
         penv = dict(os.environ)
         penv.update(env or {})
         self.proc = ctx.popen(argv, label, env=penv,
                               stdin=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL,
-                              stdout=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL)
+                              stdout=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL,
+                              **(popen_kw or {}))
         self.pid = self.proc.pid
         self.clients = []
         self.client = None
