@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
     EXECUTOR, MCP_FIXTURE, ORCHESTRATOR, REGISTRY, SLEEP_SYSCALLS, Executor, Orchestrator,
-    RpcError, Tap, TestFailure, alive, become_subreaper, check, check_eq, current_syscall,
+    RpcError, Tap, TestFailure, alive, become_subreaper, check, check_eq, check_no_secret_leaks,
+    current_syscall,
     descendants, fd_count, fixture_pids, kill_everything_below, make_home, make_plugin,
     proc_table, root, toml_str, wait_until, write_file, run_suite)
 
@@ -228,6 +229,9 @@ url = %s
     listed = {t["id"] for t in c.call("thread/list", {})["data"]}
     check({a, b, cthr} <= listed, "thread/list: %s" % listed)
     check_eq(c.call("thread/read", {"threadId": a})["thread"]["id"], a, "thread/read A")
+    # The link token of exec2 (read from its token file) and the one-time
+    # secrets of the spawned executors (through a pipe) show nowhere.
+    return check_no_secret_leaks(o, [ex2.token], "(link token)")
 
 
 # ---- 3 ---------------------------------------------------------------------
