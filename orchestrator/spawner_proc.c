@@ -224,7 +224,8 @@ static void start(const struct start *s, uint32_t id)
 
 	if (!path) {
 		snprintf(why, sizeof(why), "'%s' is not a program this orchestrator may start "
-			 "(only those named at start-up)", s->program);
+			 "(only those environments.toml named at start-up, and found then)",
+			 s->program);
 		answer(id, -EPERM, why);
 		return;
 	}
