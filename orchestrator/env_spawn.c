@@ -180,22 +180,14 @@ static char **executor_envp(struct env *e)
 	return v;
 }
 
-static int spawn_executor(struct env *e, char *err, size_t errlen)
+/* Through the spawner: stdin /dev/null, stdout and stderr our stderr
+ * (our stdout may be the client API), the secret pipe's read end as fd 3. */
+static int start_process(struct env *e, int secret_fd, pid_t *pid, char *err, size_t errlen)
 {
-	char **argv, **envp;
-	int p[2], r;
-	pid_t pid;
-
-	e->secret = secret_free(e->secret);
-	r = secret_generate(32, &e->secret); /* one-time: new for every start */
-	if (r < 0 || pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "cannot prepare the executor secret");
-		return r < 0 ? r : -errno;
-	}
-	argv = executor_argv(e);
-	envp = executor_envp(e);
-	/* stdout may be the client API: the executor writes to our stderr */
-	struct spawnproc_fd fds[] = { { SPAWNPROC_DEVNULL, 0 }, { 2, 1 }, { 2, 2 }, { p[0], 3 } };
+	char **argv = executor_argv(e), **envp = executor_envp(e);
+	struct spawnproc_fd fds[] = {
+		{ SPAWNPROC_DEVNULL, 0 }, { 2, 1 }, { 2, 2 }, { secret_fd, 3 }
+	};
 	struct spawnproc_opts o = {
 		.command = e->program,
 		.argv = (const char *const *)argv,
@@ -205,10 +197,25 @@ static int spawn_executor(struct env *e, char *err, size_t errlen)
 		.cwd = e->cwd,
 		.flags = SPAWNPROC_SEARCH_PATH,
 	};
+	int r = spawner_start(&o, executor_exited_cb, e, pid, err, errlen);
 
-	r = spawner_start(&o, executor_exited_cb, e, &pid, err, errlen);
 	strv_free(argv);
 	strv_free(envp);
+	return r;
+}
+
+static int spawn_executor(struct env *e, char *err, size_t errlen)
+{
+	int p[2], r;
+	pid_t pid;
+
+	e->secret = secret_free(e->secret);
+	r = secret_generate(32, &e->secret); /* one-time: new for every start */
+	if (r < 0 || pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "cannot prepare the executor secret");
+		return r < 0 ? r : -errno;
+	}
+	r = start_process(e, p[0], &pid, err, errlen);
 	close(p[0]);
 	if (r < 0) {
 		close(p[1]);

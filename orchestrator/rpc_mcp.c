@@ -96,13 +96,14 @@ static void add_invalid(json_t *all, struct thread *t)
 		const char *why = json_string_value(json_object_get(v, "reason"));
 
 		json_array_append_new(all, json_pack("{s:s, s:{}, s:[], s:[], s:n, s:s, s:O, s:s+, "
-						     "s:s}",
+						     "s:s, s:n}",
 						     "name", name ? name : "?", "tools", "resources",
 						     "resourceTemplates", "serverInfo", "authStatus",
 						     "unsupported", "pluginId",
 						     json_object_get(v, "pluginId") ? json_object_get(v, "pluginId") : json_null(),
 						     "toolsError", "invalid configuration: ",
-						     why ? why : "", "runtimeStatus", "failed"));
+						     why ? why : "", "runtimeStatus", "failed",
+						     "tandemSandbox"));
 	}
 	json_decref(inv);
 }

@@ -112,7 +112,9 @@ static int spawner_answer_remove_at_exit(struct spw_in *in, uint32_t id, const i
 	const char *path = spw_get_str(in);
 	struct stat st;
 
-	if (!spw_done(in) || n_fds || !path || path[0] != '/')
+	/* a relative path names the same file: the spawner never changes its
+	 * working directory (its children do, after the fork) */
+	if (!spw_done(in) || n_fds || !path || !*path)
 		return -EPROTO;
 	if (sp.n_rm == SPW_REMOVE_MAX) {
 		answer(id, -ENOSPC, "too many paths");
@@ -371,11 +373,19 @@ static void kid_exited_cb(struct loop_child *w, pid_t pid, int wstatus, void *ar
 
 /* ---- the connection ---------------------------------------------------- */
 
+/* SIGTERM was not enough: SIGKILL, and end after one more grace period
+ * whatever is left (a process stuck in the kernel is not waited for). */
 static void close_timeout_cb(struct loop_timer *t, void *arg)
 {
-	sp.close_timer = NULL;
+	if (arg) {
+		sp.close_timer = NULL;
+		finish();
+		return;
+	}
 	for (size_t i = 0; i < sp.n_kids; i++)
 		kill(sp.kids[i].pid, SIGKILL);
+	sp.close_timer = loop_timer_add(sp.loop, SPAWNER_STOP_GRACE_MS, close_timeout_cb,
+					(void *)1);
 }
 
 /* The orchestrator is gone (or broke the protocol): stop everything. */

@@ -163,11 +163,12 @@ long spw_recv(int sock, uint8_t *buf, int *fds, size_t *n_fds, bool dontwait)
 	struct iovec iov = { .iov_base = buf, .iov_len = SPW_MSG_MAX };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
 			     .msg_controllen = sizeof(ctl) };
+	int flags = MSG_CMSG_CLOEXEC | MSG_TRUNC | (dontwait ? MSG_DONTWAIT : 0);
 	ssize_t r;
 
 	*n_fds = 0;
 	do
-		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_TRUNC | (dontwait ? MSG_DONTWAIT : 0));
+		r = recvmsg(sock, &mh, flags);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;

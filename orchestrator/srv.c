@@ -262,7 +262,8 @@ static int split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlist
 			if (local_var_refused(name)) {
 				snprintf(why, whylen, "env_vars '%s' (source \"local\"): the "
 					 "orchestrator never gives its own secrets and TANDEM_* "
-					 "settings to an MCP server (set a value with 'env')", name);
+					 "settings to an MCP server (set a value with 'env')",
+					 name);
 				return -EPERM;
 			}
 			if (val) {
@@ -309,11 +310,12 @@ static char *box_fields(const struct srv *s, struct proto_mcp_start_body *b)
 /* The box the executor reports: "landlock ABI 7, ..." or "off: why". */
 static void note_sandbox(struct srv *s, const struct proto_mcp_start_reply *r)
 {
+	size_t n = MIN(r->sandbox.len, SRV_SANDBOX_MAX);
+
 	free(s->sandbox);
 	s->sandbox = NULL;
-	if (PROTO_HAS_FIELD(r, mcp_start_reply, sandbox) && r->sandbox.len)
-		s->sandbox = xstrndup(r->sandbox.ptr,
-				      utf8_trim(r->sandbox.ptr, MIN(r->sandbox.len, SRV_SANDBOX_MAX)));
+	if (PROTO_HAS_FIELD(r, mcp_start_reply, sandbox) && n)
+		s->sandbox = xstrndup(r->sandbox.ptr, utf8_trim(r->sandbox.ptr, n));
 }
 
 const char *srv_sandbox(const struct srv *s) { return s->sandbox; }
