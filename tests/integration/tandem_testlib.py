@@ -744,6 +744,13 @@ class Orchestrator:
             argv += ["--listen", "unix://" + self.sock]
         argv += list(args)
         penv = dict(os.environ)
+        # The spawned executors' socket directories go below a short private
+        # directory of the test's own (orchestrator/env_spawn.c): the test's
+        # final SIGKILL of the whole group leaves nobody to remove them.
+        rt = tempfile.mkdtemp(prefix="tandem-rt-")
+        os.chmod(rt, 0o700)
+        ctx.closers.append(lambda: shutil.rmtree(rt, ignore_errors=True))
+        penv["XDG_RUNTIME_DIR"] = rt
         penv.update(env or {})
         self.proc = ctx.popen(argv, label, env=penv,
                               stdin=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL,
