@@ -30,6 +30,7 @@
 #include "http_int.h"
 
 #include "loop.h"
+#include "secret.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -548,7 +549,7 @@ static int add_env_header(struct http_req *r, const char *spec)
 	bool required = *spec == '!';
 	const char *p = spec + required, *eq = strchr(p, '=');
 	_cleanup_free_ char *var = xstrndup(p, (size_t)(eq - p));
-	const char *val = getenv(var);
+	const char *val = secret_getenv(var);
 	struct curl_slist *n;
 	char *line;
 

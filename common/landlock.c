@@ -17,8 +17,6 @@
 
 #define LL_CREATE_RULESET_VERSION (1u << 0)
 #define LL_RULE_PATH_BENEATH 1
-#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ull << 0) /* ABI 6 */
-#define LL_SCOPE_SIGNAL (1ull << 1)		 /* ABI 6 */
 
 /* The kernel reads only the fields the size covers: older ABIs get the
  * shorter struct. */
@@ -59,12 +57,17 @@ int landlock_abi(void)
 
 int landlock_ruleset(int abi)
 {
+	return landlock_ruleset_scoped(abi, LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL);
+}
+
+int landlock_ruleset_scoped(int abi, uint64_t scopes)
+{
 	struct ll_ruleset_attr a = { .handled_access_fs = abi_rights(abi) };
 	size_t size = sizeof(a.handled_access_fs);
 	long fd;
 
-	if (abi >= 6) {
-		a.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+	if (abi >= 6 && scopes) {
+		a.scoped = scopes;
 		size = sizeof(a);
 	}
 	fd = syscall(SYS_landlock_create_ruleset, &a, size, 0u);

@@ -47,8 +47,16 @@
  * Landlock), -EOPNOTSUPP (built in but disabled). */
 int landlock_abi(void);
 
-/* A new ruleset fd (CLOEXEC) handling every right of `abi`, or -errno. */
+/* Scopes (ABI 6): no connection to an abstract unix socket, no signal, to
+ * anything outside the domain. */
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ull << 0)
+#define LL_SCOPE_SIGNAL (1ull << 1)
+
+/* A new ruleset fd (CLOEXEC) handling every right of `abi` and, from ABI 6,
+ * both scopes; or -errno. */
 int landlock_ruleset(int abi);
+/* The same with the scopes chosen (dropped below ABI 6). */
+int landlock_ruleset_scoped(int abi, uint64_t scopes);
 
 /* Allows `access` beneath the file or directory fd (any open fd, O_PATH
  * is enough). Rights a file cannot carry (directory rights on a regular

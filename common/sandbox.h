@@ -52,4 +52,50 @@ const struct spawnproc_hook *sandbox_hook(struct sandbox *b);
 /* Accepts NULL; returns NULL. */
 struct sandbox *sandbox_free(struct sandbox *b);
 
+/* ---- this process ----
+ *
+ * A daemon confines itself once its start-up is done: Landlock rules over
+ * the paths it names (and nothing else of the filesystem), no_new_privs,
+ * and a seccomp filter (libseccomp) that refuses, with EPERM, what a
+ * network daemon never needs: reaching into other processes (ptrace,
+ * process_vm_*, pidfd_getfd), mounts and namespaces (mount, umount2,
+ * pivot_root, chroot, the new mount API, unshare, setns, clone with a
+ * CLONE_NEW* flag), kernel and machine state (kexec_*, reboot, *_module,
+ * bpf, perf_event_open, userfaultfd, swapon/off, acct, quotactl, the
+ * clocks, sethostname, setdomainname, iopl, ioperm, syslog, keyctl and
+ * friends, open_by_handle_at, personality other than a query) and,
+ * because it never starts a process after start-up, execve, execveat,
+ * fork, vfork and clone without CLONE_THREAD; clone3 answers ENOSYS, so
+ * that the C library falls back to clone, whose flags the filter can see.
+ * In sanitizer builds ptrace and process creation stay allowed
+ * (LeakSanitizer stops the world with them).
+ *
+ * Landlock confines the calling thread and what it creates afterwards, not
+ * threads that already run: call this while the process has one thread
+ * (-EBUSY otherwise). The seccomp filter is synchronized to every thread.
+ * No logging. */
+struct sandbox_path {
+	const char *path;	/* symlinks followed: the rule lands on the target */
+	unsigned long long access; /* LL_* rights (landlock.h), beneath a directory */
+};
+
+struct sandbox_self_spec {
+	const struct sandbox_path *paths; /* a path that does not exist is skipped */
+	size_t n_paths;
+	bool scope_signals;	/* ABI 6: no signal to a process outside the domain */
+	bool seccomp;		/* install the filter above */
+	bool require;		/* -EOPNOTSUPP unless both Landlock and seccomp apply */
+};
+
+/* Confines this process. 0 with what is active now described in desc
+ * ("landlock ABI 7, seccomp", or "seccomp; no Landlock: <why>"), or -errno
+ * with a reason in err (nothing applied, or -EOPNOTSUPP under `require`
+ * when a part is missing). */
+int sandbox_confine_self(const struct sandbox_self_spec *s, char *desc, size_t desclen,
+			 char *err, size_t errlen);
+/* What sandbox_confine_self applied ("off" before it ran). */
+const char *sandbox_self_describe(void);
+/* True in a sanitizer build (whose runtime needs more: see above). */
+bool sandbox_sanitizer_build(void);
+
 #endif

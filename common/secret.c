@@ -93,9 +93,14 @@ int secret_from_file(const char *path, struct secret **out)
 
 int secret_from_env(const char *name, struct secret **out)
 {
-	char *v = getenv(name);
+	char *v;
 	int r;
 
+	if (secret_env_held(name)) {
+		v = (char *)secret_getenv(name);
+		return secret_make(v, strlen(v), out);
+	}
+	v = getenv(name);
 	if (!v)
 		return -ENOENT;
 	r = secret_make(v, strlen(v), out);
@@ -136,4 +141,68 @@ struct secret *secret_free(struct secret *s)
 	if (s)
 		sodium_free(s); /* zeroes the whole allocation */
 	return NULL;
+}
+
+/* ---- held environment variables ---------------------------------------- */
+
+static struct {
+	char *name[SECRET_ENV_MAX];
+	struct secret *val[SECRET_ENV_MAX];
+	size_t n;
+} held;
+
+static ssize_t held_index(const char *name)
+{
+	for (size_t i = 0; i < held.n; i++)
+		if (strcmp(held.name[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+bool secret_env_held(const char *name) { return name && held_index(name) >= 0; }
+
+int secret_env_hold(const char *name)
+{
+	struct secret *s = NULL;
+	char *v;
+	int r;
+
+	if (!name || !*name || strchr(name, '='))
+		return -EINVAL;
+	if (held_index(name) >= 0)
+		return 0;
+	v = getenv(name);
+	if (!v)
+		return -ENOENT;
+	if (held.n == SECRET_ENV_MAX)
+		return -ENOSPC;
+	r = *v ? secret_make(v, strlen(v), &s) : -ENOENT;
+	/* Where the value lay: the initial environment block (what
+	 * /proc/<pid>/environ reads) or a setenv() copy. */
+	secure_wipe(v, strlen(v));
+	unsetenv(name);
+	if (r < 0)
+		return r == -EINVAL ? -ENOENT : r; /* only whitespace: nothing to hold */
+	held.name[held.n] = xstrdup(name);
+	held.val[held.n++] = s;
+	return 0;
+}
+
+const char *secret_getenv(const char *name)
+{
+	ssize_t i = name ? held_index(name) : -1;
+
+	return i >= 0 ? held.val[i]->data : getenv(name);
+}
+
+size_t secret_env_count(void) { return held.n; }
+const char *secret_env_name(size_t i) { return i < held.n ? held.name[i] : NULL; }
+
+void secret_env_release_all(void)
+{
+	for (size_t i = 0; i < held.n; i++) {
+		free(held.name[i]);
+		held.val[i] = secret_free(held.val[i]);
+	}
+	held.n = 0;
 }

@@ -98,5 +98,13 @@ struct http *env_http(struct env *e);
 /* Where tandem-executor is: --executor, next to this binary, else PATH. */
 void env_set_executor_path(const char *path);
 const char *env_executor_path(void);
+/* A spawned environment's program as it is started: "tandem-executor" means
+ * ours (env_executor_path), anything else is taken as configured. */
+const char *env_spawn_program(const char *configured);
+/* The private directory (0700, under $XDG_RUNTIME_DIR or /tmp) that holds
+ * the spawned executors' socket directories, made on first use: main.c
+ * makes it before the orchestrator confines itself, which may then write
+ * there but not in /tmp. Its path (borrowed), or NULL with a reason. */
+const char *env_spawn_runtime_dir(char *err, size_t errlen);
 
 #endif

@@ -73,11 +73,9 @@ struct env {
 	char *executor_id;
 	struct pending *pending;
 	uint32_t next_id;
-	/* spawned executor (env_spawn.c) */
+	/* spawned executor (env_spawn.c; started, watched and stopped by the
+	 * spawner, spawner.h) */
 	pid_t pid;
-	int pidfd;
-	struct loop_io *pid_io;
-	struct loop_timer *pid_poll; /* when pidfd_open is not available */
 	unsigned restarts;
 	uint64_t backoff_ms;
 	struct loop_timer *restart_timer;
@@ -111,11 +109,12 @@ extern const struct http_relay_ops env_relay_ops;
 void env_relay_event(struct env *e, const struct proto_msg *m);
 
 /* env_spawn.c: a spawned executor (program entries and the implicit local
- * one). env_spawn_start makes a private directory (0700) for the link's
- * ipc socket and starts the process with a fresh one-time secret; when the
- * process dies the link is lost and it is restarted with backoff.
- * env_spawn_stop stops watching, SIGTERM, SIGKILL after a grace period,
- * reaps it, and removes the directory. */
+ * one). env_spawn_start makes a private directory for the link's ipc
+ * socket and starts the process through the spawner with a fresh one-time
+ * secret and a cleared environment; when the process dies the link is lost
+ * and it is restarted with backoff. env_spawn_stop stops watching and has
+ * the spawner stop it (SIGTERM, SIGKILL after a grace period, reaped), and
+ * removes the directory. */
 int env_spawn_start(struct env *e, char *err, size_t errlen);
 void env_spawn_stop(struct env *e);
 

@@ -162,10 +162,7 @@ static void start_entry(const struct envspec *es)
 		.initialize_timeout_ms = (uint64_t)(es->initialize_timeout_sec * 1000.0),
 	};
 
-	/* "tandem-executor" means ours, wherever it is installed. */
-	if (program && strcmp(program, "tandem-executor") == 0)
-		program = env_executor_path();
-	spec.program = program;
+	spec.program = program ? env_spawn_program(program) : NULL;
 	add_env(&spec, err, sizeof(err));
 }
 

@@ -31,7 +31,10 @@
 #include "loop.h"
 #include "oauth_login.h"
 #include "oauth_store.h"
+#include "sandbox_self.h"
+#include "secret.h"
 #include "session.h"
+#include "spawner.h"
 #include "srv.h"
 #include "store.h"
 #include "thread.h"
@@ -70,6 +73,8 @@ static void usage(FILE *out)
 		"  --ephemeral         keep no thread store: threads live in memory only\n"
 		"  --thread-idle-sec N unload a thread no client uses after N s (default 600;\n"
 		"                      0: never)\n"
+		"  --require-sandbox   refuse to start where the sandbox (Landlock) is missing\n"
+		"  --no-sandbox        do not confine this process (debugging)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       print the version\n");
 }
@@ -92,6 +97,7 @@ struct opts {
 	char *state_dir;            /* the thread store (store.h) */
 	bool ephemeral;             /* no store */
 	uint64_t idle_ms;           /* threads_init */
+	bool require_sandbox, no_sandbox; /* sandbox_self.h */
 };
 
 /* --thread-idle-sec: 0 .. a day. */
@@ -113,7 +119,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
-	       O_IDLE };
+	       O_IDLE, O_SB_REQUIRE, O_SB_OFF };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -125,6 +131,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "state-dir", required_argument, NULL, O_STATE },
 		{ "ephemeral", no_argument, NULL, O_EPHEMERAL },
 		{ "thread-idle-sec", required_argument, NULL, O_IDLE },
+		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
+		{ "no-sandbox", no_argument, NULL, O_SB_OFF },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -160,6 +168,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (parse_idle(optarg, &o->idle_ms) < 0)
 				return -1;
 			break;
+		case O_SB_REQUIRE: o->require_sandbox = true; break;
+		case O_SB_OFF: o->no_sandbox = true; break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("tandem-orchestrator %s\n", TANDEM_VERSION); return 1;
 		default: usage(stderr); return -1;
@@ -204,6 +214,69 @@ static int load_files(const char *home)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- secrets and the sandbox ------------------------------------------- */
+
+/* The secrets the orchestrator reads from its environment go into guarded
+ * memory now, before any thread or child exists, and leave the environment
+ * (common/secret.h): the model keys (OPENAI_API_KEY and every provider's
+ * env_key), the OAuth token store key, the link token, and the variables
+ * HTTP MCP servers take their bearer token from. */
+static void hold_secrets(void)
+{
+	static const char *const fixed[] = { "OPENAI_API_KEY", OAUTH_STORE_KEY_ENV,
+					     "TANDEM_EXECUTOR_TOKEN" };
+	const struct config *c = config_current();
+	const char *k;
+	json_t *v;
+
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		secret_env_hold(fixed[i]);
+	json_object_foreach(c->model_providers, k, v)
+		secret_env_hold(json_string_value(json_object_get(v, "env_key")));
+	json_object_foreach(c->mcp_servers, k, v)
+		secret_env_hold(json_string_value(json_object_get(v, "bearer_token_env_var")));
+	for (size_t i = 0; i < secret_env_count(); i++)
+		log_debug("holding $%s in guarded memory", secret_env_name(i));
+}
+
+/* Before the sandbox: tell the spawner what it may start (the spawned
+ * environments' programs) and remove at the end (the client socket, the
+ * executors' socket directory), seal it, then confine ourselves. */
+static int confine(const struct opts *o)
+{
+	const struct envfile *ef = core.envfile;
+	const char *runtime = NULL;
+	char err[512];
+	bool spawns = ef->include_local;
+
+	if (ef->include_local && spawner_allow(env_executor_path(), err, sizeof(err)) < 0)
+		log_error("environment 'local': %s", err);
+	for (size_t i = 0; i < ef->n_envs; i++) {
+		if (!ef->envs[i].program)
+			continue;
+		spawns = true;
+		if (spawner_allow(env_spawn_program(ef->envs[i].program), err, sizeof(err)) < 0)
+			log_error("environment '%s': %s", ef->envs[i].id, err);
+	}
+	if (spawns && !(runtime = env_spawn_runtime_dir(err, sizeof(err))))
+		log_error("%s", err);
+	if ((runtime && spawner_remove_at_exit(runtime, err, sizeof(err)) < 0) ||
+	    (!strncmp(o->listen, "unix://", 7) &&
+	     spawner_remove_at_exit(o->listen + 7, err, sizeof(err)) < 0) ||
+	    spawner_seal(err, sizeof(err)) < 0) {
+		log_error("spawner: %s", err);
+		return -1;
+	}
+	return sandbox_self_apply(&(struct sandbox_self_opts){
+		       .home = o->home,
+		       .state_dir = store_is_open() ? store_dir() : NULL,
+		       .runtime_dir = runtime,
+		       .home_writable = oauth_store_persistent(),
+		       .require = o->require_sandbox,
+		       .off = o->no_sandbox,
+	       }) < 0 ? -1 : 0;
 }
 
 /* ---- upward reports, wired to the modules above ------------------------ */
@@ -288,8 +361,9 @@ static void drain(size_t (*pending)(void))
 	loop_run(core.loop);
 }
 
-/* The thread store, unless --ephemeral. A store that cannot be opened
- * (locked by another orchestrator, damaged, newer) stops the start. */
+/* The thread store, unless --ephemeral: opened here (locked by another
+ * orchestrator, damaged or newer: the start stops); its thread starts after
+ * the sandbox applies (store_run), which needs a single-threaded process. */
 static int start_store(const struct opts *o)
 {
 	char err[1024];
@@ -306,12 +380,13 @@ static int start_store(const struct opts *o)
 	return 0;
 }
 
-/* Every module in order, lowest first. */
+/* Every module in order, lowest first; the environments and the store's
+ * thread start later, once the sandbox applies (run). */
 static int start(const struct opts *o, bool stdio)
 {
 	const char *home = o->home;
 
-	if (load_files(home) < 0 || start_store(o) < 0)
+	if (start_store(o) < 0)
 		return -1;
 	core.http = http_new(core.loop);
 	envs_init(core.loop, home, core.http, &envs_ops, NULL);
@@ -323,7 +398,6 @@ static int start(const struct opts *o, bool stdio)
 	turn_init(core.loop, core.http);
 	apps_register();
 	session_init(core.loop, stdio);
-	envs_start(core.envfile);
 	return 0;
 }
 
@@ -346,10 +420,41 @@ static void stop(void)
 	drain(link_lingering);
 }
 
+/* The daemon, once the files are read and the spawner forked. */
+static int run(struct opts *o)
+{
+	bool stdio = strcmp(o->listen, "stdio://") == 0;
+	char err[512];
+	int rc = 1;
+
+	core.loop = loop_new();
+	/* Before nng and libcurl start threads, so they inherit the mask. */
+	loop_signal_add(core.loop, SIGINT, stop_cb, NULL);
+	loop_signal_add(core.loop, SIGTERM, stop_cb, NULL);
+	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
+	if (health_start(core.loop, o->metrics_listen, err, sizeof(err)) < 0)
+		log_error("--metrics-listen %s: %s", o->metrics_listen, err);
+	else if (start(o, stdio) == 0 && serve(o->listen, o->mcp_listen) == 0 && confine(o) == 0 &&
+		 store_run(err, sizeof(err)) == 0) {
+		/* nng's threads start with the first dial, the store's just above:
+		 * after the sandbox */
+		spawner_attach(core.loop);
+		envs_start(core.envfile);
+		health_serving(core.envfile, !o->ephemeral);
+		rc = loop_run(core.loop) < 0 ? 1 : 0;
+	}
+	stop();
+	spawner_shutdown(SPAWNER_STOP_GRACE_MS + 1000); /* the executors are gone then */
+	health_stop();
+	link_flush_all(); /* the loop is done: links still flushing or draining go */
+	core.http = http_free(core.http);
+	loop_free(core.loop);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .listen = "stdio://", .idle_ms = THREAD_IDLE_DEFAULT_MS };
-	bool stdio;
 	char err[512];
 	int r, rc = 1;
 
@@ -363,25 +468,18 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) /* ids, PKCE and the token store need it */
 		log_error("libsodium failed to initialize");
-	stdio = strcmp(o.listen, "stdio://") == 0;
-	core.loop = loop_new();
-	/* Before nng and libcurl start threads, so they inherit the mask. */
-	loop_signal_add(core.loop, SIGINT, stop_cb, NULL);
-	loop_signal_add(core.loop, SIGTERM, stop_cb, NULL);
-	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
-	if (health_start(core.loop, o.metrics_listen, err, sizeof(err)) < 0)
-		log_error("--metrics-listen %s: %s", o.metrics_listen, err);
-	else if (start(&o, stdio) == 0 && serve(o.listen, o.mcp_listen) == 0) {
-		health_serving(core.envfile, !o.ephemeral);
-		rc = loop_run(core.loop) < 0 ? 1 : 0;
+	/* Before any thread: the secrets leave the environment, then the
+	 * spawner forks (it holds none of them). */
+	if (load_files(o.home) == 0) {
+		hold_secrets();
+		if (spawner_fork(err, sizeof(err)) < 0)
+			log_error("%s", err);
+		else
+			rc = run(&o);
 	}
-	stop();
-	health_stop();
-	link_flush_all(); /* the loop is done: links still flushing or draining go */
-	core.http = http_free(core.http);
+	secret_env_release_all();
 	config_install(NULL);
 	envfile_free(core.envfile);
-	loop_free(core.loop);
 	free(o.home);
 	free(o.state_dir);
 	return rc;

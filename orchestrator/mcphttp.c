@@ -28,6 +28,7 @@
 #include "http.h"
 #include "loop.h"
 #include "mcp.h"
+#include "secret.h"
 #include "sse.h"
 #include "util.h"
 
@@ -818,7 +819,7 @@ static int build_config_headers(struct mcphttp *t, json_t *cfg, char *reason, si
 		env = NULL;
 	}
 	if (bearer) {
-		const char *tok = getenv(bearer);
+		const char *tok = secret_getenv(bearer);
 		char *val;
 
 		if (!tok || !*tok) {
@@ -837,7 +838,7 @@ static int build_config_headers(struct mcphttp *t, json_t *cfg, char *reason, si
 		if ((r = add_header(t, k, json_string_value(v), reason, reasonlen)) < 0)
 			return r;
 	json_object_foreach(env, k, v) {
-		const char *val = json_is_string(v) ? getenv(json_string_value(v)) : NULL;
+		const char *val = json_is_string(v) ? secret_getenv(json_string_value(v)) : NULL;
 
 		if (val && (r = add_header(t, k, val, reason, reasonlen)) < 0)
 			return r;

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "secret.h"
 #include "sse.h"
 #include "util.h"
 
@@ -232,7 +233,7 @@ static const char *provider_bearer(json_t *p)
 
 	if (uses_openai_auth(p) && account_bearer())
 		return account_bearer();
-	v = env_key ? getenv(env_key) : NULL;
+	v = env_key ? secret_getenv(env_key) : NULL;
 	return v && *v ? v : NULL;
 }
 
@@ -257,7 +258,7 @@ static char **build_headers(json_t *p)
 		if (json_is_string(val))
 			v[n++] = xasprintf("%s: %s", k, json_string_value(val));
 	json_object_foreach(eh, k, val) {
-		const char *e = json_is_string(val) ? getenv(json_string_value(val)) : NULL;
+		const char *e = json_is_string(val) ? secret_getenv(json_string_value(val)) : NULL;
 
 		if (e && *e)
 			v[n++] = xasprintf("%s: %s", k, e);

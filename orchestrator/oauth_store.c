@@ -367,22 +367,17 @@ off:
 
 void oauth_store_init(const char *home, const char *mode)
 {
-	const char *hex = getenv(OAUTH_STORE_KEY_ENV);
+	struct secret *held = NULL;
 	uint8_t key[crypto_secretbox_KEYBYTES];
+	const char *hex;
 	size_t n = 0;
 
-	if (hex) {
-		/* Children (executors) never inherit it. */
-		char *copy = xstrdup(hex);
-
-		secure_wipe((char *)hex, strlen(hex));
-		unsetenv(OAUTH_STORE_KEY_ENV);
-		hex = copy;
-	}
+	/* Held since start-up (main.c), else taken out of the environment
+	 * now: no child ever inherits it. */
+	(void)secret_from_env(OAUTH_STORE_KEY_ENV, &held);
+	hex = held ? secret_data(held) : NULL;
 	if (!mode || strcmp(mode, "file") != 0) {
-		if (hex)
-			secure_wipe((char *)hex, strlen(hex));
-		free((char *)hex);
+		secret_free(held);
 		return;
 	}
 	if (!hex || sodium_hex2bin(key, sizeof(key), hex, strlen(hex), NULL, &n, NULL) != 0 ||
@@ -395,10 +390,10 @@ void oauth_store_init(const char *home, const char *mode)
 		store_load();
 	}
 	sodium_memzero(key, sizeof(key));
-	if (hex)
-		secure_wipe((char *)hex, strlen(hex));
-	free((char *)hex);
+	secret_free(held);
 }
+
+bool oauth_store_persistent(void) { return store_key != NULL; }
 
 /* ---- logins ------------------------------------------------------------ */
 

@@ -38,6 +38,9 @@ struct secret;
  * key out of the environment (no child inherits it) and, with "file" and a
  * usable key, loads <home>/OAUTH_STORE_FILE. Once, at start-up. */
 void oauth_store_init(const char *home, const char *mode);
+/* True when tokens are written to the sealed file (it then replaces
+ * <home>/OAUTH_STORE_FILE by a rename: the sandbox must allow that). */
+bool oauth_store_persistent(void);
 /* fn(server, arg) after the tokens of a server changed. */
 void oauth_store_watch(void (*fn)(const char *server, void *arg), void *arg);
 

@@ -81,6 +81,9 @@ static const struct {
 	{ "account/login/start", rpc_account_login_start, true },
 	{ "account/logout", rpc_account_logout, true },
 	{ "debug/counters", rpc_debug_counters, true },
+#ifdef TANDEM_TEST_HOOKS
+	{ "debug/tryOpen", rpc_debug_try_open, true }, /* test builds only (meson test_hooks) */
+#endif
 };
 
 static void call(struct session *s, rpc_fn fn, json_t *id, json_t *params)

@@ -65,6 +65,11 @@ void rpc_account_login_start(struct req *r, json_t *params);
 void rpc_account_logout(struct req *r, json_t *params);
 /* rpc_debug.c */
 void rpc_debug_counters(struct req *r, json_t *params);
+#ifdef TANDEM_TEST_HOOKS
+/* {path, write?}: opens path (read, or write without creating) from the
+ * loop thread and answers {ok} or {errno, error}: tests prove the sandbox. */
+void rpc_debug_try_open(struct req *r, json_t *params);
+#endif
 
 /* ---- shared by rpc_thread.c and rpc_thread_read.c ---------------------- */
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "notify.h"
 #include "param.h"
+#include "secret.h"
 #include "session.h"
 #include "thread.h"
 #include "util.h"
@@ -24,7 +25,7 @@
 static bool env_key_present(json_t *provider)
 {
 	const char *env_key = json_string_value(json_object_get(provider, "env_key"));
-	const char *v = env_key ? getenv(env_key) : NULL;
+	const char *v = env_key ? secret_getenv(env_key) : NULL;
 
 	return v && *v;
 }

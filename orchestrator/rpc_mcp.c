@@ -30,6 +30,18 @@ static json_t *tools_map(struct srv *sv)
 	return map;
 }
 
+/* tandem extension: how a stdio server is boxed on its executor, null for
+ * an HTTP server or one that has not started yet (README "Client API"). */
+static json_t *sandbox_json(struct srv *sv)
+{
+	const char *sb = srv_sandbox(sv);
+	json_t *j = sb ? json_pack("{s:b, s:s}", "sandboxed", strncmp(sb, "off", 3) != 0,
+				   "detail", sb)
+		       : NULL;
+
+	return j ? j : json_null();
+}
+
 static json_t *status_entry(struct srv *sv)
 {
 	struct mcp_session *m = srv_mcp(sv);
@@ -37,8 +49,9 @@ static json_t *status_entry(struct srv *sv)
 	const char *rs = srv_state(sv) == SRV_READY      ? "connected"
 			 : srv_state(sv) == SRV_STARTING ? "starting"
 							 : "failed";
+	json_t *e;
 
-	return json_pack("{s:s, s:o, s:o, s:o, s:O, s:s, s:s?, s:s?, s:s}", "name", srv_name(sv),
+	e = json_pack("{s:s, s:o, s:o, s:o, s:O, s:s, s:s?, s:s?, s:s}", "name", srv_name(sv),
 			 "tools", tools_map(sv), "resources",
 			 m ? json_incref(mcp_session_resources(m)) : json_array(),
 			 "resourceTemplates",
@@ -46,6 +59,8 @@ static json_t *status_entry(struct srv *sv)
 			 "serverInfo", info ? info : json_null(), "authStatus", srv_auth_status(sv),
 			 "pluginId", srv_plugin_id(sv), "toolsError",
 			 srv_state(sv) == SRV_FAILED ? srv_error(sv) : NULL, "runtimeStatus", rs);
+	json_object_set_new(e, "tandemSandbox", sandbox_json(sv));
+	return e;
 }
 
 static int by_name(const void *a, const void *b)
@@ -81,13 +96,14 @@ static void add_invalid(json_t *all, struct thread *t)
 		const char *why = json_string_value(json_object_get(v, "reason"));
 
 		json_array_append_new(all, json_pack("{s:s, s:{}, s:[], s:[], s:n, s:s, s:O, s:s+, "
-						     "s:s}",
+						     "s:s, s:n}",
 						     "name", name ? name : "?", "tools", "resources",
 						     "resourceTemplates", "serverInfo", "authStatus",
 						     "unsupported", "pluginId",
 						     json_object_get(v, "pluginId") ? json_object_get(v, "pluginId") : json_null(),
 						     "toolsError", "invalid configuration: ",
-						     why ? why : "", "runtimeStatus", "failed"));
+						     why ? why : "", "runtimeStatus", "failed",
+						     "tandemSandbox"));
 	}
 	json_decref(inv);
 }

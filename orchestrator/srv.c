@@ -16,6 +16,8 @@
 #include "mcphttp.h"
 #include "oauth_store.h"
 #include "proto.h"
+#include "secret.h"
+#include "utf8.h"
 #include "util.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -50,6 +52,7 @@ struct srv {
 	struct mcphttp *http; /* streamable HTTP, run from the orchestrator */
 	bool dying; /* released while its MCP_START was in flight */
 	bool needs_login; /* HTTP: the server refused us with 401 */
+	char *sandbox;    /* stdio: how the executor boxed it (MCP_START reply) */
 	char *www_auth;   /* ... and its WWW-Authenticate (discovery hint) */
 	/* restart backoff */
 	unsigned failures;
@@ -87,6 +90,7 @@ static void cb_run(struct srv *s, const struct cb_list *l, bool clear)
 }
 
 static void srv_start(struct srv *s);
+static void note_sandbox(struct srv *s, const struct proto_mcp_start_reply *r);
 
 static const char *srv_state_name(enum srv_state st)
 {
@@ -208,6 +212,7 @@ static void start_reply_cb(struct env *e, const struct proto_msg *reply, const c
 		return;
 	}
 	s->handle = reply->u.mcp_start_reply.handle;
+	note_sandbox(s, &reply->u.mcp_start_reply);
 	pool.starts++;
 	o.name = s->name;
 	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
@@ -222,10 +227,21 @@ static void start_reply_cb(struct env *e, const struct proto_msg *reply, const c
 	}
 }
 
+/* A variable a server may not get from the orchestrator's environment:
+ * the secrets it holds (model keys, the token store key, link tokens,
+ * bearer token variables: main.c) and its own TANDEM_* settings. */
+static bool local_var_refused(const char *name)
+{
+	return secret_env_held(name) || strncmp(name, "TANDEM_", 7) == 0;
+}
+
 /* env_vars with source "local" are the orchestrator's to resolve (they name
- * its own environment); "remote" ones the executor resolves at spawn. */
-static void split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlist *vars,
-		      struct proto_str *keys, struct proto_str *vals, struct proto_str *names)
+ * its own environment); "remote" ones the executor resolves at spawn. A
+ * local one the orchestrator keeps to itself fails the server, with the
+ * reason in why (README "What an executor and a server inherit"). */
+static int split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlist *vars,
+		     struct proto_str *keys, struct proto_str *vals, struct proto_str *names,
+		     char *why, size_t whylen)
 {
 	json_t *lit = json_object_get(cfg, "env"), *ev = json_object_get(cfg, "env_vars"), *v;
 	const char *k;
@@ -243,6 +259,13 @@ static void split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlis
 		if (src && strcmp(src, "local") == 0) {
 			const char *val = getenv(name);
 
+			if (local_var_refused(name)) {
+				snprintf(why, whylen, "env_vars '%s' (source \"local\"): the "
+					 "orchestrator never gives its own secrets and TANDEM_* "
+					 "settings to an MCP server (set a value with 'env')",
+					 name);
+				return -EPERM;
+			}
 			if (val) {
 				keys[env->n] = proto_str_c(name);
 				vals[env->n++] = proto_str_c(val);
@@ -255,7 +278,47 @@ static void split_env(json_t *cfg, struct proto_strmap *env, struct proto_strlis
 		keys[env->n] = proto_str_c(k);
 		vals[env->n++] = proto_str_c(json_string_value(v));
 	}
+	return 0;
 }
+
+/* MCP_START's root and sandbox (PROTOCOL.md): the plugin root the executor
+ * resolved (thread.c keeps it in the config as "plugin_root"), and the
+ * sandbox and network keys of the normalized config, for every server, so
+ * that a config.toml server with a sandbox table is boxed too. Returns the
+ * JSON text the body points to (caller frees). */
+static char *box_fields(const struct srv *s, struct proto_mcp_start_body *b)
+{
+	const char *root = json_string_value(json_object_get(s->cfg, "plugin_root"));
+	json_t *box = json_object(), *v;
+	char *text;
+
+	if (root) {
+		b->root = proto_str_c(root);
+		PROTO_MARK(b, mcp_start_body, root);
+	}
+	if ((v = json_object_get(s->cfg, "sandbox")))
+		json_object_set(box, "sandbox", v);
+	if ((v = json_object_get(s->cfg, "network")))
+		json_object_set(box, "network", v);
+	text = json_dumps(box, JSON_COMPACT);
+	json_decref(box);
+	b->sandbox = proto_str_c(text);
+	PROTO_MARK(b, mcp_start_body, sandbox);
+	return text;
+}
+
+/* The box the executor reports: "landlock ABI 7, ..." or "off: why". */
+static void note_sandbox(struct srv *s, const struct proto_mcp_start_reply *r)
+{
+	size_t n = MIN(r->sandbox.len, SRV_SANDBOX_MAX);
+
+	free(s->sandbox);
+	s->sandbox = NULL;
+	if (PROTO_HAS_FIELD(r, mcp_start_reply, sandbox) && n)
+		s->sandbox = xstrndup(r->sandbox.ptr, utf8_trim(r->sandbox.ptr, n));
+}
+
+const char *srv_sandbox(const struct srv *s) { return s->sandbox; }
 
 static void start_stdio(struct srv *s)
 {
@@ -268,6 +331,8 @@ static void start_stdio(struct srv *s)
 	_cleanup_free_ struct proto_str *names = xcalloc(ne + 1, sizeof(*names));
 	struct proto_mcp_start_body b = { 0 };
 	const char *cwd = json_string_value(json_object_get(s->cfg, "cwd"));
+	_cleanup_free_ char *box = NULL;
+	char why[512];
 	size_t i;
 
 	b.server_name = proto_str_c(s->name);
@@ -275,13 +340,17 @@ static void start_stdio(struct srv *s)
 	json_array_foreach(args, i, v)
 		a[b.args.n++] = proto_str_c(json_string_value(v));
 	b.args.items = a;
-	split_env(s->cfg, &b.env, &b.env_vars, keys, vals, names);
+	if (split_env(s->cfg, &b.env, &b.env_vars, keys, vals, names, why, sizeof(why)) < 0) {
+		s->failures = MAX_FAILURES; /* a config error: no retry until it changes */
+		set_state(s, SRV_FAILED, "%s", why);
+		return;
+	}
 	if (cwd)
 		b.cwd = proto_str_c(cwd);
-	/* Not PROTO_ALL_: root and sandbox are the executor's to fill in for
-	 * plugin servers (PROTOCOL.md, MCP_START). */
+	/* root only for a plugin server (box_fields marks it) */
 	b.present = PROTO_ALL_mcp_start_body & ~(((uint64_t)1 << (PROTO_TAG_mcp_start_body_root - 1)) |
 						 ((uint64_t)1 << (PROTO_TAG_mcp_start_body_sandbox - 1)));
+	box = box_fields(s, &b);
 	s->start_req = env_request(s->env, PROTO_MCP_START, &b, SRV_START_TIMEOUT_MS,
 				   start_reply_cb, s);
 	if (!s->start_req)
@@ -517,6 +586,7 @@ static void srv_destroy(struct srv *s)
 	free(s->env_id);
 	free(s->error);
 	free(s->www_auth);
+	free(s->sandbox);
 	free(s->waiters.v);
 	free(s->watchers.v);
 	json_decref(s->cfg);

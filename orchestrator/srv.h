@@ -30,6 +30,7 @@ struct loop;
 struct mcp_session;
 
 #define SRV_START_TIMEOUT_MS 30000u /* one MCP_START round trip */
+#define SRV_SANDBOX_MAX 256u        /* bytes kept of an executor's box description */
 
 enum srv_state { SRV_STARTING = 0, SRV_READY, SRV_FAILED };
 
@@ -78,6 +79,13 @@ void srv_on_exited(struct env *e, uint64_t handle, const char *reason);
 const char *srv_auth_status(const struct srv *s);
 /* A login for server `name` completed: restart its HTTP instances now. */
 void srv_auth_changed(const char *name);
+
+/* A stdio server's box as its executor reported it when it last started
+ * (MCP_START's reply: "landlock ABI 7, private directory, ..." or "off:
+ * why"), NULL for an HTTP server or before the first start (borrowed).
+ * A plugin server's config carries its root as "plugin_root" (thread.c),
+ * which MCP_START sends with the config's sandbox and network keys. */
+const char *srv_sandbox(const struct srv *s);
 
 /* The WWW-Authenticate of the instance's last 401, NULL if none (borrowed). */
 const char *srv_www_authenticate(const struct srv *s);

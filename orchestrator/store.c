@@ -9,6 +9,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ static struct {
 	bool key_set;
 	pthread_t thread;
 	bool running;
+	bool thread_started; /* store_run */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct store_op *queue, **queue_tail;  /* mu */
@@ -507,14 +509,22 @@ int store_start(struct loop *l, const char *dir, char *err, size_t errlen)
 	st.stopping = false;
 	st.wake_posted = false;
 	memset(&st.stats, 0, sizeof(st.stats));
+	st.running = true;
+	return 0;
+}
+
+int store_run(char *err, size_t errlen)
+{
+	int r;
+
+	if (!st.running || st.thread_started)
+		return 0;
 	r = pthread_create(&st.thread, NULL, store_main, NULL);
 	if (r != 0) {
 		snprintf(err, errlen, "cannot start the store thread: %s", strerror(r));
-		store_db_close(st.db);
-		st.db = NULL;
 		return -r;
 	}
-	st.running = true;
+	st.thread_started = true;
 	return 0;
 }
 
@@ -522,11 +532,14 @@ void store_stop(void)
 {
 	if (!st.running)
 		return;
-	pthread_mutex_lock(&st.mu);
-	st.stopping = true;
-	pthread_cond_signal(&st.cv);
-	pthread_mutex_unlock(&st.mu);
-	pthread_join(st.thread, NULL);
+	if (st.thread_started) {
+		pthread_mutex_lock(&st.mu);
+		st.stopping = true;
+		pthread_cond_signal(&st.cv);
+		pthread_mutex_unlock(&st.mu);
+		pthread_join(st.thread, NULL);
+		st.thread_started = false;
+	}
 	st.running = false;
 	run_done();
 	while (st.poisoned)
@@ -538,6 +551,18 @@ void store_stop(void)
 
 bool store_is_open(void) { return st.running; }
 const char *store_path(void) { return st.db ? store_db_path(st.db) : NULL; }
+
+const char *store_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *p = store_path(), *slash = p ? strrchr(p, '/') : NULL;
+
+	if (!slash || (size_t)(slash - p) >= sizeof(dir))
+		return NULL;
+	memcpy(dir, p, (size_t)(slash - p));
+	dir[slash - p] = '\0';
+	return dir;
+}
 
 void store_stats(struct store_stats *out)
 {

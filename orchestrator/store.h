@@ -60,17 +60,22 @@ struct store_op;
  * database refused, -ESHUTDOWN the store stopped before running it. */
 typedef void (*store_done_cb)(int rc, const char *err, void *result, void *arg);
 
-/* Opens (creating dir 0700 and the database 0600 when missing) and starts
- * the store thread. Fails with a reason in err: the directory is locked by
+/* Opens (creating dir 0700 and the database 0600 when missing); work
+ * submitted from now on waits for store_run, which starts the store thread
+ * (the orchestrator confines itself in between: a sandbox applies to a
+ * single-threaded process). Fails with a reason in err: the directory is locked by
  * another orchestrator (-EBUSY), the file is not a database or is damaged
  * (-EINVAL), its schema is newer than this binary's (-EPROTO), or an
  * errno of the file system. */
 int store_start(struct loop *l, const char *dir, char *err, size_t errlen);
+/* Starts the store thread (once; 0 when the store is not open). */
+int store_run(char *err, size_t errlen);
 /* Runs what is still queued, stops the thread, runs every completion still
  * pending (callbacks not cancelled), closes the database and the lock. */
 void store_stop(void);
 bool store_is_open(void);
 const char *store_path(void); /* the database file; NULL when closed */
+const char *store_dir(void);  /* its directory (a static buffer); NULL when closed */
 
 /* ---- records ------------------------------------------------------------ */
 

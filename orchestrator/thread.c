@@ -118,7 +118,7 @@ uint64_t threads_builds(void) { return threads.builds; }
 
 /* The executor is untrusted: keep only well-formed server entries, bound to
  * the root's environment whatever the executor said. */
-static json_t *accept_servers(struct troot *r, json_t *arr)
+static json_t *accept_servers(struct troot *r, json_t *arr, struct proto_str root)
 {
 	json_t *out = json_array(), *s;
 	size_t i;
@@ -136,6 +136,8 @@ static json_t *accept_servers(struct troot *r, json_t *arr)
 		}
 		s = json_deep_copy(s);
 		json_object_set_new(s, "environment_id", json_string(r->env_id));
+		if (root.len) /* srv.c sends it back with MCP_START */
+			json_object_set_new(s, "plugin_root", json_stringn(root.ptr, root.len));
 		json_array_append_new(out, s);
 		if (json_array_size(out) >= 256)
 			break;
@@ -163,7 +165,7 @@ static void resolve_reply_cb(struct env *e, const struct proto_msg *reply, const
 		servers = jsonu_loadb(rr->servers.ptr, rr->servers.len, PROTO_MAX_BIN, NULL, 0);
 		json_decref(r->servers);
 		json_decref(r->invalid);
-		r->servers = accept_servers(r, json_is_array(servers) ? servers : NULL);
+		r->servers = accept_servers(r, json_is_array(servers) ? servers : NULL, rr->path);
 		json_decref(servers);
 		r->invalid = rr->invalid.len ? jsonu_loadb(rr->invalid.ptr, rr->invalid.len,
 							   PROTO_MAX_BIN, NULL, 0)

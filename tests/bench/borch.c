@@ -131,9 +131,11 @@ struct borch *borch_start_full(const struct borch_bins *b, const char *name,
 	close(log_fd);
 	o->c = borch_connect(o, name);
 	wait_env_ready(o);
-	o->exec_pid = bproc_child_named(o->pid, "tandem-executor");
+	/* the executor is the child of the orchestrator's spawner */
+	o->exec_pid = bproc_child_named(bproc_child_named(o->pid, "tandem-spawner"),
+					"tandem-executor");
 	if (o->exec_pid <= 0)
-		bsys_fail("orchestrator %s: no tandem-executor child", name);
+		bsys_fail("orchestrator %s: no tandem-executor below its spawner", name);
 	return o;
 }
 

@@ -73,7 +73,7 @@ static void open_store(const char *dir)
 {
 	char err[512];
 
-	if (store_start(loop, dir, err, sizeof(err)) < 0)
+	if (store_start(loop, dir, err, sizeof(err)) < 0 || store_run(err, sizeof(err)) < 0)
 		bsys_fail("thread store %s: %s", dir, err);
 }
 

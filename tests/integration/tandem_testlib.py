@@ -202,16 +202,55 @@ def fixture_pids(under_pid, table=None):
     return out
 
 
-def child_with_args(parent, *args, table=None):
-    """The child of parent whose argv holds `args` consecutively."""
+def child_with_args(parent, *args, table=None, below=False):
+    """The child of parent whose argv holds `args` consecutively (with
+    below=True, any process below parent)."""
     table = table if table is not None else proc_table()
     n = len(args)
-    for pid in children(parent, table):
+    for pid in (descendants(parent, table) if below else children(parent, table)):
         argv = cmdline(pid)
         for i in range(len(argv) - n + 1):
             if tuple(argv[i:i + n]) == args:
                 return pid
     return None
+
+
+def secret_leaks(root_pid, secrets, texts=(), include_root=True):
+    """Where any of `secrets` shows among what tandem started: the
+    environment block (/proc/PID/environ: what a child inherited, and what
+    the process was started with) and the argv of root_pid and every process
+    below it (spawner, executors, MCP servers and their children), and the
+    given texts (logs: {label: text}). Returns ["where: which secret"]."""
+    found = []
+    pids = ([root_pid] if include_root else []) + descendants(root_pid)
+    for pid in pids:
+        for part in ("environ", "cmdline"):
+            try:
+                with open("/proc/%d/%s" % (pid, part), "rb") as f:
+                    blob = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            for sec in secrets:
+                if sec and sec.encode() in blob:
+                    found.append("pid %d (%s) %s: %s..." % (
+                        pid, (cmdline(pid) or ["?"])[0], part, sec[:6]))
+    for label, text in dict(texts).items():
+        for sec in secrets:
+            if sec and sec in text:
+                found.append("%s: %s..." % (label, sec[:6]))
+    return found
+
+
+def check_no_secret_leaks(orch, secrets, what="", include_root=True):
+    """None of `secrets` in the environ or argv of the orchestrator and
+    everything below it, nor in its log (executors and the spawner log to
+    the same stderr). Returns a note naming what was searched."""
+    pids = ([orch.pid] if include_root else []) + descendants(orch.pid)
+    leaks = secret_leaks(orch.pid, secrets, {"log": orch.stderr_text()}, include_root)
+    check(not leaks, "secrets found %s:\n%s" % (what, "\n".join(leaks)))
+    return "no secret in the environ or argv of %d processes (%s) or the log" % (
+        len(pids), ", ".join(sorted({(cmdline(p) or ["?"])[0].rsplit("/", 1)[-1]
+                                     for p in pids})))
 
 
 def abstract_listening(name):
@@ -693,7 +732,7 @@ class Orchestrator:
     extra_args) go after tandem's own options (e.g. --mcp-listen)."""
 
     def __init__(self, ctx, home, mode="stdio", log_level="debug", wrapper=None, env=None,
-                 label="orchestrator", args=(), extra_args=()):
+                 label="orchestrator", args=(), extra_args=(), popen_kw=None):
         self.ctx, self.home, self.mode = ctx, home, mode
         self.sock = ctx.path("%s.sock" % label) if mode == "unix" else None
         if wrapper is None and os.environ.get("TANDEM_ORCH_WRAPPER"):
@@ -706,10 +745,18 @@ class Orchestrator:
             argv += ["--listen", "unix://" + self.sock]
         argv += list(args) + list(extra_args)
         penv = dict(os.environ)
+        # The spawned executors' socket directories go below a short private
+        # directory of the test's own (orchestrator/env_spawn.c): the test's
+        # final SIGKILL of the whole group leaves nobody to remove them.
+        rt = tempfile.mkdtemp(prefix="tandem-rt-")
+        os.chmod(rt, 0o700)
+        ctx.closers.append(lambda: shutil.rmtree(rt, ignore_errors=True))
+        penv["XDG_RUNTIME_DIR"] = rt
         penv.update(env or {})
         self.proc = ctx.popen(argv, label, env=penv,
                               stdin=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL,
-                              stdout=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL)
+                              stdout=subprocess.PIPE if mode == "stdio" else subprocess.DEVNULL,
+                              **(popen_kw or {}))
         self.pid = self.proc.pid
         self.clients = []
         self.client = None
@@ -771,7 +818,15 @@ class Orchestrator:
                               (timeout, stacks(self.pid)))
 
     def executor_pid(self, env_id, table=None):
-        return child_with_args(self.pid, "--id", env_id, table=table)
+        # Executors are the spawner's children (orchestrator/spawner.h).
+        return child_with_args(self.pid, "--id", env_id, table=table, below=True)
+
+    def spawner_pid(self, table=None):
+        table = table if table is not None else proc_table()
+        for pid in children(self.pid, table):
+            if table[pid].comm == "tandem-spawner":
+                return pid
+        return None
 
     def stderr_text(self):
         with open(self.proc.stderr_path, "rb") as f:

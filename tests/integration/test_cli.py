@@ -146,6 +146,7 @@ def cli_env(socket_path=None):
     env.pop("TANDEM_SOCKET", None)
     env.pop("TANDEM_LOG", None)
     env["DEMO_GREETING"] = GREETING
+    env["TANDEM_EXECUTOR_ENV"] = "DEMO_GREETING"  # spawned executors get it by name
     env["FAKE_API_KEY"] = "sk-test"
     if socket_path:
         env["TANDEM_SOCKET"] = socket_path

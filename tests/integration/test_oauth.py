@@ -21,7 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tandem_testlib import (  # noqa: E402
+from tandem_testlib import (check_no_secret_leaks,   # noqa: E402
     Executor, Orchestrator, check, check_eq, make_home, root, toml_str, wait_until, write_file,
     run_suite)
 
@@ -185,8 +185,11 @@ def test_login_direct(ctx):
     got = structured(c.tool(t, "secure", "echo", {"message": "after"}), "echo after refresh")
     check_eq(got.get("echo"), "after", "echo with the refreshed token")
     secrets = fx.get("/_fixture/secrets")["secrets"] + [code, q["state"]]
+    # Live: no token in the environment or argv of anything tandem started.
+    note = check_no_secret_leaks(o, secrets, "(OAuth tokens, code, state)")
     stopped(o)
     assert_no_secrets(o.stderr_text(), secrets, "orchestrator")
+    return note
 
 
 # ---- 2 ---------------------------------------------------------------------

@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
     EXECUTOR, MCP_FIXTURE, ORCHESTRATOR, REGISTRY, SLEEP_SYSCALLS, Executor, Orchestrator,
-    RpcError, Tap, TestFailure, alive, become_subreaper, check, check_eq, current_syscall,
+    RpcError, Tap, TestFailure, alive, become_subreaper, check, check_eq, check_no_secret_leaks,
+    current_syscall,
     descendants, fd_count, fixture_pids, kill_everything_below, make_home, make_plugin,
     proc_table, root, toml_str, wait_until, write_file, run_suite)
 
@@ -228,6 +229,9 @@ url = %s
     listed = {t["id"] for t in c.call("thread/list", {})["data"]}
     check({a, b, cthr} <= listed, "thread/list: %s" % listed)
     check_eq(c.call("thread/read", {"threadId": a})["thread"]["id"], a, "thread/read A")
+    # The link token of exec2 (read from its token file) and the one-time
+    # secrets of the spawned executors (through a pipe) show nowhere.
+    return check_no_secret_leaks(o, [ex2.token], "(link token)")
 
 
 # ---- 3 ---------------------------------------------------------------------
@@ -506,43 +510,54 @@ def test_filesystem_less(ctx):
     first, events, parent, is_thread = parse_strace(trace)
     check(first is not None and events, "empty trace")
     orch_threads = {first} | {pid for pid in parent if tgid_of(pid, parent, is_thread) == first}
+    # The orchestrator's one child is the spawner (orchestrator/spawner.h), a
+    # fork of it that never execs; the executors are the spawner's children.
     direct = {pid for pid, par in parent.items()
               if not is_thread[pid] and tgid_of(par, parent, is_thread) == first}
-    def below_direct(pid):  # the executor's descendants (servers may sit under an init)
+    launched = {pid for pid, par in parent.items()
+                if not is_thread[pid] and tgid_of(par, parent, is_thread) in direct}
+    def below_launched(pid):  # the executors' descendants (servers may sit under an init)
         par = tgid_of(parent.get(pid), parent, is_thread)
-        while par is not None and par not in direct and par != first:
+        while par is not None and par not in launched and par != first:
             par = tgid_of(parent.get(par), parent, is_thread)
-        return par in direct
-    grand = {pid for pid in parent if not is_thread[pid] and below_direct(pid)}
+        return par in launched
+    grand = {pid for pid in parent if not is_thread[pid] and below_launched(pid)}
     check(len(orch_threads) >= 1 and direct, "no children of the orchestrator in the trace")
+    check(launched, "the spawner started no process")
 
     markers = (p + "/", ".codex-plugin", ".mcp.json", os.path.basename(p))
-    touched, execs_direct, execs_self, plugin_touch_elsewhere, server_execs = [], [], [], 0, []
-    execd = set()  # direct children after their exec are the executor, before it us
+    touched, execs_launched, execs_self, plugin_touch_elsewhere, server_execs = [], [], [], 0, []
+    execs_spawner = []
+    execd = set()  # launched processes after their exec are the executor, before it ours
     for pid, name, text, result in events:
         strings = STR_RE.findall(text)
         paths = strings[:1] if name in EXECS else strings  # an exec's argv is not a path
         hits = [s for s in paths if s == p or any(mk in s for mk in markers)]
         tg = tgid_of(pid, parent, is_thread)
-        if tg in direct and name in EXECS and result == 0:
+        if tg in launched and name in EXECS and result == 0:
             execd.add(tg)
-        if tg == first or (tg in direct and tg not in execd):
+        ours = tg == first or tg in direct or (tg in launched and tg not in execd)
+        if ours:
             if hits:
                 touched.append("%d %s" % (pid, text[:300]))
             if name in EXECS and tg == first:
                 execs_self.append(text[:300])
+            if name in EXECS and tg in direct:
+                execs_spawner.append(text[:300])
         else:
             plugin_touch_elsewhere += bool(hits)
-        if tg in direct and name in EXECS:
-            execs_direct.append((pid, strings[0] if strings else "?", result))
+        if tg in launched and name in EXECS:
+            execs_launched.append((pid, strings[0] if strings else "?", result))
         if tg in grand and name in EXECS and result == 0:
             server_execs.append(strings[0] if strings else "?")
 
-    check(not touched, "the orchestrator touched the plugin root:\n" + "\n".join(touched[:10]))
+    check(not touched, "the orchestrator (or its spawner) touched the plugin root:\n" +
+          "\n".join(touched[:10]))
     check_eq(len(execs_self), 1, "execs by the orchestrator's own threads (its own start)")
-    bad = [e for e in execs_direct if os.path.basename(e[1]) != "tandem-executor"]
-    check(not bad, "direct children of the orchestrator exec'd something else: %s" % bad[:5])
-    check(any(r == 0 for _, _, r in execs_direct), "no executor exec'd by a direct child")
+    check(not execs_spawner, "the spawner exec'd: %s" % execs_spawner[:3])
+    bad = [e for e in execs_launched if os.path.basename(e[1]) != "tandem-executor"]
+    check(not bad, "the spawner's children exec'd something else: %s" % bad[:5])
+    check(any(r == 0 for _, _, r in execs_launched), "no executor exec'd by the spawner")
     # Positive controls: the trace does see plugin files and the servers.
     check(plugin_touch_elsewhere > 0, "no process touched the plugin root: trace incomplete")
     check(os.path.join(p, "bin", "mcp-server") in server_execs,

@@ -75,8 +75,11 @@ def start(ctx, fake, servers=None, extra_config=""):
     servers = servers or {"executor_demo": {"env_vars": ["TANDEM_SECRET_VALUE"],
                                             "env": {"FIXTURE_ECHO_ENV": "TANDEM_SECRET_VALUE"}}}
     plugin = make_plugin(ctx, "demo", servers)
+    # The spawned executor's environment is cleared: the value is passed to it
+    # by name (README "What an executor and a server inherit").
     orch = Orchestrator(ctx, home, env={"TANDEM_TEST_API_KEY": API_KEY,
-                                        "TANDEM_SECRET_VALUE": SECRET_VALUE})
+                                        "TANDEM_SECRET_VALUE": SECRET_VALUE,
+                                        "TANDEM_EXECUTOR_ENV": "TANDEM_SECRET_VALUE"})
     c = orch.client
     c.initialize()
     tid = c.start_thread([root("demo", "local", plugin)])

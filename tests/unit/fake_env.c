@@ -34,6 +34,7 @@ struct pending {
 	char *server;   /* MCP_START */
 	char *command;
 	json_t *tools;
+	json_t *start;   /* MCP_START: {root?, sandbox?, env} as sent */
 	uint64_t handle; /* MCP_STOP */
 };
 
@@ -68,6 +69,7 @@ static struct {
 	unsigned live, cancels;
 	json_t *started; /* server name -> count */
 	json_t *calls;   /* tool name -> count */
+	json_t *starts;  /* server name -> the last MCP_START's {root?, sandbox?, env} */
 } fk;
 
 static void output_free(struct output *o);
@@ -129,6 +131,7 @@ void fake_env_reset(void)
 	}
 	json_decref(fk.started);
 	json_decref(fk.calls);
+	json_decref(fk.starts);
 	memset(&fk, 0, sizeof(fk));
 }
 
@@ -262,6 +265,7 @@ static void pending_free(struct pending *p)
 	free(p->server);
 	free(p->command);
 	json_decref(p->tools);
+	json_decref(p->start);
 	free(p);
 }
 
@@ -304,6 +308,21 @@ static void reply_root(struct pending *p)
 	finish(p, &m, NULL);
 }
 
+/* What an executor would answer about the box (executor/box.c's rule,
+ * simplified): off when asked, boxed with a plugin root or a sandbox
+ * table, else off. */
+static const char *box_of(json_t *start)
+{
+	json_t *box = json_object_get(start, "sandbox");
+	json_t *sb = json_object_get(box, "sandbox");
+
+	if (json_is_true(json_object_get(sb, "off")))
+		return "off: sandbox = \"off\" in its config";
+	if (json_object_get(start, "root") || sb)
+		return "landlock ABI 7, private directory (fake)";
+	return "off: not a plugin server (a sandbox table in its config boxes it)";
+}
+
 static void reply_start(struct pending *p)
 {
 	struct proto_msg m = { 0 };
@@ -323,7 +342,12 @@ static void reply_start(struct pending *p)
 	fk.procs = pr;
 	fk.live++;
 	bump(&fk.started, p->server);
+	if (!fk.starts)
+		fk.starts = json_object();
+	json_object_set(fk.starts, p->server, p->start);
 	m.u.mcp_start_reply.handle = pr->handle;
+	m.u.mcp_start_reply.sandbox = proto_str_c(box_of(p->start));
+	PROTO_MARK(&m.u.mcp_start_reply, mcp_start_reply, sandbox);
 	finish(p, &m, NULL);
 }
 
@@ -368,6 +392,26 @@ static json_t *tool_list(const struct proto_strlist *args)
 	return tools;
 }
 
+static json_t *start_record(const struct proto_mcp_start_body *ms)
+{
+	json_t *rec = json_object(), *env = json_object();
+
+	if (PROTO_HAS_FIELD(ms, mcp_start_body, root))
+		json_object_set_new(rec, "root", json_stringn(ms->root.ptr, ms->root.len));
+	if (PROTO_HAS_FIELD(ms, mcp_start_body, sandbox))
+		json_object_set_new(rec, "sandbox", json_loadb(ms->sandbox.ptr, ms->sandbox.len, 0,
+							       NULL));
+	for (uint32_t i = 0; i < ms->env.n; i++) {
+		char *k = proto_str_dup(ms->env.keys[i]), *v = proto_str_dup(ms->env.vals[i]);
+
+		json_object_set_new(env, k, json_string(v));
+		free(k);
+		free(v);
+	}
+	json_object_set_new(rec, "env", env);
+	return rec;
+}
+
 static void take_body(struct pending *p, const void *body)
 {
 	const struct proto_root_resolve_body *rr = body;
@@ -382,6 +426,7 @@ static void take_body(struct pending *p, const void *body)
 		p->server = proto_str_dup(ms->server_name);
 		p->command = proto_str_dup(ms->command);
 		p->tools = tool_list(&ms->args);
+		p->start = start_record(ms);
 		break;
 	case PROTO_MCP_STOP:
 		p->handle = st->handle;
@@ -500,3 +545,14 @@ int env_executor_pid(const struct env *e) { return -1; }
 struct http *env_http(struct env *e) { return NULL; }
 void env_set_executor_path(const char *path) { (void)path; }
 const char *env_executor_path(void) { return "fake-executor"; }
+const char *env_spawn_program(const char *configured) { return configured; }
+const char *env_spawn_runtime_dir(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the fake environments spawn nothing");
+	return NULL;
+}
+
+json_t *fake_env_last_start(const char *server)
+{
+	return json_object_get(fk.starts, server);
+}

@@ -26,6 +26,7 @@
 #ifndef TANDEM_FAKE_ENV_H
 #define TANDEM_FAKE_ENV_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,6 +48,11 @@ unsigned fake_env_live(void);             /* processes started, not ended */
 unsigned fake_env_started(const char *server);
 unsigned fake_env_tool_calls(const char *tool);
 unsigned fake_env_cancels(void);          /* notifications/cancelled received */
+/* The last MCP_START for `server`: {root?, sandbox? (the parsed JSON),
+ * env (the literal and local values sent)}, NULL if none (borrowed). The
+ * reply's sandbox says "off: ..." unless the start carried a root or a
+ * sandbox table (executor/box.c's rule). */
+json_t *fake_env_last_start(const char *server);
 /* Forgets the scripts and counters, and drops undelivered output (call it
  * before loop_free; the environments themselves belong to envs.c). */
 void fake_env_reset(void);

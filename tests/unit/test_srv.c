@@ -6,6 +6,7 @@
 #include "testdomain.h"
 #include "testmain.h"
 #include "mcp.h"
+#include "secret.h"
 #include "view.h"
 
 #define STDIO(args) \
@@ -259,6 +260,101 @@ START_TEST(views_apply_contributors_in_order_and_gate_auth)
 }
 END_TEST
 
+/* MCP_START carries the plugin root (thread.c keeps it as "plugin_root")
+ * and the sandbox/network keys of the config, for plugin and config.toml
+ * servers alike; the executor's answer about the box is kept for
+ * mcpServerStatus/list. */
+START_TEST(mcp_start_carries_root_and_sandbox_and_keeps_the_box)
+{
+	json_t *plug = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			   "\"environment_id\":\"local\",\"plugin_root\":\"/srv/plugins/p\","
+			   "\"network\":false}");
+	json_t *boxed = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			    "\"environment_id\":\"local\",\"sandbox\":{\"read\":[\"/data\"]}}");
+	json_t *plain = cfg(STDIO("[]"));
+	json_t *off = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			  "\"environment_id\":\"local\",\"plugin_root\":\"/srv/plugins/q\","
+			  "\"sandbox\":{\"off\":true}}");
+	struct srv *a = srv_acquire("a", plug, "p@1"), *b = srv_acquire("b", boxed, NULL);
+	struct srv *c = srv_acquire("c", plain, NULL), *d = srv_acquire("d", off, "q@1");
+	json_t *st;
+
+	ck_assert_ptr_null(srv_sandbox(a)); /* nothing known before the answer */
+	ck_assert(run_until(srv_is_ready, a) && run_until(srv_is_ready, b) &&
+		  run_until(srv_is_ready, c) && run_until(srv_is_ready, d));
+	st = fake_env_last_start("a");
+	ck_assert_str_eq(json_string_value(json_object_get(st, "root")), "/srv/plugins/p");
+	ck_assert(json_is_false(json_object_get(json_object_get(st, "sandbox"), "network")));
+	ck_assert_ptr_null(json_object_get(json_object_get(st, "sandbox"), "sandbox"));
+	ck_assert_str_eq(srv_sandbox(a), "landlock ABI 7, private directory (fake)");
+	st = fake_env_last_start("b");
+	ck_assert_ptr_null(json_object_get(st, "root"));
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(
+				 json_object_get(json_object_get(st, "sandbox"), "sandbox"), "read"), 0)),
+			 "/data");
+	ck_assert_str_eq(srv_sandbox(b), "landlock ABI 7, private directory (fake)");
+	st = fake_env_last_start("c");
+	ck_assert_ptr_null(json_object_get(st, "root"));
+	ck_assert_uint_eq(json_object_size(json_object_get(st, "sandbox")), 0); /* sent, empty */
+	ck_assert_int_eq(strncmp(srv_sandbox(c), "off: not a plugin server", 24), 0);
+	ck_assert_int_eq(strncmp(srv_sandbox(d), "off: sandbox", 12), 0);
+	srv_release(a);
+	srv_release(b);
+	srv_release(c);
+	srv_release(d);
+	json_decref(plug);
+	json_decref(boxed);
+	json_decref(plain);
+	json_decref(off);
+}
+END_TEST
+
+/* env_vars with source "local" come from the orchestrator's environment,
+ * except its own secrets (held in guarded memory) and TANDEM_* settings:
+ * naming one fails the server with a reason, and nothing is sent. */
+START_TEST(local_env_vars_never_carry_the_orchestrators_secrets)
+{
+	json_t *ok = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			 "\"environment_id\":\"local\",\"env\":{},\"env_vars\":["
+			 "{\"name\":\"SRV_TEST_PLAIN\",\"source\":\"local\"}]}");
+	json_t *key = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			  "\"environment_id\":\"local\",\"env\":{},\"env_vars\":["
+			  "{\"name\":\"SRV_TEST_MODEL_KEY\",\"source\":\"local\"}]}");
+	json_t *tdm = cfg("{\"transport\":\"stdio\",\"command\":\"fake-mcp\",\"args\":[],"
+			  "\"environment_id\":\"local\",\"env\":{},\"env_vars\":["
+			  "{\"name\":\"TANDEM_SRV_TEST\",\"source\":\"local\"}]}");
+	struct srv *a, *b, *c;
+
+	setenv("SRV_TEST_PLAIN", "plain-value", 1);
+	setenv("SRV_TEST_MODEL_KEY", "sk-must-not-leave", 1);
+	setenv("TANDEM_SRV_TEST", "tandem-setting", 1);
+	ck_assert_int_eq(secret_env_hold("SRV_TEST_MODEL_KEY"), 0);
+	a = srv_acquire("plain", ok, NULL);
+	b = srv_acquire("key", key, NULL);
+	c = srv_acquire("tdm", tdm, NULL);
+	ck_assert(run_until(srv_is_ready, a));
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_object_get(fake_env_last_start("plain"), "env"), "SRV_TEST_PLAIN")),
+			 "plain-value");
+	ck_assert(run_until(srv_not_starting, b) && run_until(srv_not_starting, c));
+	ck_assert_int_eq(srv_state(b), SRV_FAILED);
+	ck_assert_ptr_nonnull(strstr(srv_error(b), "'SRV_TEST_MODEL_KEY'"));
+	ck_assert_int_eq(srv_state(c), SRV_FAILED);
+	ck_assert_ptr_nonnull(strstr(srv_error(c), "'TANDEM_SRV_TEST'"));
+	ck_assert_uint_eq(fake_env_started("key") + fake_env_started("tdm"), 0);
+	ck_assert(!srv_retry(b)); /* a config error: not retried until it changes */
+	srv_release(a);
+	srv_release(b);
+	srv_release(c);
+	secret_env_release_all();
+	unsetenv("SRV_TEST_PLAIN");
+	unsetenv("TANDEM_SRV_TEST");
+	json_decref(ok);
+	json_decref(key);
+	json_decref(tdm);
+}
+END_TEST
+
 static Suite *srv_suite(void)
 {
 	Suite *s = suite_create("srv");
@@ -274,6 +370,8 @@ static Suite *srv_suite(void)
 	tcase_add_test(tc, a_lost_environment_ends_calls_and_its_return_restarts);
 	tcase_add_test(tc, released_while_starting_stops_the_process);
 	tcase_add_test(tc, views_apply_contributors_in_order_and_gate_auth);
+	tcase_add_test(tc, mcp_start_carries_root_and_sandbox_and_keeps_the_box);
+	tcase_add_test(tc, local_env_vars_never_carry_the_orchestrators_secrets);
 	suite_add_tcase(s, tc);
 	return s;
 }

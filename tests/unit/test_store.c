@@ -48,6 +48,7 @@ static void start(void)
 	char err[512] = "";
 
 	ck_assert_msg(store_start(loop, dir, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(store_run(err, sizeof(err)) == 0, "%s", err);
 }
 
 /* ---- running the loop until the store answered ---------------------------- */

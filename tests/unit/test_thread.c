@@ -41,6 +41,9 @@ START_TEST(resolves_once_and_keeps_the_runtime)
 	ck_assert_ptr_nonnull(s);
 	ck_assert_str_eq(srv_plugin_id(s), "a@1");
 	ck_assert_int_eq(srv_state(s), SRV_READY);
+	/* MCP_START names the root the executor resolved (the reply's path). */
+	ck_assert_str_eq(json_string_value(json_object_get(fake_env_last_start("demo"), "root")),
+			 "/plugins/a");
 	/* Built when first projected (nothing resolved yet), then with the root. */
 	builds = thread_builds(t);
 	ck_assert_uint_eq(builds, 2);
@@ -420,6 +423,7 @@ static void store_open_here(void)
 	char err[512];
 
 	ck_assert_msg(store_start(loop, dir, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(store_run(err, sizeof(err)) == 0, "%s", err);
 }
 
 /* What a crash leaves: a turn still inProgress, a call without a result.

@@ -267,6 +267,7 @@ START_TEST(a_durable_turn_is_in_the_store)
 	size_t i;
 
 	ck_assert_msg(store_start(loop, dir, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(store_run(err, sizeof(err)) == 0, "%s", err);
 	t = demo_thread();
 	ck_assert(!thread_ephemeral(t));
 	model_start("{\"steps\":["
