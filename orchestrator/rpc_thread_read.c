@@ -109,8 +109,8 @@ json_t *rpc_thread_object(const struct rpc_thread_view *v, bool with_turns)
 	const char *provider = rec->provider ? rec->provider
 			       : c && c->model_provider ? c->model_provider : "openai";
 
-	if (!model && c)
-		model = c->model;
+	if (!model) /* what its turns ask the model API for (turn.c) */
+		model = c && c->model ? c->model : CONFIG_DEFAULT_MODEL;
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s?, s:s, s:s, s:n, s:s, s:o, "
 			 "s:o, s:o, s:o, s:o}",
 			 "id", rec->id, "sessionId", rec->id, "cliVersion", TANDEM_VERSION,

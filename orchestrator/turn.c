@@ -493,7 +493,8 @@ static const struct model_cbs turn_model_cbs = {
 static json_t *request_body(struct turn *u, json_t *tools)
 {
 	const struct config *c = config_current();
-	const char *model = thread_model(u->t) ? thread_model(u->t) : c->model ? c->model : "gpt-5";
+	const char *model = thread_model(u->t) ? thread_model(u->t) : c->model ? c->model
+									  : CONFIG_DEFAULT_MODEL;
 	json_t *b = json_pack("{s:s, s:O, s:O, s:s, s:b}", "model", model, "input",
 			      thread_history(u->t), "tools", tools, "tool_choice", "auto",
 			      "parallel_tool_calls", 1);
