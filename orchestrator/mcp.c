@@ -794,17 +794,51 @@ void mcp_session_forget_callbacks(struct mcp_session *s, void *arg)
 
 /* ---- receiving ---- */
 
+/* The caller's error text. An error object that breaks JSON-RPC (no
+ * integer code, a message that is not a string) still ends its call, with
+ * a text that says it was malformed: never dropped, never a wait for the
+ * timeout. */
 static char *rpc_error_text(json_t *err)
 {
-	json_t *code = json_object_get(err, "code");
-	const char *msg = json_string_value(json_object_get(err, "message"));
+	json_t *code = json_object_get(err, "code"), *mv = json_object_get(err, "message");
+	const char *msg = json_string_value(mv);
 	int len;
 
 	if (!json_is_object(err))
-		return xstrdup("MCP error: malformed error response");
+		return xstrdup("MCP error: malformed error response (not an object)");
 	len = msg ? (int)MIN(strlen(msg), (size_t)MAX_ERROR_TEXT) : 0;
-	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s",
-			 json_is_integer(code) ? json_integer_value(code) : 0, len, msg ? msg : "");
+	if (!json_is_integer(code))
+		return xasprintf("MCP error: malformed error response (code is %s): %.*s",
+				 code ? "not an integer" : "missing", len, msg ? msg : "");
+	if (mv && !msg)
+		return xasprintf("MCP error %" JSON_INTEGER_FORMAT
+				 ": malformed error response (message is not a string)",
+				 json_integer_value(code));
+	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s", json_integer_value(code),
+			 len, msg ? msg : "");
+}
+
+/* A message that does not parse because a number in it is out of range
+ * (an error code beyond int64) may still answer one of our
+ * requests: read again with every integer as a real, it names its id, and
+ * that request fails (malformed) instead of waiting for its timeout. */
+static void handle_unparsable(struct mcp_session *s, const char *data, size_t len,
+			      const char *why)
+{
+	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
+	json_t *id = json_object_get(m, "id");
+	struct mcp_req *r;
+	double d;
+
+	if (json_is_object(m) && !json_object_get(m, "method") && json_is_real(id) &&
+	    (d = json_real_value(id)) >= 0 && d < 9007199254740992.0 /* 2^53: exact */ &&
+	    d == (double)(uint64_t)d && (r = hash_find(s, (uint64_t)d))) {
+		char *text = xasprintf("MCP error: malformed response (%s)", why);
+
+		req_finish(s, r, NULL, text);
+		free(text);
+	}
+	json_decref(m);
 }
 
 static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
@@ -927,6 +961,11 @@ void mcp_session_receive(struct mcp_session *s, const char *data, size_t len)
 	if (!msg) {
 		log_debug("MCP server '%s': ignoring %zu bytes of non-JSON output (%s)", s->name,
 			  len, err);
+		if (len <= MCP_MAX_MESSAGE) {
+			session_enter(s);
+			handle_unparsable(s, data, len, err);
+			session_leave(s);
+		}
 		return;
 	}
 	session_enter(s);

@@ -651,6 +651,36 @@ START_TEST(test_call_error_response)
 }
 END_TEST
 
+/* Issue 13 item 9: an error reply that breaks JSON-RPC still ends its call,
+ * marked malformed: a non-integer code, a missing one, a code beyond int64
+ * (the message does not even parse). A real beyond a double (1e999) is not
+ * recovered: jansson parses no such number at all. */
+START_TEST(test_call_error_malformed)
+{
+	static const char *const bad[] = { /* what follows the id */
+		"\"error\":{\"code\":\"E42\",\"message\":\"m\"}",
+		"\"error\":{\"code\":1.5,\"message\":\"m\"}",
+		"\"error\":{\"message\":\"m\"}",
+		"\"error\":\"boom\"",
+		"\"error\":{\"code\":1,\"message\":7}",
+		"\"error\":{\"code\":9223372036854775808,\"message\":\"m\"}",
+	};
+	struct result r = { 0 };
+
+	make_ready();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+		feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,%s}", (long long)id_of(last_sent()),
+		      bad[i]);
+		ck_assert_msg(r.n == (int)i + 1, "reply %zu left its call waiting", i);
+		ck_assert_ptr_null(r.result);
+		ck_assert_msg(strstr(r.error, "malformed"), "reply %zu: %s", i, r.error);
+	}
+	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
+	result_clear(&r);
+}
+END_TEST
+
 START_TEST(test_call_result_not_object)
 {
 	struct result r = { 0 };
@@ -1327,6 +1357,7 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_server_requests);
 	tcase_add_test(tc, test_call_tool_result);
 	tcase_add_test(tc, test_call_error_response);
+	tcase_add_test(tc, test_call_error_malformed);
 	tcase_add_test(tc, test_call_result_not_object);
 	tcase_add_test(tc, test_read_resource);
 	tcase_add_test(tc, test_call_timeout_sends_cancelled);
