@@ -449,8 +449,8 @@ static void item_cb(json_t *item, void *arg)
  * into sum. */
 static void usage_add(json_t *sum, json_t *usage)
 {
-	json_t *v;
-	const char *k;
+	json_t *v, *dv;
+	const char *k, *dk;
 
 	json_object_foreach(usage, k, v) {
 		if (json_is_integer(v)) {
@@ -464,12 +464,13 @@ static void usage_add(json_t *sum, json_t *usage)
 				in = json_object();
 				json_object_set_new(sum, k, in);
 			}
-			json_object_foreach(v, k, v) /* no deeper: the API has none */
-				if (json_is_integer(v))
-					json_object_set_new(in, k,
-							    json_integer(json_integer_value(
-										 json_object_get(in, k)) +
-									 json_integer_value(v)));
+			json_object_foreach(v, dk, dv) { /* no deeper: the API has none */
+				json_int_t have = json_integer_value(json_object_get(in, dk));
+
+				if (json_is_integer(dv))
+					json_object_set_new(in, dk,
+							    json_integer(have + json_integer_value(dv)));
+			}
 		}
 	}
 }
