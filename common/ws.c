@@ -53,6 +53,9 @@ struct ws {
 
 	wslay_event_context_ptr ctx;
 	bool eof, broken, starved, in_cb;
+	bool paused, refused; /* ws_pause_read; input_cb said no */
+	size_t drain_level;   /* drained_cb at or below this */
+	size_t pass_read;     /* bytes read in this ws_process(), WS_READ_BUDGET */
 	bool ended;
 	int end_code;
 	char end_reason[128];
@@ -209,11 +212,24 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		w->inoff += (size_t)n;
 		return n;
 	}
+	/* Paused, refused or this pass's share read: as if nothing were there
+	 * (epoll is level-triggered: the rest is read on a later pass). */
+	if (w->paused || w->refused || w->pass_read >= WS_READ_BUDGET) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
 	do
-		n = recv(w->fd, buf, len, 0);
+		n = recv(w->fd, buf, MIN(len, WS_READ_BUDGET - w->pass_read), 0);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		w->pass_read += (size_t)n;
+		if (w->ops.input_cb && !w->ops.input_cb(w, (size_t)n, w->arg)) {
+			w->refused = true;
+			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+			return -1;
+		}
 		return n;
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -431,6 +447,8 @@ static void pump_open(struct ws *w)
 			end(w, WS_CLOSE_ABNORMAL, "read failed");
 		if (w->ended)
 			return;
+		if (w->refused)
+			close_now(w, WS_CLOSE_TRY_AGAIN, "server overloaded: retry later");
 	}
 	if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
 		end(w, WS_CLOSE_ABNORMAL, "write failed");
@@ -451,7 +469,7 @@ static void pump_open(struct ws *w)
 static void maybe_drained(struct ws *w)
 {
 	if (!w->starved || w->ended || w->state != ST_OPEN ||
-	    wslay_event_get_queued_msg_length(w->ctx) > w->max_queue / 2)
+	    wslay_event_get_queued_msg_length(w->ctx) > w->drain_level)
 		return;
 	w->starved = false;
 	if (w->ops.drained_cb) {
@@ -467,6 +485,7 @@ void ws_process(struct ws *w)
 {
 	if (!w || w->state == ST_CLOSED || w->in_cb)
 		return;
+	w->pass_read = 0;
 	if (w->ended) {
 		finish(w);
 		return;
@@ -515,7 +534,7 @@ static void update_interest(struct ws *w)
 	case ST_CLOSING:
 		if (w->out || wslay_event_want_write(w->ctx))
 			want |= LOOP_WRITE;
-		if (!w->out && wslay_event_want_read(w->ctx))
+		if (!w->out && !w->paused && !w->refused && wslay_event_want_read(w->ctx))
 			want |= LOOP_READ;
 		break;
 	case ST_CLOSED:
@@ -580,6 +599,7 @@ int ws_send_text(struct ws *w, const char *data, size_t len)
 		return -EMSGSIZE;
 	if (wslay_event_get_queued_msg_length(w->ctx) + len > w->max_queue) {
 		w->starved = true;
+		w->drain_level = w->max_queue / 2;
 		return -ENOBUFS;
 	}
 	if (wslay_event_queue_msg(w->ctx, &m) != 0)
@@ -607,6 +627,29 @@ void ws_close(struct ws *w, uint16_t code, const char *reason)
 		update_interest(w);
 	else
 		kick(w);
+}
+
+void ws_pause_read(struct ws *w, bool paused)
+{
+	if (!w || w->paused == paused || w->state == ST_CLOSED)
+		return;
+	w->paused = paused;
+	if (w->in_cb)
+		return; /* ws_process() updates the interest when the callback returns */
+	if (!paused)
+		kick(w); /* wslay may hold a whole frame already: no epoll event for it */
+	else
+		update_interest(w);
+}
+
+void ws_watch_drain(struct ws *w, size_t level)
+{
+	if (!w || w->state != ST_OPEN)
+		return;
+	w->starved = true;
+	w->drain_level = level;
+	if (!w->in_cb)
+		kick(w); /* it may be below already */
 }
 
 size_t ws_queued(const struct ws *w)

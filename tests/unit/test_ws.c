@@ -103,7 +103,7 @@ static void drained_cb(struct ws *w, void *arg)
 	((struct t *)arg)->drained++;
 }
 
-static const struct ws_ops ops = { request_cb, message_cb, closed_cb, drained_cb };
+static const struct ws_ops ops = { request_cb, message_cb, closed_cb, drained_cb, NULL };
 
 static void t_init(struct t *t, const struct ws_config *cfg)
 {
