@@ -17,7 +17,7 @@ void rpc_initialize(struct req *r, json_t *params)
 {
 	struct session *s = req_session(r);
 	json_t *info;
-	const char *name, *version = NULL;
+	const char *name, *version;
 
 	if (session_initialized(s)) {
 		req_error(r, CLIENT_INVALID_REQUEST, "Already initialized");
@@ -30,8 +30,12 @@ void rpc_initialize(struct req *r, json_t *params)
 		return;
 	}
 	name = json_string_value(json_object_get(info, "name"));
-	if (json_is_string(json_object_get(info, "version")))
-		version = json_string_value(json_object_get(info, "version"));
+	version = json_string_value(json_object_get(info, "version"));
+	if (!version && json_object_get(info, "version") &&
+	    !json_is_null(json_object_get(info, "version"))) { /* not taken as absent */
+		req_error(r, CLIENT_INVALID_PARAMS, "clientInfo.version: expected a string");
+		return;
+	}
 	session_set_initialized(s);
 	log_info("client %llu: %s %s", (unsigned long long)session_id(s), name,
 		 version ? version : "");

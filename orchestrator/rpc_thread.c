@@ -52,10 +52,13 @@ static int parse_root(json_t *r, size_t i, struct thread_root_spec *out, char *e
 			 i);
 		return -EINVAL;
 	}
-	if (!envid || !envs_find(envid)) {
-		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%s%s", i,
-			 envid ? "unknown environment '" : "missing", envid ? envid : "",
-			 envid ? "'" : "");
+	if (!envid || !envs_find(envid)) { /* a wrong type is not "missing" */
+		json_t *ev = json_object_get(loc, "environmentId");
+
+		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%.100s%s",
+			 i, envid ? "unknown environment '"
+			 : ev && !json_is_null(ev) ? "expected a string" : "missing",
+			 envid ? envid : "", envid ? "'" : "");
 		return -EINVAL;
 	}
 	if (!path || !path_ok(path) || strnlen(path, ROOT_PATH_MAX + 1) > ROOT_PATH_MAX) {

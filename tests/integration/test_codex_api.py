@@ -333,12 +333,16 @@ WRONG_TYPES = [
     ("turn/start", {"threadId": 5, "input": []}, "threadId"),
     ("mcpServerStatus/list", {"threadId": []}, "threadId"),
     ("account/login/start", {"type": 5}, "type"),
+    ("thread/start", {"selectedCapabilityRoots": [{"id": "r", "location": {
+        "type": "environment", "environmentId": 5, "path": "/"}}]}, "expected a string"),
 ]
 
 
 def t_wrong_types_named(ctx):
     o = Orchestrator(ctx, home_with(ctx, None))
     c = o.client
+    e = c.call_error("initialize", {"clientInfo": {"name": "x", "version": 1}})
+    check(e["code"] == INVALID_PARAMS and "clientInfo.version" in e["message"], "%r" % e)
     c.initialize()
     for method, params, field in WRONG_TYPES:
         e = c.call_error(method, params, timeout=10)
