@@ -206,8 +206,11 @@ def t_frontend_methods(ctx):
     call_checked(c, schemas, "thread/name/set", {"threadId": tid, "name": "hello"})
     c.wait_notification(lambda n: n["method"] == "thread/name/updated", what="name updated",
                         start=mark)
-    rs = c.call("thread/read", {"threadId": tid})["thread"]
-    check_eq(rs.get("name"), "hello", "the name set")
+    rd = c.call("thread/read", {"threadId": tid})
+    check_eq(rd["thread"].get("name"), "hello", "the name set")
+    call_checked(c, schemas, "thread/readState/update", {
+        "threadId": tid, "expectedRevision": rd["readState"]["revision"],
+        "operation": {"type": "read"}})
     call_checked(c, schemas, "thread/items/list", {"threadId": tid})
     call_checked(c, schemas, "thread/list", {"sortKey": "recency_at"})
 
@@ -235,9 +238,10 @@ def t_token_usage(ctx):
     """thread/tokenUsage/updated after each model response: last is that
     response's usage, total the thread's running sum."""
     fake = Fake(ctx, tool_script())
-    o = Orchestrator(ctx, home_with(ctx, fake), env={"TANDEM_TEST_API_KEY": API_KEY})
-    c = o.client
-    c.initialize()
+    o = Orchestrator(ctx, home_with(ctx, fake), mode="unix",
+                     env={"TANDEM_TEST_API_KEY": API_KEY})
+    c = o.connect("runner")
+    other = o.connect("bystander")  # not subscribed: hears none of it
     tid = c.start_thread()
     mark = len(c.notifications)
     turn_id = c.call("turn/start", {"threadId": tid, "input": [
@@ -258,6 +262,10 @@ def t_token_usage(ctx):
     check_eq(ups[1]["tokenUsage"]["last"], second, "second last")
     check_eq(ups[1]["tokenUsage"]["total"], {k: first[k] + second[k] for k in first},
              "second total")
+    check_eq(other.call("thread/loaded/list", {})["data"], [tid], "the bystander's view")
+    heard = sorted({n["method"] for n in other.notifications
+                    if n["method"].startswith(("thread/", "turn/", "item/"))})
+    check_eq(heard, [], "what a client not subscribed to the thread heard")
     o.stop()
     fake.finish()
 
