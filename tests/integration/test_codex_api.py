@@ -341,6 +341,7 @@ WRONG_TYPES = [
     ("turn/start", {"threadId": 5, "input": []}, "threadId"),
     ("mcpServerStatus/list", {"threadId": []}, "threadId"),
     ("account/login/start", {"type": 5}, "type"),
+    ("mcpServer/oauth/login", {"name": "demo", "scopes": ["a", 1]}, "scopes[1]"),
     ("thread/start", {"selectedCapabilityRoots": [{"id": "r", "location": {
         "type": "environment", "environmentId": 5, "path": "/"}}]}, "expected a string"),
 ]
