@@ -70,7 +70,8 @@ def t_tui(ctx):
     # a file, and the pane stays for the screen checks.
     cmd = ("env HOME=%s CODEX_HOME=%s %s --remote unix://%s; echo $? > %s; sleep 60" %
            (home, home, codex, o.sock, status))
-    t.run("new-session", "-d", "-s", "tui", "-x", "160", "-y", "45", cmd)
+    t.run("new-session", "-d", "-s", "tui", "-x", "160", "-y", "45", "-c", ctx.mkdir("work"),
+          cmd)
     t.wait_for("Ask Codex", "the TUI's prompt")
     t.wait_for("gpt-test", "the configured model in the status line")
     t.run("send-keys", "-t", "tui", "-l", PROMPT)
