@@ -54,6 +54,11 @@ struct ws {
 	wslay_event_context_ptr ctx;
 	bool eof, broken, starved, in_cb;
 	bool paused, refused; /* ws_pause_read; input_cb said no */
+	/* ws_close with messages still queued: libwslay sends control frames
+	 * first, so the close waits until they are written. */
+	bool close_pending;
+	uint16_t pending_code;
+	char pending_reason[124];
 	size_t drain_level;   /* drained_cb at or below this */
 	size_t pass_read;     /* bytes read in this ws_process(), WS_READ_BUDGET */
 	bool drained_in;      /* a short read in this pass: the socket is empty */
@@ -496,6 +501,14 @@ static void pump_open(struct ws *w)
 		end(w, WS_CLOSE_ABNORMAL, "write failed");
 		return;
 	}
+	if (w->close_pending && wslay_event_get_queued_msg_count(w->ctx) == 0) {
+		w->close_pending = false;
+		close_now(w, w->pending_code, w->pending_reason);
+		if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+			end(w, WS_CLOSE_ABNORMAL, "write failed");
+			return;
+		}
+	}
 	/* A header whose payload libwslay did not send after all. */
 	if (w->hdr_len && flush_hdr(w) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		end(w, WS_CLOSE_ABNORMAL, "write failed");
@@ -641,7 +654,7 @@ int ws_send_text(struct ws *w, const char *data, size_t len)
 	struct wslay_event_msg m = { .opcode = WSLAY_TEXT_FRAME, .msg = (const uint8_t *)data,
 				     .msg_length = len };
 
-	if (!w || w->state != ST_OPEN || w->ended)
+	if (!w || w->state != ST_OPEN || w->ended || w->close_pending)
 		return -EPIPE;
 	if (len > (size_t)INT32_MAX || len > w->max_queue)
 		return -EMSGSIZE;
@@ -666,12 +679,19 @@ int ws_send_text(struct ws *w, const char *data, size_t len)
 
 void ws_close(struct ws *w, uint16_t code, const char *reason)
 {
-	if (!w || w->state == ST_CLOSED || w->ended)
+	if (!w || w->state == ST_CLOSED || w->ended || w->close_pending)
 		return;
-	if (w->state == ST_OPEN)
+	if (w->state == ST_OPEN && wslay_event_get_queued_msg_count(w->ctx) > 0) {
+		/* After what is queued (pump_open); nothing more is read. */
+		w->close_pending = true;
+		w->pending_code = code;
+		snprintf(w->pending_reason, sizeof(w->pending_reason), "%s", reason ? reason : "");
+		wslay_event_shutdown_read(w->ctx);
+	} else if (w->state == ST_OPEN) {
 		close_now(w, code, reason ? reason : "");
-	else if (w->state != ST_CLOSING)
+	} else if (w->state != ST_CLOSING) {
 		end(w, 0, "closed by the server before the upgrade");
+	}
 	if (w->in_cb)
 		update_interest(w);
 	else
@@ -708,7 +728,7 @@ size_t ws_queued(const struct ws *w)
 
 bool ws_is_open(const struct ws *w)
 {
-	return w && w->state == ST_OPEN && !w->ended;
+	return w && w->state == ST_OPEN && !w->ended && !w->close_pending;
 }
 
 struct ws *ws_free(struct ws *w)
