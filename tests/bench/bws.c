@@ -121,6 +121,20 @@ void bws_run(const struct bench_opts *o)
 	btable_add("tool call p50 over ws:// (vs unix lines, same daemon)", btable_us(ws),
 		   btable_us(line), btable_fmt("%+.1f us", ((double)ws - (double)line) / 1e3),
 		   NULL, BTABLE_INFO);
+	/* CPU per call in the orchestrator at 32 in flight: what the transport
+	 * costs, less sensitive to a busy machine than latency. */
+	{
+		double cpu_ws[1] = { 0 }, cpu_line[1] = { 0 };
+		pid_t pid = orch->pid;
+
+		t.threads = (const char *const *)&tid;
+		bload_inflight_cpu(&wc, 1, &t, 32, o->tput_warm_ms, o->tput_ms, &pid, 1, cpu_ws);
+		bload_inflight_cpu(&orch->c, 1, &t, 32, o->tput_warm_ms, o->tput_ms, &pid, 1,
+				   cpu_line);
+		btable_add("orchestrator CPU per call, 32 in flight, ws:// (vs unix lines)",
+			   btable_fmt("%.1f us", cpu_ws[0]), btable_fmt("%.1f us", cpu_line[0]),
+			   btable_fmt("%+.1f us", cpu_ws[0] - cpu_line[0]), NULL, BTABLE_INFO);
+	}
 	bconn_free(sc); /* EOF ends that orchestrator; it must exit 0 */
 	bsys_forget_on_fail(slog);
 	bconn_free(wc);
