@@ -1334,22 +1334,24 @@ END_TEST
 
 /* ---- the bounds on parsing, unanswered requests, WebSocket ---- */
 
+static int scan(const char *s) { return client_prescan(s, strlen(s)); }
+
 START_TEST(prescan_counts_nodes_and_depth)
 {
 	char *p;
 	size_t n;
 
-	ck_assert_int_eq(client_prescan("{\"id\":1,\"method\":\"x\",\"params\":[1,true,null]}", 44), 0);
+	ck_assert_int_eq(scan("{\"id\":1,\"method\":\"x\",\"params\":[1,true,null]}"), 0);
 	/* strings with escaped quotes and brackets are one value each */
-	ck_assert_int_eq(client_prescan("[\"a\\\"[[[{\",\"]]]\"]", 19), 0);
+	ck_assert_int_eq(scan("[\"a\\\"[[[{\",\"]]]\"]"), 0);
 	/* CLIENT_MAX_DEPTH levels pass, one more does not */
-	p = xmalloc(2 * CLIENT_MAX_DEPTH + 2);
-	memset(p, '[', CLIENT_MAX_DEPTH);
-	memset(p + CLIENT_MAX_DEPTH, ']', CLIENT_MAX_DEPTH);
-	ck_assert_int_eq(client_prescan(p, 2 * CLIENT_MAX_DEPTH), 0);
-	memset(p, '[', CLIENT_MAX_DEPTH + 1);
-	ck_assert_int_eq(client_prescan(p, CLIENT_MAX_DEPTH + 1), -ELOOP);
-	free(p);
+	static char deep[2 * CLIENT_MAX_DEPTH + 2];
+
+	memset(deep, '[', CLIENT_MAX_DEPTH);
+	memset(deep + CLIENT_MAX_DEPTH, ']', CLIENT_MAX_DEPTH);
+	ck_assert_int_eq(client_prescan(deep, 2 * CLIENT_MAX_DEPTH), 0);
+	memset(deep, '[', CLIENT_MAX_DEPTH + 1);
+	ck_assert_int_eq(client_prescan(deep, CLIENT_MAX_DEPTH + 1), -ELOOP);
 	/* CLIENT_MAX_NODES values pass ([] holds MAX-1 numbers), one more not */
 	n = 2 * CLIENT_MAX_NODES + 2;
 	p = xmalloc(n);
@@ -1361,7 +1363,7 @@ START_TEST(prescan_counts_nodes_and_depth)
 	memcpy(p + 2 * (CLIENT_MAX_NODES - 1), ",0]", 3);
 	ck_assert_int_eq(client_prescan(p, 2 * CLIENT_MAX_NODES + 1), -E2BIG);
 	/* multi-character scalars are one node each */
-	ck_assert_int_eq(client_prescan("[12345,-1.5e10,false]", 21), 0);
+	ck_assert_int_eq(scan("[12345,-1.5e10,false]"), 0);
 	free(p);
 }
 END_TEST
