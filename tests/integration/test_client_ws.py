@@ -325,13 +325,34 @@ def t_readyz_503_until_ready(ctx):
     orch.stop()
 
 
-def t_non_loopback_without_auth_refused(ctx):
+def t_start_refused_non_loopback_without_auth_bad_flags_lax_token(ctx):
     home = make_home(ctx)
     orch = Orchestrator(ctx, home, mode="unix", extra_args=["--listen", "ws://0.0.0.0:0"])
     rc = orch.proc.wait(timeout=20)
     check(rc != 0, "started on 0.0.0.0 without auth")
     check("refusing to listen without --ws-auth" in orch.stderr_text(),
           "reason not logged: %s" % orch.stderr_text()[-600:])
+    # Bad combinations stop at the command line (status 2), with a reason.
+    from tandem_testlib import ORCHESTRATOR
+    for args, why in (
+            (["--listen", "stdio://", "--listen", "unix://" + ctx.path("x.sock")],
+             "stdio:// cannot be combined"),
+            (["--ws-token-file", token_file(ctx)], "need --ws-auth"),
+            (["--ws-auth", "magic"], "--ws-auth takes"),
+            (["--listen", "tcp://127.0.0.1:1"], "--listen takes")):
+        r = subprocess.run([ORCHESTRATOR, "--home", home] + args, capture_output=True,
+                           timeout=20, stdin=subprocess.DEVNULL)
+        check_eq(r.returncode, 2, "exit status for %s" % args)
+        check(why in r.stderr.decode(), "%s: %s" % (args, r.stderr.decode()[-300:]))
+    # A token file others may read is refused at start-up.
+    lax = ctx.path("lax-token")
+    write_file(lax, TOKEN + "\n", 0o644)
+    orch = Orchestrator(ctx, home, mode="unix", label="lax",
+                        extra_args=["--listen", "ws://127.0.0.1:0", "--ws-auth",
+                                    "capability-token", "--ws-token-file", lax])
+    check(orch.proc.wait(timeout=20) != 0, "started with a token file of mode 0644")
+    check("--ws-auth" in orch.stderr_text(), "no reason: %s" % orch.stderr_text()[-400:])
+    check(TOKEN not in orch.stderr_text(), "the token was logged")
     # With auth it starts.
     orch = Orchestrator(ctx, home, mode="unix", label="authed",
                         extra_args=["--listen", "ws://0.0.0.0:0", "--ws-auth",
@@ -644,7 +665,7 @@ TESTS = [
     ("ws frames ping fragments close codes", t_ws_frames_ping_fragments_close_codes),
     ("ws tcp readyz and paths", t_ws_tcp_readyz_and_paths),
     ("readyz 503 until ready", t_readyz_503_until_ready),
-    ("non loopback without auth refused", t_non_loopback_without_auth_refused),
+    ("start refused: non-loopback without auth, bad flags, lax token file", t_start_refused_non_loopback_without_auth_bad_flags_lax_token),
     ("capability token", t_capability_token),
     ("signed bearer token", t_signed_bearer_token),
     ("partial messages bounded globally", t_partial_messages_bounded_globally),
