@@ -542,6 +542,8 @@ def t_huge_message_does_not_stall_others(ctx):
     print("# answer order: %s" % order)
     check_eq(order[0], ("b", i), "the small request was answered first")
     check(order[1][0] == "a", "the huge message was answered too: %s" % order)
+    check("client parse worker started" in orch.stderr_text(),
+          "the parse worker did not start (after the sandbox applied)")
     a.close()
     b.close()
     orch.stop()
