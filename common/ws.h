@@ -127,7 +127,9 @@ struct ws *ws_new(struct loop *l, int fd, const struct ws_config *cfg, const str
  * over 2^31 bytes. The caller sends valid UTF-8 (JSON from jansson is). */
 int ws_send_text(struct ws *w, const char *data, size_t len);
 /* Starts the closing handshake with code and a short reason (truncated to
- * fit a control frame); the connection ends once the frame is written.
+ * fit a control frame) once the messages already queued are written
+ * (nothing more is read or accepted meanwhile); the connection ends once
+ * the close frame is written.
  * Before the upgrade it just ends the connection. No-op once closing. */
 void ws_close(struct ws *w, uint16_t code, const char *reason);
 /* Stops (true) or resumes reading from the peer: the caller's consumer is

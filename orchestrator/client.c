@@ -192,22 +192,29 @@ void client_finish(struct client *c) { finish(c, true); }
 
 /* ---- bounds ---- */
 
-bool client_hold(struct client *c, size_t n)
+bool client_hold_try(struct client *c, size_t n)
 {
 	if (G.input + n > CLIENT_GLOBAL_INPUT && c->held + n > CLIENT_PARSE_INLINE) {
 		log_warn("client %" PRIu64 ": holds %zu input bytes while all clients hold %zu "
 			 "(bound %u): closing it (overloaded)",
 			 c->id, c->held, G.input, CLIENT_GLOBAL_INPUT);
-		if (c->kind == CLIENT_KIND_LINE)
-			client_error(c, NULL, CLIENT_OVERLOADED,
-				     "Server overloaded: too much input pending; retry later");
-		c->close_code = WS_CLOSE_TRY_AGAIN;
-		client_shutdown(c, "overloaded");
 		return false;
 	}
 	G.input += n;
 	c->held += n;
 	return true;
+}
+
+bool client_hold(struct client *c, size_t n)
+{
+	if (client_hold_try(c, n))
+		return true;
+	if (c->kind == CLIENT_KIND_LINE)
+		client_error(c, NULL, CLIENT_OVERLOADED,
+			     "Server overloaded: too much input pending; retry later");
+	c->close_code = WS_CLOSE_TRY_AGAIN;
+	client_shutdown(c, "overloaded");
+	return false;
 }
 
 void client_unhold(struct client *c, size_t n)

@@ -123,6 +123,9 @@ bool client_can_read(const struct client *c);
 /* Global input budget: reserve n more bytes held by c; false when the
  * budget is spent and c holds a large partial message (c must go). */
 bool client_hold(struct client *c, size_t n);
+/* The same without closing c (logged): for libwslay's read callback, where
+ * ws itself closes the connection with 1013. */
+bool client_hold_try(struct client *c, size_t n);
 void client_unhold(struct client *c, size_t n);
 /* The transport's output fell below the low-water mark. */
 void client_output_drained(struct client *c);

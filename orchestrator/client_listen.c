@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -226,6 +227,11 @@ static void srv_accept_cb(struct loop_io *io, int fd, uint32_t revents, void *ar
 			continue;
 		}
 		if (s->ws_only) {
+			int one = 1;
+
+			/* Small frames in a row (deltas, notifications) must not wait
+			 * for the peer's delayed ACK (Nagle). */
+			(void)setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			start_session(s, cfd, true);
 			continue;
 		}

@@ -89,8 +89,8 @@ static bool ws_input_cb(struct ws *w, size_t n, void *arg)
 	struct client *c = arg;
 
 	(void)w;
-	if (!client_hold(c, n))
-		return false;
+	if (!client_hold_try(c, n))
+		return false; /* ws closes it with 1013; closed_cb follows */
 	c->ws_partial += n;
 	return true;
 }

@@ -326,6 +326,19 @@ static void hold_secrets(void)
 		log_debug("holding $%s in guarded memory", secret_env_name(i));
 }
 
+/* What the spawner removes at the end (the executors' socket directory, the
+ * client sockets), then it is sealed. */
+static int spawner_prepare(const struct opts *o, const char *runtime, char *err, size_t errlen)
+{
+	if (runtime && spawner_remove_at_exit(runtime, err, errlen) < 0)
+		return -1;
+	for (unsigned i = 0; i < o->n_listen; i++)
+		if (!strncmp(o->listen[i], "unix://", 7) &&
+		    spawner_remove_at_exit(o->listen[i] + 7, err, errlen) < 0)
+			return -1;
+	return spawner_seal(err, errlen);
+}
+
 /* Before the sandbox: tell the spawner what it may start (the spawned
  * environments' programs) and remove at the end (the client socket, the
  * executors' socket directory), seal it, then confine ourselves. */
@@ -347,14 +360,7 @@ static int confine(const struct opts *o)
 	}
 	if (spawns && !(runtime = env_spawn_runtime_dir(err, sizeof(err))))
 		log_error("%s", err);
-	if (runtime && spawner_remove_at_exit(runtime, err, sizeof(err)) < 0)
-		goto fail;
-	for (unsigned i = 0; i < o->n_listen; i++)
-		if (!strncmp(o->listen[i], "unix://", 7) &&
-		    spawner_remove_at_exit(o->listen[i] + 7, err, sizeof(err)) < 0)
-			goto fail;
-	if (spawner_seal(err, sizeof(err)) < 0) {
-	fail:
+	if (spawner_prepare(o, runtime, err, sizeof(err)) < 0) {
 		log_error("spawner: %s", err);
 		return -1;
 	}
