@@ -30,8 +30,8 @@ static json_t *model_entry(const struct config *c)
 {
 	const char *m = c->model ? c->model : CONFIG_DEFAULT_MODEL;
 	_cleanup_free_ char *desc =
-		xasprintf("%s of model provider '%s'",
-			  c->model ? "the model config.toml names" : "tandem's default model",
+		xasprintf("%s (model provider '%s')",
+			  c->model ? "config.toml's model" : "tandem's default model",
 			  c->model_provider);
 
 	return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:[], s:[s], s:n, s:n}", "id", m,
