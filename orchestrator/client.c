@@ -284,14 +284,19 @@ void client_input(struct client *c, const char *data, size_t len)
 	client_parse(c, data, len);
 }
 
+void client_count(struct client *c)
+{
+	c->unanswered++;
+	G.unanswered++;
+}
+
 bool client_admit(struct client *c, json_t *id)
 {
 	struct client_srv *s = c->srv;
 	unsigned max = s->ops->max_unanswered ? s->ops->max_unanswered : CLIENT_MAX_UNANSWERED;
 	bool over = c->unanswered >= max || G.unanswered >= CLIENT_GLOBAL_UNANSWERED;
 
-	c->unanswered++;
-	G.unanswered++;
+	client_count(c);
 	if (!over)
 		return true;
 	log_warn("client %" PRIu64 ": %u requests unanswered (%u over all): answering "

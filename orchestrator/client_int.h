@@ -136,6 +136,9 @@ void client_finish(struct client *c);
 /* Counts a request about to be handed up; false (answered -32001) beyond
  * the bounds. */
 bool client_admit(struct client *c, json_t *id);
+/* Counts a request with an id as unanswered (its answer uncounts it):
+ * every answer with an id must have been counted. */
+void client_count(struct client *c);
 /* A parse job ended (dispatched or not): read on. */
 void client_parsed(struct client *c);
 /* Ends every session of s now, then frees the lingering ones. */

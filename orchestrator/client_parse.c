@@ -129,6 +129,8 @@ void client_dispatch(struct client *c, json_t *msg)
 		return;
 	}
 	if (!json_is_string(method)) {
+		/* Counted, so that its answer does not uncount another's. */
+		client_count(c);
 		client_error(c, id, CLIENT_INVALID_REQUEST, "Invalid Request: %s",
 			     method ? "method must be a string" : "missing method");
 		return;

@@ -8,6 +8,7 @@
  * what may include what: tests/layers/layers.txt. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -571,6 +572,12 @@ int main(int argc, char **argv)
 	int r, rc = 1;
 
 	log_init("tandem-orchestrator", LOG_LVL_INFO);
+	/* A fixed mmap threshold: the buffers of large client messages (up to
+	 * 16 MiB, parsed on the client transport's worker thread) go back to
+	 * the system when freed. glibc's dynamic threshold would rise above
+	 * them after the first such free and keep the next ones in the heaps of
+	 * two threads. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	r = parse_args(argc, argv, &o);
 	if (r != 0) {
 		free(o.home);

@@ -1383,6 +1383,11 @@ static void scen_unanswered(void)
 	S_ASSERT(expect_error(&k, "5", CLIENT_OVERLOADED));
 	S_ASSERT(conn_send(&k, "{\"id\":6,\"method\":\"echo\"}\n") == 0);
 	S_ASSERT(expect_error(&k, "6", CLIENT_OVERLOADED));
+	/* An invalid request's answer does not free a slot. */
+	S_ASSERT(conn_send(&k, "{\"id\":8,\"method\":5}\n") == 0);
+	S_ASSERT(expect_error(&k, "8", CLIENT_INVALID_REQUEST));
+	S_ASSERT(conn_send(&k, "{\"id\":9,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "9", CLIENT_OVERLOADED));
 	/* ...and notifications still go through. */
 	S_ASSERT(conn_send(&k, "{\"method\":\"tick\"}\n") == 0);
 	S_ASSERT(conn_send(&k, "{\"id\":7,\"method\":\"hold\"}\n") == 0);
