@@ -7,12 +7,15 @@
  * the method's first word (rpc_thread.c, rpc_turn.c, rpc_mcp.c,
  * rpc_account.c, rpc_env.c, rpc_config.c, rpc_model.c with
  * collaborationMode/list, rpc_catalog.c for hooks/skills/plugin;
- * config/mcpServer/reload lives with the MCP methods, debug/counters in rpc_debug.c, the handshake here in rpc.c).
+ * config/mcpServer/reload lives with the MCP methods, debug/counters in
+ * rpc_debug.c, the handshake here in rpc.c).
  *
  * A handler gets its request (session.h) and params (an object, borrowed:
  * {} when the client sent none) and ends the request exactly once:
  * req_reply / req_error now, or later from a callback (registering a
- * req_on_cancel hook for the client leaving meanwhile). Params are read
+ * req_on_cancel hook for the client leaving meanwhile, or req_keep when
+ * the work ends it either way). One that returns having done none of
+ * these gets its request answered -32603 by the dispatcher. Params are read
  * with param.h. Handlers turn params into typed calls on the domain and
  * domain results into client API objects; policy lives in the domain.
  */
