@@ -6,7 +6,8 @@
  * whole; there are no system, project, managed or command-line layers, and
  * no requirements (managed constraints). The effective config is that
  * file's table as read, every key (Codex's own ones tandem ignores
- * included), so what a frontend shows is what the file says. A layer's
+ * included), so what a frontend shows is what the file says, except for
+ * values that may be credentials (redact). A layer's
  * version is a fingerprint of its content ("sha256:" + hex of its compact,
  * key-sorted JSON), which changes when a reload changes the file.
  */
@@ -26,6 +27,7 @@
 /* Nesting of the origins walk: TOML tables nest far less in practice, and
  * the file's size bounds the rest. */
 #define ORIGIN_DEPTH_MAX 32
+#define CONFIG_REDACTED "<redacted>"
 
 static json_t *layer_version(json_t *doc)
 {
@@ -38,6 +40,30 @@ static json_t *layer_version(json_t *doc)
 	crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	return json_sprintf("sha256:%s", hex);
+}
+
+/* Values that may hold credentials are not sent back: a header's value
+ * (http_headers: "Authorization" and the like), a server's env values, a
+ * bearer token. The keys stay, so a frontend sees what is set. */
+static void redact(json_t *table, int depth)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(table, k, v) {
+		if (json_is_string(v) && (!strcmp(k, "bearer_token") ||
+					  !strcmp(k, "experimental_bearer_token"))) {
+			json_object_set_new(table, k, json_string(CONFIG_REDACTED));
+		} else if (json_is_object(v) && (!strcmp(k, "http_headers") || !strcmp(k, "env"))) {
+			const char *hk;
+			json_t *hv;
+
+			json_object_foreach(v, hk, hv)
+				json_object_set_new(v, hk, json_string(CONFIG_REDACTED));
+		} else if (json_is_object(v) && depth < ORIGIN_DEPTH_MAX) {
+			redact(v, depth + 1);
+		}
+	}
 }
 
 /* Each leaf key's dotted path -> meta (tables are walked, arrays and
@@ -64,7 +90,7 @@ void rpc_config_read(struct req *r, json_t *params)
 	_cleanup_free_ char *file = NULL;
 	const char *cwd;
 	bool layers = false;
-	json_t *meta, *origins, *out;
+	json_t *meta, *origins, *out, *doc;
 
 	/* cwd would pick a project layer; tandem has none, but a bad one is
 	 * still refused. */
@@ -79,18 +105,21 @@ void rpc_config_read(struct req *r, json_t *params)
 	file = c->path ? xstrdup(c->path) : xasprintf("%s/%s", config_home(), CONFIG_FILE);
 	meta = json_pack("{s:{s:s, s:s}, s:o}", "name", "type", "user", "file", file, "version",
 			 layer_version(c->doc));
+	doc = json_deep_copy(c->doc);
+	redact(doc, 0);
 	origins = json_object();
-	add_origins(origins, NULL, c->doc, meta, 0);
-	out = json_pack("{s:O, s:o}", "config", c->doc, "origins", origins);
+	add_origins(origins, NULL, doc, meta, 0);
+	out = json_pack("{s:O, s:o}", "config", doc, "origins", origins);
 	if (layers)
 		json_object_set_new(out, "layers",
 				    json_pack("[{s:O, s:O, s:O, s:n}]", "name",
 					      json_object_get(meta, "name"), "version",
-					      json_object_get(meta, "version"), "config", c->doc,
+					      json_object_get(meta, "version"), "config", doc,
 					      "disabledReason"));
 	else
 		json_object_set_new(out, "layers", json_null());
 	json_decref(meta);
+	json_decref(doc);
 	req_reply(r, out);
 }
 

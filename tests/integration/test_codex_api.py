@@ -140,7 +140,9 @@ def t_frontend_methods(ctx):
     then a turn with a tool call; each answer and notification conforms."""
     schemas = Schemas(ctx)
     fake = Fake(ctx, tool_script())
-    home = home_with(ctx, fake, extra='[features]\nsome_feature = true\n')
+    home = home_with(ctx, fake, extra='env = { FIXTURE_X = "env-secret-1" }\n'
+                     '[features]\nsome_feature = true\n'
+                     '[model_providers.fake.http_headers]\n"X-Token" = "hdr-secret-2"\n')
     o = Orchestrator(ctx, home, env={"TANDEM_TEST_API_KEY": API_KEY})
     c = o.client
     init = c.initialize("codex-tui")
@@ -173,6 +175,13 @@ def t_frontend_methods(ctx):
     check_eq([l["name"] for l in cfg["layers"]], [user], "config/read layers")
     check_eq(cfg["layers"][0]["config"], cfg["config"], "the one layer is the config")
     check_eq(c.call("config/read", {})["layers"], None, "layers without includeLayers")
+    text = json.dumps(cfg)
+    check("env-secret-1" not in text and "hdr-secret-2" not in text,
+          "config/read sends credentials back: %s" % text[:800])
+    check_eq(cfg["config"]["model_providers"]["fake"]["http_headers"],
+             {"X-Token": "<redacted>"}, "a header's value")
+    check_eq(cfg["config"]["mcp_servers"]["demo"]["env"], {"FIXTURE_X": "<redacted>"},
+             "a server's env value")
     models = got["model/list"]["data"]
     check_eq([m["id"] for m in models], ["gpt-test"], "model/list: the configured model")
     check(models[0]["isDefault"], "the configured model is the default")
