@@ -794,6 +794,28 @@ void mcp_session_forget_callbacks(struct mcp_session *s, void *arg)
 
 /* ---- receiving ---- */
 
+/* A decimal string or an exact real naming a non-negative integer id. */
+static bool id_as_ours(json_t *id, uint64_t *n)
+{
+	const char *t = json_string_value(id);
+	double d;
+	char *end;
+
+	if (t) {
+		if (!*t || *t < '0' || *t > '9' || strlen(t) > 19)
+			return false;
+		*n = strtoull(t, &end, 10);
+		return !*end;
+	}
+	if (!json_is_real(id))
+		return false;
+	d = json_real_value(id);
+	if (!(d >= 0 && d < 9007199254740992.0) || d != (double)(uint64_t)d) /* 2^53: exact */
+		return false;
+	*n = (uint64_t)d;
+	return true;
+}
+
 /* The caller's error text. An error object that breaks JSON-RPC (no
  * integer code, a message that is not a string) still ends its call, with
  * a text that says it was malformed: never dropped, never a wait for the
@@ -826,13 +848,11 @@ static void handle_unparsable(struct mcp_session *s, const char *data, size_t le
 			      const char *why)
 {
 	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
-	json_t *id = json_object_get(m, "id");
 	struct mcp_req *r;
-	double d;
+	uint64_t n;
 
-	if (json_is_object(m) && !json_object_get(m, "method") && json_is_real(id) &&
-	    (d = json_real_value(id)) >= 0 && d < 9007199254740992.0 /* 2^53: exact */ &&
-	    d == (double)(uint64_t)d && (r = hash_find(s, (uint64_t)d))) {
+	if (json_is_object(m) && !json_object_get(m, "method") &&
+	    id_as_ours(json_object_get(m, "id"), &n) && (r = hash_find(s, n))) {
 		char *text = xasprintf("MCP error: malformed response (%s)", why);
 
 		req_finish(s, r, NULL, text);
@@ -849,8 +869,17 @@ static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
 
 	if (json_is_null(err)) /* "error": null beside a result: sloppy, not an error */
 		err = NULL;
-	/* We only send non-negative integers; anything else is not ours. */
+	/* We only send non-negative integers. The same number written as a
+	 * string or a real is one of ours answered by a sloppy server: that
+	 * call ends, marked malformed, rather than wait for its timeout. */
 	if (!json_is_integer(id) || json_integer_value(id) < 0) {
+		uint64_t n;
+
+		if (id_as_ours(id, &n) && (r = hash_find(s, n))) {
+			req_finish(s, r, NULL, "MCP error: malformed response (the id is not an "
+					       "integer)");
+			return;
+		}
 		log_debug("MCP server '%s': ignoring response with a foreign id", s->name);
 		return;
 	}

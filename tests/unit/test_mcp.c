@@ -466,8 +466,10 @@ START_TEST(test_junk_and_notifications_ignored)
 		"[1, 2, 3]",
 		"{\"level\":\"info\",\"msg\":\"a log line in JSON\"}",
 		"{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}",
-		"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"tools\":[]}}", /* id as string */
-		"{\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":{\"tools\":[]}}",  /* id as real */
+		/* (our id as a string or a real ends that request, malformed:
+		 * test_call_error_malformed) */
+		"{\"jsonrpc\":\"2.0\",\"id\":\"one\",\"result\":{\"tools\":[]}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":{\"tools\":[]}}",
 		"{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{}}",		 /* unknown id */
 		"{\"jsonrpc\":\"2.0\",\"id\":-1,\"result\":{}}",
 		"{\"jsonrpc\":\"2.0\",\"id\":1}",
@@ -676,6 +678,22 @@ START_TEST(test_call_error_malformed)
 		ck_assert_ptr_null(r.result);
 		ck_assert_msg(strstr(r.error, "malformed"), "reply %zu: %s", i, r.error);
 	}
+	/* Our id written as a string or a real: that call ends, malformed. */
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"%lld\",\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 1);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld.0,\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	/* A string that is no id of ours stays foreign. */
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"x%lld\",\"result\":{}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
 	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
 	result_clear(&r);
 }
