@@ -794,17 +794,71 @@ void mcp_session_forget_callbacks(struct mcp_session *s, void *arg)
 
 /* ---- receiving ---- */
 
+/* A decimal string or an exact real naming a non-negative integer id. */
+static bool id_as_ours(json_t *id, uint64_t *n)
+{
+	const char *t = json_string_value(id);
+	double d;
+	char *end;
+
+	if (t) {
+		if (!*t || *t < '0' || *t > '9' || strlen(t) > 19)
+			return false;
+		*n = strtoull(t, &end, 10);
+		return !*end;
+	}
+	if (!json_is_real(id))
+		return false;
+	d = json_real_value(id);
+	if (!(d >= 0 && d < 9007199254740992.0) || d != (double)(uint64_t)d) /* 2^53: exact */
+		return false;
+	*n = (uint64_t)d;
+	return true;
+}
+
+/* The caller's error text. An error object that breaks JSON-RPC (no
+ * integer code, a message that is not a string) still ends its call, with
+ * a text that says it was malformed: never dropped, never a wait for the
+ * timeout. */
 static char *rpc_error_text(json_t *err)
 {
-	json_t *code = json_object_get(err, "code");
-	const char *msg = json_string_value(json_object_get(err, "message"));
+	json_t *code = json_object_get(err, "code"), *mv = json_object_get(err, "message");
+	const char *msg = json_string_value(mv);
 	int len;
 
 	if (!json_is_object(err))
-		return xstrdup("MCP error: malformed error response");
+		return xstrdup("MCP error: malformed error response (not an object)");
 	len = msg ? (int)MIN(strlen(msg), (size_t)MAX_ERROR_TEXT) : 0;
-	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s",
-			 json_is_integer(code) ? json_integer_value(code) : 0, len, msg ? msg : "");
+	if (!json_is_integer(code))
+		return xasprintf("MCP error: malformed error response (code is %s): %.*s",
+				 code ? "not an integer" : "missing", len, msg ? msg : "");
+	if (mv && !msg)
+		return xasprintf("MCP error %" JSON_INTEGER_FORMAT
+				 ": malformed error response (message is not a string)",
+				 json_integer_value(code));
+	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s", json_integer_value(code),
+			 len, msg ? msg : "");
+}
+
+/* A message that does not parse because a number in it is out of range
+ * (an error code beyond int64) may still answer one of our
+ * requests: read again with every integer as a real, it names its id, and
+ * that request fails (malformed) instead of waiting for its timeout. */
+static void handle_unparsable(struct mcp_session *s, const char *data, size_t len,
+			      const char *why)
+{
+	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
+	struct mcp_req *r;
+	uint64_t n;
+
+	if (json_is_object(m) && !json_object_get(m, "method") &&
+	    id_as_ours(json_object_get(m, "id"), &n) && (r = hash_find(s, n))) {
+		char *text = xasprintf("MCP error: malformed response (%s)", why);
+
+		req_finish(s, r, NULL, text);
+		free(text);
+	}
+	json_decref(m);
 }
 
 static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
@@ -815,8 +869,17 @@ static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
 
 	if (json_is_null(err)) /* "error": null beside a result: sloppy, not an error */
 		err = NULL;
-	/* We only send non-negative integers; anything else is not ours. */
+	/* We only send non-negative integers. The same number written as a
+	 * string or a real is one of ours answered by a sloppy server: that
+	 * call ends, marked malformed, rather than wait for its timeout. */
 	if (!json_is_integer(id) || json_integer_value(id) < 0) {
+		uint64_t n;
+
+		if (id_as_ours(id, &n) && (r = hash_find(s, n))) {
+			req_finish(s, r, NULL, "MCP error: malformed response (the id is not an "
+					       "integer)");
+			return;
+		}
 		log_debug("MCP server '%s': ignoring response with a foreign id", s->name);
 		return;
 	}
@@ -927,6 +990,11 @@ void mcp_session_receive(struct mcp_session *s, const char *data, size_t len)
 	if (!msg) {
 		log_debug("MCP server '%s': ignoring %zu bytes of non-JSON output (%s)", s->name,
 			  len, err);
+		if (len <= MCP_MAX_MESSAGE) {
+			session_enter(s);
+			handle_unparsable(s, data, len, err);
+			session_leave(s);
+		}
 		return;
 	}
 	session_enter(s);

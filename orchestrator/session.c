@@ -27,6 +27,8 @@ struct req {
 	json_t *id;
 	void (*cancel)(void *arg);
 	void *cancel_arg;
+	bool *ended; /* req_watch_end */
+	bool kept;
 };
 
 static struct {
@@ -62,8 +64,14 @@ void req_on_cancel(struct req *r, void (*fn)(void *arg), void *arg)
 	r->cancel_arg = arg;
 }
 
+void req_keep(struct req *r) { r->kept = true; }
+bool req_kept(const struct req *r) { return r->kept || r->cancel; }
+void req_watch_end(struct req *r, bool *ended) { r->ended = ended; }
+
 static void req_free(struct req *r)
 {
+	if (r->ended)
+		*r->ended = true;
 	if (r->sess) {
 		for (struct req **pp = &r->sess->reqs; *pp; pp = &(*pp)->next_in_sess) {
 			if (*pp == r) {

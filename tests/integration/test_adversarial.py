@@ -19,6 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import test_client_ws  # noqa: E402
+import test_codex_api  # noqa: E402
 import test_confine  # noqa: E402
 import test_contain  # noqa: E402
 import test_link  # noqa: E402
@@ -71,6 +72,12 @@ CASES = [
     (CLIENT, "malformed lines, huge ids, non-objects, bad params",
      test_orchestrator.test_framing,
      "each gets its JSON-RPC error, the daemon answers the next request"),
+    (CLIENT, "out-of-range numbers, 100 kB strings, wrong types in every method's params "
+     "(448 requests), numbers beyond int64", test_codex_api.t_every_request_answered,
+     "every request is answered with its id (a line the parser refuses: -32700), the session "
+     "goes on"),
+    (CLIENT, "a wrong type for each field of the methods Codex's frontends call",
+     test_codex_api.t_wrong_types_named, "each is -32602 naming the field, never taken as absent"),
     (CLIENT, "bad server configs, bad files, bad roots", test_orchestrator.test_bad_input,
      "each is reported with its reason, the good ones keep working"),
     (CLIENT, "an executor port flooded while the orchestrator starts",
