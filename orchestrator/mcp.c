@@ -34,6 +34,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "util.h"
 #include "version.h"
 
@@ -60,6 +61,8 @@ struct mcp_req {
 	uint64_t id;
 	enum req_kind kind;
 	const char *method; /* static string */
+	uint64_t started_ms; /* a tool call's duration metric */
+	enum metrics_tool_outcome failed_as; /* how an error ends it (metrics) */
 	bool hashed;	    /* in the id table: sent, awaiting an answer */
 	char *deferred_error;
 	uint64_t timeout_ms;
@@ -212,6 +215,8 @@ static struct mcp_req *req_new(struct mcp_session *s, enum req_kind kind, const 
 	r->kind = kind;
 	r->method = method;
 	r->timeout_ms = timeout_ms;
+	r->started_ms = now_ms();
+	r->failed_as = METRICS_TOOL_FAILED;
 	r->done = done;
 	r->id = s->next_id++;
 	r->prev = s->tail;
@@ -249,9 +254,24 @@ static void req_free(struct mcp_req *r)
 	free(r);
 }
 
+/* Tool calls by outcome and duration: counted here, once per call, whoever
+ * asked (a turn, mcpServer/tool/call or the gateway). */
+static void count_call(const struct mcp_req *r, json_t *result, const char *error)
+{
+	enum metrics_tool_outcome o = r->failed_as;
+
+	if (r->kind != REQ_CALL || strcmp(r->method, "tools/call") != 0)
+		return;
+	if (!error)
+		o = json_is_true(json_object_get(result, "isError")) ? METRICS_TOOL_ERROR
+								      : METRICS_TOOL_OK;
+	metrics_tool_call(o, (double)(now_ms() - r->started_ms) / 1e3);
+}
+
 static void req_finish(struct mcp_session *s, struct mcp_req *r, json_t *result,
 		       const char *error)
 {
+	count_call(r, result, error);
 	req_detach(s, r);
 	r->done(s, r, result, error);
 }
@@ -349,6 +369,7 @@ static void req_timer_cb(struct loop_timer *t, void *arg)
 	} else {
 		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
 				  r->method, s->name, r->timeout_ms);
+		r->failed_as = METRICS_TOOL_TIMEOUT;
 		/* The answer would be dropped anyway; let the server stop. */
 		if (r->kind != REQ_INIT)
 			send_cancelled(s, r->id, error);
@@ -770,6 +791,7 @@ void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
 	send_cancelled(s, r->id, reason);
 	error = xasprintf("%s to MCP server '%s' cancelled%s%s", r->method, s->name,
 			  reason ? ": " : "", reason ? reason : "");
+	r->failed_as = METRICS_TOOL_CANCELLED;
 	session_enter(s);
 	req_finish(s, r, NULL, error);
 	session_leave(s);

@@ -6,6 +6,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "param.h"
 #include "session.h"
 #include "util.h"
@@ -105,7 +106,7 @@ static const struct {
  * whatever path a handler took. */
 static void call(struct session *s, const char *method, rpc_fn fn, json_t *id, json_t *params)
 {
-	struct req *r = req_new(s, id);
+	struct req *r = req_new(s, id, method);
 	json_t *empty = params ? NULL : json_object();
 	bool ended = false;
 
@@ -134,12 +135,12 @@ void rpc_dispatch(struct session *s, const char *method, json_t *id, json_t *par
 			return;
 		}
 		if (methods[i].needs_init && !session_initialized(s)) {
-			r = req_new(s, id);
+			r = req_new(s, id, methods[i].method);
 			req_error(r, CLIENT_INVALID_REQUEST, "Not initialized");
 			return;
 		}
 		if (params && !json_is_object(params)) {
-			r = req_new(s, id);
+			r = req_new(s, id, methods[i].method);
 			req_error(r, CLIENT_INVALID_PARAMS, "params: expected an object");
 			return;
 		}
@@ -147,7 +148,7 @@ void rpc_dispatch(struct session *s, const char *method, json_t *id, json_t *par
 		return;
 	}
 	if (id) {
-		r = req_new(s, id);
+		r = req_new(s, id, METRICS_OTHER);
 		req_error(r, CLIENT_METHOD_NOT_FOUND, "Method not found: %s", method);
 	}
 }

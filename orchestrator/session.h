@@ -37,8 +37,9 @@ void session_set_initialized(struct session *s);
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* A request from s (id borrowed; NULL for a notification). */
-struct req *req_new(struct session *s, json_t *id);
+/* A request from s (id borrowed; NULL for a notification). method: a
+ * static string naming it in the metrics ("other" for an unknown one). */
+struct req *req_new(struct session *s, json_t *id, const char *method);
 /* The session that sent r (its owner id stays valid after it left). */
 uint64_t req_owner(const struct req *r);
 /* NULL once the client is gone. */
