@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "valid.h"
 
 #define SP_PAIR1 0x0011u
 #define SP_HOP_LEN 4u
@@ -105,6 +106,51 @@ void hs_marker(uint8_t out[HS_MARKER_LEN])
 	static const uint8_t m[HS_MARKER_LEN] = { 0, 'T', 'D', 'M', 0, PROTO_VERSION, 0, 0 };
 
 	memcpy(out, m, sizeof(m));
+}
+
+/* ---- the dial-in preface (PROTOCOL.md, "Executors that dial out") ---- */
+
+static const uint8_t dialin_magic[4] = { 0, 'T', 'D', 'I' };
+
+size_t hs_dialin_preface(uint8_t out[HS_DIALIN_MAX], const char *environment_id)
+{
+	size_t n = strlen(environment_id);
+
+	if (!valid_env_id(environment_id))
+		return 0;
+	memcpy(out, dialin_magic, sizeof(dialin_magic));
+	out[4] = PROTO_VERSION;
+	out[5] = 0;
+	out[6] = (uint8_t)(n >> 8);
+	out[7] = (uint8_t)n;
+	memcpy(out + 8, environment_id, n);
+	return 8 + n;
+}
+
+int hs_dialin_parse(const uint8_t *buf, size_t len, char id[HS_ID_MAX + 1], size_t *used)
+{
+	size_t n;
+
+	/* Judged byte by byte: a peer that is not a dialling executor is told
+	 * so at its first wrong byte, not after it sent eight. */
+	for (size_t i = 0; i < MIN(len, sizeof(dialin_magic)); i++)
+		if (buf[i] != dialin_magic[i])
+			return -EBADMSG;
+	if (len >= 5 && buf[4] != PROTO_VERSION)
+		return -EPROTO;
+	if (len < 8)
+		return -EAGAIN;
+	n = (size_t)buf[6] << 8 | buf[7];
+	if (n == 0 || n > HS_DIALIN_MAX - 8 || buf[5] != 0)
+		return -EBADMSG;
+	if (len < 8 + n)
+		return -EAGAIN;
+	memcpy(id, buf + 8, n);
+	id[n] = '\0';
+	if (strlen(id) != n || !valid_env_id(id))
+		return -EBADMSG;
+	*used = 8 + n;
+	return 0;
 }
 
 void hs_sp_message(struct fbuf *out, bool ipc, const uint8_t *payload, size_t len)

@@ -126,6 +126,20 @@ void hs_accept(struct hs *h, const struct proto_hello_reply *info, struct fbuf *
  * message for the orchestrator). Then FAILED (HS_FAIL_BUSY for busy). */
 void hs_refuse(struct hs *h, int32_t status, const char *msg, struct fbuf *out);
 
+/* Executors that dial out: before the opening, the executor that made the
+ * connection names the environment it is (its token file's name on the
+ * orchestrator), so that the orchestrator knows which secret the handshake
+ * proves; the opening and the handshake then run as on a connection the
+ * orchestrator made (it speaks first):
+ *   00 54 44 49 ("\0TDI")  02 (version)  00  [u16 BE n]  [n bytes: id]
+ * with the id 1-64 of [A-Za-z0-9_-]. hs_dialin_preface writes it (0: bad
+ * id); hs_dialin_parse reads it: 0 (id, used), -EAGAIN (need more),
+ * -EPROTO (another version), -EBADMSG (not a preface). The id is only a
+ * claim: the proofs that follow are made with that environment's secret. */
+#define HS_DIALIN_MAX (8u + 64u)
+size_t hs_dialin_preface(uint8_t out[HS_DIALIN_MAX], const char *environment_id);
+int hs_dialin_parse(const uint8_t *buf, size_t len, char id[HS_ID_MAX + 1], size_t *used);
+
 /* The opening's pieces, for tests and fuzzers that speak it by hand. */
 void hs_sp_header(uint8_t out[HS_SP_HEADER_LEN]);
 void hs_marker(uint8_t out[HS_MARKER_LEN]);
