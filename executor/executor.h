@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
 #include "proto.h"
 
 struct loop;
@@ -33,6 +35,7 @@ struct xreq;
 struct boxes;
 struct conn;
 struct link_listener;
+struct link_dialer;
 struct penalty;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
@@ -54,6 +57,9 @@ struct penalty;
 
 struct exec_opts {
 	const char *listen_url;
+	const char *connect_url;   /* --connect: dial the orchestrator (dial.c) */
+	const char *environment;   /* --environment: the id we dial in as */
+	const char *connect_ca;    /* --connect-ca: a tls+tcp:// orchestrator's certificate */
 	const char *id;
 	const char **root_allow;
 	size_t n_root_allow;
@@ -94,6 +100,13 @@ struct executor {
 	struct penalty *penalties;
 	uint64_t peers_dropped;
 
+	/* dialling out (dial.c) */
+	struct link_dialer *dialer;
+	struct loop_timer *dial_timer;
+	uint64_t dial_backoff_ms;
+	bool dial_busy;        /* an attempt or a dialled connection is live */
+	uint64_t dial_attempts;
+
 	/* processes */
 	bool pidns;            /* servers are PID namespace inits (contain.h) */
 	struct boxes *boxes;   /* sandbox state shared by all servers (box.c) */
@@ -122,6 +135,19 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 /* Closes the session (protocol violation); what is queued still goes. */
 void listener_drop_peer(struct executor *ex, const char *why);
 bool listener_authed(const struct executor *ex);
+
+/* A connection this executor dialled (dial.c): runs the same handshake and
+ * session as an accepted one, after preface (the dial-in preface) was
+ * sent. sp_ipc and seal as the connect URL wants. */
+void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+		    bool sp_ipc, bool seal);
+
+/* dial.c: --connect. dial_start dials at once and again with backoff and
+ * jitter whenever the dialled connection ends; dial_conn_closed is how the
+ * listener tells it (session says whether it was authenticated). */
+int dial_start(struct executor *ex, char *err, size_t errlen);
+void dial_conn_closed(struct executor *ex, bool session, const char *why);
+void dial_stop(struct executor *ex);
 
 /* handlers.c: called for every decoded frame of the session that the
  * message table allows (direction O2E, state AUTHED). */

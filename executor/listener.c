@@ -55,6 +55,7 @@ struct conn {
 	struct penalty_key key;
 	char src[80]; /* for logs */
 	uint32_t serial;
+	bool dialled; /* we made it (dial.c): it tells dial.c when it ends */
 };
 
 static const struct link_ops conn_ops;
@@ -126,6 +127,7 @@ static void conn_unlist(struct executor *ex, struct conn *c)
 static void conn_close(struct conn *c, bool flush)
 {
 	struct executor *ex = c->ex;
+	bool dialled = c->dialled, session = c->st == C_SESSION;
 
 	conn_unlist(ex, c);
 	if (ex->contender == c)
@@ -137,6 +139,8 @@ static void conn_close(struct conn *c, bool flush)
 		link_free(c->lk);
 	hs_free(c->hs);
 	free(c);
+	if (dialled)
+		dial_conn_closed(ex, session, "the connection ended");
 }
 
 static void deadline_cb(struct loop_timer *t, void *arg)
@@ -218,6 +222,32 @@ static void accept_cb(nng_stream *s, void *arg)
 	link_start(c->lk);
 }
 
+void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+		    bool sp_ipc, bool seal)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	struct hs_params p = {
+		.role = HS_EXECUTOR,
+		.key = ex->secret ? secret_key(ex->secret) : NULL,
+		.sp_ipc = sp_ipc,
+		.seal = seal,
+	};
+
+	c->ex = ex;
+	c->dialled = true;
+	c->lk = link_new(ex->loop, s, &conn_ops, c);
+	snprintf(c->src, sizeof(c->src), "%.70s", ex->opts.connect_url);
+	c->hs = hs_new(&p);
+	c->next = ex->conns;
+	ex->conns = c;
+	ex->n_pending++;
+	c->deadline = loop_timer_add(ex->loop, ex->opts.handshake_ms, deadline_cb, c);
+	/* The preface first: the orchestrator opens the handshake once it
+	 * knows which environment (and so which secret) we are. */
+	link_send_raw(c->lk, preface, len);
+	link_start(c->lk);
+}
+
 /* ---- the session ---------------------------------------------------------- */
 
 static void keepalive_cb(struct loop_timer *t, void *arg);
@@ -270,6 +300,13 @@ static void session_begin(struct conn *c)
 	struct fbuf out = { 0 };
 	const struct hs_result *res;
 
+	if (c->dialled && strcmp(hs_result(c->hs)->environment_id, ex->opts.environment) != 0) {
+		prelog(ex, "closing the connection to %s: the orchestrator took us for environment "
+			   "'%s', not '%s'", c->src, hs_result(c->hs)->environment_id,
+		       ex->opts.environment);
+		conn_close(c, false);
+		return;
+	}
 	exec_hello_info(ex, &info, caps, &handles);
 	hs_accept(c->hs, &info, &out);
 	if (hs_state(c->hs) != HS_DONE) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "env_priv.h"
+#include "fdlimit.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -23,6 +24,15 @@ const char *env_state_name(enum env_state s)
 	}
 }
 
+const char *env_direction_name(enum env_direction d)
+{
+	switch (d) {
+	case ENV_DIALLED_IN: return "dialled in";
+	case ENV_SPAWNED: return "spawned";
+	default: return "dialled";
+	}
+}
+
 void env_set_error(struct env *e, const char *fmt, ...)
 {
 	va_list ap;
@@ -34,6 +44,10 @@ void env_set_error(struct env *e, const char *fmt, ...)
 	va_end(ap);
 	free(e->error);
 	e->error = s;
+	if (s) {
+		free(e->last_error);
+		e->last_error = xstrdup(s);
+	}
 }
 
 void env_set_state(struct env *e, enum env_state st)
@@ -45,6 +59,8 @@ void env_set_state(struct env *e, enum env_state st)
 		free(e->error);
 		e->error = NULL;
 		e->backoff_ms = 0;
+		e->reconnects += e->was_ready;
+		e->was_ready = true;
 	}
 	log_info("environment '%s': %s%s%s", e->id, env_state_name(st), e->error ? ": " : "",
 		 e->error ? e->error : "");
@@ -205,6 +221,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->id = xstrdup(s->id);
 	e->spawned = s->program != NULL;
 	e->is_local = s->is_local;
+	e->dial_in = s->dial_in && !s->program;
 	e->program = s->program ? xstrdup(s->program) : NULL;
 	e->url = s->url ? xstrdup(s->url) : NULL;
 	e->cwd = s->cwd ? xstrdup(s->cwd) : NULL;
@@ -227,6 +244,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 
 static int load_remote_secret(struct env *e, char *err, size_t errlen)
 {
+	char why[256];
 	int r;
 
 	if (e->token) {
@@ -235,11 +253,16 @@ static int load_remote_secret(struct env *e, char *err, size_t errlen)
 	}
 	if (e->secret_file) {
 		r = secret_from_file(e->secret_file, &e->secret);
-		if (r < 0)
+		if (fdlimit_exhausted(r))
+			snprintf(err, errlen, "cannot read token file %s: %s", e->secret_file,
+				 fdlimit_why(r, why, sizeof(why)));
+		else if (r < 0)
 			snprintf(err, errlen, "token file %s: %s", e->secret_file,
 				 r == -EPERM ? "readable by group or others" : strerror(-r));
 		return r;
 	}
+	if (e->dial_in) /* its own token file, never a shared one */
+		return 0;
 	r = secret_from_env("TANDEM_EXECUTOR_TOKEN", &e->secret);
 	return r == -ENOENT ? 0 : r;
 }
@@ -256,6 +279,17 @@ int env_start(struct env *e, char *err, size_t errlen)
 		r = load_remote_secret(e, err, errlen);
 		if (r < 0)
 			return r;
+	}
+	if (e->dial_in) {
+		/* Nothing to dial: it is pending until its executor dials in. */
+		if (!e->secret) {
+			snprintf(err, errlen, "a dial-in environment needs its token in "
+					      "executor-tokens/%s under the home directory", e->id);
+			return -ENOKEY;
+		}
+		env_set_error(e, "waiting for the executor to dial in");
+		env_set_state(e, ENV_DISCONNECTED);
+		return 0;
 	}
 	return env_link_start(e, err, errlen);
 }
@@ -280,11 +314,19 @@ struct env *env_free(struct env *e)
 	free(e->tls_ca_file);
 	free(e->error);
 	free(e->lost);
+	free(e->last_error);
 	free(e->executor_id);
 	strv_free(e->args);
 	strv_free(e->extra_env);
 	free(e);
 	return NULL;
+}
+
+void env_mark_failed(struct env *e, const char *why)
+{
+	env_set_error(e, "%s", why);
+	if (e->state != ENV_DISCONNECTED || e->pending)
+		env_link_lost(e, why); /* requests fail with it, then the state */
 }
 
 const char *env_id(const struct env *e) { return e->id; }
@@ -298,4 +340,13 @@ int env_executor_pid(const struct env *e) { return e->pid > 0 ? (int)e->pid : -1
 bool env_sealed(const struct env *e) { return e->state == ENV_READY && e->sealed; }
 uint64_t env_rtt_us(const struct env *e) { return e->rtt_us; }
 const char *env_url(const struct env *e) { return e->url; }
+unsigned env_reconnects(const struct env *e) { return e->reconnects; }
+uint64_t env_dial_attempts(const struct env *e) { return e->dial_attempts; }
+uint64_t env_redial_delay_ms(const struct env *e) { return e->redial_delay_ms; }
+const char *env_last_error(const struct env *e) { return e->last_error; }
+
+enum env_direction env_direction(const struct env *e)
+{
+	return e->spawned ? ENV_SPAWNED : e->dial_in ? ENV_DIALLED_IN : ENV_DIALLED;
+}
 

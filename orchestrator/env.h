@@ -29,6 +29,11 @@ struct env;
 enum env_state { ENV_CONNECTING = 0, ENV_READY, ENV_DISCONNECTED };
 const char *env_state_name(enum env_state s);
 
+/* Who makes the connection: we dial the executor's url, the executor dials
+ * our --executor-listen address (env_listen.c), or we spawned it. */
+enum env_direction { ENV_DIALLED = 0, ENV_DIALLED_IN, ENV_SPAWNED };
+const char *env_direction_name(enum env_direction d); /* "dialled", "dialled in", "spawned" */
+
 struct env_spec {
 	const char *id;
 	const char *url;          /* dial this (remote executor) ... */
@@ -44,6 +49,7 @@ struct env_spec {
 	uint64_t keepalive_ms;         /* PING after this much silence (0: 3 s) */
 	uint64_t keepalive_timeout_ms; /* dead after this much silence (0: 9 s) */
 	bool is_local;            /* the implicit local executor */
+	bool dial_in;             /* no url, no program: the executor dials us (env_adopt) */
 };
 
 struct env_ops {
@@ -57,6 +63,9 @@ struct env_ops {
 struct env *env_new(struct loop *l, const struct env_spec *spec, const struct env_ops *ops,
 		    void *arg);
 int env_start(struct env *e, char *err, size_t errlen);
+/* env_start failed, or the environment is being removed: DISCONNECTED
+ * with that reason (never left pending), its requests failed with it. */
+void env_mark_failed(struct env *e, const char *why);
 /* Stops the executor it spawned (SIGTERM, then SIGKILL) and fails pending
  * requests without calling their callbacks' owners back... (they are called
  * with an error). NULL ok; returns NULL. */
@@ -73,6 +82,21 @@ int env_executor_pid(const struct env *e);   /* spawned only, else -1 */
 const char *env_url(const struct env *e);    /* the link URL (spawned: its ipc path) */
 bool env_sealed(const struct env *e);        /* ready and sealed */
 uint64_t env_rtt_us(const struct env *e);    /* last keepalive round trip, 0 = none yet */
+enum env_direction env_direction(const struct env *e);
+unsigned env_reconnects(const struct env *e);     /* READY again after a lost link */
+uint64_t env_dial_attempts(const struct env *e);  /* connection attempts since created */
+uint64_t env_redial_delay_ms(const struct env *e); /* the last redial's delay, 0 = none */
+const char *env_last_error(const struct env *e);  /* the last error, kept once ready again */
+
+/* Dial-in environments: a connection that the executor made to our
+ * --executor-listen address (listen_url) and that named this environment (its preface
+ * was read; nothing else was). The environment takes it over (link_rebind)
+ * and runs the handshake as it does on a connection it dialled; an older
+ * connection of the environment is dropped when it is not READY or has
+ * been silent for a keepalive period, else the newcomer is refused (0 or
+ * -EBUSY; on -EBUSY the caller still owns lk). */
+struct link;
+int env_adopt(struct env *e, struct link *lk, const char *listen_url);
 
 /* reply is NULL on failure (error says why: remote error message, timeout,
  * disconnect). The reply is valid only during the callback. */

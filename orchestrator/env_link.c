@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "env_priv.h"
+#include "fdlimit.h"
 #include "handshake.h"
 #include "link.h"
 #include "linkurl.h"
@@ -26,7 +27,8 @@
 #include "version.h"
 
 #define REDIAL_MIN_MS 25u
-#define REDIAL_MAX_MS 2000u
+#define REDIAL_FAST_MS 2000u   /* doubling up to here (a few seconds of tries) ... */
+#define REDIAL_MAX_MS 30000u   /* ... then x1.5 up to here: a dead address costs little */
 #define REDIAL_BUSY_MS 1000u   /* refused busy: try again after 1-2 s */
 #define DIAL_TIMEOUT_MS 5000u  /* one attempt */
 #define FLUSH_MS 500u          /* a last frame for the peer (e.g. to a v1 executor) */
@@ -64,8 +66,11 @@ static void schedule_redial(struct env *e)
 		ms = REDIAL_BUSY_MS + randombytes_uniform(REDIAL_BUSY_MS);
 	} else {
 		ms = jitter(e->redial_ms ? e->redial_ms : REDIAL_MIN_MS);
-		e->redial_ms = MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), REDIAL_MAX_MS);
+		e->redial_ms = e->redial_ms < REDIAL_FAST_MS
+				       ? MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), REDIAL_FAST_MS)
+				       : MIN(e->redial_ms + e->redial_ms / 2, REDIAL_MAX_MS);
 	}
+	e->redial_delay_ms = ms;
 	e->redial_timer = loop_timer_add(e->loop, ms, redial_cb, e);
 }
 
@@ -77,9 +82,14 @@ static void connect_timeout_cb(struct loop_timer *t, void *arg)
 	e->connect_timer = NULL;
 	if (e->state == ENV_READY)
 		return;
-	env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying%s%s",
-		      e->url, (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
-		      last ? last : "");
+	if (e->dial_in)
+		env_set_error(e, "the executor did not dial in again within %llu ms%s%s",
+			      (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
+			      last ? last : "");
+	else
+		env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying%s%s",
+			      e->url, (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
+			      last ? last : "");
 	env_set_state(e, ENV_DISCONNECTED);
 }
 
@@ -393,9 +403,10 @@ static bool peer_uid_ok(struct env *e, struct link *lk, char *why, size_t whylen
 	return false;
 }
 
-static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+/* A connection (dialled, or dialled in and adopted): the handshake starts,
+ * the orchestrator speaking first. */
+static void begin_handshake(struct env *e)
 {
-	struct env *e = arg;
 	struct hs_params p = {
 		.role = HS_ORCHESTRATOR,
 		.key = e->secret ? secret_key(e->secret) : NULL,
@@ -405,16 +416,6 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 	struct fbuf out = { 0 };
 	char why[300];
 
-	e->dialing = false;
-	if (!s) {
-		snprintf(why, sizeof(why), "unreachable: %s", reason);
-		e->last_fail = HS_FAIL_NONE;
-		attempt_failed(e, why);
-		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);
-		schedule_redial(e);
-		return;
-	}
-	e->lk = link_new(e->loop, s, &env_link_ops, e);
 	if (!peer_uid_ok(e, e->lk, why, sizeof(why))) {
 		drop(e, why);
 		return;
@@ -425,7 +426,38 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 	link_send_raw(e->lk, out.p, out.len);
 	fbuf_free(&out);
 	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
-	link_start(e->lk);
+}
+
+static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+{
+	struct env *e = arg;
+	char why[300];
+
+	e->dialing = false;
+	if (!s && fdlimit_exhausted(err)) {
+		char fds[256];
+
+		snprintf(why, sizeof(why), "cannot dial: %s", fdlimit_why(err, fds, sizeof(fds)));
+		e->last_fail = HS_FAIL_NONE;
+		attempt_failed(e, why);
+		log_warn("environment '%s': %s", e->id, why);
+		if (e->state == ENV_CONNECTING) /* said now, not at the connect timeout */
+			env_set_state(e, ENV_DISCONNECTED);
+		schedule_redial(e);
+		return;
+	}
+	if (!s) {
+		snprintf(why, sizeof(why), "unreachable: %s", reason);
+		e->last_fail = HS_FAIL_NONE;
+		attempt_failed(e, why);
+		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);
+		schedule_redial(e);
+		return;
+	}
+	e->lk = link_new(e->loop, s, &env_link_ops, e);
+	begin_handshake(e);
+	if (e->lk)
+		link_start(e->lk);
 }
 
 static void dial_now(struct env *e)
@@ -433,6 +465,7 @@ static void dial_now(struct env *e)
 	if (e->dialing || e->lk || !e->dialer)
 		return;
 	e->dialing = true;
+	e->dial_attempts++;
 	link_dial(e->dialer, (unsigned)MIN(e->connect_timeout_ms, DIAL_TIMEOUT_MS), dial_cb, e);
 }
 
@@ -494,3 +527,33 @@ int env_link_send(struct env *e, uint16_t type, uint8_t kind, uint32_t id, const
 }
 
 bool env_link_sealed(const struct env *e) { return e->lk && e->sealed; }
+
+int env_adopt(struct env *e, struct link *lk, const char *listen_url)
+{
+	if (!e->dial_in)
+		return -EINVAL;
+	if (e->lk) {
+		uint64_t idle = loop_now_ms(e->loop) - link_last_rx_ms(e->lk);
+
+		/* A live link is kept: whoever knows the id (not the token) could
+		 * otherwise knock the executor off. A silent one (the executor
+		 * lost it and dials again) makes room. */
+		if (e->state == ENV_READY && idle < e->keepalive_ms)
+			return -EBUSY;
+		conn_lost(e, e->state == ENV_READY ? "the executor dialled in again"
+						   : "replaced by a newer connection", false);
+		loop_timer_cancel(e->redial_timer);
+		e->redial_timer = NULL;
+	}
+	e->dial_attempts++;
+	if (!e->connect_timer && e->state != ENV_READY)
+		arm_connect_timer(e);
+	if (!e->url || strcmp(e->url, listen_url) != 0) {
+		free(e->url);
+		e->url = xstrdup(listen_url);
+	}
+	e->lk = lk;
+	link_rebind(lk, &env_link_ops, e);
+	begin_handshake(e);
+	return 0;
+}

@@ -48,7 +48,7 @@ struct env {
 	char *id, *url, *program, *cwd, *secret_file, *tls_ca_file;
 	struct secret *token; /* given inline (environment/add) */
 	char **args, **extra_env;
-	bool spawned, is_local;
+	bool spawned, is_local, dial_in;
 	uint64_t connect_timeout_ms, init_timeout_ms;
 	uint64_t keepalive_ms, dead_ms;
 	/* link (env_link.c) */
@@ -63,6 +63,11 @@ struct env {
 	struct loop_timer *connect_timer; /* reported when not ready in time */
 	struct loop_timer *keepalive_timer;
 	uint64_t redial_ms;       /* the next redial's base delay */
+	uint64_t redial_delay_ms; /* the last delay chosen (status) */
+	uint64_t dial_attempts;
+	unsigned reconnects;      /* READY again after a lost link */
+	bool was_ready;
+	char *last_error;         /* kept when READY clears error (status) */
 	enum hs_fail last_fail;
 	char *lost;               /* why the last ready link was lost, until ready again */
 	uint32_t next_ping_id;

@@ -732,6 +732,24 @@ void srv_env_changed(struct env *e)
 	}
 }
 
+void srv_env_removed(struct env *e, const char *why)
+{
+	for (struct srv *s = pool.list; s; s = s->next) {
+		if (s->env != e)
+			continue;
+		if (s->start_req)
+			env_request_forget(e, s->start_req);
+		s->start_req = 0;
+		if (s->mcp)
+			mcp_session_transport_closed(s->mcp, why);
+		s->http = mcphttp_free(s->http); /* its struct http goes with e */
+		s->handle = 0;
+		s->env = NULL;
+		if (s->state != SRV_FAILED)
+			set_state(s, SRV_FAILED, "environment '%s': %s", env_id(e), why);
+	}
+}
+
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len)
 {
 	for (struct srv *s = pool.list; s; s = s->next) {

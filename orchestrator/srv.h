@@ -68,6 +68,9 @@ json_t *srv_tools(const struct srv *s);
 bool srv_tool_allowed(const struct srv *s, const char *tool);
 
 /* Environment events (envs_ops, wired in main.c). */
+/* e is about to be freed (environment/remove): instances on it fail with
+ * why and forget it (a later use finds the environment gone). */
+void srv_env_removed(struct env *e, const char *why);
 void srv_env_changed(struct env *e);
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason);

@@ -95,7 +95,12 @@ int link_errno(int e)
 	case NNG_ECRYPTO: return -EPROTO;
 	case NNG_EPROTO: return -EPROTO;
 	case NNG_ENOENT: return -ENOENT;
-	default: return -EIO;
+	/* nng folds EMFILE and ENFILE into one code: out of descriptors is
+	 * reported as that, not as an I/O error (common/fdlimit.h). */
+	case NNG_ENOFILES: return -EMFILE;
+	default:
+		/* nng's system errors carry the errno (nng_strerror says it) */
+		return (e & NNG_ESYSERR) ? -(e & ~NNG_ESYSERR) : -EIO;
 	}
 }
 
@@ -402,6 +407,12 @@ static void rx_post_cb(void *arg)
 	if (!lk->dead)
 		rx_done(lk);
 	post_done(lk);
+}
+
+void link_rebind(struct link *lk, const struct link_ops *ops, void *arg)
+{
+	lk->ops = ops;
+	lk->arg = arg;
 }
 
 void link_set_framed(struct link *lk, size_t max_payload)

@@ -70,6 +70,12 @@ size_t link_lingering(void);
 void link_flush_all(void);
 void link_ep_reap_all(void); /* link_ep.c's part of it */
 
+/* Hands the link's callbacks to a new owner (loop thread; also from inside
+ * raw_cb: the bytes after the ones it used go to the new raw_cb). An
+ * orchestrator's executor listener reads a dial-in preface, then gives the
+ * connection to the environment it names. */
+void link_rebind(struct link *lk, const struct link_ops *ops, void *arg);
+
 /* Framed mode from now on; frames over max_payload (plus the seal's tag)
  * close the link. Bytes already buffered are parsed as frames. */
 void link_set_framed(struct link *lk, size_t max_payload);

