@@ -800,8 +800,13 @@ static void orch_hello_reply(struct hs *h, const struct proto_msg *m)
 		if (proto_str_eq(r->capabilities.items[i], "http-relay"))
 			h->res.http_relay = true;
 	h->res.n_live = MIN(r->live_handles.n, (uint32_t)ARRAY_SIZE(h->res.live_handles));
-	for (uint32_t i = 0; i < h->res.n_live; i++)
+	for (uint32_t i = 0; i < h->res.n_live; i++) {
 		h->res.live_handles[i] = r->live_handles.items[i];
+		/* identities only when there is one per handle */
+		if (r->live_ids.len == (size_t)r->live_handles.n * PROTO_ID_LEN)
+			memcpy(h->res.live_ids[i], (const uint8_t *)r->live_ids.ptr + i * PROTO_ID_LEN,
+			       PROTO_ID_LEN);
+	}
 	h->step = O_AUTH_REPLY;
 }
 

@@ -93,7 +93,10 @@ struct hs_result {
 	char executor_id[HS_ID_MAX + 1], executor_version[HS_ID_MAX + 1];
 	uint32_t max_frame, max_processes;
 	bool http_relay;
-	uint64_t live_handles[64]; /* reserved (MCP_ATTACH); the first 64 */
+	/* detached servers (MCP_ATTACH): handles and identities, at most
+	 * PROTO_MAX_LIVE; live_ids[i] is all zero when the executor gave none */
+	uint64_t live_handles[PROTO_MAX_LIVE];
+	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
 	uint32_t n_live;
 };
 

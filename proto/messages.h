@@ -62,8 +62,11 @@
 	F(S, 7, bin, kx, 0)                                                       \
 	F(S, 8, str, aead, 0)
 /* The executor's side: who it is, what it offers, its X25519 public key.
- * live_handles (processes kept from an earlier link, for MCP_ATTACH) is
- * reserved: no orchestrator re-attaches yet. Tag 4 is retired. */
+ * live_handles: servers kept detached from an earlier link (at most
+ * PROTO_MAX_LIVE, newest first); live_ids: their identities, PROTO_ID_LEN
+ * bytes each in the same order (MCP_START's identity), so that a new
+ * orchestrator re-attaches a server it needs (MCP_ATTACH) instead of
+ * starting another. Tag 4 is retired. */
 #define PROTO_REPLY_hello(F, S)                                                   \
 	F(S, 1, u32, version, 1)                                                  \
 	F(S, 2, str, executor_id, 1)                                              \
@@ -72,7 +75,8 @@
 	F(S, 6, u32, max_frame, 0)                                                \
 	F(S, 7, u32, max_processes, 0)                                            \
 	F(S, 8, u64list, live_handles, 0)                                         \
-	F(S, 9, bin, kx, 0)
+	F(S, 9, bin, kx, 0)                                                       \
+	F(S, 10, bin, live_ids, 0)
 
 /* CHALLENGE: the executor's first frame on every connection. seal says
  * whether the executor seals this link after the proof (absent: no), and
@@ -123,7 +127,10 @@
  * normalized config (common/mcpcfg.h).
  * Both optional: without root the executor uses the root it resolved that
  * holds cwd. The reply's sandbox names the box the server runs in
- * ("landlock", or "off: <why>" for an unsandboxed one). */
+ * ("landlock", or "off: <why>" for an unsandboxed one).
+ * identity: PROTO_ID_LEN bytes the orchestrator derives from what the
+ * server is (environment, plugin root, name, normalized config); opaque to
+ * the executor, which reports it for a detached server (HELLO reply). */
 #define PROTO_BODY_mcp_start(F, S)                                                \
 	F(S, 1, str, server_name, 1)                                              \
 	F(S, 2, str, command, 1)                                                  \
@@ -132,7 +139,8 @@
 	F(S, 5, strlist, env_vars, 0)                                             \
 	F(S, 6, str, cwd, 0)                                                      \
 	F(S, 7, str, root, 0)                                                     \
-	F(S, 8, bin, sandbox, 0)
+	F(S, 8, bin, sandbox, 0)                                                  \
+	F(S, 9, bin, identity, 0)
 #define PROTO_REPLY_mcp_start(F, S)                                               \
 	F(S, 1, u64, handle, 1)                                                   \
 	F(S, 2, u32, pid, 0)                                                      \
@@ -147,8 +155,10 @@
 	F(S, 2, bin, data, 1)
 #define PROTO_REPLY_mcp_send(F, S)
 
-/* MCP_ATTACH: take over a process kept alive from a dropped link. Reserved:
- * the executor implements it, no orchestrator sends it yet. */
+/* MCP_ATTACH: take over a process kept alive from a dropped link (a handle
+ * of the HELLO reply's live_handles): the same process and MCP session;
+ * what it printed meanwhile follows the reply (bounded, dropped_lines says
+ * how many lines did not fit). */
 #define PROTO_BODY_mcp_attach(F, S) F(S, 1, u64, handle, 1)
 #define PROTO_REPLY_mcp_attach(F, S)                                              \
 	F(S, 1, u32, pid, 0)                                                      \

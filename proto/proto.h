@@ -40,6 +40,8 @@
 #define PROTO_MAX_MAP 4096u                   /* strmap entries */
 #define PROTO_MAX_FIELDS 64u                  /* keys in one body map */
 #define PROTO_MAX_SKIP_DEPTH 8u               /* nesting of skipped unknown values */
+#define PROTO_ID_LEN 16u                      /* a server's identity (MCP_START) */
+#define PROTO_MAX_LIVE 64u                    /* detached servers in a HELLO reply */
 #define PROTO_NONCE_LEN 32u
 #define PROTO_PROOF_LEN 32u
 
