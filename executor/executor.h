@@ -153,10 +153,10 @@ void dial_stop(struct executor *ex);
  * message table allows (direction O2E, state AUTHED). */
 void exec_dispatch(struct executor *ex, struct proto_msg *m);
 /* What the executor tells an orchestrator that proved the secret (HELLO
- * reply fields; version and kx are the handshake's). *handles is
- * allocated (caller frees). */
+ * reply fields; version and kx are the handshake's). *handles and *ids
+ * are allocated (caller frees). */
 void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
-		     uint64_t **handles);
+		     uint64_t **handles, uint8_t **ids);
 
 /* procs.c */
 /* *sandbox: how the server is boxed (box.h), valid while the process lives. */
@@ -172,8 +172,9 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 void procs_detach_all(struct executor *ex);
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);
-/* The handles of detached processes (caller frees *out). */
-size_t procs_detached_handles(struct executor *ex, uint64_t **out);
+/* The detached processes (at most PROTO_MAX_LIVE, newest first): their
+ * handles and identities (PROTO_ID_LEN bytes each); the caller frees both. */
+size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids);
 void procs_kill_all(struct executor *ex);
 
 /* httprelay.c */

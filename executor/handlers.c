@@ -18,7 +18,7 @@
 #include "version.h"
 
 void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
-		     uint64_t **handles)
+		     uint64_t **handles, uint8_t **ids)
 {
 	size_t n = 0;
 
@@ -32,8 +32,14 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 	r->capabilities.n = (uint32_t)n;
 	r->max_frame = PROTO_MAX_FRAME;
 	r->max_processes = ex->opts.max_procs;
-	r->live_handles.n = (uint32_t)procs_detached_handles(ex, handles);
+	r->live_handles.n = (uint32_t)procs_detached(ex, handles, ids);
 	r->live_handles.items = *handles;
+	r->live_ids.ptr = (const char *)*ids;
+	r->live_ids.len = r->live_handles.n * PROTO_ID_LEN;
+	if (r->live_handles.n) {
+		PROTO_MARK(r, hello_reply, live_ids);
+		log_info("%u detached server(s) reported for a re-attach", r->live_handles.n);
+	}
 	PROTO_MARK(r, hello_reply, executor_version);
 	PROTO_MARK(r, hello_reply, capabilities);
 	PROTO_MARK(r, hello_reply, max_frame);

@@ -297,6 +297,7 @@ static void session_begin(struct conn *c)
 	struct proto_hello_reply info = { 0 };
 	struct proto_str caps[4];
 	_cleanup_free_ uint64_t *handles = NULL;
+	_cleanup_free_ uint8_t *ids = NULL;
 	struct fbuf out = { 0 };
 	const struct hs_result *res;
 
@@ -307,7 +308,7 @@ static void session_begin(struct conn *c)
 		conn_close(c, false);
 		return;
 	}
-	exec_hello_info(ex, &info, caps, &handles);
+	exec_hello_info(ex, &info, caps, &handles, &ids);
 	hs_accept(c->hs, &info, &out);
 	if (hs_state(c->hs) != HS_DONE) {
 		prelog(ex, "closing connection from %s: %s", c->src, hs_error(c->hs));

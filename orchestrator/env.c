@@ -157,6 +157,8 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
 	return env_link_send(e, PROTO_MCP_SEND, PROTO_EVENT, 0, &b);
 }
 
+int env_reply_status(const struct env *e) { return e->reply_status; }
+
 void env_reply(struct env *e, const struct proto_msg *m)
 {
 	struct pending *p = pending_take(e, m->env.id);
@@ -173,7 +175,9 @@ void env_reply(struct env *e, const struct proto_msg *m)
 	if (m->env.status != 0) {
 		snprintf(why, sizeof(why), "%.*s", (int)MIN(m->err_message.len, 1000u),
 			 m->err_message.ptr);
+		e->reply_status = m->env.status; /* for the callback only */
 		pending_finish(p, NULL, why);
+		e->reply_status = 0;
 		return;
 	}
 	pending_finish(p, m, NULL);
@@ -321,6 +325,26 @@ struct env *env_free(struct env *e)
 	free(e);
 	return NULL;
 }
+
+bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle)
+{
+	static const uint8_t zero[PROTO_ID_LEN];
+
+	if (e->state != ENV_READY || !memcmp(id, zero, PROTO_ID_LEN))
+		return false;
+	for (uint32_t i = 0; i < e->n_live; i++) {
+		if (memcmp(e->live_ids[i], id, PROTO_ID_LEN) != 0)
+			continue;
+		*handle = e->live_handles[i];
+		e->n_live--;
+		e->live_handles[i] = e->live_handles[e->n_live];
+		memcpy(e->live_ids[i], e->live_ids[e->n_live], PROTO_ID_LEN);
+		return true;
+	}
+	return false;
+}
+
+unsigned env_detached_count(const struct env *e) { return e->n_live; }
 
 void env_mark_failed(struct env *e, const char *why)
 {

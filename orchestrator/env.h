@@ -98,6 +98,12 @@ const char *env_last_error(const struct env *e);  /* the last error, kept once r
 struct link;
 int env_adopt(struct env *e, struct link *lk, const char *listen_url);
 
+/* Servers the executor kept detached from an earlier link (its HELLO
+ * reply): a server with this identity (MCP_START's) is taken off the list
+ * and its handle given, for MCP_ATTACH. False when there is none. */
+bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle);
+unsigned env_detached_count(const struct env *e); /* not claimed yet */
+
 /* reply is NULL on failure (error says why: remote error message, timeout,
  * disconnect). The reply is valid only during the callback. */
 typedef void (*env_reply_cb)(struct env *e, const struct proto_msg *reply, const char *error,
@@ -106,6 +112,9 @@ typedef void (*env_reply_cb)(struct env *e, const struct proto_msg *reply, const
  * not ready (cb is not called then). */
 uint32_t env_request(struct env *e, uint16_t type, const void *body, uint64_t timeout_ms,
 		     env_reply_cb cb, void *arg);
+/* In a reply callback with reply == NULL: the executor's error status
+ * (PROTO_E_LIMIT...), or 0 when the request failed here (timeout, link). */
+int env_reply_status(const struct env *e);
 /* Drops the callback of a pending request (its owner is going away). */
 void env_request_forget(struct env *e, uint32_t id);
 /* MCP_SEND: one JSON-RPC message to a process. */

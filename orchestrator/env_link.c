@@ -305,6 +305,12 @@ static void handshake_done(struct env *e)
 	free(e->executor_id);
 	e->executor_id = xstrdup(r->executor_id);
 	e->http_relay = r->http_relay;
+	e->n_live = r->n_live;
+	memcpy(e->live_handles, r->live_handles, sizeof(e->live_handles));
+	memcpy(e->live_ids, r->live_ids, sizeof(e->live_ids));
+	if (r->n_live)
+		log_info("environment '%s': the executor kept %u server(s) from an earlier link",
+			 e->id, r->n_live);
 	loop_timer_cancel(e->init_timer);
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);

@@ -68,6 +68,11 @@ struct env {
 	unsigned reconnects;      /* READY again after a lost link */
 	bool was_ready;
 	char *last_error;         /* kept when READY clears error (status) */
+	/* detached servers the executor reported in its HELLO reply, until
+	 * claimed (env_claim_detached) or the next handshake */
+	uint64_t live_handles[PROTO_MAX_LIVE];
+	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
+	uint32_t n_live;
 	enum hs_fail last_fail;
 	char *lost;               /* why the last ready link was lost, until ready again */
 	uint32_t next_ping_id;
@@ -78,6 +83,7 @@ struct env {
 	char *executor_id;
 	struct pending *pending;
 	uint32_t next_id;
+	int32_t reply_status;     /* an error reply's status, during its callback */
 	/* spawned executor (env_spawn.c; started, watched and stopped by the
 	 * spawner, spawner.h) */
 	pid_t pid;

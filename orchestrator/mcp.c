@@ -1001,6 +1001,25 @@ int mcp_session_start(struct mcp_session *s)
 	return 0;
 }
 
+int mcp_session_adopt(struct mcp_session *s)
+{
+	if (s->started)
+		return -EALREADY;
+	s->started = true;
+	/* The old session's requests counted up from 0 and their answers may
+	 * still come (output held while detached): ours start far above. */
+	s->next_id = MCP_ADOPT_FIRST_ID;
+	s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
+	s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	s->initialized = true;
+	s->has_resources = true;
+	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
+	list_start_startup(s, &s->lists[LIST_TOOLS], true);
+	list_start_startup(s, &s->lists[LIST_RESOURCES], false);
+	list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	return s->state == MCP_FAILED ? -EIO : 0;
+}
+
 static char *gone_text(struct mcp_session *s, const char *what, const char *reason)
 {
 	return xasprintf("MCP server '%s' %s%s%s", s->name, what, reason ? ": " : "",

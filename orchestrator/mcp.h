@@ -102,6 +102,16 @@ struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
 /* Sends initialize and arms the startup timer. Returns 0, -EALREADY if
  * already started, or the transport's -errno (the session is then FAILED,
  * without a state_cb call: the caller has the error). */
+/* A session that is already initialized: the server was started and
+ * initialized by an earlier orchestrator and kept by its executor while
+ * detached (srv.c re-attaches it with MCP_ATTACH). Nothing is sent but the
+ * lists (tools, and resources and templates, whose failure is not fatal):
+ * no initialize, no notifications/initialized. The protocol version taken
+ * is MCP_PROTOCOL_LATEST and the capabilities are not known (serverInfo
+ * stays NULL). Request ids start at MCP_ADOPT_FIRST_ID, clear of the old
+ * session's. */
+#define MCP_ADOPT_FIRST_ID (1ull << 40)
+int mcp_session_adopt(struct mcp_session *s);
 int mcp_session_start(struct mcp_session *s);
 /* Feeds one message received from the transport. */
 void mcp_session_receive(struct mcp_session *s, const char *data, size_t len);

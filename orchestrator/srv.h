@@ -40,6 +40,8 @@ typedef void (*srv_cb)(struct srv *s, void *arg);
 void srv_init(struct loop *l);
 /* MCP server processes started so far (debug/counters). */
 uint64_t srv_starts(void);
+/* Servers kept by an executor from an earlier link and taken over. */
+uint64_t srv_reattaches(void);
 
 /* Finds or starts the instance; cfg is borrowed. */
 struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id);

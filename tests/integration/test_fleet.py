@@ -31,8 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
-    EXECUTOR, Orchestrator, RpcError, TestFailure, check, check_eq, make_home, make_plugin,
-    random_token, root, run_suite, toml_str, wait_until, write_file)
+    EXECUTOR, Executor, Orchestrator, RpcError, TestFailure, check, check_eq, fixture_pids,
+    make_home, make_plugin, random_token, root, run_suite, toml_str, wait_until, write_file)
 
 
 def listen_port(o, timeout=15):
@@ -74,6 +74,11 @@ class DialExecutor:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def read_log(proc):
+    with open(proc.stderr_path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
 
 
 def status(c, env_id):
@@ -228,7 +233,46 @@ def t_declared_over_cap_refused(ctx):
     check_eq(c.call("environment/list")["count"], 3, "environments at the cap")
 
 
+# ---- re-attach after kill -9 -------------------------------------------------------
+
+def t_reattach_after_kill9(ctx):
+    exs = [Executor(ctx, "r%d" % i, extra_args=["--grace-sec", "60"]) for i in range(3)]
+    envs = "".join('[[environments]]\nid = "r%d"\nurl = %s\n' % (i, toml_str(x.url))
+                   for i, x in enumerate(exs))
+    home = make_home(ctx, environments=envs,
+                     tokens={"r%d" % i: x.token for i, x in enumerate(exs)})
+    plugins = [make_plugin(ctx, "rp%d" % i, {"rs%d" % i: {}}) for i in range(3)]
+    a = Orchestrator(ctx, home, mode="unix", label="orch-a", args=["--ephemeral"])
+    ca = a.connect()
+    before = {}
+    for i in range(3):
+        ca.wait_env("r%d" % i)
+        t = ca.start_thread([root("rp%d" % i, "r%d" % i, plugins[i])])
+        echo(ca, t, "rs%d" % i, "before")
+        before[i] = sorted(fixture_pids(exs[i].pid))
+        check_eq(len(before[i]), 1, "servers on executor r%d" % i)
+    a.proc.kill()  # kill -9: no MCP_STOP, the executors keep their servers
+    a.proc.wait(timeout=10)
+    for i in range(3):
+        wait_until(lambda i=i: "keeping 1 process" in read_log(exs[i].proc), 15,
+                   "r%d to detach its server" % i)
+    b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
+    cb = b.connect()
+    t0 = time.monotonic()
+    for i in range(3):
+        cb.wait_env("r%d" % i)
+        t = cb.start_thread([root("rp%d" % i, "r%d" % i, plugins[i])])
+        echo(cb, t, "rs%d" % i, "after the restart")
+        check_eq(sorted(fixture_pids(exs[i].pid)), before[i], "servers on r%d (same pids)" % i)
+    took = time.monotonic() - t0
+    k = cb.counters()
+    check_eq(k.get("serverReattaches"), 3, "servers re-attached")
+    check_eq(k.get("serverStarts"), 0, "servers started anew")
+    return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
+
+
 TESTS = [
+    ("reattach_after_kill9", t_reattach_after_kill9),
     ("dial_in", t_dial_in),
     ("cap_remove_backoff", t_cap_remove_backoff),
     ("declared_over_cap_refused", t_declared_over_cap_refused),

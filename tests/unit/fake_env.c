@@ -583,3 +583,9 @@ int env_listen_start(struct loop *l, const char *url, const char *tls_file,
 void env_listen_stop(void) {}
 bool env_sealed(const struct env *e) { return false; }
 uint64_t env_rtt_us(const struct env *e) { return 0; }
+bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle)
+{
+	return false;
+}
+unsigned env_detached_count(const struct env *e) { return 0; }
+int env_reply_status(const struct env *e) { return 0; }
