@@ -271,7 +271,120 @@ def t_reattach_after_kill9(ctx):
     return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
 
 
+# ---- dial-out through NAT -------------------------------------------------------------
+
+def run(cmd):
+    return subprocess.call(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+class NatLab:
+    """Three network namespaces made here: the orchestrator's (flo), a
+    router (flr) and the executor's (flx). The executor's only route is its
+    default route through the router, which masquerades what leaves towards
+    the orchestrator and forwards no new connection the other way: the
+    executor can dial out, nothing can dial in to it."""
+
+    def __init__(self, ctx):
+        t = ctx.tag[-6:]
+        self.o, self.r, self.x = "flo-" + t, "flr-" + t, "flx-" + t
+        n = os.getpid() % 200 + 20
+        self.onet, self.xnet = "10.240.%d" % n, "10.241.%d" % n
+        self.orch_addr, self.exec_addr = self.onet + ".2", self.xnet + ".2"
+        self.why = None
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            self.why = "needs root and ip(8)"
+            return
+        if not shutil.which("nft"):
+            self.why = "needs nft(8) (deploy/local/lib.sh installs nftables)"
+            return
+        made = []
+        ctx.closers.append(lambda: [run(["ip", "netns", "del", ns]) for ns in made])
+        ro, rx = "flro" + t, "flrx" + t
+        cmds = []
+        for ns in (self.o, self.r, self.x):
+            if not run(["ip", "netns", "add", ns]):
+                self.why = "cannot make network namespace %s" % ns
+                return
+            made.append(ns)
+            cmds.append(["ip", "-n", ns, "link", "set", "lo", "up"])
+        cmds += [
+            ["ip", "-n", self.r, "link", "add", ro, "type", "veth", "peer", "name", "eth0",
+             "netns", self.o],
+            ["ip", "-n", self.r, "link", "add", rx, "type", "veth", "peer", "name", "eth0",
+             "netns", self.x],
+            ["ip", "-n", self.r, "addr", "add", self.onet + ".1/24", "dev", ro],
+            ["ip", "-n", self.r, "addr", "add", self.xnet + ".1/24", "dev", rx],
+            ["ip", "-n", self.r, "link", "set", ro, "up"],
+            ["ip", "-n", self.r, "link", "set", rx, "up"],
+            ["ip", "-n", self.o, "addr", "add", self.orch_addr + "/24", "dev", "eth0"],
+            ["ip", "-n", self.o, "link", "set", "eth0", "up"],
+            ["ip", "-n", self.x, "addr", "add", self.exec_addr + "/24", "dev", "eth0"],
+            ["ip", "-n", self.x, "link", "set", "eth0", "up"],
+            ["ip", "-n", self.x, "route", "add", "default", "via", self.xnet + ".1"],
+            ["ip", "netns", "exec", self.r, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
+        ]
+        for cmd in cmds:
+            if not run(cmd):
+                self.why = "setting up the namespaces failed at: %s" % " ".join(cmd)
+                return
+        rules = """
+table ip fl {
+  chain nat_out { type nat hook postrouting priority 100; oifname "%s" masquerade; }
+  chain forward_in { type filter hook forward priority 0; policy drop;
+    ct state established,related accept;
+    iifname "%s" oifname "%s" accept; }
+}
+""" % (ro, rx, ro)
+        p = subprocess.run(["ip", "netns", "exec", self.r, "nft", "-f", "-"], input=rules.encode(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            raise TestFailure("nft failed: %s" % p.stderr.decode(errors="replace").strip())
+
+    def connects(self, ns, addr, port, timeout=2):
+        """Whether a TCP connection from namespace ns to addr:port opens."""
+        code = ("import socket,sys\ntry:\n socket.create_connection((%r,%d),timeout=%d)\n"
+                "except OSError as e:\n print(e); sys.exit(1)" % (addr, port, timeout))
+        return subprocess.call(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+
+
+def t_dial_out_through_nat(ctx):
+    lab = NatLab(ctx)
+    if lab.why:
+        return "SKIP dial-out through NAT: %s" % lab.why
+    tok = random_token()
+    home = make_home(ctx, tokens={"natx": tok})
+    o = Orchestrator(ctx, home, mode="unix", wrapper=["ip", "netns", "exec", lab.o],
+                     args=["--executor-listen", "tcp://0.0.0.0:0"])
+    c = o.connect()
+    port = listen_port(o)
+    # The executor can reach the orchestrator; nothing reaches the executor.
+    check(lab.connects(lab.x, lab.orch_addr, port), "the executor's namespace cannot reach "
+          "the orchestrator's listener")
+    probe = subprocess.Popen(["ip", "netns", "exec", lab.x, sys.executable, "-c",
+                              "import socket,time\ns=socket.socket()\n"
+                              "s.bind(('0.0.0.0',7911))\ns.listen()\ntime.sleep(30)"])
+    try:
+        time.sleep(0.3)
+        check(not lab.connects(lab.o, lab.exec_addr, 7911), "the orchestrator's namespace "
+              "reached a listener in the executor's (the NAT lets connections in)")
+    finally:
+        probe.kill()
+        probe.wait()
+    x = DialExecutor(ctx, "natx", "tcp://%s:%d" % (lab.orch_addr, port), tok, netns=lab.x)
+    st = wait_status(c, "natx", lambda s: s["status"] == "ready", 30,
+                     "the executor behind NAT to dial in")
+    check_eq(st["direction"], "dialled in", "direction")
+    check(st.get("sealed"), "the link is sealed: %r" % st)
+    p = make_plugin(ctx, "np", {"nsrv": {}})
+    t = c.start_thread([root("np", "natx", p)])
+    for i in range(5):
+        echo(c, t, "nsrv", "call %d through the NAT" % i)
+    return "# executor in %s behind %s dialled %s:%d; 5 calls" % (lab.x, lab.r, lab.orch_addr, port)
+
+
 TESTS = [
+    ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
     ("dial_in", t_dial_in),
     ("cap_remove_backoff", t_cap_remove_backoff),
