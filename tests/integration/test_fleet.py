@@ -383,7 +383,75 @@ def t_dial_out_through_nat(ctx):
     return "# executor in %s behind %s dialled %s:%d; 5 calls" % (lab.x, lab.r, lab.orch_addr, port)
 
 
+# ---- the fleet ---------------------------------------------------------------------------
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def nthreads(pid):
+    return len(os.listdir("/proc/%d/task" % pid))
+
+
+def t_fleet_100(ctx, n=100):
+    """n executors, half on url entries (abstract sockets), half dialling in;
+    n threads, each with a root on its own executor, one call each."""
+    half = n // 2
+    urls = [Executor(ctx, "u%d" % i) for i in range(half)]
+    tokens = {"u%d" % i: x.token for i, x in enumerate(urls)}
+    dial_tokens = {"d%d" % i: random_token() for i in range(n - half)}
+    tokens.update(dial_tokens)
+    envs = "".join('[[environments]]\nid = "u%d"\nurl = %s\n' % (i, toml_str(x.url))
+                   for i, x in enumerate(urls))
+    home = make_home(ctx, environments="include_local = false\n" + envs, tokens=tokens)
+    t0 = time.monotonic()
+    o = Orchestrator(ctx, home, mode="unix", log_level="info", args=[
+        "--executor-listen", "tcp://127.0.0.1:0", "--ephemeral"])
+    c = o.connect()
+    url = "tcp://127.0.0.1:%d" % listen_port(o)
+    dials = [DialExecutor(ctx, eid, url, tok, extra_args=["--log-level", "info"])
+             for eid, tok in dial_tokens.items()]
+    ids = ["u%d" % i for i in range(half)] + list(dial_tokens)
+
+    def all_ready():
+        lst = c.call("environment/list")["data"]
+        return sum(1 for e in lst if e["status"] == "ready") == n
+    wait_until(all_ready, 60, "%d environments to be ready" % n, interval=0.05)
+    ready_s = time.monotonic() - t0
+    lst = {e["environmentId"]: e for e in c.call("environment/list")["data"]}
+    check_eq(sorted(lst), sorted(ids), "the environments")
+    dirs = {}
+    for e in lst.values():
+        dirs[e["direction"]] = dirs.get(e["direction"], 0) + 1
+    check_eq(dirs, {"dialled": half, "dialled in": n - half}, "directions")
+    p = make_plugin(ctx, "fp", {"fsrv": {}})
+    threads = [c.start_thread([root("fp-" + eid, eid, p)]) for eid in ids]
+    t1 = time.monotonic()
+    for t in threads:
+        echo(c, t, "fsrv", "fleet")
+    calls_s = time.monotonic() - t1
+    pids = set()
+    for x in urls:
+        pids.update(fixture_pids(x.pid))
+    for x in dials:
+        pids.update(fixture_pids(x.pid))
+    check_eq(len(pids), n, "servers, one per executor")
+    rss, thr = rss_kib(o.pid), nthreads(o.pid)
+    t2 = time.monotonic()
+    rc = o.stop(timeout=30)
+    stop_s = time.monotonic() - t2
+    check_eq(rc, 0, "the orchestrator's exit status")
+    return ("# %d executors (%d url, %d dial-in) ready %.2f s after the orchestrator started; "
+            "%d threads' first calls (server starts) %.2f s; orchestrator RSS %d KiB, %d threads; "
+            "SIGTERM to exit %.2f s" % (n, half, n - half, ready_s, n, calls_s, rss, thr, stop_s))
+
+
 TESTS = [
+    ("fleet_100", t_fleet_100),
     ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
     ("dial_in", t_dial_in),
