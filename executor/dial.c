@@ -5,9 +5,11 @@
  * the handshake, both prove the secret, the link is sealed, and
  * listener.c runs the session. When the connection ends (or an attempt
  * fails) the executor dials again after a delay that doubles from
- * DIAL_MIN_MS to DIAL_MAX_MS, +-25 % jitter, back to the minimum once a
- * session was authenticated: a fleet that lost its orchestrator does not
- * come back in step.
+ * DIAL_MIN_MS to DIAL_FAST_MS, and after DIAL_FAST_FOR_MS without a session
+ * grows by half up to DIAL_MAX_MS, +-25 % jitter, back to the minimum once
+ * a session was authenticated: a fleet waiting for an orchestrator that is
+ * being restarted is back within about 2 s of it, does not come back in
+ * step, and one that waits for good costs a dial every half minute.
  */
 #include <errno.h>
 #include <sodium.h>
@@ -24,7 +26,9 @@
 #include "util.h"
 
 #define DIAL_MIN_MS 100u
-#define DIAL_MAX_MS 30000u
+#define DIAL_FAST_MS 2000u        /* the cap while the orchestrator has been gone a short while */
+#define DIAL_FAST_FOR_MS 60000u   /* ... this long */
+#define DIAL_MAX_MS 30000u        /* then the delay grows x1.5 up to this */
 #define DIAL_TIMEOUT_MS 5000u
 
 static void dial_now(struct executor *ex);
@@ -50,8 +54,13 @@ static void schedule(struct executor *ex)
 
 	if (ex->dial_timer || ex->dial_busy || !ex->dialer)
 		return;
+	if (!ex->dial_failing_since)
+		ex->dial_failing_since = loop_now_ms(ex->loop);
 	ms = jitter(ex->dial_backoff_ms ? ex->dial_backoff_ms : DIAL_MIN_MS);
-	ex->dial_backoff_ms = MIN(MAX(ex->dial_backoff_ms * 2, DIAL_MIN_MS), DIAL_MAX_MS);
+	if (loop_now_ms(ex->loop) - ex->dial_failing_since < DIAL_FAST_FOR_MS)
+		ex->dial_backoff_ms = MIN(MAX(ex->dial_backoff_ms * 2, DIAL_MIN_MS), DIAL_FAST_MS);
+	else
+		ex->dial_backoff_ms = MIN(ex->dial_backoff_ms + ex->dial_backoff_ms / 2, DIAL_MAX_MS);
 	log_debug("dialling %s again in %llu ms", ex->opts.connect_url, (unsigned long long)ms);
 	ex->dial_timer = loop_timer_add(ex->loop, ms, timer_cb, ex);
 }
@@ -87,8 +96,10 @@ static void dial_now(struct executor *ex)
 void dial_conn_closed(struct executor *ex, bool session, const char *why)
 {
 	ex->dial_busy = false;
-	if (session)
+	if (session) {
 		ex->dial_backoff_ms = 0; /* it worked: the first try again is quick */
+		ex->dial_failing_since = 0;
+	}
 	else
 		log_warn("the orchestrator at %s closed the connection before a session: %s",
 			 ex->opts.connect_url, why);

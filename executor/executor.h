@@ -104,6 +104,7 @@ struct executor {
 	struct link_dialer *dialer;
 	struct loop_timer *dial_timer;
 	uint64_t dial_backoff_ms;
+	uint64_t dial_failing_since; /* loop ms of the first failure since the last session */
 	bool dial_busy;        /* an attempt or a dialled connection is live */
 	uint64_t dial_attempts;
 
