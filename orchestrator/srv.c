@@ -202,7 +202,7 @@ static void cap_retry_cb(struct loop_timer *t, void *arg)
 	struct srv *s = arg;
 
 	s->restart_timer = NULL;
-	if (s->cap_wait && s->state == SRV_FAILED)
+	if (s->cap_wait && s->state != SRV_READY && !s->start_req)
 		srv_start(s);
 }
 
@@ -213,10 +213,12 @@ static void cap_retry_cb(struct loop_timer *t, void *arg)
 static void wait_for_cap(struct srv *s, const char *error)
 {
 	s->cap_wait = true;
-	set_state(s, SRV_FAILED, "cannot start: %s (tried again when the cap frees)", error);
+	/* The timer first: a waiter called from set_state that retries finds
+	 * it and leaves the server FAILED instead of arming its own. */
 	loop_timer_cancel(s->restart_timer);
 	s->restart_timer = loop_timer_add(pool.loop, CAP_RETRY_MS / 2 +
 					  randombytes_uniform(CAP_RETRY_MS), cap_retry_cb, s);
+	set_state(s, SRV_FAILED, "cannot start: %s (tried again when the cap frees)", error);
 }
 
 /* A process is there (started, or re-attached): its MCP session opens

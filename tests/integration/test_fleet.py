@@ -271,6 +271,47 @@ def t_reattach_after_kill9(ctx):
     return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
 
 
+def t_cap_detached_and_retry(ctx):
+    """--max-processes 1: a server kept detached from a killed orchestrator
+    does not block a new start; a start refused by the cap is tried again
+    when the cap frees (no call needed)."""
+    x = Executor(ctx, "cap", extra_args=["--max-processes", "1", "--grace-sec", "60"])
+    home = make_home(ctx, environments='[[environments]]\nid = "cap"\nurl = %s\n' %
+                     toml_str(x.url), tokens={"cap": x.token})
+    ps = [make_plugin(ctx, "cp%d" % i, {"cs%d" % i: {}}) for i in range(3)]
+    a = Orchestrator(ctx, home, mode="unix", label="orch-a", args=["--ephemeral"])
+    ca = a.connect()
+    ca.wait_env("cap")
+    echo(ca, ca.start_thread([root("cp0", "cap", ps[0])]), "cs0", "first")
+    a.proc.kill()
+    a.proc.wait(timeout=10)
+    wait_until(lambda: "keeping 1 process" in read_log(x.proc), 15, "the server to be kept")
+    b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
+    c = b.connect()
+    c.wait_env("cap")
+    t1 = c.start_thread([root("cp1", "cap", ps[1])])
+    echo(c, t1, "cs1", "a new server beside the detached one")
+    t2 = c.start_thread([root("cp2", "cap", ps[2])])
+    try:
+        c.tool(t2, "cs2", "echo", {"message": "over the cap"})
+        raise TestFailure("a second attached server started under --max-processes 1")
+    except RpcError:
+        pass
+    st = c.status(t2).get("cs2", {})
+    check("cap" in (st.get("toolsError") or ""), "cs2's status names the cap: %r" % st)
+    mark = len(c.notifications)
+    try:
+        c.tool(t1, "cs1", "crash", {})
+    except RpcError:
+        pass
+    # cs2 comes up by itself once cs1's process is gone.
+    c.wait_notification(lambda n: n["method"] == "mcpServer/startupStatus/updated" and
+                        n["params"].get("name") == "cs2" and
+                        n["params"].get("status") == "ready", timeout=20,
+                        what="cs2 ready after the cap freed", start=mark)
+    echo(c, t2, "cs2", "after the cap freed")
+
+
 # ---- dial-out through NAT -------------------------------------------------------------
 
 def run(cmd):
@@ -451,6 +492,7 @@ def t_fleet_100(ctx, n=100):
 
 
 TESTS = [
+    ("cap_detached_and_retry", t_cap_detached_and_retry),
     ("fleet_100", t_fleet_100),
     ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
