@@ -271,6 +271,61 @@ def t_reattach_after_kill9(ctx):
     return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
 
 
+def t_resumed_thread_reattaches(ctx):
+    """A durable thread resumed by a new orchestrator after kill -9 takes
+    over the server its executor kept (same pid, no new start)."""
+    x = Executor(ctx, "dur", extra_args=["--grace-sec", "60"])
+    home = make_home(ctx, environments='[[environments]]\nid = "dur"\nurl = %s\n' %
+                     toml_str(x.url), tokens={"dur": x.token})
+    p = make_plugin(ctx, "dp", {"ds": {}})
+    a = Orchestrator(ctx, home, mode="unix", label="orch-a")
+    ca = a.connect()
+    ca.wait_env("dur")
+    tid = ca.start_thread([root("dp", "dur", p)])
+    echo(ca, tid, "ds", "before")
+    pids = sorted(fixture_pids(x.pid))
+    check_eq(len(pids), 1, "servers on the executor")
+    a.proc.kill()
+    a.proc.wait(timeout=10)
+    wait_until(lambda: "keeping 1 process" in read_log(x.proc), 15, "the server to be kept")
+    b = Orchestrator(ctx, home, mode="unix", label="orch-b")
+    c = b.connect()
+    c.wait_env("dur")
+    c.call("thread/resume", {"threadId": tid})
+    echo(c, tid, "ds", "after the resume")
+    check_eq(sorted(fixture_pids(x.pid)), pids, "the server's pid after the resume")
+    k = c.counters()
+    check_eq((k.get("serverReattaches"), k.get("serverStarts")), (1, 0),
+             "(re-attached, started) servers")
+
+
+def t_shutdown_with_hung_executors(ctx):
+    """SIGTERM with 20 executors that stopped answering (SIGSTOP): the
+    links close together, the orchestrator exits well within its bound."""
+    exs = [Executor(ctx, "h%d" % i) for i in range(20)]
+    envs = "".join('[[environments]]\nid = "h%d"\nurl = %s\n' % (i, toml_str(x.url))
+                   for i, x in enumerate(exs))
+    home = make_home(ctx, environments=envs,
+                     tokens={"h%d" % i: x.token for i, x in enumerate(exs)})
+    o = Orchestrator(ctx, home, mode="unix", log_level="info", args=["--ephemeral"])
+    c = o.connect()
+    p = make_plugin(ctx, "hp", {"hs": {}})
+    for i in range(20):
+        c.wait_env("h%d" % i)
+        echo(c, c.start_thread([root("hp%d" % i, "h%d" % i, p)]), "hs", "x")
+    for x in exs:
+        os.kill(x.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        rc = o.stop(timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        for x in exs:
+            os.kill(x.pid, signal.SIGCONT)
+    check_eq(rc, 0, "exit status")
+    return "# SIGTERM to exit with 20 hung executors: %.2f s" % took
+
+
 def t_cap_detached_and_retry(ctx):
     """--max-processes 1: a server kept detached from a killed orchestrator
     does not block a new start; a start refused by the cap is tried again
@@ -492,6 +547,8 @@ def t_fleet_100(ctx, n=100):
 
 
 TESTS = [
+    ("resumed_thread_reattaches", t_resumed_thread_reattaches),
+    ("shutdown_with_hung_executors", t_shutdown_with_hung_executors),
     ("cap_detached_and_retry", t_cap_detached_and_retry),
     ("fleet_100", t_fleet_100),
     ("dial_out_through_nat", t_dial_out_through_nat),
