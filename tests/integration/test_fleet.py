@@ -216,6 +216,37 @@ def t_cap_remove_backoff(ctx):
             "after it grew past 2 s" % (add_s, st["dialAttempts"], st["redialDelayMs"]))
 
 
+def t_fd_exhaustion_reported(ctx):
+    """An orchestrator whose hard open-file limit is 80: 120 environments
+    whose address accepts connections but never answers hold a descriptor
+    each; the ones that find none say "out of file descriptors", are not left
+    pending, and nothing says "Input/output error"."""
+    if not shutil.which("prlimit"):
+        return "SKIP prlimit(1) is missing"
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(1024)  # never accepts: the kernel completes the connections
+    ctx.closers.append(lst.close)
+    url = "tcp://127.0.0.1:%d" % lst.getsockname()[1]
+    o = Orchestrator(ctx, make_home(ctx), mode="unix", log_level="info",
+                     wrapper=["prlimit", "--nofile=80:80"], args=["--ephemeral"])
+    c = o.connect()
+    c.wait_env("local")
+    for i in range(120):
+        c.call("environment/add", {"environmentId": "f%d" % i, "execServerUrl": url,
+                                   "connectTimeoutMs": 60000})
+
+    def exhausted():
+        return [e for e in c.call("environment/list")["data"]
+                if "out of file descriptors" in (e.get("error") or "")]
+    got = wait_until(exhausted, 20, "an environment to report fd exhaustion")
+    check(all(e["status"] == "disconnected" for e in got), "reported but pending: %r" % got[:2])
+    errs = [e.get("lastError") or "" for e in c.call("environment/list")["data"]]
+    check(not any("Input/output" in e for e in errs), "an I/O error: %r" %
+          [e for e in errs if "Input/output" in e][:2])
+    return "# %d of 120 environments reported: %s" % (len(got), got[0]["error"][:120])
+
+
 def t_declared_over_cap_refused(ctx):
     envs = "".join('[[environments]]\nid = "e%d"\nurl = "tcp://127.0.0.1:1"\n' % i
                    for i in range(3))
@@ -547,6 +578,7 @@ def t_fleet_100(ctx, n=100):
 
 
 TESTS = [
+    ("fd_exhaustion_reported", t_fd_exhaustion_reported),
     ("resumed_thread_reattaches", t_resumed_thread_reattaches),
     ("shutdown_with_hung_executors", t_shutdown_with_hung_executors),
     ("cap_detached_and_retry", t_cap_detached_and_retry),
