@@ -73,6 +73,8 @@ static void usage(FILE *out)
 		"  --ephemeral         keep no thread store: threads live in memory only\n"
 		"  --thread-idle-sec N unload a thread no client uses after N s (default 600;\n"
 		"                      0: never)\n"
+		"  --link-grace-sec N  a link to an executor that drops may resume its session\n"
+		"                      within N s: calls in flight carry on (default 30; 0: never)\n"
 		"  --require-sandbox   refuse to start where the sandbox (Landlock) is missing\n"
 		"  --no-sandbox        do not confine this process (debugging)\n"
 		"  -h, --help          this text\n"
@@ -100,8 +102,8 @@ struct opts {
 	bool require_sandbox, no_sandbox; /* sandbox_self.h */
 };
 
-/* --thread-idle-sec: 0 .. a day. */
-static int parse_idle(const char *arg, uint64_t *ms)
+/* --thread-idle-sec, --link-grace-sec: 0 .. a day. */
+static int parse_idle(const char *arg, uint64_t *ms, const char *opt)
 {
 	char *end;
 	unsigned long v;
@@ -109,7 +111,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 	errno = 0;
 	v = strtoul(arg, &end, 10);
 	if (errno || end == arg || *end || v > 86400 || arg[0] == '-') {
-		fprintf(stderr, "tandem-orchestrator: --thread-idle-sec takes 0 to 86400\n");
+		fprintf(stderr, "tandem-orchestrator: %s takes 0 to 86400\n", opt);
 		return -1;
 	}
 	*ms = (uint64_t)v * 1000u;
@@ -119,7 +121,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
-	       O_IDLE, O_SB_REQUIRE, O_SB_OFF };
+	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_GRACE };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -131,6 +133,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "state-dir", required_argument, NULL, O_STATE },
 		{ "ephemeral", no_argument, NULL, O_EPHEMERAL },
 		{ "thread-idle-sec", required_argument, NULL, O_IDLE },
+		{ "link-grace-sec", required_argument, NULL, O_GRACE },
 		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
 		{ "no-sandbox", no_argument, NULL, O_SB_OFF },
 		{ "help", no_argument, NULL, 'h' },
@@ -165,9 +168,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_STATE: free(o->state_dir); o->state_dir = xstrdup(optarg); break;
 		case O_EPHEMERAL: o->ephemeral = true; break;
 		case O_IDLE:
-			if (parse_idle(optarg, &o->idle_ms) < 0)
+			if (parse_idle(optarg, &o->idle_ms, "--thread-idle-sec") < 0)
 				return -1;
 			break;
+		case O_GRACE: {
+			uint64_t ms;
+
+			if (parse_idle(optarg, &ms, "--link-grace-sec") < 0)
+				return -1;
+			env_set_default_grace_ms(ms);
+			break;
+		}
 		case O_SB_REQUIRE: o->require_sandbox = true; break;
 		case O_SB_OFF: o->no_sandbox = true; break;
 		case 'h': usage(stdout); return 1;
