@@ -199,7 +199,7 @@ class Setup:
         for name in cfg:
             wait_until(lambda: self.c.status(self.tid).get(name, {}).get("runtimeStatus") ==
                        "connected", 30, "server %s" % name)
-        self.pid = self.server_pid()
+        self.pid = self.server_pid()  # the fixture's instance id
 
     def server_pid(self):
         tag = "pid-%d" % random.getrandbits(32)
