@@ -89,7 +89,15 @@ struct executor {
 	bool seal;             /* links are sealed after the proof */
 	struct conn *conns;    /* every connection: in the handshake, proved, the session */
 	unsigned n_pending;    /* of them, still in the handshake */
-	struct conn *session;  /* the authenticated orchestrator, or NULL */
+	struct conn *session;  /* the authenticated orchestrator's connection, or NULL */
+	/* The session (protocol 3, proto/lsess.h): it outlives a lost
+	 * connection for --grace-sec, and a connection that proves the secret
+	 * and names it resumes it. NULL: none. */
+	struct lsess *ls;
+	struct loop_timer *grace_timer; /* armed while ls has no connection */
+	uint64_t suspended_ms;
+	int64_t clock_offset_ms; /* our clock minus the orchestrator's (at most) */
+	uint64_t resumes;
 	struct conn *contender; /* proved while a session exists: the session is probed */
 	uint32_t peer;         /* serial of the current session, 0 = none */
 	uint32_t next_serial;
@@ -136,6 +144,8 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 /* Closes the session (protocol violation); what is queued still goes. */
 void listener_drop_peer(struct executor *ex, const char *why);
 bool listener_authed(const struct executor *ex);
+/* The orchestrator's clock now (for MCP_SEND deadlines), never behind it. */
+uint64_t listener_peer_clock_ms(const struct executor *ex);
 
 /* A connection this executor dialled (dial.c): runs the same handshake and
  * session as an accepted one, after preface (the dial-in preface) was
@@ -171,6 +181,9 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 /* Peer lost: every attached process becomes detached, each with its own
  * grace deadline from now. */
 void procs_detach_all(struct executor *ex);
+/* Keeps a line for a detached process as if it had printed it now (the
+ * unacknowledged output of a session that ended). */
+void procs_hold(struct executor *ex, uint64_t handle, const char *line, size_t len);
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);
 /* The detached processes (at most PROTO_MAX_LIVE, newest first): their

@@ -116,15 +116,10 @@ static void send_line(struct proc *p, const char *line, size_t len)
 			 (unsigned long long)p->handle, len);
 }
 
-static void proc_line_cb(struct child *c, const char *line, size_t len, void *arg)
+static void hold_line(struct proc *p, const char *line, size_t len)
 {
-	struct proc *p = arg;
 	struct held_line *h;
 
-	if (!p->detached) {
-		send_line(p, line, len);
-		return;
-	}
 	if (p->held_bytes + len > EXEC_DETACHED_BUFFER) {
 		p->held_dropped++;
 		return;
@@ -136,6 +131,24 @@ static void proc_line_cb(struct child *c, const char *line, size_t len, void *ar
 	*p->held_tail = h;
 	p->held_tail = &h->next;
 	p->held_bytes += len;
+}
+
+static void proc_line_cb(struct child *c, const char *line, size_t len, void *arg)
+{
+	struct proc *p = arg;
+
+	if (!p->detached)
+		send_line(p, line, len);
+	else
+		hold_line(p, line, len);
+}
+
+void procs_hold(struct executor *ex, uint64_t handle, const char *line, size_t len)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	if (p && p->detached)
+		hold_line(p, line, len);
 }
 
 /* Token bucket: stderr can be chatty (npm, node warnings); the link and the

@@ -3,6 +3,7 @@
 #include "env.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "env_priv.h"
 #include "fdlimit.h"
 #include "http.h"
+#include "jsonutil.h"
+#include "lsess.h"
 #include "log.h"
 #include "loop.h"
 #include "secret.h"
@@ -67,6 +70,10 @@ void env_set_state(struct env *e, enum env_state st)
 	if (e->ops->state_cb)
 		e->ops->state_cb(e, st, e->arg);
 }
+
+static uint64_t default_grace_ms = 30000;
+
+void env_set_default_grace_ms(uint64_t ms) { default_grace_ms = ms; }
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -159,6 +166,41 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len)
 
 int env_reply_status(const struct env *e) { return e->reply_status; }
 
+int env_mcp_send_call(struct env *e, uint64_t handle, const char *data, size_t len,
+		      uint64_t call_id, uint64_t timeout_ms, uint64_t *ticket)
+{
+	struct proto_mcp_send_body b = { .handle = handle, .call_id = call_id };
+
+	if (e->state != ENV_READY)
+		return -ENOTCONN;
+	b.data.ptr = data;
+	b.data.len = (uint32_t)len;
+	b.deadline_ms = loop_now_ms(e->loop) + timeout_ms;
+	PROTO_MARK(&b, mcp_send_body, call_id);
+	PROTO_MARK(&b, mcp_send_body, deadline_ms);
+	return env_link_send_ticket(e, PROTO_MCP_SEND, PROTO_EVENT, 0, &b, ticket);
+}
+
+bool env_mcp_maybe_reached(const struct env *e, uint64_t ticket)
+{
+	return env_link_maybe_reached(e, ticket);
+}
+
+/* MCP_EXPIRED: the request never reached the server; its owner hears it as
+ * the JSON-RPC error answer to call_id (the MCP client knows no more). */
+void env_mcp_expired(struct env *e, uint64_t handle, uint64_t call_id, const char *reason)
+{
+	json_t *msg = json_pack("{s:s, s:I, s:{s:i, s:s+}}", "jsonrpc", "2.0", "id",
+				(json_int_t)call_id, "error", "code", -32001, "message",
+				reason, "; the request never reached the server and will not run");
+	char *text = msg ? jsonu_dumps(msg) : NULL;
+
+	json_decref(msg);
+	if (text && e->ops->output_cb)
+		e->ops->output_cb(e, handle, text, strlen(text), e->arg);
+	free(text);
+}
+
 void env_reply(struct env *e, const struct proto_msg *m)
 {
 	struct pending *p = pending_take(e, m->env.id);
@@ -196,6 +238,20 @@ void env_link_lost(struct env *e, const char *why)
 	/* After the state: a retry started from a done_cb now fails at once
 	 * (ENOTCONN) instead of being sent and failed again, forever. */
 	http_relay_fail_all(e->http, -ECONNRESET, msg);
+}
+
+void env_session_lost(struct env *e, const char *why)
+{
+	char msg[512];
+
+	env_set_error(e, "%s", why);
+	snprintf(msg, sizeof(msg), "environment '%s': %s", e->id, why);
+	fail_all_pending(e, msg);
+	http_relay_fail_all(e->http, -ECONNRESET, msg);
+	if (e->state != ENV_DISCONNECTED)
+		env_set_state(e, ENV_DISCONNECTED);
+	else if (e->ops->state_cb) /* same state, but the servers are gone now */
+		e->ops->state_cb(e, e->state, e->arg);
 }
 
 struct http *env_http(struct env *e) { return e->http; }
@@ -241,6 +297,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->dead_ms = s->keepalive_timeout_ms ? s->keepalive_timeout_ms : ENV_DEFAULT_DEAD_MS;
 	if (e->dead_ms <= e->keepalive_ms)
 		e->dead_ms = 3 * e->keepalive_ms;
+	e->grace_ms = s->resume_grace_ms ? s->resume_grace_ms : default_grace_ms;
 	e->state = ENV_CONNECTING;
 	e->http = http_new_relay(l, &env_relay_ops, e);
 	return e;
@@ -363,6 +420,15 @@ unsigned env_restarts(const struct env *e) { return e->restarts; }
 int env_executor_pid(const struct env *e) { return e->pid > 0 ? (int)e->pid : -1; }
 bool env_sealed(const struct env *e) { return e->state == ENV_READY && e->sealed; }
 uint64_t env_rtt_us(const struct env *e) { return e->rtt_us; }
+bool env_resumable(const struct env *e) { return e->ls && e->grace_timer; }
+unsigned env_resumes(const struct env *e) { return e->resumes; }
+
+void env_session_hex(const struct env *e, char out[33])
+{
+	out[0] = '\0';
+	if (e->ls)
+		sodium_bin2hex(out, 33, e->ls->id, sizeof(e->ls->id));
+}
 const char *env_url(const struct env *e) { return e->url; }
 unsigned env_reconnects(const struct env *e) { return e->reconnects; }
 uint64_t env_dial_attempts(const struct env *e) { return e->dial_attempts; }

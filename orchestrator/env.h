@@ -48,6 +48,7 @@ struct env_spec {
 	uint64_t initialize_timeout_ms;
 	uint64_t keepalive_ms;         /* PING after this much silence (0: 3 s) */
 	uint64_t keepalive_timeout_ms; /* dead after this much silence (0: 9 s) */
+	uint64_t resume_grace_ms;      /* a lost link may resume this long (0: the default) */
 	bool is_local;            /* the implicit local executor */
 	bool dial_in;             /* no url, no program: the executor dials us (env_adopt) */
 };
@@ -104,6 +105,21 @@ int env_adopt(struct env *e, struct link *lk, const char *listen_url);
 bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle);
 unsigned env_detached_count(const struct env *e); /* not claimed yet */
 
+/* Link sessions (protocol 3, proto/PROTOCOL.md "Sessions"). A session
+ * whose connection is lost waits resume_grace_ms (default 30 s, set for
+ * all with env_set_default_grace_ms from --link-grace-sec) for a new
+ * connection that resumes it: nothing sent is lost or duplicated, pending
+ * requests and calls in flight carry on. Meanwhile the state is
+ * DISCONNECTED (with the reason) and env_resumable is true: owners keep
+ * their servers. When it cannot resume (grace over, the executor
+ * restarted or refused, a replay buffer overflowed) pending requests fail
+ * with the reason and state_cb runs again (the state stays DISCONNECTED
+ * until a fresh session is READY). */
+void env_set_default_grace_ms(uint64_t ms);
+bool env_resumable(const struct env *e);
+unsigned env_resumes(const struct env *e);   /* sessions resumed on a new connection */
+void env_session_hex(const struct env *e, char out[33]); /* "" when none */
+
 /* reply is NULL on failure (error says why: remote error message, timeout,
  * disconnect). The reply is valid only during the callback. */
 typedef void (*env_reply_cb)(struct env *e, const struct proto_msg *reply, const char *error,
@@ -119,6 +135,17 @@ int env_reply_status(const struct env *e);
 void env_request_forget(struct env *e, uint32_t id);
 /* MCP_SEND: one JSON-RPC message to a process. */
 int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len);
+/* MCP_SEND of the JSON-RPC request call_id with its deadline (timeout_ms
+ * from now): the executor writes it to the server only before then, else
+ * it answers MCP_EXPIRED, which comes back through output_cb as a JSON-RPC
+ * error for call_id saying that the request never reached the server.
+ * *ticket names the frame for env_mcp_maybe_reached. */
+int env_mcp_send_call(struct env *e, uint64_t handle, const char *data, size_t len,
+		      uint64_t call_id, uint64_t timeout_ms, uint64_t *ticket);
+/* false only when the frame of ticket certainly never reached the executor
+ * (still unacknowledged, or its session ended before an ack): with its
+ * deadline past, it never will. */
+bool env_mcp_maybe_reached(const struct env *e, uint64_t ticket);
 
 /* HTTP requests run by this environment's executor (HTTP_REQUEST over the
  * link): a relay-mode struct http (common/http.h) owned by the

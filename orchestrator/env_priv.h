@@ -77,6 +77,15 @@ struct env {
 	char *lost;               /* why the last ready link was lost, until ready again */
 	uint32_t next_ping_id;
 	uint64_t rtt_us;
+	/* the session (protocol 3, proto/lsess.h): it outlives a lost
+	 * connection for grace_ms, and a new connection resumes it */
+	struct lsess *ls;
+	uint32_t ls_gen;          /* sessions so far: tickets name theirs */
+	uint64_t ls_prev_acked;   /* the previous session's last ack from the executor */
+	uint64_t grace_ms;
+	struct loop_timer *grace_timer; /* armed while the session has no connection */
+	uint64_t suspended_ms;    /* when it lost its connection */
+	unsigned resumes;
 	/* state */
 	enum env_state state;
 	char *error;
@@ -102,14 +111,26 @@ void env_set_state(struct env *e, enum env_state st);
 /* The connection is gone: pending requests and relayed HTTP fail with
  * `why`, state DISCONNECTED (also when it was not ready yet). */
 void env_link_lost(struct env *e, const char *why);
+/* The session ended (it cannot resume: `why`): what env_link_lost does,
+ * and the owner hears of it even when the state stays DISCONNECTED. */
+void env_session_lost(struct env *e, const char *why);
+/* MCP_EXPIRED from the executor: call_id never reached the server. */
+void env_mcp_expired(struct env *e, uint64_t handle, uint64_t call_id, const char *reason);
 /* A reply from the executor (policy already checked): its pending request. */
 void env_reply(struct env *e, const struct proto_msg *m);
 
 /* env_link.c */
 int env_link_start(struct env *e, char *err, size_t errlen);
 void env_link_stop(struct env *e);
-/* Sends on a ready link; -ENOTCONN otherwise. */
+/* Sends on a ready link; -ENOTCONN otherwise. With ticket: the frame's
+ * ticket (env_link_reached). */
 int env_link_send(struct env *e, uint16_t type, uint8_t kind, uint32_t id, const void *body);
+int env_link_send_ticket(struct env *e, uint16_t type, uint8_t kind, uint32_t id,
+			 const void *body, uint64_t *ticket);
+/* Did the executor receive the frame of this ticket? false only when it
+ * certainly did not (and never will: its session ended, or it is still
+ * unacknowledged). */
+bool env_link_maybe_reached(const struct env *e, uint64_t ticket);
 bool env_link_sealed(const struct env *e);
 /* The spawned executor was restarted: drop the old connection attempt and
  * dial again soon. */

@@ -78,6 +78,8 @@ static void usage(FILE *out)
 		"                      (tandem-executor --connect; tcp://, tls+tcp://, ipc://)\n"
 		"  --max-environments N  cap on environments, environments.toml's and\n"
 		"                      environment/add's together (default %u)\n"
+		"  --link-grace-sec N  a link to an executor that drops may resume its session\n"
+		"                      within N s: calls in flight carry on (default 30; 0: never)\n"
 		"  --require-sandbox   refuse to start where the sandbox (Landlock) is missing\n"
 		"  --no-sandbox        do not confine this process (debugging)\n"
 		"  -h, --help          this text\n"
@@ -124,8 +126,8 @@ static int parse_max_envs(const char *arg, size_t *out)
 	return 0;
 }
 
-/* --thread-idle-sec: 0 .. a day. */
-static int parse_idle(const char *arg, uint64_t *ms)
+/* --thread-idle-sec, --link-grace-sec: 0 .. a day. */
+static int parse_idle(const char *arg, uint64_t *ms, const char *opt)
 {
 	char *end;
 	unsigned long v;
@@ -133,7 +135,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 	errno = 0;
 	v = strtoul(arg, &end, 10);
 	if (errno || end == arg || *end || v > 86400 || arg[0] == '-') {
-		fprintf(stderr, "tandem-orchestrator: --thread-idle-sec takes 0 to 86400\n");
+		fprintf(stderr, "tandem-orchestrator: %s takes 0 to 86400\n", opt);
 		return -1;
 	}
 	*ms = (uint64_t)v * 1000u;
@@ -143,7 +145,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
-	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_XLISTEN, O_MAXENV };
+	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_XLISTEN, O_MAXENV, O_GRACE };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -155,6 +157,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "state-dir", required_argument, NULL, O_STATE },
 		{ "ephemeral", no_argument, NULL, O_EPHEMERAL },
 		{ "thread-idle-sec", required_argument, NULL, O_IDLE },
+		{ "link-grace-sec", required_argument, NULL, O_GRACE },
 		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
 		{ "no-sandbox", no_argument, NULL, O_SB_OFF },
 		{ "executor-listen", required_argument, NULL, O_XLISTEN },
@@ -191,9 +194,17 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_STATE: free(o->state_dir); o->state_dir = xstrdup(optarg); break;
 		case O_EPHEMERAL: o->ephemeral = true; break;
 		case O_IDLE:
-			if (parse_idle(optarg, &o->idle_ms) < 0)
+			if (parse_idle(optarg, &o->idle_ms, "--thread-idle-sec") < 0)
 				return -1;
 			break;
+		case O_GRACE: {
+			uint64_t ms;
+
+			if (parse_idle(optarg, &ms, "--link-grace-sec") < 0)
+				return -1;
+			env_set_default_grace_ms(ms);
+			break;
+		}
 		case O_SB_REQUIRE: o->require_sandbox = true; break;
 		case O_SB_OFF: o->no_sandbox = true; break;
 		case O_XLISTEN: o->executor_listen = optarg; break;

@@ -44,6 +44,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct loop;
@@ -70,6 +71,15 @@ struct mcp_transport {
 	 * not close the session (the transport says so with
 	 * transport_closed). */
 	int (*send)(void *ctx, const char *json, size_t len);
+	/* Optional (the executor relay): sends the request id with its
+	 * deadline (timeout_ms from now), which the far end enforces: a
+	 * request that reaches it later is answered with an error and never
+	 * delivered. *ticket names it for maybe_reached. */
+	int (*send_request)(void *ctx, const char *json, size_t len, uint64_t id,
+			    uint64_t timeout_ms, uint64_t *ticket);
+	/* false only when the request certainly never reached the far end
+	 * (and, past its deadline, never will). */
+	bool (*maybe_reached)(void *ctx, uint64_t ticket);
 	void *ctx;
 };
 

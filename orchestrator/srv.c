@@ -153,6 +153,24 @@ static int relay_send(void *ctx, const char *json, size_t len)
 	return env_mcp_send(s->env, s->handle, json, len);
 }
 
+/* Tool calls carry their deadline to the executor (honest outcomes). */
+static int relay_send_request(void *ctx, const char *json, size_t len, uint64_t id,
+			      uint64_t timeout_ms, uint64_t *ticket)
+{
+	struct srv *s = ctx;
+
+	if (!s->env || !s->handle)
+		return -ENOTCONN;
+	return env_mcp_send_call(s->env, s->handle, json, len, id, timeout_ms, ticket);
+}
+
+static bool relay_maybe_reached(void *ctx, uint64_t ticket)
+{
+	struct srv *s = ctx;
+
+	return !s->env || env_mcp_maybe_reached(s->env, ticket);
+}
+
 static void stop_process(struct srv *s)
 {
 	struct proto_mcp_stop_body b = { .handle = s->handle };
@@ -231,6 +249,8 @@ static void open_session(struct srv *s, bool adopt)
 	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
 	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
 	s->transport.send = relay_send;
+	s->transport.send_request = relay_send_request;
+	s->transport.maybe_reached = relay_maybe_reached;
 	s->transport.ctx = s;
 	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
 	if ((adopt ? mcp_session_adopt(s->mcp) : mcp_session_start(s->mcp)) < 0) {
@@ -832,6 +852,9 @@ void srv_env_changed(struct env *e)
 				s->failures = 0;
 				srv_retry(s);
 			}
+		} else if (env_resumable(e)) {
+			/* The link may come back with the session: calls carry on. */
+			continue;
 		} else if (s->mcp && (s->handle || s->http)) {
 			/* A relayed HTTP server's session is renewed with the link. */
 			snprintf(why, sizeof(why), "environment '%s' disconnected%s%s", env_id(e),

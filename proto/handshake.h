@@ -6,7 +6,7 @@
  *   SP pair1 header (8 bytes)  ------------------>
  *                 <------------------  SP pair1 header, CHALLENGE in one SP
  *                                      message (envelope version 1)
- *   marker "\0TDM" v2, HELLO, AUTH{proof_o} ---->     (framed, version 2)
+ *   marker "\0TDM" v3, HELLO, AUTH{proof_o} ---->     (framed, version 3)
  *                 <------------------  HELLO reply, AUTH reply{proof_e}
  *   ... sealed frames both ways (when CHALLENGE said seal) ...
  *
@@ -72,6 +72,12 @@ struct hs_params {
 	/* orchestrator: sent in HELLO; not copied, keep them until DONE/FAILED */
 	const char *orchestrator_id;
 	const char *environment_id;
+	/* orchestrator: the session to resume (PROTO_SESSION_ID_LEN bytes, not
+	 * copied) or NULL for a fresh one; the last sequence number received
+	 * in it; the monotonic clock sent as HELLO clock_ms */
+	const uint8_t *resume_session;
+	uint64_t resume_ack;
+	uint64_t clock_ms;
 	/* Randomness for nonces and X25519 seeds; NULL: randombytes_buf. Tests
 	 * fix it to pin the bytes (golden files). */
 	void (*random)(void *buf, size_t n);
@@ -87,6 +93,16 @@ struct hs_result {
 	enum seal_aead aead;
 	uint8_t tx_key[SEAL_KEY_LEN], tx_prefix[SEAL_PREFIX_LEN];
 	uint8_t rx_key[SEAL_KEY_LEN], rx_prefix[SEAL_PREFIX_LEN];
+	/* Sessions (protocol 3). Executor, from HELLO: resume says a session
+	 * was asked for (session, and resume_ack the orchestrator's last
+	 * received sequence number); clock_ms its clock. Orchestrator, from the
+	 * HELLO reply: session in effect, resume = it was resumed (resume_ack:
+	 * the executor's last received), or why not (resume_refused). */
+	uint8_t session[PROTO_SESSION_ID_LEN];
+	bool resume;
+	uint64_t resume_ack;
+	uint64_t clock_ms;
+	char resume_refused[HS_ID_MAX * 2 + 1];
 	/* executor: from HELLO */
 	char orchestrator_id[HS_ID_MAX + 1], environment_id[HS_ID_MAX + 1];
 	/* orchestrator: from the HELLO reply */
