@@ -84,14 +84,23 @@ static const char *fmt_ms(char *buf, size_t len, json_t *v)
 	return buf;
 }
 
+/* The first 8 hex digits of a session id: enough to tell sessions apart. */
+static const char *short_id(char *buf, size_t len, json_t *v)
+{
+	if (!json_is_string(v))
+		return NULL;
+	snprintf(buf, len, "%.8s", json_string_value(v));
+	return buf;
+}
+
 /* One line per environment: its state and, from a tandem orchestrator,
  * who dials whom, how often it came back, its keepalive round trip, and
  * the error (or the last one, in brackets, once it is ready again). */
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	json_t *ids = NULL, *all = json_array(), *id;
-	struct table *t = table_new(6, "ENVIRONMENT", "STATUS", "DIRECTION", "RECONNECTS", "RTT",
-				    "ERROR");
+	struct table *t = table_new(7, "ENVIRONMENT", "STATUS", "DIRECTION", "SESSION", "RECONNECTS",
+				    "RTT", "ERROR");
 	size_t i;
 	int r = no_more_args(argc, argv);
 
@@ -100,7 +109,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	json_array_foreach(ids, i, id) {
 		json_t *res = NULL;
 		const char *err, *last;
-		char rc[32], rtt[32], lastbuf[600];
+		char rc[32], rtt[32], sid[16], lastbuf[600];
 
 		if (r != CLI_EXIT_OK)
 			break;
@@ -115,6 +124,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		}
 		table_row(t, json_string_value(id), json_string_value(json_object_get(res, "status")),
 			  json_string_value(json_object_get(res, "direction")),
+			  short_id(sid, sizeof(sid), json_object_get(res, "sessionId")),
 			  fmt_int(rc, sizeof(rc), json_object_get(res, "reconnects")),
 			  fmt_ms(rtt, sizeof(rtt), json_object_get(res, "rttMs")), err);
 		json_object_set(res, "environmentId", id);

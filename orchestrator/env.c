@@ -47,7 +47,9 @@ void env_set_error(struct env *e, const char *fmt, ...)
 	va_end(ap);
 	free(e->error);
 	e->error = s;
-	if (s) {
+	/* lastError: what went wrong since it was last ready (the refusals
+	 * of a spawned executor's first dials are its start, not news) */
+	if (s && e->was_ready) {
 		free(e->last_error);
 		e->last_error = xstrdup(s);
 	}

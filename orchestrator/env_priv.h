@@ -67,7 +67,7 @@ struct env {
 	uint64_t dial_attempts;
 	unsigned reconnects;      /* READY again after a lost link */
 	bool was_ready;
-	char *last_error;         /* kept when READY clears error (status) */
+	char *last_error;         /* errors since it was first READY, kept once ready again */
 	/* detached servers the executor reported in its HELLO reply, until
 	 * claimed (env_claim_detached) or the next handshake */
 	uint64_t live_handles[PROTO_MAX_LIVE];

@@ -24,10 +24,12 @@ static const char *status_name(const struct env *e)
 
 /* The Codex fields (status, error) and tandem's: direction, reconnects,
  * lastError (kept once ready again), rttMs (last keepalive round trip),
+ * sessionId and resumes (the link session, protocol 3),
  * dialAttempts and redialDelayMs (the backoff: how often a dead address is
  * tried). README "Environment status". */
 static json_t *describe(const struct env *e)
 {
+	char sid[33];
 	json_t *o = json_pack("{s:s, s:s?, s:s, s:I, s:s?, s:I, s:I, s:b}", "status",
 			      status_name(e), "error",
 			      env_state(e) == ENV_READY ? NULL : env_error(e), "direction",
@@ -40,6 +42,10 @@ static json_t *describe(const struct env *e)
 						       : json_null());
 	if (env_executor_id(e))
 		json_object_set_new(o, "executorId", json_string(env_executor_id(e)));
+	env_session_hex(e, sid);
+	/* the link session (protocol 3): kept while it waits to resume */
+	json_object_set_new(o, "sessionId", sid[0] ? json_string(sid) : json_null());
+	json_object_set_new(o, "resumes", json_integer((json_int_t)env_resumes(e)));
 	return o;
 }
 

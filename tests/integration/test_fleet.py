@@ -76,6 +76,12 @@ class DialExecutor:
             self.proc.wait(timeout=10)
 
 
+# The executor's line when its orchestrator's connection ends (the session
+# waits to resume; a new orchestrator's fresh session detaches its servers
+# and the HELLO reply lists them).
+LOST = "closing the connection of orchestrator"
+
+
 def read_log(proc):
     with open(proc.stderr_path, "rb") as f:
         return f.read().decode("utf-8", "replace")
@@ -154,6 +160,17 @@ dial_in = true
     wait_until(lambda: "no such environment" in o.stderr_text(), 15, "'nobody' refused")
     nobody.kill()
     check_eq(status(c, "nobody")["status"], "unknown", "no environment for an unknown id")
+    # A TCP reset: the executor dials in again and the session resumes.
+    before = status(c, "decl")
+    reset = "SKIPPED (ss -K failed)"
+    if subprocess.call(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+        st = wait_status(c, "decl", lambda s: s["status"] == "ready" and
+                         s.get("resumes", 0) > before.get("resumes", 0), 20,
+                         "decl's session to resume after a reset")
+        check_eq(st.get("sessionId"), before.get("sessionId"), "the resumed session's id")
+        echo(c, t, "dsrv", "after a reset")
+        reset = "resumed session %s" % st["sessionId"][:8]
     # The executor restarts: it dials in again, counted as a reconnect.
     a.kill()
     wait_status(c, "decl", lambda s: s["status"] == "disconnected", 20, "decl to drop")
@@ -161,7 +178,7 @@ dial_in = true
     st = wait_status(c, "decl", lambda s: s["status"] == "ready", 30, "decl to dial in again")
     check(st.get("reconnects", 0) >= 1, "reconnects counted: %r" % st)
     echo(c, t, "dsrv", "after the executor came back")
-    return "# dial-in ready %.2f s after the executor started" % ready_s
+    return "# dial-in ready %.2f s after the executor started; TCP reset: %s" % (ready_s, reset)
 
 
 # ---- the cap, remove, backoff --------------------------------------------------
@@ -285,8 +302,8 @@ def t_reattach_after_kill9(ctx):
     a.proc.kill()  # kill -9: no MCP_STOP, the executors keep their servers
     a.proc.wait(timeout=10)
     for i in range(3):
-        wait_until(lambda i=i: "keeping 1 process" in read_log(exs[i].proc), 15,
-                   "r%d to detach its server" % i)
+        wait_until(lambda i=i: LOST in read_log(exs[i].proc), 15,
+                   "r%d to see the orchestrator go" % i)
     b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
     cb = b.connect()
     t0 = time.monotonic()
@@ -318,7 +335,7 @@ def t_resumed_thread_reattaches(ctx):
     check_eq(len(pids), 1, "servers on the executor")
     a.proc.kill()
     a.proc.wait(timeout=10)
-    wait_until(lambda: "keeping 1 process" in read_log(x.proc), 15, "the server to be kept")
+    wait_until(lambda: LOST in read_log(x.proc), 15, "the executor to see the orchestrator go")
     b = Orchestrator(ctx, home, mode="unix", label="orch-b")
     c = b.connect()
     c.wait_env("dur")
@@ -371,7 +388,7 @@ def t_cap_detached_and_retry(ctx):
     echo(ca, ca.start_thread([root("cp0", "cap", ps[0])]), "cs0", "first")
     a.proc.kill()
     a.proc.wait(timeout=10)
-    wait_until(lambda: "keeping 1 process" in read_log(x.proc), 15, "the server to be kept")
+    wait_until(lambda: LOST in read_log(x.proc), 15, "the executor to see the orchestrator go")
     b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
     c = b.connect()
     c.wait_env("cap")
