@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "mcp.h"
 #include "mcphttp.h"
+#include "metrics_tandem.h"
 #include "oauth_store.h"
 #include "proto.h"
 #include "secret.h"
@@ -62,6 +63,7 @@ struct srv {
 	unsigned failures;
 	uint64_t retry_at_ms;
 	struct loop_timer *restart_timer;
+	bool started; /* srv_start ran before (a next start is a restart) */
 	/* callbacks */
 	struct cb_list waiters;
 	struct cb_list watchers;
@@ -608,6 +610,9 @@ static void srv_start(struct srv *s)
 
 	loop_timer_cancel(s->restart_timer);
 	s->restart_timer = NULL;
+	if (s->started) /* the instance ran before: this is a restart */
+		metrics_server_restart();
+	s->started = true;
 	/* A live session's calls in flight end with an error: freeing it
 	 * alone would drop them without an answer. */
 	if (s->mcp)

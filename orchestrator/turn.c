@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
+#include "metrics_tandem.h"
 #include "model.h"
 #include "notify.h"
 #include "srv.h"
@@ -599,6 +600,7 @@ static void end_turn(struct turn *u, const char *status, const char *error)
 	u->stopping = true;
 	stop_work(u);
 	u->ended = true;
+	metrics_turn(status, (double)(now_ms() - u->started_ms) / 1e3);
 	push_outputs(u);
 	tj = turn_json(u, status, error);
 	b = thread_batch(u->t);
