@@ -43,10 +43,26 @@ static void dconn_forget(struct dconn *c, bool free_link)
 	free(c);
 }
 
+#define REFUSE_LOG_PER_SEC 10u /* then a count: a flood must not flood the log */
+
 static void refuse(struct dconn *c, const char *why)
 {
+	static uint64_t sec;
+	static unsigned n, dropped;
+	uint64_t now = loop_now_ms(L.loop) / 1000;
+
 	L.refused++;
-	log_info("executor listener: closing a connection: %s", why);
+	if (now != sec) {
+		if (dropped)
+			log_info("executor listener: %u more connections closed in the last second",
+				 dropped);
+		sec = now;
+		n = dropped = 0;
+	}
+	if (n++ < REFUSE_LOG_PER_SEC)
+		log_info("executor listener: closing a connection: %s", why);
+	else
+		dropped++;
 	dconn_forget(c, true);
 }
 

@@ -132,6 +132,13 @@ dial_in = true
     check("dial in" in (st.get("error") or ""), "its status says it waits: %r" % st)
     check_eq(st.get("direction"), "dialled in", "its direction")
     check_eq(status(c, "undecl")["status"], "unknown", "an undeclared one before it dials")
+    # Junk and silence on the listener: closed, and the executors get in.
+    junk = []
+    for i in range(20):
+        sk = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if i % 2:
+            sk.sendall(b"\0SP\0\0\x11\0\0" if i % 4 == 1 else b"GET / HTTP/1.1\r\n\r\n")
+        junk.append(sk)
     p = make_plugin(ctx, "dp", {"dsrv": {}})
     t = c.start_thread([root("dp", "decl", p)])  # selectable before it connects
     a = DialExecutor(ctx, "decl", url, tok_a)
@@ -139,6 +146,13 @@ dial_in = true
     t0 = time.monotonic()
     st = wait_status(c, "decl", lambda s: s["status"] == "ready", 20, "decl to dial in")
     ready_s = time.monotonic() - t0
+    for sk in junk:
+        sk.settimeout(10)
+        try:
+            check_eq(sk.recv(100), b"", "what a junk connection hears before it is closed")
+        except ConnectionResetError:
+            pass
+        sk.close()
     check(st.get("sealed"), "a dialled-in tcp link is sealed: %r" % st)
     wait_status(c, "undecl", lambda s: s["status"] == "ready", 20, "undecl to dial in")
     check_eq(status(c, "undecl")["direction"], "dialled in", "undecl's direction")
