@@ -154,6 +154,9 @@ dial_in = true
             pass
         sk.close()
     check(st.get("sealed"), "a dialled-in tcp link is sealed: %r" % st)
+    c.wait_notification(lambda n: n["method"] == "thread/environment/connected" and
+                        n["params"].get("environmentId") == "decl", timeout=10,
+                        what="thread/environment/connected for decl")
     wait_status(c, "undecl", lambda s: s["status"] == "ready", 20, "undecl to dial in")
     check_eq(status(c, "undecl")["direction"], "dialled in", "undecl's direction")
     echo(c, t, "dsrv", "through a dialled-in link")
