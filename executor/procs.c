@@ -418,13 +418,42 @@ static int place(struct executor *ex, const struct proto_mcp_start_body *b, stru
 	return 0;
 }
 
+/* The oldest detached process (started first) is stopped now. */
+static void stop_oldest_detached(struct executor *ex)
+{
+	struct proc *old = NULL;
+
+	for (struct proc *p = ex->procs; p; p = p->next)
+		if (p->detached && p->grace_timer)
+			old = p; /* the list is newest first */
+	if (!old)
+		return;
+	loop_timer_cancel(old->grace_timer);
+	old->grace_timer = NULL;
+	log_info("%s[%llu]: detached, stopped early to make room under the process cap",
+		 old->name, (unsigned long long)old->handle);
+	child_stop(old->child);
+}
+
 static int check_start(struct executor *ex, const struct proto_mcp_start_body *b, int32_t *status,
 		       char *err, size_t errlen)
 {
 	*status = PROTO_E_BAD_REQUEST;
 	/* Detached servers count apart: kept for a re-attach, they do not
 	 * block what the orchestrator starts now (each is bounded by its grace
-	 * period, and was under the cap when it was attached). */
+	 * period, and was under the cap when it was attached). All together
+	 * stay under twice the cap: past it the oldest detached one is stopped
+	 * to make room (an orchestrator that keeps reconnecting cannot pile
+	 * them up), and this start waits for it (the orchestrator retries). */
+	if (ex->n_procs >= 2u * ex->opts.max_procs && ex->n_procs - ex->n_detached <
+							  ex->opts.max_procs) {
+		stop_oldest_detached(ex);
+		*status = PROTO_E_LIMIT;
+		snprintf(err, errlen, "process cap of %u reached on executor '%s' with servers kept "
+				      "from an earlier link: the oldest is being stopped",
+			 ex->opts.max_procs, ex->opts.id);
+		return -EMFILE;
+	}
 	if (ex->n_procs - ex->n_detached >= ex->opts.max_procs) {
 		*status = PROTO_E_LIMIT;
 		snprintf(err, errlen, "process cap of %u reached on executor '%s'",

@@ -430,6 +430,27 @@ def t_cap_detached_and_retry(ctx):
                         n["params"].get("status") == "ready", timeout=20,
                         what="cs2 ready after the cap freed", start=mark)
     echo(c, t2, "cs2", "after the cap freed")
+    # Detached and attached stay under twice the cap: after a second kill -9
+    # two servers are kept (cs0 from the first orchestrator, cs2); a new
+    # start stops the oldest kept one early and gets in.
+    kept0 = fixture_pids(x.pid)
+    b.proc.kill()
+    b.proc.wait(timeout=10)
+    wait_until(lambda: read_log(x.proc).count(LOST) >= 2, 15, "the second orchestrator to go")
+    d = Orchestrator(ctx, home, mode="unix", label="orch-c", args=["--ephemeral"])
+    cd = d.connect()
+    cd.wait_env("cap")
+    t3 = cd.start_thread([root("cp1", "cap", ps[1])])
+
+    def cs1_up():
+        try:
+            return echo(cd, t3, "cs1", "past twice the cap")
+        except RpcError:
+            return False
+    wait_until(cs1_up, 20, "cs1 to start once the oldest kept server was stopped")
+    check("stopped early to make room" in read_log(x.proc), "the executor says why")
+    check(len(fixture_pids(x.pid)) <= 2, "servers alive: %r (kept before: %r)" %
+          (fixture_pids(x.pid), kept0))
 
 
 # ---- dial-out through NAT -------------------------------------------------------------
