@@ -52,8 +52,9 @@ ensure_node() {
 # registry cannot be reached (those tests then report a loud SKIP).
 # The MCP gateway's suites and benchmark add real clients: the official SDK
 # (StreamableHTTPClientTransport), the Inspector's CLI, and supergateway as
-# the gateway tandem's is measured against.
-TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/inspector@0.15.0 supergateway@3.4.3"
+# the gateway tandem's is measured against. The client-transport suite runs
+# Codex's own `codex exec --remote` (@openai/codex).
+TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/inspector@0.15.0 supergateway@3.4.3 @openai/codex@0.171.0"
 ensure_npm_peers() {
 	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-peers"
 	local stamp="$dir/.installed-$(echo "$TANDEM_NPM_PEER_PKGS" | tr ' /@' '___')"

@@ -46,6 +46,7 @@
 #include "bsys.h"
 #include "btable.h"
 #include "bturn.h"
+#include "bws.h"
 #include "util.h"
 
 /* Targets from the benchmark issue. */
@@ -266,8 +267,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
 		"[--quick] [--only PHASE,...]\n"
-		"Phases: tandem, link, scale, turn, store, http, box, gateway, fleet (the pipe floor\n"
-		"always runs). --fleet is --only fleet.\n"
+		"Phases: tandem, link, scale, turn, store, http, box, gateway, ws, fleet (the pipe\n"
+		"floor always runs). --fleet is --only fleet.\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
@@ -400,6 +401,8 @@ int main(int argc, char **argv)
 		bgateway_run(&o);
 	if (wanted(&o, "fleet"))
 		bfleet_run(&o);
+	if (wanted(&o, "ws"))
+		bws_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

@@ -1,0 +1,10 @@
+/* bws.h - the client transport row: a tool call (mcpServer/tool/call)
+ * over ws:// (WebSocket on TCP) next to the same call over stdio. */
+#ifndef TANDEM_BWS_H
+#define TANDEM_BWS_H
+
+#include "bench.h"
+
+void bws_run(const struct bench_opts *o);
+
+#endif
