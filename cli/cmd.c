@@ -52,24 +52,81 @@ static int no_more_args(int argc, char **argv)
 
 /* ---- status ------------------------------------------------------------- */
 
+/* Every environment the orchestrator has (environment/list), or "local". */
+static json_t *all_env_ids(struct cli *cli)
+{
+	json_t *res = NULL, *ids = json_array(), *e;
+	size_t i;
+
+	if (cli_call(cli, "environment/list", json_object(), &res) != CLI_EXIT_OK) {
+		json_array_append_new(ids, json_string("local"));
+		return ids;
+	}
+	json_array_foreach(json_object_get(res, "data"), i, e)
+		json_array_append(ids, json_object_get(e, "environmentId"));
+	json_decref(res);
+	return ids;
+}
+
+static const char *fmt_int(char *buf, size_t len, json_t *v)
+{
+	if (!json_is_integer(v))
+		return NULL;
+	snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	return buf;
+}
+
+static const char *fmt_ms(char *buf, size_t len, json_t *v)
+{
+	if (!json_is_number(v))
+		return NULL;
+	snprintf(buf, len, "%.1f ms", json_number_value(v));
+	return buf;
+}
+
+/* The first 8 hex digits of a session id: enough to tell sessions apart. */
+static const char *short_id(char *buf, size_t len, json_t *v)
+{
+	if (!json_is_string(v))
+		return NULL;
+	snprintf(buf, len, "%.8s", json_string_value(v));
+	return buf;
+}
+
+/* One line per environment: its state and, from a tandem orchestrator,
+ * who dials whom, how often it came back, its keepalive round trip, and
+ * the error (or the last one, in brackets, once it is ready again). */
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
-	json_t *ids = cli->envs ? json_incref(cli->envs) : json_pack("[s]", "local");
-	json_t *all = json_array(), *id;
-	struct table *t = table_new(3, "ENVIRONMENT", "STATUS", "ERROR");
+	json_t *ids = NULL, *all = json_array(), *id;
+	struct table *t = table_new(7, "ENVIRONMENT", "STATUS", "DIRECTION", "SESSION", "RECONNECTS",
+				    "RTT", "ERROR");
 	size_t i;
 	int r = no_more_args(argc, argv);
 
+	if (r == CLI_EXIT_OK)
+		ids = cli->envs ? json_incref(cli->envs) : all_env_ids(cli);
 	json_array_foreach(ids, i, id) {
 		json_t *res = NULL;
+		const char *err, *last;
+		char rc[32], rtt[32], sid[16], lastbuf[600];
 
 		if (r != CLI_EXIT_OK)
 			break;
 		r = cli_env_status(cli, json_string_value(id), conn_is_private(cli->conn), &res);
 		if (r != CLI_EXIT_OK)
 			break;
+		err = json_string_value(json_object_get(res, "error"));
+		last = json_string_value(json_object_get(res, "lastError"));
+		if (!err && last) {
+			snprintf(lastbuf, sizeof(lastbuf), "(last: %.500s)", last);
+			err = lastbuf;
+		}
 		table_row(t, json_string_value(id), json_string_value(json_object_get(res, "status")),
-			  json_string_value(json_object_get(res, "error")));
+			  json_string_value(json_object_get(res, "direction")),
+			  short_id(sid, sizeof(sid), json_object_get(res, "sessionId")),
+			  fmt_int(rc, sizeof(rc), json_object_get(res, "reconnects")),
+			  fmt_ms(rtt, sizeof(rtt), json_object_get(res, "rttMs")), err);
 		json_object_set(res, "environmentId", id);
 		json_array_append_new(all, res);
 	}

@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
 #include "proto.h"
 
 struct loop;
@@ -33,6 +35,7 @@ struct xreq;
 struct boxes;
 struct conn;
 struct link_listener;
+struct link_dialer;
 struct penalty;
 
 #define EXEC_DEFAULT_MAX_PROCS 256u
@@ -54,6 +57,9 @@ struct penalty;
 
 struct exec_opts {
 	const char *listen_url;
+	const char *connect_url;   /* --connect: dial the orchestrator (dial.c) */
+	const char *environment;   /* --environment: the id we dial in as */
+	const char *connect_ca;    /* --connect-ca: a tls+tcp:// orchestrator's certificate */
 	const char *id;
 	const char **root_allow;
 	size_t n_root_allow;
@@ -83,7 +89,15 @@ struct executor {
 	bool seal;             /* links are sealed after the proof */
 	struct conn *conns;    /* every connection: in the handshake, proved, the session */
 	unsigned n_pending;    /* of them, still in the handshake */
-	struct conn *session;  /* the authenticated orchestrator, or NULL */
+	struct conn *session;  /* the authenticated orchestrator's connection, or NULL */
+	/* The session (protocol 3, proto/lsess.h): it outlives a lost
+	 * connection for --grace-sec, and a connection that proves the secret
+	 * and names it resumes it. NULL: none. */
+	struct lsess *ls;
+	struct loop_timer *grace_timer; /* armed while ls has no connection */
+	uint64_t suspended_ms;
+	int64_t clock_offset_ms; /* our clock minus the orchestrator's (at most) */
+	uint64_t resumes;
 	struct conn *contender; /* proved while a session exists: the session is probed */
 	uint32_t peer;         /* serial of the current session, 0 = none */
 	uint32_t next_serial;
@@ -93,6 +107,14 @@ struct executor {
 	uint32_t probe_ping_id; /* the probe's PING: its reply settles it */
 	struct penalty *penalties;
 	uint64_t peers_dropped;
+
+	/* dialling out (dial.c) */
+	struct link_dialer *dialer;
+	struct loop_timer *dial_timer;
+	uint64_t dial_backoff_ms;
+	uint64_t dial_failing_since; /* loop ms of the first failure since the last session */
+	bool dial_busy;        /* an attempt or a dialled connection is live */
+	uint64_t dial_attempts;
 
 	/* processes */
 	bool pidns;            /* servers are PID namespace inits (contain.h) */
@@ -122,15 +144,30 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 /* Closes the session (protocol violation); what is queued still goes. */
 void listener_drop_peer(struct executor *ex, const char *why);
 bool listener_authed(const struct executor *ex);
+/* The orchestrator's clock now (for MCP_SEND deadlines), never behind it. */
+uint64_t listener_peer_clock_ms(const struct executor *ex);
+
+/* A connection this executor dialled (dial.c): runs the same handshake and
+ * session as an accepted one, after preface (the dial-in preface) was
+ * sent. sp_ipc and seal as the connect URL wants. */
+void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+		    bool sp_ipc, bool seal);
+
+/* dial.c: --connect. dial_start dials at once and again with backoff and
+ * jitter whenever the dialled connection ends; dial_conn_closed is how the
+ * listener tells it (session says whether it was authenticated). */
+int dial_start(struct executor *ex, char *err, size_t errlen);
+void dial_conn_closed(struct executor *ex, bool session, const char *why);
+void dial_stop(struct executor *ex);
 
 /* handlers.c: called for every decoded frame of the session that the
  * message table allows (direction O2E, state AUTHED). */
 void exec_dispatch(struct executor *ex, struct proto_msg *m);
 /* What the executor tells an orchestrator that proved the secret (HELLO
- * reply fields; version and kx are the handshake's). *handles is
- * allocated (caller frees). */
+ * reply fields; version and kx are the handshake's). *handles and *ids
+ * are allocated (caller frees). */
 void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
-		     uint64_t **handles);
+		     uint64_t **handles, uint8_t **ids);
 
 /* procs.c */
 /* *sandbox: how the server is boxed (box.h), valid while the process lives. */
@@ -144,10 +181,14 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 /* Peer lost: every attached process becomes detached, each with its own
  * grace deadline from now. */
 void procs_detach_all(struct executor *ex);
+/* Keeps a line for a detached process as if it had printed it now (the
+ * unacknowledged output of a session that ended). */
+void procs_hold(struct executor *ex, uint64_t handle, const char *line, size_t len);
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);
-/* The handles of detached processes (caller frees *out). */
-size_t procs_detached_handles(struct executor *ex, uint64_t **out);
+/* The detached processes (at most PROTO_MAX_LIVE, newest first): their
+ * handles and identities (PROTO_ID_LEN bytes each); the caller frees both. */
+size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids);
 void procs_kill_all(struct executor *ex);
 
 /* httprelay.c */

@@ -18,7 +18,7 @@
 #include "version.h"
 
 void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct proto_str *caps,
-		     uint64_t **handles)
+		     uint64_t **handles, uint8_t **ids)
 {
 	size_t n = 0;
 
@@ -32,8 +32,14 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 	r->capabilities.n = (uint32_t)n;
 	r->max_frame = PROTO_MAX_FRAME;
 	r->max_processes = ex->opts.max_procs;
-	r->live_handles.n = (uint32_t)procs_detached_handles(ex, handles);
+	r->live_handles.n = (uint32_t)procs_detached(ex, handles, ids);
 	r->live_handles.items = *handles;
+	r->live_ids.ptr = (const char *)*ids;
+	r->live_ids.len = r->live_handles.n * PROTO_ID_LEN;
+	if (r->live_handles.n) {
+		PROTO_MARK(r, hello_reply, live_ids);
+		log_info("%u detached server(s) reported for a re-attach", r->live_handles.n);
+	}
 	PROTO_MARK(r, hello_reply, executor_version);
 	PROTO_MARK(r, hello_reply, capabilities);
 	PROTO_MARK(r, hello_reply, max_frame);
@@ -162,11 +168,37 @@ static void exec_handle_mcp_stop(struct executor *ex, struct proto_msg *m)
 /* MCP_SEND is an event (no reply on the hot path); a failure becomes an
  * MCP_EXITED so the orchestrator fails the calls waiting on that process
  * instead of waiting for their timeouts. */
+/* A request whose deadline passed before it got here (it waited in a
+ * replay buffer through a cut) is never written: the orchestrator told
+ * its client it failed. MCP_EXPIRED says so. */
+static bool expired(struct executor *ex, const struct proto_mcp_send_body *b)
+{
+	struct proto_mcp_expired_body ev = { .handle = b->handle, .call_id = b->call_id };
+	uint64_t now = listener_peer_clock_ms(ex);
+	char why[200];
+
+	if (!PROTO_HAS_FIELD(b, mcp_send_body, deadline_ms) || !b->call_id ||
+	    now < b->deadline_ms)
+		return false;
+	snprintf(why, sizeof(why), "its deadline passed %llu ms before it reached the executor",
+		 (unsigned long long)(now - b->deadline_ms));
+	ev.reason = proto_str_c(why);
+	ev.present = PROTO_ALL_mcp_expired_body;
+	log_info("process %llu: request %llu not delivered: %s", (unsigned long long)b->handle,
+		 (unsigned long long)b->call_id, why);
+	listener_send(ex, PROTO_MCP_EXPIRED, PROTO_EVENT, 0, &ev);
+	return true;
+}
+
 static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 {
 	const struct proto_mcp_send_body *b = &m->u.mcp_send;
 	struct proto_mcp_exited_body ev = { .handle = b->handle, .exit_code = -1 };
-	int r = procs_send(ex, b->handle, b->data.ptr, b->data.len);
+	int r;
+
+	if (expired(ex, b))
+		return;
+	r = procs_send(ex, b->handle, b->data.ptr, b->data.len);
 
 	if (r == 0 || r == -EPIPE) /* -EPIPE: it is exiting; MCP_EXITED follows */
 		return;

@@ -36,6 +36,7 @@
 #include "linkurl.h"
 #include "log.h"
 #include "loop.h"
+#include "lsess.h"
 #include "penalty.h"
 #include "secret.h"
 #include "util.h"
@@ -55,6 +56,8 @@ struct conn {
 	struct penalty_key key;
 	char src[80]; /* for logs */
 	uint32_t serial;
+	bool dialled; /* we made it (dial.c): it tells dial.c when it ends */
+	uint64_t accepted_ms; /* before our CHALLENGE left: bounds the peer's clock */
 };
 
 static const struct link_ops conn_ops;
@@ -126,6 +129,7 @@ static void conn_unlist(struct executor *ex, struct conn *c)
 static void conn_close(struct conn *c, bool flush)
 {
 	struct executor *ex = c->ex;
+	bool dialled = c->dialled, session = c->st == C_SESSION;
 
 	conn_unlist(ex, c);
 	if (ex->contender == c)
@@ -137,6 +141,8 @@ static void conn_close(struct conn *c, bool flush)
 		link_free(c->lk);
 	hs_free(c->hs);
 	free(c);
+	if (dialled)
+		dial_conn_closed(ex, session, "the connection ended");
 }
 
 static void deadline_cb(struct loop_timer *t, void *arg)
@@ -196,6 +202,7 @@ static void accept_cb(nng_stream *s, void *arg)
 	uint64_t wait;
 
 	c->ex = ex;
+	c->accepted_ms = loop_now_ms(ex->loop);
 	c->lk = link_new(ex->loop, s, &conn_ops, c);
 	describe(c);
 	wait = penalty_remaining(ex->penalties, &c->key, loop_now_ms(ex->loop));
@@ -218,11 +225,94 @@ static void accept_cb(nng_stream *s, void *arg)
 	link_start(c->lk);
 }
 
+void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+		    bool sp_ipc, bool seal)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	struct hs_params p = {
+		.role = HS_EXECUTOR,
+		.key = ex->secret ? secret_key(ex->secret) : NULL,
+		.sp_ipc = sp_ipc,
+		.seal = seal,
+	};
+
+	c->ex = ex;
+	c->dialled = true;
+	c->accepted_ms = loop_now_ms(ex->loop);
+	c->lk = link_new(ex->loop, s, &conn_ops, c);
+	snprintf(c->src, sizeof(c->src), "%.70s", ex->opts.connect_url);
+	c->hs = hs_new(&p);
+	c->next = ex->conns;
+	ex->conns = c;
+	ex->n_pending++;
+	c->deadline = loop_timer_add(ex->loop, ex->opts.handshake_ms, deadline_cb, c);
+	/* The preface first: the orchestrator opens the handshake once it
+	 * knows which environment (and so which secret) we are. */
+	link_send_raw(c->lk, preface, len);
+	link_start(c->lk);
+}
+
 /* ---- the session ---------------------------------------------------------- */
 
 static void keepalive_cb(struct loop_timer *t, void *arg);
 static void session_begin(struct conn *c);
 
+static void session_hex(const struct executor *ex, char out[33])
+{
+	out[0] = '\0';
+	if (ex->ls)
+		sodium_bin2hex(out, 33, ex->ls->id, sizeof(ex->ls->id));
+}
+
+/* Output the orchestrator never acknowledged goes back to its (now
+ * detached) process, held for whoever re-attaches it. */
+static void hold_unacked_output(struct executor *ex)
+{
+	char err[128];
+
+	for (const struct lsess_entry *e = ex->ls->head; e; e = e->next) {
+		struct proto_msg m;
+
+		if (proto_decode(e->data, e->len, &m, err, sizeof(err)) < 0)
+			continue;
+		if (m.env.type == PROTO_MCP_OUTPUT)
+			procs_hold(ex, m.u.mcp_output.handle, m.u.mcp_output.data.ptr,
+				   m.u.mcp_output.data.len);
+		proto_msg_release(&m);
+	}
+}
+
+/* The session is over for good (it cannot resume): its processes are
+ * detached (kept for --grace-sec for a re-attach), its HTTP requests end. */
+static void session_expire(struct executor *ex, const char *why)
+{
+	char hex[33];
+
+	if (!ex->ls)
+		return;
+	session_hex(ex, hex);
+	log_warn("session %s is over: %s", hex, why);
+	loop_timer_cancel(ex->grace_timer);
+	ex->grace_timer = NULL;
+	ex->peer = 0;
+	procs_detach_all(ex);
+	hold_unacked_output(ex);
+	ex->ls = lsess_free(ex->ls);
+	httprelay_abort_all(ex);
+}
+
+static void grace_cb(struct loop_timer *t, void *arg)
+{
+	struct executor *ex = arg;
+	char why[160];
+
+	ex->grace_timer = NULL;
+	snprintf(why, sizeof(why), "the orchestrator did not resume it within %u s (--grace-sec)",
+		 ex->opts.grace_sec);
+	session_expire(ex, why);
+}
+
+/* The session's connection is gone; the session waits for a new one. */
 static void session_lost(struct executor *ex)
 {
 	loop_timer_cancel(ex->keepalive_timer);
@@ -230,21 +320,33 @@ static void session_lost(struct executor *ex)
 	loop_timer_cancel(ex->probe_timer);
 	ex->probe_timer = NULL;
 	ex->session = NULL;
-	ex->peer = 0;
-	procs_detach_all(ex);
-	httprelay_abort_all(ex);
+	if (!ex->ls)
+		return;
+	if (!ex->opts.grace_sec) {
+		session_expire(ex, "sessions do not resume (--grace-sec 0)");
+		return;
+	}
+	ex->suspended_ms = loop_now_ms(ex->loop);
+	loop_timer_cancel(ex->grace_timer);
+	ex->grace_timer = loop_timer_add(ex->loop, ex->opts.grace_sec * 1000ull, grace_cb, ex);
 }
 
-/* Ends the session: what is queued for it still goes (flush) or not. */
-static void session_end(struct executor *ex, const char *why, bool flush)
+/* Ends the session's connection: what is queued for it still goes (flush)
+ * or not. resumable: the session may resume on another connection (a
+ * link that died); else it is over (the peer broke the protocol, or
+ * stopped reading). */
+static void session_end(struct executor *ex, const char *why, bool flush, bool resumable)
 {
 	struct conn *c = ex->session, *next = ex->contender;
 
 	if (!c)
 		return;
-	log_warn("closing the session with orchestrator '%s' (%s): %s",
-		 hs_result(c->hs)->orchestrator_id, c->src, why);
+	log_warn("closing the connection of orchestrator '%s' (%s): %s%s",
+		 hs_result(c->hs)->orchestrator_id, c->src, why,
+		 resumable && ex->opts.grace_sec ? "; its session may resume" : "");
 	session_lost(ex);
+	if (!resumable)
+		session_expire(ex, why);
 	conn_close(c, flush);
 	/* A newcomer waited for the probe: the slot is free now. */
 	if (next) {
@@ -256,10 +358,37 @@ static void session_end(struct executor *ex, const char *why, bool flush)
 void listener_drop_peer(struct executor *ex, const char *why)
 {
 	ex->peers_dropped++;
-	session_end(ex, why, true);
+	session_end(ex, why, true, false);
 }
 
-bool listener_authed(const struct executor *ex) { return ex->session != NULL; }
+uint64_t listener_peer_clock_ms(const struct executor *ex)
+{
+	return (uint64_t)((int64_t)loop_now_ms(ex->loop) - ex->clock_offset_ms);
+}
+
+/* A session exists (its connection may be away, resuming). */
+bool listener_authed(const struct executor *ex) { return ex->ls != NULL; }
+
+/* Does the newcomer resume our session? If it asked and cannot, why. */
+static bool decide_resume(struct executor *ex, const struct hs_result *res, char *why,
+			  size_t whylen)
+{
+	char hex[33];
+
+	if (!res->resume)
+		return false;
+	sodium_bin2hex(hex, sizeof(hex), res->session, sizeof(res->session));
+	if (!ex->ls) {
+		snprintf(why, whylen, "session %s is unknown to this executor (it expired or the "
+				      "executor restarted)", hex);
+		return false;
+	}
+	if (sodium_memcmp(ex->ls->id, res->session, sizeof(res->session)) != 0) {
+		snprintf(why, whylen, "session %s is not this executor's current session", hex);
+		return false;
+	}
+	return lsess_can_resume(ex->ls, res->resume_ack, why, whylen) == 0;
+}
 
 static void session_begin(struct conn *c)
 {
@@ -267,10 +396,42 @@ static void session_begin(struct conn *c)
 	struct proto_hello_reply info = { 0 };
 	struct proto_str caps[4];
 	_cleanup_free_ uint64_t *handles = NULL;
+	_cleanup_free_ uint8_t *ids = NULL;
 	struct fbuf out = { 0 };
 	const struct hs_result *res;
+	bool resumed;
+	char refused[200] = "", hex[33];
+	uint8_t fresh[PROTO_SESSION_ID_LEN];
 
-	exec_hello_info(ex, &info, caps, &handles);
+	if (c->dialled && strcmp(hs_result(c->hs)->environment_id, ex->opts.environment) != 0) {
+		prelog(ex, "closing the connection to %s: the orchestrator took us for environment "
+			   "'%s', not '%s'", c->src, hs_result(c->hs)->environment_id,
+		       ex->opts.environment);
+		conn_close(c, false);
+		return;
+	}
+	resumed = decide_resume(ex, hs_result(c->hs), refused, sizeof(refused));
+	/* A fresh session replaces the old one: its processes are detached
+	 * first, so that the HELLO reply lists them (live_handles). */
+	if (!resumed && ex->ls)
+		session_expire(ex, refused[0] ? refused : "a new session replaces it");
+	exec_hello_info(ex, &info, caps, &handles, &ids);
+	if (resumed) {
+		info.session.ptr = (const char *)ex->ls->id;
+		info.resumed = true;
+		info.resume_ack = ex->ls->rx_seq;
+		PROTO_MARK(&info, hello_reply, resumed);
+		PROTO_MARK(&info, hello_reply, resume_ack);
+	} else {
+		randombytes_buf(fresh, sizeof(fresh));
+		info.session.ptr = (const char *)fresh;
+	}
+	info.session.len = PROTO_SESSION_ID_LEN;
+	PROTO_MARK(&info, hello_reply, session);
+	if (refused[0]) {
+		info.resume_refused = proto_str_c(refused);
+		PROTO_MARK(&info, hello_reply, resume_refused);
+	}
 	hs_accept(c->hs, &info, &out);
 	if (hs_state(c->hs) != HS_DONE) {
 		prelog(ex, "closing connection from %s: %s", c->src, hs_error(c->hs));
@@ -288,9 +449,32 @@ static void session_begin(struct conn *c)
 	loop_timer_cancel(c->deadline);
 	c->deadline = NULL;
 	c->st = C_SESSION;
-	c->serial = ++ex->next_serial ? ex->next_serial : ++ex->next_serial;
+	/* Its clock read before our CHALLENGE left: the offset errs towards
+	 * deadlines that pass early, never late. */
+	ex->clock_offset_ms = (int64_t)c->accepted_ms - (int64_t)res->clock_ms;
+	if (resumed) {
+		size_t replay;
+
+		loop_timer_cancel(ex->grace_timer);
+		ex->grace_timer = NULL;
+		lsess_ack(ex->ls, res->resume_ack);
+		replay = ex->ls->n;
+		c->serial = ex->peer;
+		ex->resumes++;
+		session_hex(ex, hex);
+		log_info("session %s resumed by orchestrator '%s' from %s after %llu ms (%zu frames "
+			 "sent again)", hex, res->orchestrator_id, c->src,
+			 (unsigned long long)(loop_now_ms(ex->loop) - ex->suspended_ms), replay);
+	} else {
+		ex->ls = lsess_new(fresh, 0, 0);
+		c->serial = ++ex->next_serial ? ex->next_serial : ++ex->next_serial;
+		ex->peer = c->serial;
+	}
 	ex->session = c;
-	ex->peer = c->serial;
+	if (link_set_session(c->lk, ex->ls) < 0) {
+		session_end(ex, "cannot queue the frames to send again", false, false);
+		return;
+	}
 	ex->keepalive_timer = loop_timer_add(ex->loop, ex->opts.keepalive_ms, keepalive_cb, ex);
 	log_info("peer authenticated: orchestrator '%s', environment '%s', from %s (%s)",
 		 res->orchestrator_id, res->environment_id, c->src,
@@ -315,7 +499,8 @@ static void keepalive_cb(struct loop_timer *t, void *arg)
 		ex->keepalive_timer = NULL;
 		snprintf(why, sizeof(why), "nothing received for %llu ms (keepalive timeout %u ms)",
 			 (unsigned long long)idle, ex->opts.dead_ms);
-		listener_drop_peer(ex, why);
+		ex->peers_dropped++;
+		session_end(ex, why, false, true);
 		return;
 	}
 	if (idle >= ex->opts.keepalive_ms)
@@ -351,7 +536,7 @@ static void probe_cb(struct loop_timer *t, void *arg)
 		return;
 	snprintf(why, sizeof(why), "another orchestrator proved the secret and this one did not "
 				   "answer a probe within %u ms", EXEC_PROBE_MS);
-	session_end(ex, why, false); /* begins the contender's session */
+	session_end(ex, why, false, true); /* begins the contender's session */
 }
 
 /* A proved newcomer while a session exists: is the session alive? */
@@ -372,6 +557,33 @@ static void start_probe(struct conn *c)
 	log_info("orchestrator '%s' from %s proved the secret while '%s' is attached: probing it",
 		 hs_result(c->hs)->orchestrator_id, c->src,
 		 hs_result(ex->session->hs)->orchestrator_id);
+}
+
+/* The newcomer proved the secret and names our session: the orchestrator
+ * that holds it lost its connection (a reset, a NAT that forgot the flow)
+ * before we noticed. No probe: the old connection goes, the session moves. */
+static bool resumes_ours(struct executor *ex, const struct hs_result *res)
+{
+	return res->resume && ex->ls &&
+	       sodium_memcmp(ex->ls->id, res->session, sizeof(res->session)) == 0;
+}
+
+static void take_over(struct conn *c)
+{
+	struct executor *ex = c->ex;
+	struct conn *old = ex->session;
+
+	log_info("orchestrator '%s' from %s resumes the session of the connection from %s: "
+		 "closing that one", hs_result(c->hs)->orchestrator_id, c->src, old->src);
+	if (ex->contender) { /* a probe in progress is moot */
+		struct conn *w = ex->contender;
+
+		ex->contender = NULL;
+		refuse_busy(w);
+	}
+	session_lost(ex);
+	conn_close(old, false);
+	session_begin(c);
 }
 
 /* ---- link callbacks ------------------------------------------------------- */
@@ -409,7 +621,9 @@ static size_t conn_raw_cb(struct link *lk, const uint8_t *data, size_t len, void
 	case HS_PROVED:
 		c->st = C_PROVED;
 		c->ex->n_pending--;
-		if (c->ex->session)
+		if (c->ex->session && resumes_ours(c->ex, hs_result(c->hs)))
+			take_over(c);
+		else if (c->ex->session)
 			start_probe(c);
 		else
 			session_begin(c);
@@ -468,7 +682,7 @@ static void conn_closed_cb(struct link *lk, const char *why, void *arg)
 
 	switch (c->st) {
 	case C_SESSION:
-		session_end(ex, why, false);
+		session_end(ex, why, false, true);
 		break;
 	case C_PROVED:
 		log_info("orchestrator '%s' (%s) went away while waiting: %s",
@@ -495,10 +709,12 @@ int listener_send(struct executor *ex, uint16_t type, uint8_t kind, uint32_t id,
 	const struct proto_msgdef *d = proto_msgdef(type);
 	int r;
 
-	if (!ex->session)
-		return -ENOTCONN;
 	if (!d || d->state != PROTO_AUTHED)
 		return -EPERM;
+	if (!ex->session && ex->ls) /* kept for the connection that resumes it */
+		return link_session_queue(ex->ls, type, kind, id, body, 0, NULL);
+	if (!ex->session)
+		return -ENOTCONN;
 	r = link_send(ex->session->lk, type, kind, id, body);
 	if (r == -ENOBUFS)
 		listener_drop_peer(ex, "peer is not reading: send queue over its bound");
@@ -511,11 +727,13 @@ int listener_send_error(struct executor *ex, uint16_t type, uint32_t id, int32_t
 	char msg[1024];
 	va_list ap;
 
-	if (!ex->session)
+	if (!ex->session && !ex->ls)
 		return -ENOTCONN;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (!ex->session)
+		return link_session_queue(ex->ls, type, PROTO_REPLY, id, NULL, status, msg);
 	return link_send_error(ex->session->lk, type, id, status, msg);
 }
 
@@ -564,9 +782,12 @@ void listener_stop(struct executor *ex)
 	loop_timer_cancel(ex->probe_timer);
 	ex->probe_timer = NULL;
 	ex->listener = link_listener_free(ex->listener);
+	loop_timer_cancel(ex->grace_timer);
+	ex->grace_timer = NULL;
 	while (ex->conns)
 		conn_close(ex->conns, false);
 	ex->session = ex->contender = NULL;
+	ex->ls = lsess_free(ex->ls);
 	link_flush_all();
 	ex->penalties = penalty_free(ex->penalties);
 }

@@ -14,6 +14,7 @@
 #include "contain.h"
 #include "executor.h"
 #include "exhealth.h"
+#include "fdlimit.h"
 #include "log.h"
 #include "loop.h"
 #include "plugin.h"
@@ -26,12 +27,18 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: tandem-executor --listen URL [options]\n"
+		"usage: tandem-executor --listen URL | --connect URL [options]\n"
 		"Owns plugin roots on this machine, launches their stdio MCP servers and relays\n"
 		"them to one tandem orchestrator.\n\n"
 		"  --listen URL           tcp://HOST:PORT, tls+tcp://HOST:PORT, ws://HOST:PORT/PATH,\n"
 		"                         wss://HOST:PORT/PATH, ipc:///PATH, unix:///PATH or\n"
 		"                         abstract://NAME\n"
+		"  --connect URL          dial an orchestrator's --executor-listen address instead\n"
+		"                         (tcp://, tls+tcp://, ipc://...), again with backoff when\n"
+		"                         the link ends; needs the environment's token\n"
+		"  --environment ID       the environment we dial in as (default: the name of\n"
+		"                         --auth-token-file; the orchestrator's executor-tokens/ID)\n"
+		"  --connect-ca FILE      PEM certificate (or CA) of a tls+tcp:// orchestrator\n"
 		"  --id NAME              executor id reported to the orchestrator (default: host name)\n"
 		"  --secret-fd N          read the link secret from inherited fd N (0 = stdin)\n"
 		"                         until EOF (spawned mode)\n"
@@ -130,10 +137,13 @@ static int parse_args(int argc, char **argv, struct cli *c)
 {
 	enum { O_SECRET_FD = 256, O_TOKEN, O_INSECURE, O_ROOT, O_MAXP, O_GRACE, O_TLS, O_EWP, O_LOG, O_ID,
 	       O_METRICS, O_LOGFMT, O_NO_PIDNS, O_SB_ALLOW, O_SB_DIR, O_SB_REQUIRE, O_HS, O_PENDING,
-	       O_KA, O_KA_DEAD };
+	       O_KA, O_KA_DEAD, O_CONNECT, O_ENVID, O_CONNECT_CA };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "id", required_argument, NULL, O_ID },
+		{ "connect", required_argument, NULL, O_CONNECT },
+		{ "environment", required_argument, NULL, O_ENVID },
+		{ "connect-ca", required_argument, NULL, O_CONNECT_CA },
 		{ "secret-fd", required_argument, NULL, O_SECRET_FD },
 		{ "auth-token-file", required_argument, NULL, O_TOKEN },
 		{ "insecure", no_argument, NULL, O_INSECURE },
@@ -166,6 +176,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		switch (ch) {
 		case 'l': c->o.listen_url = optarg; break;
 		case O_ID: c->o.id = optarg; break;
+		case O_CONNECT: c->o.connect_url = optarg; break;
+		case O_ENVID: c->o.environment = optarg; break;
+		case O_CONNECT_CA: c->o.connect_ca = optarg; break;
 		case O_SECRET_FD:
 			if (parse_uint(optarg, INT_MAX, &v) < 0)
 				goto bad_value;
@@ -236,9 +249,14 @@ bad_value:
 		fprintf(stderr, "tandem-executor: --keepalive-timeout must be longer than --keepalive\n");
 		return -1;
 	}
-	if (optind < argc || !c->o.listen_url) {
+	if (!c->o.environment && c->o.connect_url && c->token_file) {
+		const char *slash = strrchr(c->token_file, '/');
+
+		c->o.environment = slash ? slash + 1 : c->token_file;
+	}
+	if (optind < argc || (!c->o.listen_url && !c->o.connect_url)) {
 		fprintf(stderr, "tandem-executor: %s\n",
-			optind < argc ? "unexpected argument" : "--listen URL is required");
+			optind < argc ? "unexpected argument" : "--listen URL or --connect URL is required");
 		usage(stderr);
 		return -1;
 	}
@@ -315,6 +333,16 @@ int main(int argc, char **argv)
 	}
 	/* A server that closes its stdin must not kill us on write. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Servers' pipes and the link: the soft limit (often 1,024) goes to
+	 * the hard one; a server's own limit is its box's (box.h). */
+	{
+		long before, now = fdlimit_raise(&before);
+
+		if (now < -1)
+			log_warn("cannot raise the open-file limit: %s", strerror((int)-now));
+		else if (now != before)
+			log_debug("open-file limit raised from %ld to %ld", before, now);
+	}
 
 	ex.opts = c.o;
 	if (load_secret(&c, &ex.secret) < 0)
@@ -328,8 +356,12 @@ int main(int argc, char **argv)
 	contain_init(&ex, !c.o.no_pidns);
 	box_init(&ex);
 	ex.started_ms = loop_now_ms(ex.loop);
-	if (listener_start(&ex, err, sizeof(err)) < 0) {
+	if (c.o.listen_url && listener_start(&ex, err, sizeof(err)) < 0) {
 		log_error("%s", err);
+		goto out;
+	}
+	if (c.o.connect_url && dial_start(&ex, err, sizeof(err)) < 0) {
+		log_error("--connect %s: %s", c.o.connect_url, err);
 		goto out;
 	}
 	if (exhealth_start(&ex, c.metrics_listen, err, sizeof(err)) < 0) {
@@ -344,8 +376,10 @@ out:
 		contain_final(&ex);
 	box_fini(&ex);
 	httprelay_free(&ex);
-	if (ex.loop)
+	if (ex.loop) {
+		dial_stop(&ex);
 		listener_stop(&ex);
+	}
 	loop_free(ex.loop);
 	plugin_forget_all();
 	secret_free(ex.secret);

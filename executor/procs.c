@@ -53,6 +53,7 @@ struct proc {
 	char *fail_reason; /* set when the executor killed it on purpose */
 	struct box *box;
 	char *denied;      /* a boxed server's first stderr line that reads like a refusal */
+	uint8_t identity[PROTO_ID_LEN]; /* MCP_START's, reported while detached */
 };
 
 /* The environment a server gets on top of a cleared one (README, "tandem-executor"). */
@@ -115,15 +116,10 @@ static void send_line(struct proc *p, const char *line, size_t len)
 			 (unsigned long long)p->handle, len);
 }
 
-static void proc_line_cb(struct child *c, const char *line, size_t len, void *arg)
+static void hold_line(struct proc *p, const char *line, size_t len)
 {
-	struct proc *p = arg;
 	struct held_line *h;
 
-	if (!p->detached) {
-		send_line(p, line, len);
-		return;
-	}
 	if (p->held_bytes + len > EXEC_DETACHED_BUFFER) {
 		p->held_dropped++;
 		return;
@@ -135,6 +131,24 @@ static void proc_line_cb(struct child *c, const char *line, size_t len, void *ar
 	*p->held_tail = h;
 	p->held_tail = &h->next;
 	p->held_bytes += len;
+}
+
+static void proc_line_cb(struct child *c, const char *line, size_t len, void *arg)
+{
+	struct proc *p = arg;
+
+	if (!p->detached)
+		send_line(p, line, len);
+	else
+		hold_line(p, line, len);
+}
+
+void procs_hold(struct executor *ex, uint64_t handle, const char *line, size_t len)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	if (p && p->detached)
+		hold_line(p, line, len);
 }
 
 /* Token bucket: stderr can be chatty (npm, node warnings); the link and the
@@ -404,11 +418,43 @@ static int place(struct executor *ex, const struct proto_mcp_start_body *b, stru
 	return 0;
 }
 
+/* The oldest detached process (started first) is stopped now. */
+static void stop_oldest_detached(struct executor *ex)
+{
+	struct proc *old = NULL;
+
+	for (struct proc *p = ex->procs; p; p = p->next)
+		if (p->detached && p->grace_timer)
+			old = p; /* the list is newest first */
+	if (!old)
+		return;
+	loop_timer_cancel(old->grace_timer);
+	old->grace_timer = NULL;
+	log_info("%s[%llu]: detached, stopped early to make room under the process cap",
+		 old->name, (unsigned long long)old->handle);
+	child_stop(old->child);
+}
+
 static int check_start(struct executor *ex, const struct proto_mcp_start_body *b, int32_t *status,
 		       char *err, size_t errlen)
 {
 	*status = PROTO_E_BAD_REQUEST;
-	if (ex->n_procs >= ex->opts.max_procs) {
+	/* Detached servers count apart: kept for a re-attach, they do not
+	 * block what the orchestrator starts now (each is bounded by its grace
+	 * period, and was under the cap when it was attached). All together
+	 * stay under twice the cap: past it the oldest detached one is stopped
+	 * to make room (an orchestrator that keeps reconnecting cannot pile
+	 * them up), and this start waits for it (the orchestrator retries). */
+	if (ex->n_procs >= 2u * ex->opts.max_procs && ex->n_procs - ex->n_detached <
+							  ex->opts.max_procs) {
+		stop_oldest_detached(ex);
+		*status = PROTO_E_LIMIT;
+		snprintf(err, errlen, "process cap of %u reached on executor '%s' with servers kept "
+				      "from an earlier link: the oldest is being stopped",
+			 ex->opts.max_procs, ex->opts.id);
+		return -EMFILE;
+	}
+	if (ex->n_procs - ex->n_detached >= ex->opts.max_procs) {
 		*status = PROTO_E_LIMIT;
 		snprintf(err, errlen, "process cap of %u reached on executor '%s'",
 			 ex->opts.max_procs, ex->opts.id);
@@ -428,6 +474,8 @@ static struct proc *proc_new(struct executor *ex, const struct proto_mcp_start_b
 
 	p->ex = ex;
 	p->name = proto_str_dup(b->server_name);
+	if (b->identity.len == PROTO_ID_LEN)
+		memcpy(p->identity, b->identity.ptr, PROTO_ID_LEN);
 	p->held_tail = &p->held;
 	p->stderr_tokens = EXEC_STDERR_BURST;
 	p->stderr_refill_ms = loop_now_ms(ex->loop);
@@ -657,14 +705,20 @@ void procs_detach_all(struct executor *ex)
 		log_info("link lost: keeping %u process(es) for %us", n, ex->opts.grace_sec);
 }
 
-size_t procs_detached_handles(struct executor *ex, uint64_t **out)
+size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids)
 {
-	size_t n = 0;
+	size_t n = 0, max = MIN(ex->n_detached, PROTO_MAX_LIVE);
 
-	*out = xcalloc(ex->n_detached ? ex->n_detached : 1, sizeof(**out));
-	for (struct proc *p = ex->procs; p && n < ex->n_detached; p = p->next)
-		if (p->detached)
-			(*out)[n++] = p->handle;
+	*handles = xcalloc(max ? max : 1, sizeof(**handles));
+	*ids = xcalloc(max ? max : 1, PROTO_ID_LEN);
+	/* the list is newest first: past the bound, the oldest are left out */
+	for (struct proc *p = ex->procs; p && n < max; p = p->next) {
+		if (!p->detached || !p->grace_timer) /* not one stopping already */
+			continue;
+		(*handles)[n] = p->handle;
+		memcpy(*ids + n * PROTO_ID_LEN, p->identity, PROTO_ID_LEN);
+		n++;
+	}
 	return n;
 }
 

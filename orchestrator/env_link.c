@@ -16,20 +16,27 @@
 #include <unistd.h>
 
 #include "env_priv.h"
+#include "fdlimit.h"
 #include "handshake.h"
 #include "link.h"
 #include "linkurl.h"
 #include "log.h"
 #include "loop.h"
+#include "lsess.h"
 #include "secret.h"
 #include "util.h"
 #include "version.h"
 
 #define REDIAL_MIN_MS 25u
-#define REDIAL_MAX_MS 2000u
+#define REDIAL_FAST_MS 2000u   /* doubling up to here (a few seconds of tries) ... */
+#define REDIAL_MAX_MS 30000u   /* ... then x1.5 up to here: a dead address costs little */
 #define REDIAL_BUSY_MS 1000u   /* refused busy: try again after 1-2 s */
 #define DIAL_TIMEOUT_MS 5000u  /* one attempt */
 #define FLUSH_MS 500u          /* a last frame for the peer (e.g. to a v1 executor) */
+#define RESUME_REDIAL_MAX_MS 250u  /* a session waits: redial often ... */
+#define RESUME_DIAL_TIMEOUT_MS 1000u /* ... with short attempts (a SYN into a cut
+				      * link would otherwise wait for its retries) */
+#define TICKET_SEQ_BITS 40
 
 static const char orch_id[] = "tandem-orchestrator " TANDEM_VERSION;
 static const struct link_ops env_link_ops;
@@ -64,8 +71,16 @@ static void schedule_redial(struct env *e)
 		ms = REDIAL_BUSY_MS + randombytes_uniform(REDIAL_BUSY_MS);
 	} else {
 		ms = jitter(e->redial_ms ? e->redial_ms : REDIAL_MIN_MS);
-		e->redial_ms = MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), REDIAL_MAX_MS);
+		/* A session waiting to resume is tried often (resume's bound);
+		 * otherwise doubling to a few seconds, then slower and slower. */
+		if (e->grace_timer)
+			e->redial_ms = MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), RESUME_REDIAL_MAX_MS);
+		else if (e->redial_ms < REDIAL_FAST_MS)
+			e->redial_ms = MIN(MAX(e->redial_ms * 2, REDIAL_MIN_MS), REDIAL_FAST_MS);
+		else
+			e->redial_ms = MIN(e->redial_ms + e->redial_ms / 2, REDIAL_MAX_MS);
 	}
+	e->redial_delay_ms = ms;
 	e->redial_timer = loop_timer_add(e->loop, ms, redial_cb, e);
 }
 
@@ -77,9 +92,14 @@ static void connect_timeout_cb(struct loop_timer *t, void *arg)
 	e->connect_timer = NULL;
 	if (e->state == ENV_READY)
 		return;
-	env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying%s%s",
-		      e->url, (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
-		      last ? last : "");
+	if (e->dial_in)
+		env_set_error(e, "the executor did not dial in again within %llu ms%s%s",
+			      (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
+			      last ? last : "");
+	else
+		env_set_error(e, "cannot reach the executor at %s within %llu ms; still trying%s%s",
+			      e->url, (unsigned long long)e->connect_timeout_ms, last ? ": " : "",
+			      last ? last : "");
 	env_set_state(e, ENV_DISCONNECTED);
 }
 
@@ -97,6 +117,47 @@ static void attempt_failed(struct env *e, const char *why)
 		env_set_error(e, "%s; since then: %s", e->lost, why);
 	else
 		env_set_error(e, "%s", why);
+}
+
+/* ---- the session ----------------------------------------------------------- */
+
+static void session_hex(const struct env *e, char out[33])
+{
+	env_session_hex(e, out);
+}
+
+/* Forgets the session (its frames were or were not acked: tickets of it
+ * are judged by ls_prev_acked from now on). */
+static void session_forget(struct env *e)
+{
+	loop_timer_cancel(e->grace_timer);
+	e->grace_timer = NULL;
+	if (!e->ls)
+		return;
+	e->ls_prev_acked = e->ls->tx_acked;
+	e->ls = lsess_free(e->ls);
+}
+
+/* The session cannot resume: everything waiting on it fails with why. */
+static void session_over(struct env *e, const char *why)
+{
+	if (!e->ls)
+		return;
+	log_warn("environment '%s': the session cannot resume: %s", e->id, why);
+	session_forget(e);
+	env_session_lost(e, why);
+}
+
+static void grace_cb(struct loop_timer *t, void *arg)
+{
+	struct env *e = arg;
+	char why[200];
+
+	e->grace_timer = NULL;
+	snprintf(why, sizeof(why), "the link was not back within %llu ms (the session's grace "
+				   "period): calls in flight have an unknown outcome",
+		 (unsigned long long)e->grace_ms);
+	session_over(e, why);
 }
 
 /* ---- ending a connection -------------------------------------------------- */
@@ -123,8 +184,21 @@ static void conn_lost(struct env *e, const char *why, bool flush)
 	bool was_ready = e->state == ENV_READY;
 
 	conn_forget(e, flush);
-	if (was_ready) {
+	if (was_ready && e->ls && e->grace_ms) {
+		/* The session waits for a new connection: calls carry on. */
+		log_warn("environment '%s': link lost: %s; the session may resume within %llu ms",
+			 e->id, why, (unsigned long long)e->grace_ms);
+		e->redial_ms = 0;
+		free(e->lost);
+		e->lost = xstrdup(why);
+		e->suspended_ms = loop_now_ms(e->loop);
+		e->grace_timer = loop_timer_add(e->loop, e->grace_ms, grace_cb, e);
+		arm_connect_timer(e);
+		env_set_error(e, "%s (resuming)", why);
+		env_set_state(e, ENV_DISCONNECTED);
+	} else if (was_ready) {
 		log_warn("environment '%s': link lost: %s", e->id, why);
+		session_forget(e);
 		e->redial_ms = 0; /* a link that worked: the first redial is quick */
 		free(e->lost);
 		e->lost = xstrdup(why);
@@ -205,6 +279,13 @@ static void orch_handle_mcp_exited(struct env *e, const struct proto_msg *m)
 		e->ops->exited_cb(e, m->u.mcp_exited.handle, why, e->arg);
 }
 
+static void orch_handle_mcp_expired(struct env *e, const struct proto_msg *m)
+{
+	_cleanup_free_ char *why = proto_str_dup(m->u.mcp_expired.reason);
+
+	env_mcp_expired(e, m->u.mcp_expired.handle, m->u.mcp_expired.call_id, why);
+}
+
 static void orch_handle_http_response(struct env *e, const struct proto_msg *m)
 {
 	env_relay_event(e, m);
@@ -232,6 +313,7 @@ static const struct {
 	{ PROTO_MCP_OUTPUT, orch_handle_mcp_output },
 	{ PROTO_MCP_STDERR, orch_handle_mcp_stderr },
 	{ PROTO_MCP_EXITED, orch_handle_mcp_exited },
+	{ PROTO_MCP_EXPIRED, orch_handle_mcp_expired },
 	{ PROTO_HTTP_RESPONSE, orch_handle_http_response },
 };
 
@@ -284,6 +366,43 @@ static void env_frame_cb(struct link *lk, const uint8_t *data, size_t len, void 
 
 /* ---- the handshake -------------------------------------------------------- */
 
+/* Resumes the session or starts a fresh one; false when the link was
+ * dropped (it cannot go on). */
+static bool session_attach(struct env *e, const struct hs_result *r)
+{
+	char why[400], hex[33];
+	size_t replay;
+
+	session_hex(e, hex);
+	if (e->ls && !r->resume) {
+		snprintf(why, sizeof(why), "the executor did not resume session %s: %s", hex,
+			 r->resume_refused[0] ? r->resume_refused : "no reason given");
+		session_over(e, why);
+	} else if (e->ls && lsess_can_resume(e->ls, r->resume_ack, why, sizeof(why)) < 0) {
+		session_over(e, why);
+		drop(e, why); /* the next connection starts a fresh session */
+		return false;
+	} else if (e->ls) {
+		lsess_ack(e->ls, r->resume_ack);
+		replay = e->ls->n;
+		e->resumes++;
+		log_info("environment '%s': session %s resumed after %llu ms without a link "
+			 "(%zu frames sent again)", e->id, hex,
+			 (unsigned long long)(loop_now_ms(e->loop) - e->suspended_ms), replay);
+	}
+	loop_timer_cancel(e->grace_timer);
+	e->grace_timer = NULL;
+	if (!e->ls) {
+		e->ls = lsess_new(r->session, 0, 0);
+		e->ls_gen++;
+	}
+	if (link_set_session(e->lk, e->ls) < 0) {
+		drop(e, "cannot queue the frames to send again");
+		return false;
+	}
+	return true;
+}
+
 static void handshake_done(struct env *e)
 {
 	const struct hs_result *r = hs_result(e->hs);
@@ -291,10 +410,18 @@ static void handshake_done(struct env *e)
 	link_set_framed(e->lk, PROTO_MAX_FRAME);
 	if (r->sealed)
 		link_set_seal(e->lk, r);
+	if (!session_attach(e, r))
+		return;
 	e->sealed = r->sealed;
 	free(e->executor_id);
 	e->executor_id = xstrdup(r->executor_id);
 	e->http_relay = r->http_relay;
+	e->n_live = r->n_live;
+	memcpy(e->live_handles, r->live_handles, sizeof(e->live_handles));
+	memcpy(e->live_ids, r->live_ids, sizeof(e->live_ids));
+	if (r->n_live)
+		log_info("environment '%s': the executor kept %u server(s) from an earlier link",
+			 e->id, r->n_live);
 	loop_timer_cancel(e->init_timer);
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
@@ -393,9 +520,10 @@ static bool peer_uid_ok(struct env *e, struct link *lk, char *why, size_t whylen
 	return false;
 }
 
-static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+/* A connection (dialled, or dialled in and adopted): the handshake starts,
+ * the orchestrator speaking first. */
+static void begin_handshake(struct env *e)
 {
-	struct env *e = arg;
 	struct hs_params p = {
 		.role = HS_ORCHESTRATOR,
 		.key = e->secret ? secret_key(e->secret) : NULL,
@@ -405,7 +533,41 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 	struct fbuf out = { 0 };
 	char why[300];
 
+	if (!peer_uid_ok(e, e->lk, why, sizeof(why))) {
+		drop(e, why);
+		return;
+	}
+	p.environment_id = e->id;
+	p.clock_ms = loop_now_ms(e->loop);
+	if (e->ls) {
+		p.resume_session = e->ls->id;
+		p.resume_ack = e->ls->rx_seq;
+	}
+	e->hs = hs_new(&p);
+	hs_start(e->hs, &out);
+	link_send_raw(e->lk, out.p, out.len);
+	fbuf_free(&out);
+	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+}
+
+static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+{
+	struct env *e = arg;
+	char why[300];
+
 	e->dialing = false;
+	if (!s && fdlimit_exhausted(err)) {
+		char fds[256];
+
+		snprintf(why, sizeof(why), "cannot dial: %s", fdlimit_why(err, fds, sizeof(fds)));
+		e->last_fail = HS_FAIL_NONE;
+		attempt_failed(e, why);
+		log_warn("environment '%s': %s", e->id, why);
+		if (e->state == ENV_CONNECTING) /* said now, not at the connect timeout */
+			env_set_state(e, ENV_DISCONNECTED);
+		schedule_redial(e);
+		return;
+	}
 	if (!s) {
 		snprintf(why, sizeof(why), "unreachable: %s", reason);
 		e->last_fail = HS_FAIL_NONE;
@@ -415,17 +577,9 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 		return;
 	}
 	e->lk = link_new(e->loop, s, &env_link_ops, e);
-	if (!peer_uid_ok(e, e->lk, why, sizeof(why))) {
-		drop(e, why);
-		return;
-	}
-	p.environment_id = e->id;
-	e->hs = hs_new(&p);
-	hs_start(e->hs, &out);
-	link_send_raw(e->lk, out.p, out.len);
-	fbuf_free(&out);
-	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
-	link_start(e->lk);
+	begin_handshake(e);
+	if (e->lk)
+		link_start(e->lk);
 }
 
 static void dial_now(struct env *e)
@@ -433,7 +587,9 @@ static void dial_now(struct env *e)
 	if (e->dialing || e->lk || !e->dialer)
 		return;
 	e->dialing = true;
-	link_dial(e->dialer, (unsigned)MIN(e->connect_timeout_ms, DIAL_TIMEOUT_MS), dial_cb, e);
+	e->dial_attempts++;
+	link_dial(e->dialer, (unsigned)MIN(e->connect_timeout_ms, e->grace_timer
+						? RESUME_DIAL_TIMEOUT_MS : DIAL_TIMEOUT_MS), dial_cb, e);
 }
 
 /* ---- env_priv.h ----------------------------------------------------------- */
@@ -464,12 +620,17 @@ void env_link_stop(struct env *e)
 	e->connect_timer = NULL;
 	if (e->lk) /* what is queued (MCP_STOPs at shutdown) still goes out */
 		conn_forget(e, e->state == ENV_READY);
+	session_forget(e);
 	e->dialer = link_dialer_free(e->dialer);
 	e->dialing = false;
 }
 
 void env_link_redial(struct env *e, const char *why)
 {
+	/* The executor restarted: its session is gone with it. */
+	if (e->ls && !e->lk)
+		session_over(e, why);
+	session_forget(e);
 	if (e->lk)
 		conn_lost(e, why, false);
 	else if (e->state == ENV_READY)
@@ -493,4 +654,59 @@ int env_link_send(struct env *e, uint16_t type, uint8_t kind, uint32_t id, const
 	return r;
 }
 
+int env_link_send_ticket(struct env *e, uint16_t type, uint8_t kind, uint32_t id,
+			 const void *body, uint64_t *ticket)
+{
+	int r = env_link_send(e, type, kind, id, body);
+
+	if (r == 0 && e->ls)
+		*ticket = (uint64_t)e->ls_gen << TICKET_SEQ_BITS | e->ls->tx_seq;
+	else if (r == 0)
+		*ticket = 0;
+	return r;
+}
+
+bool env_link_maybe_reached(const struct env *e, uint64_t ticket)
+{
+	uint64_t gen = ticket >> TICKET_SEQ_BITS, seq = ticket & ((1ull << TICKET_SEQ_BITS) - 1);
+
+	if (!ticket)
+		return true; /* no session: nobody knows */
+	if (e->ls && gen == e->ls_gen)
+		return seq <= e->ls->tx_acked;
+	if (gen + 1 == e->ls_gen + (e->ls ? 0 : 1))
+		return seq <= e->ls_prev_acked; /* the session just before */
+	return true;
+}
+
 bool env_link_sealed(const struct env *e) { return e->lk && e->sealed; }
+
+int env_adopt(struct env *e, struct link *lk, const char *listen_url)
+{
+	if (!e->dial_in)
+		return -EINVAL;
+	if (e->lk) {
+		uint64_t idle = loop_now_ms(e->loop) - link_last_rx_ms(e->lk);
+
+		/* A live link is kept: whoever knows the id (not the token) could
+		 * otherwise knock the executor off. A silent one (the executor
+		 * lost it and dials again) makes room. */
+		if (e->state == ENV_READY && idle < e->keepalive_ms)
+			return -EBUSY;
+		conn_lost(e, e->state == ENV_READY ? "the executor dialled in again"
+						   : "replaced by a newer connection", false);
+		loop_timer_cancel(e->redial_timer);
+		e->redial_timer = NULL;
+	}
+	e->dial_attempts++;
+	if (!e->connect_timer && e->state != ENV_READY)
+		arm_connect_timer(e);
+	if (!e->url || strcmp(e->url, listen_url) != 0) {
+		free(e->url);
+		e->url = xstrdup(listen_url);
+	}
+	e->lk = lk;
+	link_rebind(lk, &env_link_ops, e);
+	begin_handshake(e);
+	return 0;
+}

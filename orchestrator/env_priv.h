@@ -48,7 +48,7 @@ struct env {
 	char *id, *url, *program, *cwd, *secret_file, *tls_ca_file;
 	struct secret *token; /* given inline (environment/add) */
 	char **args, **extra_env;
-	bool spawned, is_local;
+	bool spawned, is_local, dial_in;
 	uint64_t connect_timeout_ms, init_timeout_ms;
 	uint64_t keepalive_ms, dead_ms;
 	/* link (env_link.c) */
@@ -63,16 +63,36 @@ struct env {
 	struct loop_timer *connect_timer; /* reported when not ready in time */
 	struct loop_timer *keepalive_timer;
 	uint64_t redial_ms;       /* the next redial's base delay */
+	uint64_t redial_delay_ms; /* the last delay chosen (status) */
+	uint64_t dial_attempts;
+	unsigned reconnects;      /* READY again after a lost link */
+	bool was_ready;
+	char *last_error;         /* errors since it was first READY, kept once ready again */
+	/* detached servers the executor reported in its HELLO reply, until
+	 * claimed (env_claim_detached) or the next handshake */
+	uint64_t live_handles[PROTO_MAX_LIVE];
+	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
+	uint32_t n_live;
 	enum hs_fail last_fail;
 	char *lost;               /* why the last ready link was lost, until ready again */
 	uint32_t next_ping_id;
 	uint64_t rtt_us;
+	/* the session (protocol 3, proto/lsess.h): it outlives a lost
+	 * connection for grace_ms, and a new connection resumes it */
+	struct lsess *ls;
+	uint32_t ls_gen;          /* sessions so far: tickets name theirs */
+	uint64_t ls_prev_acked;   /* the previous session's last ack from the executor */
+	uint64_t grace_ms;
+	struct loop_timer *grace_timer; /* armed while the session has no connection */
+	uint64_t suspended_ms;    /* when it lost its connection */
+	unsigned resumes;
 	/* state */
 	enum env_state state;
 	char *error;
 	char *executor_id;
 	struct pending *pending;
 	uint32_t next_id;
+	int32_t reply_status;     /* an error reply's status, during its callback */
 	/* spawned executor (env_spawn.c; started, watched and stopped by the
 	 * spawner, spawner.h) */
 	pid_t pid;
@@ -91,14 +111,26 @@ void env_set_state(struct env *e, enum env_state st);
 /* The connection is gone: pending requests and relayed HTTP fail with
  * `why`, state DISCONNECTED (also when it was not ready yet). */
 void env_link_lost(struct env *e, const char *why);
+/* The session ended (it cannot resume: `why`): what env_link_lost does,
+ * and the owner hears of it even when the state stays DISCONNECTED. */
+void env_session_lost(struct env *e, const char *why);
+/* MCP_EXPIRED from the executor: call_id never reached the server. */
+void env_mcp_expired(struct env *e, uint64_t handle, uint64_t call_id, const char *reason);
 /* A reply from the executor (policy already checked): its pending request. */
 void env_reply(struct env *e, const struct proto_msg *m);
 
 /* env_link.c */
 int env_link_start(struct env *e, char *err, size_t errlen);
 void env_link_stop(struct env *e);
-/* Sends on a ready link; -ENOTCONN otherwise. */
+/* Sends on a ready link; -ENOTCONN otherwise. With ticket: the frame's
+ * ticket (env_link_reached). */
 int env_link_send(struct env *e, uint16_t type, uint8_t kind, uint32_t id, const void *body);
+int env_link_send_ticket(struct env *e, uint16_t type, uint8_t kind, uint32_t id,
+			 const void *body, uint64_t *ticket);
+/* Did the executor receive the frame of this ticket? false only when it
+ * certainly did not (and never will: its session ended, or it is still
+ * unacknowledged). */
+bool env_link_maybe_reached(const struct env *e, uint64_t ticket);
 bool env_link_sealed(const struct env *e);
 /* The spawned executor was restarted: drop the old connection attempt and
  * dial again soon. */

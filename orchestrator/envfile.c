@@ -149,7 +149,7 @@ static int load_timeout(struct loader *L, json_t *raw, const char *base, const c
 
 static const char *const entry_keys[] = {
 	"id", "url", "program", "args", "env", "cwd", "connect_timeout_sec",
-	"initialize_timeout_sec", "required",
+	"initialize_timeout_sec", "required", "dial_in",
 };
 
 /* The first key of an entry that is not one of entry_keys, or NULL. */
@@ -212,16 +212,33 @@ static int load_target(struct loader *L, json_t *raw, const char *base, struct e
 	static const char *const program_only[] = { "args", "env", "cwd" };
 	const char *problem;
 
+	char e[256];
+
 	if (get_str(L, raw, base, "url", &s->url) < 0 ||
 	    get_str(L, raw, base, "program", &s->program) < 0)
 		return -EINVAL;
+	/* tandem extension: the executor dials the orchestrator (README) */
+	if (jsonu_get_bool(raw, "dial_in", false, &s->dial_in, e, sizeof(e)) < 0)
+		return tomlfile_fail_key(&L->f, base, "dial_in", "%s", e);
+	if (s->dial_in && (s->url || s->program))
+		return tomlfile_fail_key(&L->f, base, "dial_in",
+					 "a dial_in environment has no 'url' or 'program' (its "
+					 "executor dials the orchestrator's --executor-listen)");
+	if (s->dial_in) {
+		for (size_t i = 0; i < ARRAY_SIZE(program_only); i++)
+			if (json_object_get(raw, program_only[i]))
+				return tomlfile_fail_key(&L->f, base, program_only[i],
+							 "'%s' is only valid with 'program'",
+							 program_only[i]);
+		return 0;
+	}
 	if (s->url && s->program)
 		return tomlfile_fail_key(&L->f, base, "program",
 					 "set only one of 'url' (dial a running executor) and "
 					 "'program' (spawn one)");
 	if (!s->url && !s->program)
 		return tomlfile_fail(&L->f, base, "environment '%s' needs 'url' (dial a running "
-				     "executor) or 'program' (spawn one)", s->id);
+				     "executor), 'program' (spawn one) or 'dial_in = true'", s->id);
 	if (s->url && (problem = url_problem(s->url)))
 		return tomlfile_fail_key(&L->f, base, "url", "%s", problem);
 	for (size_t i = 0; s->url && i < ARRAY_SIZE(program_only); i++)

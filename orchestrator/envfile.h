@@ -9,6 +9,8 @@
  *   id = "build"                  # 1-64 of [A-Za-z0-9_-], unique, not local/none
  *   url = "tcp://10.0.0.5:7000"   # dial a running executor ...
  *   # program = "/usr/bin/tandem-executor"   # ... or spawn one
+ *   # dial_in = true              # ... or wait for it to dial us (tandem
+ *   #                             # extension; --executor-listen)
  *   # args = ["--flag"]; env = { K = "V" }; cwd = "/srv"   (program only)
  *   connect_timeout_sec = 10      # optional, default 10
  *   initialize_timeout_sec = 10   # optional, default 10
@@ -32,7 +34,7 @@
 #include <stddef.h>
 
 #define ENVFILE_NAME "environments.toml"
-#define ENVFILE_MAX_ENVS 64
+#define ENVFILE_MAX_ENVS 100000     /* a bound on parsing; the cap is envs.h's */
 #define ENVFILE_LIST_MAX 256        /* entries in args and env */
 #define ENVFILE_URL_MAX 1024        /* bytes in a url */
 #define ENVFILE_TIMEOUT_DEFAULT 10.0
@@ -41,8 +43,9 @@
 
 struct envspec {
 	char *id;
-	char *url;      /* exactly one of url / program */
+	char *url;      /* exactly one of url / program / dial_in */
 	char *program;
+	bool dial_in;   /* tandem extension: the executor dials us (--executor-listen) */
 	char **args;    /* NULL-terminated; never NULL */
 	size_t n_args;
 	char **env;     /* "K=V", NULL-terminated; never NULL */

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "env.h"
+#include "env_listen.h"
 #include "envfile.h"
 #include "http.h"
 #include "log.h"
@@ -21,7 +22,10 @@ static struct {
 	void *arg;
 	struct env **v;
 	size_t n;
-} reg;
+	size_t max;             /* --max-environments */
+	const char *listen_url; /* --executor-listen, or NULL */
+	bool *runtime;          /* per v[i]: added at run time (removable) */
+} reg = { .max = ENVS_MAX_DEFAULT };
 
 /* ---- events from the environments, handed up ------------------------ */
 
@@ -80,17 +84,66 @@ struct env *envs_find(const char *id)
 	return NULL;
 }
 
-static int add_env(const struct env_spec *spec, char *err, size_t errlen)
+void envs_set_max(size_t max) { reg.max = max ? max : ENVS_MAX_DEFAULT; }
+size_t envs_max(void) { return reg.max; }
+size_t envs_count(void) { return reg.n; }
+void envs_set_listen(const char *url) { reg.listen_url = url; }
+
+static bool at_cap(char *err, size_t errlen)
+{
+	if (reg.n < reg.max)
+		return false;
+	snprintf(err, errlen, "the orchestrator has %zu environments, its cap "
+			      "(--max-environments %zu): remove one first (environment/remove)",
+		 reg.n, reg.max);
+	return true;
+}
+
+static size_t index_of(const struct env *e)
+{
+	for (size_t i = 0; i < reg.n; i++)
+		if (reg.v[i] == e)
+			return i;
+	return reg.n;
+}
+
+/* Out of the registry, told to the domain, freed. */
+static void drop_env(size_t i, const char *why)
+{
+	struct env *e = reg.v[i];
+
+	env_mark_failed(e, why); /* the domain hears it while it can still look it up */
+	memmove(&reg.v[i], &reg.v[i + 1], (reg.n - i - 1) * sizeof(*reg.v));
+	memmove(&reg.runtime[i], &reg.runtime[i + 1], (reg.n - i - 1) * sizeof(*reg.runtime));
+	reg.n--;
+	if (reg.ops && reg.ops->removed_cb)
+		reg.ops->removed_cb(e, why, reg.arg);
+	env_free(e);
+}
+
+/* runtime: added by environment/add or dialled in undeclared; an env_start
+ * failure then drops it again (it can be added anew), while a declared one
+ * is kept DISCONNECTED with the reason (it shows in the status). */
+static struct env *add_env(const struct env_spec *spec, bool runtime, char *err, size_t errlen)
 {
 	struct env *e = env_new(reg.loop, spec, &env_ops, NULL);
 	int r;
 
 	reg.v = xrealloc(reg.v, (reg.n + 1) * sizeof(*reg.v));
+	reg.runtime = xrealloc(reg.runtime, (reg.n + 1) * sizeof(*reg.runtime));
+	reg.runtime[reg.n] = runtime;
 	reg.v[reg.n++] = e;
 	r = env_start(e, err, errlen);
-	if (r < 0)
+	if (r < 0) {
 		log_error("environment '%s': %s", spec->id, err);
-	return r;
+		if (runtime) {
+			drop_env(reg.n - 1, err);
+			return NULL;
+		}
+		/* Never left pending: the reason is its status. */
+		env_mark_failed(e, err);
+	}
+	return e;
 }
 
 static bool url_ok(const char *url)
@@ -107,7 +160,6 @@ int envs_add(const char *id, const char *url, const char *token, uint64_t connec
 	     char *err, size_t errlen)
 {
 	struct env_spec spec = { .id = id, .url = url, .connect_timeout_ms = connect_timeout_ms };
-	int r;
 
 	if (!valid_env_id(id) || strcmp(id, ENVS_LOCAL_ID) == 0 || strcmp(id, "none") == 0) {
 		snprintf(err, errlen, "environmentId '%s': 1-64 of [A-Za-z0-9_-], not 'local' or 'none'",
@@ -118,16 +170,74 @@ int envs_add(const char *id, const char *url, const char *token, uint64_t connec
 		snprintf(err, errlen, "environment '%s' already exists", id);
 		return -EEXIST;
 	}
+	if (at_cap(err, errlen))
+		return -ENOSPC;
 	if (!url_ok(url)) {
 		snprintf(err, errlen, "execServerUrl '%s': expected abstract://, ipc://, tcp:// or "
 				      "tls+tcp://", url);
 		return -EINVAL;
 	}
 	spec.token = token;
-	r = add_env(&spec, err, errlen);
-	if (r == 0)
-		log_info("environment '%s' added at %s", id, url);
-	return r;
+	if (!add_env(&spec, true, err, errlen))
+		return -EINVAL;
+	log_info("environment '%s' added at %s", id, url);
+	return 0;
+}
+
+int envs_remove(const char *id, char *err, size_t errlen)
+{
+	struct env *e = envs_find(id);
+	size_t i;
+
+	if (!e) {
+		snprintf(err, errlen, "environment '%s' does not exist", id);
+		return -ENOENT;
+	}
+	i = index_of(e);
+	if (!reg.runtime[i]) {
+		snprintf(err, errlen, "environment '%s' is %s: only environments added at run "
+				      "time (environment/add, or dialled in undeclared) can be removed",
+			 id, env_is_local(e) ? "the local executor" : "declared in environments.toml");
+		return -EPERM;
+	}
+	log_info("environment '%s' removed", id);
+	drop_env(i, "the environment was removed");
+	return 0;
+}
+
+/* ---- executors that dial in ------------------------------------------------ */
+
+static char *home_file(const char *dir, const char *id, const char *suffix);
+
+/* A connection named id: a dial-in environment, declared or not; an
+ * undeclared one is made when executor-tokens/<id> exists (the token names
+ * it) and the cap allows. */
+static struct env *dialin_lookup(const char *id, char *why, size_t whylen)
+{
+	struct env *e = envs_find(id);
+	_cleanup_free_ char *tok = NULL;
+	struct env_spec spec = { .id = id, .dial_in = true };
+
+	if (e) {
+		if (env_direction(e) == ENV_DIALLED_IN)
+			return e;
+		snprintf(why, whylen, "environment '%s' is not a dial-in environment (it is %s)", id,
+			 env_direction_name(env_direction(e)));
+		return NULL;
+	}
+	if (strcmp(id, ENVS_LOCAL_ID) == 0 || strcmp(id, "none") == 0 ||
+	    !(tok = home_file("executor-tokens", id, ""))) {
+		snprintf(why, whylen, "an executor dialled in as '%s': no such environment and no "
+				      "token file executor-tokens/%s", id, id);
+		return NULL;
+	}
+	if (at_cap(why, whylen))
+		return NULL;
+	spec.secret_file = tok;
+	e = add_env(&spec, true, why, whylen);
+	if (e)
+		log_info("environment '%s' added: its executor dialled in", id);
+	return e;
 }
 
 /* Per-environment files in the home: <home>/<dir>/<id><suffix>, if present
@@ -163,7 +273,11 @@ static void start_entry(const struct envspec *es)
 	};
 
 	spec.program = program ? env_spawn_program(program) : NULL;
-	add_env(&spec, err, sizeof(err));
+	if (es->dial_in) {
+		spec.dial_in = true;
+		spec.secret_file = tok = home_file("executor-tokens", es->id, "");
+	}
+	add_env(&spec, false, err, sizeof(err));
 }
 
 void envs_start(const struct envfile *ef)
@@ -174,19 +288,39 @@ void envs_start(const struct envfile *ef)
 		struct env_spec local = { .id = ENVS_LOCAL_ID, .program = env_executor_path(),
 					  .is_local = true };
 
-		add_env(&local, err, sizeof(err));
+		add_env(&local, false, err, sizeof(err));
 	}
 	for (size_t i = 0; i < ef->n_envs; i++)
 		start_entry(&ef->envs[i]);
+	if (reg.listen_url) {
+		_cleanup_free_ char *pem = xasprintf("%s/executor-listen.pem", reg.home);
+		struct stat st;
+
+		if (env_listen_start(reg.loop, reg.listen_url, stat(pem, &st) == 0 ? pem : NULL,
+				     dialin_lookup, err, sizeof(err)) < 0)
+			log_error("--executor-listen %s: %s", reg.listen_url, err);
+	}
 }
 
 void envs_stop(void)
 {
+	env_listen_stop();
+	/* Each env_free only starts its link's close (link_close_flush) and
+	 * its spawned executor's stop: they end in parallel, and main.c
+	 * bounds the wait for all of them together. */
 	for (size_t i = 0; i < reg.n; i++)
 		env_free(reg.v[i]);
 	free(reg.v);
+	free(reg.runtime);
 	reg.v = NULL;
+	reg.runtime = NULL;
 	reg.n = 0;
+}
+
+void envs_foreach(void (*fn)(struct env *e, bool runtime, void *arg), void *arg)
+{
+	for (size_t i = 0; i < reg.n; i++)
+		fn(reg.v[i], reg.runtime[i], arg);
 }
 
 /* ---- HTTP routing ------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #define TANDEM_ENVS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,13 +33,30 @@ struct envs_ops {
 	void (*output_cb)(struct env *e, uint64_t handle, const char *data, size_t len,
 			  void *arg);
 	void (*exited_cb)(struct env *e, uint64_t handle, const char *reason, void *arg);
+	/* e leaves the registry (environment/remove) and is freed when this
+	 * returns: drop every pointer to it. Its state went DISCONNECTED and
+	 * its requests failed before. */
+	void (*removed_cb)(struct env *e, const char *why, void *arg);
 };
+
+/* The cap on environments, environments.toml's (local included) and those
+ * added at run time together (README "Limits"). */
+#define ENVS_MAX_DEFAULT 1000u
+#define ENVS_MAX_LIMIT 100000u
 
 /* home: the files environments read (executor-tokens/<id>,
  * executor-tls/<id>.pem). http: the orchestrator's own requests (hosted
  * config.toml HTTP servers). All borrowed; they must outlive envs_stop(). */
 void envs_init(struct loop *l, const char *home, struct http *http, const struct envs_ops *ops,
 	       void *arg);
+/* --max-environments (0: the default); before envs_start. */
+void envs_set_max(size_t max);
+size_t envs_max(void);
+size_t envs_count(void);
+/* --executor-listen: envs_start listens there for executors that dial out
+ * (env_listen.h; <home>/executor-listen.pem for tls+tcp:// and wss://).
+ * Borrowed. */
+void envs_set_listen(const char *url);
 /* Creates and starts the environments of ef (and "local" when it is
  * included). One that fails to start is logged and kept (DISCONNECTED). */
 void envs_start(const struct envfile *ef);
@@ -48,9 +66,15 @@ void envs_stop(void);
 /* NULL when there is no environment with this id. */
 struct env *envs_find(const char *id);
 /* environment/add: dials url (token: the link token, may be NULL). -EINVAL
- * (bad id or URL), -EEXIST, or env_start's error, with a reason in err. */
+ * (bad id or URL, or env_start failed: nothing is kept), -EEXIST, -ENOSPC
+ * (the cap), with a reason in err. */
 int envs_add(const char *id, const char *url, const char *token, uint64_t connect_timeout_ms,
 	     char *err, size_t errlen);
+/* environment/remove: only environments added at run time (environment/add,
+ * undeclared dial-ins); -ENOENT, -EPERM with a reason. */
+int envs_remove(const char *id, char *err, size_t errlen);
+/* Every environment, in the order they were added. */
+void envs_foreach(void (*fn)(struct env *e, bool runtime, void *arg), void *arg);
 
 /* Where an HTTP server's requests go out (cfg: its normalized config,
  * plugin_id: the root that declared it, NULL for config.toml): the

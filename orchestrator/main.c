@@ -24,6 +24,7 @@
 #include "env.h"
 #include "envfile.h"
 #include "envs.h"
+#include "fdlimit.h"
 #include "gateway.h"
 #include "health.h"
 #include "link.h"
@@ -86,10 +87,16 @@ static void usage(FILE *out)
 		"  --ephemeral         keep no thread store: threads live in memory only\n"
 		"  --thread-idle-sec N unload a thread no client uses after N s (default 600;\n"
 		"                      0: never)\n"
+		"  --executor-listen URL  listen there for executors that dial out\n"
+		"                      (tandem-executor --connect; tcp://, tls+tcp://, ipc://)\n"
+		"  --max-environments N  cap on environments, environments.toml's and\n"
+		"                      environment/add's together (default %u)\n"
+		"  --link-grace-sec N  a link to an executor that drops may resume its session\n"
+		"                      within N s: calls in flight carry on (default 30; 0: never)\n"
 		"  --require-sandbox   refuse to start where the sandbox (Landlock) is missing\n"
 		"  --no-sandbox        do not confine this process (debugging)\n"
 		"  -h, --help          this text\n"
-		"  -V, --version       print the version\n");
+		"  -V, --version       print the version\n", ENVS_MAX_DEFAULT);
 }
 
 static char *default_home(void)
@@ -113,10 +120,29 @@ struct opts {
 	bool ephemeral;             /* no store */
 	uint64_t idle_ms;           /* threads_init */
 	bool require_sandbox, no_sandbox; /* sandbox_self.h */
+	const char *executor_listen; /* envs_set_listen, NULL = off */
+	size_t max_envs;             /* envs_set_max */
 };
 
-/* --thread-idle-sec: 0 .. a day. */
-static int parse_idle(const char *arg, uint64_t *ms)
+/* --max-environments: 1 .. ENVS_MAX_LIMIT. */
+static int parse_max_envs(const char *arg, size_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > ENVS_MAX_LIMIT || arg[0] == '-') {
+		fprintf(stderr, "tandem-orchestrator: --max-environments takes 1 to %u\n",
+			ENVS_MAX_LIMIT);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* --thread-idle-sec, --link-grace-sec: 0 .. a day. */
+static int parse_idle(const char *arg, uint64_t *ms, const char *opt)
 {
 	char *end;
 	unsigned long v;
@@ -124,7 +150,7 @@ static int parse_idle(const char *arg, uint64_t *ms)
 	errno = 0;
 	v = strtoul(arg, &end, 10);
 	if (errno || end == arg || *end || v > 86400 || arg[0] == '-') {
-		fprintf(stderr, "tandem-orchestrator: --thread-idle-sec takes 0 to 86400\n");
+		fprintf(stderr, "tandem-orchestrator: %s takes 0 to 86400\n", opt);
 		return -1;
 	}
 	*ms = (uint64_t)v * 1000u;
@@ -150,8 +176,8 @@ static int parse_skew(const char *arg, uint64_t *s)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
-	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_WS_AUTH, O_WS_TOKEN_FILE, O_WS_TOKEN_SHA,
-	       O_WS_SECRET, O_WS_ISS, O_WS_AUD, O_WS_SKEW };
+	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_XLISTEN, O_MAXENV, O_GRACE, O_WS_AUTH,
+	       O_WS_TOKEN_FILE, O_WS_TOKEN_SHA, O_WS_SECRET, O_WS_ISS, O_WS_AUD, O_WS_SKEW };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -163,8 +189,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "state-dir", required_argument, NULL, O_STATE },
 		{ "ephemeral", no_argument, NULL, O_EPHEMERAL },
 		{ "thread-idle-sec", required_argument, NULL, O_IDLE },
+		{ "link-grace-sec", required_argument, NULL, O_GRACE },
 		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
 		{ "no-sandbox", no_argument, NULL, O_SB_OFF },
+		{ "executor-listen", required_argument, NULL, O_XLISTEN },
+		{ "max-environments", required_argument, NULL, O_MAXENV },
 		{ "ws-auth", required_argument, NULL, O_WS_AUTH },
 		{ "ws-token-file", required_argument, NULL, O_WS_TOKEN_FILE },
 		{ "ws-token-sha256", required_argument, NULL, O_WS_TOKEN_SHA },
@@ -231,11 +260,24 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_STATE: free(o->state_dir); o->state_dir = xstrdup(optarg); break;
 		case O_EPHEMERAL: o->ephemeral = true; break;
 		case O_IDLE:
-			if (parse_idle(optarg, &o->idle_ms) < 0)
+			if (parse_idle(optarg, &o->idle_ms, "--thread-idle-sec") < 0)
 				return -1;
 			break;
+		case O_GRACE: {
+			uint64_t ms;
+
+			if (parse_idle(optarg, &ms, "--link-grace-sec") < 0)
+				return -1;
+			env_set_default_grace_ms(ms);
+			break;
+		}
 		case O_SB_REQUIRE: o->require_sandbox = true; break;
 		case O_SB_OFF: o->no_sandbox = true; break;
+		case O_XLISTEN: o->executor_listen = optarg; break;
+		case O_MAXENV:
+			if (parse_max_envs(optarg, &o->max_envs) < 0)
+				return -1;
+			break;
 		case 'h': usage(stdout); return 1;
 		case 'V': printf("tandem-orchestrator %s\n", TANDEM_VERSION); return 1;
 		default: usage(stderr); return -1;
@@ -278,8 +320,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int load_files(const char *home)
+static int load_files(const char *home, size_t max_envs)
 {
+	size_t declared;
 	const struct config *c;
 	char err[1024];
 	json_t *w;
@@ -297,6 +340,13 @@ static int load_files(const char *home)
 			 json_string_value(json_object_get(w, "reason")));
 	if (envfile_load(home, &core.envfile, err, sizeof(err)) < 0) {
 		log_error("%s", err);
+		return -1;
+	}
+	declared = core.envfile->n_envs + core.envfile->include_local;
+	if (declared > (max_envs ? max_envs : ENVS_MAX_DEFAULT)) {
+		log_error("%s declares %zu environments (local included), more than the cap of %zu "
+			  "(--max-environments)", core.envfile->path, declared,
+			  max_envs ? max_envs : (size_t)ENVS_MAX_DEFAULT);
 		return -1;
 	}
 	return 0;
@@ -393,7 +443,13 @@ static void env_exited_cb(struct env *e, uint64_t handle, const char *reason, vo
 	srv_on_exited(e, handle, reason);
 }
 
+static void env_removed_cb(struct env *e, const char *why, void *arg)
+{
+	srv_env_removed(e, why);
+}
+
 static const struct envs_ops envs_ops = {
+	.removed_cb = env_removed_cb,
 	.state_cb = env_state_cb,
 	.output_cb = env_output_cb,
 	.exited_cb = env_exited_cb,
@@ -501,6 +557,8 @@ static int start(const struct opts *o, bool stdio)
 		return -1;
 	core.http = http_new(core.loop);
 	envs_init(core.loop, home, core.http, &envs_ops, NULL);
+	envs_set_max(o->max_envs);
+	envs_set_listen(o->executor_listen);
 	oauth_store_init(home, config_current()->oauth_store);
 	oauth_store_watch(tokens_changed_cb, NULL);
 	oauth_login_init(core.loop);
@@ -571,6 +629,8 @@ int main(int argc, char **argv)
 	char err[512];
 	int r, rc = 1;
 
+	long nofile, nofile_before;
+
 	log_init("tandem-orchestrator", LOG_LVL_INFO);
 	/* A fixed mmap threshold: the buffers of large client messages (up to
 	 * 16 MiB, parsed on the client transport's worker thread) go back to
@@ -584,12 +644,19 @@ int main(int argc, char **argv)
 		free(o.state_dir);
 		return r > 0 ? 0 : 2;
 	}
+	/* Each environment holds descriptors: the soft limit (often 1,024)
+	 * would be the wall long before the cap (common/fdlimit.h). */
+	nofile = fdlimit_raise(&nofile_before);
+	if (nofile < -1)
+		log_warn("cannot raise the open-file limit: %s", strerror((int)-nofile));
+	else if (nofile != nofile_before)
+		log_info("open-file limit raised from %ld to %ld", nofile_before, nofile);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) /* ids, PKCE and the token store need it */
 		log_error("libsodium failed to initialize");
 	/* Before any thread: the secrets leave the environment, then the
 	 * spawner forks (it holds none of them). */
-	if (load_files(o.home) == 0) {
+	if (load_files(o.home, o.max_envs) == 0) {
 		hold_secrets();
 		if (spawner_fork(err, sizeof(err)) < 0)
 			log_error("%s", err);

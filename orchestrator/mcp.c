@@ -67,6 +67,8 @@ struct mcp_req {
 	char *deferred_error;
 	uint64_t timeout_ms;
 	struct loop_timer *timer;
+	bool ticketed;	    /* sent with its deadline (transport send_request) */
+	uint64_t ticket;
 	req_done_fn done;
 	mcp_result_cb cb; /* REQ_CALL */
 	mcp_progress_cb progress_cb; /* REQ_CALL asking for progress: its id is the token */
@@ -301,6 +303,21 @@ static int send_msg(struct mcp_session *s, json_t *msg)
 	return rc;
 }
 
+/* A call whose deadline the transport carries to the far end (msg taken). */
+static int send_with_deadline(struct mcp_session *s, struct mcp_req *r, json_t *msg)
+{
+	char *text = jsonu_dumps(msg);
+	int rc;
+
+	json_decref(msg);
+	if (!text)
+		return -ENOMEM;
+	rc = s->t.send_request(s->t.ctx, text, strlen(text), r->id, r->timeout_ms, &r->ticket);
+	r->ticketed = rc == 0;
+	free(text);
+	return rc;
+}
+
 /* Sends r with params (taken; NULL = none) and starts its timer. On
  * failure returns -errno and r is live but not in the table. */
 static int req_submit(struct mcp_session *s, struct mcp_req *r, json_t *params)
@@ -316,7 +333,10 @@ static int req_submit(struct mcp_session *s, struct mcp_req *r, json_t *params)
 			r->method);
 	if (params)
 		json_object_set_new(msg, "params", params);
-	rc = send_msg(s, msg);
+	if (r->kind == REQ_CALL && r->timeout_ms && s->t.send_request)
+		rc = send_with_deadline(s, r, msg);
+	else
+		rc = send_msg(s, msg);
 	if (rc < 0)
 		return rc;
 	hash_insert(s, r);
@@ -366,6 +386,16 @@ static void req_timer_cb(struct loop_timer *t, void *arg)
 	if (r->deferred_error) {
 		error = r->deferred_error;
 		r->deferred_error = NULL;
+	} else if (r->kind == REQ_CALL) {
+		/* Honest outcomes: say whether it may have run. */
+		bool never = r->ticketed && s->t.maybe_reached &&
+			     !s->t.maybe_reached(s->t.ctx, r->ticket);
+
+		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms; %s",
+				  r->method, s->name, r->timeout_ms,
+				  never ? "it never reached the server and will not run"
+					: "the outcome is unknown: the server may have run it");
+		send_cancelled(s, r->id, error);
 	} else {
 		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
 				  r->method, s->name, r->timeout_ms);
@@ -1089,6 +1119,25 @@ int mcp_session_start(struct mcp_session *s)
 	}
 	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
 	return 0;
+}
+
+int mcp_session_adopt(struct mcp_session *s)
+{
+	if (s->started)
+		return -EALREADY;
+	s->started = true;
+	/* The old session's requests counted up from 0 and their answers may
+	 * still come (output held while detached): ours start far above. */
+	s->next_id = MCP_ADOPT_FIRST_ID;
+	s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
+	s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	s->initialized = true;
+	s->has_resources = true;
+	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
+	list_start_startup(s, &s->lists[LIST_TOOLS], true);
+	list_start_startup(s, &s->lists[LIST_RESOURCES], false);
+	list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	return s->state == MCP_FAILED ? -EIO : 0;
 }
 
 static char *gone_text(struct mcp_session *s, const char *what, const char *reason)

@@ -44,6 +44,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct loop;
@@ -70,6 +71,15 @@ struct mcp_transport {
 	 * not close the session (the transport says so with
 	 * transport_closed). */
 	int (*send)(void *ctx, const char *json, size_t len);
+	/* Optional (the executor relay): sends the request id with its
+	 * deadline (timeout_ms from now), which the far end enforces: a
+	 * request that reaches it later is answered with an error and never
+	 * delivered. *ticket names it for maybe_reached. */
+	int (*send_request)(void *ctx, const char *json, size_t len, uint64_t id,
+			    uint64_t timeout_ms, uint64_t *ticket);
+	/* false only when the request certainly never reached the far end
+	 * (and, past its deadline, never will). */
+	bool (*maybe_reached)(void *ctx, uint64_t ticket);
 	void *ctx;
 };
 
@@ -102,6 +112,16 @@ struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
 /* Sends initialize and arms the startup timer. Returns 0, -EALREADY if
  * already started, or the transport's -errno (the session is then FAILED,
  * without a state_cb call: the caller has the error). */
+/* A session that is already initialized: the server was started and
+ * initialized by an earlier orchestrator and kept by its executor while
+ * detached (srv.c re-attaches it with MCP_ATTACH). Nothing is sent but the
+ * lists (tools, and resources and templates, whose failure is not fatal):
+ * no initialize, no notifications/initialized. The protocol version taken
+ * is MCP_PROTOCOL_LATEST and the capabilities are not known (serverInfo
+ * stays NULL). Request ids start at MCP_ADOPT_FIRST_ID, clear of the old
+ * session's. */
+#define MCP_ADOPT_FIRST_ID (1ull << 40)
+int mcp_session_adopt(struct mcp_session *s);
 int mcp_session_start(struct mcp_session *s);
 /* Feeds one message received from the transport. */
 void mcp_session_receive(struct mcp_session *s, const char *data, size_t len);

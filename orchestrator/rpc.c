@@ -82,6 +82,8 @@ static const struct {
 	{ "config/mcpServer/reload", rpc_config_mcp_server_reload, true },
 	{ "environment/status", rpc_environment_status, true },
 	{ "environment/add", rpc_environment_add, true },
+	{ "environment/remove", rpc_environment_remove, true }, /* tandem extension */
+	{ "environment/list", rpc_environment_list, true },     /* tandem extension */
 	{ "account/read", rpc_account_read, true },
 	{ "account/login/start", rpc_account_login_start, true },
 	{ "account/logout", rpc_account_logout, true },

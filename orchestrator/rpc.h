@@ -63,6 +63,8 @@ void rpc_mcp_server_oauth_login(struct req *r, json_t *params);
 /* rpc_env.c */
 void rpc_environment_status(struct req *r, json_t *params);
 void rpc_environment_add(struct req *r, json_t *params);
+void rpc_environment_remove(struct req *r, json_t *params);
+void rpc_environment_list(struct req *r, json_t *params);
 /* rpc_account.c */
 void rpc_account_read(struct req *r, json_t *params);
 void rpc_account_login_start(struct req *r, json_t *params);

@@ -29,6 +29,7 @@ void rpc_debug_counters(struct req *r, json_t *params)
 			"threads", (json_int_t)threads_count(), "threadsUnloaded",
 			(json_int_t)threads_unloaded(), "storePending", (json_int_t)store_pending(),
 			"storeWrites", (json_int_t)ss.batches, "sandbox", sandbox_self_describe());
+	json_object_set_new(res, "serverReattaches", json_integer((json_int_t)srv_reattaches()));
 	if (t)
 		json_object_set_new(res, "thread",
 				    json_pack("{s:I, s:I}", "rediscoveries",

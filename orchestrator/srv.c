@@ -2,6 +2,7 @@
 #include "srv.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 30000u
 #define MAX_FAILURES 5u /* in a row, with the environment up: then report it */
+#define CAP_RETRY_MS 2000u /* refused by the executor's process cap: try again (+- jitter) */
 struct cb_entry {
 	srv_cb cb;
 	void *arg;
@@ -57,6 +59,8 @@ struct srv {
 	char *sandbox;    /* stdio: how the executor boxed it (MCP_START reply) */
 	char *www_auth;   /* ... and its WWW-Authenticate (discovery hint) */
 	/* restart backoff */
+	bool cap_wait;     /* the executor's process cap refused it: retried when it frees */
+	uint64_t attach_handle; /* an MCP_ATTACH in flight for this detached server */
 	unsigned failures;
 	uint64_t retry_at_ms;
 	struct loop_timer *restart_timer;
@@ -70,10 +74,12 @@ static struct {
 	struct loop *loop;
 	struct srv *list; /* every live instance */
 	uint64_t starts;  /* MCP server processes started, for debug/counters */
+	uint64_t reattaches; /* detached servers taken over (MCP_ATTACH) */
 } pool;
 
 void srv_init(struct loop *l) { pool.loop = l; }
 uint64_t srv_starts(void) { return pool.starts; }
+uint64_t srv_reattaches(void) { return pool.reattaches; }
 
 /* Calls every entry of a snapshot: callbacks may change the list. */
 static void cb_run(struct srv *s, const struct cb_list *l, bool clear)
@@ -126,7 +132,7 @@ static void set_state(struct srv *s, enum srv_state st, const char *fmt, ...)
 	if (st == SRV_FAILED) {
 		/* Only a failure of the server itself counts towards giving up;
 		 * an environment that is down is waited for (srv_env_changed). */
-		if (!s->env || env_state(s->env) == ENV_READY)
+		if ((!s->env || env_state(s->env) == ENV_READY) && !s->cap_wait)
 			s->failures++; /* no env: reached from the orchestrator */
 		s->retry_at_ms = now_ms() + MIN(BACKOFF_MAX_MS,
 						 BACKOFF_MIN_MS << MIN(s->failures ? s->failures - 1 : 0, 8u));
@@ -148,6 +154,24 @@ static int relay_send(void *ctx, const char *json, size_t len)
 	if (!s->env || !s->handle)
 		return -ENOTCONN;
 	return env_mcp_send(s->env, s->handle, json, len);
+}
+
+/* Tool calls carry their deadline to the executor (honest outcomes). */
+static int relay_send_request(void *ctx, const char *json, size_t len, uint64_t id,
+			      uint64_t timeout_ms, uint64_t *ticket)
+{
+	struct srv *s = ctx;
+
+	if (!s->env || !s->handle)
+		return -ENOTCONN;
+	return env_mcp_send_call(s->env, s->handle, json, len, id, timeout_ms, ticket);
+}
+
+static bool relay_maybe_reached(void *ctx, uint64_t ticket)
+{
+	struct srv *s = ctx;
+
+	return !s->env || env_mcp_maybe_reached(s->env, ticket);
 }
 
 static void stop_process(struct srv *s)
@@ -194,40 +218,129 @@ static uint64_t cfg_ms(json_t *cfg, const char *key, uint64_t dflt)
 	return json_is_number(v) ? (uint64_t)(json_number_value(v) * 1000.0) : dflt;
 }
 
-static void start_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
-			   void *arg)
+static void cap_retry_cb(struct loop_timer *t, void *arg)
 {
 	struct srv *s = arg;
+
+	s->restart_timer = NULL;
+	if (s->cap_wait && s->state != SRV_READY && !s->start_req)
+		srv_start(s);
+}
+
+/* The executor's process cap refused it: not the server's fault, so it
+ * does not count towards giving up; it is tried again when a process on
+ * that executor exits (srv_on_exited) or after CAP_RETRY_MS, whichever
+ * comes first, for as long as someone holds it. */
+static void wait_for_cap(struct srv *s, const char *error)
+{
+	s->cap_wait = true;
+	/* The timer first: a waiter called from set_state that retries finds
+	 * it and leaves the server FAILED instead of arming its own. */
+	loop_timer_cancel(s->restart_timer);
+	s->restart_timer = loop_timer_add(pool.loop, CAP_RETRY_MS / 2 +
+					  randombytes_uniform(CAP_RETRY_MS), cap_retry_cb, s);
+	set_state(s, SRV_FAILED, "cannot start: %s (tried again when the cap frees)", error);
+}
+
+/* A process is there (started, or re-attached): its MCP session opens
+ * (adopt: already initialized by an earlier orchestrator). */
+static void open_session(struct srv *s, bool adopt)
+{
 	struct mcp_opts o = { 0 };
 
-	s->start_req = 0;
-	if (s->dying) {
-		if (reply) {
-			struct proto_mcp_stop_body b = { .handle = reply->u.mcp_start_reply.handle };
-
-			env_request(e, PROTO_MCP_STOP, &b, 5000, NULL, NULL);
-		}
-		free(s);
-		return;
-	}
-	if (!reply) {
-		set_state(s, SRV_FAILED, "cannot start: %s", error);
-		return;
-	}
-	s->handle = reply->u.mcp_start_reply.handle;
-	note_sandbox(s, &reply->u.mcp_start_reply);
-	pool.starts++;
 	o.name = s->name;
 	o.startup_timeout_ms = cfg_ms(s->cfg, "startup_timeout_sec", 30000);
 	o.tool_timeout_ms = cfg_ms(s->cfg, "tool_timeout_sec", 300000);
 	s->transport.send = relay_send;
+	s->transport.send_request = relay_send_request;
+	s->transport.maybe_reached = relay_maybe_reached;
 	s->transport.ctx = s;
 	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
-	if (mcp_session_start(s->mcp) < 0) {
+	if ((adopt ? mcp_session_adopt(s->mcp) : mcp_session_start(s->mcp)) < 0) {
 		stop_process(s);
 		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
 			  mcp_session_error(s->mcp) ? mcp_session_error(s->mcp) : "send failed");
 	}
+}
+
+/* A reply for a server released meanwhile: stop what came up, free. */
+static bool reply_for_dying(struct srv *s, struct env *e, uint64_t handle)
+{
+	if (!s->dying)
+		return false;
+	if (handle) {
+		struct proto_mcp_stop_body b = { .handle = handle };
+
+		env_request(e, PROTO_MCP_STOP, &b, 5000, NULL, NULL);
+	}
+	free(s);
+	return true;
+}
+
+static void start_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			   void *arg)
+{
+	struct srv *s = arg;
+
+	s->start_req = 0;
+	if (reply_for_dying(s, e, reply ? reply->u.mcp_start_reply.handle : 0))
+		return;
+	if (!reply) {
+		if (env_reply_status(e) == PROTO_E_LIMIT)
+			wait_for_cap(s, error);
+		else
+			set_state(s, SRV_FAILED, "cannot start: %s", error);
+		return;
+	}
+	s->cap_wait = false;
+	s->handle = reply->u.mcp_start_reply.handle;
+	note_sandbox(s, &reply->u.mcp_start_reply);
+	pool.starts++;
+	open_session(s, false);
+}
+
+static void start_stdio(struct srv *s);
+
+static void attach_reply_cb(struct env *e, const struct proto_msg *reply, const char *error,
+			    void *arg)
+{
+	struct srv *s = arg;
+	uint64_t handle = s->attach_handle;
+
+	s->start_req = 0;
+	s->attach_handle = 0;
+	if (reply_for_dying(s, e, reply ? handle : 0))
+		return;
+	if (!reply) {
+		/* gone meanwhile (its grace ended, it exited): a new one */
+		log_info("server '%s': cannot re-attach process %llu (%s): starting a new one",
+			 s->name, (unsigned long long)handle, error);
+		if (env_state(e) == ENV_READY)
+			start_stdio(s);
+		else
+			set_state(s, SRV_FAILED, "cannot re-attach: %s", error);
+		return;
+	}
+	s->cap_wait = false;
+	s->handle = handle;
+	pool.reattaches++;
+	log_info("server '%s': re-attached process %llu (pid %u) kept by environment '%s'%s",
+		 s->name, (unsigned long long)handle, reply->u.mcp_attach_reply.pid, s->env_id,
+		 reply->u.mcp_attach_reply.dropped_lines ? " (some output it printed was dropped)"
+							 : "");
+	open_session(s, true);
+}
+
+/* What the server is, as the executor reports it while detached: a digest
+ * of its environment and pool key (name, root, normalized config). */
+static void srv_identity(const struct srv *s, uint8_t out[PROTO_ID_LEN])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, PROTO_ID_LEN);
+	crypto_generichash_update(&st, (const uint8_t *)s->env_id, strlen(s->env_id) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)s->key, strlen(s->key));
+	crypto_generichash_final(&st, out, PROTO_ID_LEN);
 }
 
 /* A variable a server may not get from the orchestrator's environment:
@@ -335,9 +448,26 @@ static void start_stdio(struct srv *s)
 	struct proto_mcp_start_body b = { 0 };
 	const char *cwd = json_string_value(json_object_get(s->cfg, "cwd"));
 	_cleanup_free_ char *box = NULL;
+	uint8_t id[PROTO_ID_LEN];
+	uint64_t kept;
 	char why[512];
 	size_t i;
 
+	srv_identity(s, id);
+	if (env_claim_detached(s->env, id, &kept)) {
+		struct proto_mcp_attach_body ab = { .handle = kept };
+
+		/* The executor kept this very server from an earlier link: the
+		 * same process and MCP session, taken over. */
+		s->attach_handle = kept;
+		s->start_req = env_request(s->env, PROTO_MCP_ATTACH, &ab, SRV_START_TIMEOUT_MS,
+					   attach_reply_cb, s);
+		if (s->start_req)
+			return;
+		s->attach_handle = 0;
+	}
+	b.identity.ptr = (const char *)id;
+	b.identity.len = PROTO_ID_LEN;
 	b.server_name = proto_str_c(s->name);
 	b.command = proto_str_c(json_string_value(json_object_get(s->cfg, "command")));
 	json_array_foreach(args, i, v)
@@ -748,6 +878,9 @@ void srv_env_changed(struct env *e)
 				s->failures = 0;
 				srv_retry(s);
 			}
+		} else if (env_resumable(e)) {
+			/* The link may come back with the session: calls carry on. */
+			continue;
 		} else if (s->mcp && (s->handle || s->http)) {
 			/* A relayed HTTP server's session is renewed with the link. */
 			snprintf(why, sizeof(why), "environment '%s' disconnected%s%s", env_id(e),
@@ -755,6 +888,24 @@ void srv_env_changed(struct env *e)
 			s->handle = 0;
 			mcp_session_transport_closed(s->mcp, why);
 		}
+	}
+}
+
+void srv_env_removed(struct env *e, const char *why)
+{
+	for (struct srv *s = pool.list; s; s = s->next) {
+		if (s->env != e)
+			continue;
+		if (s->start_req)
+			env_request_forget(e, s->start_req);
+		s->start_req = 0;
+		if (s->mcp)
+			mcp_session_transport_closed(s->mcp, why);
+		s->http = mcphttp_free(s->http); /* its struct http goes with e */
+		s->handle = 0;
+		s->env = NULL;
+		if (s->state != SRV_FAILED)
+			set_state(s, SRV_FAILED, "environment '%s': %s", env_id(e), why);
 	}
 }
 
@@ -772,6 +923,13 @@ void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len)
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason)
 {
 	char why[512];
+
+	/* A slot of the executor's process cap may have freed. */
+	for (struct srv *s = pool.list; s; s = s->next)
+		if (s->cap_wait && s->state == SRV_FAILED && strcmp(s->env_id, env_id(e)) == 0) {
+			loop_timer_cancel(s->restart_timer);
+			s->restart_timer = loop_timer_add(pool.loop, 0, cap_retry_cb, s);
+		}
 
 	for (struct srv *s = pool.list; s; s = s->next) {
 		if (s->env == e && s->handle == handle) {

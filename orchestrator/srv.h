@@ -40,6 +40,8 @@ typedef void (*srv_cb)(struct srv *s, void *arg);
 void srv_init(struct loop *l);
 /* MCP server processes started so far (debug/counters). */
 uint64_t srv_starts(void);
+/* Servers kept by an executor from an earlier link and taken over. */
+uint64_t srv_reattaches(void);
 
 /* Finds or starts the instance; cfg is borrowed. */
 struct srv *srv_acquire(const char *name, json_t *cfg, const char *plugin_id);
@@ -68,6 +70,9 @@ json_t *srv_tools(const struct srv *s);
 bool srv_tool_allowed(const struct srv *s, const char *tool);
 
 /* Environment events (envs_ops, wired in main.c). */
+/* e is about to be freed (environment/remove): instances on it fail with
+ * why and forget it (a later use finds the environment gone). */
+void srv_env_removed(struct env *e, const char *why);
 void srv_env_changed(struct env *e);
 void srv_on_output(struct env *e, uint64_t handle, const char *data, size_t len);
 void srv_on_exited(struct env *e, uint64_t handle, const char *reason);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "valid.h"
 
 #define SP_PAIR1 0x0011u
 #define SP_HOP_LEN 4u
@@ -105,6 +106,51 @@ void hs_marker(uint8_t out[HS_MARKER_LEN])
 	static const uint8_t m[HS_MARKER_LEN] = { 0, 'T', 'D', 'M', 0, PROTO_VERSION, 0, 0 };
 
 	memcpy(out, m, sizeof(m));
+}
+
+/* ---- the dial-in preface (PROTOCOL.md, "Executors that dial out") ---- */
+
+static const uint8_t dialin_magic[4] = { 0, 'T', 'D', 'I' };
+
+size_t hs_dialin_preface(uint8_t out[HS_DIALIN_MAX], const char *environment_id)
+{
+	size_t n = strlen(environment_id);
+
+	if (!valid_env_id(environment_id))
+		return 0;
+	memcpy(out, dialin_magic, sizeof(dialin_magic));
+	out[4] = PROTO_VERSION;
+	out[5] = 0;
+	out[6] = (uint8_t)(n >> 8);
+	out[7] = (uint8_t)n;
+	memcpy(out + 8, environment_id, n);
+	return 8 + n;
+}
+
+int hs_dialin_parse(const uint8_t *buf, size_t len, char id[HS_ID_MAX + 1], size_t *used)
+{
+	size_t n;
+
+	/* Judged byte by byte: a peer that is not a dialling executor is told
+	 * so at its first wrong byte, not after it sent eight. */
+	for (size_t i = 0; i < MIN(len, sizeof(dialin_magic)); i++)
+		if (buf[i] != dialin_magic[i])
+			return -EBADMSG;
+	if (len >= 5 && buf[4] != PROTO_VERSION)
+		return -EPROTO;
+	if (len < 8)
+		return -EAGAIN;
+	n = (size_t)buf[6] << 8 | buf[7];
+	if (n == 0 || n > HS_DIALIN_MAX - 8 || buf[5] != 0)
+		return -EBADMSG;
+	if (len < 8 + n)
+		return -EAGAIN;
+	memcpy(id, buf + 8, n);
+	id[n] = '\0';
+	if (strlen(id) != n || !valid_env_id(id))
+		return -EBADMSG;
+	*used = 8 + n;
+	return 0;
 }
 
 void hs_sp_message(struct fbuf *out, bool ipc, const uint8_t *payload, size_t len)
@@ -404,12 +450,13 @@ static size_t exec_v1_hello(struct hs *h, const uint8_t *d, size_t len, struct f
 	if (m.env.type == PROTO_HELLO && m.env.kind == PROTO_REQUEST)
 		put_error(out, PROTO_VERSION_SP, h->p.sp_ipc, PROTO_HELLO, m.env.id,
 			  PROTO_E_UNSUPPORTED,
-			  "this executor speaks link protocol 2 (nng streams, sealed frames); "
-			  "the orchestrator speaks protocol 1: upgrade it");
+			  "this executor speaks link protocol " PROTO_VERSION_STR " (nng streams, "
+			  "sealed frames, resumable sessions); the orchestrator speaks protocol 1: "
+			  "upgrade it");
 	proto_msg_release(&m);
 	fail(h, HS_FAIL_VERSION,
-	     "the orchestrator speaks link protocol 1 (nng SP pair1); this executor speaks 2: "
-	     "upgrade the orchestrator");
+	     "the orchestrator speaks link protocol 1 (nng SP pair1); this executor speaks %u: "
+	     "upgrade the orchestrator", PROTO_VERSION);
 	return used;
 }
 
@@ -422,7 +469,8 @@ static size_t exec_next(struct hs *h, const uint8_t *d, size_t len, struct fbuf 
 
 		if (v != PROTO_VERSION) {
 			fail(h, HS_FAIL_VERSION, "the orchestrator speaks link protocol %u; this "
-						 "executor speaks %u", v, PROTO_VERSION);
+						 "executor speaks %u: upgrade the %s", v, PROTO_VERSION,
+			     v < PROTO_VERSION ? "orchestrator" : "executor");
 			return 0;
 		}
 		transcript_add(h, d, HS_MARKER_LEN);
@@ -454,7 +502,8 @@ static void exec_hello(struct hs *h, const struct proto_msg *m, struct fbuf *out
 
 	if (!versions_overlap(b->version_min, b->version_max)) {
 		put_error(out, PROTO_VERSION, false, PROTO_HELLO, m->env.id, PROTO_E_UNSUPPORTED,
-			  "executor speaks protocol 2, the orchestrator offers another range");
+			  "executor speaks protocol " PROTO_VERSION_STR
+			  ", the orchestrator offers another range");
 		fail(h, HS_FAIL_VERSION, "no common protocol version (orchestrator offers %u..%u)",
 		     b->version_min, b->version_max);
 		return;
@@ -478,6 +527,16 @@ static void exec_hello(struct hs *h, const struct proto_msg *m, struct fbuf *out
 	}
 	if (h->seal)
 		memcpy(h->peer_pk, b->kx.ptr, sizeof(h->peer_pk));
+	if (PROTO_HAS_FIELD(b, hello_body, session)) {
+		if (b->session.len != PROTO_SESSION_ID_LEN) {
+			fail(h, HS_FAIL_PROTOCOL, "HELLO session id has the wrong length");
+			return;
+		}
+		memcpy(h->res.session, b->session.ptr, PROTO_SESSION_ID_LEN);
+		h->res.resume = true;
+		h->res.resume_ack = b->resume_ack;
+	}
+	h->res.clock_ms = b->clock_ms;
 	copy_str(h->res.orchestrator_id, b->orchestrator_id);
 	copy_str(h->res.environment_id, b->environment_id);
 	h->hello_id = m->env.id;
@@ -546,6 +605,10 @@ void hs_accept(struct hs *h, const struct proto_hello_reply *info, struct fbuf *
 
 	if (h->state != HS_PROVED)
 		return;
+	if (r.session.len != PROTO_SESSION_ID_LEN) {
+		fail(h, HS_FAIL_PROTOCOL, "no session id to give the orchestrator");
+		return;
+	}
 	r.version = PROTO_VERSION;
 	if (h->seal) {
 		kx_keypair(h);
@@ -610,7 +673,7 @@ static void orch_v1_hello(struct hs *h, struct fbuf *out)
 	hs_sp_message(out, h->p.sp_ipc, f.p, f.len);
 	fbuf_free(&f);
 	fail(h, HS_FAIL_VERSION, "the executor speaks link protocol 1 (nng SP pair1); this "
-				 "orchestrator speaks 2: upgrade the executor");
+				 "orchestrator speaks %u: upgrade the executor", PROTO_VERSION);
 }
 
 static void orch_send_hello(struct hs *h, struct fbuf *out)
@@ -638,6 +701,15 @@ static void orch_send_hello(struct hs *h, struct fbuf *out)
 		PROTO_MARK(&b, hello_body, kx);
 		PROTO_MARK(&b, hello_body, aead);
 	}
+	if (h->p.resume_session) {
+		b.session.ptr = (const char *)h->p.resume_session;
+		b.session.len = PROTO_SESSION_ID_LEN;
+		b.resume_ack = h->p.resume_ack;
+		PROTO_MARK(&b, hello_body, session);
+		PROTO_MARK(&b, hello_body, resume_ack);
+	}
+	b.clock_ms = h->p.clock_ms;
+	PROTO_MARK(&b, hello_body, clock_ms);
 	put_frame(h, out, PROTO_HELLO, PROTO_REQUEST, ORCH_HELLO_ID, &b);
 	if (h->has_key) {
 		proof(h, LABEL_PO, ORCH_AUTH_ID, po);
@@ -659,14 +731,21 @@ static void orch_challenge(struct hs *h, const struct proto_msg *m, struct fbuf 
 		fail(h, HS_FAIL_PROTOCOL, "the executor's opening is not a CHALLENGE");
 		return;
 	}
-	if (c->version_max < PROTO_VERSION_MIN) {
+	if (c->version_max < 2) {
 		orch_v1_hello(h, out);
 		return;
 	}
 	if (!versions_overlap(c->version_min, c->version_max)) {
+		uint8_t marker[HS_MARKER_LEN];
+
+		/* A protocol-2 executor reads the marker's version and logs
+		 * the mismatch too. */
+		hs_marker(marker);
+		fbuf_append(out, marker, sizeof(marker));
 		fail(h, HS_FAIL_VERSION, "no common protocol version (the executor speaks %u..%u, "
-					 "this orchestrator %u..%u)", c->version_min,
-		     c->version_max, PROTO_VERSION_MIN, PROTO_VERSION);
+					 "this orchestrator %u..%u): upgrade the %s", c->version_min,
+		     c->version_max, PROTO_VERSION_MIN, PROTO_VERSION,
+		     c->version_max < PROTO_VERSION_MIN ? "executor" : "orchestrator");
 		return;
 	}
 	if (c->auth_required && !h->has_key) {
@@ -746,6 +825,19 @@ static void orch_hello_reply(struct hs *h, const struct proto_msg *m)
 		}
 		memcpy(h->peer_pk, r->kx.ptr, sizeof(h->peer_pk));
 	}
+	if (r->session.len != PROTO_SESSION_ID_LEN) {
+		fail(h, HS_FAIL_PROTOCOL, "the HELLO reply's session id has the wrong length");
+		return;
+	}
+	if (r->resumed && (!h->p.resume_session ||
+			   memcmp(r->session.ptr, h->p.resume_session, PROTO_SESSION_ID_LEN))) {
+		fail(h, HS_FAIL_PROTOCOL, "the executor resumed a session we did not ask for");
+		return;
+	}
+	memcpy(h->res.session, r->session.ptr, PROTO_SESSION_ID_LEN);
+	h->res.resume = r->resumed;
+	h->res.resume_ack = r->resume_ack;
+	copy_str(h->res.resume_refused, r->resume_refused);
 	copy_str(h->res.executor_id, r->executor_id);
 	copy_str(h->res.executor_version, r->executor_version);
 	h->res.max_frame = r->max_frame;
@@ -754,8 +846,13 @@ static void orch_hello_reply(struct hs *h, const struct proto_msg *m)
 		if (proto_str_eq(r->capabilities.items[i], "http-relay"))
 			h->res.http_relay = true;
 	h->res.n_live = MIN(r->live_handles.n, (uint32_t)ARRAY_SIZE(h->res.live_handles));
-	for (uint32_t i = 0; i < h->res.n_live; i++)
+	for (uint32_t i = 0; i < h->res.n_live; i++) {
 		h->res.live_handles[i] = r->live_handles.items[i];
+		/* identities only when there is one per handle */
+		if (r->live_ids.len == (size_t)r->live_handles.n * PROTO_ID_LEN)
+			memcpy(h->res.live_ids[i], (const uint8_t *)r->live_ids.ptr + i * PROTO_ID_LEN,
+			       PROTO_ID_LEN);
+	}
 	h->step = O_AUTH_REPLY;
 }
 

@@ -6,7 +6,7 @@
  *   SP pair1 header (8 bytes)  ------------------>
  *                 <------------------  SP pair1 header, CHALLENGE in one SP
  *                                      message (envelope version 1)
- *   marker "\0TDM" v2, HELLO, AUTH{proof_o} ---->     (framed, version 2)
+ *   marker "\0TDM" v3, HELLO, AUTH{proof_o} ---->     (framed, version 3)
  *                 <------------------  HELLO reply, AUTH reply{proof_e}
  *   ... sealed frames both ways (when CHALLENGE said seal) ...
  *
@@ -72,6 +72,12 @@ struct hs_params {
 	/* orchestrator: sent in HELLO; not copied, keep them until DONE/FAILED */
 	const char *orchestrator_id;
 	const char *environment_id;
+	/* orchestrator: the session to resume (PROTO_SESSION_ID_LEN bytes, not
+	 * copied) or NULL for a fresh one; the last sequence number received
+	 * in it; the monotonic clock sent as HELLO clock_ms */
+	const uint8_t *resume_session;
+	uint64_t resume_ack;
+	uint64_t clock_ms;
 	/* Randomness for nonces and X25519 seeds; NULL: randombytes_buf. Tests
 	 * fix it to pin the bytes (golden files). */
 	void (*random)(void *buf, size_t n);
@@ -87,13 +93,26 @@ struct hs_result {
 	enum seal_aead aead;
 	uint8_t tx_key[SEAL_KEY_LEN], tx_prefix[SEAL_PREFIX_LEN];
 	uint8_t rx_key[SEAL_KEY_LEN], rx_prefix[SEAL_PREFIX_LEN];
+	/* Sessions (protocol 3). Executor, from HELLO: resume says a session
+	 * was asked for (session, and resume_ack the orchestrator's last
+	 * received sequence number); clock_ms its clock. Orchestrator, from the
+	 * HELLO reply: session in effect, resume = it was resumed (resume_ack:
+	 * the executor's last received), or why not (resume_refused). */
+	uint8_t session[PROTO_SESSION_ID_LEN];
+	bool resume;
+	uint64_t resume_ack;
+	uint64_t clock_ms;
+	char resume_refused[HS_ID_MAX * 2 + 1];
 	/* executor: from HELLO */
 	char orchestrator_id[HS_ID_MAX + 1], environment_id[HS_ID_MAX + 1];
 	/* orchestrator: from the HELLO reply */
 	char executor_id[HS_ID_MAX + 1], executor_version[HS_ID_MAX + 1];
 	uint32_t max_frame, max_processes;
 	bool http_relay;
-	uint64_t live_handles[64]; /* reserved (MCP_ATTACH); the first 64 */
+	/* detached servers (MCP_ATTACH): handles and identities, at most
+	 * PROTO_MAX_LIVE; live_ids[i] is all zero when the executor gave none */
+	uint64_t live_handles[PROTO_MAX_LIVE];
+	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
 	uint32_t n_live;
 };
 
@@ -125,6 +144,20 @@ void hs_accept(struct hs *h, const struct proto_hello_reply *info, struct fbuf *
 /* Executor, in PROVED: refuse with an error reply to AUTH (status and a
  * message for the orchestrator). Then FAILED (HS_FAIL_BUSY for busy). */
 void hs_refuse(struct hs *h, int32_t status, const char *msg, struct fbuf *out);
+
+/* Executors that dial out: before the opening, the executor that made the
+ * connection names the environment it is (its token file's name on the
+ * orchestrator), so that the orchestrator knows which secret the handshake
+ * proves; the opening and the handshake then run as on a connection the
+ * orchestrator made (it speaks first):
+ *   00 54 44 49 ("\0TDI")  02 (version)  00  [u16 BE n]  [n bytes: id]
+ * with the id 1-64 of [A-Za-z0-9_-]. hs_dialin_preface writes it (0: bad
+ * id); hs_dialin_parse reads it: 0 (id, used), -EAGAIN (need more),
+ * -EPROTO (another version), -EBADMSG (not a preface). The id is only a
+ * claim: the proofs that follow are made with that environment's secret. */
+#define HS_DIALIN_MAX (8u + 64u)
+size_t hs_dialin_preface(uint8_t out[HS_DIALIN_MAX], const char *environment_id);
+int hs_dialin_parse(const uint8_t *buf, size_t len, char id[HS_ID_MAX + 1], size_t *used);
 
 /* The opening's pieces, for tests and fuzzers that speak it by hand. */
 void hs_sp_header(uint8_t out[HS_SP_HEADER_LEN]);

@@ -15,6 +15,7 @@
 #include "handshake.h"
 #include "linkurl.h"
 #include "loop.h"
+#include "lsess.h"
 #include "seal.h"
 #include "util.h"
 
@@ -22,6 +23,8 @@
 #define RBUF_FRAMED (64u * 1024u)                   /* after: many frames per read */
 #define RBUF_MIN_READ 4096u                         /* never ask nng for less */
 #define WBUF_KEEP (1024u * 1024u) /* a send buffer larger than this is freed when idle */
+#define ACK_DELAY_MS 20u   /* a pure ack when nothing else carried ours this long */
+#define ACK_EVERY 256u     /* ... or at once after this many frames unacked */
 
 struct link {
 	struct loop *loop;
@@ -59,6 +62,10 @@ struct link {
 	bool tx_failed;       /* mu */
 	struct seal tx_seal;  /* mu (sealing happens at enqueue, in order) */
 	struct loop_timer *flush_timer; /* sends what this loop turn queued */
+	/* the session (lsess.h): frames numbered, kept until acked */
+	struct lsess *sess;
+	struct fbuf ebuf;     /* an envelope being encoded (loop thread) */
+	struct loop_timer *ack_timer;
 	/* link_close_flush */
 	bool lingering;       /* mu */
 	struct loop_timer *linger_timer;
@@ -95,7 +102,12 @@ int link_errno(int e)
 	case NNG_ECRYPTO: return -EPROTO;
 	case NNG_EPROTO: return -EPROTO;
 	case NNG_ENOENT: return -ENOENT;
-	default: return -EIO;
+	/* nng folds EMFILE and ENFILE into one code: out of descriptors is
+	 * reported as that, not as an I/O error (common/fdlimit.h). */
+	case NNG_ENOFILES: return -EMFILE;
+	default:
+		/* nng's system errors carry the errno (nng_strerror says it) */
+		return (e & NNG_ESYSERR) ? -(e & ~NNG_ESYSERR) : -EIO;
 	}
 }
 
@@ -128,6 +140,7 @@ static void really_free(struct link *lk)
 	seal_wipe(&lk->tx_seal);
 	fbuf_free(&lk->wq);
 	fbuf_free(&lk->inflight);
+	fbuf_free(&lk->ebuf);
 	free(lk->rbuf);
 	pthread_mutex_destroy(&lk->mu);
 	free(lk);
@@ -148,6 +161,9 @@ struct link *link_free(struct link *lk)
 	lk->linger_timer = NULL;
 	loop_timer_cancel(lk->flush_timer);
 	lk->flush_timer = NULL;
+	loop_timer_cancel(lk->ack_timer);
+	lk->ack_timer = NULL;
+	lk->sess = NULL;
 	linger_unlist(lk);
 	/* Closing completes what is in flight (NNG_ECLOSED); stopping waits
 	 * for those callbacks. Only then may the stream go. */
@@ -218,6 +234,11 @@ void link_close_flush(struct link *lk, unsigned timeout_ms)
 	lk->reported = true; /* the owner is gone: no callbacks */
 	loop_timer_cancel(lk->flush_timer); /* what this turn queued goes now */
 	lk->flush_timer = NULL;
+	/* ... and so may its session be (env_link_stop frees it right after):
+	 * what is queued is encoded already; no ack is due any more. */
+	loop_timer_cancel(lk->ack_timer);
+	lk->ack_timer = NULL;
+	lk->sess = NULL;
 	pthread_mutex_lock(&lk->mu);
 	lk->lingering = true;
 	if (!lk->tx_failed)
@@ -306,6 +327,42 @@ static void fail(struct link *lk, const char *fmt, ...)
 	report(lk, why);
 }
 
+static void ack_timer_cb(struct loop_timer *t, void *arg);
+
+/* A session frame's header: the ack it carries, then whether its envelope
+ * is to be delivered (false: a pure ack, a duplicate, or a failure that
+ * was reported). */
+static bool rx_session(struct link *lk, const uint8_t **payload, size_t *plen)
+{
+	uint64_t seq, ack;
+	int r;
+
+	if (lsess_hdr_parse(*payload, *plen, &seq, &ack) < 0) {
+		fail(lk, "malformed session header (%zu bytes)", *plen);
+		return false;
+	}
+	if (lsess_ack(lk->sess, ack) < 0) {
+		fail(lk, "the peer acknowledges frame %llu; %llu were sent", (unsigned long long)ack,
+		     (unsigned long long)lk->sess->tx_seq);
+		return false;
+	}
+	r = lsess_rx(lk->sess, seq);
+	if (r < 0) {
+		fail(lk, "frame %llu of the session arrived after %llu: frames were lost",
+		     (unsigned long long)seq, (unsigned long long)lk->sess->rx_seq);
+		return false;
+	}
+	if (r != LSESS_DELIVER)
+		return false;
+	if (lk->sess->rx_seq - lk->sess->rx_told >= ACK_EVERY)
+		link_send_ack(lk);
+	else if (!lk->ack_timer)
+		lk->ack_timer = loop_timer_add(lk->loop, ACK_DELAY_MS, ack_timer_cb, lk);
+	*payload += LSESS_HDR;
+	*plen -= LSESS_HDR;
+	return true;
+}
+
 /* One frame at rbuf[off]; returns bytes used, 0 when incomplete (the
  * buffer is sized for it), or -1 after a failure was reported. */
 static ssize_t rx_one_frame(struct link *lk, size_t off)
@@ -339,6 +396,8 @@ static ssize_t rx_one_frame(struct link *lk, size_t off)
 		return -1;
 	}
 	lk->frames_in++;
+	if (lk->sess && !rx_session(lk, &payload, &plen))
+		return lk->reported ? -1 : (ssize_t)(FRAME_HDR + frame_get_len(lk->rbuf + off));
 	lk->ops->frame_cb(lk, payload, plen, lk->arg);
 	return (ssize_t)(FRAME_HDR + frame_get_len(lk->rbuf + off));
 }
@@ -404,10 +463,16 @@ static void rx_post_cb(void *arg)
 	post_done(lk);
 }
 
+void link_rebind(struct link *lk, const struct link_ops *ops, void *arg)
+{
+	lk->ops = ops;
+	lk->arg = arg;
+}
+
 void link_set_framed(struct link *lk, size_t max_payload)
 {
 	lk->framed = true;
-	lk->max_wire = max_payload + SEAL_TAG_LEN;
+	lk->max_wire = max_payload + LSESS_HDR + SEAL_TAG_LEN;
 	/* Not now: a receive in flight may be writing into rbuf. */
 	lk->want_cap = MAX(lk->want_cap, RBUF_FRAMED);
 }
@@ -512,6 +577,78 @@ int link_send_raw(struct link *lk, const void *data, size_t len)
 	return 0;
 }
 
+/* Frames (and seals) one session frame at the end of wq: the header with
+ * seq and our ack, then env (len bytes, NULL for a pure ack); mu held. */
+static int put_session_locked(struct link *lk, uint64_t seq, const uint8_t *env, size_t len)
+{
+	size_t start = lk->wq.len, plen = LSESS_HDR + len;
+
+	if (lk->wq.len + FRAME_HDR + plen + SEAL_TAG_LEN > LINK_MAX_QUEUED)
+		return -ENOBUFS;
+	fbuf_reserve(&lk->wq, FRAME_HDR + plen + SEAL_TAG_LEN);
+	lsess_hdr_put(lk->wq.p + start + FRAME_HDR, seq, lk->sess->rx_seq);
+	if (len)
+		memcpy(lk->wq.p + start + FRAME_HDR + LSESS_HDR, env, len);
+	lk->wq.len += FRAME_HDR + plen;
+	lk->sess->rx_told = lk->sess->rx_seq;
+	if (lk->tx_seal.on) {
+		int r = seal_frame(&lk->tx_seal, lk->wq.p + start, plen);
+
+		if (r < 0) {
+			lk->wq.len = start;
+			return r;
+		}
+		lk->wq.len += SEAL_TAG_LEN;
+	} else {
+		frame_put_len(lk->wq.p + start, (uint32_t)plen);
+	}
+	lk->frames_out++;
+	return 0;
+}
+
+static int encode_env(struct fbuf *b, uint16_t type, uint8_t kind, uint32_t id, const void *body,
+		      int32_t status, const char *msg)
+{
+	int r;
+
+	b->len = 0;
+	r = status ? proto_encode_error(fbuf_write, b, type, id, status, msg)
+		   : proto_encode(fbuf_write, b, type, kind, id, body);
+	if (r == 0 && b->len > PROTO_MAX_FRAME)
+		r = -EMSGSIZE;
+	return r;
+}
+
+int link_session_queue(struct lsess *s, uint16_t type, uint8_t kind, uint32_t id,
+		       const void *body, int32_t status, const char *msg)
+{
+	struct fbuf b = { 0 };
+	int r = encode_env(&b, type, kind, id, body, status, msg);
+
+	if (r == 0)
+		lsess_push(s, b.p, b.len);
+	fbuf_free(&b);
+	return r;
+}
+
+/* A session link: encoded, kept in the session (so it survives this
+ * connection), then framed; mu held. */
+static int put_numbered_locked(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
+			       const void *body, int32_t status, const char *msg)
+{
+	const struct lsess_entry *e;
+	int r = encode_env(&lk->ebuf, type, kind, id, body, status, msg);
+
+	if (r < 0)
+		return r;
+	if (lk->wq.len + FRAME_HDR + LSESS_HDR + lk->ebuf.len + SEAL_TAG_LEN > LINK_MAX_QUEUED)
+		return -ENOBUFS;
+	e = lsess_push(lk->sess, lk->ebuf.p, lk->ebuf.len);
+	if (lk->ebuf.cap > WBUF_KEEP)
+		fbuf_free(&lk->ebuf);
+	return put_session_locked(lk, e->seq, e->data, e->len);
+}
+
 /* Encodes (and seals) one frame at the end of wq; mu held. */
 static int put_frame_locked(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 			    const void *body, int32_t status, const char *msg)
@@ -573,7 +710,10 @@ static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 		pthread_mutex_unlock(&lk->mu);
 		return -EPIPE;
 	}
-	r = put_frame_locked(lk, type, kind, id, body, status, msg);
+	if (lk->sess)
+		r = put_numbered_locked(lk, type, kind, id, body, status, msg);
+	else
+		r = put_frame_locked(lk, type, kind, id, body, status, msg);
 	idle = r == 0 && !lk->sending;
 	pthread_mutex_unlock(&lk->mu);
 	/* A send in flight takes what was queued when it completes. Else a
@@ -581,6 +721,54 @@ static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 	 * I/O callbacks), so that many frames cost one send. */
 	if (idle && !lk->flush_timer)
 		lk->flush_timer = loop_timer_add(lk->loop, 0, flush_cb, lk);
+	return r;
+}
+
+static void flush_soon(struct link *lk)
+{
+	bool busy;
+
+	pthread_mutex_lock(&lk->mu);
+	busy = lk->sending;
+	pthread_mutex_unlock(&lk->mu);
+	if (!busy && !lk->flush_timer)
+		lk->flush_timer = loop_timer_add(lk->loop, 0, flush_cb, lk);
+}
+
+void link_send_ack(struct link *lk)
+{
+	int r;
+
+	if (!lk->sess || lk->dead)
+		return;
+	loop_timer_cancel(lk->ack_timer);
+	lk->ack_timer = NULL;
+	pthread_mutex_lock(&lk->mu);
+	r = lk->tx_failed || lk->lingering ? -EPIPE : put_session_locked(lk, 0, NULL, 0);
+	pthread_mutex_unlock(&lk->mu);
+	if (r == 0)
+		flush_soon(lk);
+}
+
+static void ack_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct link *lk = arg;
+
+	lk->ack_timer = NULL;
+	if (lk->sess && lsess_ack_due(lk->sess))
+		link_send_ack(lk);
+}
+
+int link_set_session(struct link *lk, struct lsess *s)
+{
+	int r = 0;
+
+	lk->sess = s;
+	pthread_mutex_lock(&lk->mu);
+	for (const struct lsess_entry *e = s->head; e && r == 0; e = e->next)
+		r = put_session_locked(lk, e->seq, e->data, e->len);
+	pthread_mutex_unlock(&lk->mu);
+	flush_soon(lk);
 	return r;
 }
 

@@ -34,6 +34,7 @@
 
 struct loop;
 struct hs_result;
+struct lsess;
 
 #define LINK_MAX_QUEUED (64u * 1024u * 1024u) /* bytes waiting to be sent */
 
@@ -70,12 +71,33 @@ size_t link_lingering(void);
 void link_flush_all(void);
 void link_ep_reap_all(void); /* link_ep.c's part of it */
 
+/* Hands the link's callbacks to a new owner (loop thread; also from inside
+ * raw_cb: the bytes after the ones it used go to the new raw_cb). An
+ * orchestrator's executor listener reads a dial-in preface, then gives the
+ * connection to the environment it names. */
+void link_rebind(struct link *lk, const struct link_ops *ops, void *arg);
+
 /* Framed mode from now on; frames over max_payload (plus the seal's tag)
  * close the link. Bytes already buffered are parsed as frames. */
 void link_set_framed(struct link *lk, size_t max_payload);
 /* Seals both directions from the next frame on (keys from the handshake). */
 void link_set_seal(struct link *lk, const struct hs_result *keys);
 bool link_sealed(const struct link *lk);
+
+/* Session mode (protocol 3, lsess.h), right after link_set_framed and
+ * link_set_seal: every frame from now on carries seq and ack, is kept in s
+ * until the peer acks it, and frames received are delivered once, in
+ * order; pure acks go when nothing else carried ours for a moment. The
+ * frames s still holds (unacked: call lsess_ack with the peer's resume
+ * ack first) are sent again at once. s must outlive the link or be
+ * detached by link_free. 0 or -ENOBUFS. */
+int link_set_session(struct link *lk, struct lsess *s);
+/* Sends our ack now (a pure ack). */
+void link_send_ack(struct link *lk);
+/* A frame for a session that has no connection now: encoded and kept, to
+ * go out when it resumes (link_set_session). 0, -EINVAL, -EMSGSIZE. */
+int link_session_queue(struct lsess *s, uint16_t type, uint8_t kind, uint32_t id,
+		       const void *body, int32_t status, const char *msg);
 
 /* Queues bytes as they are (the handshake). 0, -ENOBUFS, -EPIPE. */
 int link_send_raw(struct link *lk, const void *data, size_t len);

@@ -41,6 +41,7 @@
 	X(0x28, MCP_OUTPUT, mcp_output, EVENT, E2O, AUTHED)                    \
 	X(0x29, MCP_STDERR, mcp_stderr, EVENT, E2O, AUTHED)                    \
 	X(0x2a, MCP_EXITED, mcp_exited, EVENT, E2O, AUTHED)                    \
+	X(0x2b, MCP_EXPIRED, mcp_expired, EVENT, E2O, AUTHED)                  \
 	/* 0x30-0x3f: HTTP relay (executor-side libcurl) */                    \
 	X(0x30, HTTP_REQUEST, http_request, EVENT, O2E, AUTHED)                \
 	X(0x31, HTTP_ABORT, http_abort, EVENT, O2E, AUTHED)                    \
@@ -52,7 +53,11 @@
  *
  * HELLO: versions, the orchestrator's nonce and, when the link is sealed,
  * its ephemeral X25519 public key and the AEAD it picked from the
- * executor's list. Tag 5 (protocol 1's proof) is retired. */
+ * executor's list. Tag 5 (protocol 1's proof) is retired.
+ * Protocol 3: session (16 bytes) and resume_ack ask to resume that session
+ * (resume_ack: the last frame sequence number the orchestrator received in
+ * it); clock_ms is the orchestrator's monotonic clock when it sent HELLO
+ * (MCP_SEND deadlines are given in that clock). */
 #define PROTO_BODY_hello(F, S)                                                    \
 	F(S, 1, u32, version_min, 1)                                              \
 	F(S, 2, u32, version_max, 1)                                              \
@@ -60,10 +65,20 @@
 	F(S, 4, bin, nonce, 1)                                                    \
 	F(S, 6, str, environment_id, 0)                                           \
 	F(S, 7, bin, kx, 0)                                                       \
-	F(S, 8, str, aead, 0)
+	F(S, 8, str, aead, 0)                                                     \
+	F(S, 9, bin, session, 0)                                                  \
+	F(S, 10, u64, resume_ack, 0)                                              \
+	F(S, 11, u64, clock_ms, 0)
 /* The executor's side: who it is, what it offers, its X25519 public key.
- * live_handles (processes kept from an earlier link, for MCP_ATTACH) is
- * reserved: no orchestrator re-attaches yet. Tag 4 is retired. */
+ * live_handles: servers kept detached from an earlier link (at most
+ * PROTO_MAX_LIVE, newest first); live_ids: their identities, PROTO_ID_LEN
+ * bytes each in the same order (MCP_START's identity), so that a new
+ * orchestrator re-attaches a server it needs (MCP_ATTACH) instead of
+ * starting another. Tag 4 is retired.
+ * Protocol 3: session is the session in effect on this connection (the
+ * one asked for when resumed is true, else a fresh one); resume_ack the
+ * last frame sequence number the executor received in a resumed session;
+ * resume_refused why a session asked for was not resumed. */
 #define PROTO_REPLY_hello(F, S)                                                   \
 	F(S, 1, u32, version, 1)                                                  \
 	F(S, 2, str, executor_id, 1)                                              \
@@ -72,7 +87,12 @@
 	F(S, 6, u32, max_frame, 0)                                                \
 	F(S, 7, u32, max_processes, 0)                                            \
 	F(S, 8, u64list, live_handles, 0)                                         \
-	F(S, 9, bin, kx, 0)
+	F(S, 9, bin, kx, 0)                                                       \
+	F(S, 10, bin, session, 1)                                                 \
+	F(S, 11, bool, resumed, 0)                                                \
+	F(S, 12, u64, resume_ack, 0)                                              \
+	F(S, 13, str, resume_refused, 0)                                          \
+	F(S, 14, bin, live_ids, 0)
 
 /* CHALLENGE: the executor's first frame on every connection. seal says
  * whether the executor seals this link after the proof (absent: no), and
@@ -123,7 +143,10 @@
  * normalized config (common/mcpcfg.h).
  * Both optional: without root the executor uses the root it resolved that
  * holds cwd. The reply's sandbox names the box the server runs in
- * ("landlock", or "off: <why>" for an unsandboxed one). */
+ * ("landlock", or "off: <why>" for an unsandboxed one).
+ * identity: PROTO_ID_LEN bytes the orchestrator derives from what the
+ * server is (environment, plugin root, name, normalized config); opaque to
+ * the executor, which reports it for a detached server (HELLO reply). */
 #define PROTO_BODY_mcp_start(F, S)                                                \
 	F(S, 1, str, server_name, 1)                                              \
 	F(S, 2, str, command, 1)                                                  \
@@ -132,7 +155,8 @@
 	F(S, 5, strlist, env_vars, 0)                                             \
 	F(S, 6, str, cwd, 0)                                                      \
 	F(S, 7, str, root, 0)                                                     \
-	F(S, 8, bin, sandbox, 0)
+	F(S, 8, bin, sandbox, 0)                                                  \
+	F(S, 9, bin, identity, 0)
 #define PROTO_REPLY_mcp_start(F, S)                                               \
 	F(S, 1, u64, handle, 1)                                                   \
 	F(S, 2, u32, pid, 0)                                                      \
@@ -141,18 +165,34 @@
 #define PROTO_BODY_mcp_stop(F, S) F(S, 1, u64, handle, 1)
 #define PROTO_REPLY_mcp_stop(F, S)
 
-/* MCP_SEND: one JSON-RPC message (opaque bytes, no newline) to the child. */
+/* MCP_SEND: one JSON-RPC message (opaque bytes, no newline) to the child.
+ * A request with a deadline also carries call_id (the orchestrator's name
+ * for it, non-zero) and deadline_ms (the orchestrator's clock, HELLO
+ * clock_ms): the executor writes it to the server only before then, and
+ * answers MCP_EXPIRED instead. */
 #define PROTO_BODY_mcp_send(F, S)                                                 \
 	F(S, 1, u64, handle, 1)                                                   \
-	F(S, 2, bin, data, 1)
+	F(S, 2, bin, data, 1)                                                     \
+	F(S, 3, u64, call_id, 0)                                                  \
+	F(S, 4, u64, deadline_ms, 0)
 #define PROTO_REPLY_mcp_send(F, S)
 
-/* MCP_ATTACH: take over a process kept alive from a dropped link. Reserved:
- * the executor implements it, no orchestrator sends it yet. */
+/* MCP_ATTACH: take over a process kept alive from a dropped link (a handle
+ * of the HELLO reply's live_handles): the same process and MCP session;
+ * what it printed meanwhile follows the reply (bounded, dropped_lines says
+ * how many lines did not fit). */
 #define PROTO_BODY_mcp_attach(F, S) F(S, 1, u64, handle, 1)
 #define PROTO_REPLY_mcp_attach(F, S)                                              \
 	F(S, 1, u32, pid, 0)                                                      \
 	F(S, 2, u32, dropped_lines, 0)
+
+/* MCP_EXPIRED: call_id was never written to the server and never will be
+ * (its deadline passed first, or it was cancelled); reason says which. */
+#define PROTO_BODY_mcp_expired(F, S)                                              \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, u64, call_id, 1)                                                  \
+	F(S, 3, str, reason, 1)
+#define PROTO_REPLY_mcp_expired(F, S)
 
 /* MCP_OUTPUT: one complete stdout line of the child, relayed as raw bytes. */
 #define PROTO_BODY_mcp_output(F, S)                                               \

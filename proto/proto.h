@@ -24,8 +24,13 @@
 
 #include "messages.h"
 
-#define PROTO_VERSION 2u
-#define PROTO_VERSION_MIN 2u
+/* 3: resumable sessions (session id, sequence numbers and acks, replay),
+ * MCP_SEND deadlines, MCP_CANCEL, MCP_EXPIRED. A protocol-2 peer is told
+ * the version and refused. */
+#define PROTO_VERSION 3u
+#define PROTO_VERSION_STR "3"
+#define PROTO_VERSION_MIN 3u
+#define PROTO_SESSION_ID_LEN 16u
 /* Envelope version of protocol 1 (nng SP pair1). Version 2 still opens with
  * one frame in it, so that a version-1 peer reads far enough to report the
  * mismatch (PROTOCOL.md, "Opening"); proto_decode_compat() accepts it. */
@@ -40,6 +45,8 @@
 #define PROTO_MAX_MAP 4096u                   /* strmap entries */
 #define PROTO_MAX_FIELDS 64u                  /* keys in one body map */
 #define PROTO_MAX_SKIP_DEPTH 8u               /* nesting of skipped unknown values */
+#define PROTO_ID_LEN 16u                      /* a server's identity (MCP_START) */
+#define PROTO_MAX_LIVE 64u                    /* detached servers in a HELLO reply */
 #define PROTO_NONCE_LEN 32u
 #define PROTO_PROOF_LEN 32u
 

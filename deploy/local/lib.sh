@@ -10,7 +10,7 @@ TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev
  libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev libwslay-dev check
  libmicrohttpd-dev libsqlite3-dev libseccomp-dev"
 TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client python3-yaml tmux
- python3-jsonschema"
+ python3-jsonschema iproute2 nftables"
 # Only for running the libFuzzer targets by hand (CODING_STYLE.md, "Tests"):
 # ensure_packages $TANDEM_FUZZ_PKGS. The corpora replay without them.
 TANDEM_FUZZ_PKGS="clang libclang-rt-14-dev"

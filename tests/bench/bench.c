@@ -16,6 +16,7 @@
  *   sandbox    a plugin server boxed and with sandbox = "off" (bbox.c)
  *   gateway    the MCP gateway against server-everything called directly and
  *              through supergateway (bgateway.c)
+ *   fleet      1, 10, 100 executors, url and dialling in (bfleet.c)
  * Any failed call, wrong answer or unclean daemon exit fails the run (exit
  * 1); a missed target is only reported (exit 0). See bsys.h for cleanup.
  */
@@ -32,6 +33,7 @@
 
 #include "bbox.h"
 #include "bconn.h"
+#include "bfleet.h"
 #include "bgateway.h"
 #include "bench.h"
 #include "bload.h"
@@ -265,8 +267,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: tandem-bench [--orchestrator P] [--executor P] [--fixture P] [--fake P] "
 		"[--quick] [--only PHASE,...]\n"
-		"Phases: tandem, link, scale, turn, store, http, box, gateway (the pipe floor always\n"
-		"runs).\n"
+		"Phases: tandem, link, scale, turn, store, http, box, gateway, ws, fleet (the pipe\n"
+		"floor always runs). --fleet is --only fleet.\n"
 		"Measures tandem against the same MCP server called directly and prints one "
 		"table.\n"
 		"Binaries default to $TANDEM_ORCHESTRATOR, $TANDEM_EXECUTOR, $MCP_FIXTURE, else "
@@ -297,7 +299,7 @@ static void sizes(struct bench_opts *o)
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK, O_ONLY };
+	enum { O_ORCH = 256, O_EXEC, O_FIX, O_FAKE, O_QUICK, O_ONLY, O_FLEET };
 	static const struct option lopts[] = {
 		{ "orchestrator", required_argument, NULL, O_ORCH },
 		{ "executor", required_argument, NULL, O_EXEC },
@@ -305,6 +307,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "fake", required_argument, NULL, O_FAKE },
 		{ "quick", no_argument, NULL, O_QUICK },
 		{ "only", required_argument, NULL, O_ONLY },
+		{ "fleet", no_argument, NULL, O_FLEET },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -319,6 +322,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		case O_FAKE: o->fake = optarg; break;
 		case O_QUICK: o->quick = true; break;
 		case O_ONLY: o->only = optarg; break;
+		case O_FLEET: o->only = "fleet"; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -395,6 +399,8 @@ int main(int argc, char **argv)
 		bbox_run(&o);
 	if (wanted(&o, "gateway"))
 		bgateway_run(&o);
+	if (wanted(&o, "fleet"))
+		bfleet_run(&o);
 	if (wanted(&o, "ws"))
 		bws_run(&o);
 	print_header(&o);

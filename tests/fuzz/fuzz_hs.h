@@ -69,6 +69,8 @@ static const struct proto_hello_reply *fz_info(void)
 	static struct proto_hello_reply r;
 
 	r.executor_id = proto_str_c("x");
+	r.session = (struct proto_str){ "0123456789abcdef", PROTO_SESSION_ID_LEN };
+	PROTO_MARK(&r, hello_reply, session);
 	return &r;
 }
 

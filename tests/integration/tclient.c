@@ -18,6 +18,7 @@
 
 #include "handshake.h"
 #include "linkurl.h"
+#include "lsess.h"
 #include "util.h"
 
 void tframe_free(struct tframe *f)
@@ -108,9 +109,16 @@ static void frame_into(struct tclient *c, struct fbuf *out, const void *payload,
 {
 	size_t start = out->len;
 
-	fbuf_reserve(out, FRAME_HDR + len + SEAL_TAG_LEN);
+	fbuf_reserve(out, FRAME_HDR + LSESS_HDR + len + SEAL_TAG_LEN);
 	out->len += FRAME_HDR;
-	fbuf_append(out, payload, len);
+	if (c->session) { /* numbered, acking what we received */
+		uint8_t h[LSESS_HDR];
+
+		lsess_hdr_put(h, ++c->tx_seq, c->rx_seq);
+		fbuf_append(out, h, sizeof(h));
+		len += LSESS_HDR;
+	}
+	fbuf_append(out, payload, len - (c->session ? LSESS_HDR : 0));
 	if (c->sealed) {
 		fbuf_reserve(out, SEAL_TAG_LEN);
 		ck_assert_int_eq(seal_frame(&c->tx, out->p + start, len), 0);
@@ -181,9 +189,26 @@ static int recv_frame(struct tclient *c, struct tframe *f, int timeout_ms)
 	if (c->sealed)
 		ck_assert_msg(seal_open(&c->rxs, c->rx.p, (uint8_t *)payload, plen, &plen) == 0,
 			      "executor sent a frame that does not authenticate");
+	if (c->session) {
+		uint64_t seq, ack;
+
+		ck_assert_msg(lsess_hdr_parse(payload, plen, &seq, &ack) == 0,
+			      "executor sent a bad session header");
+		c->peer_ack = ack;
+		if (seq == 0) { /* a pure ack: the next frame */
+			rx_consume(c, (size_t)(payload - c->rx.p) + frame_get_len(c->rx.p));
+			return recv_frame(c, f, (int)(deadline > now_ms() ? deadline - now_ms()
+									 : 1));
+		}
+		ck_assert_msg(seq == c->rx_seq + 1, "executor sent frame %llu after %llu",
+			      (unsigned long long)seq, (unsigned long long)c->rx_seq);
+		c->rx_seq = seq;
+		payload += LSESS_HDR;
+		plen -= LSESS_HDR;
+	}
 	f->buf = xmalloc(plen ? plen : 1);
 	memcpy(f->buf, payload, plen);
-	rx_consume(c, (size_t)(payload - c->rx.p) + frame_get_len(c->rx.p));
+	rx_consume(c, FRAME_HDR + frame_get_len(c->rx.p));
 	r = proto_decode(f->buf, plen, &f->m, err, sizeof(err));
 	ck_assert_msg(r == 0, "executor sent an invalid frame: %s", err);
 	return 0;
@@ -341,6 +366,9 @@ int tc_hello(struct tclient *c, const char *secret, bool corrupt)
 		.sp_ipc = sp_ipc_of(last_url),
 		.orchestrator_id = "test-client",
 		.environment_id = "test",
+		.resume_session = c->want_resume ? c->resume_id : NULL,
+		.resume_ack = c->resume_ack,
+		.clock_ms = now_ms(),
 	};
 	struct fbuf out = { 0 };
 	uint64_t deadline = now_ms() + 5000;
@@ -383,6 +411,14 @@ int tc_hello(struct tclient *c, const char *secret, bool corrupt)
 		}
 		c->n_live = res->n_live;
 		memcpy(c->live_handles, res->live_handles, sizeof(uint64_t) * res->n_live);
+		c->session = true;
+		c->resumed = res->resume;
+		snprintf(c->resume_refused, sizeof(c->resume_refused), "%s", res->resume_refused);
+		/* A resumed session goes on counting (the test client keeps no
+		 * replay buffer: its tests resume only once all was acked). */
+		if (!res->resume)
+			c->tx_seq = c->rx_seq = 0;
+		memcpy(c->session_id, res->session, sizeof(c->session_id));
 	} else if (r == 0) {
 		r = fail_status(h);
 	}
@@ -427,6 +463,7 @@ void tc_close(struct tclient *c)
 	seal_wipe(&c->tx);
 	seal_wipe(&c->rxs);
 	c->sealed = false;
+	c->session = false;
 }
 
 static void keep_pending(struct tclient *c, struct tframe *f)

@@ -40,6 +40,16 @@ struct tclient {
 	unsigned n_live;
 	unsigned stderr_dropped;
 	bool challenge_seal;     /* the executor's CHALLENGE said seal */
+	/* the session (protocol 3): frames carry seq and ack (proto/lsess.h) */
+	bool session;
+	uint8_t session_id[PROTO_SESSION_ID_LEN];
+	bool resumed;            /* the last handshake resumed resume_id */
+	uint64_t tx_seq, rx_seq, peer_ack;
+	/* set before tc_hello: ask to resume this session with this ack */
+	bool want_resume;
+	uint8_t resume_id[PROTO_SESSION_ID_LEN];
+	uint64_t resume_ack;
+	char resume_refused[300];
 };
 
 /* Connects to url (tls+tcp:// trusts $TANDEM_TEST_TLS_CA, name localhost),

@@ -329,8 +329,10 @@ def serve_listens_and_its_executor_connects():
 def status_human_and_json():
     out, _ = ok_run("status")
     lines = out.splitlines()
-    check(re.match(r"ENVIRONMENT\s+STATUS\s+ERROR$", lines[0]), "header", out)
-    check(re.match(r"local\s+(ready|pending)\s+-$", lines[1]), "local row", out)
+    check(re.match(r"ENVIRONMENT\s+STATUS\s+DIRECTION\s+SESSION\s+RECONNECTS\s+RTT\s+ERROR$",
+                   lines[0]), "header", out)
+    check(re.match(r"local\s+(ready|pending)\s+spawned\s+([0-9a-f]{8}|-)\s+0\s+(-|[\d.]+ ms)\s+-$",
+                   lines[1]), "local row", out)
     res = json_run("status", "--env", "local", "--env", "nowhere")
     check([r["environmentId"] for r in res] == ["local", "nowhere"], "ids", res)
     check(res[1]["status"] == "unknown", "unknown environment", res)
@@ -495,7 +497,8 @@ def private_orchestrator_status():
     home = os.path.join(WORK, "private-home")
     os.makedirs(home, exist_ok=True)
     out, err = ok_run("status", sock=False, home=home)
-    check(re.search(r"^local\s+ready\s+-$", out, re.M), "local is ready", out, err)
+    check(re.search(r"^local\s+ready\s+spawned\s+[0-9a-f]{8}\s+0\s+(-|[\d.]+ ms)\s+-$", out,
+                    re.M), "local is ready", out, err)
     check(wait_gone(home), "no private orchestrator left behind", processes_with(home))
 
 

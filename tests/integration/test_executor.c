@@ -716,7 +716,7 @@ START_TEST(test_hostile_frames_drop_peer_not_daemon)
 		/* envelope version 5 */
 		{ "\x96\x05\x22\x02\x00\x00\x80", 7, "unsupported protocol version 5" },
 		/* a reply to a request the executor never sent */
-		{ "\x96\x02\x21\x01\x07\x00\x80", 7, "MCP_STOP reply is not accepted" },
+		{ "\x96\x03\x21\x01\x07\x00\x80", 7, "MCP_STOP reply is not accepted" },
 	};
 	struct proto_ping_body p = { 0 };
 	struct tframe f = { 0 };

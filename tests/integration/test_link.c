@@ -758,7 +758,7 @@ START_TEST(test_v1_orchestrator_told)
 	ck_assert_int_eq(proto_decode_compat(nng_msg_body(m), nng_msg_len(m), &pm, err,
 					     sizeof(err)), 0);
 	ck_assert_uint_eq(pm.env.type, PROTO_CHALLENGE);
-	ck_assert_uint_eq(pm.u.challenge.version_min, 2);
+	ck_assert_uint_eq(pm.u.challenge.version_min, PROTO_VERSION_MIN);
 	proto_msg_release(&pm);
 	nng_msg_free(m);
 	h.nonce.ptr = (const char *)nonce;
@@ -769,7 +769,7 @@ START_TEST(test_v1_orchestrator_told)
 	ck_assert_int_eq(proto_decode_compat(nng_msg_body(m), nng_msg_len(m), &pm, err,
 					     sizeof(err)), 0);
 	ck_assert_int_eq(pm.env.status, PROTO_E_UNSUPPORTED);
-	ck_assert_ptr_nonnull(memmem(pm.err_message.ptr, pm.err_message.len, "protocol 2", 10));
+	ck_assert_ptr_nonnull(memmem(pm.err_message.ptr, pm.err_message.len, "protocol 3", 10));
 	proto_msg_release(&pm);
 	nng_msg_free(m);
 	nng_close(s);

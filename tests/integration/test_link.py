@@ -27,7 +27,7 @@ from tandem_testlib import (  # noqa: E402
     make_plugin, random_token, root, run_suite, toml_str, wait_until, write_file)
 
 SP_HEADER = b"\0SP\0\0\x11\0\0"
-MARKER = b"\0TDM\0\x02\0\0"
+MARKER = b"\0TDM\0\x03\0\0"
 
 
 class TcpExecutor:
@@ -197,7 +197,10 @@ def frames(data):
 def t_impostor_receives_only_the_handshake(ctx):
     ex = TcpExecutor(ctx, "victim")
     plugin = make_plugin(ctx, "slow", {"slow": {}})
-    o = Orchestrator(ctx, url_home(ctx, "v", "tcp://127.0.0.1:%d" % ex.port, ex.token))
+    # A short grace: the killed executor's session is given up on soon (the
+    # impostor cannot resume it), and the calls in flight fail then.
+    o = Orchestrator(ctx, url_home(ctx, "v", "tcp://127.0.0.1:%d" % ex.port, ex.token),
+                     args=("--link-grace-sec", "2"))
     c = o.client
     c.initialize()
     c.wait_env("v")
@@ -476,9 +479,9 @@ def t_v1_executor_told(ctx):
     msg = got[0][8:]
     check(len(msg) > 12, "no HELLO for the protocol-1 executor")
     payload = msg[12:]
-    # [1, HELLO, request, id, 0, {1: 2, 2: 2, ...}]: offers version 2 only
+    # [1, HELLO, request, id, 0, {1: 3, 2: 3, ...}]: offers version 3 only
     check_eq(payload[:3], b"\x96\x01\x01", "a protocol-1 envelope around HELLO")
-    check(b"\x01\x02\x02\x02" in payload, "HELLO offers 2..2: %r" % payload[:40])
+    check(b"\x01\x03\x02\x03" in payload, "HELLO offers 3..3: %r" % payload[:40])
     return "# %s" % st.get("error")
 
 

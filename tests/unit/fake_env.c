@@ -1,5 +1,6 @@
 /* fake_env.c - see fake_env.h. */
 #include "fake_env.h"
+#include "env_listen.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -556,3 +557,52 @@ json_t *fake_env_last_start(const char *server)
 {
 	return json_object_get(fk.starts, server);
 }
+
+/* ---- status fields, removal and dial-in (no link here) ---------------- */
+
+const char *env_direction_name(enum env_direction d)
+{
+	return d == ENV_SPAWNED ? "spawned" : d == ENV_DIALLED_IN ? "dialled in" : "dialled";
+}
+enum env_direction env_direction(const struct env *e) { return ENV_DIALLED; }
+unsigned env_reconnects(const struct env *e) { return 0; }
+uint64_t env_dial_attempts(const struct env *e) { return 0; }
+uint64_t env_redial_delay_ms(const struct env *e) { return 0; }
+const char *env_last_error(const struct env *e) { return e->error; }
+void env_mark_failed(struct env *e, const char *why)
+{
+	fake_env_set_state(e, ENV_DISCONNECTED, why);
+}
+int env_adopt(struct env *e, struct link *lk, const char *listen_url) { return -EINVAL; }
+int env_listen_start(struct loop *l, const char *url, const char *tls_file,
+		     env_listen_lookup_fn lookup, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "the fake environments listen for nothing");
+	return -ENOTSUP;
+}
+void env_listen_stop(void) {}
+bool env_sealed(const struct env *e) { return false; }
+uint64_t env_rtt_us(const struct env *e) { return 0; }
+bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle)
+{
+	return false;
+}
+unsigned env_detached_count(const struct env *e) { return 0; }
+int env_reply_status(const struct env *e) { return 0; }
+/* Sessions: the double's link never drops, so it never waits to resume,
+ * and every request it was given reached its fake executor. */
+bool env_resumable(const struct env *e) { return false; }
+
+int env_mcp_send_call(struct env *e, uint64_t handle, const char *data, size_t len,
+		      uint64_t call_id, uint64_t timeout_ms, uint64_t *ticket)
+{
+	int r = env_mcp_send(e, handle, data, len);
+
+	if (r == 0)
+		*ticket = 0;
+	return r;
+}
+
+bool env_mcp_maybe_reached(const struct env *e, uint64_t ticket) { return true; }
+unsigned env_resumes(const struct env *e) { return 0; }
+void env_session_hex(const struct env *e, char out[33]) { out[0] = '\0'; }

@@ -54,6 +54,7 @@ static const struct proto_hello_reply *exec_info(void)
 	r.capabilities.n = 2;
 	r.max_frame = PROTO_MAX_FRAME;
 	r.max_processes = 7;
+	r.session = (struct proto_str){ "0123456789abcdef", PROTO_SESSION_ID_LEN };
 	r.present = PROTO_ALL_hello_reply;
 	return &r;
 }
@@ -473,7 +474,7 @@ START_TEST(test_v1_orchestrator)
 		ck_assert_uint_eq(m.env.version, PROTO_VERSION_SP);
 		ck_assert_uint_eq(m.env.id, 9);
 		ck_assert_int_eq(m.env.status, PROTO_E_UNSUPPORTED);
-		ck_assert_ptr_nonnull(memmem(m.err_message.ptr, m.err_message.len, "protocol 2", 10));
+		ck_assert_ptr_nonnull(memmem(m.err_message.ptr, m.err_message.len, "protocol 3", 10));
 		proto_msg_release(&m);
 		hs_free(e);
 		fbuf_free(&msg);
@@ -512,8 +513,8 @@ START_TEST(test_v1_executor)
 	ck_assert_int_eq(hs_sp_parse(out.p, out.len, false, 4096, &payload, &plen, &used), 0);
 	ck_assert_int_eq(proto_decode_compat(payload, plen, &m, err, sizeof(err)), 0);
 	ck_assert_uint_eq(m.env.type, PROTO_HELLO);
-	ck_assert_uint_eq(m.u.hello.version_min, 2);
-	ck_assert_uint_eq(m.u.hello.version_max, 2);
+	ck_assert_uint_eq(m.u.hello.version_min, PROTO_VERSION_MIN);
+	ck_assert_uint_eq(m.u.hello.version_max, PROTO_VERSION);
 	proto_msg_release(&m);
 	hs_free(o);
 	fbuf_free(&msg);
@@ -532,9 +533,10 @@ START_TEST(test_not_a_tandem_peer)
 		{ "GET / HTTP/1.1\r\n", 16, "no SP header" },
 		{ "\0SP\0\0\x10\0\0", 8, "SP protocol 0x0010" },
 		{ "\0SP\0\0\x11\0\0\x01\x02\x03\x04\x05\x06\x07\x08", 16, "bad bytes" },
-		{ "\0SP\0\0\x11\0\0\0TDM\0\x03\0\0", 16, "link protocol 3" },
+		{ "\0SP\0\0\x11\0\0\0TDM\0\x04\0\0", 16, "link protocol 4" },
+		{ "\0SP\0\0\x11\0\0\0TDM\0\x02\0\0", 16, "upgrade the orchestrator" },
 		/* a handshake frame declaring more than the handshake limit */
-		{ "\0SP\0\0\x11\0\0\0TDM\0\x02\0\0\x00\x10\x00\x01", 20, "handshake limit" },
+		{ "\0SP\0\0\x11\0\0\0TDM\0\x03\0\0\x00\x10\x00\x01", 20, "handshake limit" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct hs_params ep = { .role = HS_EXECUTOR, .key = key_a };

@@ -164,7 +164,7 @@ static struct mcp_session *new_session(uint64_t startup_ms, uint64_t tool_ms)
 {
 	struct mcp_opts o = { .name = "fake", .startup_timeout_ms = startup_ms,
 			      .tool_timeout_ms = tool_ms };
-	struct mcp_transport t = { fake_send, &fake };
+	struct mcp_transport t = { .send = fake_send, .ctx = &fake };
 
 	S = mcp_session_new(loop, &o, &t, &ops, NULL);
 	ck_assert_ptr_nonnull(S);
@@ -1228,7 +1228,7 @@ static void real_start(struct real *rs, const char *const *envp)
 				   .max_line = MCP_MAX_MESSAGE, .max_stdin_queue = 1u << 20 };
 	struct mcp_opts o = { .name = "fixture", .startup_timeout_ms = WAIT_MS,
 			      .tool_timeout_ms = WAIT_MS };
-	struct mcp_transport t = { real_send, rs };
+	struct mcp_transport t = { .send = real_send, .ctx = rs };
 	char err[256] = "";
 
 	ck_assert_msg(child_start(loop, &spec, &real_ops, rs, &rs->c, err, sizeof(err)) == 0,

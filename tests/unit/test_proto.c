@@ -304,9 +304,9 @@ START_TEST(test_unknown_version_and_type)
 	struct frame f;
 	char err[256];
 
-	frame_begin(&f, 3, PROTO_PING, PROTO_REQUEST, 0);
+	frame_begin(&f, 4, PROTO_PING, PROTO_REQUEST, 0);
 	ck_assert_int_eq(frame_decode(&f, err, sizeof(err)), -EPROTONOSUPPORT);
-	ck_assert_ptr_nonnull(strstr(err, "version 3"));
+	ck_assert_ptr_nonnull(strstr(err, "version 4"));
 	/* Protocol 1's envelope only through proto_decode_compat (the opening). */
 	frame_begin(&f, PROTO_VERSION_SP, PROTO_PING, PROTO_REQUEST, 0);
 	ck_assert_int_eq(frame_decode(&f, err, sizeof(err)), -EPROTONOSUPPORT);
