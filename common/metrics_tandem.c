@@ -28,6 +28,7 @@ static const char *const methods[] = {
 	"configRequirements/read", "model/list", "hooks/list", "skills/list", "plugin/installed",
 	"collaborationMode/list", "account/read", "account/login/start", "account/logout",
 	"account/bedrock/checkGovCloudRequirements", "environment/status", "environment/add",
+	"environment/remove", "environment/list",
 	"debug/counters", METRICS_OTHER, NULL,
 };
 static const char *const rpc_outcomes[] = {
