@@ -24,6 +24,7 @@
 #include "bproc.h"
 #include "frame.h"
 #include "handshake.h"
+#include "lsess.h"
 #include "seal.h"
 #include "util.h"
 
@@ -134,6 +135,7 @@ struct rawlink {
 	int fd;
 	struct seal tx, rx;
 	struct fbuf in;
+	uint64_t tx_seq, rx_seq; /* the session header (protocol 3, lsess.h) */
 };
 
 static void raw_write(int fd, const void *p, size_t n)
@@ -214,8 +216,10 @@ static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
 			struct proto_ping_body b = { .stamp = id, .present = PROTO_ALL_ping_body };
 			size_t start = out.len;
 
-			fbuf_reserve(&out, 64);
+			fbuf_reserve(&out, 64 + LSESS_HDR);
 			out.len += FRAME_HDR;
+			lsess_hdr_put(out.p + out.len, ++l->tx_seq, l->rx_seq);
+			out.len += LSESS_HDR;
 			proto_encode(fbuf_write, &out, PROTO_PING, PROTO_REQUEST, id++, &b);
 			fbuf_reserve(&out, SEAL_TAG_LEN);
 			seal_frame(&l->tx, out.p + start, out.len - start - FRAME_HDR);
@@ -231,10 +235,17 @@ static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
 		while (frame_parse(l->in.p, l->in.len, 1 << 20, &payload, &plen, &need) == 0) {
 			size_t used = FRAME_HDR + plen;
 
+			uint64_t seq, ack;
+
 			if (seal_open(&l->rx, l->in.p, (uint8_t *)payload, plen, &plen) < 0)
 				bsys_fail("link bench: a reply does not open");
-			inflight--;
-			done++;
+			if (lsess_hdr_parse(payload, plen, &seq, &ack) < 0)
+				bsys_fail("link bench: a bad session header");
+			if (seq) { /* not a pure ack: a reply */
+				l->rx_seq = seq;
+				inflight--;
+				done++;
+			}
 			memmove(l->in.p, l->in.p + used, l->in.len - used);
 			l->in.len -= used;
 		}
