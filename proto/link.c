@@ -229,6 +229,10 @@ void link_close_flush(struct link *lk, unsigned timeout_ms)
 	lk->reported = true; /* the owner is gone: no callbacks */
 	loop_timer_cancel(lk->flush_timer); /* what this turn queued goes now */
 	lk->flush_timer = NULL;
+	/* The session is the owner's (it may go before this link does). */
+	loop_timer_cancel(lk->ack_timer);
+	lk->ack_timer = NULL;
+	lk->sess = NULL;
 	pthread_mutex_lock(&lk->mu);
 	lk->lingering = true;
 	if (!lk->tx_failed)
