@@ -131,6 +131,10 @@ static void session_over(struct env *e, const char *why)
 		return;
 	log_warn("environment '%s': the session cannot resume: %s", e->id, why);
 	session_forget(e);
+	if (e->lost) { /* later dial errors follow this, not "resuming" */
+		free(e->lost);
+		e->lost = xstrdup(why);
+	}
 	env_session_lost(e, why);
 }
 
@@ -176,11 +180,11 @@ static void conn_lost(struct env *e, const char *why, bool flush)
 			 e->id, why, (unsigned long long)e->grace_ms);
 		e->redial_ms = 0;
 		free(e->lost);
-		e->lost = xstrdup(why);
+		e->lost = xasprintf("%s (resuming the session)", why);
 		e->suspended_ms = loop_now_ms(e->loop);
 		e->grace_timer = loop_timer_add(e->loop, e->grace_ms, grace_cb, e);
 		arm_connect_timer(e);
-		env_set_error(e, "%s (resuming)", why);
+		env_set_error(e, "%s", e->lost);
 		env_set_state(e, ENV_DISCONNECTED);
 	} else if (was_ready) {
 		log_warn("environment '%s': link lost: %s", e->id, why);
