@@ -34,6 +34,7 @@
 #define RESUME_REDIAL_MAX_MS 250u  /* a session waits: redial often ... */
 #define RESUME_DIAL_TIMEOUT_MS 1000u /* ... with short attempts (a SYN into a cut
 				      * link would otherwise wait for its retries) */
+#define RESUME_HS_TIMEOUT_MS 3000u /* the executor's default --handshake-timeout */
 #define TICKET_SEQ_BITS 40
 
 static const char orch_id[] = "tandem-orchestrator " TANDEM_VERSION;
@@ -540,7 +541,14 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 	hs_start(e->hs, &out);
 	link_send_raw(e->lk, out.p, out.len);
 	fbuf_free(&out);
-	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+	/* A session waiting to resume tries again soon: a handshake stuck on a
+	 * connection made as a cut ended (seen: a SYN answered as the link
+	 * came back, then nothing) is given up after the executor's own
+	 * handshake deadline rather than after initialize_timeout_sec. */
+	e->init_timer = loop_timer_add(e->loop, e->grace_timer ? MIN(e->init_timeout_ms,
+								     RESUME_HS_TIMEOUT_MS)
+							      : e->init_timeout_ms,
+				       init_timeout_cb, e);
 	link_start(e->lk);
 }
 
