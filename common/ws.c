@@ -53,6 +53,19 @@ struct ws {
 
 	wslay_event_context_ptr ctx;
 	bool eof, broken, starved, in_cb;
+	bool paused, refused; /* ws_pause_read; input_cb said no */
+	/* ws_close with messages still queued: libwslay sends control frames
+	 * first, so the close waits until they are written. */
+	bool close_pending;
+	uint16_t pending_code;
+	char pending_reason[124];
+	size_t drain_level;   /* drained_cb at or below this */
+	size_t pass_read;     /* bytes read in this ws_process(), WS_READ_BUDGET */
+	bool drained_in;      /* a short read in this pass: the socket is empty */
+	/* A frame header libwslay handed over with WSLAY_MSG_MORE: held back
+	 * and written with the payload in one sendmsg (one syscall a message). */
+	uint8_t hdr[16];
+	size_t hdr_len;
 	bool ended;
 	int end_code;
 	char end_reason[128];
@@ -209,11 +222,27 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 		w->inoff += (size_t)n;
 		return n;
 	}
+	/* Paused, refused or this pass's share read: as if nothing were there
+	 * (epoll is level-triggered: the rest is read on a later pass). */
+	if (w->paused || w->refused || w->drained_in || w->pass_read >= WS_READ_BUDGET) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
 	do
-		n = recv(w->fd, buf, len, 0);
+		n = recv(w->fd, buf, MIN(len, WS_READ_BUDGET - w->pass_read), 0);
 	while (n < 0 && errno == EINTR);
-	if (n > 0)
+	if (n > 0) {
+		w->pass_read += (size_t)n;
+		/* Less than asked: nothing more is there now; epoll says when. */
+		if ((size_t)n < MIN(len, WS_READ_BUDGET - (w->pass_read - (size_t)n)))
+			w->drained_in = true;
+		if (w->ops.input_cb && !w->ops.input_cb(w, (size_t)n, w->arg)) {
+			w->refused = true;
+			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+			return -1;
+		}
 		return n;
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -226,18 +255,52 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 	return -1;
 }
 
+/* Writes the held-back header, if any. 0, or -1 with errno. */
+static int flush_hdr(struct ws *w)
+{
+	while (w->hdr_len) {
+		ssize_t n = send(w->fd, w->hdr, w->hdr_len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		memmove(w->hdr, w->hdr + n, w->hdr_len - (size_t)n);
+		w->hdr_len -= (size_t)n;
+	}
+	return 0;
+}
+
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 		       void *ud)
 {
 	struct ws *w = ud;
+	struct iovec iov[2];
+	struct msghdr mh = { .msg_iov = iov };
 	ssize_t n;
 
+	/* A header with its payload to follow: keep it for that call. */
+	if ((flags & WSLAY_MSG_MORE) && w->hdr_len == 0 && len <= sizeof(w->hdr)) {
+		memcpy(w->hdr, data, len);
+		w->hdr_len = len;
+		return (ssize_t)len;
+	}
+	if (w->hdr_len)
+		iov[mh.msg_iovlen++] = (struct iovec){ w->hdr, w->hdr_len };
+	iov[mh.msg_iovlen++] = (struct iovec){ (void *)data, len };
 	do
-		n = send(w->fd, data, len,
-			 MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
+		n = sendmsg(w->fd, &mh, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
 	while (n < 0 && errno == EINTR);
-	if (n >= 0)
-		return n;
+	if (n >= 0) {
+		size_t h = MIN((size_t)n, w->hdr_len);
+
+		memmove(w->hdr, w->hdr + h, w->hdr_len - h);
+		w->hdr_len -= h;
+		n -= (ssize_t)h;
+		if (n > 0 || len == 0)
+			return n;
+		errno = EAGAIN; /* only (part of) the header went: the rest later */
+	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 	} else {
@@ -431,8 +494,23 @@ static void pump_open(struct ws *w)
 			end(w, WS_CLOSE_ABNORMAL, "read failed");
 		if (w->ended)
 			return;
+		if (w->refused)
+			close_now(w, WS_CLOSE_TRY_AGAIN, "server overloaded: retry later");
 	}
 	if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+		end(w, WS_CLOSE_ABNORMAL, "write failed");
+		return;
+	}
+	if (w->close_pending && wslay_event_get_queued_msg_count(w->ctx) == 0) {
+		w->close_pending = false;
+		close_now(w, w->pending_code, w->pending_reason);
+		if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+			end(w, WS_CLOSE_ABNORMAL, "write failed");
+			return;
+		}
+	}
+	/* A header whose payload libwslay did not send after all. */
+	if (w->hdr_len && flush_hdr(w) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		end(w, WS_CLOSE_ABNORMAL, "write failed");
 		return;
 	}
@@ -451,7 +529,7 @@ static void pump_open(struct ws *w)
 static void maybe_drained(struct ws *w)
 {
 	if (!w->starved || w->ended || w->state != ST_OPEN ||
-	    wslay_event_get_queued_msg_length(w->ctx) > w->max_queue / 2)
+	    wslay_event_get_queued_msg_length(w->ctx) > w->drain_level)
 		return;
 	w->starved = false;
 	if (w->ops.drained_cb) {
@@ -467,6 +545,8 @@ void ws_process(struct ws *w)
 {
 	if (!w || w->state == ST_CLOSED || w->in_cb)
 		return;
+	w->pass_read = 0;
+	w->drained_in = false;
 	if (w->ended) {
 		finish(w);
 		return;
@@ -513,9 +593,9 @@ static void update_interest(struct ws *w)
 		break;
 	case ST_OPEN:
 	case ST_CLOSING:
-		if (w->out || wslay_event_want_write(w->ctx))
+		if (w->out || w->hdr_len || wslay_event_want_write(w->ctx))
 			want |= LOOP_WRITE;
-		if (!w->out && wslay_event_want_read(w->ctx))
+		if (!w->out && !w->paused && !w->refused && wslay_event_want_read(w->ctx))
 			want |= LOOP_READ;
 		break;
 	case ST_CLOSED:
@@ -574,22 +654,24 @@ int ws_send_text(struct ws *w, const char *data, size_t len)
 	struct wslay_event_msg m = { .opcode = WSLAY_TEXT_FRAME, .msg = (const uint8_t *)data,
 				     .msg_length = len };
 
-	if (!w || w->state != ST_OPEN || w->ended)
+	if (!w || w->state != ST_OPEN || w->ended || w->close_pending)
 		return -EPIPE;
 	if (len > (size_t)INT32_MAX || len > w->max_queue)
 		return -EMSGSIZE;
 	if (wslay_event_get_queued_msg_length(w->ctx) + len > w->max_queue) {
 		w->starved = true;
+		w->drain_level = w->max_queue / 2;
 		return -ENOBUFS;
 	}
 	if (wslay_event_queue_msg(w->ctx, &m) != 0)
 		return -EPIPE;
-	if (w->in_cb) {
-		update_interest(w); /* ws_process() writes it when the callback returns */
+	/* From a callback, ws_process() writes it when the callback returns
+	 * (and sets the interest then). */
+	if (w->in_cb)
 		return 0;
-	}
 	/* Written at once when the socket takes it: no loop round trip. */
-	if (!w->out && wslay_event_send(w->ctx) != 0)
+	if (!w->out && (wslay_event_send(w->ctx) != 0 ||
+			(w->hdr_len && flush_hdr(w) < 0 && errno != EAGAIN && errno != EWOULDBLOCK)))
 		kick(w); /* the failure ends the connection from the loop */
 	update_interest(w);
 	return 0;
@@ -597,16 +679,46 @@ int ws_send_text(struct ws *w, const char *data, size_t len)
 
 void ws_close(struct ws *w, uint16_t code, const char *reason)
 {
-	if (!w || w->state == ST_CLOSED || w->ended)
+	if (!w || w->state == ST_CLOSED || w->ended || w->close_pending)
 		return;
-	if (w->state == ST_OPEN)
+	if (w->state == ST_OPEN && wslay_event_get_queued_msg_count(w->ctx) > 0) {
+		/* After what is queued (pump_open); nothing more is read. */
+		w->close_pending = true;
+		w->pending_code = code;
+		snprintf(w->pending_reason, sizeof(w->pending_reason), "%s", reason ? reason : "");
+		wslay_event_shutdown_read(w->ctx);
+	} else if (w->state == ST_OPEN) {
 		close_now(w, code, reason ? reason : "");
-	else if (w->state != ST_CLOSING)
+	} else if (w->state != ST_CLOSING) {
 		end(w, 0, "closed by the server before the upgrade");
+	}
 	if (w->in_cb)
 		update_interest(w);
 	else
 		kick(w);
+}
+
+void ws_pause_read(struct ws *w, bool paused)
+{
+	if (!w || w->paused == paused || w->state == ST_CLOSED)
+		return;
+	w->paused = paused;
+	if (w->in_cb)
+		return; /* ws_process() updates the interest when the callback returns */
+	if (!paused)
+		kick(w); /* wslay may hold a whole frame already: no epoll event for it */
+	else
+		update_interest(w);
+}
+
+void ws_watch_drain(struct ws *w, size_t level)
+{
+	if (!w || w->state != ST_OPEN)
+		return;
+	w->starved = true;
+	w->drain_level = level;
+	if (!w->in_cb)
+		kick(w); /* it may be below already */
 }
 
 size_t ws_queued(const struct ws *w)
@@ -616,7 +728,7 @@ size_t ws_queued(const struct ws *w)
 
 bool ws_is_open(const struct ws *w)
 {
-	return w && w->state == ST_OPEN && !w->ended;
+	return w && w->state == ST_OPEN && !w->ended && !w->close_pending;
 }
 
 struct ws *ws_free(struct ws *w)

@@ -67,7 +67,13 @@ enum {
 	WS_CLOSE_POLICY = 1008,
 	WS_CLOSE_TOO_BIG = 1009,
 	WS_CLOSE_INTERNAL = 1011,
+	WS_CLOSE_TRY_AGAIN = 1013,
 };
+
+/* Bytes read from one connection per ws_process() at most: the rest waits
+ * for the next loop iteration (level-triggered epoll comes back), so that
+ * one fast sender cannot hold the loop while others wait. */
+#define WS_READ_BUDGET (256u * 1024u)
 
 /* What request_cb decides. Preset to { .upgrade = false, .status = 404 }. */
 struct ws_answer {
@@ -93,6 +99,11 @@ struct ws_ops {
 	/* The output queue fell to half of max_queue after a refused send.
 	 * May be NULL. */
 	void (*drained_cb)(struct ws *w, void *arg);
+	/* n more bytes were read from the peer once upgraded (frames being
+	 * assembled into a message count until message_cb). Return false to
+	 * refuse them: the connection is closed with WS_CLOSE_TRY_AGAIN (the
+	 * caller's global input budget is spent). May be NULL. */
+	bool (*input_cb)(struct ws *w, size_t n, void *arg);
 };
 
 struct ws_config {
@@ -116,9 +127,18 @@ struct ws *ws_new(struct loop *l, int fd, const struct ws_config *cfg, const str
  * over 2^31 bytes. The caller sends valid UTF-8 (JSON from jansson is). */
 int ws_send_text(struct ws *w, const char *data, size_t len);
 /* Starts the closing handshake with code and a short reason (truncated to
- * fit a control frame); the connection ends once the frame is written.
+ * fit a control frame) once the messages already queued are written
+ * (nothing more is read or accepted meanwhile); the connection ends once
+ * the close frame is written.
  * Before the upgrade it just ends the connection. No-op once closing. */
 void ws_close(struct ws *w, uint16_t code, const char *reason);
+/* Stops (true) or resumes reading from the peer: the caller's consumer is
+ * busy or the peer does not read its answers. A message already buffered
+ * may still be delivered while paused. Writing goes on. */
+void ws_pause_read(struct ws *w, bool paused);
+/* drained_cb runs once the output queue is at or below `level` bytes (once;
+ * call again to re-arm). */
+void ws_watch_drain(struct ws *w, size_t level);
 /* Bytes of messages queued and not yet written. */
 size_t ws_queued(const struct ws *w);
 /* True once upgraded and until closing starts. */

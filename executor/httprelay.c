@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "util.h"
 
 #define HTTPRELAY_FLUSH_BYTES (64u * 1024u)
@@ -251,6 +252,7 @@ static void done_cb(struct http_req *r, int err, long status, const char *msg, v
 	x->end = true;
 	x->err = err;
 	x->reason = xstrdup(msg);
+	metrics_http_relay_request(err ? "error" : "ok");
 	queue_flush(x);
 }
 
@@ -365,6 +367,8 @@ void httprelay_abort(struct executor *ex, uint64_t id)
 
 	if (!x)
 		return;
+	if (x->hr)
+		metrics_http_relay_request("aborted");
 	http_cancel(x->hr); /* NULL once it ended: its last frame just waits */
 	xreq_free(x);
 }

@@ -629,6 +629,7 @@ static struct config *config_defaults(void)
 	c->mcp_gateway = config_gateway_default();
 	c->chatgpt_base_url = xstrdup(CONFIG_DEFAULT_CHATGPT_BASE_URL);
 	c->warnings = json_array();
+	c->doc = json_object();
 	return c;
 }
 
@@ -650,8 +651,11 @@ int config_load(const char *home, struct config **out, char *err, size_t errlen)
 
 	if (r == 0) {
 		L.c = config_defaults();
-		if (L.f.doc)
+		if (L.f.doc) {
 			L.c->path = xstrdup(L.f.path);
+			json_decref(L.c->doc);
+			L.c->doc = json_deep_copy(tomlfile_root(&L.f));
+		}
 		r = load_doc(&L); /* an absent file: the defaults, providers included */
 	}
 	tomlfile_close(&L.f);
@@ -719,6 +723,7 @@ struct config *config_free(struct config *c)
 	free(c->oauth_store);
 	free(c->instructions);
 	json_decref(c->warnings);
+	json_decref(c->doc);
 	free(c);
 	return NULL;
 }

@@ -60,6 +60,9 @@
 #define CONFIG_DEFAULT_PROVIDER "openai"
 #define CONFIG_DEFAULT_CHATGPT_BASE_URL "https://chatgpt.com/backend-api/"
 #define CONFIG_OPENAI_BASE_URL "https://api.openai.com/v1"
+/* The model a turn asks for when neither thread/start nor config.toml
+ * names one. */
+#define CONFIG_DEFAULT_MODEL "gpt-5"
 
 struct config {
 	char *path;              /* the file read ("<home>/config.toml"), NULL if absent */
@@ -82,6 +85,9 @@ struct config {
 	char *instructions;      /* "instructions" and/or "developer_instructions"
 				    (both set: joined by a blank line), NULL if unset */
 	json_t *warnings;        /* array of strings "config.toml:LINE:COL: ..." */
+	json_t *doc;             /* the file as read (its TOML as JSON, every key,
+				    unknown ones included): config/read's user
+				    layer; {} when the file is absent */
 };
 
 /* Loads <home>/config.toml. A missing file is not an error: *out gets the

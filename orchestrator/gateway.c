@@ -45,6 +45,7 @@ struct gw_http {
 	bool ended;       /* nothing more will be queued */
 	bool failed;      /* queue overflow: cut the connection */
 	char *answer;     /* JSON mode: the final message's text */
+	unsigned answer_status; /* its HTTP status: 200 unless gateway_http_refuse */
 	char *q;          /* event stream bytes not yet handed to MHD */
 	size_t q_len, q_off;
 	uint64_t last_ms; /* when bytes were last queued (keep-alive) */
@@ -170,6 +171,23 @@ int gateway_http_send(struct gw_http *h, json_t *msg, bool final)
 	return r;
 }
 
+void gateway_http_refuse(struct gw_http *h, unsigned status, json_t *err)
+{
+	json_t *msg = json_pack("{s:s, s:n, s:o}", "jsonrpc", "2.0", "id", "error", err);
+
+	if (h->streaming) { /* too late for a status: the error ends the stream */
+		gateway_http_send(h, msg, true);
+		return;
+	}
+	free(h->answer);
+	h->answer = jsonu_dumps(msg);
+	json_decref(msg);
+	h->answer_status = status;
+	h->ended = true;
+	h->gone = NULL;
+	wake(h);
+}
+
 void gateway_http_end(struct gw_http *h)
 {
 	h->streaming = true;
@@ -277,7 +295,8 @@ static enum MHD_Result respond(struct gw_http *h)
 		return start_stream(h);
 	if (h->answer) {
 		text = TAKE_PTR(h->answer);
-		return answer_text(h, MHD_HTTP_OK, "application/json", text);
+		return answer_text(h, h->answer_status ? h->answer_status : MHD_HTTP_OK,
+				   "application/json", text);
 	}
 	h->suspended = true;
 	MHD_suspend_connection(h->c);

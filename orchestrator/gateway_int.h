@@ -61,6 +61,9 @@ typedef void (*gw_gone_cb)(void *arg);
  * Returns 0, or -ENOBUFS when the stream's queue is full (the exchange is
  * ended: its gone callback does not run). */
 int gateway_http_send(struct gw_http *h, json_t *msg, bool final);
+/* Answers with an HTTP error status and a JSON-RPC error (stolen), id
+ * null, after the session layer returned (an answer that had to wait). */
+void gateway_http_refuse(struct gw_http *h, unsigned status, json_t *err);
 /* Ends the exchange without an answer: an event stream that stops (an
  * empty one if nothing was sent yet). */
 void gateway_http_end(struct gw_http *h);
@@ -100,6 +103,15 @@ void gateway_scope_init(struct loop *l, gw_changed_cb changed);
 int gateway_scope_open(const char *path, struct gw_scope **out, char *why, size_t len);
 void gateway_scope_close(struct gw_scope *sc);
 void gateway_scope_close_all(void);
+/* Whether path names a thread that is not loaded (a stored one may be). */
+bool gateway_scope_loadable(const char *path);
+/* Loads a loadable path's thread from the store, then cb(sc, 0, NULL) with
+ * a new reference, or cb(NULL, status, why) (404: no such thread). cb may
+ * run before this returns (then NULL); the handle cancels it. */
+typedef void (*gw_opened_cb)(struct gw_scope *sc, int status, const char *why, void *arg);
+struct gw_scope_loading;
+struct gw_scope_loading *gateway_scope_load(const char *path, gw_opened_cb cb, void *arg);
+void gateway_scope_load_cancel(struct gw_scope_loading *l);
 /* Projects the scope's thread (roots resolved, failed servers retried)
  * and runs cb once it is settled (at once if it is). */
 void gateway_scope_when_ready(struct gw_scope *sc, gw_scope_cb cb, void *arg);

@@ -538,6 +538,70 @@ int gateway_scope_open(const char *path, struct gw_scope **out, char *why, size_
 	return 0;
 }
 
+struct gw_scope_loading {
+	char *path;
+	gw_opened_cb cb;
+	void *arg;
+	struct thread_loading *load;
+};
+
+static void loading_free(struct gw_scope_loading *l)
+{
+	free(l->path);
+	free(l);
+}
+
+static void loaded_cb(struct thread *t, int rc, const char *err, void *arg)
+{
+	struct gw_scope_loading *l = arg;
+	struct gw_scope *sc = NULL;
+	char why[256];
+	int st;
+
+	if (t) {
+		st = gateway_scope_open(l->path, &sc, why, sizeof(why));
+	} else {
+		st = rc == -ENOENT ? GW_NOT_FOUND : GW_UNAVAILABLE;
+		snprintf(why, sizeof(why), "%s", err ? err : "the thread could not be loaded");
+	}
+	l->cb(st ? NULL : sc, st, why, l->arg);
+	loading_free(l);
+}
+
+bool gateway_scope_loadable(const char *path)
+{
+	const char *key = path + 13;
+
+	/* Only a thread's path: the store knows no other, and a key that
+	 * is no id never reaches it. */
+	return !strncmp(path, "/mcp/threads/", 13) && valid_ident(key, 64) && !thread_find(key);
+}
+
+struct gw_scope_loading *gateway_scope_load(const char *path, gw_opened_cb cb, void *arg)
+{
+	struct gw_scope_loading *l = xcalloc(1, sizeof(*l));
+	struct thread_loading *h;
+
+	l->path = xstrdup(path);
+	l->cb = cb;
+	l->arg = arg;
+	/* Without a store thread_load answers at once: loaded_cb has run and
+	 * freed l, and there is nothing to cancel. */
+	h = thread_load(path + 13, 0, loaded_cb, l);
+	if (!h)
+		return NULL;
+	l->load = h;
+	return l;
+}
+
+void gateway_scope_load_cancel(struct gw_scope_loading *l)
+{
+	if (!l)
+		return;
+	thread_load_cancel(l->load); /* the load completes; loaded_cb does not run */
+	loading_free(l);
+}
+
 static void scope_free(struct gw_scope *sc)
 {
 	for (struct gw_scope **pp = &scopes.list; *pp; pp = &(*pp)->next) {

@@ -607,25 +607,13 @@ static json_t *init_result(const char *version)
 			 TANDEM_VERSION, "instructions", INSTRUCTIONS);
 }
 
-static int initialize(struct gw_http *h, const struct gw_request *rq, json_t *id, json_t *params,
-		      json_t **err)
+/* A new session on scope sc (a reference it takes over), answered on h. */
+static int open_session(struct gw_http *h, const char *path, json_t *id, const char *version,
+			struct gw_scope *sc, json_t **err)
 {
 	unsigned char raw[GW_SESSION_ID_LEN / 2];
-	const char *version = negotiate(params);
 	struct gw_session *s;
-	struct gw_scope *sc;
-	char why[256];
-	int st;
 
-	if (!json_is_object(params) || !json_is_string(json_object_get(params, "protocolVersion"))) {
-		*err = rpc_error(GW_INVALID_PARAMS, "initialize needs params.protocolVersion");
-		return GW_BAD_REQUEST;
-	}
-	st = gateway_scope_open(rq->path, &sc, why, sizeof(why));
-	if (st) {
-		*err = rpc_error(GW_INVALID_REQUEST, "%s", why);
-		return st;
-	}
 	if (!make_room()) {
 		gateway_scope_close(sc);
 		*err = rpc_error(GW_OVERLOADED, "too many sessions (%u), all busy",
@@ -635,7 +623,7 @@ static int initialize(struct gw_http *h, const struct gw_request *rq, json_t *id
 	s = xcalloc(1, sizeof(*s));
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2hex(s->id, sizeof(s->id), raw, sizeof(raw));
-	s->path = xstrdup(rq->path);
+	s->path = xstrdup(path);
 	s->protocol = xstrdup(version);
 	s->scope = sc;
 	s->used_ms = now_ms();
@@ -647,6 +635,80 @@ static int initialize(struct gw_http *h, const struct gw_request *rq, json_t *id
 				       init_result(version)),
 			  true);
 	return GW_OK;
+}
+
+/* An initialize on the path of a stored thread that is not loaded: it is
+ * answered once the store has loaded the thread (or said why not). */
+struct init_wait {
+	struct gw_http *h;
+	struct gw_scope_loading *load;
+	char *path;
+	json_t *id;
+	const char *version; /* static (versions[]) */
+};
+
+static void init_wait_free(struct init_wait *w)
+{
+	free(w->path);
+	json_decref(w->id);
+	free(w);
+}
+
+static void init_gone_cb(void *arg)
+{
+	struct init_wait *w = arg;
+
+	gateway_scope_load_cancel(w->load);
+	init_wait_free(w);
+}
+
+static void init_opened_cb(struct gw_scope *sc, int status, const char *why, void *arg)
+{
+	struct init_wait *w = arg;
+	json_t *err = NULL;
+
+	if (sc)
+		status = open_session(w->h, w->path, w->id, w->version, sc, &err);
+	else
+		err = rpc_error(GW_INVALID_REQUEST, "%s", why);
+	if (status != GW_OK)
+		gateway_http_refuse(w->h, status, err);
+	init_wait_free(w);
+}
+
+static int initialize(struct gw_http *h, const struct gw_request *rq, json_t *id, json_t *params,
+		      json_t **err)
+{
+	const char *version = negotiate(params);
+	struct gw_scope_loading *l;
+	struct init_wait *w;
+	struct gw_scope *sc;
+	char why[256];
+	int st;
+
+	if (!json_is_object(params) || !json_is_string(json_object_get(params, "protocolVersion"))) {
+		*err = rpc_error(GW_INVALID_PARAMS, "initialize needs params.protocolVersion");
+		return GW_BAD_REQUEST;
+	}
+	st = gateway_scope_open(rq->path, &sc, why, sizeof(why));
+	if (st == GW_NOT_FOUND && gateway_scope_loadable(rq->path)) {
+		w = xcalloc(1, sizeof(*w));
+		w->h = h;
+		w->path = xstrdup(rq->path);
+		w->id = json_incref(id);
+		w->version = version;
+		gateway_http_set_gone(h, init_gone_cb, w);
+		/* w is freed by init_opened_cb, which may have run already */
+		l = gateway_scope_load(rq->path, init_opened_cb, w);
+		if (l)
+			w->load = l;
+		return GW_OK;
+	}
+	if (st) {
+		*err = rpc_error(GW_INVALID_REQUEST, "%s", why);
+		return st;
+	}
+	return open_session(h, rq->path, id, version, sc, err);
 }
 
 /* The session a request names, moved to the front; or a status with err. */

@@ -8,6 +8,7 @@
  * what may include what: tests/layers/layers.txt. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -44,24 +45,36 @@
 
 #define DRAIN_MAX_MS 2000u /* at exit, for session DELETEs and last frames to go out */
 #define DRAIN_TICK_MS 20u
+#define MAX_LISTEN 4u /* --listen given more than once: e.g. unix:// for the CLI and ws:// */
 
 static struct {
 	struct loop *loop;
 	struct envfile *envfile;
-	struct client_srv *listener;
+	struct client_srv *listener[MAX_LISTEN];
+	struct client_auth *ws_auth; /* --ws-auth, for ws:// listeners */
 	struct http *http; /* libcurl multi on the loop: model API, hosted HTTP MCP */
 } core;
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: tandem-orchestrator [--home DIR] [--listen stdio://|unix://PATH] [options]\n"
+		"usage: tandem-orchestrator [--home DIR] [--listen stdio://|unix://PATH|ws://IP:PORT]\n"
+		"                           [options]\n"
 		"Owns threads, turns, auth and the MCP manager, and serves the Codex app-server v2\n"
 		"client API. Plugins and their MCP servers live on executors.\n\n"
 		"  --home DIR          config.toml and environments.toml live here\n"
 		"                      (default: $TANDEM_HOME, else ~/.tandem)\n"
 		"  --listen URL        stdio:// (default: one client on stdin/stdout; EOF ends the\n"
-		"                      daemon) or unix://PATH (many clients, socket mode 0600)\n"
+		"                      daemon), unix://PATH (many clients, socket mode 0600;\n"
+		"                      JSON lines or WebSocket) or ws://IP:PORT (WebSocket; port 0\n"
+		"                      picks one; GET /readyz). Up to 4 unix:// and ws://\n"
+		"  --ws-auth MODE      ws:// authentication: capability-token or\n"
+		"                      signed-bearer-token (required off loopback)\n"
+		"  --ws-token-file F   capability-token: the token (file mode 0600)\n"
+		"  --ws-token-sha256 HEX  capability-token: only the token's SHA-256\n"
+		"  --ws-shared-secret-file F  signed-bearer-token: the HS256 key (mode 0600)\n"
+		"  --ws-issuer S, --ws-audience S  signed-bearer-token: claims required\n"
+		"  --ws-max-clock-skew-seconds N   signed-bearer-token: leeway (default 30)\n"
 		"  --executor PATH     the tandem-executor to spawn (default: next to this binary,\n"
 		"                      else on PATH)\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug (logs go to stderr)\n"
@@ -93,7 +106,9 @@ static char *default_home(void)
 
 struct opts {
 	char *home;
-	const char *listen;
+	const char *listen[MAX_LISTEN];
+	unsigned n_listen;
+	struct client_auth_cfg ws_auth;
 	const char *metrics_listen; /* operations endpoint (health.h), NULL = off */
 	const char *mcp_listen;     /* the MCP gateway (gateway.h), NULL = off */
 	char *state_dir;            /* the thread store (store.h) */
@@ -118,10 +133,27 @@ static int parse_idle(const char *arg, uint64_t *ms, const char *opt)
 	return 0;
 }
 
+/* --ws-max-clock-skew-seconds: 0 .. an hour. */
+static int parse_skew(const char *arg, uint64_t *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v > 3600 || arg[0] == '-') {
+		fprintf(stderr, "tandem-orchestrator: --ws-max-clock-skew-seconds takes 0 to 3600\n");
+		return -1;
+	}
+	*s = v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum { O_HOME = 256, O_EXEC, O_LOG, O_METRICS, O_LOGFMT, O_MCP, O_STATE, O_EPHEMERAL,
-	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_GRACE };
+	       O_IDLE, O_SB_REQUIRE, O_SB_OFF, O_WS_AUTH, O_WS_TOKEN_FILE, O_WS_TOKEN_SHA,
+	       O_WS_SECRET, O_WS_ISS, O_WS_AUD, O_WS_SKEW, O_GRACE };
 	static const struct option lopts[] = {
 		{ "home", required_argument, NULL, O_HOME },
 		{ "listen", required_argument, NULL, 'l' },
@@ -136,6 +168,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "link-grace-sec", required_argument, NULL, O_GRACE },
 		{ "require-sandbox", no_argument, NULL, O_SB_REQUIRE },
 		{ "no-sandbox", no_argument, NULL, O_SB_OFF },
+		{ "ws-auth", required_argument, NULL, O_WS_AUTH },
+		{ "ws-token-file", required_argument, NULL, O_WS_TOKEN_FILE },
+		{ "ws-token-sha256", required_argument, NULL, O_WS_TOKEN_SHA },
+		{ "ws-shared-secret-file", required_argument, NULL, O_WS_SECRET },
+		{ "ws-issuer", required_argument, NULL, O_WS_ISS },
+		{ "ws-audience", required_argument, NULL, O_WS_AUD },
+		{ "ws-max-clock-skew-seconds", required_argument, NULL, O_WS_SKEW },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -147,7 +186,34 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	while ((c = getopt_long(argc, argv, "l:hV", lopts, NULL)) != -1) {
 		switch (c) {
 		case O_HOME: free(o->home); o->home = xstrdup(optarg); break;
-		case 'l': o->listen = optarg; break;
+		case 'l':
+			if (o->n_listen == MAX_LISTEN) {
+				fprintf(stderr, "tandem-orchestrator: at most %u --listen\n",
+					MAX_LISTEN);
+				return -1;
+			}
+			o->listen[o->n_listen++] = optarg;
+			break;
+		case O_WS_AUTH:
+			if (strcmp(optarg, "capability-token") == 0) {
+				o->ws_auth.mode = CLIENT_AUTH_CAPABILITY;
+			} else if (strcmp(optarg, "signed-bearer-token") == 0) {
+				o->ws_auth.mode = CLIENT_AUTH_SIGNED;
+			} else {
+				fprintf(stderr, "tandem-orchestrator: --ws-auth takes "
+						"capability-token or signed-bearer-token\n");
+				return -1;
+			}
+			break;
+		case O_WS_TOKEN_FILE: o->ws_auth.token_file = optarg; break;
+		case O_WS_TOKEN_SHA: o->ws_auth.token_sha256 = optarg; break;
+		case O_WS_SECRET: o->ws_auth.secret_file = optarg; break;
+		case O_WS_ISS: o->ws_auth.issuer = optarg; break;
+		case O_WS_AUD: o->ws_auth.audience = optarg; break;
+		case O_WS_SKEW:
+			if (parse_skew(optarg, &o->ws_auth.max_skew_s) < 0)
+				return -1;
+			break;
 		case O_EXEC: env_set_executor_path(optarg); break;
 		case O_LOG:
 			if (log_level_parse(optarg, &lvl) < 0) {
@@ -190,8 +256,28 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "tandem-orchestrator: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (strcmp(o->listen, "stdio://") != 0 && strncmp(o->listen, "unix://", 7) != 0) {
-		fprintf(stderr, "tandem-orchestrator: --listen takes stdio:// or unix://PATH\n");
+	if (o->n_listen == 0)
+		o->listen[o->n_listen++] = "stdio://";
+	for (unsigned i = 0; i < o->n_listen; i++) {
+		const char *u = o->listen[i];
+
+		if (strcmp(u, "stdio://") != 0 && strncmp(u, "unix://", 7) != 0 &&
+		    strncmp(u, "ws://", 5) != 0) {
+			fprintf(stderr, "tandem-orchestrator: --listen takes stdio://, unix://PATH "
+					"or ws://IP:PORT\n");
+			return -1;
+		}
+		/* The stdio client's EOF ends the daemon: it serves alone. */
+		if (strcmp(u, "stdio://") == 0 && o->n_listen > 1) {
+			fprintf(stderr, "tandem-orchestrator: stdio:// cannot be combined with "
+					"other --listen\n");
+			return -1;
+		}
+	}
+	if (o->ws_auth.mode == CLIENT_AUTH_NONE &&
+	    (o->ws_auth.token_file || o->ws_auth.token_sha256 || o->ws_auth.secret_file)) {
+		fprintf(stderr, "tandem-orchestrator: --ws-token-* and --ws-shared-secret-file "
+				"need --ws-auth\n");
 		return -1;
 	}
 	if (!o->home)
@@ -252,6 +338,19 @@ static void hold_secrets(void)
 		log_debug("holding $%s in guarded memory", secret_env_name(i));
 }
 
+/* What the spawner removes at the end (the executors' socket directory, the
+ * client sockets), then it is sealed. */
+static int spawner_prepare(const struct opts *o, const char *runtime, char *err, size_t errlen)
+{
+	if (runtime && spawner_remove_at_exit(runtime, err, errlen) < 0)
+		return -1;
+	for (unsigned i = 0; i < o->n_listen; i++)
+		if (!strncmp(o->listen[i], "unix://", 7) &&
+		    spawner_remove_at_exit(o->listen[i] + 7, err, errlen) < 0)
+			return -1;
+	return spawner_seal(err, errlen);
+}
+
 /* Before the sandbox: tell the spawner what it may start (the spawned
  * environments' programs) and remove at the end (the client socket, the
  * executors' socket directory), seal it, then confine ourselves. */
@@ -273,10 +372,7 @@ static int confine(const struct opts *o)
 	}
 	if (spawns && !(runtime = env_spawn_runtime_dir(err, sizeof(err))))
 		log_error("%s", err);
-	if ((runtime && spawner_remove_at_exit(runtime, err, sizeof(err)) < 0) ||
-	    (!strncmp(o->listen, "unix://", 7) &&
-	     spawner_remove_at_exit(o->listen + 7, err, sizeof(err)) < 0) ||
-	    spawner_seal(err, sizeof(err)) < 0) {
+	if (spawner_prepare(o, runtime, err, sizeof(err)) < 0) {
 		log_error("spawner: %s", err);
 		return -1;
 	}
@@ -318,24 +414,39 @@ static void tokens_changed_cb(const char *server, void *arg) { srv_auth_changed(
 
 /* ---- serving ----------------------------------------------------------- */
 
-static int serve(const char *listen, const char *mcp_listen)
+/* The client listeners. The ws:// auth files are read here: after the
+ * spawner forked (it holds no secret), before the sandbox applies. */
+static int serve(const struct opts *o)
 {
 	char err[512];
 	int r;
 
-	if (gateway_start(core.loop, mcp_listen, err, sizeof(err)) < 0) {
-		log_error("--mcp-listen %s: %s", mcp_listen, err);
+	if (gateway_start(core.loop, o->mcp_listen, err, sizeof(err)) < 0) {
+		log_error("--mcp-listen %s: %s", o->mcp_listen, err);
 		return -1;
 	}
-	if (strcmp(listen, "stdio://") == 0)
-		return client_srv_stdio(core.loop, 0, 1, &session_client_ops, NULL, &core.listener);
-	r = client_srv_unix(core.loop, listen + 7, &session_client_ops, NULL, &core.listener, err,
-			    sizeof(err));
-	if (r < 0)
-		log_error("%s", err);
-	else
-		log_info("serving the client API on %s", listen);
-	return r;
+	if (client_auth_new(&o->ws_auth, &core.ws_auth, err, sizeof(err)) < 0) {
+		log_error("--ws-auth: %s", err);
+		return -1;
+	}
+	for (unsigned i = 0; i < o->n_listen; i++) {
+		const char *u = o->listen[i];
+
+		r = client_srv_listen(core.loop, u, core.ws_auth, &session_client_ops, NULL,
+				      &core.listener[i], err, sizeof(err));
+		if (r < 0) {
+			log_error("--listen %s: %s", u, err);
+			return r;
+		}
+		client_srv_set_ready(core.listener[i], health_ready, NULL);
+		if (strncmp(u, "ws://", 5) == 0)
+			log_info("serving the client API on %s (port %d%s)", u,
+				 client_srv_port(core.listener[i]),
+				 core.ws_auth ? ", authenticated" : "");
+		else if (strcmp(u, "stdio://") != 0)
+			log_info("serving the client API on %s", u);
+	}
+	return 0;
 }
 
 static void stop_cb(int signo, void *arg)
@@ -416,7 +527,9 @@ static void stop(void)
 {
 	gateway_stop();
 	turn_abort_all();
-	core.listener = client_srv_free(core.listener);
+	for (unsigned i = 0; i < MAX_LISTEN; i++)
+		core.listener[i] = client_srv_free(core.listener[i]);
+	core.ws_auth = client_auth_free(core.ws_auth);
 	thread_free_all();
 	store_stop(); /* what the threads wrote last commits here */
 	srv_stop_all();
@@ -434,7 +547,7 @@ static void stop(void)
 /* The daemon, once the files are read and the spawner forked. */
 static int run(struct opts *o)
 {
-	bool stdio = strcmp(o->listen, "stdio://") == 0;
+	bool stdio = strcmp(o->listen[0], "stdio://") == 0;
 	char err[512];
 	int rc = 1;
 
@@ -445,7 +558,7 @@ static int run(struct opts *o)
 	loop_signal_add(core.loop, SIGHUP, stop_cb, NULL);
 	if (health_start(core.loop, o->metrics_listen, err, sizeof(err)) < 0)
 		log_error("--metrics-listen %s: %s", o->metrics_listen, err);
-	else if (start(o, stdio) == 0 && serve(o->listen, o->mcp_listen) == 0 && confine(o) == 0 &&
+	else if (start(o, stdio) == 0 && serve(o) == 0 && confine(o) == 0 &&
 		 store_run(err, sizeof(err)) == 0) {
 		/* nng's threads start with the first dial, the store's just above:
 		 * after the sandbox */
@@ -465,11 +578,17 @@ static int run(struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .listen = "stdio://", .idle_ms = THREAD_IDLE_DEFAULT_MS };
+	struct opts o = { .idle_ms = THREAD_IDLE_DEFAULT_MS, .ws_auth.max_skew_s = 30 };
 	char err[512];
 	int r, rc = 1;
 
 	log_init("tandem-orchestrator", LOG_LVL_INFO);
+	/* A fixed mmap threshold: the buffers of large client messages (up to
+	 * 16 MiB, parsed on the client transport's worker thread) go back to
+	 * the system when freed. glibc's dynamic threshold would rise above
+	 * them after the first such free and keep the next ones in the heaps of
+	 * two threads. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	r = parse_args(argc, argv, &o);
 	if (r != 0) {
 		free(o.home);

@@ -34,6 +34,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "util.h"
 #include "version.h"
 
@@ -60,6 +61,8 @@ struct mcp_req {
 	uint64_t id;
 	enum req_kind kind;
 	const char *method; /* static string */
+	uint64_t started_ms; /* a tool call's duration metric */
+	enum metrics_tool_outcome failed_as; /* how an error ends it (metrics) */
 	bool hashed;	    /* in the id table: sent, awaiting an answer */
 	char *deferred_error;
 	uint64_t timeout_ms;
@@ -214,6 +217,8 @@ static struct mcp_req *req_new(struct mcp_session *s, enum req_kind kind, const 
 	r->kind = kind;
 	r->method = method;
 	r->timeout_ms = timeout_ms;
+	r->started_ms = now_ms();
+	r->failed_as = METRICS_TOOL_FAILED;
 	r->done = done;
 	r->id = s->next_id++;
 	r->prev = s->tail;
@@ -251,9 +256,24 @@ static void req_free(struct mcp_req *r)
 	free(r);
 }
 
+/* Tool calls by outcome and duration: counted here, once per call, whoever
+ * asked (a turn, mcpServer/tool/call or the gateway). */
+static void count_call(const struct mcp_req *r, json_t *result, const char *error)
+{
+	enum metrics_tool_outcome o = r->failed_as;
+
+	if (r->kind != REQ_CALL || strcmp(r->method, "tools/call") != 0)
+		return;
+	if (!error)
+		o = json_is_true(json_object_get(result, "isError")) ? METRICS_TOOL_ERROR
+								      : METRICS_TOOL_OK;
+	metrics_tool_call(o, (double)(now_ms() - r->started_ms) / 1e3);
+}
+
 static void req_finish(struct mcp_session *s, struct mcp_req *r, json_t *result,
 		       const char *error)
 {
+	count_call(r, result, error);
 	req_detach(s, r);
 	r->done(s, r, result, error);
 }
@@ -379,6 +399,7 @@ static void req_timer_cb(struct loop_timer *t, void *arg)
 	} else {
 		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
 				  r->method, s->name, r->timeout_ms);
+		r->failed_as = METRICS_TOOL_TIMEOUT;
 		/* The answer would be dropped anyway; let the server stop. */
 		if (r->kind != REQ_INIT)
 			send_cancelled(s, r->id, error);
@@ -800,6 +821,7 @@ void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
 	send_cancelled(s, r->id, reason);
 	error = xasprintf("%s to MCP server '%s' cancelled%s%s", r->method, s->name,
 			  reason ? ": " : "", reason ? reason : "");
+	r->failed_as = METRICS_TOOL_CANCELLED;
 	session_enter(s);
 	req_finish(s, r, NULL, error);
 	session_leave(s);
@@ -824,17 +846,71 @@ void mcp_session_forget_callbacks(struct mcp_session *s, void *arg)
 
 /* ---- receiving ---- */
 
+/* A decimal string or an exact real naming a non-negative integer id. */
+static bool id_as_ours(json_t *id, uint64_t *n)
+{
+	const char *t = json_string_value(id);
+	double d;
+	char *end;
+
+	if (t) {
+		if (!*t || *t < '0' || *t > '9' || strlen(t) > 19)
+			return false;
+		*n = strtoull(t, &end, 10);
+		return !*end;
+	}
+	if (!json_is_real(id))
+		return false;
+	d = json_real_value(id);
+	if (!(d >= 0 && d < 9007199254740992.0) || d != (double)(uint64_t)d) /* 2^53: exact */
+		return false;
+	*n = (uint64_t)d;
+	return true;
+}
+
+/* The caller's error text. An error object that breaks JSON-RPC (no
+ * integer code, a message that is not a string) still ends its call, with
+ * a text that says it was malformed: never dropped, never a wait for the
+ * timeout. */
 static char *rpc_error_text(json_t *err)
 {
-	json_t *code = json_object_get(err, "code");
-	const char *msg = json_string_value(json_object_get(err, "message"));
+	json_t *code = json_object_get(err, "code"), *mv = json_object_get(err, "message");
+	const char *msg = json_string_value(mv);
 	int len;
 
 	if (!json_is_object(err))
-		return xstrdup("MCP error: malformed error response");
+		return xstrdup("MCP error: malformed error response (not an object)");
 	len = msg ? (int)MIN(strlen(msg), (size_t)MAX_ERROR_TEXT) : 0;
-	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s",
-			 json_is_integer(code) ? json_integer_value(code) : 0, len, msg ? msg : "");
+	if (!json_is_integer(code))
+		return xasprintf("MCP error: malformed error response (code is %s): %.*s",
+				 code ? "not an integer" : "missing", len, msg ? msg : "");
+	if (mv && !msg)
+		return xasprintf("MCP error %" JSON_INTEGER_FORMAT
+				 ": malformed error response (message is not a string)",
+				 json_integer_value(code));
+	return xasprintf("MCP error %" JSON_INTEGER_FORMAT ": %.*s", json_integer_value(code),
+			 len, msg ? msg : "");
+}
+
+/* A message that does not parse because a number in it is out of range
+ * (an error code beyond int64) may still answer one of our
+ * requests: read again with every integer as a real, it names its id, and
+ * that request fails (malformed) instead of waiting for its timeout. */
+static void handle_unparsable(struct mcp_session *s, const char *data, size_t len,
+			      const char *why)
+{
+	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
+	struct mcp_req *r;
+	uint64_t n;
+
+	if (json_is_object(m) && !json_object_get(m, "method") &&
+	    id_as_ours(json_object_get(m, "id"), &n) && (r = hash_find(s, n))) {
+		char *text = xasprintf("MCP error: malformed response (%s)", why);
+
+		req_finish(s, r, NULL, text);
+		free(text);
+	}
+	json_decref(m);
 }
 
 static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
@@ -845,8 +921,17 @@ static void handle_response(struct mcp_session *s, json_t *id, json_t *m)
 
 	if (json_is_null(err)) /* "error": null beside a result: sloppy, not an error */
 		err = NULL;
-	/* We only send non-negative integers; anything else is not ours. */
+	/* We only send non-negative integers. The same number written as a
+	 * string or a real is one of ours answered by a sloppy server: that
+	 * call ends, marked malformed, rather than wait for its timeout. */
 	if (!json_is_integer(id) || json_integer_value(id) < 0) {
+		uint64_t n;
+
+		if (id_as_ours(id, &n) && (r = hash_find(s, n))) {
+			req_finish(s, r, NULL, "MCP error: malformed response (the id is not an "
+					       "integer)");
+			return;
+		}
 		log_debug("MCP server '%s': ignoring response with a foreign id", s->name);
 		return;
 	}
@@ -957,6 +1042,11 @@ void mcp_session_receive(struct mcp_session *s, const char *data, size_t len)
 	if (!msg) {
 		log_debug("MCP server '%s': ignoring %zu bytes of non-JSON output (%s)", s->name,
 			  len, err);
+		if (len <= MCP_MAX_MESSAGE) {
+			session_enter(s);
+			handle_unparsable(s, data, len, err);
+			session_leave(s);
+		}
 		return;
 	}
 	session_enter(s);

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "secret.h"
 #include "sse.h"
 #include "util.h"
@@ -42,6 +43,7 @@ struct model_req {
 	struct loop_timer *deliver;
 	unsigned attempts_req, attempts_stream;
 	struct loop_timer *retry;
+	uint64_t started_ms; /* for the request's duration metric */
 };
 
 static void attempt(struct model_req *r);
@@ -68,6 +70,7 @@ static void finish(struct model_req *r, json_t *response, const char *error)
 	if (r->finished)
 		return;
 	r->finished = true;
+	metrics_model_request(!error, (double)(now_ms() - r->started_ms) / 1e3);
 	r->outcome = json_incref(response);
 	r->outcome_err = error ? xstrdup(error) : NULL;
 	r->deliver = loop_timer_add(r->loop, 0, deliver_cb, r);
@@ -325,6 +328,7 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 		return NULL;
 	}
 	r = xcalloc(1, sizeof(*r));
+	r->started_ms = now_ms();
 	r->loop = l;
 	r->http = h;
 	r->provider = json_incref(provider);

@@ -14,6 +14,7 @@ static const char *const methods[NOTIFY_COUNT] = {
 	[NOTIFY_THREAD_DELETED] = "thread/deleted",
 	[NOTIFY_THREAD_NAME_UPDATED] = "thread/name/updated",
 	[NOTIFY_THREAD_READ_STATE_CHANGED] = "thread/readState/changed",
+	[NOTIFY_THREAD_TOKEN_USAGE_UPDATED] = "thread/tokenUsage/updated",
 	[NOTIFY_TURN_STARTED] = "turn/started",
 	[NOTIFY_TURN_COMPLETED] = "turn/completed",
 	[NOTIFY_ITEM_STARTED] = "item/started",

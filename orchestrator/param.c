@@ -87,6 +87,22 @@ int param_object(struct req *r, json_t *params, const char *key, json_t **out)
 	return 0;
 }
 
+int param_str_array(struct req *r, json_t *params, const char *key, json_t **out)
+{
+	json_t *v;
+	size_t i;
+
+	if (param_array(r, params, key, out) < 0)
+		return -EINVAL;
+	json_array_foreach(*out, i, v) {
+		if (!json_is_string(v)) {
+			req_error(r, CLIENT_INVALID_PARAMS, "%s[%zu]: expected a string", key, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int param_thread(struct req *r, json_t *params, bool required, struct thread **out)
 {
 	const char *tid;

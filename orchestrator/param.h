@@ -30,6 +30,8 @@ int param_bool(struct req *r, json_t *params, const char *key, bool *out);
 /* An array or an object (borrowed). */
 int param_array(struct req *r, json_t *params, const char *key, json_t **out);
 int param_object(struct req *r, json_t *params, const char *key, json_t **out);
+/* An array whose every element is a string ("key[i]: expected a string"). */
+int param_str_array(struct req *r, json_t *params, const char *key, json_t **out);
 /* threadId naming a loaded thread (a UUID: anything else is refused as
  * such); optional and absent: *out = NULL. */
 int param_thread(struct req *r, json_t *params, bool required, struct thread **out);

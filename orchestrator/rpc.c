@@ -6,6 +6,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "param.h"
 #include "session.h"
 #include "util.h"
@@ -17,7 +18,7 @@ void rpc_initialize(struct req *r, json_t *params)
 {
 	struct session *s = req_session(r);
 	json_t *info;
-	const char *name, *version = NULL;
+	const char *name, *version;
 
 	if (session_initialized(s)) {
 		req_error(r, CLIENT_INVALID_REQUEST, "Already initialized");
@@ -30,8 +31,12 @@ void rpc_initialize(struct req *r, json_t *params)
 		return;
 	}
 	name = json_string_value(json_object_get(info, "name"));
-	if (json_is_string(json_object_get(info, "version")))
-		version = json_string_value(json_object_get(info, "version"));
+	version = json_string_value(json_object_get(info, "version"));
+	if (!version && json_object_get(info, "version") &&
+	    !json_is_null(json_object_get(info, "version"))) { /* not taken as absent */
+		req_error(r, CLIENT_INVALID_PARAMS, "clientInfo.version: expected a string");
+		return;
+	}
 	session_set_initialized(s);
 	log_info("client %llu: %s %s", (unsigned long long)session_id(s), name,
 		 version ? version : "");
@@ -80,23 +85,41 @@ static const struct {
 	{ "account/read", rpc_account_read, true },
 	{ "account/login/start", rpc_account_login_start, true },
 	{ "account/logout", rpc_account_logout, true },
+	{ "account/bedrock/checkGovCloudRequirements",
+	  rpc_account_bedrock_check_gov_cloud_requirements, true },
+	{ "config/read", rpc_config_read, true },
+	{ "configRequirements/read", rpc_config_requirements_read, true },
+	{ "model/list", rpc_model_list, true },
+	{ "collaborationMode/list", rpc_collaboration_mode_list, true },
+	{ "hooks/list", rpc_hooks_list, true },
+	{ "skills/list", rpc_skills_list, true },
+	{ "plugin/installed", rpc_plugin_installed, true },
 	{ "debug/counters", rpc_debug_counters, true },
 #ifdef TANDEM_TEST_HOOKS
 	{ "debug/tryOpen", rpc_debug_try_open, true }, /* test builds only (meson test_hooks) */
+	{ "debug/forget", rpc_debug_forget, true },
 #endif
 };
 
-static void call(struct session *s, rpc_fn fn, json_t *id, json_t *params)
+/* Runs the handler; a request it neither ended nor kept is answered here
+ * (-32603, logged as the bug it is), so that no request goes unanswered
+ * whatever path a handler took. */
+static void call(struct session *s, const char *method, rpc_fn fn, json_t *id, json_t *params)
 {
-	struct req *r = req_new(s, id);
+	struct req *r = req_new(s, id, method);
+	json_t *empty = params ? NULL : json_object();
+	bool ended = false;
 
-	if (params) {
-		fn(r, params);
-	} else {
-		json_t *empty = json_object();
-
-		fn(r, empty);
-		json_decref(empty);
+	req_watch_end(r, &ended);
+	fn(r, params ? params : empty);
+	json_decref(empty);
+	if (ended)
+		return;
+	req_watch_end(r, NULL);
+	if (!req_kept(r)) {
+		log_error("%s: the handler left its request unanswered", method);
+		req_error(r, CLIENT_INTERNAL_ERROR, "Internal error: %s left the request unanswered",
+			  method);
 	}
 }
 
@@ -112,20 +135,20 @@ void rpc_dispatch(struct session *s, const char *method, json_t *id, json_t *par
 			return;
 		}
 		if (methods[i].needs_init && !session_initialized(s)) {
-			r = req_new(s, id);
+			r = req_new(s, id, methods[i].method);
 			req_error(r, CLIENT_INVALID_REQUEST, "Not initialized");
 			return;
 		}
 		if (params && !json_is_object(params)) {
-			r = req_new(s, id);
+			r = req_new(s, id, methods[i].method);
 			req_error(r, CLIENT_INVALID_PARAMS, "params: expected an object");
 			return;
 		}
-		call(s, methods[i].fn, id, params);
+		call(s, methods[i].method, methods[i].fn, id, params);
 		return;
 	}
 	if (id) {
-		r = req_new(s, id);
+		r = req_new(s, id, METRICS_OTHER);
 		req_error(r, CLIENT_METHOD_NOT_FOUND, "Method not found: %s", method);
 	}
 }

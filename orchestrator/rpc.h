@@ -5,13 +5,17 @@
  * Names: rpc_ + the method with '/' and each capital turned into '_'
  * (mcpServer/tool/call -> rpc_mcp_server_tool_call), in rpc_<family>.c by
  * the method's first word (rpc_thread.c, rpc_turn.c, rpc_mcp.c,
- * rpc_account.c, rpc_env.c; config/mcpServer/reload lives with the MCP
- * methods, debug/counters in rpc_debug.c, the handshake here in rpc.c).
+ * rpc_account.c, rpc_env.c, rpc_config.c, rpc_model.c with
+ * collaborationMode/list, rpc_catalog.c for hooks/skills/plugin;
+ * config/mcpServer/reload lives with the MCP methods, debug/counters in
+ * rpc_debug.c, the handshake here in rpc.c).
  *
  * A handler gets its request (session.h) and params (an object, borrowed:
  * {} when the client sent none) and ends the request exactly once:
  * req_reply / req_error now, or later from a callback (registering a
- * req_on_cancel hook for the client leaving meanwhile). Params are read
+ * req_on_cancel hook for the client leaving meanwhile, or req_keep when
+ * the work ends it either way). One that returns having done none of
+ * these gets its request answered -32603 by the dispatcher. Params are read
  * with param.h. Handlers turn params into typed calls on the domain and
  * domain results into client API objects; policy lives in the domain.
  */
@@ -63,12 +67,25 @@ void rpc_environment_add(struct req *r, json_t *params);
 void rpc_account_read(struct req *r, json_t *params);
 void rpc_account_login_start(struct req *r, json_t *params);
 void rpc_account_logout(struct req *r, json_t *params);
+void rpc_account_bedrock_check_gov_cloud_requirements(struct req *r, json_t *params);
+/* rpc_config.c */
+void rpc_config_read(struct req *r, json_t *params);
+void rpc_config_requirements_read(struct req *r, json_t *params);
+/* rpc_model.c */
+void rpc_model_list(struct req *r, json_t *params);
+void rpc_collaboration_mode_list(struct req *r, json_t *params);
+/* rpc_catalog.c: hooks, skills, installed plugins (tandem has none) */
+void rpc_hooks_list(struct req *r, json_t *params);
+void rpc_skills_list(struct req *r, json_t *params);
+void rpc_plugin_installed(struct req *r, json_t *params);
 /* rpc_debug.c */
 void rpc_debug_counters(struct req *r, json_t *params);
 #ifdef TANDEM_TEST_HOOKS
 /* {path, write?}: opens path (read, or write without creating) from the
  * loop thread and answers {ok} or {errno, error}: tests prove the sandbox. */
 void rpc_debug_try_open(struct req *r, json_t *params);
+/* Forgets its request (proves the dispatcher answers it, rpc.c). */
+void rpc_debug_forget(struct req *r, json_t *params);
 #endif
 
 /* ---- shared by rpc_thread.c and rpc_thread_read.c ---------------------- */

@@ -169,3 +169,11 @@ void rpc_account_logout(struct req *r, json_t *params)
 		notify_updated();
 	}
 }
+
+/* Amazon Bedrock's GovCloud check: tandem has no Bedrock provider, so not
+ * GovCloud and nothing to warn about. */
+void rpc_account_bedrock_check_gov_cloud_requirements(struct req *r, json_t *params)
+{
+	(void)params;
+	req_reply(r, json_pack("{s:b, s:b}", "isGovCloud", 0, "shouldWarn", 0));
+}

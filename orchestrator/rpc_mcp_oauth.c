@@ -114,7 +114,7 @@ void rpc_mcp_server_oauth_login(struct req *r, json_t *params)
 	if (param_str(r, params, "name", true, &spec.server) < 0 ||
 	    param_int(r, params, "timeoutSecs", 1, OAUTH_MAX_TIMEOUT_S, &timeout_s) < 0 ||
 	    registration(r, params, &spec.dcr) < 0 ||
-	    param_array(r, params, "scopes", &spec.scopes) < 0 ||
+	    param_str_array(r, params, "scopes", &spec.scopes) < 0 ||
 	    param_thread(r, params, false, &t) < 0)
 		return;
 	if (!(spec.cfg = find_server(r, t, spec.server, &spec)))

@@ -52,10 +52,13 @@ static int parse_root(json_t *r, size_t i, struct thread_root_spec *out, char *e
 			 i);
 		return -EINVAL;
 	}
-	if (!envid || !envs_find(envid)) {
-		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%s%s", i,
-			 envid ? "unknown environment '" : "missing", envid ? envid : "",
-			 envid ? "'" : "");
+	if (!envid || !envs_find(envid)) { /* a wrong type is not "missing" */
+		json_t *ev = json_object_get(loc, "environmentId");
+
+		snprintf(err, errlen, "selectedCapabilityRoots[%zu].location.environmentId: %s%.100s%s",
+			 i, envid ? "unknown environment '"
+			 : ev && !json_is_null(ev) ? "expected a string" : "missing",
+			 envid ? envid : "", envid ? "'" : "");
 		return -EINVAL;
 	}
 	if (!path || !path_ok(path) || strnlen(path, ROOT_PATH_MAX + 1) > ROOT_PATH_MAX) {
@@ -112,11 +115,19 @@ static int parse_environments(json_t *arr, struct thread_spec *spec, char *err, 
 	envs = xcalloc(json_array_size(arr) + 1, sizeof(*envs));
 	spec->envs = envs;
 	json_array_foreach(arr, i, e) {
-		const char *id = json_string_value(json_object_get(e, "environmentId"));
+		json_t *idv = json_object_get(e, "environmentId");
+		const char *id = json_string_value(idv);
 
-		if (!id || !envs_find(id)) {
-			snprintf(err, errlen, "environments[%zu].environmentId: %s%s", i,
-				 id ? "unknown environment " : "missing", id ? id : "");
+		if (!json_is_object(e)) {
+			snprintf(err, errlen, "environments[%zu]: expected an object", i);
+			return -EINVAL;
+		}
+		if (!id || !envs_find(id)) { /* a wrong type is not "missing" */
+			snprintf(err, errlen, "environments[%zu].environmentId: %s%.100s", i,
+				 id ? "unknown environment "
+				 : idv && !json_is_null(idv) ? "expected a string"
+							     : "missing",
+				 id ? id : "");
 			return -EINVAL;
 		}
 		cwd = json_object_get(e, "cwd");
@@ -152,12 +163,10 @@ static int parse_spec(struct req *r, json_t *params, struct thread_spec *spec)
 /* What thread/start, thread/resume and thread/fork answer (new). */
 static json_t *session_result_view(const struct rpc_thread_view *v, bool with_turns)
 {
-	json_t *obj, *model;
+	json_t *obj = rpc_thread_object(v, with_turns); /* its model is never absent */
 
-	obj = rpc_thread_object(v, with_turns);
-	model = json_object_get(obj, "model");
 	return json_pack("{s:o, s:O, s:O, s:O, s:s, s:s, s:{s:s}}", "thread", obj, "model",
-			 model ? model : json_string(""), "modelProvider",
+			 json_object_get(obj, "model"), "modelProvider",
 			 json_object_get(obj, "modelProvider"), "cwd", json_object_get(obj, "cwd"),
 			 "approvalPolicy", "never", "approvalsReviewer", "user", "sandbox", "type",
 			 "dangerFullAccess");
@@ -587,6 +596,7 @@ static struct op_req *op_req_new(struct req *r, const char *id)
 	struct op_req *q = xcalloc(1, sizeof(*q));
 
 	q->r = r;
+	req_keep(r); /* the store's callback always ends it (op_done_cb) */
 	snprintf(q->id, sizeof(q->id), "%s", id);
 	return q;
 }

@@ -109,8 +109,8 @@ json_t *rpc_thread_object(const struct rpc_thread_view *v, bool with_turns)
 	const char *provider = rec->provider ? rec->provider
 			       : c && c->model_provider ? c->model_provider : "openai";
 
-	if (!model && c)
-		model = c->model;
+	if (!model) /* what its turns ask the model API for (turn.c) */
+		model = c && c->model ? c->model : CONFIG_DEFAULT_MODEL;
 	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:b, s:s?, s:s, s:s, s:n, s:s, s:o, "
 			 "s:o, s:o, s:o, s:o}",
 			 "id", rec->id, "sessionId", rec->id, "cliVersion", TANDEM_VERSION,
@@ -580,11 +580,14 @@ static int list_sort(struct req *r, json_t *params, struct store_list_query *q)
 		return -EINVAL;
 	if (!key || strcmp(key, "created_at") == 0)
 		q->sort = STORE_SORT_CREATED;
-	else if (strcmp(key, "updated_at") == 0 || strcmp(key, "recency_at") == 0)
-		q->sort = STORE_SORT_UPDATED; /* recency: the last activity */
+	else if (strcmp(key, "updated_at") == 0 || strcmp(key, "recency_at") == 0 ||
+		 strcmp(key, "section_position") == 0)
+		/* recency: the last activity; tandem has no sections, so a
+		 * section's order is that of its threads' last activity */
+		q->sort = STORE_SORT_UPDATED;
 	else {
-		req_error(r, CLIENT_INVALID_PARAMS, "sortKey: expected created_at, updated_at or "
-			  "recency_at (tandem has no sections)");
+		req_error(r, CLIENT_INVALID_PARAMS, "sortKey: expected created_at, updated_at, "
+			  "recency_at or section_position");
 		return -EINVAL;
 	}
 	return 0;
@@ -675,8 +678,25 @@ static void list_cancel(void *arg)
 
 static int list_query(struct req *r, json_t *params, struct store_list_query *q)
 {
+	static const char *const strs[] = { "projectId", "parentThreadId", "ancestorThreadId",
+					    "attachedToThreadId", "sectionId" };
+	static const char *const bools[] = { "currentAccountOnly", "includeAttachedThreads",
+					     "useStateDbOnly" };
 	int64_t limit = LIST_DEFAULT;
+	const char *str;
+	json_t *arr;
+	bool b;
 
+	/* Filters tandem has no data for (never_matches) are still typed. */
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if (param_str(r, params, strs[i], false, &str) < 0)
+			return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(bools); i++)
+		if (param_bool(r, params, bools[i], &b) < 0)
+			return -EINVAL;
+	if (param_str_array(r, params, "sourceKinds", &arr) < 0 ||
+	    param_str_array(r, params, "originators", &arr) < 0)
+		return -EINVAL;
 	if (param_int(r, params, "limit", 1, STORE_LIST_MAX, &limit) < 0 ||
 	    param_bool(r, params, "archived", &q->archived) < 0 ||
 	    param_str(r, params, "searchTerm", false, &q->search) < 0 ||

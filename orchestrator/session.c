@@ -7,6 +7,7 @@
 #include "client.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "notify.h"
 #include "rpc.h"
 #include "thread.h"
@@ -25,8 +26,11 @@ struct req {
 	struct session *sess; /* NULL once the client is gone */
 	uint64_t owner;
 	json_t *id;
+	const char *method; /* static (the dispatch table's), for the metrics */
 	void (*cancel)(void *arg);
 	void *cancel_arg;
+	bool *ended; /* req_watch_end */
+	bool kept;
 };
 
 static struct {
@@ -41,10 +45,11 @@ void session_set_initialized(struct session *s) { s->initialized = true; }
 
 /* ---- requests ---------------------------------------------------------- */
 
-struct req *req_new(struct session *s, json_t *id)
+struct req *req_new(struct session *s, json_t *id, const char *method)
 {
 	struct req *r = xcalloc(1, sizeof(*r));
 
+	r->method = method;
 	r->sess = s;
 	r->owner = s->id;
 	r->id = id ? json_incref(id) : NULL;
@@ -62,8 +67,14 @@ void req_on_cancel(struct req *r, void (*fn)(void *arg), void *arg)
 	r->cancel_arg = arg;
 }
 
+void req_keep(struct req *r) { r->kept = true; }
+bool req_kept(const struct req *r) { return r->kept || r->cancel; }
+void req_watch_end(struct req *r, bool *ended) { r->ended = ended; }
+
 static void req_free(struct req *r)
 {
+	if (r->ended)
+		*r->ended = true;
 	if (r->sess) {
 		for (struct req **pp = &r->sess->reqs; *pp; pp = &(*pp)->next_in_sess) {
 			if (*pp == r) {
@@ -78,6 +89,8 @@ static void req_free(struct req *r)
 
 void req_reply(struct req *r, json_t *result)
 {
+	if (r->id)
+		metrics_client_request(r->method, 0);
 	if (r->sess && r->id)
 		client_reply(r->sess->client, r->id, result);
 	else
@@ -93,6 +106,8 @@ void req_error(struct req *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (r->id)
+		metrics_client_request(r->method, code);
 	if (r->sess) /* a notification's error goes out with id null */
 		client_error(r->sess->client, r->id, code, "%s", msg);
 	req_free(r);

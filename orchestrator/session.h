@@ -37,8 +37,9 @@ void session_set_initialized(struct session *s);
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* A request from s (id borrowed; NULL for a notification). */
-struct req *req_new(struct session *s, json_t *id);
+/* A request from s (id borrowed; NULL for a notification). method: a
+ * static string naming it in the metrics ("other" for an unknown one). */
+struct req *req_new(struct session *s, json_t *id, const char *method);
 /* The session that sent r (its owner id stays valid after it left). */
 uint64_t req_owner(const struct req *r);
 /* NULL once the client is gone. */
@@ -46,6 +47,15 @@ struct session *req_session(const struct req *r);
 /* fn(arg) runs if the client goes away while r waits: it must stop the work
  * and end r (now or later). One hook per request; NULL removes it. */
 void req_on_cancel(struct req *r, void (*fn)(void *arg), void *arg);
+/* The handler keeps r to end it later, from work that always ends it
+ * whether or not the client is still there (no cancel hook needed). A
+ * handler that returns without ending r, keeping it or hooking its cancel
+ * gets r answered -32603 by the dispatcher (rpc.c): no request goes
+ * unanswered. */
+void req_keep(struct req *r);
+bool req_kept(const struct req *r); /* req_keep'd, or a cancel hook set */
+/* The dispatcher's watch: *ended becomes true when r ends (NULL: stop). */
+void req_watch_end(struct req *r, bool *ended);
 /* Each ends and frees r: the answer (result stolen), a JSON-RPC error, or
  * nothing (a notification; a request whose client is gone). */
 void req_reply(struct req *r, json_t *result);

@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "mcp.h"
 #include "mcphttp.h"
+#include "metrics_tandem.h"
 #include "oauth_store.h"
 #include "proto.h"
 #include "secret.h"
@@ -51,6 +52,7 @@ struct srv {
 	struct mcp_session *mcp;
 	struct mcphttp *http; /* streamable HTTP, run from the orchestrator */
 	bool dying; /* released while its MCP_START was in flight */
+	bool env_wait; /* STARTING until its environment, still connecting, is up */
 	bool needs_login; /* HTTP: the server refused us with 401 */
 	char *sandbox;    /* stdio: how the executor boxed it (MCP_START reply) */
 	char *www_auth;   /* ... and its WWW-Authenticate (discovery hint) */
@@ -58,6 +60,7 @@ struct srv {
 	unsigned failures;
 	uint64_t retry_at_ms;
 	struct loop_timer *restart_timer;
+	bool started; /* srv_start ran before (a next start is a restart) */
 	/* callbacks */
 	struct cb_list waiters;
 	struct cb_list watchers;
@@ -498,6 +501,10 @@ static void srv_start(struct srv *s)
 
 	loop_timer_cancel(s->restart_timer);
 	s->restart_timer = NULL;
+	s->env_wait = false;
+	if (s->started) /* the instance ran before: this is a restart */
+		metrics_server_restart();
+	s->started = true;
 	/* A live session's calls in flight end with an error: freeing it
 	 * alone would drop them without an answer. */
 	if (s->mcp)
@@ -513,6 +520,13 @@ static void srv_start(struct srv *s)
 	s->env = envs_find(s->env_id);
 	if (!s->env) {
 		set_state(s, SRV_FAILED, "environment '%s' does not exist", s->env_id);
+		return;
+	}
+	/* Still connecting (start-up, a redial): the server is starting, not
+	 * failed; srv_env_changed goes on once the environment settles. */
+	if (env_state(s->env) == ENV_CONNECTING) {
+		s->env_wait = true;
+		log_debug("server '%s': waiting for environment '%s'", s->name, s->env_id);
 		return;
 	}
 	if (env_state(s->env) != ENV_READY) {
@@ -735,6 +749,18 @@ void srv_env_changed(struct env *e)
 	for (struct srv *s = pool.list; s; s = s->next) {
 		if (s->env != e && !(s->state == SRV_FAILED && strcmp(s->env_id, env_id(e)) == 0))
 			continue;
+		if (s->env_wait && s->env == e) {
+			if (env_state(e) == ENV_CONNECTING)
+				continue;
+			s->env_wait = false;
+			if (env_state(e) == ENV_READY)
+				start_stdio(s);
+			else
+				set_state(s, SRV_FAILED, "environment '%s' is %s%s%s", env_id(e),
+					  env_state_name(env_state(e)), env_error(e) ? ": " : "",
+					  env_error(e) ? env_error(e) : "");
+			continue;
+		}
 		if (env_state(e) == ENV_READY) {
 			/* Back after a restart or reconnect: bring failed ones back. */
 			if (s->state == SRV_FAILED) {

@@ -104,6 +104,7 @@ void thread_runtime_free(struct thread *t)
 void thread_global_reset(void)
 {
 	thread_runtime_free(&global_thread);
+	free(global_thread.watchers); /* its watchers let go before the stop */
 	memset(&global_thread, 0, sizeof(global_thread));
 	global_thread.global = true;
 }

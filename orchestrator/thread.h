@@ -244,6 +244,9 @@ void threads_set_store_failed_cb(void (*cb)(struct thread *t, const char *err));
 struct store_batch *thread_batch(struct thread *t);
 void thread_submit(struct thread *t, struct store_batch *b);
 
+/* Token counts (Responses API usage keys, summed) of the model responses of
+ * its turns since it was loaded: turn.c adds to it (borrowed, mutable). */
+json_t *thread_usage(struct thread *t);
 /* Model-visible history (Responses API input items), borrowed. */
 json_t *thread_history(struct thread *t);
 /* Appends entry (stolen) for the running turn, and to b when given. */

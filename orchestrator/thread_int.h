@@ -58,6 +58,7 @@ struct thread {
 	uint64_t rediscoveries, builds;
 	/* conversation */
 	json_t *history;    /* Responses API input items, every turn so far */
+	json_t *usage;      /* token usage summed since it was loaded (thread_usage) */
 	json_t *turns;      /* finished turns (thread.h) */
 	struct turn *turn;  /* the running one */
 };

@@ -112,6 +112,13 @@ struct thread *thread_find(const char *id)
 	return NULL;
 }
 
+json_t *thread_usage(struct thread *t)
+{
+	if (!t->usage)
+		t->usage = json_object();
+	return t->usage;
+}
+
 json_t *thread_history(struct thread *t)
 {
 	if (!t->history)
@@ -373,6 +380,7 @@ void thread_free(struct thread *t, const char *why)
 	}
 	thread_runtime_free(t);
 	json_decref(t->history);
+	json_decref(t->usage);
 	json_decref(t->turns);
 	free(t->cwd);
 	free(t->model);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
+#include "metrics_tandem.h"
 #include "model.h"
 #include "notify.h"
 #include "srv.h"
@@ -445,22 +446,76 @@ static void item_cb(json_t *item, void *arg)
 	}
 }
 
-/* Token counts of a response, added to the turn's (the store keeps them). */
+/* Sums the integer counts of usage (one level of *_details objects too)
+ * into sum. */
+static void usage_add(json_t *sum, json_t *usage)
+{
+	json_t *v, *dv;
+	const char *k, *dk;
+
+	json_object_foreach(usage, k, v) {
+		if (json_is_integer(v)) {
+			json_int_t have = json_integer_value(json_object_get(sum, k));
+
+			json_object_set_new(sum, k, json_integer(have + json_integer_value(v)));
+		} else if (json_is_object(v)) {
+			json_t *in = json_object_get(sum, k);
+
+			if (!json_is_object(in)) {
+				in = json_object();
+				json_object_set_new(sum, k, in);
+			}
+			json_object_foreach(v, dk, dv) { /* no deeper: the API has none */
+				json_int_t have = json_integer_value(json_object_get(in, dk));
+
+				if (json_is_integer(dv))
+					json_object_set_new(in, dk,
+							    json_integer(have + json_integer_value(dv)));
+			}
+		}
+	}
+}
+
+static json_int_t usage_n(json_t *usage, const char *key, const char *detail)
+{
+	json_t *v = json_object_get(usage, key);
+
+	if (detail)
+		v = json_object_get(v, detail);
+	return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : 0;
+}
+
+/* A Responses API usage object as a TokenUsageBreakdown. */
+static json_t *usage_breakdown(json_t *u)
+{
+	json_int_t in = usage_n(u, "input_tokens", NULL), out = usage_n(u, "output_tokens", NULL);
+	json_int_t total = usage_n(u, "total_tokens", NULL);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "inputTokens", in, "cachedInputTokens",
+			 usage_n(u, "input_tokens_details", "cached_tokens"), "outputTokens", out,
+			 "reasoningOutputTokens",
+			 usage_n(u, "output_tokens_details", "reasoning_tokens"), "totalTokens",
+			 total ? total : in + out);
+}
+
+/* Token counts of a response, added to the turn's (the store keeps them)
+ * and the thread's, and told to its clients (thread/tokenUsage/updated:
+ * last = this response, total = the thread's since it was loaded). */
 static void add_usage(struct turn *u, json_t *response)
 {
-	json_t *usage = json_object_get(response, "usage"), *v;
-	const char *k;
+	json_t *usage = json_object_get(response, "usage");
 
 	if (!json_is_object(usage))
 		return;
 	if (!u->usage)
 		u->usage = json_object();
-	json_object_foreach(usage, k, v) {
-		json_int_t have = json_integer_value(json_object_get(u->usage, k));
-
-		if (json_is_integer(v))
-			json_object_set_new(u->usage, k, json_integer(have + json_integer_value(v)));
-	}
+	usage_add(u->usage, usage);
+	usage_add(thread_usage(u->t), usage);
+	thread_notify(u->t, NOTIFY_THREAD_TOKEN_USAGE_UPDATED,
+		      json_pack("{s:s, s:s, s:{s:o, s:o, s:n}}", "threadId", thread_id(u->t),
+				"turnId", u->id, "tokenUsage", "last", usage_breakdown(usage),
+				"total", usage_breakdown(thread_usage(u->t)),
+				"modelContextWindow"));
 }
 
 static void model_done_cb(json_t *response, const char *error, void *arg)
@@ -493,7 +548,8 @@ static const struct model_cbs turn_model_cbs = {
 static json_t *request_body(struct turn *u, json_t *tools)
 {
 	const struct config *c = config_current();
-	const char *model = thread_model(u->t) ? thread_model(u->t) : c->model ? c->model : "gpt-5";
+	const char *model = thread_model(u->t) ? thread_model(u->t) : c->model ? c->model
+									  : CONFIG_DEFAULT_MODEL;
 	json_t *b = json_pack("{s:s, s:O, s:O, s:s, s:b}", "model", model, "input",
 			      thread_history(u->t), "tools", tools, "tool_choice", "auto",
 			      "parallel_tool_calls", 1);
@@ -599,6 +655,7 @@ static void end_turn(struct turn *u, const char *status, const char *error)
 	u->stopping = true;
 	stop_work(u);
 	u->ended = true;
+	metrics_turn(status, (double)(now_ms() - u->started_ms) / 1e3);
 	push_outputs(u);
 	tj = turn_json(u, status, error);
 	b = thread_batch(u->t);

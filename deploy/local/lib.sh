@@ -9,7 +9,8 @@ TANDEM_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TANDEM_BUILD_PKGS="gcc libc6-dev pkg-config meson ninja-build python3 libnng-dev libmsgpack-dev
  libcurl4-openssl-dev libssl-dev libjansson-dev libsodium-dev libwslay-dev check
  libmicrohttpd-dev libsqlite3-dev libseccomp-dev"
-TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client python3-yaml"
+TANDEM_TEST_PKGS="valgrind strace procps openssl python3-prometheus-client python3-yaml tmux
+ python3-jsonschema"
 # Only for running the libFuzzer targets by hand (CODING_STYLE.md, "Tests"):
 # ensure_packages $TANDEM_FUZZ_PKGS. The corpora replay without them.
 TANDEM_FUZZ_PKGS="clang libclang-rt-14-dev"
@@ -51,8 +52,9 @@ ensure_node() {
 # registry cannot be reached (those tests then report a loud SKIP).
 # The MCP gateway's suites and benchmark add real clients: the official SDK
 # (StreamableHTTPClientTransport), the Inspector's CLI, and supergateway as
-# the gateway tandem's is measured against.
-TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/inspector@0.15.0 supergateway@3.4.3"
+# the gateway tandem's is measured against. The client-transport suite runs
+# Codex's own `codex exec --remote` (@openai/codex).
+TANDEM_NPM_PEER_PKGS="@modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/sdk@1.32.2 @modelcontextprotocol/inspector@0.15.0 supergateway@3.4.3 @openai/codex@0.171.0"
 ensure_npm_peers() {
 	local dir="${XDG_CACHE_HOME:-$HOME/.cache}/tandem/npm-peers"
 	local stamp="$dir/.installed-$(echo "$TANDEM_NPM_PEER_PKGS" | tr ' /@' '___')"

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -53,6 +55,50 @@ struct bconn *bconn_unix(const char *name, const char *path, unsigned timeout_ms
 	}
 }
 
+/* The opening handshake; fails the benchmark unless answered 101. */
+static struct bconn *ws_upgrade(struct bconn *c)
+{
+	static const char req[] = "GET /rpc HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+				  "Connection: Upgrade\r\n"
+				  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+				  "Sec-WebSocket-Version: 13\r\n\r\n";
+	char head[4096];
+	size_t n = 0;
+
+	bconn_send(c, req, sizeof(req) - 1);
+	/* Byte by byte up to the blank line: nothing of the frames after it is
+	 * read here. */
+	while (n < sizeof(head) - 1 && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
+		ssize_t r = read(c->rfd, head + n, 1);
+
+		if (r <= 0)
+			bsys_fail("%s: no answer to the WebSocket upgrade", c->name);
+		n++;
+	}
+	head[n] = '\0';
+	if (strncmp(head, "HTTP/1.1 101", 12) != 0)
+		bsys_fail("%s: upgrade refused: %.200s", c->name, head);
+	c->ws = true;
+	return c;
+}
+
+struct bconn *bconn_ws_tcp(const char *name, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		bsys_fail("%s: connect 127.0.0.1:%d: %s", name, port, strerror(errno));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return ws_upgrade(conn_new(name, fd, fd, 0));
+}
+
+struct bconn *bconn_ws_unix(const char *name, const char *path)
+{
+	return ws_upgrade(bconn_unix(name, path, 5000));
+}
+
 struct bconn *bconn_spawn(const char *name, const char *const *argv, int err_fd)
 {
 	int to_child[2], from_child[2];
@@ -81,13 +127,103 @@ struct bconn *bconn_free(struct bconn *c)
 	}
 	free(c->name);
 	free(c->buf);
+	free(c->raw);
 	free(c);
 	return NULL;
 }
 
+/* Each '\n'-terminated line as one text frame with a zero mask (a client
+ * must mask; the key's value does not change the server's work). */
+static void ws_send_lines(struct bconn *c, const char *data, size_t len)
+{
+	size_t cap = len + (len / 16 + 1) * 14, n = 0;
+	char *out = xmalloc(cap);
+
+	while (len > 0) {
+		const char *nl = memchr(data, '\n', len);
+		size_t l = nl ? (size_t)(nl - data) : len;
+
+		if (n + l + 14 > cap)
+			out = xrealloc(out, cap = (n + l + 14) * 2);
+		out[n++] = (char)0x81;
+		if (l < 126) {
+			out[n++] = (char)(0x80 | l);
+		} else if (l < 65536) {
+			out[n++] = (char)(0x80 | 126);
+			out[n++] = (char)(l >> 8);
+			out[n++] = (char)l;
+		} else {
+			out[n++] = (char)(0x80 | 127);
+			for (int i = 7; i >= 0; i--)
+				out[n++] = (char)((uint64_t)l >> (8 * i));
+		}
+		memset(out + n, 0, 4);
+		n += 4;
+		memcpy(out + n, data, l);
+		n += l;
+		data += l + (nl ? 1 : 0);
+		len -= l + (nl ? 1 : 0);
+	}
+	int r = write_all(c->wfd, out, n);
+
+	free(out);
+	if (r < 0)
+		bsys_fail("%s: write: %s", c->name, strerror(-r));
+}
+
+/* Unwraps the complete frames in raw into lines in buf. */
+static void ws_unwrap(struct bconn *c)
+{
+	size_t off = 0;
+
+	for (;;) {
+		const unsigned char *p = (const unsigned char *)c->raw + off;
+		size_t have = c->raw_len - off, hl = 2, l;
+
+		if (have < 2)
+			break;
+		l = p[1] & 0x7f;
+		if (l == 126) {
+			if (have < 4)
+				break;
+			l = (size_t)p[2] << 8 | p[3];
+			hl = 4;
+		} else if (l == 127) {
+			if (have < 10)
+				break;
+			l = 0;
+			for (int i = 0; i < 8; i++)
+				l = l << 8 | p[2 + i];
+			hl = 10;
+		}
+		if (have < hl + l)
+			break;
+		if ((p[0] & 0x0f) == 8)
+			bsys_fail("%s: the server closed the WebSocket", c->name);
+		if ((p[0] & 0x0f) == 1) {
+			if (c->cap - c->end < l + 1) {
+				c->cap = (c->end + l + 1) * 2;
+				c->buf = xrealloc(c->buf, c->cap);
+			}
+			memcpy(c->buf + c->end, p + hl, l);
+			c->end += l;
+			c->buf[c->end++] = '\n';
+		}
+		off += hl + l;
+	}
+	memmove(c->raw, c->raw + off, c->raw_len - off);
+	c->raw_len -= off;
+}
+
 void bconn_send(struct bconn *c, const char *data, size_t len)
 {
-	int r = write_all(c->wfd, data, len);
+	int r;
+
+	if (c->ws) {
+		ws_send_lines(c, data, len);
+		return;
+	}
+	r = write_all(c->wfd, data, len);
 
 	if (r < 0)
 		bsys_fail("%s: write: %s", c->name, strerror(-r));
@@ -124,7 +260,20 @@ void bconn_fill(struct bconn *c)
 		c->cap *= 2;
 		c->buf = xrealloc(c->buf, c->cap);
 	}
-	n = read(c->rfd, c->buf + c->end, c->cap - c->end);
+	if (c->ws) {
+		if (c->raw_cap - c->raw_len < READ_CHUNK) {
+			c->raw_cap = c->raw_cap ? c->raw_cap * 2 : 4 * READ_CHUNK;
+			c->raw = xrealloc(c->raw, c->raw_cap);
+		}
+		n = read(c->rfd, c->raw + c->raw_len, c->raw_cap - c->raw_len);
+		if (n > 0) {
+			c->raw_len += (size_t)n;
+			ws_unwrap(c);
+			return;
+		}
+	} else {
+		n = read(c->rfd, c->buf + c->end, c->cap - c->end);
+	}
 	if (n > 0)
 		c->end += (size_t)n;
 	else if (n == 0)

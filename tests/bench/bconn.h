@@ -35,6 +35,11 @@ struct bconn {
 	/* bconn_call: when the request was written and when its answer line
 	 * was complete (before it is parsed), bsys_now_ns clock. */
 	uint64_t t_sent, t_answer;
+	/* WebSocket (bconn_ws_*): each line sent goes out as one masked text
+	 * frame; frames read are unwrapped into lines in buf. */
+	bool ws;
+	char *raw;
+	size_t raw_len, raw_cap;
 };
 
 /* The top-level members of one message. */
@@ -48,6 +53,10 @@ struct bmsg {
 /* Connects to a unix socket, retrying until timeout_ms (the daemon may not
  * listen yet). */
 struct bconn *bconn_unix(const char *name, const char *path, unsigned timeout_ms);
+/* A WebSocket client (GET /rpc upgrade) on 127.0.0.1:port, or on a unix
+ * socket; the same line interface as the others. */
+struct bconn *bconn_ws_tcp(const char *name, int port);
+struct bconn *bconn_ws_unix(const char *name, const char *path);
 /* Starts argv (via bsys_spawn) with pipes on stdin and stdout; its stderr
  * goes to err_fd (-1: /dev/null). */
 struct bconn *bconn_spawn(const char *name, const char *const *argv, int err_fd);

@@ -44,6 +44,7 @@
 #include "bsys.h"
 #include "btable.h"
 #include "bturn.h"
+#include "bws.h"
 #include "util.h"
 
 /* Targets from the benchmark issue. */
@@ -394,6 +395,8 @@ int main(int argc, char **argv)
 		bbox_run(&o);
 	if (wanted(&o, "gateway"))
 		bgateway_run(&o);
+	if (wanted(&o, "ws"))
+		bws_run(&o);
 	print_header(&o);
 	btable_print(stdout);
 	printf("\n%u target(s) missed; %.1f s\n", btable_misses(),

@@ -91,7 +91,7 @@ static void closed_cb(struct ws *w, int code, const char *reason, void *arg)
 	s->closed++;
 }
 
-static const struct ws_ops ops = { request_cb, message_cb, closed_cb, NULL };
+static const struct ws_ops ops = { request_cb, message_cb, closed_cb, NULL, NULL };
 
 static void drain(int fd)
 {

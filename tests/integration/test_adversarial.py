@@ -18,6 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import test_client_ws  # noqa: E402
+import test_codex_api  # noqa: E402
 import test_confine  # noqa: E402
 import test_contain  # noqa: E402
 import test_link  # noqa: E402
@@ -70,6 +72,12 @@ CASES = [
     (CLIENT, "malformed lines, huge ids, non-objects, bad params",
      test_orchestrator.test_framing,
      "each gets its JSON-RPC error, the daemon answers the next request"),
+    (CLIENT, "out-of-range numbers, 100 kB strings, wrong types in every method's params "
+     "(448 requests), numbers beyond int64", test_codex_api.t_every_request_answered,
+     "every request is answered with its id (a line the parser refuses: -32700), the session "
+     "goes on"),
+    (CLIENT, "a wrong type for each field of the methods Codex's frontends call",
+     test_codex_api.t_wrong_types_named, "each is -32602 naming the field, never taken as absent"),
     (CLIENT, "bad server configs, bad files, bad roots", test_orchestrator.test_bad_input,
      "each is reported with its reason, the good ones keep working"),
     (CLIENT, "an executor port flooded while the orchestrator starts",
@@ -77,6 +85,22 @@ CASES = [
     (CLIENT, "an impostor takes a vanished executor's port",
      test_link.t_impostor_receives_only_the_handshake,
      "it receives the handshake and nothing else"),
+    (CLIENT, "ws:// without a token, with a wrong one, with a forged, expired or foreign JWT",
+     test_client_ws.t_signed_bearer_token,
+     "HTTP 401 and nothing served; the right JWT is served; the secret is never logged"),
+    (CLIENT, "60 WebSocket connections each holding most of a 15 MiB message",
+     test_client_ws.t_partial_messages_bounded_globally,
+     "the input held stays within 128 MiB (RSS too); the others are closed with 1013 and "
+     "a log line; another client is served"),
+    (CLIENT, "15 MiB of [[],[],...] and 100 levels of nesting",
+     test_client_ws.t_node_bomb_refused_before_parsing,
+     "refused by the pre-scan before any parse; memory does not follow"),
+    (CLIENT, "a 15 MiB message while another client pings",
+     test_client_ws.t_huge_message_does_not_stall_others,
+     "it is parsed off the loop: the other client's ping and request are answered first"),
+    (CLIENT, "20 clients flood requests and never read the answers",
+     test_client_ws.t_slow_readers_do_not_delay_others,
+     "each is paused at 1 MiB of queued output; a third client is served meanwhile"),
 ]
 
 

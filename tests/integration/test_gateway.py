@@ -670,6 +670,39 @@ def test_deleted_thread_leaves_its_sessions_empty(ctx):
     check_eq(c.call("thread/list", {})["data"], [], "threads after the delete")
 
 
+def test_stored_thread_is_loaded_for_a_session(ctx):
+    """The endpoint of a thread that is stored but not loaded (here: after
+    a restart) loads it from the store: initialize answers 200 and its
+    server's tools are listed and called; an id the store does not know
+    stays 404."""
+    home = make_home(ctx)
+    p = make_plugin(ctx, "kept", {"kept": {}})
+    g = Gateway(ctx, home)
+    t = g.c.start_thread([root("kept", "local", p)])
+    g.o.stop()
+    g2 = Gateway(ctx, home)
+    path = "/mcp/threads/" + t
+    loaded = g2.c.call("thread/loaded/list", {})["data"]
+    check(t not in loaded, "the thread is not loaded before the session: %s" % loaded)
+    sid, init = initialize(g2.port, path)
+    check_eq(init["result"]["serverInfo"]["name"], "tandem-gateway", "initialize answer")
+    tools = wait_until(lambda: (lambda a: a if a["result"]["tools"] else None)(
+        _answer(*rpc(g2.port, path, sid, "tools/list", {}, id=2))), 20,
+        "the stored thread's tools")["result"]["tools"]
+    check("kept__echo" in {x["name"] for x in tools}, "tools: %s" % tools)
+    res = _answer(*rpc(g2.port, path, sid, "tools/call",
+                       {"name": "kept__echo", "arguments": {"message": "back"}}, id=3))
+    check_eq(res["result"]["content"][0]["text"], "back", "the call: %s" % res)
+    check(t in g2.c.call("thread/loaded/list", {})["data"], "the session loaded the thread")
+    missing = "/mcp/threads/00000000-0000-4000-8000-000000000000"
+    st, _, body = request(g2.port, "POST", missing, {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "raw", "version": "1"}}})
+    check_eq(st, 404, "a thread the store does not know (%s)" % body[:200])
+    check(b"no thread" in body or b"no such thread" in body, "why: %s" % body[:200])
+
+
 if __name__ == "__main__":
     sys.exit(run_suite([
         ("inspector_lists_and_calls_on_two_executors",
@@ -686,4 +719,5 @@ if __name__ == "__main__":
         ("prompts_and_resources", test_prompts_and_resources),
         ("deleted_thread_leaves_its_sessions_empty",
          test_deleted_thread_leaves_its_sessions_empty),
+        ("stored_thread_is_loaded_for_a_session", test_stored_thread_is_loaded_for_a_session),
     ]))

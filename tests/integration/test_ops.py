@@ -25,6 +25,8 @@ from tandem_testlib import (EXECUTOR, ORCHESTRATOR, Executor, RpcClient, TestFai
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
 import promparse  # noqa: E402
+from tandem_testlib import Orchestrator  # noqa: E402
+from test_turns import API_KEY, Fake, home_for, run_turn  # noqa: E402
 
 OPS_ARGS = ["--metrics-listen", "127.0.0.1:0", "--log-format", "json"]
 JSON_KEYS = ("time", "level", "daemon", "module", "message", "fields")
@@ -188,6 +190,64 @@ def test_scrapes_parse_and_count(ctx):
     c.close()
 
 
+def test_domain_counters(ctx):
+    """The events the domain counts, each once where it ends: client
+    requests by method and outcome, a turn and its model requests, tool
+    calls by outcome (a turn's and a direct one; an isError result), and an
+    MCP server's restart after its process was killed."""
+    script = {"steps": [
+        {"tool_calls": [{"namespace": "mcp__s1", "name": "echo",
+                         "arguments": {"message": "from the model"}}]},
+        {"reply_text": "done"}]}
+    fake = Fake(ctx, script)
+    home = home_for(ctx, fake)
+    plugin = make_plugin(ctx, "p1", {"s1": {}})
+    o = Orchestrator(ctx, home, mode="unix", env={"TANDEM_TEST_API_KEY": API_KEY},
+                     extra_args=OPS_ARGS)
+    oaddr = ops_address(o.proc.stderr_path, "tandem-orchestrator")
+    c = o.connect()
+    tid = c.start_thread([root("p1", "local", plugin)])
+    wait_until(lambda: c.status(tid).get("s1", {}).get("tools"), 20, "s1's tools")
+    before = scrape(oaddr)
+    turn, _ = run_turn(c, tid, "call the tool")
+    check_eq(turn["status"], "completed", "the turn (%s)" % turn.get("error"))
+    c.tool(tid, "s1", "echo", {"message": "direct"})
+    bad = c.tool(tid, "s1", "echo", {})  # no message: the fixture's isError result
+    check(bad.get("isError") is True, "an isError result: %s" % bad)
+    err = c.call_error("no/such/method", {})
+    check_eq(err["code"], -32601, "an unknown method")
+    after = scrape(oaddr)
+
+    def delta(name, now=None):
+        return (now or after).get(name, 0) - before.get(name, 0)
+    check_eq(delta('tandem_turns_total{status="completed"}'), 1, "completed turns")
+    check_eq(delta("tandem_turn_duration_seconds_count"), 1, "turn durations")
+    check_eq(delta('tandem_model_request_duration_seconds_count{outcome="ok"}'), 2,
+             "model requests")
+    check_eq(delta('tandem_tool_calls_total{outcome="ok"}'), 2, "tool calls that succeeded")
+    check_eq(delta('tandem_tool_call_duration_seconds_count{outcome="ok"}'), 2,
+             "tool call durations")
+    check_eq(delta('tandem_tool_calls_total{outcome="tool_error"}'), 1, "isError results")
+    check_eq(delta('tandem_client_requests_total{method="turn/start",outcome="ok"}'), 1,
+             "turn/start answered")
+    check_eq(delta('tandem_client_requests_total{method="mcpServer/tool/call",outcome="ok"}'),
+             2, "mcpServer/tool/call answered")
+    check_eq(delta('tandem_client_requests_total{method="other",'
+                   'outcome="method_not_found"}'), 1, "the unknown method")
+    # A server that dies mid-call: the call failed, and the next call
+    # restarts the server (counted once).
+    c.call_error("mcpServer/tool/call", {"threadId": tid, "server": "s1", "tool": "crash",
+                                         "arguments": {}})
+    wait_until(lambda: c.tool(tid, "s1", "echo", {"message": "again"}).get("isError") is False,
+               30, "a call after the restart")
+    last = scrape(oaddr)
+    check_eq(delta('tandem_tool_calls_total{outcome="failed"}', last), 1, "the crashed call")
+    check_eq(delta("tandem_mcp_server_restarts_total", last), 1, "restarts")
+    c.close()
+    o.stop()
+    fake.finish()
+
+
 def test_json_logs_everywhere(ctx):
     """Both daemons and a spawned local executor log JSON; no token leaks."""
     ex, orch, home, token = setup(ctx, include_local=True)
@@ -239,6 +299,7 @@ if __name__ == "__main__":
         ("an environment not required does not block readiness",
          test_not_required_environment_does_not_block),
         ("scrapes of both daemons parse and count", test_scrapes_parse_and_count),
+        ("the domain's events are counted once each", test_domain_counters),
         ("JSON logs from both daemons, no token", test_json_logs_everywhere),
         ("bad --metrics-listen and --log-format are refused", test_bad_options_are_refused),
     ]))

@@ -8,6 +8,7 @@
  * the loop thread and asserted after loop_run returns.
  */
 #include "client.h"
+#include "client_int.h"
 #include "loop.h"
 #include "testmain.h"
 #include "util.h"
@@ -116,6 +117,8 @@ static void t_serve(struct client *c, const char *method, json_t *id, json_t *pa
 		T.rc[0] = client_reply(c, json_true(), NULL);
 		T.rc[1] = client_notify(c, "bad\xff", NULL);
 		client_reply(c, id, NULL);
+	} else if (!strcmp(method, "hold")) {
+		/* Never answered: counts towards the unanswered bound. */
 	} else if (!strcmp(method, "longerror")) {
 		char s[6001] = { 0 };
 
@@ -1329,6 +1332,240 @@ START_TEST(stdio_bad_arguments)
 }
 END_TEST
 
+/* ---- the bounds on parsing, unanswered requests, WebSocket ---- */
+
+static int scan(const char *s) { return client_prescan(s, strlen(s)); }
+
+START_TEST(prescan_counts_nodes_and_depth)
+{
+	char *p;
+	size_t n;
+
+	ck_assert_int_eq(scan("{\"id\":1,\"method\":\"x\",\"params\":[1,true,null]}"), 0);
+	/* strings with escaped quotes and brackets are one value each */
+	ck_assert_int_eq(scan("[\"a\\\"[[[{\",\"]]]\"]"), 0);
+	/* CLIENT_MAX_DEPTH levels pass, one more does not */
+	static char deep[2 * CLIENT_MAX_DEPTH + 2];
+
+	memset(deep, '[', CLIENT_MAX_DEPTH);
+	memset(deep + CLIENT_MAX_DEPTH, ']', CLIENT_MAX_DEPTH);
+	ck_assert_int_eq(client_prescan(deep, 2 * CLIENT_MAX_DEPTH), 0);
+	memset(deep, '[', CLIENT_MAX_DEPTH + 1);
+	ck_assert_int_eq(client_prescan(deep, CLIENT_MAX_DEPTH + 1), -ELOOP);
+	/* CLIENT_MAX_NODES values pass ([] holds MAX-1 numbers), one more not */
+	n = 2 * CLIENT_MAX_NODES + 2;
+	p = xmalloc(n);
+	p[0] = '[';
+	for (size_t i = 0; i < CLIENT_MAX_NODES - 1; i++)
+		memcpy(p + 1 + 2 * i, "0,", 2);
+	p[2 * (CLIENT_MAX_NODES - 1)] = ']';
+	ck_assert_int_eq(client_prescan(p, 2 * (CLIENT_MAX_NODES - 1) + 1), 0);
+	memcpy(p + 2 * (CLIENT_MAX_NODES - 1), ",0]", 3);
+	ck_assert_int_eq(client_prescan(p, 2 * CLIENT_MAX_NODES + 1), -E2BIG);
+	/* multi-character scalars are one node each */
+	ck_assert_int_eq(scan("[12345,-1.5e10,false]"), 0);
+	free(p);
+}
+END_TEST
+
+static void scen_unanswered(void)
+{
+	struct conn k;
+	char line[64];
+
+	S_ASSERT(conn_open(&k) == 0);
+	for (int i = 1; i <= 4; i++) {
+		snprintf(line, sizeof(line), "{\"id\":%d,\"method\":\"hold\"}\n", i);
+		S_ASSERT(conn_send(&k, line) == 0);
+	}
+	/* The fifth unanswered request gets "overloaded" at once... */
+	S_ASSERT(conn_send(&k, "{\"id\":5,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "5", CLIENT_OVERLOADED));
+	S_ASSERT(conn_send(&k, "{\"id\":6,\"method\":\"echo\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "6", CLIENT_OVERLOADED));
+	/* An invalid request's answer does not free a slot. */
+	S_ASSERT(conn_send(&k, "{\"id\":8,\"method\":5}\n") == 0);
+	S_ASSERT(expect_error(&k, "8", CLIENT_INVALID_REQUEST));
+	S_ASSERT(conn_send(&k, "{\"id\":9,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "9", CLIENT_OVERLOADED));
+	/* ...and notifications still go through. */
+	S_ASSERT(conn_send(&k, "{\"method\":\"tick\"}\n") == 0);
+	S_ASSERT(conn_send(&k, "{\"id\":7,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "7", CLIENT_OVERLOADED));
+	conn_close(&k);
+}
+
+START_TEST(unanswered_requests_bounded)
+{
+	T.ops.max_unanswered = 4;
+	start_unix();
+	run_scenario(scen_unanswered, 1);
+	/* 4 held + the notification reached the server; 5, 6 and 7 did not */
+	ck_assert_int_eq(json_array_size(T.reqs), 5);
+}
+END_TEST
+
+static void scen_big_in_order(void)
+{
+	static const char tail[] = "\"]}\n{\"id\":2,\"method\":\"echo\"}\n";
+	size_t n = 3 * CLIENT_PARSE_INLINE;
+	char *big = xmalloc(n + 100);
+	struct conn k;
+	int len;
+	json_t *v;
+
+	len = snprintf(big, 100, "{\"id\":1,\"method\":\"echo\",\"params\":[\"");
+	memset(big + len, 'q', n);
+	memcpy(big + len + n, tail, strlen(tail));
+	S_ASSERT(conn_open(&k) == 0);
+	/* A large message (parsed on the worker) and a small one right behind
+	 * it, in one write: answered in order. */
+	S_ASSERT(conn_sendn(&k, big, (size_t)len + n + strlen(tail)) == 0);
+	free(big);
+	v = conn_json(&k);
+	S_ASSERT(v && json_integer_value(json_object_get(v, "id")) == 1 &&
+		 json_string_length(json_array_get(json_object_get(v, "result"), 0)) == n);
+	json_decref(v);
+	S_ASSERT(expect_msg(&k, "{\"id\":2,\"result\":{}}"));
+	conn_close(&k);
+}
+
+START_TEST(large_message_parsed_off_loop_in_order)
+{
+	start_unix();
+	run_scenario(scen_big_in_order, 1);
+	ck_assert_int_eq(json_array_size(T.reqs), 2);
+}
+END_TEST
+
+/* A masked text frame (mask 0: the XOR leaves the bytes as they are). */
+static int ws_send(struct conn *k, int opcode, const char *p, size_t n)
+{
+	unsigned char h[14];
+	size_t hl = 2;
+
+	h[0] = (unsigned char)(0x80 | opcode);
+	if (n < 126) {
+		h[1] = (unsigned char)(0x80 | n);
+	} else {
+		h[1] = 0x80 | 126;
+		h[2] = (unsigned char)(n >> 8);
+		h[3] = (unsigned char)n;
+		hl = 4;
+	}
+	memset(h + hl, 0, 4);
+	hl += 4;
+	if (conn_sendn(k, (const char *)h, hl) < 0)
+		return -1;
+	return conn_sendn(k, p, n);
+}
+
+/* Reads exactly n bytes into k->buf's front; returns them or NULL. */
+static char *ws_take(struct conn *k, size_t n)
+{
+	while (k->len < n) {
+		ssize_t r;
+
+		if (k->cap - k->len < 65536) {
+			k->cap = k->cap * 2 + 65536;
+			k->buf = xrealloc(k->buf, k->cap);
+		}
+		r = recv(k->fd, k->buf + k->len, k->cap - k->len, 0);
+		if (r <= 0)
+			return NULL;
+		k->len += (size_t)r;
+	}
+	free(k->line);
+	k->line = xmalloc(n + 1);
+	memcpy(k->line, k->buf, n);
+	k->line[n] = '\0';
+	memmove(k->buf, k->buf + n, k->len - n);
+	k->len -= n;
+	return k->line;
+}
+
+/* The next frame's opcode and payload (NUL-terminated, in k->line). */
+static int ws_recv(struct conn *k, char **payload)
+{
+	unsigned char *h = (unsigned char *)ws_take(k, 2);
+	size_t n;
+	int op;
+
+	if (!h)
+		return -1;
+	op = h[0] & 0x0f;
+	n = h[1] & 0x7f;
+	if (n == 126) {
+		h = (unsigned char *)ws_take(k, 2);
+		if (!h)
+			return -1;
+		n = (size_t)h[0] << 8 | h[1];
+	}
+	*payload = ws_take(k, n);
+	return *payload ? op : -1;
+}
+
+static int ws_text(struct conn *k, const char *p) { return ws_send(k, 1, p, strlen(p)); }
+
+static void scen_ws(void)
+{
+	static const char up[] = "GET /rpc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+				 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+				 "Sec-WebSocket-Version: 13\r\n\r\n";
+	struct conn k, l;
+	char *line, *p;
+
+	S_ASSERT(conn_open(&k) == 0);
+	S_ASSERT(conn_send(&k, up) == 0);
+	S_ASSERT(conn_line(&k, &line) == 1 && has_prefix(line, "HTTP/1.1 101"));
+	while (conn_line(&k, &line) == 1 && strcmp(line, "\r") != 0)
+		;
+	S_ASSERT(ws_text(&k, "{\"id\":1,\"method\":\"echo\",\"params\":[1]}") == 0);
+	S_ASSERT(ws_recv(&k, &p) == 1 && !strcmp(p, "{\"id\":1,\"result\":[1]}"));
+	S_ASSERT(ws_text(&k, "{\"id\":2,\"method\":\"notify\"}") == 0);
+	S_ASSERT(ws_recv(&k, &p) == 1 && !strcmp(p, "{\"method\":\"note\",\"params\":{\"n\":1}}"));
+	S_ASSERT(ws_recv(&k, &p) == 1 && !strcmp(p, "{\"method\":\"bare\"}"));
+	S_ASSERT(ws_recv(&k, &p) == 1 && !strcmp(p, "{\"id\":2,\"result\":{}}"));
+	/* A line client on the same socket meanwhile. */
+	S_ASSERT(conn_open(&l) == 0);
+	S_ASSERT(conn_send(&l, "{\"id\":9,\"method\":\"echo\"}\n") == 0);
+	S_ASSERT(expect_msg(&l, "{\"id\":9,\"result\":{}}"));
+	conn_close(&l);
+	/* The server ends the session: a close frame with 1000. */
+	S_ASSERT(ws_text(&k, "{\"id\":3,\"method\":\"close\"}") == 0);
+	S_ASSERT(ws_recv(&k, &p) == 1 && !strcmp(p, "{\"id\":3,\"result\":{\"bye\":true}}"));
+	S_ASSERT(ws_recv(&k, &p) == 8 && (unsigned char)p[0] == 1000 >> 8 &&
+		 (unsigned char)p[1] == (1000 & 0xff));
+	conn_close(&k);
+}
+
+START_TEST(unix_websocket_and_lines_side_by_side)
+{
+	start_unix();
+	run_scenario(scen_ws, 2);
+	ck_assert_int_eq(json_array_size(T.reqs), 4);
+}
+END_TEST
+
+START_TEST(ws_listener_refuses_non_loopback_without_auth)
+{
+	char err[256] = "";
+	struct client_srv *s = NULL;
+
+	ck_assert_int_eq(client_srv_ws(T.l, "0.0.0.0:0", NULL, &T.ops, &T, &s, err, sizeof(err)),
+			 -EPERM);
+	ck_assert_ptr_nonnull(strstr(err, "--ws-auth"));
+	ck_assert_int_eq(client_srv_ws(T.l, "nohost:1", NULL, &T.ops, &T, &s, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_int_eq(client_srv_ws(T.l, "127.0.0.1:0", NULL, &T.ops, &T, &s, err, sizeof(err)),
+			 0);
+	ck_assert_int_gt(client_srv_port(s), 0);
+	client_srv_free(s);
+	ck_assert_int_eq(client_srv_ws(T.l, "[::1]:0", NULL, &T.ops, &T, &s, err, sizeof(err)), 0);
+	client_srv_free(s);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
 	Suite *s = suite_create("client");
@@ -1359,6 +1596,11 @@ static Suite *client_suite(void)
 	tcase_add_test(bd, slow_consumer_disconnected_at_bound);
 	tcase_add_test(bd, many_concurrent_clients);
 	tcase_add_test(bd, session_cap_refuses_with_overloaded);
+	tcase_add_test(bd, prescan_counts_nodes_and_depth);
+	tcase_add_test(bd, unanswered_requests_bounded);
+	tcase_add_test(bd, large_message_parsed_off_loop_in_order);
+	tcase_add_test(ux, unix_websocket_and_lines_side_by_side);
+	tcase_add_test(ux, ws_listener_refuses_non_loopback_without_auth);
 	tcase_add_test(se, closed_cb_on_disconnect);
 	tcase_add_test(se, client_close_from_request_cb);
 	tcase_add_test(se, srv_free_ends_sessions_and_unlinks);

@@ -100,6 +100,7 @@ static void assert_defaults(struct config *c)
 	assert_json(c->invalid_servers, "[]");
 	assert_json(c->features, "{}");
 	assert_json(c->warnings, "[]");
+	assert_json(c->doc, "{}"); /* config/read's user layer: empty */
 }
 
 START_TEST(test_missing_file)
@@ -498,6 +499,12 @@ START_TEST(test_unknown_keys_warn)
 	/* Only truly unknown top-level keys; Codex tables are not looked into. */
 	assert_json(c->warnings, "[\"config.toml:2:1: unknown key 'my key'\","
 				 "\"config.toml:5:2: unknown key 'zzz'\"]");
+	/* The file as read, every key (config/read shows it whole). */
+	ck_assert_str_eq(json_string_value(json_object_get(c->doc, "approval_policy")), "never");
+	ck_assert_int_eq(json_integer_value(json_object_get(c->doc, "my key")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(
+				 json_object_get(json_object_get(c->doc, "profiles"), "x"), "model")),
+			 3);
 	config_free(c);
 }
 END_TEST

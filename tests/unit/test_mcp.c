@@ -466,8 +466,10 @@ START_TEST(test_junk_and_notifications_ignored)
 		"[1, 2, 3]",
 		"{\"level\":\"info\",\"msg\":\"a log line in JSON\"}",
 		"{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}",
-		"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"tools\":[]}}", /* id as string */
-		"{\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":{\"tools\":[]}}",  /* id as real */
+		/* (our id as a string or a real ends that request, malformed:
+		 * test_call_error_malformed) */
+		"{\"jsonrpc\":\"2.0\",\"id\":\"one\",\"result\":{\"tools\":[]}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":{\"tools\":[]}}",
 		"{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":{}}",		 /* unknown id */
 		"{\"jsonrpc\":\"2.0\",\"id\":-1,\"result\":{}}",
 		"{\"jsonrpc\":\"2.0\",\"id\":1}",
@@ -647,6 +649,52 @@ START_TEST(test_call_error_response)
 	ck_assert_int_eq(r.n, 2);
 	ck_assert_ptr_null(r.error);
 	ck_assert(json_is_array(json_object_get(r.result, "content")));
+	result_clear(&r);
+}
+END_TEST
+
+/* Issue 13 item 9: an error reply that breaks JSON-RPC still ends its call,
+ * marked malformed: a non-integer code, a missing one, a code beyond int64
+ * (the message does not even parse). A real beyond a double (1e999) is not
+ * recovered: jansson parses no such number at all. */
+START_TEST(test_call_error_malformed)
+{
+	static const char *const bad[] = { /* what follows the id */
+		"\"error\":{\"code\":\"E42\",\"message\":\"m\"}",
+		"\"error\":{\"code\":1.5,\"message\":\"m\"}",
+		"\"error\":{\"message\":\"m\"}",
+		"\"error\":\"boom\"",
+		"\"error\":{\"code\":1,\"message\":7}",
+		"\"error\":{\"code\":9223372036854775808,\"message\":\"m\"}",
+	};
+	struct result r = { 0 };
+
+	make_ready();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+		feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,%s}", (long long)id_of(last_sent()),
+		      bad[i]);
+		ck_assert_msg(r.n == (int)i + 1, "reply %zu left its call waiting", i);
+		ck_assert_ptr_null(r.result);
+		ck_assert_msg(strstr(r.error, "malformed"), "reply %zu: %s", i, r.error);
+	}
+	/* Our id written as a string or a real: that call ends, malformed. */
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"%lld\",\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 1);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld.0,\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	/* A string that is no id of ours stays foreign. */
+	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"x%lld\",\"result\":{}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
 	result_clear(&r);
 }
 END_TEST
@@ -1327,6 +1375,7 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_server_requests);
 	tcase_add_test(tc, test_call_tool_result);
 	tcase_add_test(tc, test_call_error_response);
+	tcase_add_test(tc, test_call_error_malformed);
 	tcase_add_test(tc, test_call_result_not_object);
 	tcase_add_test(tc, test_read_resource);
 	tcase_add_test(tc, test_call_timeout_sends_cancelled);

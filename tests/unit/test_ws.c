@@ -103,7 +103,7 @@ static void drained_cb(struct ws *w, void *arg)
 	((struct t *)arg)->drained++;
 }
 
-static const struct ws_ops ops = { request_cb, message_cb, closed_cb, drained_cb };
+static const struct ws_ops ops = { request_cb, message_cb, closed_cb, drained_cb, NULL };
 
 static void t_init(struct t *t, const struct ws_config *cfg)
 {
@@ -486,6 +486,9 @@ START_TEST(peer_vanishes_is_1006)
 	upgrade(&t);
 	send_frame(&t, false, 1, "{", 1);
 	shutdown(t.cfd, SHUT_WR);
+	/* A short read ends a pass (the socket is taken for empty); the EOF
+	 * is read on the next one, as the loop's next readiness would. */
+	ws_process(t.w);
 	ws_process(t.w);
 	ck_assert_int_eq(t.closed, 1);
 	ck_assert_int_eq(t.close_code, WS_CLOSE_ABNORMAL);
