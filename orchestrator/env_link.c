@@ -36,6 +36,7 @@
 #define RESUME_REDIAL_MAX_MS 250u  /* a session waits: redial often ... */
 #define RESUME_DIAL_TIMEOUT_MS 1000u /* ... with short attempts (a SYN into a cut
 				      * link would otherwise wait for its retries) */
+#define RESUME_HS_TIMEOUT_MS 3000u /* the executor's default --handshake-timeout */
 #define TICKET_SEQ_BITS 40
 
 static const char orch_id[] = "tandem-orchestrator " TANDEM_VERSION;
@@ -145,6 +146,10 @@ static void session_over(struct env *e, const char *why)
 		return;
 	log_warn("environment '%s': the session cannot resume: %s", e->id, why);
 	session_forget(e);
+	if (e->lost) { /* later dial errors follow this, not "resuming" */
+		free(e->lost);
+		e->lost = xstrdup(why);
+	}
 	env_session_lost(e, why);
 }
 
@@ -190,11 +195,11 @@ static void conn_lost(struct env *e, const char *why, bool flush)
 			 e->id, why, (unsigned long long)e->grace_ms);
 		e->redial_ms = 0;
 		free(e->lost);
-		e->lost = xstrdup(why);
+		e->lost = xasprintf("%s (resuming the session)", why);
 		e->suspended_ms = loop_now_ms(e->loop);
 		e->grace_timer = loop_timer_add(e->loop, e->grace_ms, grace_cb, e);
 		arm_connect_timer(e);
-		env_set_error(e, "%s (resuming)", why);
+		env_set_error(e, "%s", e->lost);
 		env_set_state(e, ENV_DISCONNECTED);
 	} else if (was_ready) {
 		log_warn("environment '%s': link lost: %s", e->id, why);
@@ -547,7 +552,14 @@ static void begin_handshake(struct env *e)
 	hs_start(e->hs, &out);
 	link_send_raw(e->lk, out.p, out.len);
 	fbuf_free(&out);
-	e->init_timer = loop_timer_add(e->loop, e->init_timeout_ms, init_timeout_cb, e);
+	/* A session waiting to resume tries again soon: a handshake stuck on a
+	 * connection made as a cut ended (seen: a SYN answered as the link
+	 * came back, then nothing) is given up after the executor's own
+	 * handshake deadline rather than after initialize_timeout_sec. */
+	e->init_timer = loop_timer_add(e->loop, e->grace_timer ? MIN(e->init_timeout_ms,
+								     RESUME_HS_TIMEOUT_MS)
+							      : e->init_timeout_ms,
+				       init_timeout_cb, e);
 }
 
 static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)

@@ -306,7 +306,9 @@ static void ready_set(struct thread *t, uint64_t ready[THREAD_MAX_ROOTS / 64])
 	for (uint32_t i = 0; i < t->n_roots; i++) {
 		struct env *e = envs_find(t->roots[i].env_id);
 
-		if (e && env_state(e) == ENV_READY && t->roots[i].st == TR_OK)
+		/* A link waiting to resume its session keeps its servers: the
+		 * runtime stays as it was until the session ends. */
+		if (e && (env_state(e) == ENV_READY || env_resumable(e)) && t->roots[i].st == TR_OK)
 			ready[i / 64] |= (uint64_t)1 << (i % 64);
 	}
 }

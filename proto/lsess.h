@@ -33,7 +33,9 @@
 #include "proto.h"
 
 #define LSESS_HDR 16u
-#define LSESS_MAX_BYTES (64u * 1024u * 1024u)
+/* Under LINK_MAX_QUEUED (64 MiB) with the headers and tags of a full
+ * replay, so that a resume can always queue what it sends again. */
+#define LSESS_MAX_BYTES (48u * 1024u * 1024u)
 #define LSESS_MAX_FRAMES 16384u
 
 struct lsess_entry {

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -24,6 +27,7 @@
 #include "bproc.h"
 #include "frame.h"
 #include "handshake.h"
+#include "lsess.h"
 #include "seal.h"
 #include "util.h"
 
@@ -134,6 +138,7 @@ struct rawlink {
 	int fd;
 	struct seal tx, rx;
 	struct fbuf in;
+	uint64_t tx_seq, rx_seq; /* the session header (protocol 3, lsess.h) */
 };
 
 static void raw_write(int fd, const void *p, size_t n)
@@ -214,8 +219,10 @@ static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
 			struct proto_ping_body b = { .stamp = id, .present = PROTO_ALL_ping_body };
 			size_t start = out.len;
 
-			fbuf_reserve(&out, 64);
+			fbuf_reserve(&out, 64 + LSESS_HDR);
 			out.len += FRAME_HDR;
+			lsess_hdr_put(out.p + out.len, ++l->tx_seq, l->rx_seq);
+			out.len += LSESS_HDR;
 			proto_encode(fbuf_write, &out, PROTO_PING, PROTO_REQUEST, id++, &b);
 			fbuf_reserve(&out, SEAL_TAG_LEN);
 			seal_frame(&l->tx, out.p + start, out.len - start - FRAME_HDR);
@@ -231,10 +238,17 @@ static uint64_t raw_pings(struct rawlink *l, unsigned depth, unsigned run_ms)
 		while (frame_parse(l->in.p, l->in.len, 1 << 20, &payload, &plen, &need) == 0) {
 			size_t used = FRAME_HDR + plen;
 
+			uint64_t seq, ack;
+
 			if (seal_open(&l->rx, l->in.p, (uint8_t *)payload, plen, &plen) < 0)
 				bsys_fail("link bench: a reply does not open");
-			inflight--;
-			done++;
+			if (lsess_hdr_parse(payload, plen, &seq, &ack) < 0)
+				bsys_fail("link bench: a bad session header");
+			if (seq) { /* not a pure ack: a reply */
+				l->rx_seq = seq;
+				inflight--;
+				done++;
+			}
 			memmove(l->in.p, l->in.p + used, l->in.len - used);
 			l->in.len -= used;
 		}
@@ -312,6 +326,169 @@ static void rows_sealed(const struct bench_opts *o, const struct bench_floor *f)
 	free(lat);
 }
 
+/* ---- resume after a cut: a relay between the orchestrator and the executor */
+
+/* One connection at a time, forwarded both ways; `cut` resets it (RST)
+ * and refuses newcomers until cleared: a cut the orchestrator sees at
+ * once, so the figure is the resume itself, not the keepalive timeout. */
+struct relay {
+	int lfd, port, exec_port;
+	atomic_bool cut, stop;
+	pthread_t th;
+};
+
+static void rst_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void relay_pump(struct relay *r, int a)
+{
+	struct sockaddr_in e = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->exec_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char buf[65536];
+
+	if (b < 0 || connect(b, (struct sockaddr *)&e, sizeof(e)) < 0) {
+		close(a);
+		if (b >= 0)
+			close(b);
+		return;
+	}
+	while (!atomic_load(&r->cut) && !atomic_load(&r->stop)) {
+		struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+
+		if (poll(p, 2, 20) < 0)
+			break;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+				goto out;
+			raw_write(p[1 - i].fd, buf, (size_t)n);
+		}
+	}
+out:
+	rst_close(a);
+	rst_close(b);
+}
+
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		struct pollfd p = { .fd = r->lfd, .events = POLLIN };
+		int a;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		a = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (a < 0)
+			continue;
+		if (atomic_load(&r->cut))
+			rst_close(a);
+		else
+			relay_pump(r, a);
+	}
+	return NULL;
+}
+
+static void relay_start(struct relay *r, int exec_port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	r->exec_port = exec_port;
+	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(r->lfd, 8) < 0 || getsockname(r->lfd, (struct sockaddr *)&a, &len) < 0)
+		bsys_fail("resume bench: relay: %s", strerror(errno));
+	r->port = ntohs(a.sin_port);
+	if (pthread_create(&r->th, NULL, relay_main, r) != 0)
+		bsys_fail("resume bench: relay thread");
+}
+
+static const char *env_status_of(struct bconn *c, const char *env, char *buf, size_t len)
+{
+	json_t *r = bconn_call_ok(c, "environment/status", json_pack("{s:s}", "environmentId", env));
+	const char *v = json_string_value(json_object_get(r, "status"));
+
+	snprintf(buf, len, "%s", v ? v : "");
+	json_decref(r);
+	return buf;
+}
+
+/* A 5 s cut (the connection reset, the address refusing) with a session:
+ * how long after the link returns the environment is ready again, and its
+ * first call done; the executor's log says whether it was a resume. */
+static void row_resume(const struct bench_opts *o)
+{
+	_cleanup_free_ char *dir = xasprintf("%s/resume", bsys_tmpdir());
+	_cleanup_free_ char *token = xasprintf("%s/token", dir);
+	_cleanup_free_ char *toml = NULL, *plugin = NULL, *log = NULL, *text = NULL;
+	struct bload_target t = { .n_threads = 1, .server = "fx" };
+	const char *ids[] = { "cut" }, *paths[1];
+	struct relay r = { 0 };
+	struct borch *orch;
+	uint64_t lat[1], t0, ready_ns, call_ns;
+	char st[32], *tid;
+	pid_t exec;
+	int port;
+
+	bsys_mkdir(dir);
+	bsys_write_file(token, "bench-resume-link-token-0123456789abcdef\n");
+	chmod(token, 0600);
+	exec = start_sealed_executor(o, dir, token, &port);
+	relay_start(&r, port);
+	toml = xasprintf("[[environments]]\nid = \"cut\"\nurl = \"tcp://127.0.0.1:%d\"\n", r.port);
+	orch = borch_start_env(&o->bins, "resume-orch", NULL, toml, "cut", token);
+	plugin = xasprintf("%s/plugin", orch->dir);
+	borch_make_plugin(&o->bins, plugin, "fx");
+	paths[0] = plugin;
+	wait_ready(orch->c, "cut");
+	tid = borch_thread_start_env(orch->c, "cut", ids, paths, 1);
+	json_decref(borch_status_ok(orch->c, tid, 1));
+	t.threads = (const char *const *)&tid;
+	bload_seq(orch->c, &t, 0, 1, lat);
+	atomic_store(&r.cut, true);
+	for (t0 = bsys_now_ns(); strcmp(env_status_of(orch->c, "cut", st, sizeof(st)), "ready") == 0;)
+		if (bsys_now_ns() - t0 > READY_TIMEOUT_MS * 1000000ull)
+			bsys_fail("resume bench: the cut was not noticed");
+		else
+			bsys_sleep_ms(5);
+	bsys_sleep_ms(o->quick ? 1000 : 5000);
+	atomic_store(&r.cut, false);
+	t0 = bsys_now_ns();
+	wait_ready(orch->c, "cut");
+	ready_ns = bsys_now_ns() - t0;
+	bload_seq(orch->c, &t, 0, 1, lat);
+	call_ns = bsys_now_ns() - t0;
+	log = xasprintf("%s/executor.log", dir);
+	text = bsys_read_file(log, NULL);
+	btable_add(o->quick ? "resume after a 1 s cut (TCP reset), link back to ready"
+			    : "resume after a 5 s cut (TCP reset), link back to ready",
+		   btable_fmt("%.0f ms", ready_ns / 1e6), NULL,
+		   btable_fmt("first call done %.0f ms after; %s", call_ns / 1e6,
+			      text && strstr(text, "resumed by orchestrator") ? "session resumed"
+									: "NOT resumed"),
+		   "<= 1 s", btable_check(ready_ns <= 1000000000ull && text &&
+					  strstr(text, "resumed by orchestrator")));
+	borch_stop(orch);
+	atomic_store(&r.stop, true);
+	pthread_join(r.th, NULL);
+	close(r.lfd);
+	if (!WIFEXITED(bsys_stop(exec, 5000)))
+		bsys_fail("the resume executor did not exit cleanly");
+	free(tid);
+}
+
 void blink_run(const struct bench_opts *o, const struct bench_floor *f)
 {
 	bsys_progress("link: sealing cost, and a sealed tcp:// link");
@@ -319,4 +496,5 @@ void blink_run(const struct bench_opts *o, const struct bench_floor *f)
 		bsys_fail("sodium_init failed");
 	rows_seal();
 	rows_sealed(o, f);
+	row_resume(o);
 }

@@ -444,6 +444,21 @@ void tc_connect(struct tclient *c, const char *url, const char *secret)
 	ck_assert_msg(h == 0, "HELLO to %s refused (status %d)", url, h);
 }
 
+int tc_resume(struct tclient *c, const char *url, const char *secret, const uint8_t *id,
+	      uint64_t tx_seq, uint64_t rx_seq)
+{
+	int r = tc_dial(c, url, 2000);
+
+	if (r < 0)
+		return r;
+	c->want_resume = true;
+	memcpy(c->resume_id, id, sizeof(c->resume_id));
+	c->resume_ack = rx_seq;
+	c->tx_seq = tx_seq;
+	c->rx_seq = rx_seq;
+	return tc_hello(c, secret, false);
+}
+
 void tc_close(struct tclient *c)
 {
 	for (unsigned i = 0; i < c->n_pending; i++)

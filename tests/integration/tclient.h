@@ -65,6 +65,11 @@ int tc_open(struct tclient *c, const char *url);
 int tc_hello(struct tclient *c, const char *secret, bool corrupt);
 /* Dial + HELLO, asserting success. */
 void tc_connect(struct tclient *c, const char *url, const char *secret);
+/* Dials again and asks to resume session id, having sent tx_seq frames and
+ * received rx_seq in it: tc_hello's result; c->resumed says whether it was
+ * resumed (else c->resume_refused says why, and the session is fresh). */
+int tc_resume(struct tclient *c, const char *url, const char *secret, const uint8_t *id,
+	      uint64_t tx_seq, uint64_t rx_seq);
 void tc_close(struct tclient *c);
 
 /* Sends a request and waits for its reply (events that arrive meanwhile are

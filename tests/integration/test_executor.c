@@ -814,6 +814,104 @@ START_TEST(test_tls_listener)
 }
 END_TEST
 
+/* wss://: the link inside TLS inside a WebSocket (Debian's nng has TLS,
+ * with mbed TLS); not sealed on top (the transport encrypts), and a client
+ * that does not trust the certificate gets nowhere. */
+START_TEST(test_wss_listener)
+{
+	char dir[] = "/tmp/tandem-wss-XXXXXX", both[256], cert[256], url[80], other[300];
+	const char *args[] = { "--tls-cert", both, NULL };
+	struct proto_ping_body p = { .stamp = 9 };
+	struct tframe f = { 0 };
+	struct texec w;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	make_cert(dir, both, cert, sizeof(both));
+	setenv("TANDEM_TEST_TLS_CA", cert, 1);
+	snprintf(url, sizeof(url), "wss://127.0.0.1:%d/tandem", free_port());
+	texec_start_url(&w, url, args);
+	tc_connect(&cl, w.url, w.secret);
+	ck_assert(!cl.sealed);
+	PROTO_MARK(&p, ping_body, stamp);
+	ck_assert_int_eq(tc_call(&cl, PROTO_PING, &p, &f, T_MS), 0);
+	ck_assert_uint_eq(f.m.u.ping_reply.stamp, 9);
+	tframe_free(&f);
+	tc_close(&cl);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	mkdir(other, 0700);
+	{
+		char both2[300], cert2[300];
+
+		make_cert(other, both2, cert2, sizeof(both2));
+		setenv("TANDEM_TEST_TLS_CA", cert2, 1);
+		ck_assert_int_ne(tc_dial(&cl, w.url, 1500), 0);
+		tc_close(&cl);
+	}
+	texec_stop(&w);
+}
+END_TEST
+
+/* A session resumed on a new connection (protocol 3): the server stays
+ * attached, an answer produced while no connection existed arrives on the
+ * new one exactly once, a wrong session id is refused with the reason (a
+ * fresh session, the old one's process detached), and past --grace-sec
+ * the executor no longer knows the session. */
+START_TEST(test_session_resume)
+{
+	const char *args[] = { "--grace-sec", "1", NULL };
+	uint8_t id[PROTO_SESSION_ID_LEN], bogus[PROTO_SESSION_ID_LEN] = { 0 };
+	uint64_t tx, rx, h;
+	uint32_t pid;
+	json_t *j;
+	char *line;
+
+	texec_start(&ex, args, NULL);
+	tc_connect(&cl, ex.url, ex.secret);
+	h = start_fixture("echo", &pid);
+	json_decref(rpc(h, init_req));
+	tc_mcp_send(&cl, h, "{\"id\":91,\"method\":\"tools/call\",\"params\":{\"name\":\"sleep\","
+			    "\"arguments\":{\"ms\":300}}}");
+	memcpy(id, cl.session_id, sizeof(id));
+	tx = cl.tx_seq;
+	rx = cl.rx_seq;
+	tc_close(&cl);
+	usleep(500 * 1000); /* the answer comes while no connection exists */
+	ck_assert_int_eq(tc_resume(&cl, ex.url, ex.secret, id, tx, rx), 0);
+	ck_assert(cl.resumed);
+	ck_assert_uint_eq(cl.n_live, 0); /* nothing was detached */
+	line = tc_mcp_recv(&cl, h, T_MS);
+	ck_assert_ptr_nonnull(line);
+	j = json_loads(line, 0, NULL);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "id")), 91);
+	json_decref(j);
+	free(line);
+	j = rpc(h, "{\"id\":92,\"method\":\"tools/list\"}");
+	ck_assert_ptr_nonnull(json_object_get(j, "result"));
+	json_decref(j);
+	ck_assert(texec_log_wait(&ex, "resumed by orchestrator", T_MS));
+	/* Another session id: refused, and a fresh session detaches the old
+	 * one's process. */
+	tx = cl.tx_seq;
+	rx = cl.rx_seq;
+	tc_close(&cl);
+	ck_assert_int_eq(tc_resume(&cl, ex.url, ex.secret, bogus, tx, rx), 0);
+	ck_assert(!cl.resumed);
+	ck_assert_ptr_nonnull(strstr(cl.resume_refused, "not this executor's current session"));
+	ck_assert_uint_eq(cl.n_live, 1);
+	/* Past the grace period the session is gone. */
+	memcpy(id, cl.session_id, sizeof(id));
+	tx = cl.tx_seq;
+	rx = cl.rx_seq;
+	tc_close(&cl);
+	usleep(1600 * 1000);
+	ck_assert_int_eq(tc_resume(&cl, ex.url, ex.secret, id, tx, rx), 0);
+	ck_assert(!cl.resumed);
+	ck_assert_ptr_nonnull(strstr(cl.resume_refused, "unknown to this executor"));
+	tc_close(&cl);
+	texec_stop(&ex);
+}
+END_TEST
+
 START_TEST(test_insecure_tcp_refused)
 {
 	int st;
@@ -867,6 +965,8 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, test_hostile_frames_drop_peer_not_daemon);
 	tcase_add_test(tc, test_insecure_tcp_refused);
 	tcase_add_test(tc, test_tls_listener);
+	tcase_add_test(tc, test_wss_listener);
+	tcase_add_test(tc, test_session_resume);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -9,6 +9,8 @@ one line per execution, so that the test counts how often each call ran.
     exactly once, the server's pid is unchanged; calls made during the cut
     with a deadline shorter than it are told they never reached the server,
     and never run;
+  - a 14 s cut (the link declared dead, the session waiting): it resumes,
+    the calls in flight complete once, on the same server;
   - a TCP reset (ss -K in the executor's namespace): the session resumes
     on a new connection, no call fails, each ran once;
   - a 60 s cut past a short grace (3 s both sides): the environment shows
@@ -269,6 +271,39 @@ def t_cut_5s(ctx):
             % (done, len(told), expired))
 
 
+def t_cut_past_keepalive(ctx):
+    net = Net(ctx)
+    if not net.ok:
+        return SKIP
+    s = Setup(ctx, net)
+    ids = {s.send("m", "k%d" % i, 100): "k%d" % i for i in range(32)}
+    time.sleep(0.2)
+    net.link(False)
+    t0 = time.monotonic()
+    st = wait_status(s.c, "far", lambda x: x["status"] == "disconnected", 20,
+                     "the environment to show disconnected")
+    seen = time.monotonic() - t0
+    check("resuming" in (st.get("error") or ""), "the status says it resumes: %r" % st)
+    # A thread-scoped request while the session waits: its server stays.
+    s.c.status(s.tid)
+    time.sleep(max(0, 14 - (time.monotonic() - t0)))
+    net.link(True)
+    t1 = time.monotonic()
+    for i, tag in ids.items():
+        kind, msg = outcome(s.c.wait_response(i, timeout=60))
+        check_eq(kind, "ok", "call %s across the cut (%s)" % (tag, msg))
+    done = time.monotonic() - t1
+    check("resumed by orchestrator" in s.ex.log(), "the executor resumed the session")
+    check_eq(s.server_pid(), s.pid, "the server's instance after the cut")
+    runs = s.runs()
+    for tag in ids.values():
+        check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
+        check_eq(runs[tag][0], s.pid, "the server's instance for %s" % tag)
+    return ("# a 14 s cut (past the keepalive timeout, within the grace): disconnected after "
+            "%.1f s, resumed; 32 calls all completed once, %.2f s after the link returned" %
+            (seen, done))
+
+
 def t_tcp_reset(ctx):
     net = Net(ctx)
     if not net.ok:
@@ -362,6 +397,8 @@ def t_delay_and_loss(ctx):
 TESTS = [
     ("a 5 s cut with 32 calls in flight: each completes once, same server",
      t_cut_5s),
+    ("a 14 s cut, past the keepalive timeout: the session resumes, calls complete once",
+     t_cut_past_keepalive),
     ("a TCP reset: the session resumes on a new connection", t_tcp_reset),
     ("a 60 s cut past the grace: calls fail with the reason and never run later",
      t_cut_past_grace),
