@@ -37,6 +37,7 @@
 #include "log.h"
 #include "loop.h"
 #include "lsess.h"
+#include "metrics_tandem.h"
 #include "penalty.h"
 #include "secret.h"
 #include "util.h"
@@ -152,6 +153,7 @@ static void deadline_cb(struct loop_timer *t, void *arg)
 	c->deadline = NULL;
 	prelog(c->ex, "closing connection from %s: did not prove the secret within %u ms",
 	       c->src, c->ex->opts.handshake_ms);
+	metrics_handshake_refused("timeout");
 	c->ex->peers_dropped++;
 	conn_close(c, false);
 }
@@ -461,6 +463,7 @@ static void session_begin(struct conn *c)
 		replay = ex->ls->n;
 		c->serial = ex->peer;
 		ex->resumes++;
+		metrics_link_reconnect();
 		session_hex(ex, hex);
 		log_info("session %s resumed by orchestrator '%s' from %s after %llu ms (%zu frames "
 			 "sent again)", hex, res->orchestrator_id, c->src,
@@ -593,6 +596,7 @@ static void handshake_failed(struct conn *c)
 	struct executor *ex = c->ex;
 	uint64_t pen = 0;
 
+	metrics_handshake_refused(hs_fail_label(hs_fail_kind(c->hs)));
 	if (hs_fail_kind(c->hs) == HS_FAIL_PROOF)
 		pen = penalty_add(ex->penalties, &c->key, loop_now_ms(ex->loop));
 	if (pen)

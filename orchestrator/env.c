@@ -15,6 +15,7 @@
 #include "lsess.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_tandem.h"
 #include "secret.h"
 #include "util.h"
 
@@ -65,6 +66,8 @@ void env_set_state(struct env *e, enum env_state st)
 		e->error = NULL;
 		e->backoff_ms = 0;
 		e->reconnects += e->was_ready;
+		if (e->was_ready) /* ready again after a loss, on a fresh session */
+			metrics_link_reconnect();
 		e->was_ready = true;
 	}
 	log_info("environment '%s': %s%s%s", e->id, env_state_name(st), e->error ? ": " : "",

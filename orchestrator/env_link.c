@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "lsess.h"
+#include "metrics_tandem.h"
 #include "secret.h"
 #include "util.h"
 #include "version.h"
@@ -391,6 +392,7 @@ static bool session_attach(struct env *e, const struct hs_result *r)
 		lsess_ack(e->ls, r->resume_ack);
 		replay = e->ls->n;
 		e->resumes++;
+		metrics_link_reconnect();
 		log_info("environment '%s': session %s resumed after %llu ms without a link "
 			 "(%zu frames sent again)", e->id, hex,
 			 (unsigned long long)(loop_now_ms(e->loop) - e->suspended_ms), replay);
@@ -455,6 +457,7 @@ static void handshake_failed(struct env *e)
 
 	snprintf(why, sizeof(why), "%s: %s", hs_fail_name(kind), hs_error(e->hs));
 	e->last_fail = kind;
+	metrics_handshake_refused(hs_fail_label(kind));
 	log_warn("environment '%s': handshake with %s failed: %s", e->id, e->url, why);
 	/* A refusal is news the status must show now, not at the connect
 	 * timeout: busy, a wrong token, a version mismatch. */

@@ -69,6 +69,17 @@ const char *hs_fail_name(enum hs_fail f)
 	}
 }
 
+const char *hs_fail_label(enum hs_fail f)
+{
+	switch (f) {
+	case HS_FAIL_PROTOCOL: return "malformed";
+	case HS_FAIL_VERSION: return "version";
+	case HS_FAIL_PROOF: return "bad_proof";
+	case HS_FAIL_BUSY: return "busy";
+	default: return "other";
+	}
+}
+
 static void rnd(struct hs *h, void *buf, size_t n)
 {
 	if (h->p.random)

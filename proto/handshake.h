@@ -63,6 +63,8 @@ enum hs_fail {
 	HS_FAIL_REFUSED,  /* another refusal by the executor */
 };
 const char *hs_fail_name(enum hs_fail f); /* "protocol", "version", "bad proof", ... */
+/* The reason label of tandem_link_handshake_refusals_total (metrics_tandem.h). */
+const char *hs_fail_label(enum hs_fail f);
 
 struct hs_params {
 	enum hs_role role;

@@ -16,6 +16,7 @@
 #include "linkurl.h"
 #include "loop.h"
 #include "lsess.h"
+#include "metrics_tandem.h"
 #include "seal.h"
 #include "util.h"
 
@@ -396,6 +397,7 @@ static ssize_t rx_one_frame(struct link *lk, size_t off)
 		return -1;
 	}
 	lk->frames_in++;
+	metrics_link_frame(false, plen);
 	if (lk->sess && !rx_session(lk, &payload, &plen))
 		return lk->reported ? -1 : (ssize_t)(FRAME_HDR + frame_get_len(lk->rbuf + off));
 	lk->ops->frame_cb(lk, payload, plen, lk->arg);
@@ -703,6 +705,7 @@ static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 		      int32_t status, const char *msg)
 {
 	bool idle = false;
+	size_t queued;
 	int r;
 
 	pthread_mutex_lock(&lk->mu);
@@ -710,12 +713,16 @@ static int send_frame(struct link *lk, uint16_t type, uint8_t kind, uint32_t id,
 		pthread_mutex_unlock(&lk->mu);
 		return -EPIPE;
 	}
+	queued = lk->wq.len;
 	if (lk->sess)
 		r = put_numbered_locked(lk, type, kind, id, body, status, msg);
 	else
 		r = put_frame_locked(lk, type, kind, id, body, status, msg);
 	idle = r == 0 && !lk->sending;
+	queued = r == 0 && lk->wq.len > queued ? lk->wq.len - queued : 0;
 	pthread_mutex_unlock(&lk->mu);
+	if (r == 0) /* on the owner's (loop) thread, as the metrics want */
+		metrics_link_frame(true, queued);
 	/* A send in flight takes what was queued when it completes. Else a
 	 * zero timer fires at the end of this loop turn (loop.h: after the
 	 * I/O callbacks), so that many frames cost one send. */

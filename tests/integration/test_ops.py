@@ -150,7 +150,8 @@ def test_readyz_follows_required_environment(ctx):
     ex2 = Executor(ctx, "gpu", token=token, extra_args=OPS_ARGS)
     wait_until(lambda: http(oaddr, "/readyz")[0] == 200, 60,
                "/readyz to be 200 again after the executor returned")
-    check(scrape(oaddr)["tandem_link_reconnects_total"] >= 0, "reconnects exported")
+    # A new executor: a fresh session, ready again after a loss.
+    check(scrape(oaddr)["tandem_link_reconnects_total"] >= 1, "the reconnect counted")
     ex2.stop()
 
 
@@ -182,6 +183,25 @@ def test_scrapes_parse_and_count(ctx):
     check_eq(e["tandem_mcp_processes"], 1, "live MCP processes on the executor")
     check(o["process_resident_memory_bytes"] > 1 << 20, "orchestrator RSS exported")
     check(e["process_open_fds"] > 3, "executor fds exported")
+    for side, m in (("orchestrator", o), ("executor", e)):
+        for d in ("sent", "received"):
+            check(m['tandem_link_frames_total{direction="%s"}' % d] > 0 and
+                  m['tandem_link_bytes_total{direction="%s"}' % d] > 0,
+                  "%s: link frames %s counted" % (side, d))
+    # Something that is no orchestrator: refused in the handshake, counted.
+    refused = e.get('tandem_link_handshake_refusals_total{reason="malformed"}', 0)
+    check(ex.url.startswith("abstract://"), "the executor's address: %s" % ex.url)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as junk:
+        junk.settimeout(5)
+        junk.connect("\0" + ex.url[len("abstract://"):])
+        junk.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 4)
+        try:
+            junk.recv(4096)
+        except OSError:
+            pass
+    wait_until(lambda: scrape(eaddr).get('tandem_link_handshake_refusals_total{reason='
+                                         '"malformed"}', 0) > refused, 15,
+               "the executor to count the junk connection's refusal")
     before = o['tandem_ops_requests_total{path="/metrics"}']
     check_eq(scrape(oaddr)['tandem_ops_requests_total{path="/metrics"}'], before + 1,
              "the scrape counter counts scrapes")
