@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 struct client_job {
 	struct client_job *next;
@@ -37,6 +38,7 @@ struct client_job {
 	size_t len;
 	int scan;          /* client_prescan's result */
 	json_t *msg;       /* the result, or NULL with err */
+	json_t *id;        /* with no msg: the id of a request jansson refused */
 	json_error_t err;
 	char data[];
 };
@@ -146,9 +148,15 @@ void client_dispatch(struct client *c, json_t *msg)
 }
 
 /* The outcome of a scan and a parse, on the loop thread. */
-static void deliver(struct client *c, int scan, json_t *msg, const json_error_t *je)
+static void deliver(struct client *c, int scan, json_t *msg, json_t *id,
+		    const json_error_t *je)
 {
-	if (scan == -E2BIG)
+	if (!msg && id) { /* well-formed JSON that jansson cannot hold: its request answered */
+		client_count(c);
+		client_error(c, id, CLIENT_INVALID_PARAMS,
+			     "Invalid params: a number beyond the 64-bit integer range (column %d)",
+			     je->column);
+	} else if (scan == -E2BIG)
 		client_error(c, NULL, CLIENT_INVALID_REQUEST,
 			     "Invalid Request: more than %u JSON values in one message",
 			     CLIENT_MAX_NODES);
@@ -161,6 +169,7 @@ static void deliver(struct client *c, int scan, json_t *msg, const json_error_t 
 	else
 		client_dispatch(c, msg);
 	json_decref(msg);
+	json_decref(id);
 }
 
 static bool is_blank(const char *p, size_t n)
@@ -171,12 +180,45 @@ static bool is_blank(const char *p, size_t n)
 	return true;
 }
 
-static json_t *load(const char *p, size_t n, int *scan, json_error_t *je)
+/* The id of a message that is valid JSON but holds an integer beyond
+ * int64 (jansson refuses those): read again with every integer as a real,
+ * so that the request can be answered by its id rather than with id null
+ * (a client matching answers by id would wait for ever). NULL if none. */
+static json_t *id_of_unholdable(const char *p, size_t n, const json_error_t *je)
 {
+	json_t *lax, *v, *id = NULL;
+	json_error_t ignored;
+	double d;
+
+	if (!strstr(je->text, "too big"))
+		return NULL;
+	lax = json_loadb(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
+			 &ignored);
+	v = json_object_get(lax, "id");
+	if (json_is_string(v)) {
+		id = json_incref(v);
+	} else if (json_is_real(v)) {
+		d = json_real_value(v);
+		/* exactly representable and within what the client sent as an integer */
+		if (d == (double)(json_int_t)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+			id = json_integer((json_int_t)d);
+	}
+	json_decref(lax);
+	return id;
+}
+
+static json_t *load(const char *p, size_t n, int *scan, json_error_t *je, json_t **id)
+{
+	json_t *msg;
+
+	*id = NULL;
 	*scan = client_prescan(p, n);
 	if (*scan < 0)
 		return NULL;
-	return json_loadb(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	msg = json_loadb(p, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, je);
+	if (!msg)
+		*id = id_of_unholdable(p, n, je);
+	return msg;
 }
 
 /* ---- the worker ---- */
@@ -197,7 +239,7 @@ static void *worker_main(void *arg)
 		if (!W.todo)
 			W.todo_tail = &W.todo;
 		pthread_mutex_unlock(&W.lock);
-		j->msg = load(j->data, j->len, &j->scan, &j->err);
+		j->msg = load(j->data, j->len, &j->scan, &j->err, &j->id);
 		pthread_mutex_lock(&W.lock);
 		j->next = NULL;
 		*W.done_tail = j;
@@ -222,6 +264,7 @@ static void *worker_main(void *arg)
 static void job_free(struct client_job *j)
 {
 	json_decref(j->msg);
+	json_decref(j->id);
 	free(j);
 }
 
@@ -246,8 +289,8 @@ static void done_cb(void *arg)
 			c->job = NULL;
 			client_unhold(c, j->len);
 			if (c->state == CLIENT_OPEN)
-				deliver(c, j->scan, j->msg, &j->err);
-			j->msg = NULL; /* deliver took it */
+				deliver(c, j->scan, TAKE_PTR(j->msg), TAKE_PTR(j->id),
+					&j->err);
 			client_parsed(c);
 		}
 		job_free(j);
@@ -312,14 +355,14 @@ void client_parse(struct client *c, const char *data, size_t len)
 {
 	struct client_job *j;
 	json_error_t je;
-	json_t *msg;
+	json_t *msg, *id;
 	int scan;
 
 	if (is_blank(data, len))
 		return;
 	if (len <= CLIENT_PARSE_INLINE || worker_start(c->srv->l) < 0) {
-		msg = load(data, len, &scan, &je);
-		deliver(c, scan, msg, &je);
+		msg = load(data, len, &scan, &je, &id);
+		deliver(c, scan, msg, id, &je);
 		return;
 	}
 	if (!client_hold(c, len))
