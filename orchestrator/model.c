@@ -345,6 +345,140 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 	return r;
 }
 
+/* ---- the provider's model listing ---- */
+
+#define MODEL_LIST_BODY (1u << 20)
+#define MODEL_LIST_MS 5000u
+
+struct model_listing {
+	struct http_req *hr;
+	model_list_cb cb;
+	void *arg;
+	char *body;
+	size_t len;
+	bool over;
+};
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 128)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* {"data": [{"id": "..."}, ...]} (OpenAI's list shape) -> ids, or NULL. */
+static json_t *listed_ids(const char *body, size_t len, char *why, size_t whylen)
+{
+	json_t *doc = json_loadb(body, len, 0, NULL), *data = json_object_get(doc, "data"), *e;
+	json_t *ids;
+	size_t i;
+
+	if (!json_is_array(data)) {
+		snprintf(why, whylen, "the listing is not {\"data\": [...]}");
+		json_decref(doc);
+		return NULL;
+	}
+	ids = json_array();
+	json_array_foreach(data, i, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+
+		if (json_array_size(ids) == MODEL_LIST_MAX)
+			break;
+		if (id && id_ok(id))
+			json_array_append_new(ids, json_string(id));
+	}
+	json_decref(doc);
+	return ids;
+}
+
+static void list_data_cb(struct http_req *hr, const char *data, size_t len, void *arg)
+{
+	struct model_listing *l = arg;
+
+	(void)hr;
+	if (l->over || l->len + len > MODEL_LIST_BODY) {
+		l->over = true;
+		return;
+	}
+	l->body = xrealloc(l->body, l->len + len + 1);
+	memcpy(l->body + l->len, data, len);
+	l->len += len;
+}
+
+static void list_done_cb(struct http_req *hr, int err, long status, const char *msg, void *arg)
+{
+	struct model_listing *l = arg;
+	json_t *ids = NULL;
+	char why[256];
+
+	(void)hr;
+	l->hr = NULL;
+	if (err)
+		snprintf(why, sizeof(why), "GET /models: %s", msg);
+	else if (status != 200)
+		snprintf(why, sizeof(why), "GET /models answered HTTP %ld", status);
+	else if (l->over)
+		snprintf(why, sizeof(why), "GET /models: the answer is over %u bytes",
+			 MODEL_LIST_BODY);
+	else
+		ids = listed_ids(l->body ? l->body : "", l->len, why, sizeof(why));
+	l->cb(ids, ids ? NULL : why, l->arg);
+	json_decref(ids);
+	free(l->body);
+	free(l);
+}
+
+static const struct http_cbs list_http_cbs = {
+	.data_cb = list_data_cb,
+	.done_cb = list_done_cb,
+};
+
+struct model_listing *model_list(struct http *h, json_t *provider, model_list_cb cb, void *arg)
+{
+	const char *base = json_string_value(json_object_get(provider, "base_url"));
+	struct model_listing *l;
+	_cleanup_free_ char *url = NULL;
+	char **headers;
+
+	if (!base || !*base) {
+		cb(NULL, "the model provider has no base_url", arg);
+		return NULL;
+	}
+	url = xasprintf("%s%smodels", base, base[strlen(base) - 1] == '/' ? "" : "/");
+	headers = build_headers(provider);
+	free(headers[1]); /* a JSON answer, not an event stream */
+	headers[1] = xstrdup("Accept: application/json");
+	l = xcalloc(1, sizeof(*l));
+	l->cb = cb;
+	l->arg = arg;
+	l->hr = http_start(h, &(struct http_opts){ .method = "GET", .url = url,
+						   .headers = (const char *const *)headers,
+						   .timeout_ms = MODEL_LIST_MS,
+						   .max_body = MODEL_LIST_BODY + 1 },
+			   &list_http_cbs, l);
+	headers_free(headers);
+	if (!l->hr) {
+		free(l);
+		cb(NULL, "cannot start the HTTP request to the model API", arg);
+		return NULL;
+	}
+	return l;
+}
+
+void model_list_cancel(struct model_listing *l)
+{
+	if (!l)
+		return;
+	http_cancel(l->hr); /* no callback after */
+	free(l->body);
+	free(l);
+}
+
 void model_cancel(struct model_req *r)
 {
 	if (!r)

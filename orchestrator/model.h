@@ -38,4 +38,16 @@ struct model_req *model_stream(struct loop *l, struct http *h, json_t *provider,
 /* Cancels: no callback after. */
 void model_cancel(struct model_req *r);
 
+/* GET {base_url}/models (the provider's model listing, where it serves
+ * one: OpenAI's API does, many compatible providers do not), with the same
+ * credentials as a turn; 5 s at most, 1 MiB of answer. cb(ids) with the
+ * listed ids (borrowed array of strings, at most MODEL_LIST_MAX, each a
+ * printable id of at most 128 bytes), or cb(NULL, why): no listing. cb may
+ * run before this returns (then NULL); the handle cancels it. */
+#define MODEL_LIST_MAX 200u
+typedef void (*model_list_cb)(json_t *ids, const char *why, void *arg);
+struct model_listing;
+struct model_listing *model_list(struct http *h, json_t *provider, model_list_cb cb, void *arg);
+void model_list_cancel(struct model_listing *l);
+
 #endif

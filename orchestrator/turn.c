@@ -93,6 +93,11 @@ void turn_init(struct loop *l, struct http *h)
 	threads_set_store_failed_cb(store_failed_cb);
 }
 
+struct model_listing *turn_models(json_t *provider, model_list_cb cb, void *arg)
+{
+	return model_list(turns.http, provider, cb, arg);
+}
+
 static int64_t wall_ms(void)
 {
 	struct timespec ts;

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model.h"
+
 struct http;
 struct loop;
 struct thread;
@@ -37,6 +39,9 @@ struct turn;
 
 /* The loop and the struct http the model requests go out on (borrowed). */
 void turn_init(struct loop *l, struct http *h);
+/* The provider's model listing (model.h model_list), on the same HTTP
+ * client as the turns' requests. */
+struct model_listing *turn_models(json_t *provider, model_list_cb cb, void *arg);
 /* A turn on t with the user's texts (n >= 1, borrowed), for owner (who gets
  * its notifications from now on). Nothing is sent yet: the caller answers
  * its request with turn_object(), then calls turn_run(). -EBUSY when t has

@@ -415,6 +415,32 @@ def t_every_request_answered(ctx):
     o.stop()
 
 
+def t_model_list_from_provider(ctx):
+    """model/list: the configured model first (the default), then what the
+    provider's own listing (GET /v1/models) names, ids that are not
+    printable or too long left out; pages by cursor; each entry conforms."""
+    schemas = Schemas(ctx)
+    script = tool_script()
+    script["models"] = ["gpt-other", "gpt-test", "has space", "x" * 200, "gpt-third"]
+    fake = Fake(ctx, script)
+    o = Orchestrator(ctx, home_with(ctx, fake), env={"TANDEM_TEST_API_KEY": API_KEY})
+    c = o.client
+    c.initialize("codex-tui")
+    got = call_checked(c, schemas, "model/list", {"includeHidden": True})
+    check_eq([m["id"] for m in got["data"]], ["gpt-test", "gpt-other", "gpt-third"],
+             "the configured model, then the listed ones")
+    check_eq([m["isDefault"] for m in got["data"]], [True, False, False], "the default")
+    check("listed by model provider 'fake'" == got["data"][1]["description"],
+          "a listed model's description: %r" % got["data"][1])
+    page = call_checked(c, schemas, "model/list", {"limit": 2})
+    check_eq(([m["id"] for m in page["data"]], page["nextCursor"]),
+             (["gpt-test", "gpt-other"], "2"), "the first page")
+    page = call_checked(c, schemas, "model/list", {"limit": 2, "cursor": "2"})
+    check_eq(([m["id"] for m in page["data"]], page["nextCursor"]), (["gpt-third"], None),
+             "the last page")
+    o.stop()
+
+
 TESTS = [
     ("the TUI's start-up methods, a turn, the notifications: Codex's shapes",
      t_frontend_methods),
@@ -424,6 +450,7 @@ TESTS = [
     ("a request its handler forgot is answered -32603", t_unanswered_request_is_answered),
     ("wrong types are -32602 naming the field", t_wrong_types_named),
     ("hostile params in every method: every request answered", t_every_request_answered),
+    ("model/list: the configured model, then the provider's listing", t_model_list_from_provider),
 ]
 
 if __name__ == "__main__":
