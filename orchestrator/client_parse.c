@@ -199,8 +199,9 @@ static json_t *id_of_unholdable(const char *p, size_t n, const json_error_t *je)
 		id = json_incref(v);
 	} else if (json_is_real(v)) {
 		d = json_real_value(v);
-		/* exactly representable and within what the client sent as an integer */
-		if (d == (double)(json_int_t)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+		/* within 2^53 (checked first: a cast beyond int64 is undefined)
+		 * and integral: exactly what the client sent */
+		if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(json_int_t)d)
 			id = json_integer((json_int_t)d);
 	}
 	json_decref(lax);
