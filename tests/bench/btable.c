@@ -7,7 +7,7 @@
 
 #include "util.h"
 
-#define MAX_ROWS 32u
+#define MAX_ROWS 128u
 #define FMT_BUFS 16u
 #define FMT_LEN 64u
 
@@ -28,8 +28,10 @@ void btable_add(const char *what, const char *tandem, const char *baseline, cons
 {
 	const char *in[5] = { what, tandem, baseline, compare, target };
 
-	if (n_rows == MAX_ROWS)
+	if (n_rows == MAX_ROWS) { /* said, never a row silently missing */
+		fprintf(stderr, "tandem-bench: more than %u rows: '%s' not shown\n", MAX_ROWS, what);
 		return;
+	}
 	for (int i = 0; i < 5; i++)
 		rows[n_rows].cols[i] = xstrdup(in[i] ? in[i] : "-");
 	rows[n_rows++].v = v;
