@@ -579,6 +579,28 @@ int link_send_raw(struct link *lk, const void *data, size_t len)
 	return 0;
 }
 
+/* Ends the frame of plen payload bytes queued at wq[start]: sealed (its
+ * tag appended) or given its length prefix, and counted; on failure it
+ * leaves the queue as it was. mu held. */
+static int close_frame_locked(struct link *lk, size_t start, size_t plen)
+{
+	if (lk->tx_seal.on) {
+		int r;
+
+		fbuf_reserve(&lk->wq, SEAL_TAG_LEN);
+		r = seal_frame(&lk->tx_seal, lk->wq.p + start, plen);
+		if (r < 0) {
+			lk->wq.len = start;
+			return r;
+		}
+		lk->wq.len += SEAL_TAG_LEN;
+	} else {
+		frame_put_len(lk->wq.p + start, (uint32_t)plen);
+	}
+	lk->frames_out++;
+	return 0;
+}
+
 /* Frames (and seals) one session frame at the end of wq: the header with
  * seq and our ack, then env (len bytes, NULL for a pure ack); mu held. */
 static int put_session_locked(struct link *lk, uint64_t seq, const uint8_t *env, size_t len)
@@ -593,19 +615,7 @@ static int put_session_locked(struct link *lk, uint64_t seq, const uint8_t *env,
 		memcpy(lk->wq.p + start + FRAME_HDR + LSESS_HDR, env, len);
 	lk->wq.len += FRAME_HDR + plen;
 	lk->sess->rx_told = lk->sess->rx_seq;
-	if (lk->tx_seal.on) {
-		int r = seal_frame(&lk->tx_seal, lk->wq.p + start, plen);
-
-		if (r < 0) {
-			lk->wq.len = start;
-			return r;
-		}
-		lk->wq.len += SEAL_TAG_LEN;
-	} else {
-		frame_put_len(lk->wq.p + start, (uint32_t)plen);
-	}
-	lk->frames_out++;
-	return 0;
+	return close_frame_locked(lk, start, plen);
 }
 
 static int encode_env(struct fbuf *b, uint16_t type, uint8_t kind, uint32_t id, const void *body,
@@ -671,19 +681,7 @@ static int put_frame_locked(struct link *lk, uint16_t type, uint8_t kind, uint32
 		lk->wq.len = start;
 		return r;
 	}
-	if (lk->tx_seal.on) {
-		fbuf_reserve(&lk->wq, SEAL_TAG_LEN);
-		r = seal_frame(&lk->tx_seal, lk->wq.p + start, plen);
-		if (r < 0) {
-			lk->wq.len = start;
-			return r;
-		}
-		lk->wq.len += SEAL_TAG_LEN;
-	} else {
-		frame_put_len(lk->wq.p + start, (uint32_t)plen);
-	}
-	lk->frames_out++;
-	return 0;
+	return close_frame_locked(lk, start, plen);
 }
 
 /* Runs once the loop has handled this turn's events: everything they
