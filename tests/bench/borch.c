@@ -100,7 +100,7 @@ struct borch *borch_start_full(const struct borch_bins *b, const char *name,
 			       const char *const *extra)
 {
 	const char *argv[32] = { b->orchestrator, "--home", NULL, "--listen", NULL, "--executor",
-				 b->executor, "--log-level", "warn" };
+				 b->executor, "--log-level", getenv("BENCH_LOG") ? getenv("BENCH_LOG") : "warn" };
 	size_t n = 9;
 	struct borch *o = xcalloc(1, sizeof(*o));
 	_cleanup_free_ char *home = NULL, *listen = NULL;

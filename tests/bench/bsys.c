@@ -342,7 +342,7 @@ void bsys_cleanup(void)
 	for (size_t i = 0; i < n_logs; i++)
 		free(logs[i]);
 	n_logs = 0;
-	if (tmpdir) {
+	if (tmpdir && !getenv("BENCH_KEEP")) {
 		nftw(tmpdir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
 		free(tmpdir);
 		tmpdir = NULL;
