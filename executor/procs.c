@@ -229,9 +229,20 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 	contain_sweep(ex); /* what the server left behind, in track mode */
 }
 
+static void proc_expired_cb(struct child *c, uint64_t call_id, void *arg)
+{
+	struct proc *p = arg;
+
+	(void)c;
+	procs_report_expired(p->ex, p->handle, call_id,
+			     "its deadline passed while it waited for the server to read its "
+			     "stdin");
+}
+
 static const struct child_ops proc_ops = {
 	.line_cb = proc_line_cb,
 	.stderr_cb = proc_stderr_cb,
+	.expired_cb = proc_expired_cb,
 	.exit_cb = proc_exit_cb,
 };
 
@@ -628,13 +639,36 @@ int procs_stop(struct executor *ex, uint64_t handle)
 	return 0;
 }
 
-int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len)
+int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len,
+	       uint64_t call_id, uint64_t deadline_ms)
 {
 	struct proc *p = proc_find(ex, handle);
 
 	if (!p || p->detached)
 		return -ENOENT;
-	return child_send(p->child, data, len);
+	return child_send_call(p->child, data, len, call_id, deadline_ms);
+}
+
+void procs_report_expired(struct executor *ex, uint64_t handle, uint64_t call_id,
+			  const char *why)
+{
+	struct proto_mcp_expired_body ev = { .handle = handle, .call_id = call_id };
+	struct proc *p = proc_find(ex, handle);
+
+	log_info("process %llu: request %llu not delivered: %s", (unsigned long long)handle,
+		 (unsigned long long)call_id, why);
+	if (p && p->detached)
+		return; /* its orchestrator is gone: nobody knows that call */
+	ev.reason = proto_str_c(why);
+	ev.present = PROTO_ALL_mcp_expired_body;
+	listener_send(ex, PROTO_MCP_EXPIRED, PROTO_EVENT, 0, &ev);
+}
+
+bool procs_withdraw(struct executor *ex, uint64_t handle, uint64_t call_id)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	return p && !p->detached && child_withdraw(p->child, call_id);
 }
 
 void procs_fail(struct executor *ex, uint64_t handle, const char *why)

@@ -365,6 +365,11 @@ static void send_notification(struct mcp_session *s, const char *method, json_t 
 		log_debug("MCP server '%s': cannot send %s: %s", s->name, method, strerror(-rc));
 }
 
+/* Stops request r: the far end first takes it back if it still waits
+ * there (ticketed calls), then the server hears notifications/cancelled
+ * in case it already has it. */
+static void send_cancelled_req(struct mcp_session *s, struct mcp_req *r, const char *reason);
+
 static void send_cancelled(struct mcp_session *s, uint64_t id, const char *reason)
 {
 	json_t *params = json_pack("{s:I}", "requestId", (json_int_t)id);
@@ -372,6 +377,13 @@ static void send_cancelled(struct mcp_session *s, uint64_t id, const char *reaso
 	if (reason)
 		json_object_set_new(params, "reason", json_string(reason));
 	send_notification(s, "notifications/cancelled", params);
+}
+
+static void send_cancelled_req(struct mcp_session *s, struct mcp_req *r, const char *reason)
+{
+	if (r->ticketed && s->t.cancel_request)
+		s->t.cancel_request(s->t.ctx, r->id, reason);
+	send_cancelled(s, r->id, reason);
 }
 
 static void req_timer_cb(struct loop_timer *t, void *arg)
@@ -395,7 +407,7 @@ static void req_timer_cb(struct loop_timer *t, void *arg)
 				  r->method, s->name, r->timeout_ms,
 				  never ? "it never reached the server and will not run"
 					: "the outcome is unknown: the server may have run it");
-		send_cancelled(s, r->id, error);
+		send_cancelled_req(s, r, error);
 	} else {
 		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
 				  r->method, s->name, r->timeout_ms);
@@ -818,7 +830,7 @@ void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
 	r = hash_find(s, call_id - 1);
 	if (!r || r->kind != REQ_CALL)
 		return;
-	send_cancelled(s, r->id, reason);
+	send_cancelled_req(s, r, reason);
 	error = xasprintf("%s to MCP server '%s' cancelled%s%s", r->method, s->name,
 			  reason ? ": " : "", reason ? reason : "");
 	r->failed_as = METRICS_TOOL_CANCELLED;

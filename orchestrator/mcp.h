@@ -80,6 +80,9 @@ struct mcp_transport {
 	/* false only when the request certainly never reached the far end
 	 * (and, past its deadline, never will). */
 	bool (*maybe_reached)(void *ctx, uint64_t ticket);
+	/* Optional, with send_request: the far end drops request id if it has
+	 * not begun to deliver it yet (a cancel overtakes a queued request). */
+	void (*cancel_request)(void *ctx, uint64_t id, const char *reason);
 	void *ctx;
 };
 

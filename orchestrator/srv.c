@@ -174,6 +174,14 @@ static bool relay_maybe_reached(void *ctx, uint64_t ticket)
 	return !s->env || env_mcp_maybe_reached(s->env, ticket);
 }
 
+static void relay_cancel_request(void *ctx, uint64_t id, const char *reason)
+{
+	struct srv *s = ctx;
+
+	if (s->env && s->handle)
+		(void)env_mcp_cancel(s->env, s->handle, id, reason);
+}
+
 static void stop_process(struct srv *s)
 {
 	struct proto_mcp_stop_body b = { .handle = s->handle };
@@ -254,6 +262,7 @@ static void open_session(struct srv *s, bool adopt)
 	s->transport.send = relay_send;
 	s->transport.send_request = relay_send_request;
 	s->transport.maybe_reached = relay_maybe_reached;
+	s->transport.cancel_request = relay_cancel_request;
 	s->transport.ctx = s;
 	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
 	if ((adopt ? mcp_session_adopt(s->mcp) : mcp_session_start(s->mcp)) < 0) {

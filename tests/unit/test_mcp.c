@@ -1210,7 +1210,7 @@ static void real_exit_cb(struct child *c, int wstatus, const char *reason, void 
 	loop_stop(loop);
 }
 
-static const struct child_ops real_ops = { real_line_cb, NULL, real_exit_cb };
+static const struct child_ops real_ops = { .line_cb = real_line_cb, .exit_cb = real_exit_cb };
 
 static const char *fixture(void)
 {
