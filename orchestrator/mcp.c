@@ -432,15 +432,24 @@ static void list_reset(struct mcp_list *list)
 
 /* Completes every live request with `error`. Internal requests see the
  * session stopping or final and just go away; user calls get their
- * callback. Stops early if a callback frees the session. */
+ * callback. Stops early if a callback frees the session. A call the far
+ * end provably never received says so (honest outcomes): the rest may
+ * have run. */
 static void drain_requests(struct mcp_session *s, const char *error)
 {
 	struct mcp_req *r;
 
 	for (size_t i = 0; i < LIST_N; i++)
 		list_reset(&s->lists[i]);
-	while (!s->dead && (r = s->head) != NULL)
-		req_finish(s, r, NULL, error);
+	while (!s->dead && (r = s->head) != NULL) {
+		_cleanup_free_ char *never = NULL;
+
+		if (r->kind == REQ_CALL && r->ticketed && s->t.maybe_reached &&
+		    !s->t.maybe_reached(s->t.ctx, r->ticket))
+			never = xasprintf("%s; this call never reached the server and will not run",
+					  error);
+		req_finish(s, r, NULL, never ? never : error);
+	}
 }
 
 /* -> FAILED or CLOSED with `error`; pending calls fail, then state_cb. */

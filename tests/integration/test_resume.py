@@ -343,6 +343,9 @@ def t_cut_past_grace(ctx):
     time.sleep(0.1)
     net.link(False)
     t0 = time.monotonic()
+    # Sent during the cut: the executor never acknowledged them, so when
+    # the session ends they are told they never reached the server.
+    late = {s.send("m", "late%d" % i, 0): "late%d" % i for i in range(8)}
     st = wait_status(s.c, "far", lambda x: x["status"] == "disconnected", 20,
                      "the environment to show disconnected")
     seen = time.monotonic() - t0
@@ -353,6 +356,12 @@ def t_cut_past_grace(ctx):
             ok += 1
         else:
             failed[tag] = (msg, time.monotonic())
+    for i, tag in late.items():
+        kind, msg = outcome(s.c.wait_response(i, timeout=40))
+        check_eq(kind, "error", "a call sent during a cut past the grace")
+        check("never reached the server" in msg, "%s says it never reached the server: %s"
+              % (tag, msg))
+        failed[tag] = (msg, time.monotonic())
     told_by = time.monotonic() - t0
     check(all("not back within" in m or "never reached" in m or "outcome is unknown" in m
               for m, _ in failed.values()),
