@@ -188,7 +188,12 @@ void procs_report_expired(struct executor *ex, uint64_t handle, uint64_t call_id
 			  const char *why);
 /* Kills a process on purpose; its MCP_EXITED carries `why`. */
 void procs_fail(struct executor *ex, uint64_t handle, const char *why);
-int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped);
+/* MCP_ATTACH: *note is the process's MCP_NOTE (valid while it lives). */
+int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped,
+		 struct proto_str *note);
+/* MCP_NOTE: keeps note (copied) with the process; -EMSGSIZE past
+ * PROTO_MAX_NOTE, -ENOENT for an unknown or detached process. */
+int procs_note(struct executor *ex, uint64_t handle, const void *note, size_t len);
 /* Peer lost: every attached process becomes detached, each with its own
  * grace deadline from now. */
 void procs_detach_all(struct executor *ex);

@@ -217,6 +217,16 @@ static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 				      : "cannot write to the server's stdin");
 }
 
+static void exec_handle_mcp_note(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_mcp_note_body *b = &m->u.mcp_note;
+	int r = procs_note(ex, b->handle, b->note.ptr, b->note.len);
+
+	if (r == -EMSGSIZE)
+		log_warn("process %llu: a note of %u bytes is over the %u-byte bound: not kept",
+			 (unsigned long long)b->handle, b->note.len, PROTO_MAX_NOTE);
+}
+
 /* MCP_CANCEL overtakes the request it names if it still waits for stdin:
  * then it is never written, and MCP_EXPIRED tells the orchestrator so. */
 static void exec_handle_mcp_cancel(struct executor *ex, struct proto_msg *m)
@@ -237,7 +247,7 @@ static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 	struct proto_mcp_attach_reply r = { 0 };
 	uint64_t handle = m->u.mcp_attach.handle;
 
-	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines) < 0) {
+	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines, &r.note) < 0) {
 		listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_NOT_FOUND,
 				    "no detached process with handle %llu", (unsigned long long)handle);
 		return;
@@ -270,6 +280,7 @@ static const struct {
 	{ PROTO_MCP_SEND, exec_handle_mcp_send },
 	{ PROTO_MCP_ATTACH, exec_handle_mcp_attach },
 	{ PROTO_MCP_CANCEL, exec_handle_mcp_cancel },
+	{ PROTO_MCP_NOTE, exec_handle_mcp_note },
 	{ PROTO_HTTP_REQUEST, exec_handle_http_request },
 	{ PROTO_HTTP_ABORT, exec_handle_http_abort },
 };

@@ -54,6 +54,8 @@ struct proc {
 	struct box *box;
 	char *denied;      /* a boxed server's first stderr line that reads like a refusal */
 	uint8_t identity[PROTO_ID_LEN]; /* MCP_START's, reported while detached */
+	char *note;			/* MCP_NOTE's, given back by MCP_ATTACH */
+	size_t note_len;
 };
 
 /* The environment a server gets on top of a cleared one (README, "tandem-executor"). */
@@ -95,6 +97,7 @@ static void held_clear(struct proc *p)
 
 static void proc_free(struct proc *p)
 {
+	free(p->note);
 	loop_timer_cancel(p->grace_timer);
 	held_clear(p);
 	child_free(p->child);
@@ -682,7 +685,22 @@ void procs_fail(struct executor *ex, uint64_t handle, const char *why)
 	child_kill(p->child);
 }
 
-int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped)
+int procs_note(struct executor *ex, uint64_t handle, const void *note, size_t len)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	if (!p || p->detached)
+		return -ENOENT;
+	if (len > PROTO_MAX_NOTE)
+		return -EMSGSIZE;
+	free(p->note);
+	p->note = len ? xstrndup(note, len) : NULL;
+	p->note_len = len;
+	return 0;
+}
+
+int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped,
+		 struct proto_str *note)
 {
 	struct proc *p = proc_find(ex, handle);
 
@@ -694,6 +712,8 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 	p->grace_timer = NULL;
 	*pid = (uint32_t)child_pid(p->child);
 	*dropped = p->held_dropped;
+	note->ptr = p->note;
+	note->len = (uint32_t)p->note_len;
 	return 0;
 }
 

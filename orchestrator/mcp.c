@@ -666,6 +666,27 @@ static char *take_init_result(struct mcp_session *s, json_t *result)
 	return NULL;
 }
 
+/* What initialize said, handed to the transport to keep with the process
+ * (the executor's MCP_NOTE): an orchestrator that re-attaches the process
+ * later adopts the session with it instead of guessing. */
+static void remember_init(struct mcp_session *s)
+{
+	json_t *note;
+	char *text;
+
+	if (!s->t.remember)
+		return;
+	note = json_pack("{s:s, s:O}", "protocolVersion", s->protocol, "capabilities",
+			 s->capabilities);
+	if (note && s->server_info)
+		json_object_set(note, "serverInfo", s->server_info);
+	text = note ? jsonu_dumps(note) : NULL;
+	json_decref(note);
+	if (text)
+		s->t.remember(s->t.ctx, text, strlen(text));
+	free(text);
+}
+
 static void init_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
 		      const char *error)
 {
@@ -686,6 +707,7 @@ static void init_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
 	}
 	send_notification(s, "notifications/initialized", NULL);
 	s->initialized = true;
+	remember_init(s);
 	has_tools = json_object_get(s->capabilities, "tools") != NULL;
 	s->has_resources = json_object_get(s->capabilities, "resources") != NULL;
 	/* Listing tools of a server that did not advertise them is harmless;
@@ -1142,7 +1164,31 @@ int mcp_session_start(struct mcp_session *s)
 	return 0;
 }
 
-int mcp_session_adopt(struct mcp_session *s)
+/* The note remember_init left, if it is one: what initialize said. */
+static bool adopt_note(struct mcp_session *s, const char *note, size_t len)
+{
+	_cleanup_free_ char *err = NULL;
+	json_t *j;
+
+	if (!note || !len)
+		return false;
+	j = json_loadb(note, len, JSON_REJECT_DUPLICATES, NULL);
+	err = j ? take_init_result(s, j) : xstrdup("not JSON");
+	json_decref(j);
+	if (!err)
+		return true;
+	log_warn("MCP server '%s': the re-attached process's note is unusable (%s): assuming "
+		 "protocol %s", s->name, err, MCP_PROTOCOL_LATEST);
+	free(s->protocol);
+	s->protocol = NULL;
+	json_decref(s->capabilities);
+	s->capabilities = NULL;
+	json_decref(s->server_info);
+	s->server_info = NULL;
+	return false;
+}
+
+int mcp_session_adopt(struct mcp_session *s, const char *note, size_t note_len)
 {
 	if (s->started)
 		return -EALREADY;
@@ -1150,14 +1196,22 @@ int mcp_session_adopt(struct mcp_session *s)
 	/* The old session's requests counted up from 0 and their answers may
 	 * still come (output held while detached): ours start far above. */
 	s->next_id = MCP_ADOPT_FIRST_ID;
-	s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
-	s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	if (!adopt_note(s, note, note_len)) {
+		/* An older executor kept no note: the latest version, and both
+		 * lists (a server without resources just says so). */
+		s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
+		s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	}
 	s->initialized = true;
-	s->has_resources = true;
+	s->has_resources = json_object_get(s->capabilities, "resources") != NULL;
 	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
-	list_start_startup(s, &s->lists[LIST_TOOLS], true);
-	list_start_startup(s, &s->lists[LIST_RESOURCES], false);
-	list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	/* as after initialize (init_done) */
+	list_start_startup(s, &s->lists[LIST_TOOLS],
+			   json_object_get(s->capabilities, "tools") != NULL);
+	if (s->has_resources) {
+		list_start_startup(s, &s->lists[LIST_RESOURCES], false);
+		list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	}
 	return s->state == MCP_FAILED ? -EIO : 0;
 }
 
