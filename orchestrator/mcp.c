@@ -935,19 +935,26 @@ static char *rpc_error_text(json_t *err)
 			 len, msg ? msg : "");
 }
 
-/* A message that does not parse because a number in it is out of range
- * (an error code beyond int64) may still answer one of our
- * requests: read again with every integer as a real, it names its id, and
- * that request fails (malformed) instead of waiting for its timeout. */
+/* A message that does not parse may still answer one of our requests,
+ * which then fails (malformed) instead of waiting for its timeout. An
+ * integer out of range (an error code beyond int64): read again with every
+ * integer as a real, it names its id. What even that cannot load (a number
+ * beyond double, broken UTF-8): a top-level scan may still find its id. */
 static void handle_unparsable(struct mcp_session *s, const char *data, size_t len,
 			      const char *why)
 {
 	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
 	struct mcp_req *r;
 	uint64_t n;
+	bool found;
 
-	if (json_is_object(m) && !json_object_get(m, "method") &&
-	    id_as_ours(json_object_get(m, "id"), &n) && (r = hash_find(s, n))) {
+	if (m)
+		found = json_is_object(m) && !json_object_get(m, "method") &&
+			id_as_ours(json_object_get(m, "id"), &n);
+	else
+		found = jsonu_scan_top_uint(data, len, "method", &n) < 0 &&
+			jsonu_scan_top_uint(data, len, "id", &n) == 1;
+	if (found && (r = hash_find(s, n))) {
 		char *text = xasprintf("MCP error: malformed response (%s)", why);
 
 		req_finish(s, r, NULL, text);

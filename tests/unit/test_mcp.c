@@ -704,10 +704,11 @@ END_TEST
 
 /* Issue 13 item 9: an error reply that breaks JSON-RPC still ends its call,
  * marked malformed: a non-integer code, a missing one, a code beyond int64
- * (the message does not even parse). A real beyond a double (1e999) is not
- * recovered: jansson parses no such number at all. */
+ * (the message does not even parse), a real beyond a double (1e999: jansson
+ * loads no such number at all, a top-level scan finds the id). */
 START_TEST(test_call_error_malformed)
 {
+	uint64_t call;
 	static const char *const bad[] = { /* what follows the id */
 		"\"error\":{\"code\":\"E42\",\"message\":\"m\"}",
 		"\"error\":{\"code\":1.5,\"message\":\"m\"}",
@@ -715,6 +716,8 @@ START_TEST(test_call_error_malformed)
 		"\"error\":\"boom\"",
 		"\"error\":{\"code\":1,\"message\":7}",
 		"\"error\":{\"code\":9223372036854775808,\"message\":\"m\"}",
+		"\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"x\"}],\"n\":1e999}",
+		"\"error\":{\"code\":-1e999,\"message\":\"m\",\"data\":{\"id\":1}}",
 	};
 	struct result r = { 0 };
 
@@ -738,11 +741,21 @@ START_TEST(test_call_error_malformed)
 	      (long long)id_of(last_sent()));
 	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
 	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	/* A server request (a method) that does not load is not taken for the
+	 * answer to our request of the same id. */
+	call = mcp_call_tool(S, "t", NULL, 0, result_cb, &r);
+	ck_assert_uint_gt(call, 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"ping\",\"params\":{\"x\":1e999}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	mcp_cancel(S, call, "done");
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 3);
+	ck_assert_ptr_nonnull(strstr(r.error, "cancelled"));
 	/* A string that is no id of ours stays foreign. */
 	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
 	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"x%lld\",\"result\":{}}",
 	      (long long)id_of(last_sent()));
-	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 3);
 	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
 	result_clear(&r);
 }
