@@ -650,4 +650,4 @@ TESTS = [
 ]
 
 if __name__ == "__main__":
-    run_suite(TESTS)
+    sys.exit(run_suite(TESTS))
