@@ -198,6 +198,129 @@ dial_in = true
     return "# dial-in ready %.2f s after the executor started; TCP reset: %s" % (ready_s, reset)
 
 
+def make_cert(ctx, name="tls"):
+    """A self-signed certificate for "localhost" (openssl): (cert+key, cert)."""
+    d = ctx.mkdir(name)
+    key, cert, both = (os.path.join(d, n) for n in ("key.pem", "cert.pem", "both.pem"))
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert], capture_output=True)
+    check(r.returncode == 0, "openssl: %s" % r.stderr.decode()[-300:])
+    with open(key) as k, open(cert) as c:
+        write_file(both, k.read() + c.read(), 0o600)
+    return both, cert
+
+
+def mark_runs(path):
+    """tag -> [instance id of each run] (the fixture's mark tool)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            tag, pid = line.split()
+            out.setdefault(tag, []).append(int(pid))
+    return out
+
+
+def call_outcome(resp):
+    if "error" in resp:
+        return "error", resp["error"].get("message", "")
+    res = resp.get("result") or {}
+    if res.get("isError"):
+        return "error", str(res.get("content"))
+    return "ok", ""
+
+
+def dial_in_over(ctx, scheme):
+    """An executor dials in over scheme (ws, tls+tcp, wss): it authenticates
+    and becomes environment "far"; a thread's tool calls run in it; the
+    connection is reset (ss -K) with calls in flight, the executor dials
+    again over the same transport and the session resumes: every call
+    completes, each ran exactly once, on the same server."""
+    tok = random_token()
+    home = make_home(ctx, environments='[[environments]]\nid = "far"\ndial_in = true\n',
+                     tokens={"far": tok})
+    path = "/tandem" if scheme.startswith("ws") else ""
+    extra = []
+    host = "127.0.0.1"
+    if scheme in ("tls+tcp", "wss"):
+        both, cert = make_cert(ctx)
+        shutil.copy(both, os.path.join(home, "executor-listen.pem"))
+        extra = ["--connect-ca", cert]
+        host = "localhost"  # the name the certificate is checked against
+    # nng 1.5.2's WebSocket listener bound to a host answers only requests
+    # whose Host names that host (else 404): wss listens on the name it is
+    # dialled by, as documented in the README.
+    lhost = "localhost" if scheme == "wss" else "127.0.0.1"
+    o = Orchestrator(ctx, home, mode="unix",
+                     args=["--executor-listen", "%s://%s:0%s" % (scheme, lhost, path)])
+    c = o.connect()
+    port = listen_port(o)
+    url = "%s://%s:%d%s" % (scheme, host, port, path)
+    marks = ctx.path("marks")
+    open(marks, "w").close()
+    p = make_plugin(ctx, "dpm", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
+                                       "sandbox": "off"}})
+    t = c.start_thread([root("dpm", "far", p)])
+    x = DialExecutor(ctx, "far", url, tok, extra_args=extra)
+    st = wait_status(c, "far", lambda s: s["status"] == "ready", 30,
+                     "far to dial in over %s" % scheme)
+    check_eq(st.get("direction"), "dialled in", "its direction")
+    check("authenticated" in x.log() or st.get("sessionId"), "a session: %r" % st)
+    c.wait_notification(lambda n: n["method"] == "thread/environment/connected" and
+                        n["params"].get("environmentId") == "far", timeout=10,
+                        what="thread/environment/connected for far")
+    wait_until(lambda: c.status(t).get("m", {}).get("runtimeStatus") == "connected", 30,
+               "the server on far")
+    c.tool(t, "m", "mark", {"tag": "first", "ms": 0}, timeout=30)
+    pid = mark_runs(marks)["first"][0]
+    before = status(c, "far")
+    ids = {c.send("mcpServer/tool/call", {"threadId": t, "server": "m", "tool": "mark",
+                                          "arguments": {"tag": "r%d" % i, "ms": 150}}):
+           "r%d" % i for i in range(16)}
+    time.sleep(0.1)
+    if subprocess.call(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0:
+        return "SKIP ss -K failed (no CONFIG_INET_DIAG_DESTROY?)"
+    t0 = time.monotonic()
+    for i, tag in ids.items():
+        kind, msg = call_outcome(c.wait_response(i, timeout=60))
+        check_eq(kind, "ok", "call %s across a reset over %s (%s)" % (tag, scheme, msg))
+    done = time.monotonic() - t0
+    st = wait_status(c, "far", lambda s: s["status"] == "ready" and
+                     s.get("resumes", 0) > before.get("resumes", 0), 20,
+                     "far's session to resume over %s" % scheme)
+    check_eq(st.get("sessionId"), before.get("sessionId"), "the resumed session's id")
+    check("resumed by orchestrator" in x.log(), "the executor resumed the session")
+    check_eq(x.log().count("connected to the orchestrator at %s" % url) >= 2, True,
+             "the executor dialled %s again" % url)
+    runs = mark_runs(marks)
+    for tag in ids.values():
+        check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
+        check_eq(runs[tag][0], pid, "the server's instance for %s" % tag)
+    if scheme == "ws":
+        # The same listener dialled by another name for its host: nng
+        # answers 404 and calls that "connection refused"; the log says why.
+        y = DialExecutor(ctx, "far", "ws://localhost:%d%s" % (port, path), tok, label="far-host")
+        wait_until(lambda: "the WebSocket upgrade was" in y.log(), 15,
+                   "the executor to explain a refused upgrade")
+        y.kill()
+        check_eq(status(c, "far")["status"], "ready", "far after a refused upgrade")
+    return ("# dial-in over %s: 16 calls across a TCP reset all completed once, %.2f s; "
+            "session %s resumed" % (scheme, done, st["sessionId"][:8]))
+
+
+def t_dial_in_ws(ctx):
+    return dial_in_over(ctx, "ws")
+
+
+def t_dial_in_tls(ctx):
+    return dial_in_over(ctx, "tls+tcp")
+
+
+def t_dial_in_wss(ctx):
+    return dial_in_over(ctx, "wss")
+
+
 # ---- the cap, remove, backoff --------------------------------------------------
 
 def dead_url():
@@ -641,6 +764,9 @@ TESTS = [
     ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
     ("dial_in", t_dial_in),
+    ("dial_in_ws", t_dial_in_ws),
+    ("dial_in_tls", t_dial_in_tls),
+    ("dial_in_wss", t_dial_in_wss),
     ("cap_remove_backoff", t_cap_remove_backoff),
     ("declared_over_cap_refused", t_declared_over_cap_refused),
 ]
