@@ -302,7 +302,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->dead_ms = s->keepalive_timeout_ms ? s->keepalive_timeout_ms : ENV_DEFAULT_DEAD_MS;
 	if (e->dead_ms <= e->keepalive_ms)
 		e->dead_ms = 3 * e->keepalive_ms;
-	e->grace_ms = s->resume_grace_ms ? s->resume_grace_ms : default_grace_ms;
+	e->grace_ms = s->resume_grace_set ? s->resume_grace_ms : default_grace_ms;
 	e->state = ENV_CONNECTING;
 	e->http = http_new_relay(l, &env_relay_ops, e);
 	return e;

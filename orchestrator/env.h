@@ -48,7 +48,8 @@ struct env_spec {
 	uint64_t initialize_timeout_ms;
 	uint64_t keepalive_ms;         /* PING after this much silence (0: 3 s) */
 	uint64_t keepalive_timeout_ms; /* dead after this much silence (0: 9 s) */
-	uint64_t resume_grace_ms;      /* a lost link may resume this long (0: the default) */
+	uint64_t resume_grace_ms;      /* a lost link may resume this long, when ... */
+	bool resume_grace_set;         /* ... set (0: never), else the default */
 	bool is_local;            /* the implicit local executor */
 	bool dial_in;             /* no url, no program: the executor dials us (env_adopt) */
 };

@@ -147,9 +147,29 @@ static int load_timeout(struct loader *L, json_t *raw, const char *base, const c
 	return 0;
 }
 
+/* tandem extension: how long a session whose link dropped waits for the
+ * executor to come back before its calls fail (env.h "Link sessions");
+ * absent, --link-grace-sec decides. */
+static int load_grace(struct loader *L, json_t *raw, const char *base, struct envspec *s)
+{
+	json_t *v = json_object_get(raw, "resume_grace_sec");
+	double x;
+
+	s->resume_grace_sec = -1;
+	if (!v)
+		return 0;
+	x = json_is_number(v) ? json_number_value(v) : -1;
+	if (!(x >= 0 && x <= ENVFILE_GRACE_MAX))
+		return tomlfile_fail_key(&L->f, base, "resume_grace_sec",
+					 "'resume_grace_sec' must be a number of seconds from 0 "
+					 "(sessions never resume) to %g", ENVFILE_GRACE_MAX);
+	s->resume_grace_sec = x;
+	return 0;
+}
+
 static const char *const entry_keys[] = {
 	"id", "url", "program", "args", "env", "cwd", "connect_timeout_sec",
-	"initialize_timeout_sec", "required", "dial_in",
+	"initialize_timeout_sec", "required", "dial_in", "resume_grace_sec",
 };
 
 /* The first key of an entry that is not one of entry_keys, or NULL. */
@@ -274,7 +294,7 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 	/* tandem extension: /readyz waits for this environment (README "Operations") */
 	if (jsonu_get_bool(raw, "required", false, &s->required, e, sizeof(e)) < 0)
 		return tomlfile_fail_key(&L->f, base, "required", "%s", e);
-	return 0;
+	return load_grace(L, raw, base, s);
 }
 
 static int load_entries(struct loader *L, json_t *v)

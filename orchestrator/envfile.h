@@ -15,6 +15,9 @@
  *   connect_timeout_sec = 10      # optional, default 10
  *   initialize_timeout_sec = 10   # optional, default 10
  *   required = true               # tandem extension: /readyz waits for it
+ *   resume_grace_sec = 30         # tandem extension: how long a session whose
+ *                                 # link dropped waits to resume (0-86400;
+ *                                 # 0: never; default --link-grace-sec)
  *
  * Everything in this file is strict: an unknown key, a wrong type or a bad
  * value makes envfile_load fail with "PATH:LINE:COL: reason" naming the key.
@@ -40,6 +43,7 @@
 #define ENVFILE_TIMEOUT_DEFAULT 10.0
 #define ENVFILE_TIMEOUT_MAX 3600.0  /* seconds, both timeouts */
 #define ENVFILE_LOCAL_ID "local"
+#define ENVFILE_GRACE_MAX 86400.0   /* seconds: resume_grace_sec, as --link-grace-sec */
 
 struct envspec {
 	char *id;
@@ -54,6 +58,7 @@ struct envspec {
 	double connect_timeout_sec;    /* default 10 */
 	double initialize_timeout_sec; /* default 10 */
 	bool required;  /* tandem extension: readiness needs this one ready */
+	double resume_grace_sec; /* tandem extension; < 0: not set (--link-grace-sec) */
 	int line;       /* where the entry starts */
 };
 

@@ -270,6 +270,9 @@ static void start_entry(const struct envspec *es)
 		.tls_ca_file = ca,
 		.connect_timeout_ms = (uint64_t)(es->connect_timeout_sec * 1000.0),
 		.initialize_timeout_ms = (uint64_t)(es->initialize_timeout_sec * 1000.0),
+		.resume_grace_ms = es->resume_grace_sec >= 0
+					   ? (uint64_t)(es->resume_grace_sec * 1000.0) : 0,
+		.resume_grace_set = es->resume_grace_sec >= 0,
 	};
 
 	spec.program = program ? env_spawn_program(program) : NULL;

@@ -340,6 +340,36 @@ START_TEST(test_dial_in)
 }
 END_TEST
 
+/* resume_grace_sec (tandem extension): absent is "not set" (the
+ * orchestrator's --link-grace-sec), 0 is "never resume", the bounds are
+ * 0 and 86400, and anything else fails at the key with the reason. */
+START_TEST(test_resume_grace)
+{
+	struct envfile *e = load_ok("[[environments]]\nid = \"a\"\nurl = \"tcp://h:1\"\n"
+				    "[[environments]]\nid = \"b\"\ndial_in = true\n"
+				    "resume_grace_sec = 2.5\n"
+				    "[[environments]]\nid = \"c\"\nprogram = \"x\"\n"
+				    "resume_grace_sec = 0\n"
+				    "[[environments]]\nid = \"d\"\nurl = \"tcp://h:2\"\n"
+				    "resume_grace_sec = 86400\n");
+
+	ck_assert(e->envs[0].resume_grace_sec < 0);
+	ck_assert(e->envs[1].resume_grace_sec == 2.5);
+	ck_assert(e->envs[2].resume_grace_sec == 0);
+	ck_assert(e->envs[3].resume_grace_sec == 86400);
+	envfile_free(e);
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = -1\n", 4, 1,
+		    "'resume_grace_sec' must be a number of seconds from 0 (sessions never resume) "
+		    "to 86400");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = 86401\n", 4, 1, "to 86400");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = \"30s\"\n", 4, 1,
+		    "'resume_grace_sec' must be a number");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = true\n", 4, 1,
+		    "'resume_grace_sec' must be a number");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = inf\n", 4, 20, "not supported");
+}
+END_TEST
+
 /* Ids follow the one rule of common/valid.h: 1-64 of [A-Za-z0-9_-]. */
 START_TEST(test_id_rule)
 {
@@ -383,6 +413,7 @@ static Suite *envfile_suite(void)
 	tcase_add_test(tc, test_url_errors);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_dial_in);
+	tcase_add_test(tc, test_resume_grace);
 	tcase_add_test(tc, test_id_rule);
 	suite_add_tcase(s, tc);
 	return s;
