@@ -108,7 +108,8 @@ unsigned env_detached_count(const struct env *e); /* not claimed yet */
 
 /* Link sessions (protocol 3, proto/PROTOCOL.md "Sessions"). A session
  * whose connection is lost waits resume_grace_ms (default 30 s, set for
- * all with env_set_default_grace_ms from --link-grace-sec) for a new
+ * all with env_set_default_grace_ms from --link-grace-sec, or per
+ * environment: environments.toml's resume_grace_sec) for a new
  * connection that resumes it: nothing sent is lost or duplicated, pending
  * requests and calls in flight carry on. Meanwhile the state is
  * DISCONNECTED (with the reason) and env_resumable is true: owners keep
