@@ -408,6 +408,8 @@ bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t 
 
 unsigned env_detached_count(const struct env *e) { return e->n_live; }
 
+bool env_detached_more(const struct env *e) { return e->state == ENV_READY && e->live_more; }
+
 void env_mark_failed(struct env *e, const char *why)
 {
 	env_set_error(e, "%s", why);

@@ -105,6 +105,10 @@ int env_adopt(struct env *e, struct link *lk, const char *listen_url);
  * and its handle given, for MCP_ATTACH. False when there is none. */
 bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle);
 unsigned env_detached_count(const struct env *e); /* not claimed yet */
+/* The executor kept more detached servers than its HELLO reply could list
+ * (PROTO_MAX_LIVE): one not claimed above may still be there, found by
+ * MCP_ATTACH with its identity instead of a handle. */
+bool env_detached_more(const struct env *e);
 
 /* Link sessions (protocol 3, proto/PROTOCOL.md "Sessions"). A session
  * whose connection is lost waits resume_grace_ms (default 30 s, set for

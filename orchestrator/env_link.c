@@ -426,9 +426,11 @@ static void handshake_done(struct env *e)
 	e->n_live = r->n_live;
 	memcpy(e->live_handles, r->live_handles, sizeof(e->live_handles));
 	memcpy(e->live_ids, r->live_ids, sizeof(e->live_ids));
+	e->live_more = r->live_more;
 	if (r->n_live)
-		log_info("environment '%s': the executor kept %u server(s) from an earlier link",
-			 e->id, r->n_live);
+		log_info("environment '%s': the executor kept %u server(s) from an earlier link%s",
+			 e->id, r->n_live, r->live_more ? ", and more it did not list (found by "
+							  "identity when needed)" : "");
 	loop_timer_cancel(e->init_timer);
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);

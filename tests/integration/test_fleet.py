@@ -459,6 +459,48 @@ def t_reattach_after_kill9(ctx):
     return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
 
 
+def t_reattach_beyond_hello_list(ctx, n=80):
+    """More detached servers than a HELLO reply lists (PROTO_MAX_LIVE, 64):
+    the executor says there are more, and a new orchestrator re-attaches
+    the rest by identity (MCP_ATTACH without a handle): all n keep their
+    pids, none is started anew."""
+    x = Executor(ctx, "many", extra_args=["--grace-sec", "120"])
+    home = make_home(ctx, environments='[[environments]]\nid = "many"\nurl = %s\n' %
+                     toml_str(x.url), tokens={"many": x.token})
+    names = ["s%02d" % i for i in range(n)]
+    p = make_plugin(ctx, "mp", {name: {"sandbox": "off"} for name in names})
+
+    def all_connected(c, t):
+        st = c.status(t, timeout=30)
+        return all(st.get(name, {}).get("runtimeStatus") == "connected" for name in names)
+    a = Orchestrator(ctx, home, mode="unix", label="orch-a", args=["--ephemeral"])
+    ca = a.connect()
+    ca.wait_env("many")
+    t = ca.start_thread([root("mp", "many", p)])
+    wait_until(lambda: all_connected(ca, t), 120, "%d servers on one executor" % n)
+    before = sorted(fixture_pids(x.pid))
+    check_eq(len(before), n, "servers on the executor")
+    a.proc.kill()  # kill -9: no MCP_STOP, the executor keeps its servers
+    a.proc.wait(timeout=10)
+    wait_until(lambda: LOST in read_log(x.proc), 15, "the executor to see the orchestrator go")
+    b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
+    cb = b.connect()
+    cb.wait_env("many")
+    t0 = time.monotonic()
+    t = cb.start_thread([root("mp", "many", p)])
+    wait_until(lambda: all_connected(cb, t), 120, "the %d servers after the restart" % n)
+    took = time.monotonic() - t0
+    check("more detached servers than a HELLO reply lists" in read_log(x.proc),
+          "the executor said it kept more than it listed")
+    echo(cb, t, names[0], "the newest")
+    echo(cb, t, names[-1], "the oldest")
+    check_eq(sorted(fixture_pids(x.pid)), before, "servers (same pids)")
+    k = cb.counters()
+    check_eq(k.get("serverReattaches"), n, "servers re-attached")
+    check_eq(k.get("serverStarts"), 0, "servers started anew")
+    return "# %d servers re-attached (64 listed, the rest by identity) in %.2f s" % (n, took)
+
+
 def t_resumed_thread_reattaches(ctx):
     """A durable thread resumed by a new orchestrator after kill -9 takes
     over the server its executor kept (same pid, no new start)."""
@@ -763,6 +805,7 @@ TESTS = [
     ("fleet_100", t_fleet_100),
     ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
+    ("reattach_beyond_hello_list", t_reattach_beyond_hello_list),
     ("dial_in", t_dial_in),
     ("dial_in_ws", t_dial_in_ws),
     ("dial_in_tls", t_dial_in_tls),
