@@ -586,7 +586,15 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 		return;
 	}
 	if (!s) {
-		snprintf(why, sizeof(why), "unreachable: %s", reason);
+		/* nng 1.5.2 says "connection refused" for a WebSocket upgrade
+		 * answered other than 101, too */
+		bool ws = !strncmp(e->url, "ws://", 5) || !strncmp(e->url, "wss://", 6);
+
+		snprintf(why, sizeof(why), "unreachable: %s%s", reason,
+			 ws && err == -ECONNREFUSED
+				 ? ", or the WebSocket upgrade was (no listener at that path, or one "
+				   "bound to another host name than the URL's)"
+				 : "");
 		e->last_fail = HS_FAIL_NONE;
 		attempt_failed(e, why);
 		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);

@@ -42,12 +42,15 @@ static bool host_port_valid(const char *s)
 
 static const struct scheme {
 	const char *prefix;
-	bool host_port; /* the rest must be host:port */
+	bool host_port; /* the rest must be host:port ... */
+	bool path;      /* ... and may go on with /PATH */
 } nng_schemes[] = {
-	{ "abstract://", false },
-	{ "ipc://", false },
-	{ "tcp://", true },
-	{ "tls+tcp://", true },
+	{ "abstract://", false, false },
+	{ "ipc://", false, false },
+	{ "tcp://", true, false },
+	{ "tls+tcp://", true, false },
+	{ "ws://", true, true },
+	{ "wss://", true, true },
 };
 
 /* NULL when url is an nng link URL tandem can dial, else why not. */
@@ -61,19 +64,25 @@ static const char *url_problem(const char *url)
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return "'url' contains a space or control character";
-	if (!strncasecmp(url, "ws://", 5) || !strncasecmp(url, "wss://", 6))
-		return "'url' is a WebSocket URL (Codex exec-server); tandem executors are "
-		       "dialled over nng: use abstract://, ipc://, tcp:// or tls+tcp://";
 	for (size_t i = 0; i < ARRAY_SIZE(nng_schemes) && !sc; i++)
 		if (!strncmp(url, nng_schemes[i].prefix, strlen(nng_schemes[i].prefix)))
 			sc = &nng_schemes[i];
 	if (!sc)
-		return "'url' must be an nng link URL: abstract://, ipc://, tcp:// or tls+tcp://";
+		return "'url' must be an nng link URL: abstract://, ipc://, tcp://, tls+tcp://, "
+		       "ws:// or wss://";
 	rest = url + strlen(sc->prefix);
 	if (!*rest)
 		return "'url' has nothing after the scheme";
-	if (sc->host_port && !host_port_valid(rest))
-		return "'url' must name host:port with a port from 1 to 65535";
+	if (sc->host_port) {
+		/* ws:// and wss:// (a tandem executor's --listen, not a Codex
+		 * exec-server: that one fails its handshake) may name a path */
+		_cleanup_free_ char *hp = xstrndup(rest, sc->path ? strcspn(rest, "/") : strlen(rest));
+
+		if (!host_port_valid(hp))
+			return sc->path ? "'url' must name host:port with a port from 1 to 65535, "
+					  "then optionally /PATH"
+					: "'url' must name host:port with a port from 1 to 65535";
+	}
 	return NULL;
 }
 

@@ -22,8 +22,9 @@
  * Everything in this file is strict: an unknown key, a wrong type or a bad
  * value makes envfile_load fail with "PATH:LINE:COL: reason" naming the key.
  * url entries take nng link URLs only (abstract://, ipc://, tcp://,
- * tls+tcp://); Codex's ws:// and wss:// exec-server URLs are rejected with
- * a reason that says so, because tandem executors speak nng, not WebSocket.
+ * tls+tcp://, ws://HOST:PORT[/PATH], wss://...): a ws:// URL names a tandem
+ * executor listening on WebSocket; one of Codex's exec-servers is not one
+ * and fails the handshake (the environment's status says so).
  *
  * Ownership: envfile_load hands out an envfile the caller frees with
  * envfile_free; every string and array in it belongs to the envfile.

@@ -148,7 +148,8 @@ static struct env *add_env(const struct env_spec *spec, bool runtime, char *err,
 
 static bool url_ok(const char *url)
 {
-	static const char *const schemes[] = { "abstract://", "ipc://", "tcp://", "tls+tcp://" };
+	static const char *const schemes[] = { "abstract://", "ipc://", "tcp://", "tls+tcp://",
+						"ws://", "wss://" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
 		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
@@ -173,8 +174,8 @@ int envs_add(const char *id, const char *url, const char *token, uint64_t connec
 	if (at_cap(err, errlen))
 		return -ENOSPC;
 	if (!url_ok(url)) {
-		snprintf(err, errlen, "execServerUrl '%s': expected abstract://, ipc://, tcp:// or "
-				      "tls+tcp://", url);
+		snprintf(err, errlen, "execServerUrl '%s': expected abstract://, ipc://, tcp://, "
+				      "tls+tcp://, ws:// or wss://", url);
 		return -EINVAL;
 	}
 	spec.token = token;

@@ -230,6 +230,38 @@ def call_outcome(resp):
     return "ok", ""
 
 
+def calls_across_reset(c, t, env_id, marks, port, exec_log, scheme):
+    """16 calls in flight on server m of thread t (the mark tool), the TCP
+    connection to port reset (ss -K): the session resumes (same id), every
+    call completes, each ran exactly once on the same server."""
+    c.tool(t, "m", "mark", {"tag": "first", "ms": 0}, timeout=30)
+    pid = mark_runs(marks)["first"][0]
+    before = status(c, env_id)
+    ids = {c.send("mcpServer/tool/call", {"threadId": t, "server": "m", "tool": "mark",
+                                          "arguments": {"tag": "r%d" % i, "ms": 150}}):
+           "r%d" % i for i in range(16)}
+    time.sleep(0.1)
+    if subprocess.call(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0:
+        return "SKIP ss -K failed (no CONFIG_INET_DIAG_DESTROY?)"
+    t0 = time.monotonic()
+    for i, tag in ids.items():
+        kind, msg = call_outcome(c.wait_response(i, timeout=60))
+        check_eq(kind, "ok", "call %s across a reset over %s (%s)" % (tag, scheme, msg))
+    done = time.monotonic() - t0
+    st = wait_status(c, env_id, lambda s: s["status"] == "ready" and
+                     s.get("resumes", 0) > before.get("resumes", 0), 20,
+                     "%s's session to resume over %s" % (env_id, scheme))
+    check_eq(st.get("sessionId"), before.get("sessionId"), "the resumed session's id")
+    check("resumed by orchestrator" in exec_log(), "the executor resumed the session")
+    runs = mark_runs(marks)
+    for tag in ids.values():
+        check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
+        check_eq(runs[tag][0], pid, "the server's instance for %s" % tag)
+    return ("16 calls across a TCP reset all completed once, %.2f s; session %s resumed" %
+            (done, st["sessionId"][:8]))
+
+
 def dial_in_over(ctx, scheme):
     """An executor dials in over scheme (ws, tls+tcp, wss): it authenticates
     and becomes environment "far"; a thread's tool calls run in it; the
@@ -265,38 +297,19 @@ def dial_in_over(ctx, scheme):
     st = wait_status(c, "far", lambda s: s["status"] == "ready", 30,
                      "far to dial in over %s" % scheme)
     check_eq(st.get("direction"), "dialled in", "its direction")
-    check("authenticated" in x.log() or st.get("sessionId"), "a session: %r" % st)
+    check("peer authenticated" in x.log(), "the executor authenticated the orchestrator")
+    check(st.get("sealed") == (scheme == "ws"), "sealed only where the transport does not "
+          "encrypt: %r" % st)
     c.wait_notification(lambda n: n["method"] == "thread/environment/connected" and
                         n["params"].get("environmentId") == "far", timeout=10,
                         what="thread/environment/connected for far")
     wait_until(lambda: c.status(t).get("m", {}).get("runtimeStatus") == "connected", 30,
                "the server on far")
-    c.tool(t, "m", "mark", {"tag": "first", "ms": 0}, timeout=30)
-    pid = mark_runs(marks)["first"][0]
-    before = status(c, "far")
-    ids = {c.send("mcpServer/tool/call", {"threadId": t, "server": "m", "tool": "mark",
-                                          "arguments": {"tag": "r%d" % i, "ms": 150}}):
-           "r%d" % i for i in range(16)}
-    time.sleep(0.1)
-    if subprocess.call(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0:
-        return "SKIP ss -K failed (no CONFIG_INET_DIAG_DESTROY?)"
-    t0 = time.monotonic()
-    for i, tag in ids.items():
-        kind, msg = call_outcome(c.wait_response(i, timeout=60))
-        check_eq(kind, "ok", "call %s across a reset over %s (%s)" % (tag, scheme, msg))
-    done = time.monotonic() - t0
-    st = wait_status(c, "far", lambda s: s["status"] == "ready" and
-                     s.get("resumes", 0) > before.get("resumes", 0), 20,
-                     "far's session to resume over %s" % scheme)
-    check_eq(st.get("sessionId"), before.get("sessionId"), "the resumed session's id")
-    check("resumed by orchestrator" in x.log(), "the executor resumed the session")
-    check_eq(x.log().count("connected to the orchestrator at %s" % url) >= 2, True,
-             "the executor dialled %s again" % url)
-    runs = mark_runs(marks)
-    for tag in ids.values():
-        check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
-        check_eq(runs[tag][0], pid, "the server's instance for %s" % tag)
+    r = calls_across_reset(c, t, "far", marks, port, lambda: x.log(), scheme)
+    if r.startswith("SKIP"):
+        return r
+    check(x.log().count("connected to the orchestrator at %s" % url) >= 2,
+          "the executor dialled %s again" % url)
     if scheme == "ws":
         # The same listener dialled by another name for its host: nng
         # answers 404 and calls that "connection refused"; the log says why.
@@ -305,8 +318,65 @@ def dial_in_over(ctx, scheme):
                    "the executor to explain a refused upgrade")
         y.kill()
         check_eq(status(c, "far")["status"], "ready", "far after a refused upgrade")
-    return ("# dial-in over %s: 16 calls across a TCP reset all completed once, %.2f s; "
-            "session %s resumed" % (scheme, done, st["sessionId"][:8]))
+    return "# dial-in over %s: %s" % (scheme, r)
+
+
+def dialled_over(ctx, scheme):
+    """The other direction: the orchestrator dials an executor that listens
+    on ws:// or wss:// (an environments.toml url); a thread's calls run in
+    it, and a reset with calls in flight resumes the session."""
+    both, cert = make_cert(ctx)
+    host = "localhost" if scheme in ("wss", "tls+tcp") else "127.0.0.1"
+    path = "/tandem" if scheme.startswith("ws") else ""
+    tok = random_token()
+    tok_file = write_file(ctx.path("wtok"), tok + "\n", 0o600)
+    argv = [EXECUTOR, "--listen", "%s://%s:0%s" % (scheme, host, path), "--auth-token-file",
+            tok_file, "--id", "wx", "--log-level", "debug"]
+    if scheme in ("wss", "tls+tcp"):
+        argv += ["--tls-cert", both]
+    x = ctx.popen(argv, "executor-wx")
+    found = {}
+
+    def bound():
+        check(x.poll() is None, "the executor exited with %s" % x.returncode)
+        m = re.search(r"listening on %s://[^:]+:(\d+)" % re.escape(scheme), read_log(x))
+        found["port"] = int(m.group(1)) if m else None
+        return found["port"]
+    wait_until(bound, 15, "the executor to listen")
+    port = found["port"]
+    url = "%s://%s:%d%s" % (scheme, host, port, path)
+    home = make_home(ctx, environments='[[environments]]\nid = "wx"\nurl = %s\n' % toml_str(url),
+                     tokens={"wx": tok})
+    if scheme in ("wss", "tls+tcp"):
+        os.makedirs(os.path.join(home, "executor-tls"), exist_ok=True)
+        shutil.copy(cert, os.path.join(home, "executor-tls", "wx.pem"))
+    o = Orchestrator(ctx, home, mode="unix")
+    c = o.connect()
+    st = wait_status(c, "wx", lambda s: s["status"] == "ready", 30, "wx over %s" % scheme)
+    check_eq(st.get("direction"), "dialled", "its direction")
+    check(st.get("sealed") == (scheme == "ws"), "sealed only where the transport does not "
+          "encrypt: %r" % st)
+    marks = ctx.path("marks")
+    open(marks, "w").close()
+    p = make_plugin(ctx, "wpm", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
+                                       "sandbox": "off"}})
+    t = c.start_thread([root("wpm", "wx", p)])
+    wait_until(lambda: c.status(t).get("m", {}).get("runtimeStatus") == "connected", 30,
+               "the server on wx")
+    r = calls_across_reset(c, t, "wx", marks, port, lambda: read_log(x), scheme)
+    return r if r.startswith("SKIP") else "# dialled over %s: %s" % (scheme, r)
+
+
+def t_dialled_ws(ctx):
+    return dialled_over(ctx, "ws")
+
+
+def t_dialled_tls(ctx):
+    return dialled_over(ctx, "tls+tcp")
+
+
+def t_dialled_wss(ctx):
+    return dialled_over(ctx, "wss")
 
 
 def t_dial_in_ws(ctx):
@@ -810,6 +880,9 @@ TESTS = [
     ("dial_in_ws", t_dial_in_ws),
     ("dial_in_tls", t_dial_in_tls),
     ("dial_in_wss", t_dial_in_wss),
+    ("dialled_ws", t_dialled_ws),
+    ("dialled_tls", t_dialled_tls),
+    ("dialled_wss", t_dialled_wss),
     ("cap_remove_backoff", t_cap_remove_backoff),
     ("declared_over_cap_refused", t_declared_over_cap_refused),
 ]

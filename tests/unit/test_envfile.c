@@ -279,10 +279,13 @@ START_TEST(test_url_errors)
 	static const struct {
 		const char *url, *reason;
 	} bad[] = {
-		{ "ws://127.0.0.1:4500", "WebSocket URL (Codex exec-server)" },
-		{ "WSS://exec.example.com", "WebSocket URL" },
+		{ "ws://exec.example.com/x", "host:port with a port from 1 to 65535, then "
+					     "optionally /PATH" },
+		{ "wss://h:0/x", "host:port" },
+		{ "WSS://exec.example.com:1", "must be an nng link URL" },
+		{ "tcp://h:1/x", "host:port" },
 		{ "http://h:80",
-		  "must be an nng link URL: abstract://, ipc://, tcp:// or tls+tcp://" },
+		  "must be an nng link URL: abstract://, ipc://, tcp://, tls+tcp://, ws:// or wss://" },
 		{ "inproc://x", "must be an nng link URL" },
 		{ "tcp://host", "host:port with a port from 1 to 65535" },
 		{ "tcp://host:0", "host:port" },
@@ -296,10 +299,24 @@ START_TEST(test_url_errors)
 		{ "tcp://h :1", "contains a space or control character" },
 	};
 
+	static const char *const good[] = {
+		"ws://127.0.0.1:4500", "ws://h:1/tandem", "wss://exec.example.com:443/a/b",
+		"ws://[::1]:7/x",
+	};
+
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		_cleanup_free_ char *body = xasprintf("url = \"%s\"", bad[i].url);
 
 		entry_fails(body, 3, 1, bad[i].reason);
+	}
+	/* WebSocket URLs name tandem executors listening on ws:// or wss:// */
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		_cleanup_free_ char *text = xasprintf("[[environments]]\nid = \"a\"\nurl = \"%s\"\n",
+						      good[i]);
+		struct envfile *e = load_ok(text);
+
+		ck_assert_str_eq(e->envs[0].url, good[i]);
+		envfile_free(e);
 	}
 }
 END_TEST
