@@ -487,14 +487,24 @@ static size_t env_raw_cb(struct link *lk, const uint8_t *data, size_t len, void 
 	return used;
 }
 
+/* Codex's environments.toml names exec-servers with ws:// URLs too: when
+ * such a url fails the handshake, say what it must be. */
+static const char *ws_hint(const struct env *e)
+{
+	if (e->dial_in || !e->url || (strncmp(e->url, "ws://", 5) && strncmp(e->url, "wss://", 6)))
+		return "";
+	return " (a ws:// or wss:// url must name a tandem executor's --listen address; a Codex "
+	       "exec-server is not one)";
+}
+
 static void env_closed_cb(struct link *lk, const char *why, void *arg)
 {
 	struct env *e = arg;
-	char msg[300];
+	char msg[500];
 
 	if (e->state != ENV_READY) {
 		snprintf(msg, sizeof(msg), "the executor closed the connection during the "
-					   "handshake: %s", why);
+					   "handshake: %s%s", why, ws_hint(e));
 		conn_lost(e, msg, false);
 		return;
 	}
@@ -510,9 +520,12 @@ static const struct link_ops env_link_ops = {
 static void init_timeout_cb(struct loop_timer *t, void *arg)
 {
 	struct env *e = arg;
+	char why[300];
 
 	e->init_timer = NULL;
-	drop(e, "the executor did not complete the handshake in time");
+	snprintf(why, sizeof(why), "the executor did not complete the handshake in time%s",
+		 ws_hint(e));
+	drop(e, why);
 }
 
 /* A local socket must be served by our own user (or root): anything else

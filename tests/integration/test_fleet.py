@@ -19,6 +19,8 @@ removed even on failure; without root or ip(8)/nft(8) those tests SKIP
 loudly. Timings are printed, never asserted.
 """
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -26,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -377,6 +380,58 @@ def t_dialled_tls(ctx):
 
 def t_dialled_wss(ctx):
     return dialled_over(ctx, "wss")
+
+
+def t_codex_exec_server_url(ctx):
+    """A ws:// url that names a Codex exec-server (a WebSocket server that
+    speaks JSON-RPC text, not tandem's link): the environment fails its
+    handshake, its status says what the url must be, and the file loads."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.5)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+    ctx.closers.append(lambda: (stop.set(), srv.close()))
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                try:
+                    while b"\r\n\r\n" not in req and len(req) < 16384:
+                        d = conn.recv(4096)
+                        if not d:
+                            break
+                        req += d
+                    key = [ln.split(b":", 1)[1].strip() for ln in req.split(b"\r\n")
+                           if ln.lower().startswith(b"sec-websocket-key:")][0]
+                    acc = base64.b64encode(hashlib.sha1(
+                        key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc +
+                                 b"\r\n\r\n")
+                    msg = b'{"jsonrpc":"2.0","method":"initialized"}'
+                    conn.sendall(bytes([0x81, len(msg)]) + msg)  # one text frame
+                    conn.recv(4096)
+                except (OSError, IndexError):
+                    pass
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    home = make_home(ctx, environments='[[environments]]\nid = "cx"\nurl = "ws://127.0.0.1:%d"\n'
+                     % port, tokens={"cx": random_token()})
+    o = Orchestrator(ctx, home, mode="unix")
+    c = o.connect()
+    st = wait_status(c, "cx", lambda s: "Codex exec-server is not one" in (s.get("error") or ""),
+                     20, "the status to say a ws:// url names a tandem executor")
+    check(st["status"] != "ready", "a Codex exec-server is not ready: %r" % st)
+    wait_status(c, "local", lambda s: s["status"] == "ready", 20, "the rest of the file used")
+    return "# %s" % st["error"]
 
 
 def t_dial_in_ws(ctx):
@@ -881,6 +936,7 @@ TESTS = [
     ("dial_in_tls", t_dial_in_tls),
     ("dial_in_wss", t_dial_in_wss),
     ("dialled_ws", t_dialled_ws),
+    ("codex_exec_server_url", t_codex_exec_server_url),
     ("dialled_tls", t_dialled_tls),
     ("dialled_wss", t_dialled_wss),
     ("cap_remove_backoff", t_cap_remove_backoff),
