@@ -11,7 +11,14 @@ issue 13 item 6), with real daemons:
     dead address (attempt counters, not CPU);
   - dial-out through NAT: the executor in a network namespace whose only
     route is out through a masquerading router namespace;
-  - re-attach after kill -9 of the orchestrator (same pids);
+  - dial-in over ws://, tls+tcp:// and wss://, and url environments over
+    ws://, tls+tcp:// and wss:// (the orchestrator dials): authenticated,
+    a thread's calls, a TCP reset (ss -K on loopback) with 16 calls in
+    flight resumes the session on the same transport, each call runs
+    once on the same server; a refused WebSocket upgrade is explained; a
+    ws:// url naming a Codex exec-server is told what it must be;
+  - re-attach after kill -9 of the orchestrator (same pids), also of more
+    servers (80) than a HELLO reply lists (64: the rest by identity);
   - the fleet: 100 executors (url and dial-out mixed), 100 threads.
 
 Network namespaces are made by the test (names with "fl" in them) and
