@@ -310,3 +310,86 @@ int jsonu_load_file(const char *path, size_t max_len, json_t **out, char *err, s
 	*out = v;
 	return 0;
 }
+
+/* Skips a JSON string starting at p[i] == '"'; returns the index after its
+ * closing quote, or len if it does not end. */
+static size_t skip_string(const char *p, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '"')
+			return i + 1;
+	}
+	return len;
+}
+
+int jsonu_scan_top_uint(const char *p, size_t len, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key), depth = 0, found = 0, i = 0;
+	bool want_key = false;
+	uint64_t v = 0;
+
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	if (i == len || p[i] != '{')
+		return -1;
+	while (i < len) {
+		char ch = p[i];
+
+		if (ch == '"') {
+			size_t end = skip_string(p, len, i);
+			size_t j = end;
+
+			if (depth == 1 && want_key && end - i == klen + 2 &&
+			    memcmp(p + i + 1, key, klen) == 0) {
+				uint64_t n = 0;
+				size_t digits = 0;
+
+				while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' ||
+						   p[j] == '\r'))
+					j++;
+				if (j < len && p[j] == ':')
+					j++;
+				while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\n' ||
+						   p[j] == '\r'))
+					j++;
+				for (; j < len && p[j] >= '0' && p[j] <= '9'; j++, digits++) {
+					if (n > (UINT64_MAX - (uint64_t)(p[j] - '0')) / 10) {
+						digits = 0;
+						break;
+					}
+					n = n * 10 + (uint64_t)(p[j] - '0');
+				}
+				if (digits > 0 && j < len && (p[j] == ',' || p[j] == '}' || p[j] == ' ' ||
+							     p[j] == '\n' || p[j] == '\r' ||
+							     p[j] == '\t')) {
+					v = n;
+					found++;
+				} else {
+					found += 2; /* present but not a plain integer: untrusted */
+				}
+			}
+			want_key = false;
+			i = end;
+			continue;
+		}
+		if (ch == '{' || ch == '[') {
+			depth++;
+			want_key = ch == '{' && depth == 1;
+		} else if (ch == '}' || ch == ']') {
+			if (depth == 0)
+				break;
+			depth--;
+		} else if (ch == ',' && depth == 1) {
+			want_key = true;
+		}
+		i++;
+	}
+	if (found == 0)
+		return -1;
+	if (found != 1)
+		return 0;
+	*out = v;
+	return 1;
+}

@@ -49,6 +49,14 @@ int jsonu_get_str_map(json_t *obj, const char *key, bool required, size_t max_co
  * nothing after it but whitespace, duplicate keys rejected. -> new
  * reference, or NULL with "line L column C: reason" (or a size error when
  * len > max_len, checked before parsing). */
+/* For a message jansson refuses (a number beyond double, broken UTF-8 ...):
+ * looks for `key` in the top-level object by a scan that follows strings
+ * and nesting without validating the rest. Returns 1 with *out set when the
+ * key is there once with a plain non-negative integer (within uint64), 0
+ * when it is there otherwise (another type, repeated), -1 when it is not
+ * there (or the text is not an object). */
+int jsonu_scan_top_uint(const char *buf, size_t len, const char *key, uint64_t *out);
+
 json_t *jsonu_loadb(const char *buf, size_t len, size_t max_len, char *err, size_t errlen);
 
 /* Compact one-line text (no '\n': newlines inside strings are escaped);

@@ -148,7 +148,8 @@ int wqueue_flush(struct wqueue *q, int fd)
 	return q->len > 0;
 }
 
-int wqueue_write(struct wqueue *q, int fd, const void *a, size_t alen, const void *b, size_t blen)
+static int write_or_queue(struct wqueue *q, int fd, const void *a, size_t alen, const void *b,
+			  size_t blen, bool hold)
 {
 	struct iovec iov[2] = { { (void *)a, alen }, { (void *)b, blen } };
 	size_t w;
@@ -169,9 +170,22 @@ int wqueue_write(struct wqueue *q, int fd, const void *a, size_t alen, const voi
 	w = (size_t)r;
 	if (w == alen + blen)
 		return 0;
+	if (w == 0 && hold)
+		return 2;
 	if (w < alen)
 		wqueue_push2(q, (const char *)a + w, alen - w, b, blen);
 	else
 		wqueue_push(q, (const char *)b + (w - alen), blen - (w - alen));
 	return 1;
+}
+
+int wqueue_write(struct wqueue *q, int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+	return write_or_queue(q, fd, a, alen, b, blen, false);
+}
+
+int wqueue_write_begun(struct wqueue *q, int fd, const void *a, size_t alen, const void *b,
+		       size_t blen)
+{
+	return write_or_queue(q, fd, a, alen, b, blen, true);
 }

@@ -52,6 +52,13 @@ int wqueue_flush(struct wqueue *q, int fd);
  * queued). */
 int wqueue_write(struct wqueue *q, int fd, const void *a, size_t alen, const void *b, size_t blen);
 
+/* Like wqueue_write, but a message is only queued once it has begun: when
+ * the queue is empty and the fd takes no byte at all, nothing is queued and
+ * it returns 2 (the caller still holds the whole message, and may yet
+ * withdraw it). */
+int wqueue_write_begun(struct wqueue *q, int fd, const void *a, size_t alen, const void *b,
+		       size_t blen);
+
 /* Queued bytes. */
 size_t wqueue_pending(const struct wqueue *q);
 

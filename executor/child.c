@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 
 /* How long exit_cb waits for pipe EOF after the process was reaped. */
@@ -56,14 +57,28 @@ struct child {
 	struct loop_io *in_io, *out_io, *err_io;
 	struct loop_timer *kill_timer, *drain_timer, *eof_timer, *reap_timer;
 	struct linebuf out;
-	struct wqueue in;
-	size_t max_stdin_queue;
+	struct wqueue in;	     /* bytes of messages already begun on stdin */
+	struct held *held;	     /* messages not begun yet, oldest first */
+	struct held **held_tail;
+	size_t held_bytes;	     /* their size, overhead included */
+	size_t max_stdin_queue;	     /* bound on in + held_bytes */
 	struct errlines err;
 	int wstatus;
 	bool reaped, stopping, finished;
 	bool kill_tree;		 /* signals reach every descendant in /proc too */
 	bool busy, free_pending; /* see the header comment */
 	char *reason;		 /* set when we ended it (line bound) */
+};
+
+/* A message waiting for stdin that no byte of has been written yet: while
+ * it waits, a cancel (child_withdraw) or its deadline can still take it
+ * back, so that a call its client was told failed never runs later. */
+struct held {
+	struct held *next;
+	uint64_t call_id;     /* 0: not a call (nothing can withdraw it) */
+	uint64_t deadline_ms; /* loop clock; 0: none */
+	size_t len;
+	char data[];
 };
 
 static void maybe_finish(struct child *c);
@@ -146,6 +161,18 @@ out:
 
 /* ---- stdin ---- */
 
+static void held_drop_all(struct child *c)
+{
+	while (c->held) {
+		struct held *h = c->held;
+
+		c->held = h->next;
+		free(h);
+	}
+	c->held_tail = &c->held;
+	c->held_bytes = 0;
+}
+
 static void stdin_close(struct child *c)
 {
 	loop_io_del(c->in_io);
@@ -154,21 +181,22 @@ static void stdin_close(struct child *c)
 	/* Drop what was queued: nobody will read it. */
 	wqueue_free(&c->in);
 	wqueue_init(&c->in, c->max_stdin_queue);
+	held_drop_all(c);
 }
 
 static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg);
 
 /* Acts on a wqueue write/flush result: watch LOOP_WRITE only while bytes
- * remain queued; an error (EPIPE: the process closed its stdin or died)
- * closes stdin for good, and the exit comes later through the watch. */
+ * remain queued or held; an error (EPIPE: the process closed its stdin or
+ * died) closes stdin for good, and the exit comes later through the watch. */
 static int stdin_watch(struct child *c, int r)
 {
-	if (r == 0) {
+	if (r == 0 && !c->held) {
 		loop_io_del(c->in_io);
 		c->in_io = NULL;
 		return 0;
 	}
-	if (r == 1) {
+	if (r >= 0) {
 		if (!c->in_io)
 			c->in_io = loop_io_add(c->loop, c->in_fd, LOOP_WRITE, stdin_cb, c);
 		if (c->in_io)
@@ -178,30 +206,133 @@ static int stdin_watch(struct child *c, int r)
 	return -EPIPE;
 }
 
+static struct held *held_pop(struct child *c)
+{
+	struct held *h = c->held;
+
+	c->held = h->next;
+	if (!c->held)
+		c->held_tail = &c->held;
+	c->held_bytes -= sizeof(*h) + h->len + 1;
+	return h;
+}
+
+/* Begins held messages while the pipe takes them: 0 when all are begun
+ * and written, 1 when the pipe is full again, -errno on a write error.
+ * One whose deadline passed is dropped and reported instead (expired_cb);
+ * -ECANCELED if expired_cb freed the child. */
+static int held_begin(struct child *c)
+{
+	int r = 0;
+
+	while (c->held && r == 0) {
+		struct held *h = c->held;
+
+		if (h->deadline_ms && loop_now_ms(c->loop) >= h->deadline_ms) {
+			uint64_t id = h->call_id;
+
+			free(held_pop(c));
+			if (c->ops->expired_cb) {
+				c->busy = true;
+				c->ops->expired_cb(c, id, c->arg);
+				c->busy = false;
+				if (c->free_pending) {
+					child_free(c);
+					return -ECANCELED;
+				}
+			}
+			continue;
+		}
+		r = wqueue_write_begun(&c->in, c->in_fd, h->data, h->len, "\n", 1);
+		if (r == 2)
+			return 1; /* the pipe took nothing: it stays held */
+		free(held_pop(c));
+	}
+	return r;
+}
+
 static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 {
 	struct child *c = arg;
+	int r;
 
 	(void)io;
 	(void)revents;
-	(void)stdin_watch(c, wqueue_flush(&c->in, fd));
+	r = wqueue_flush(&c->in, fd);
+	if (r == 0)
+		r = held_begin(c);
+	if (r != -ECANCELED)
+		(void)stdin_watch(c, r);
 }
 
-int child_send(struct child *c, const void *msg, size_t len)
+static int hold(struct child *c, const void *msg, size_t len, uint64_t call_id,
+		uint64_t deadline_ms)
+{
+	struct held *h = xmalloc(sizeof(*h) + len);
+
+	h->next = NULL;
+	h->call_id = call_id;
+	h->deadline_ms = deadline_ms;
+	h->len = len;
+	memcpy(h->data, msg, len);
+	*c->held_tail = h;
+	c->held_tail = &h->next;
+	c->held_bytes += sizeof(*h) + len + 1;
+	return stdin_watch(c, 1);
+}
+
+int child_send_call(struct child *c, const void *msg, size_t len, uint64_t call_id,
+		    uint64_t deadline_ms)
 {
 	int r;
 
 	if (c->in_fd < 0)
 		return -EPIPE;
-	/* Writes directly when nothing is queued: no copy, no extra loop
-	 * iteration on the common path. */
-	r = wqueue_write(&c->in, c->in_fd, msg, len, "\n", 1);
-	if (r == -ENOBUFS)
-		return r;
+	if (len > c->max_stdin_queue ||
+	    wqueue_pending(&c->in) + c->held_bytes + sizeof(struct held) + len + 1 >
+		    c->max_stdin_queue)
+		return -ENOBUFS;
+	/* Behind what already waits, in order. */
+	if (c->held || wqueue_pending(&c->in) > 0)
+		return hold(c, msg, len, call_id, deadline_ms);
+	/* Nothing waits: written directly (no copy, no extra loop iteration
+	 * on the common path); what the pipe does not take waits, begun. */
+	r = wqueue_write_begun(&c->in, c->in_fd, msg, len, "\n", 1);
+	if (r == 2)
+		return hold(c, msg, len, call_id, deadline_ms);
 	return stdin_watch(c, r);
 }
 
-size_t child_stdin_pending(const struct child *c) { return wqueue_pending(&c->in); }
+int child_send(struct child *c, const void *msg, size_t len)
+{
+	return child_send_call(c, msg, len, 0, 0);
+}
+
+bool child_withdraw(struct child *c, uint64_t call_id)
+{
+	struct held **pp;
+
+	if (!call_id)
+		return false;
+	for (pp = &c->held; *pp; pp = &(*pp)->next) {
+		struct held *h = *pp;
+
+		if (h->call_id != call_id)
+			continue;
+		*pp = h->next;
+		if (c->held_tail == &h->next)
+			c->held_tail = pp;
+		c->held_bytes -= sizeof(*h) + h->len + 1;
+		free(h);
+		return true;
+	}
+	return false;
+}
+
+size_t child_stdin_pending(const struct child *c)
+{
+	return wqueue_pending(&c->in) + c->held_bytes;
+}
 
 /* ---- output ---- */
 
@@ -559,6 +690,7 @@ int child_start(struct loop *l, const struct child_spec *spec, const struct chil
 	c->max_stdin_queue = spec->max_stdin_queue;
 	linebuf_init(&c->out, spec->max_line);
 	wqueue_init(&c->in, spec->max_stdin_queue);
+	c->held_tail = &c->held;
 	r = spawn(spec, c, err, errlen);
 	if (r < 0) {
 		c->reaped = true; /* nothing to kill */
@@ -634,6 +766,7 @@ struct child *child_free(struct child *c)
 	safe_close(c->in_fd);
 	linebuf_free(&c->out);
 	wqueue_free(&c->in);
+	held_drop_all(c);
 	free(c->reason);
 	free(c);
 	return NULL;

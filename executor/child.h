@@ -6,6 +6,12 @@
  * to stderr_cb (lines longer than CHILD_STDERR_LINE_MAX are truncated);
  * child_send queues one message plus '\n' for stdin.
  *
+ * A call (child_send_call) is only the server's once its first byte is
+ * written to the pipe. Until then it is held in order behind the rest, and
+ * child_withdraw takes it back (a cancel overtakes it), or, when its
+ * deadline passes while it waits, it is dropped and expired_cb reports it:
+ * a request its client was told failed is never written later.
+ *
  * The process runs in its own process group with a cleared signal mask and
  * default dispositions, only fds 0-2 open, and PR_SET_PDEATHSIG(SIGKILL)
  * (common/spawnproc.h). The death signal follows the *thread* that called
@@ -46,6 +52,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct loop;
@@ -81,6 +88,9 @@ struct child_ops {
 	void (*line_cb)(struct child *c, const char *line, size_t len, void *arg);
 	/* One stderr line, without its '\n', possibly truncated. May be NULL. */
 	void (*stderr_cb)(struct child *c, const char *line, size_t len, void *arg);
+	/* A call held for stdin reached its deadline and was dropped, never
+	 * written. May be NULL. May call child_free. */
+	void (*expired_cb)(struct child *c, uint64_t call_id, void *arg);
 	/* Once, after reaping; wstatus as from waitpid. */
 	void (*exit_cb)(struct child *c, int wstatus, const char *reason, void *arg);
 };
@@ -96,6 +106,16 @@ int child_start(struct loop *l, const struct child_spec *spec, const struct chil
  * max_stdin_queue (nothing queued), or -EPIPE once stdin is closed (the
  * process closed it, exited, or is being stopped). */
 int child_send(struct child *c, const void *msg, size_t len);
+
+/* child_send for a call the caller may withdraw: call_id non-zero, and
+ * deadline_ms (loop clock, 0 = none) after which it is never begun. */
+int child_send_call(struct child *c, const void *msg, size_t len, uint64_t call_id,
+		    uint64_t deadline_ms);
+
+/* Takes back call_id if no byte of it was written yet: true when it was
+ * held (it will never be written), false when it was begun, written, or
+ * is unknown. */
+bool child_withdraw(struct child *c, uint64_t call_id);
 
 /* Bytes queued for stdin and not yet written. */
 size_t child_stdin_pending(const struct child *c);

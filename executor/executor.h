@@ -174,10 +174,26 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 int procs_start(struct executor *ex, const struct proto_mcp_start_body *b, uint64_t *handle,
 		uint32_t *pid, const char **sandbox, int32_t *status, char *err, size_t errlen);
 int procs_stop(struct executor *ex, uint64_t handle);
-int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len);
+/* MCP_SEND: data + '\n' to the server's stdin. A call (call_id non-zero)
+ * whose deadline (loop clock, 0 = none) passes while it waits for the pipe
+ * is dropped and reported as MCP_EXPIRED. */
+int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len,
+	       uint64_t call_id, uint64_t deadline_ms);
+/* MCP_CANCEL: true when call_id still waited, unbegun, and is now dropped
+ * (the caller reports it); false when the server has it or it is unknown. */
+bool procs_withdraw(struct executor *ex, uint64_t handle, uint64_t call_id);
+/* Sends MCP_EXPIRED for call_id (never written to the server), unless the
+ * process is detached (the orchestrator that named the call is gone). */
+void procs_report_expired(struct executor *ex, uint64_t handle, uint64_t call_id,
+			  const char *why);
 /* Kills a process on purpose; its MCP_EXITED carries `why`. */
 void procs_fail(struct executor *ex, uint64_t handle, const char *why);
-int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped);
+/* MCP_ATTACH: *note is the process's MCP_NOTE (valid while it lives). */
+int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped,
+		 struct proto_str *note);
+/* MCP_NOTE: keeps note (copied) with the process; -EMSGSIZE past
+ * PROTO_MAX_NOTE, -ENOENT for an unknown or detached process. */
+int procs_note(struct executor *ex, uint64_t handle, const void *note, size_t len);
 /* Peer lost: every attached process becomes detached, each with its own
  * grace deadline from now. */
 void procs_detach_all(struct executor *ex);

@@ -175,26 +175,28 @@ static void exec_handle_mcp_stop(struct executor *ex, struct proto_msg *m)
 
 /* MCP_SEND is an event (no reply on the hot path); a failure becomes an
  * MCP_EXITED so the orchestrator fails the calls waiting on that process
- * instead of waiting for their timeouts. */
-/* A request whose deadline passed before it got here (it waited in a
+ * instead of waiting for their timeouts.
+ *
+ * A request whose deadline passed before it got here (it waited in a
  * replay buffer through a cut) is never written: the orchestrator told
- * its client it failed. MCP_EXPIRED says so. */
-static bool expired(struct executor *ex, const struct proto_mcp_send_body *b)
+ * its client it failed. MCP_EXPIRED says so. One still in time carries its
+ * deadline, in our clock, to the stdin queue (child.h). */
+static bool expired(struct executor *ex, const struct proto_mcp_send_body *b,
+		    uint64_t *local_deadline)
 {
-	struct proto_mcp_expired_body ev = { .handle = b->handle, .call_id = b->call_id };
 	uint64_t now = listener_peer_clock_ms(ex);
 	char why[200];
 
-	if (!PROTO_HAS_FIELD(b, mcp_send_body, deadline_ms) || !b->call_id ||
-	    now < b->deadline_ms)
+	*local_deadline = 0;
+	if (!PROTO_HAS_FIELD(b, mcp_send_body, deadline_ms) || !b->call_id)
 		return false;
+	if (now < b->deadline_ms) {
+		*local_deadline = loop_now_ms(ex->loop) + (b->deadline_ms - now);
+		return false;
+	}
 	snprintf(why, sizeof(why), "its deadline passed %llu ms before it reached the executor",
 		 (unsigned long long)(now - b->deadline_ms));
-	ev.reason = proto_str_c(why);
-	ev.present = PROTO_ALL_mcp_expired_body;
-	log_info("process %llu: request %llu not delivered: %s", (unsigned long long)b->handle,
-		 (unsigned long long)b->call_id, why);
-	listener_send(ex, PROTO_MCP_EXPIRED, PROTO_EVENT, 0, &ev);
+	procs_report_expired(ex, b->handle, b->call_id, why);
 	return true;
 }
 
@@ -202,11 +204,13 @@ static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 {
 	const struct proto_mcp_send_body *b = &m->u.mcp_send;
 	struct proto_mcp_exited_body ev = { .handle = b->handle, .exit_code = -1 };
+	uint64_t deadline;
 	int r;
 
-	if (expired(ex, b))
+	if (expired(ex, b, &deadline))
 		return;
-	r = procs_send(ex, b->handle, b->data.ptr, b->data.len);
+	r = procs_send(ex, b->handle, b->data.ptr, b->data.len,
+		       PROTO_HAS_FIELD(b, mcp_send_body, call_id) ? b->call_id : 0, deadline);
 
 	if (r == 0 || r == -EPIPE) /* -EPIPE: it is exiting; MCP_EXITED follows */
 		return;
@@ -219,6 +223,31 @@ static void exec_handle_mcp_send(struct executor *ex, struct proto_msg *m)
 	procs_fail(ex, b->handle, r == -ENOBUFS
 				      ? "stdin backlog over its bound: the server stopped reading"
 				      : "cannot write to the server's stdin");
+}
+
+static void exec_handle_mcp_note(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_mcp_note_body *b = &m->u.mcp_note;
+	int r = procs_note(ex, b->handle, b->note.ptr, b->note.len);
+
+	if (r == -EMSGSIZE)
+		log_warn("process %llu: a note of %u bytes is over the %u-byte bound: not kept",
+			 (unsigned long long)b->handle, b->note.len, PROTO_MAX_NOTE);
+}
+
+/* MCP_CANCEL overtakes the request it names if it still waits for stdin:
+ * then it is never written, and MCP_EXPIRED tells the orchestrator so. */
+static void exec_handle_mcp_cancel(struct executor *ex, struct proto_msg *m)
+{
+	const struct proto_mcp_cancel_body *b = &m->u.mcp_cancel;
+	char why[300];
+
+	if (!procs_withdraw(ex, b->handle, b->call_id))
+		return; /* the server has it: notifications/cancelled follows */
+	snprintf(why, sizeof(why), "cancelled while it waited for the server to read its stdin%s%.*s",
+		 b->reason.len ? ": " : "", (int)MIN(b->reason.len, 200u),
+		 b->reason.len ? b->reason.ptr : "");
+	procs_report_expired(ex, b->handle, b->call_id, why);
 }
 
 static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
@@ -241,7 +270,7 @@ static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 			return;
 		}
 	}
-	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines) < 0) {
+	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines, &r.note) < 0) {
 		listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_NOT_FOUND,
 				    "no detached process with handle %llu", (unsigned long long)handle);
 		return;
@@ -274,6 +303,8 @@ static const struct {
 	{ PROTO_MCP_STOP, exec_handle_mcp_stop },
 	{ PROTO_MCP_SEND, exec_handle_mcp_send },
 	{ PROTO_MCP_ATTACH, exec_handle_mcp_attach },
+	{ PROTO_MCP_CANCEL, exec_handle_mcp_cancel },
+	{ PROTO_MCP_NOTE, exec_handle_mcp_note },
 	{ PROTO_HTTP_REQUEST, exec_handle_http_request },
 	{ PROTO_HTTP_ABORT, exec_handle_http_abort },
 };

@@ -54,6 +54,8 @@ struct proc {
 	struct box *box;
 	char *denied;      /* a boxed server's first stderr line that reads like a refusal */
 	uint8_t identity[PROTO_ID_LEN]; /* MCP_START's, reported while detached */
+	char *note;			/* MCP_NOTE's, given back by MCP_ATTACH */
+	size_t note_len;
 };
 
 /* The environment a server gets on top of a cleared one (README, "tandem-executor"). */
@@ -95,6 +97,7 @@ static void held_clear(struct proc *p)
 
 static void proc_free(struct proc *p)
 {
+	free(p->note);
 	loop_timer_cancel(p->grace_timer);
 	held_clear(p);
 	child_free(p->child);
@@ -229,9 +232,20 @@ static void proc_exit_cb(struct child *c, int wstatus, const char *reason, void 
 	contain_sweep(ex); /* what the server left behind, in track mode */
 }
 
+static void proc_expired_cb(struct child *c, uint64_t call_id, void *arg)
+{
+	struct proc *p = arg;
+
+	(void)c;
+	procs_report_expired(p->ex, p->handle, call_id,
+			     "its deadline passed while it waited for the server to read its "
+			     "stdin");
+}
+
 static const struct child_ops proc_ops = {
 	.line_cb = proc_line_cb,
 	.stderr_cb = proc_stderr_cb,
+	.expired_cb = proc_expired_cb,
 	.exit_cb = proc_exit_cb,
 };
 
@@ -628,13 +642,36 @@ int procs_stop(struct executor *ex, uint64_t handle)
 	return 0;
 }
 
-int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len)
+int procs_send(struct executor *ex, uint64_t handle, const void *data, size_t len,
+	       uint64_t call_id, uint64_t deadline_ms)
 {
 	struct proc *p = proc_find(ex, handle);
 
 	if (!p || p->detached)
 		return -ENOENT;
-	return child_send(p->child, data, len);
+	return child_send_call(p->child, data, len, call_id, deadline_ms);
+}
+
+void procs_report_expired(struct executor *ex, uint64_t handle, uint64_t call_id,
+			  const char *why)
+{
+	struct proto_mcp_expired_body ev = { .handle = handle, .call_id = call_id };
+	struct proc *p = proc_find(ex, handle);
+
+	log_info("process %llu: request %llu not delivered: %s", (unsigned long long)handle,
+		 (unsigned long long)call_id, why);
+	if (p && p->detached)
+		return; /* its orchestrator is gone: nobody knows that call */
+	ev.reason = proto_str_c(why);
+	ev.present = PROTO_ALL_mcp_expired_body;
+	listener_send(ex, PROTO_MCP_EXPIRED, PROTO_EVENT, 0, &ev);
+}
+
+bool procs_withdraw(struct executor *ex, uint64_t handle, uint64_t call_id)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	return p && !p->detached && child_withdraw(p->child, call_id);
 }
 
 void procs_fail(struct executor *ex, uint64_t handle, const char *why)
@@ -648,7 +685,22 @@ void procs_fail(struct executor *ex, uint64_t handle, const char *why)
 	child_kill(p->child);
 }
 
-int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped)
+int procs_note(struct executor *ex, uint64_t handle, const void *note, size_t len)
+{
+	struct proc *p = proc_find(ex, handle);
+
+	if (!p || p->detached)
+		return -ENOENT;
+	if (len > PROTO_MAX_NOTE)
+		return -EMSGSIZE;
+	free(p->note);
+	p->note = len ? xstrndup(note, len) : NULL;
+	p->note_len = len;
+	return 0;
+}
+
+int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *dropped,
+		 struct proto_str *note)
 {
 	struct proc *p = proc_find(ex, handle);
 
@@ -660,6 +712,8 @@ int procs_attach(struct executor *ex, uint64_t handle, uint32_t *pid, uint32_t *
 	p->grace_timer = NULL;
 	*pid = (uint32_t)child_pid(p->child);
 	*dropped = p->held_dropped;
+	note->ptr = p->note;
+	note->len = (uint32_t)p->note_len;
 	return 0;
 }
 

@@ -186,6 +186,33 @@ int env_mcp_send_call(struct env *e, uint64_t handle, const char *data, size_t l
 	return env_link_send_ticket(e, PROTO_MCP_SEND, PROTO_EVENT, 0, &b, ticket);
 }
 
+int env_mcp_cancel(struct env *e, uint64_t handle, uint64_t call_id, const char *reason)
+{
+	struct proto_mcp_cancel_body b = { .handle = handle, .call_id = call_id };
+
+	if (e->state != ENV_READY)
+		return -ENOTCONN;
+	if (reason) {
+		b.reason = proto_str_c(reason);
+		PROTO_MARK(&b, mcp_cancel_body, reason);
+	}
+	return env_link_send(e, PROTO_MCP_CANCEL, PROTO_EVENT, 0, &b);
+}
+
+int env_mcp_note(struct env *e, uint64_t handle, const char *note, size_t len)
+{
+	struct proto_mcp_note_body b = { .handle = handle };
+
+	if (e->state != ENV_READY)
+		return -ENOTCONN;
+	if (len > PROTO_MAX_NOTE)
+		return -EMSGSIZE;
+	b.note.ptr = note;
+	b.note.len = (uint32_t)len;
+	b.present = PROTO_ALL_mcp_note_body;
+	return env_link_send(e, PROTO_MCP_NOTE, PROTO_EVENT, 0, &b);
+}
+
 bool env_mcp_maybe_reached(const struct env *e, uint64_t ticket)
 {
 	return env_link_maybe_reached(e, ticket);

@@ -148,6 +148,13 @@ int env_mcp_send(struct env *e, uint64_t handle, const char *data, size_t len);
  * *ticket names the frame for env_mcp_maybe_reached. */
 int env_mcp_send_call(struct env *e, uint64_t handle, const char *data, size_t len,
 		      uint64_t call_id, uint64_t timeout_ms, uint64_t *ticket);
+/* MCP_CANCEL: the executor drops call_id if it still waits, unwritten, for
+ * the server's stdin, and answers MCP_EXPIRED (output_cb, as above). */
+int env_mcp_cancel(struct env *e, uint64_t handle, uint64_t call_id, const char *reason);
+/* MCP_NOTE: the executor keeps note with the process and gives it back to
+ * whoever re-attaches it (MCP_ATTACH reply). -EMSGSIZE past
+ * PROTO_MAX_NOTE. */
+int env_mcp_note(struct env *e, uint64_t handle, const char *note, size_t len);
 /* false only when the frame of ticket certainly never reached the executor
  * (still unacknowledged, or its session ended before an ack): with its
  * deadline past, it never will. */

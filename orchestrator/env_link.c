@@ -161,7 +161,8 @@ static void grace_cb(struct loop_timer *t, void *arg)
 
 	e->grace_timer = NULL;
 	snprintf(why, sizeof(why), "the link was not back within %llu ms (the session's grace "
-				   "period): calls in flight have an unknown outcome",
+				   "period): calls in flight that reached the executor have an "
+				   "unknown outcome",
 		 (unsigned long long)e->grace_ms);
 	session_over(e, why);
 }

@@ -365,6 +365,11 @@ static void send_notification(struct mcp_session *s, const char *method, json_t 
 		log_debug("MCP server '%s': cannot send %s: %s", s->name, method, strerror(-rc));
 }
 
+/* Stops request r: the far end first takes it back if it still waits
+ * there (ticketed calls), then the server hears notifications/cancelled
+ * in case it already has it. */
+static void send_cancelled_req(struct mcp_session *s, struct mcp_req *r, const char *reason);
+
 static void send_cancelled(struct mcp_session *s, uint64_t id, const char *reason)
 {
 	json_t *params = json_pack("{s:I}", "requestId", (json_int_t)id);
@@ -372,6 +377,13 @@ static void send_cancelled(struct mcp_session *s, uint64_t id, const char *reaso
 	if (reason)
 		json_object_set_new(params, "reason", json_string(reason));
 	send_notification(s, "notifications/cancelled", params);
+}
+
+static void send_cancelled_req(struct mcp_session *s, struct mcp_req *r, const char *reason)
+{
+	if (r->ticketed && s->t.cancel_request)
+		s->t.cancel_request(s->t.ctx, r->id, reason);
+	send_cancelled(s, r->id, reason);
 }
 
 static void req_timer_cb(struct loop_timer *t, void *arg)
@@ -395,7 +407,7 @@ static void req_timer_cb(struct loop_timer *t, void *arg)
 				  r->method, s->name, r->timeout_ms,
 				  never ? "it never reached the server and will not run"
 					: "the outcome is unknown: the server may have run it");
-		send_cancelled(s, r->id, error);
+		send_cancelled_req(s, r, error);
 	} else {
 		error = xasprintf("%s to MCP server '%s' timed out after %" PRIu64 " ms",
 				  r->method, s->name, r->timeout_ms);
@@ -420,15 +432,24 @@ static void list_reset(struct mcp_list *list)
 
 /* Completes every live request with `error`. Internal requests see the
  * session stopping or final and just go away; user calls get their
- * callback. Stops early if a callback frees the session. */
+ * callback. Stops early if a callback frees the session. A call the far
+ * end provably never received says so (honest outcomes): the rest may
+ * have run. */
 static void drain_requests(struct mcp_session *s, const char *error)
 {
 	struct mcp_req *r;
 
 	for (size_t i = 0; i < LIST_N; i++)
 		list_reset(&s->lists[i]);
-	while (!s->dead && (r = s->head) != NULL)
-		req_finish(s, r, NULL, error);
+	while (!s->dead && (r = s->head) != NULL) {
+		_cleanup_free_ char *never = NULL;
+
+		if (r->kind == REQ_CALL && r->ticketed && s->t.maybe_reached &&
+		    !s->t.maybe_reached(s->t.ctx, r->ticket))
+			never = xasprintf("%s; this call never reached the server and will not run",
+					  error);
+		req_finish(s, r, NULL, never ? never : error);
+	}
 }
 
 /* -> FAILED or CLOSED with `error`; pending calls fail, then state_cb. */
@@ -645,6 +666,27 @@ static char *take_init_result(struct mcp_session *s, json_t *result)
 	return NULL;
 }
 
+/* What initialize said, handed to the transport to keep with the process
+ * (the executor's MCP_NOTE): an orchestrator that re-attaches the process
+ * later adopts the session with it instead of guessing. */
+static void remember_init(struct mcp_session *s)
+{
+	json_t *note;
+	char *text;
+
+	if (!s->t.remember)
+		return;
+	note = json_pack("{s:s, s:O}", "protocolVersion", s->protocol, "capabilities",
+			 s->capabilities);
+	if (note && s->server_info)
+		json_object_set(note, "serverInfo", s->server_info);
+	text = note ? jsonu_dumps(note) : NULL;
+	json_decref(note);
+	if (text)
+		s->t.remember(s->t.ctx, text, strlen(text));
+	free(text);
+}
+
 static void init_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
 		      const char *error)
 {
@@ -665,6 +707,7 @@ static void init_done(struct mcp_session *s, struct mcp_req *r, json_t *result,
 	}
 	send_notification(s, "notifications/initialized", NULL);
 	s->initialized = true;
+	remember_init(s);
 	has_tools = json_object_get(s->capabilities, "tools") != NULL;
 	s->has_resources = json_object_get(s->capabilities, "resources") != NULL;
 	/* Listing tools of a server that did not advertise them is harmless;
@@ -818,7 +861,7 @@ void mcp_cancel(struct mcp_session *s, uint64_t call_id, const char *reason)
 	r = hash_find(s, call_id - 1);
 	if (!r || r->kind != REQ_CALL)
 		return;
-	send_cancelled(s, r->id, reason);
+	send_cancelled_req(s, r, reason);
 	error = xasprintf("%s to MCP server '%s' cancelled%s%s", r->method, s->name,
 			  reason ? ": " : "", reason ? reason : "");
 	r->failed_as = METRICS_TOOL_CANCELLED;
@@ -892,19 +935,26 @@ static char *rpc_error_text(json_t *err)
 			 len, msg ? msg : "");
 }
 
-/* A message that does not parse because a number in it is out of range
- * (an error code beyond int64) may still answer one of our
- * requests: read again with every integer as a real, it names its id, and
- * that request fails (malformed) instead of waiting for its timeout. */
+/* A message that does not parse may still answer one of our requests,
+ * which then fails (malformed) instead of waiting for its timeout. An
+ * integer out of range (an error code beyond int64): read again with every
+ * integer as a real, it names its id. What even that cannot load (a number
+ * beyond double, broken UTF-8): a top-level scan may still find its id. */
 static void handle_unparsable(struct mcp_session *s, const char *data, size_t len,
 			      const char *why)
 {
 	json_t *m = json_loadb(data, len, JSON_DECODE_INT_AS_REAL | JSON_REJECT_DUPLICATES, NULL);
 	struct mcp_req *r;
 	uint64_t n;
+	bool found;
 
-	if (json_is_object(m) && !json_object_get(m, "method") &&
-	    id_as_ours(json_object_get(m, "id"), &n) && (r = hash_find(s, n))) {
+	if (m)
+		found = json_is_object(m) && !json_object_get(m, "method") &&
+			id_as_ours(json_object_get(m, "id"), &n);
+	else
+		found = jsonu_scan_top_uint(data, len, "method", &n) < 0 &&
+			jsonu_scan_top_uint(data, len, "id", &n) == 1;
+	if (found && (r = hash_find(s, n))) {
 		char *text = xasprintf("MCP error: malformed response (%s)", why);
 
 		req_finish(s, r, NULL, text);
@@ -1121,7 +1171,31 @@ int mcp_session_start(struct mcp_session *s)
 	return 0;
 }
 
-int mcp_session_adopt(struct mcp_session *s)
+/* The note remember_init left, if it is one: what initialize said. */
+static bool adopt_note(struct mcp_session *s, const char *note, size_t len)
+{
+	_cleanup_free_ char *err = NULL;
+	json_t *j;
+
+	if (!note || !len)
+		return false;
+	j = json_loadb(note, len, JSON_REJECT_DUPLICATES, NULL);
+	err = j ? take_init_result(s, j) : xstrdup("not JSON");
+	json_decref(j);
+	if (!err)
+		return true;
+	log_warn("MCP server '%s': the re-attached process's note is unusable (%s): assuming "
+		 "protocol %s", s->name, err, MCP_PROTOCOL_LATEST);
+	free(s->protocol);
+	s->protocol = NULL;
+	json_decref(s->capabilities);
+	s->capabilities = NULL;
+	json_decref(s->server_info);
+	s->server_info = NULL;
+	return false;
+}
+
+int mcp_session_adopt(struct mcp_session *s, const char *note, size_t note_len)
 {
 	if (s->started)
 		return -EALREADY;
@@ -1129,14 +1203,22 @@ int mcp_session_adopt(struct mcp_session *s)
 	/* The old session's requests counted up from 0 and their answers may
 	 * still come (output held while detached): ours start far above. */
 	s->next_id = MCP_ADOPT_FIRST_ID;
-	s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
-	s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	if (!adopt_note(s, note, note_len)) {
+		/* An older executor kept no note: the latest version, and both
+		 * lists (a server without resources just says so). */
+		s->protocol = xstrdup(MCP_PROTOCOL_LATEST);
+		s->capabilities = json_pack("{s:{}, s:{}}", "tools", "resources");
+	}
 	s->initialized = true;
-	s->has_resources = true;
+	s->has_resources = json_object_get(s->capabilities, "resources") != NULL;
 	s->startup_timer = loop_timer_add(s->loop, s->startup_ms, startup_timer_cb, s);
-	list_start_startup(s, &s->lists[LIST_TOOLS], true);
-	list_start_startup(s, &s->lists[LIST_RESOURCES], false);
-	list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	/* as after initialize (init_done) */
+	list_start_startup(s, &s->lists[LIST_TOOLS],
+			   json_object_get(s->capabilities, "tools") != NULL);
+	if (s->has_resources) {
+		list_start_startup(s, &s->lists[LIST_RESOURCES], false);
+		list_start_startup(s, &s->lists[LIST_TEMPLATES], false);
+	}
 	return s->state == MCP_FAILED ? -EIO : 0;
 }
 

@@ -80,6 +80,12 @@ struct mcp_transport {
 	/* false only when the request certainly never reached the far end
 	 * (and, past its deadline, never will). */
 	bool (*maybe_reached)(void *ctx, uint64_t ticket);
+	/* Optional, with send_request: the far end drops request id if it has
+	 * not begun to deliver it yet (a cancel overtakes a queued request). */
+	void (*cancel_request)(void *ctx, uint64_t id, const char *reason);
+	/* Optional: keeps note (JSON, what initialize said) with the far
+	 * end's process, for mcp_session_adopt by a later orchestrator. */
+	void (*remember)(void *ctx, const char *note, size_t len);
 	void *ctx;
 };
 
@@ -116,12 +122,14 @@ struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
  * initialized by an earlier orchestrator and kept by its executor while
  * detached (srv.c re-attaches it with MCP_ATTACH). Nothing is sent but the
  * lists (tools, and resources and templates, whose failure is not fatal):
- * no initialize, no notifications/initialized. The protocol version taken
- * is MCP_PROTOCOL_LATEST and the capabilities are not known (serverInfo
- * stays NULL). Request ids start at MCP_ADOPT_FIRST_ID, clear of the old
- * session's. */
+ * no initialize, no notifications/initialized. note (note_len bytes, may
+ * be NULL) is what the transport's remember was given after the first
+ * initialize: the protocol version, capabilities and serverInfo are taken
+ * from it; without a usable one, MCP_PROTOCOL_LATEST and both lists, and
+ * serverInfo stays NULL. Request ids start at MCP_ADOPT_FIRST_ID, clear of
+ * the old session's. */
 #define MCP_ADOPT_FIRST_ID (1ull << 40)
-int mcp_session_adopt(struct mcp_session *s);
+int mcp_session_adopt(struct mcp_session *s, const char *note, size_t note_len);
 int mcp_session_start(struct mcp_session *s);
 /* Feeds one message received from the transport. */
 void mcp_session_receive(struct mcp_session *s, const char *data, size_t len);

@@ -176,6 +176,24 @@ static bool relay_maybe_reached(void *ctx, uint64_t ticket)
 	return !s->env || env_mcp_maybe_reached(s->env, ticket);
 }
 
+static void relay_cancel_request(void *ctx, uint64_t id, const char *reason)
+{
+	struct srv *s = ctx;
+
+	if (s->env && s->handle)
+		(void)env_mcp_cancel(s->env, s->handle, id, reason);
+}
+
+static void relay_remember(void *ctx, const char *note, size_t len)
+{
+	struct srv *s = ctx;
+
+	if (s->env && s->handle && env_mcp_note(s->env, s->handle, note, len) == -EMSGSIZE)
+		log_info("server '%s': what initialize said is over %u bytes: a later "
+			 "orchestrator that re-attaches it will not know it", s->name,
+			 PROTO_MAX_NOTE);
+}
+
 static void stop_process(struct srv *s)
 {
 	struct proto_mcp_stop_body b = { .handle = s->handle };
@@ -246,7 +264,7 @@ static void wait_for_cap(struct srv *s, const char *error)
 
 /* A process is there (started, or re-attached): its MCP session opens
  * (adopt: already initialized by an earlier orchestrator). */
-static void open_session(struct srv *s, bool adopt)
+static void open_session(struct srv *s, bool adopt, const char *note, size_t note_len)
 {
 	struct mcp_opts o = { 0 };
 
@@ -256,9 +274,11 @@ static void open_session(struct srv *s, bool adopt)
 	s->transport.send = relay_send;
 	s->transport.send_request = relay_send_request;
 	s->transport.maybe_reached = relay_maybe_reached;
+	s->transport.cancel_request = relay_cancel_request;
+	s->transport.remember = relay_remember;
 	s->transport.ctx = s;
 	s->mcp = mcp_session_new(pool.loop, &o, &s->transport, &session_ops, s);
-	if ((adopt ? mcp_session_adopt(s->mcp) : mcp_session_start(s->mcp)) < 0) {
+	if ((adopt ? mcp_session_adopt(s->mcp, note, note_len) : mcp_session_start(s->mcp)) < 0) {
 		stop_process(s);
 		set_state(s, SRV_FAILED, "cannot start the MCP session: %s",
 			  mcp_session_error(s->mcp) ? mcp_session_error(s->mcp) : "send failed");
@@ -298,7 +318,7 @@ static void start_reply_cb(struct env *e, const struct proto_msg *reply, const c
 	s->handle = reply->u.mcp_start_reply.handle;
 	note_sandbox(s, &reply->u.mcp_start_reply);
 	pool.starts++;
-	open_session(s, false);
+	open_session(s, false, NULL, 0);
 }
 
 static void start_stdio(struct srv *s);
@@ -350,7 +370,8 @@ static void attach_reply_cb(struct env *e, const struct proto_msg *reply, const 
 		 s->name, (unsigned long long)handle, reply->u.mcp_attach_reply.pid, s->env_id,
 		 reply->u.mcp_attach_reply.dropped_lines ? " (some output it printed was dropped)"
 							 : "");
-	open_session(s, true);
+	open_session(s, true, reply->u.mcp_attach_reply.note.ptr,
+		     reply->u.mcp_attach_reply.note.len);
 }
 
 /* What the server is, as the executor reports it while detached: a digest

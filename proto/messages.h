@@ -38,6 +38,8 @@
 	X(0x21, MCP_STOP, mcp_stop, REQUEST, O2E, AUTHED)                      \
 	X(0x22, MCP_SEND, mcp_send, EVENT, O2E, AUTHED)                        \
 	X(0x23, MCP_ATTACH, mcp_attach, REQUEST, O2E, AUTHED)                  \
+	X(0x24, MCP_CANCEL, mcp_cancel, EVENT, O2E, AUTHED)                    \
+	X(0x25, MCP_NOTE, mcp_note, EVENT, O2E, AUTHED)                        \
 	X(0x28, MCP_OUTPUT, mcp_output, EVENT, E2O, AUTHED)                    \
 	X(0x29, MCP_STDERR, mcp_stderr, EVENT, E2O, AUTHED)                    \
 	X(0x2a, MCP_EXITED, mcp_exited, EVENT, E2O, AUTHED)                    \
@@ -192,7 +194,30 @@
 #define PROTO_REPLY_mcp_attach(F, S)                                              \
 	F(S, 1, u32, pid, 0)                                                      \
 	F(S, 2, u32, dropped_lines, 0)                                            \
-	F(S, 3, u64, handle, 0)
+	F(S, 3, bin, note, 0)                                                     \
+	F(S, 4, u64, handle, 0)
+
+/* MCP_NOTE: an opaque note (at most PROTO_MAX_NOTE bytes; the last one
+ * wins) the executor keeps with the process and gives back in the
+ * MCP_ATTACH reply, so that an orchestrator re-attaching it knows what the
+ * MCP session's initialize said (the orchestrator writes and reads it; the
+ * executor never looks inside). */
+#define PROTO_BODY_mcp_note(F, S)                                                 \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, bin, note, 1)
+#define PROTO_REPLY_mcp_note(F, S)
+
+/* MCP_CANCEL: the orchestrator gave up on call_id (its client cancelled, or
+ * it timed out). If the request still waits in the executor, not yet begun
+ * on the server's stdin, it is taken back and answered with MCP_EXPIRED;
+ * once its first byte was written it is the server's, and nothing is said
+ * (the notifications/cancelled the orchestrator sends next tells the
+ * server). */
+#define PROTO_BODY_mcp_cancel(F, S)                                               \
+	F(S, 1, u64, handle, 1)                                                   \
+	F(S, 2, u64, call_id, 1)                                                  \
+	F(S, 3, str, reason, 0)
+#define PROTO_REPLY_mcp_cancel(F, S)
 
 /* MCP_EXPIRED: call_id was never written to the server and never will be
  * (its deadline passed first, or it was cancelled); reason says which. */

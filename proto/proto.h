@@ -47,6 +47,7 @@
 #define PROTO_MAX_SKIP_DEPTH 8u               /* nesting of skipped unknown values */
 #define PROTO_ID_LEN 16u                      /* a server's identity (MCP_START) */
 #define PROTO_MAX_LIVE 64u                    /* detached servers in a HELLO reply */
+#define PROTO_MAX_NOTE (16u * 1024u)          /* one MCP_NOTE */
 #define PROTO_NONCE_LEN 32u
 #define PROTO_PROOF_LEN 32u
 

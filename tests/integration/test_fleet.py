@@ -564,11 +564,13 @@ def t_reattach_after_kill9(ctx):
     plugins = [make_plugin(ctx, "rp%d" % i, {"rs%d" % i: {}}) for i in range(3)]
     a = Orchestrator(ctx, home, mode="unix", label="orch-a", args=["--ephemeral"])
     ca = a.connect()
-    before = {}
+    before, info = {}, {}
     for i in range(3):
         ca.wait_env("r%d" % i)
         t = ca.start_thread([root("rp%d" % i, "r%d" % i, plugins[i])])
         echo(ca, t, "rs%d" % i, "before")
+        info[i] = ca.status(t)["rs%d" % i]["serverInfo"]
+        check(info[i] and info[i].get("name"), "serverInfo before: %r" % info[i])
         before[i] = sorted(fixture_pids(exs[i].pid))
         check_eq(len(before[i]), 1, "servers on executor r%d" % i)
     a.proc.kill()  # kill -9: no MCP_STOP, the executors keep their servers
@@ -584,6 +586,8 @@ def t_reattach_after_kill9(ctx):
         t = cb.start_thread([root("rp%d" % i, "r%d" % i, plugins[i])])
         echo(cb, t, "rs%d" % i, "after the restart")
         check_eq(sorted(fixture_pids(exs[i].pid)), before[i], "servers on r%d (same pids)" % i)
+        # no initialize again, yet what the first one said is known (MCP_NOTE)
+        check_eq(cb.status(t)["rs%d" % i]["serverInfo"], info[i], "serverInfo re-attached")
     took = time.monotonic() - t0
     k = cb.counters()
     check_eq(k.get("serverReattaches"), 3, "servers re-attached")
@@ -951,4 +955,4 @@ TESTS = [
 ]
 
 if __name__ == "__main__":
-    run_suite(TESTS)
+    sys.exit(run_suite(TESTS))

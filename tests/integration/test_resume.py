@@ -26,6 +26,14 @@ one line per execution, so that the test counts how often each call ran.
     veths: real packets, the kernel's own TCP recovers): calls complete;
     p50/p99 printed.
 
+Two more need no namespace (a local executor): a server busy in a call
+that does not read its stdin, a request queued behind a large one in the
+executor; then
+  - its client goes away: the cancel overtakes the queued request, which
+    never runs;
+  - its deadline passes: the client is told it timed out, and it never
+    runs when the server reads again.
+
 Timings are printed (TAP diagnostics), never asserted. Without root or
 ip(8) every test SKIPs loudly.
 """
@@ -342,6 +350,9 @@ def t_cut_past_grace(ctx):
     time.sleep(0.1)
     net.link(False)
     t0 = time.monotonic()
+    # Sent during the cut: the executor never acknowledged them, so when
+    # the session ends they are told they never reached the server.
+    late = {s.send("m", "late%d" % i, 0): "late%d" % i for i in range(8)}
     st = wait_status(s.c, "far", lambda x: x["status"] == "disconnected", 20,
                      "the environment to show disconnected")
     seen = time.monotonic() - t0
@@ -352,6 +363,12 @@ def t_cut_past_grace(ctx):
             ok += 1
         else:
             failed[tag] = (msg, time.monotonic())
+    for i, tag in late.items():
+        kind, msg = outcome(s.c.wait_response(i, timeout=40))
+        check_eq(kind, "error", "a call sent during a cut past the grace")
+        check("never reached the server" in msg, "%s says it never reached the server: %s"
+              % (tag, msg))
+        failed[tag] = (msg, time.monotonic())
     told_by = time.monotonic() - t0
     check(all("not back within" in m or "never reached" in m or "outcome is unknown" in m
               for m, _ in failed.values()),
@@ -485,6 +502,100 @@ def t_delay_and_loss(ctx):
             (statistics.median(lat), lat[int(len(lat) * 0.99) - 1], lat[-1]))
 
 
+class Blocked:
+    """A local executor's fixture server "m" (tool_timeout_sec `timeout`)
+    sleeping `ms` in a call without reading its stdin, a request larger
+    than a pipe queued behind it: the next request to "m" waits in the
+    executor, unwritten."""
+
+    def __init__(self, ctx, ms, timeout=None):
+        self.marks = ctx.path("marks")
+        open(self.marks, "w").close()
+        cfg = {"env": {"FIXTURE_APPEND_FILE": self.marks}, "sandbox": "off"}
+        if timeout:
+            cfg["tool_timeout_sec"] = timeout
+        plugin = make_plugin(ctx, "blocked", {"m": cfg})
+        self.o = Orchestrator(ctx, make_home(ctx), mode="unix")
+        self.c = self.o.connect("main")
+        self.tid = self.c.start_thread([root("blocked", "local", plugin)])
+        wait_until(lambda: self.c.status(self.tid).get("m", {}).get("runtimeStatus") ==
+                   "connected", 30, "server m")
+        self.blocker = self.send(self.c, "blocker", ms)
+        wait_until(lambda: "blocker" in self.runs(), 30, "the blocking call to start")
+        self.filler = self.c.send("mcpServer/tool/call", {
+            "threadId": self.tid, "server": "m", "tool": "echo",
+            "arguments": {"text": "f" * (512 * 1024)}})
+        # A connection's requests are handled in order (a large one is parsed
+        # off the loop, the rest wait): once this answers, the filler is on
+        # the link ahead of anything sent later.
+        self.c.call("debug/counters")
+
+    def send(self, client, tag, ms=0):
+        return client.send("mcpServer/tool/call", {"threadId": self.tid, "server": "m",
+                                                   "tool": "mark",
+                                                   "arguments": {"tag": tag, "ms": ms}})
+
+    def runs(self):
+        out = {}
+        with open(self.marks) as f:
+            for line in f:
+                tag, pid = line.split()
+                out.setdefault(tag, []).append(int(pid))
+        return out
+
+    def not_delivered(self):
+        return self.o.stderr_text().count("not delivered: ")
+
+
+def t_cancel_overtakes(ctx):
+    b = Blocked(ctx, ms=4000)
+    other = b.o.connect("canceller")
+    b.send(other, "victim")
+    # Requests of one connection are handled in order: once this answers,
+    # the victim went out (behind the filler on the link, so it reaches the
+    # executor before the cancel that closing this client causes).
+    other.call("debug/counters")
+    other.close()
+    wait_until(lambda: b.not_delivered() >= 1, 30, "the executor to withdraw the victim")
+    check("cancelled while it waited for the server to read its stdin" in b.o.stderr_text(),
+          "the executor says why it did not deliver the victim")
+    kind, msg = outcome(b.c.wait_response(b.blocker, timeout=60))
+    check_eq(kind, "ok", "the blocking call (%s)" % msg)
+    b.c.tool(b.tid, "m", "mark", {"tag": "after", "ms": 0}, timeout=30)
+    runs = b.runs()
+    check("victim" not in runs, "the cancelled request ran: %r" % runs)
+    check_eq(len(runs.get("after", [])), 1, "executions of the call after")
+    check_eq(runs["after"][0], runs["blocker"][0], "the same server ran both")
+    return "# the cancelled request was withdrawn unwritten; the server ran the rest"
+
+
+def t_deadline_in_queue(ctx):
+    b = Blocked(ctx, ms=5000, timeout=2)
+    victim = b.send(b.c, "victim")
+    kind, msg = outcome(b.c.wait_response(victim, timeout=30))
+    check_eq(kind, "error", "a call queued past its deadline")
+    check("timed out" in msg, "its error says it timed out: %s" % msg)
+    wait_until(lambda: b.not_delivered() >= 1, 30, "the executor to drop the victim")
+    # Calls the client is told failed must never run; one that succeeds
+    # shows the server reads again (bounded: the blocker sleeps 5 s).
+    failed, done = [], None
+    for i in range(20):
+        kind, msg = outcome(b.c.wait_response(b.send(b.c, "after%d" % i), timeout=30))
+        if kind == "ok":
+            done = "after%d" % i
+            break
+        failed.append(("after%d" % i, msg))
+    check(done is not None, "no call succeeded once the server read again: %r" % failed[-1:])
+    runs = b.runs()
+    check("victim" not in runs, "the timed-out request ran later: %r" % runs)
+    for tag, msg in failed:
+        if "never reached the server" in msg:
+            check(tag not in runs, "%s was told it never reached the server, and ran" % tag)
+    check_eq(len(runs[done]), 1, "executions of %s" % done)
+    return ("# the timed-out request never ran (%d failed before the server read again)"
+            % len(failed))
+
+
 TESTS = [
     ("a 5 s cut with 32 calls in flight: each completes once, same server",
      t_cut_5s),
@@ -496,6 +607,8 @@ TESTS = [
     ("resume_grace_sec in environments.toml: a short grace ends the session, the default "
      "resumes", t_resume_grace_per_env),
     ("200 ms delay and 5 % loss: calls complete", t_delay_and_loss),
+    ("a cancel overtakes a request queued for a busy server's stdin", t_cancel_overtakes),
+    ("a request whose deadline passes in the stdin queue never runs", t_deadline_in_queue),
 ]
 
 if __name__ == "__main__":

@@ -229,6 +229,42 @@ START_TEST(loadb_bounds_and_errors)
 }
 END_TEST
 
+/* The scan for a message jansson refuses: a top-level key only, strings
+ * and nesting followed, anything doubtful reported as such. */
+START_TEST(scan_top_uint)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		uint64_t v;
+	} cases[] = {
+		{ "{\"id\":42,\"x\":1e999}", 1, 42 },
+		{ " {\"x\":{\"id\":7},\"id\" : 5 }", 1, 5 },
+		{ "{\"s\":\"\\\"id\\\":9\",\"id\":3}", 1, 3 },
+		{ "{\"a\":[{\"id\":1}],\"b\":\"id\"}", -1, 0 },
+		{ "{\"id\":\"12\"}", 0, 0 },
+		{ "{\"id\":-1}", 0, 0 },
+		{ "{\"id\":1.5}", 0, 0 },
+		{ "{\"id\":1,\"id\":2}", 0, 0 },
+		{ "{\"id\":18446744073709551616}", 0, 0 },
+		{ "{\"id\":18446744073709551615}", 1, UINT64_MAX },
+		{ "[{\"id\":1}]", -1, 0 },
+		{ "{\"id\":4", 0, 0 },
+		{ "{\"ids\":4,\"i\":5}", -1, 0 },
+		{ "", -1, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 0;
+		int rc = jsonu_scan_top_uint(cases[i].text, strlen(cases[i].text), "id", &v);
+
+		ck_assert_msg(rc == cases[i].rc, "case %zu (%s): %d", i, cases[i].text, rc);
+		if (rc == 1)
+			ck_assert_msg(v == cases[i].v, "case %zu: %llu", i, (unsigned long long)v);
+	}
+}
+END_TEST
+
 START_TEST(dumps_compact_one_line)
 {
 	json_t *v = parse("{ \"b\" : [1, 2],\n \"a\" : \"x\\ny\" }");
@@ -323,6 +359,7 @@ static Suite *jsonutil_suite(void)
 	tcase_add_test(g, get_str_map);
 	tcase_add_test(io, loadb_bounds_and_errors);
 	tcase_add_test(io, dumps_compact_one_line);
+	tcase_add_test(io, scan_top_uint);
 	tcase_add_test(io, load_file);
 	suite_add_tcase(s, g);
 	suite_add_tcase(s, io);

@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "mcp.h"
 #include "testmain.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -33,6 +34,7 @@
 struct fake {
 	json_t *sent; /* every message the session sent, parsed */
 	int fail;     /* when set, send returns it */
+	char *note;   /* the last note remember was given */
 };
 
 struct result {
@@ -132,6 +134,7 @@ static void teardown(void)
 	S = mcp_session_free(S);
 	loop = loop_free(loop);
 	json_decref(fake.sent);
+	free(fake.note);
 	free(state_error);
 }
 
@@ -160,11 +163,19 @@ static bool got_result(void *arg) { return ((struct result *)arg)->n > 0; }
 static bool got_state(void *arg) { return nstates > 0 && states[nstates - 1] == *(enum mcp_state *)arg; }
 static bool got_tools_changed(void *arg) { return ntools_changed >= *(int *)arg; }
 
+static void fake_remember(void *ctx, const char *note, size_t len)
+{
+	struct fake *f = ctx;
+
+	free(f->note);
+	f->note = strndup(note, len);
+}
+
 static struct mcp_session *new_session(uint64_t startup_ms, uint64_t tool_ms)
 {
 	struct mcp_opts o = { .name = "fake", .startup_timeout_ms = startup_ms,
 			      .tool_timeout_ms = tool_ms };
-	struct mcp_transport t = { .send = fake_send, .ctx = &fake };
+	struct mcp_transport t = { .send = fake_send, .remember = fake_remember, .ctx = &fake };
 
 	S = mcp_session_new(loop, &o, &t, &ops, NULL);
 	ck_assert_ptr_nonnull(S);
@@ -244,6 +255,44 @@ static void make_ready(void)
 }
 
 /* ---- lifecycle ---- */
+
+/* What initialize said is handed to the transport (the executor keeps it
+ * with the process); a session adopted later with that note knows the
+ * version, capabilities and serverInfo without a second initialize. */
+START_TEST(test_remember_then_adopt)
+{
+	_cleanup_free_ char *note = NULL;
+
+	new_session(0, 0);
+	answer(handshake("2025-03-26", "{\"tools\":{}}"), TOOLS3);
+	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
+	ck_assert_ptr_nonnull(fake.note);
+	note = TAKE_PTR(fake.note);
+	S = mcp_session_free(S);
+	json_array_clear(fake.sent);
+
+	new_session(0, 0);
+	ck_assert_int_eq(mcp_session_adopt(S, note, strlen(note)), 0);
+	ck_assert_str_eq(mcp_session_protocol_version(S), "2025-03-26");
+	ck_assert_str_eq(json_string_value(json_object_get(mcp_session_server_info(S), "name")),
+			 "srv");
+	/* no initialize; tools only (no resources capability), far-away ids */
+	ck_assert_int_eq(nsent(), 1);
+	assert_request(sent(0), "tools/list", (json_int_t)MCP_ADOPT_FIRST_ID);
+	answer((json_int_t)MCP_ADOPT_FIRST_ID, TOOLS3);
+	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
+	ck_assert_ptr_null(fake.note); /* adopting remembers nothing new */
+	S = mcp_session_free(S);
+	json_array_clear(fake.sent);
+
+	/* a note that is not what remember wrote: the old assumptions */
+	new_session(0, 0);
+	ck_assert_int_eq(mcp_session_adopt(S, "{\"protocolVersion\":\"1999-01-01\"}", 32), 0);
+	ck_assert_str_eq(mcp_session_protocol_version(S), MCP_PROTOCOL_LATEST);
+	ck_assert_ptr_null(mcp_session_server_info(S));
+	ck_assert_int_eq(nsent(), 3); /* tools, resources, templates */
+}
+END_TEST
 
 START_TEST(test_initialize_request)
 {
@@ -655,10 +704,11 @@ END_TEST
 
 /* Issue 13 item 9: an error reply that breaks JSON-RPC still ends its call,
  * marked malformed: a non-integer code, a missing one, a code beyond int64
- * (the message does not even parse). A real beyond a double (1e999) is not
- * recovered: jansson parses no such number at all. */
+ * (the message does not even parse), a real beyond a double (1e999: jansson
+ * loads no such number at all, a top-level scan finds the id). */
 START_TEST(test_call_error_malformed)
 {
+	uint64_t call;
 	static const char *const bad[] = { /* what follows the id */
 		"\"error\":{\"code\":\"E42\",\"message\":\"m\"}",
 		"\"error\":{\"code\":1.5,\"message\":\"m\"}",
@@ -666,6 +716,8 @@ START_TEST(test_call_error_malformed)
 		"\"error\":\"boom\"",
 		"\"error\":{\"code\":1,\"message\":7}",
 		"\"error\":{\"code\":9223372036854775808,\"message\":\"m\"}",
+		"\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"x\"}],\"n\":1e999}",
+		"\"error\":{\"code\":-1e999,\"message\":\"m\",\"data\":{\"id\":1}}",
 	};
 	struct result r = { 0 };
 
@@ -689,11 +741,21 @@ START_TEST(test_call_error_malformed)
 	      (long long)id_of(last_sent()));
 	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
 	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	/* A server request (a method) that does not load is not taken for the
+	 * answer to our request of the same id. */
+	call = mcp_call_tool(S, "t", NULL, 0, result_cb, &r);
+	ck_assert_uint_gt(call, 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"ping\",\"params\":{\"x\":1e999}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	mcp_cancel(S, call, "done");
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 3);
+	ck_assert_ptr_nonnull(strstr(r.error, "cancelled"));
 	/* A string that is no id of ours stays foreign. */
 	ck_assert_uint_gt(mcp_call_tool(S, "t", NULL, 0, result_cb, &r), 0);
 	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"x%lld\",\"result\":{}}",
 	      (long long)id_of(last_sent()));
-	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 2);
+	ck_assert_int_eq(r.n, (int)(sizeof(bad) / sizeof(bad[0])) + 3);
 	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
 	result_clear(&r);
 }
@@ -1210,7 +1272,7 @@ static void real_exit_cb(struct child *c, int wstatus, const char *reason, void 
 	loop_stop(loop);
 }
 
-static const struct child_ops real_ops = { real_line_cb, NULL, real_exit_cb };
+static const struct child_ops real_ops = { .line_cb = real_line_cb, .exit_cb = real_exit_cb };
 
 static const char *fixture(void)
 {
@@ -1357,6 +1419,7 @@ static Suite *mcp_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_remember_then_adopt);
 	tcase_add_test(tc, test_initialize_request);
 	tcase_add_test(tc, test_version_older_accepted);
 	tcase_add_test(tc, test_version_unknown_fails);

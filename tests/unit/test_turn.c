@@ -329,6 +329,8 @@ START_TEST(an_interrupt_cancels_the_calls_in_flight)
 	call = completed_item("mcpToolCall");
 	ck_assert_str_eq(json_string_value(json_object_get(call, "status")), "failed");
 	ck_assert(run_until(cancel_seen, NULL)); /* notifications/cancelled reached the server */
+	/* and, first, MCP_CANCEL, which overtakes a request still queued there */
+	ck_assert_uint_eq(fake_env_requests(local_env(), PROTO_MCP_CANCEL), 1);
 	ck_assert_ptr_null(thread_turn(t));
 	ck_assert_int_eq(model_stop(), 0); /* and no second request went to the model */
 }
