@@ -301,7 +301,10 @@ static int refuse_clone(scmp_filter_ctx f)
 static int seccomp_filter(char *err, size_t errlen)
 {
 	scmp_filter_ctx f = seccomp_init(SCMP_ACT_ALLOW);
-	struct scmp_arg_cmp query = SCMP_A0(SCMP_CMP_NE, 0xffffffffu);
+	/* spelled out: SCMP_A0() leaves datum_b to the initializer, which
+	 * clang's -Wmissing-field-initializers refuses (the fuzz build) */
+	struct scmp_arg_cmp query = { .arg = 0, .op = SCMP_CMP_NE, .datum_a = 0xffffffffu,
+				      .datum_b = 0 };
 	int r = f ? 0 : -ENOMEM;
 
 	if (r == 0)

@@ -72,7 +72,17 @@ static void dial_cb(nng_stream *s, int err, const char *why, void *arg)
 	size_t n;
 
 	if (!s) {
+		struct linkurl u;
+
 		ex->dial_busy = false;
+		/* nng 1.5.2 reports an HTTP answer other than 101 to a WebSocket
+		 * upgrade as "connection refused": say what else it may be. */
+		if (err == -ECONNREFUSED &&
+		    linkurl_parse(ex->opts.connect_url, &u, NULL, 0) == 0 &&
+		    (u.scheme == LINKURL_WS || u.scheme == LINKURL_WSS))
+			why = "connection refused, or the WebSocket upgrade was (no listener at "
+			      "that path, or one bound to an address or name other than this "
+			      "URL's host: it serves only requests whose Host names it)";
 		log_info("cannot reach the orchestrator at %s: %s", ex->opts.connect_url, why);
 		schedule(ex);
 		return;

@@ -203,8 +203,12 @@ void procs_hold(struct executor *ex, uint64_t handle, const char *line, size_t l
 /* After an attach reply: sends what the process printed while detached. */
 void procs_flush_held(struct executor *ex, uint64_t handle);
 /* The detached processes (at most PROTO_MAX_LIVE, newest first): their
- * handles and identities (PROTO_ID_LEN bytes each); the caller frees both. */
-size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids);
+ * handles and identities (PROTO_ID_LEN bytes each); the caller frees both.
+ * *more: some were left out (MCP_ATTACH by identity finds them). */
+size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids, bool *more);
+/* The newest detached process (not stopping) with this identity: 0 and its
+ * handle, or -ENOENT. */
+int procs_find_detached(struct executor *ex, const uint8_t id[PROTO_ID_LEN], uint64_t *handle);
 void procs_kill_all(struct executor *ex);
 
 /* httprelay.c */

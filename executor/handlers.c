@@ -32,7 +32,15 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 	r->capabilities.n = (uint32_t)n;
 	r->max_frame = PROTO_MAX_FRAME;
 	r->max_processes = ex->opts.max_procs;
-	r->live_handles.n = (uint32_t)procs_detached(ex, handles, ids);
+	bool more;
+
+	r->live_handles.n = (uint32_t)procs_detached(ex, handles, ids, &more);
+	if (more) {
+		r->live_more = true;
+		PROTO_MARK(r, hello_reply, live_more);
+		log_info("more detached servers than a HELLO reply lists (%u): the rest are "
+			 "re-attached by identity", PROTO_MAX_LIVE);
+	}
 	r->live_handles.items = *handles;
 	r->live_ids.ptr = (const char *)*ids;
 	r->live_ids.len = r->live_handles.n * PROTO_ID_LEN;
@@ -244,14 +252,30 @@ static void exec_handle_mcp_cancel(struct executor *ex, struct proto_msg *m)
 
 static void exec_handle_mcp_attach(struct executor *ex, struct proto_msg *m)
 {
+	const struct proto_mcp_attach_body *b = &m->u.mcp_attach;
 	struct proto_mcp_attach_reply r = { 0 };
-	uint64_t handle = m->u.mcp_attach.handle;
+	uint64_t handle = b->handle;
 
+	if (!PROTO_HAS_FIELD(b, mcp_attach_body, handle)) {
+		/* a server the HELLO reply left out (live_more): by identity */
+		if (!PROTO_HAS_FIELD(b, mcp_attach_body, identity) || b->identity.len != PROTO_ID_LEN) {
+			listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_BAD_REQUEST,
+					    "MCP_ATTACH needs a handle or a %u-byte identity",
+					    PROTO_ID_LEN);
+			return;
+		}
+		if (procs_find_detached(ex, (const uint8_t *)b->identity.ptr, &handle) < 0) {
+			listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_NOT_FOUND,
+					    "no detached process with that identity");
+			return;
+		}
+	}
 	if (procs_attach(ex, handle, &r.pid, &r.dropped_lines, &r.note) < 0) {
 		listener_send_error(ex, PROTO_MCP_ATTACH, m->env.id, PROTO_E_NOT_FOUND,
 				    "no detached process with handle %llu", (unsigned long long)handle);
 		return;
 	}
+	r.handle = handle;
 	r.present = PROTO_ALL_mcp_attach_reply;
 	listener_send(ex, PROTO_MCP_ATTACH, PROTO_REPLY, m->env.id, &r);
 	procs_flush_held(ex, handle);

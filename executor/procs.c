@@ -759,21 +759,39 @@ void procs_detach_all(struct executor *ex)
 		log_info("link lost: keeping %u process(es) for %us", n, ex->opts.grace_sec);
 }
 
-size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids)
+size_t procs_detached(struct executor *ex, uint64_t **handles, uint8_t **ids, bool *more)
 {
 	size_t n = 0, max = MIN(ex->n_detached, PROTO_MAX_LIVE);
 
 	*handles = xcalloc(max ? max : 1, sizeof(**handles));
 	*ids = xcalloc(max ? max : 1, PROTO_ID_LEN);
-	/* the list is newest first: past the bound, the oldest are left out */
-	for (struct proc *p = ex->procs; p && n < max; p = p->next) {
+	*more = false;
+	/* the list is newest first: past the bound, the oldest are left out
+	 * (the HELLO reply must fit PROTO_MAX_HANDSHAKE_FRAME); *more tells
+	 * the orchestrator to ask for the others by identity */
+	for (struct proc *p = ex->procs; p; p = p->next) {
 		if (!p->detached || !p->grace_timer) /* not one stopping already */
 			continue;
+		if (n == max) {
+			*more = true;
+			break;
+		}
 		(*handles)[n] = p->handle;
 		memcpy(*ids + n * PROTO_ID_LEN, p->identity, PROTO_ID_LEN);
 		n++;
 	}
 	return n;
+}
+
+int procs_find_detached(struct executor *ex, const uint8_t id[PROTO_ID_LEN], uint64_t *handle)
+{
+	for (struct proc *p = ex->procs; p; p = p->next) {
+		if (p->detached && p->grace_timer && !memcmp(p->identity, id, PROTO_ID_LEN)) {
+			*handle = p->handle;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 void procs_kill_all(struct executor *ex)

@@ -329,7 +329,7 @@ struct env *env_new(struct loop *l, const struct env_spec *s, const struct env_o
 	e->dead_ms = s->keepalive_timeout_ms ? s->keepalive_timeout_ms : ENV_DEFAULT_DEAD_MS;
 	if (e->dead_ms <= e->keepalive_ms)
 		e->dead_ms = 3 * e->keepalive_ms;
-	e->grace_ms = s->resume_grace_ms ? s->resume_grace_ms : default_grace_ms;
+	e->grace_ms = s->resume_grace_set ? s->resume_grace_ms : default_grace_ms;
 	e->state = ENV_CONNECTING;
 	e->http = http_new_relay(l, &env_relay_ops, e);
 	return e;
@@ -434,6 +434,8 @@ bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t 
 }
 
 unsigned env_detached_count(const struct env *e) { return e->n_live; }
+
+bool env_detached_more(const struct env *e) { return e->state == ENV_READY && e->live_more; }
 
 void env_mark_failed(struct env *e, const char *why)
 {

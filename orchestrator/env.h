@@ -48,7 +48,8 @@ struct env_spec {
 	uint64_t initialize_timeout_ms;
 	uint64_t keepalive_ms;         /* PING after this much silence (0: 3 s) */
 	uint64_t keepalive_timeout_ms; /* dead after this much silence (0: 9 s) */
-	uint64_t resume_grace_ms;      /* a lost link may resume this long (0: the default) */
+	uint64_t resume_grace_ms;      /* a lost link may resume this long, when ... */
+	bool resume_grace_set;         /* ... set (0: never), else the default */
 	bool is_local;            /* the implicit local executor */
 	bool dial_in;             /* no url, no program: the executor dials us (env_adopt) */
 };
@@ -104,10 +105,15 @@ int env_adopt(struct env *e, struct link *lk, const char *listen_url);
  * and its handle given, for MCP_ATTACH. False when there is none. */
 bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t *handle);
 unsigned env_detached_count(const struct env *e); /* not claimed yet */
+/* The executor kept more detached servers than its HELLO reply could list
+ * (PROTO_MAX_LIVE): one not claimed above may still be there, found by
+ * MCP_ATTACH with its identity instead of a handle. */
+bool env_detached_more(const struct env *e);
 
 /* Link sessions (protocol 3, proto/PROTOCOL.md "Sessions"). A session
  * whose connection is lost waits resume_grace_ms (default 30 s, set for
- * all with env_set_default_grace_ms from --link-grace-sec) for a new
+ * all with env_set_default_grace_ms from --link-grace-sec, or per
+ * environment: environments.toml's resume_grace_sec) for a new
  * connection that resumes it: nothing sent is lost or duplicated, pending
  * requests and calls in flight carry on. Meanwhile the state is
  * DISCONNECTED (with the reason) and env_resumable is true: owners keep

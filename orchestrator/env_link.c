@@ -427,9 +427,11 @@ static void handshake_done(struct env *e)
 	e->n_live = r->n_live;
 	memcpy(e->live_handles, r->live_handles, sizeof(e->live_handles));
 	memcpy(e->live_ids, r->live_ids, sizeof(e->live_ids));
+	e->live_more = r->live_more;
 	if (r->n_live)
-		log_info("environment '%s': the executor kept %u server(s) from an earlier link",
-			 e->id, r->n_live);
+		log_info("environment '%s': the executor kept %u server(s) from an earlier link%s",
+			 e->id, r->n_live, r->live_more ? ", and more it did not list (found by "
+							  "identity when needed)" : "");
 	loop_timer_cancel(e->init_timer);
 	e->init_timer = NULL;
 	loop_timer_cancel(e->connect_timer);
@@ -486,14 +488,24 @@ static size_t env_raw_cb(struct link *lk, const uint8_t *data, size_t len, void 
 	return used;
 }
 
+/* Codex's environments.toml names exec-servers with ws:// URLs too: when
+ * such a url fails the handshake, say what it must be. */
+static const char *ws_hint(const struct env *e)
+{
+	if (e->dial_in || !e->url || (strncmp(e->url, "ws://", 5) && strncmp(e->url, "wss://", 6)))
+		return "";
+	return " (a ws:// or wss:// url must name a tandem executor's --listen address; a Codex "
+	       "exec-server is not one)";
+}
+
 static void env_closed_cb(struct link *lk, const char *why, void *arg)
 {
 	struct env *e = arg;
-	char msg[300];
+	char msg[500];
 
 	if (e->state != ENV_READY) {
 		snprintf(msg, sizeof(msg), "the executor closed the connection during the "
-					   "handshake: %s", why);
+					   "handshake: %s%s", why, ws_hint(e));
 		conn_lost(e, msg, false);
 		return;
 	}
@@ -509,9 +521,12 @@ static const struct link_ops env_link_ops = {
 static void init_timeout_cb(struct loop_timer *t, void *arg)
 {
 	struct env *e = arg;
+	char why[300];
 
 	e->init_timer = NULL;
-	drop(e, "the executor did not complete the handshake in time");
+	snprintf(why, sizeof(why), "the executor did not complete the handshake in time%s",
+		 ws_hint(e));
+	drop(e, why);
 }
 
 /* A local socket must be served by our own user (or root): anything else
@@ -585,7 +600,15 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 		return;
 	}
 	if (!s) {
-		snprintf(why, sizeof(why), "unreachable: %s", reason);
+		/* nng 1.5.2 says "connection refused" for a WebSocket upgrade
+		 * answered other than 101, too */
+		bool ws = !strncmp(e->url, "ws://", 5) || !strncmp(e->url, "wss://", 6);
+
+		snprintf(why, sizeof(why), "unreachable: %s%s", reason,
+			 ws && err == -ECONNREFUSED
+				 ? ", or the WebSocket upgrade was (no listener at that path, or one "
+				   "bound to another host name than the URL's)"
+				 : "");
 		e->last_fail = HS_FAIL_NONE;
 		attempt_failed(e, why);
 		log_debug("environment '%s': dial %s: %s", e->id, e->url, why);

@@ -72,6 +72,7 @@ struct env {
 	 * claimed (env_claim_detached) or the next handshake */
 	uint64_t live_handles[PROTO_MAX_LIVE];
 	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
+	bool live_more; /* the executor keeps more detached servers than listed */
 	uint32_t n_live;
 	enum hs_fail last_fail;
 	char *lost;               /* why the last ready link was lost, until ready again */

@@ -42,12 +42,15 @@ static bool host_port_valid(const char *s)
 
 static const struct scheme {
 	const char *prefix;
-	bool host_port; /* the rest must be host:port */
+	bool host_port; /* the rest must be host:port ... */
+	bool path;      /* ... and may go on with /PATH */
 } nng_schemes[] = {
-	{ "abstract://", false },
-	{ "ipc://", false },
-	{ "tcp://", true },
-	{ "tls+tcp://", true },
+	{ "abstract://", false, false },
+	{ "ipc://", false, false },
+	{ "tcp://", true, false },
+	{ "tls+tcp://", true, false },
+	{ "ws://", true, true },
+	{ "wss://", true, true },
 };
 
 /* NULL when url is an nng link URL tandem can dial, else why not. */
@@ -61,19 +64,25 @@ static const char *url_problem(const char *url)
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return "'url' contains a space or control character";
-	if (!strncasecmp(url, "ws://", 5) || !strncasecmp(url, "wss://", 6))
-		return "'url' is a WebSocket URL (Codex exec-server); tandem executors are "
-		       "dialled over nng: use abstract://, ipc://, tcp:// or tls+tcp://";
 	for (size_t i = 0; i < ARRAY_SIZE(nng_schemes) && !sc; i++)
 		if (!strncmp(url, nng_schemes[i].prefix, strlen(nng_schemes[i].prefix)))
 			sc = &nng_schemes[i];
 	if (!sc)
-		return "'url' must be an nng link URL: abstract://, ipc://, tcp:// or tls+tcp://";
+		return "'url' must be an nng link URL: abstract://, ipc://, tcp://, tls+tcp://, "
+		       "ws:// or wss://";
 	rest = url + strlen(sc->prefix);
 	if (!*rest)
 		return "'url' has nothing after the scheme";
-	if (sc->host_port && !host_port_valid(rest))
-		return "'url' must name host:port with a port from 1 to 65535";
+	if (sc->host_port) {
+		/* ws:// and wss:// (a tandem executor's --listen, not a Codex
+		 * exec-server: that one fails its handshake) may name a path */
+		_cleanup_free_ char *hp = xstrndup(rest, sc->path ? strcspn(rest, "/") : strlen(rest));
+
+		if (!host_port_valid(hp))
+			return sc->path ? "'url' must name host:port with a port from 1 to 65535, "
+					  "then optionally /PATH"
+					: "'url' must name host:port with a port from 1 to 65535";
+	}
 	return NULL;
 }
 
@@ -147,9 +156,29 @@ static int load_timeout(struct loader *L, json_t *raw, const char *base, const c
 	return 0;
 }
 
+/* tandem extension: how long a session whose link dropped waits for the
+ * executor to come back before its calls fail (env.h "Link sessions");
+ * absent, --link-grace-sec decides. */
+static int load_grace(struct loader *L, json_t *raw, const char *base, struct envspec *s)
+{
+	json_t *v = json_object_get(raw, "resume_grace_sec");
+	double x;
+
+	s->resume_grace_sec = -1;
+	if (!v)
+		return 0;
+	x = json_is_number(v) ? json_number_value(v) : -1;
+	if (!(x >= 0 && x <= ENVFILE_GRACE_MAX))
+		return tomlfile_fail_key(&L->f, base, "resume_grace_sec",
+					 "'resume_grace_sec' must be a number of seconds from 0 "
+					 "(sessions never resume) to %g", ENVFILE_GRACE_MAX);
+	s->resume_grace_sec = x;
+	return 0;
+}
+
 static const char *const entry_keys[] = {
 	"id", "url", "program", "args", "env", "cwd", "connect_timeout_sec",
-	"initialize_timeout_sec", "required", "dial_in",
+	"initialize_timeout_sec", "required", "dial_in", "resume_grace_sec",
 };
 
 /* The first key of an entry that is not one of entry_keys, or NULL. */
@@ -274,7 +303,7 @@ static int load_entry(struct loader *L, size_t idx, json_t *raw, struct envspec 
 	/* tandem extension: /readyz waits for this environment (README "Operations") */
 	if (jsonu_get_bool(raw, "required", false, &s->required, e, sizeof(e)) < 0)
 		return tomlfile_fail_key(&L->f, base, "required", "%s", e);
-	return 0;
+	return load_grace(L, raw, base, s);
 }
 
 static int load_entries(struct loader *L, json_t *v)

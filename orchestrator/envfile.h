@@ -15,12 +15,16 @@
  *   connect_timeout_sec = 10      # optional, default 10
  *   initialize_timeout_sec = 10   # optional, default 10
  *   required = true               # tandem extension: /readyz waits for it
+ *   resume_grace_sec = 30         # tandem extension: how long a session whose
+ *                                 # link dropped waits to resume (0-86400;
+ *                                 # 0: never; default --link-grace-sec)
  *
  * Everything in this file is strict: an unknown key, a wrong type or a bad
  * value makes envfile_load fail with "PATH:LINE:COL: reason" naming the key.
  * url entries take nng link URLs only (abstract://, ipc://, tcp://,
- * tls+tcp://); Codex's ws:// and wss:// exec-server URLs are rejected with
- * a reason that says so, because tandem executors speak nng, not WebSocket.
+ * tls+tcp://, ws://HOST:PORT[/PATH], wss://...): a ws:// URL names a tandem
+ * executor listening on WebSocket; one of Codex's exec-servers is not one
+ * and fails the handshake (the environment's status says so).
  *
  * Ownership: envfile_load hands out an envfile the caller frees with
  * envfile_free; every string and array in it belongs to the envfile.
@@ -40,6 +44,7 @@
 #define ENVFILE_TIMEOUT_DEFAULT 10.0
 #define ENVFILE_TIMEOUT_MAX 3600.0  /* seconds, both timeouts */
 #define ENVFILE_LOCAL_ID "local"
+#define ENVFILE_GRACE_MAX 86400.0   /* seconds: resume_grace_sec, as --link-grace-sec */
 
 struct envspec {
 	char *id;
@@ -54,6 +59,7 @@ struct envspec {
 	double connect_timeout_sec;    /* default 10 */
 	double initialize_timeout_sec; /* default 10 */
 	bool required;  /* tandem extension: readiness needs this one ready */
+	double resume_grace_sec; /* tandem extension; < 0: not set (--link-grace-sec) */
 	int line;       /* where the entry starts */
 };
 

@@ -148,7 +148,8 @@ static struct env *add_env(const struct env_spec *spec, bool runtime, char *err,
 
 static bool url_ok(const char *url)
 {
-	static const char *const schemes[] = { "abstract://", "ipc://", "tcp://", "tls+tcp://" };
+	static const char *const schemes[] = { "abstract://", "ipc://", "tcp://", "tls+tcp://",
+						"ws://", "wss://" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
 		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
@@ -173,8 +174,8 @@ int envs_add(const char *id, const char *url, const char *token, uint64_t connec
 	if (at_cap(err, errlen))
 		return -ENOSPC;
 	if (!url_ok(url)) {
-		snprintf(err, errlen, "execServerUrl '%s': expected abstract://, ipc://, tcp:// or "
-				      "tls+tcp://", url);
+		snprintf(err, errlen, "execServerUrl '%s': expected abstract://, ipc://, tcp://, "
+				      "tls+tcp://, ws:// or wss://", url);
 		return -EINVAL;
 	}
 	spec.token = token;
@@ -270,6 +271,9 @@ static void start_entry(const struct envspec *es)
 		.tls_ca_file = ca,
 		.connect_timeout_ms = (uint64_t)(es->connect_timeout_sec * 1000.0),
 		.initialize_timeout_ms = (uint64_t)(es->initialize_timeout_sec * 1000.0),
+		.resume_grace_ms = es->resume_grace_sec >= 0
+					   ? (uint64_t)(es->resume_grace_sec * 1000.0) : 0,
+		.resume_grace_set = es->resume_grace_sec >= 0,
 	};
 
 	spec.program = program ? env_spawn_program(program) : NULL;

@@ -61,6 +61,8 @@ struct srv {
 	/* restart backoff */
 	bool cap_wait;     /* the executor's process cap refused it: retried when it frees */
 	uint64_t attach_handle; /* an MCP_ATTACH in flight for this detached server */
+	bool attach_by_id;  /* ... one the executor did not list: by its identity */
+	bool no_id_attach;  /* it was not there: the next start is a new process */
 	unsigned failures;
 	uint64_t retry_at_ms;
 	struct loop_timer *restart_timer;
@@ -326,11 +328,31 @@ static void attach_reply_cb(struct env *e, const struct proto_msg *reply, const 
 {
 	struct srv *s = arg;
 	uint64_t handle = s->attach_handle;
+	bool by_id = s->attach_by_id;
 
 	s->start_req = 0;
 	s->attach_handle = 0;
+	s->attach_by_id = false;
+	if (reply && by_id) {
+		handle = reply->u.mcp_attach_reply.handle;
+		if (!handle) {
+			reply = NULL;
+			error = "the executor's reply named no process";
+		}
+	}
 	if (reply_for_dying(s, e, reply ? handle : 0))
 		return;
+	if (!reply && by_id) {
+		/* not among those the executor kept: a new one, this once */
+		log_debug("server '%s': no detached instance on '%s' (%s): starting one",
+			  s->name, s->env_id, error);
+		s->no_id_attach = true;
+		if (env_state(e) == ENV_READY)
+			start_stdio(s);
+		else
+			set_state(s, SRV_FAILED, "environment '%s' is not connected", s->env_id);
+		return;
+	}
 	if (!reply) {
 		/* gone meanwhile (its grace ended, it exited): a new one */
 		log_info("server '%s': cannot re-attach process %llu (%s): starting a new one",
@@ -480,13 +502,27 @@ static void start_stdio(struct srv *s)
 
 		/* The executor kept this very server from an earlier link: the
 		 * same process and MCP session, taken over. */
+		PROTO_MARK(&ab, mcp_attach_body, handle);
 		s->attach_handle = kept;
 		s->start_req = env_request(s->env, PROTO_MCP_ATTACH, &ab, SRV_START_TIMEOUT_MS,
 					   attach_reply_cb, s);
 		if (s->start_req)
 			return;
 		s->attach_handle = 0;
+	} else if (env_detached_more(s->env) && !s->no_id_attach) {
+		struct proto_mcp_attach_body ab = { .identity = { (const char *)id, PROTO_ID_LEN } };
+
+		/* It kept more than its HELLO reply could list: this one may be
+		 * among them (a round trip; NOT_FOUND starts a new one). */
+		PROTO_MARK(&ab, mcp_attach_body, identity);
+		s->attach_by_id = true;
+		s->start_req = env_request(s->env, PROTO_MCP_ATTACH, &ab, SRV_START_TIMEOUT_MS,
+					   attach_reply_cb, s);
+		if (s->start_req)
+			return;
+		s->attach_by_id = false;
 	}
+	s->no_id_attach = false;
 	b.identity.ptr = (const char *)id;
 	b.identity.len = PROTO_ID_LEN;
 	b.server_name = proto_str_c(s->name);

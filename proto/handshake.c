@@ -857,6 +857,7 @@ static void orch_hello_reply(struct hs *h, const struct proto_msg *m)
 		if (proto_str_eq(r->capabilities.items[i], "http-relay"))
 			h->res.http_relay = true;
 	h->res.n_live = MIN(r->live_handles.n, (uint32_t)ARRAY_SIZE(h->res.live_handles));
+	h->res.live_more = r->live_more || r->live_handles.n > h->res.n_live;
 	for (uint32_t i = 0; i < h->res.n_live; i++) {
 		h->res.live_handles[i] = r->live_handles.items[i];
 		/* identities only when there is one per handle */

@@ -116,6 +116,7 @@ struct hs_result {
 	uint64_t live_handles[PROTO_MAX_LIVE];
 	uint8_t live_ids[PROTO_MAX_LIVE][PROTO_ID_LEN];
 	uint32_t n_live;
+	bool live_more; /* it keeps more than these: MCP_ATTACH by identity */
 };
 
 struct hs;

@@ -76,7 +76,9 @@
  * PROTO_MAX_LIVE, newest first); live_ids: their identities, PROTO_ID_LEN
  * bytes each in the same order (MCP_START's identity), so that a new
  * orchestrator re-attaches a server it needs (MCP_ATTACH) instead of
- * starting another. Tag 4 is retired.
+ * starting another. live_more: the executor keeps more detached servers
+ * than live_handles lists (MCP_ATTACH by identity finds them). Tag 4 is
+ * retired.
  * Protocol 3: session is the session in effect on this connection (the
  * one asked for when resumed is true, else a fresh one); resume_ack the
  * last frame sequence number the executor received in a resumed session;
@@ -94,7 +96,8 @@
 	F(S, 11, bool, resumed, 0)                                                \
 	F(S, 12, u64, resume_ack, 0)                                              \
 	F(S, 13, str, resume_refused, 0)                                          \
-	F(S, 14, bin, live_ids, 0)
+	F(S, 14, bin, live_ids, 0)                                                \
+	F(S, 15, bool, live_more, 0)
 
 /* CHALLENGE: the executor's first frame on every connection. seal says
  * whether the executor seals this link after the proof (absent: no), and
@@ -180,14 +183,19 @@
 #define PROTO_REPLY_mcp_send(F, S)
 
 /* MCP_ATTACH: take over a process kept alive from a dropped link (a handle
- * of the HELLO reply's live_handles): the same process and MCP session;
- * what it printed meanwhile follows the reply (bounded, dropped_lines says
- * how many lines did not fit). */
-#define PROTO_BODY_mcp_attach(F, S) F(S, 1, u64, handle, 1)
+ * of the HELLO reply's live_handles, or, when the reply said live_more, a
+ * server identity (PROTO_ID_LEN bytes, MCP_START's) that the list left
+ * out; one of the two): the same process and MCP session; the reply's
+ * handle is the process's; what it printed meanwhile follows the reply
+ * (bounded, dropped_lines says how many lines did not fit). */
+#define PROTO_BODY_mcp_attach(F, S)                                               \
+	F(S, 1, u64, handle, 0)                                                   \
+	F(S, 2, bin, identity, 0)
 #define PROTO_REPLY_mcp_attach(F, S)                                              \
 	F(S, 1, u32, pid, 0)                                                      \
 	F(S, 2, u32, dropped_lines, 0)                                            \
-	F(S, 3, bin, note, 0)
+	F(S, 3, bin, note, 0)                                                     \
+	F(S, 4, u64, handle, 0)
 
 /* MCP_NOTE: an opaque note (at most PROTO_MAX_NOTE bytes; the last one
  * wins) the executor keeps with the process and gives back in the

@@ -565,6 +565,7 @@ START_TEST(test_reattach_within_grace)
 	ck_assert_uint_eq(cl.n_live, 1);
 	ck_assert_uint_eq(cl.live_handles[0], h);
 	a.handle = h;
+	PROTO_MARK(&a, mcp_attach_body, handle);
 	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_ATTACH, &a, &f, T_MS), 0);
 	ck_assert_int_eq(f.m.env.status, 0);
 	ck_assert_uint_eq(f.m.u.mcp_attach_reply.pid, pid);
@@ -589,6 +590,11 @@ START_TEST(test_reattach_within_grace)
 	a.handle = h;
 	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_ATTACH, &a, &f, T_MS), 0);
 	ck_assert_int_eq(f.m.env.status, PROTO_E_NOT_FOUND);
+	tframe_free(&f);
+	/* Neither a handle nor an identity: a bad request, not a crash. */
+	a.present = 0;
+	ck_assert_int_eq(tc_call(&cl, PROTO_MCP_ATTACH, &a, &f, T_MS), 0);
+	ck_assert_int_eq(f.m.env.status, PROTO_E_BAD_REQUEST);
 	tframe_free(&f);
 	stop_default();
 }

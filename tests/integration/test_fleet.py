@@ -11,7 +11,14 @@ issue 13 item 6), with real daemons:
     dead address (attempt counters, not CPU);
   - dial-out through NAT: the executor in a network namespace whose only
     route is out through a masquerading router namespace;
-  - re-attach after kill -9 of the orchestrator (same pids);
+  - dial-in over ws://, tls+tcp:// and wss://, and url environments over
+    ws://, tls+tcp:// and wss:// (the orchestrator dials): authenticated,
+    a thread's calls, a TCP reset (ss -K on loopback) with 16 calls in
+    flight resumes the session on the same transport, each call runs
+    once on the same server; a refused WebSocket upgrade is explained; a
+    ws:// url naming a Codex exec-server is told what it must be;
+  - re-attach after kill -9 of the orchestrator (same pids), also of more
+    servers (80) than a HELLO reply lists (64: the rest by identity);
   - the fleet: 100 executors (url and dial-out mixed), 100 threads.
 
 Network namespaces are made by the test (names with "fl" in them) and
@@ -19,6 +26,8 @@ removed even on failure; without root or ip(8)/nft(8) those tests SKIP
 loudly. Timings are printed, never asserted.
 """
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -26,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -198,6 +208,251 @@ dial_in = true
     return "# dial-in ready %.2f s after the executor started; TCP reset: %s" % (ready_s, reset)
 
 
+def make_cert(ctx, name="tls"):
+    """A self-signed certificate for "localhost" (openssl): (cert+key, cert)."""
+    d = ctx.mkdir(name)
+    key, cert, both = (os.path.join(d, n) for n in ("key.pem", "cert.pem", "both.pem"))
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", key, "-out", cert], capture_output=True)
+    check(r.returncode == 0, "openssl: %s" % r.stderr.decode()[-300:])
+    with open(key) as k, open(cert) as c:
+        write_file(both, k.read() + c.read(), 0o600)
+    return both, cert
+
+
+def mark_runs(path):
+    """tag -> [instance id of each run] (the fixture's mark tool)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            tag, pid = line.split()
+            out.setdefault(tag, []).append(int(pid))
+    return out
+
+
+def call_outcome(resp):
+    if "error" in resp:
+        return "error", resp["error"].get("message", "")
+    res = resp.get("result") or {}
+    if res.get("isError"):
+        return "error", str(res.get("content"))
+    return "ok", ""
+
+
+def calls_across_reset(c, t, env_id, marks, port, exec_log, scheme):
+    """16 calls in flight on server m of thread t (the mark tool), the TCP
+    connection to port reset (ss -K): the session resumes (same id), every
+    call completes, each ran exactly once on the same server."""
+    c.tool(t, "m", "mark", {"tag": "first", "ms": 0}, timeout=30)
+    pid = mark_runs(marks)["first"][0]
+    before = status(c, env_id)
+    ids = {c.send("mcpServer/tool/call", {"threadId": t, "server": "m", "tool": "mark",
+                                          "arguments": {"tag": "r%d" % i, "ms": 150}}):
+           "r%d" % i for i in range(16)}
+    time.sleep(0.1)
+    if subprocess.call(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0:
+        return "SKIP ss -K failed (no CONFIG_INET_DIAG_DESTROY?)"
+    t0 = time.monotonic()
+    for i, tag in ids.items():
+        kind, msg = call_outcome(c.wait_response(i, timeout=60))
+        check_eq(kind, "ok", "call %s across a reset over %s (%s)" % (tag, scheme, msg))
+    done = time.monotonic() - t0
+    st = wait_status(c, env_id, lambda s: s["status"] == "ready" and
+                     s.get("resumes", 0) > before.get("resumes", 0), 20,
+                     "%s's session to resume over %s" % (env_id, scheme))
+    check_eq(st.get("sessionId"), before.get("sessionId"), "the resumed session's id")
+    check("resumed by orchestrator" in exec_log(), "the executor resumed the session")
+    runs = mark_runs(marks)
+    for tag in ids.values():
+        check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
+        check_eq(runs[tag][0], pid, "the server's instance for %s" % tag)
+    return ("16 calls across a TCP reset all completed once, %.2f s; session %s resumed" %
+            (done, st["sessionId"][:8]))
+
+
+def dial_in_over(ctx, scheme):
+    """An executor dials in over scheme (ws, tls+tcp, wss): it authenticates
+    and becomes environment "far"; a thread's tool calls run in it; the
+    connection is reset (ss -K) with calls in flight, the executor dials
+    again over the same transport and the session resumes: every call
+    completes, each ran exactly once, on the same server."""
+    tok = random_token()
+    home = make_home(ctx, environments='[[environments]]\nid = "far"\ndial_in = true\n',
+                     tokens={"far": tok})
+    path = "/tandem" if scheme.startswith("ws") else ""
+    extra = []
+    host = "127.0.0.1"
+    if scheme in ("tls+tcp", "wss"):
+        both, cert = make_cert(ctx)
+        shutil.copy(both, os.path.join(home, "executor-listen.pem"))
+        extra = ["--connect-ca", cert]
+        host = "localhost"  # the name the certificate is checked against
+    # nng 1.5.2's WebSocket listener bound to a host answers only requests
+    # whose Host names that host (else 404): wss listens on the name it is
+    # dialled by, as documented in the README.
+    lhost = "localhost" if scheme == "wss" else "127.0.0.1"
+    o = Orchestrator(ctx, home, mode="unix",
+                     args=["--executor-listen", "%s://%s:0%s" % (scheme, lhost, path)])
+    c = o.connect()
+    port = listen_port(o)
+    url = "%s://%s:%d%s" % (scheme, host, port, path)
+    marks = ctx.path("marks")
+    open(marks, "w").close()
+    p = make_plugin(ctx, "dpm", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
+                                       "sandbox": "off"}})
+    t = c.start_thread([root("dpm", "far", p)])
+    x = DialExecutor(ctx, "far", url, tok, extra_args=extra)
+    st = wait_status(c, "far", lambda s: s["status"] == "ready", 30,
+                     "far to dial in over %s" % scheme)
+    check_eq(st.get("direction"), "dialled in", "its direction")
+    check("peer authenticated" in x.log(), "the executor authenticated the orchestrator")
+    check(st.get("sealed") == (scheme == "ws"), "sealed only where the transport does not "
+          "encrypt: %r" % st)
+    c.wait_notification(lambda n: n["method"] == "thread/environment/connected" and
+                        n["params"].get("environmentId") == "far", timeout=10,
+                        what="thread/environment/connected for far")
+    wait_until(lambda: c.status(t).get("m", {}).get("runtimeStatus") == "connected", 30,
+               "the server on far")
+    r = calls_across_reset(c, t, "far", marks, port, lambda: x.log(), scheme)
+    if r.startswith("SKIP"):
+        return r
+    check(x.log().count("connected to the orchestrator at %s" % url) >= 2,
+          "the executor dialled %s again" % url)
+    if scheme == "ws":
+        # The same listener dialled by another name for its host: nng
+        # answers 404 and calls that "connection refused"; the log says why.
+        y = DialExecutor(ctx, "far", "ws://localhost:%d%s" % (port, path), tok, label="far-host")
+        wait_until(lambda: "the WebSocket upgrade was" in y.log(), 15,
+                   "the executor to explain a refused upgrade")
+        y.kill()
+        check_eq(status(c, "far")["status"], "ready", "far after a refused upgrade")
+    return "# dial-in over %s: %s" % (scheme, r)
+
+
+def dialled_over(ctx, scheme):
+    """The other direction: the orchestrator dials an executor that listens
+    on ws:// or wss:// (an environments.toml url); a thread's calls run in
+    it, and a reset with calls in flight resumes the session."""
+    both, cert = make_cert(ctx)
+    host = "localhost" if scheme in ("wss", "tls+tcp") else "127.0.0.1"
+    path = "/tandem" if scheme.startswith("ws") else ""
+    tok = random_token()
+    tok_file = write_file(ctx.path("wtok"), tok + "\n", 0o600)
+    argv = [EXECUTOR, "--listen", "%s://%s:0%s" % (scheme, host, path), "--auth-token-file",
+            tok_file, "--id", "wx", "--log-level", "debug"]
+    if scheme in ("wss", "tls+tcp"):
+        argv += ["--tls-cert", both]
+    x = ctx.popen(argv, "executor-wx")
+    found = {}
+
+    def bound():
+        check(x.poll() is None, "the executor exited with %s" % x.returncode)
+        m = re.search(r"listening on %s://[^:]+:(\d+)" % re.escape(scheme), read_log(x))
+        found["port"] = int(m.group(1)) if m else None
+        return found["port"]
+    wait_until(bound, 15, "the executor to listen")
+    port = found["port"]
+    url = "%s://%s:%d%s" % (scheme, host, port, path)
+    home = make_home(ctx, environments='[[environments]]\nid = "wx"\nurl = %s\n' % toml_str(url),
+                     tokens={"wx": tok})
+    if scheme in ("wss", "tls+tcp"):
+        os.makedirs(os.path.join(home, "executor-tls"), exist_ok=True)
+        shutil.copy(cert, os.path.join(home, "executor-tls", "wx.pem"))
+    o = Orchestrator(ctx, home, mode="unix")
+    c = o.connect()
+    st = wait_status(c, "wx", lambda s: s["status"] == "ready", 30, "wx over %s" % scheme)
+    check_eq(st.get("direction"), "dialled", "its direction")
+    check(st.get("sealed") == (scheme == "ws"), "sealed only where the transport does not "
+          "encrypt: %r" % st)
+    marks = ctx.path("marks")
+    open(marks, "w").close()
+    p = make_plugin(ctx, "wpm", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
+                                       "sandbox": "off"}})
+    t = c.start_thread([root("wpm", "wx", p)])
+    wait_until(lambda: c.status(t).get("m", {}).get("runtimeStatus") == "connected", 30,
+               "the server on wx")
+    r = calls_across_reset(c, t, "wx", marks, port, lambda: read_log(x), scheme)
+    return r if r.startswith("SKIP") else "# dialled over %s: %s" % (scheme, r)
+
+
+def t_dialled_ws(ctx):
+    return dialled_over(ctx, "ws")
+
+
+def t_dialled_tls(ctx):
+    return dialled_over(ctx, "tls+tcp")
+
+
+def t_dialled_wss(ctx):
+    return dialled_over(ctx, "wss")
+
+
+def t_codex_exec_server_url(ctx):
+    """A ws:// url that names a Codex exec-server (a WebSocket server that
+    speaks JSON-RPC text, not tandem's link): the environment fails its
+    handshake, its status says what the url must be, and the file loads."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.5)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+    ctx.closers.append(lambda: (stop.set(), srv.close()))
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                req = b""
+                try:
+                    while b"\r\n\r\n" not in req and len(req) < 16384:
+                        d = conn.recv(4096)
+                        if not d:
+                            break
+                        req += d
+                    key = [ln.split(b":", 1)[1].strip() for ln in req.split(b"\r\n")
+                           if ln.lower().startswith(b"sec-websocket-key:")][0]
+                    acc = base64.b64encode(hashlib.sha1(
+                        key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc +
+                                 b"\r\n\r\n")
+                    msg = b'{"jsonrpc":"2.0","method":"initialized"}'
+                    conn.sendall(bytes([0x81, len(msg)]) + msg)  # one text frame
+                    conn.recv(4096)
+                except (OSError, IndexError):
+                    pass
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    home = make_home(ctx, environments='[[environments]]\nid = "cx"\nurl = "ws://127.0.0.1:%d"\n'
+                     % port, tokens={"cx": random_token()})
+    o = Orchestrator(ctx, home, mode="unix")
+    c = o.connect()
+    st = wait_status(c, "cx", lambda s: "Codex exec-server is not one" in (s.get("error") or ""),
+                     20, "the status to say a ws:// url names a tandem executor")
+    check(st["status"] != "ready", "a Codex exec-server is not ready: %r" % st)
+    wait_status(c, "local", lambda s: s["status"] == "ready", 20, "the rest of the file used")
+    return "# %s" % st["error"]
+
+
+def t_dial_in_ws(ctx):
+    return dial_in_over(ctx, "ws")
+
+
+def t_dial_in_tls(ctx):
+    return dial_in_over(ctx, "tls+tcp")
+
+
+def t_dial_in_wss(ctx):
+    return dial_in_over(ctx, "wss")
+
+
 # ---- the cap, remove, backoff --------------------------------------------------
 
 def dead_url():
@@ -338,6 +593,48 @@ def t_reattach_after_kill9(ctx):
     check_eq(k.get("serverReattaches"), 3, "servers re-attached")
     check_eq(k.get("serverStarts"), 0, "servers started anew")
     return "# 3 servers re-attached, first calls done %.2f s after the new orchestrator" % took
+
+
+def t_reattach_beyond_hello_list(ctx, n=80):
+    """More detached servers than a HELLO reply lists (PROTO_MAX_LIVE, 64):
+    the executor says there are more, and a new orchestrator re-attaches
+    the rest by identity (MCP_ATTACH without a handle): all n keep their
+    pids, none is started anew."""
+    x = Executor(ctx, "many", extra_args=["--grace-sec", "120"])
+    home = make_home(ctx, environments='[[environments]]\nid = "many"\nurl = %s\n' %
+                     toml_str(x.url), tokens={"many": x.token})
+    names = ["s%02d" % i for i in range(n)]
+    p = make_plugin(ctx, "mp", {name: {"sandbox": "off"} for name in names})
+
+    def all_connected(c, t):
+        st = c.status(t, timeout=30)
+        return all(st.get(name, {}).get("runtimeStatus") == "connected" for name in names)
+    a = Orchestrator(ctx, home, mode="unix", label="orch-a", args=["--ephemeral"])
+    ca = a.connect()
+    ca.wait_env("many")
+    t = ca.start_thread([root("mp", "many", p)])
+    wait_until(lambda: all_connected(ca, t), 120, "%d servers on one executor" % n)
+    before = sorted(fixture_pids(x.pid))
+    check_eq(len(before), n, "servers on the executor")
+    a.proc.kill()  # kill -9: no MCP_STOP, the executor keeps its servers
+    a.proc.wait(timeout=10)
+    wait_until(lambda: LOST in read_log(x.proc), 15, "the executor to see the orchestrator go")
+    b = Orchestrator(ctx, home, mode="unix", label="orch-b", args=["--ephemeral"])
+    cb = b.connect()
+    cb.wait_env("many")
+    t0 = time.monotonic()
+    t = cb.start_thread([root("mp", "many", p)])
+    wait_until(lambda: all_connected(cb, t), 120, "the %d servers after the restart" % n)
+    took = time.monotonic() - t0
+    check("more detached servers than a HELLO reply lists" in read_log(x.proc),
+          "the executor said it kept more than it listed")
+    echo(cb, t, names[0], "the newest")
+    echo(cb, t, names[-1], "the oldest")
+    check_eq(sorted(fixture_pids(x.pid)), before, "servers (same pids)")
+    k = cb.counters()
+    check_eq(k.get("serverReattaches"), n, "servers re-attached")
+    check_eq(k.get("serverStarts"), 0, "servers started anew")
+    return "# %d servers re-attached (64 listed, the rest by identity) in %.2f s" % (n, took)
 
 
 def t_resumed_thread_reattaches(ctx):
@@ -644,10 +941,18 @@ TESTS = [
     ("fleet_100", t_fleet_100),
     ("dial_out_through_nat", t_dial_out_through_nat),
     ("reattach_after_kill9", t_reattach_after_kill9),
+    ("reattach_beyond_hello_list", t_reattach_beyond_hello_list),
     ("dial_in", t_dial_in),
+    ("dial_in_ws", t_dial_in_ws),
+    ("dial_in_tls", t_dial_in_tls),
+    ("dial_in_wss", t_dial_in_wss),
+    ("dialled_ws", t_dialled_ws),
+    ("codex_exec_server_url", t_codex_exec_server_url),
+    ("dialled_tls", t_dialled_tls),
+    ("dialled_wss", t_dialled_wss),
     ("cap_remove_backoff", t_cap_remove_backoff),
     ("declared_over_cap_refused", t_declared_over_cap_refused),
 ]
 
 if __name__ == "__main__":
-    run_suite(TESTS)
+    sys.exit(run_suite(TESTS))

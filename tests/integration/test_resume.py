@@ -16,6 +16,12 @@ one line per execution, so that the test counts how often each call ran.
   - a 60 s cut past a short grace (3 s both sides): the environment shows
     disconnected within the keepalive bound, calls fail with the reason,
     none of them runs afterwards, the server restarts, nothing hangs;
+  - environments.toml's resume_grace_sec: two executors behind the same
+    veth, one environment with resume_grace_sec = 2 and one with the
+    default (30 s); the orchestrator's connections are reset and the link
+    is down for 5 s: the short one's calls fail with "not back within
+    2000 ms", a fresh session starts; the other's complete once on the
+    same session;
   - 200 ms delay and 5 % loss each way (a userspace bridge between two
     veths: real packets, the kernel's own TCP recovers): calls complete;
     p50/p99 printed.
@@ -43,8 +49,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tandem_testlib import (  # noqa: E402
-    Orchestrator, check, check_eq, make_home, make_plugin, root, run_suite, wait_until)
-from test_link import TcpExecutor, url_home, wait_status  # noqa: E402
+    Orchestrator, check, check_eq, make_home, make_plugin, root, run_suite, toml_str,
+    wait_until)
+from test_link import TcpExecutor, env_status, url_home, wait_status  # noqa: E402
 
 SKIP = "SKIP cannot make a network namespace (needs root and ip(8))"
 
@@ -387,6 +394,90 @@ def t_cut_past_grace(ctx):
             (seen, st.get("error"), ok, len(failed), told_by, back))
 
 
+def t_resume_grace_per_env(ctx):
+    net = Net(ctx)
+    if not net.ok:
+        return SKIP
+    marks = ctx.path("marks")
+    open(marks, "w").close()
+    exs = {n: TcpExecutor(ctx, n, host="0.0.0.0", netns=net.ns) for n in ("short", "long")}
+    envs = ""
+    for n, x in exs.items():
+        envs += "[[environments]]\nid = %s\nurl = %s\n" % (
+            toml_str(n), toml_str("tcp://%s:%d" % (net.addr, x.port)))
+        if n == "short":
+            envs += "resume_grace_sec = 2\n"
+    home = make_home(ctx, environments=envs, tokens={n: x.token for n, x in exs.items()})
+    o = Orchestrator(ctx, home)
+    c = o.client
+    c.initialize()
+    plugin = make_plugin(ctx, "marks", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
+                                              "sandbox": "off"}})
+    tids, before = {}, {}
+    for n in exs:
+        c.wait_env(n, timeout=30)
+        tids[n] = c.start_thread([root("marks-" + n, n, plugin)])
+        wait_until(lambda: c.status(tids[n]).get("m", {}).get("runtimeStatus") == "connected",
+                   30, "server m on %s" % n)
+        before[n] = env_status(c, n)
+    ids = {}
+    for n in exs:
+        for i in range(4):
+            tag = "%s%d" % (n, i)
+            ids[c.send("mcpServer/tool/call", {"threadId": tids[n], "server": "m",
+                                               "tool": "mark",
+                                               "arguments": {"tag": tag, "ms": 300}})] = tag
+    time.sleep(0.1)
+    net.link(False)
+    t0 = time.monotonic()
+    # The orchestrator's side of both connections is reset: it knows at once
+    # that the links are gone (no keepalive wait), and cannot dial again
+    # until the veth is back.
+    if sh("ss", "-K", "dst", net.addr) != 0:
+        return "SKIP ss -K failed (no CONFIG_INET_DIAG_DESTROY?)"
+    st = wait_status(c, "short", lambda x: "cannot resume" in (x.get("error") or "") or
+                     "not back within" in (x.get("error") or ""), 20,
+                     "the short environment's session to end")
+    ended = time.monotonic() - t0
+    check(env_status(c, "long")["status"] == "disconnected", "the long one is waiting")
+    check("resuming" in (env_status(c, "long").get("error") or ""),
+          "the long one says it resumes: %r" % env_status(c, "long"))
+    time.sleep(max(0, 5 - (time.monotonic() - t0)))
+    net.link(True)
+    got = {}
+    for i, tag in ids.items():
+        got[tag] = outcome(c.wait_response(i, timeout=60))
+    for tag, (kind, msg) in got.items():
+        if tag.startswith("long"):
+            check_eq(kind, "ok", "call %s across the cut (%s)" % (tag, msg))
+        elif kind == "error":
+            check("not back within 2000 ms" in msg,
+                  "call %s fails with the reason: %r" % (tag, msg))
+    short_failed = sum(1 for t, (k, _) in got.items() if t.startswith("short") and k == "error")
+    check(short_failed > 0, "no call on the short environment failed: %r" % got)
+    st_long = wait_status(c, "long", lambda x: x["status"] == "ready" and
+                          x.get("resumes", 0) > before["long"].get("resumes", 0), 30,
+                          "the long one to resume")
+    check_eq(st_long.get("sessionId"), before["long"].get("sessionId"), "long's session")
+    st_short = wait_status(c, "short", lambda x: x["status"] == "ready", 30,
+                           "the short one to be ready again")
+    check(st_short.get("sessionId") != before["short"].get("sessionId"),
+          "the short one has a fresh session: %r" % st_short)
+    check_eq(st_short.get("resumes", 0), before["short"].get("resumes", 0), "short's resumes")
+    runs = {}
+    with open(marks) as f:
+        for line in f:
+            tag, pid = line.split()
+            runs.setdefault(tag, []).append(int(pid))
+    for tag in ids.values():
+        check(len(runs.get(tag, [])) <= 1, "%s ran twice" % tag)
+        if tag.startswith("long"):
+            check_eq(len(runs.get(tag, [])), 1, "executions of %s" % tag)
+    return ("# resume_grace_sec = 2: the session ended %.1f s after the reset (%s); %d of 4 "
+            "calls failed with the reason; the default's 4 calls completed once on the resumed "
+            "session" % (ended, st.get("error"), short_failed))
+
+
 def t_delay_and_loss(ctx):
     net = Net(ctx, lossy=True)
     if not net.ok:
@@ -513,6 +604,8 @@ TESTS = [
     ("a TCP reset: the session resumes on a new connection", t_tcp_reset),
     ("a 60 s cut past the grace: calls fail with the reason and never run later",
      t_cut_past_grace),
+    ("resume_grace_sec in environments.toml: a short grace ends the session, the default "
+     "resumes", t_resume_grace_per_env),
     ("200 ms delay and 5 % loss: calls complete", t_delay_and_loss),
     ("a cancel overtakes a request queued for a busy server's stdin", t_cancel_overtakes),
     ("a request whose deadline passes in the stdin queue never runs", t_deadline_in_queue),

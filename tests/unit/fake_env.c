@@ -588,6 +588,7 @@ bool env_claim_detached(struct env *e, const uint8_t id[PROTO_ID_LEN], uint64_t 
 	return false;
 }
 unsigned env_detached_count(const struct env *e) { return 0; }
+bool env_detached_more(const struct env *e) { return false; }
 int env_reply_status(const struct env *e) { return 0; }
 /* Sessions: the double's link never drops, so it never waits to resume,
  * and every request it was given reached its fake executor. */

@@ -279,10 +279,13 @@ START_TEST(test_url_errors)
 	static const struct {
 		const char *url, *reason;
 	} bad[] = {
-		{ "ws://127.0.0.1:4500", "WebSocket URL (Codex exec-server)" },
-		{ "WSS://exec.example.com", "WebSocket URL" },
+		{ "ws://exec.example.com/x", "host:port with a port from 1 to 65535, then "
+					     "optionally /PATH" },
+		{ "wss://h:0/x", "host:port" },
+		{ "WSS://exec.example.com:1", "must be an nng link URL" },
+		{ "tcp://h:1/x", "host:port" },
 		{ "http://h:80",
-		  "must be an nng link URL: abstract://, ipc://, tcp:// or tls+tcp://" },
+		  "must be an nng link URL: abstract://, ipc://, tcp://, tls+tcp://, ws:// or wss://" },
 		{ "inproc://x", "must be an nng link URL" },
 		{ "tcp://host", "host:port with a port from 1 to 65535" },
 		{ "tcp://host:0", "host:port" },
@@ -296,10 +299,24 @@ START_TEST(test_url_errors)
 		{ "tcp://h :1", "contains a space or control character" },
 	};
 
+	static const char *const good[] = {
+		"ws://127.0.0.1:4500", "ws://h:1/tandem", "wss://exec.example.com:443/a/b",
+		"ws://[::1]:7/x",
+	};
+
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		_cleanup_free_ char *body = xasprintf("url = \"%s\"", bad[i].url);
 
 		entry_fails(body, 3, 1, bad[i].reason);
+	}
+	/* WebSocket URLs name tandem executors listening on ws:// or wss:// */
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		_cleanup_free_ char *text = xasprintf("[[environments]]\nid = \"a\"\nurl = \"%s\"\n",
+						      good[i]);
+		struct envfile *e = load_ok(text);
+
+		ck_assert_str_eq(e->envs[0].url, good[i]);
+		envfile_free(e);
 	}
 }
 END_TEST
@@ -337,6 +354,36 @@ START_TEST(test_dial_in)
 	load_fails("[[environments]]\nid = \"far\"\ndial_in = true\nurl = \"tcp://h:1\"\n", 3, 1,
 		   "has no 'url' or 'program'");
 	load_fails("[[environments]]\nid = \"far\"\ndial_in = \"yes\"\n", 3, 1, "dial_in");
+}
+END_TEST
+
+/* resume_grace_sec (tandem extension): absent is "not set" (the
+ * orchestrator's --link-grace-sec), 0 is "never resume", the bounds are
+ * 0 and 86400, and anything else fails at the key with the reason. */
+START_TEST(test_resume_grace)
+{
+	struct envfile *e = load_ok("[[environments]]\nid = \"a\"\nurl = \"tcp://h:1\"\n"
+				    "[[environments]]\nid = \"b\"\ndial_in = true\n"
+				    "resume_grace_sec = 2.5\n"
+				    "[[environments]]\nid = \"c\"\nprogram = \"x\"\n"
+				    "resume_grace_sec = 0\n"
+				    "[[environments]]\nid = \"d\"\nurl = \"tcp://h:2\"\n"
+				    "resume_grace_sec = 86400\n");
+
+	ck_assert(e->envs[0].resume_grace_sec < 0);
+	ck_assert(e->envs[1].resume_grace_sec == 2.5);
+	ck_assert(e->envs[2].resume_grace_sec == 0);
+	ck_assert(e->envs[3].resume_grace_sec == 86400);
+	envfile_free(e);
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = -1\n", 4, 1,
+		    "'resume_grace_sec' must be a number of seconds from 0 (sessions never resume) "
+		    "to 86400");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = 86401\n", 4, 1, "to 86400");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = \"30s\"\n", 4, 1,
+		    "'resume_grace_sec' must be a number");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = true\n", 4, 1,
+		    "'resume_grace_sec' must be a number");
+	entry_fails("url = \"tcp://h:1\"\nresume_grace_sec = inf\n", 4, 20, "not supported");
 }
 END_TEST
 
@@ -383,6 +430,7 @@ static Suite *envfile_suite(void)
 	tcase_add_test(tc, test_url_errors);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_dial_in);
+	tcase_add_test(tc, test_resume_grace);
 	tcase_add_test(tc, test_id_rule);
 	suite_add_tcase(s, tc);
 	return s;
