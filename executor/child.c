@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 /* How long exit_cb waits for pipe EOF after the process was reaped. */
@@ -39,6 +40,9 @@
 /* A process whose stdout reached EOF gets this long to exit by itself
  * before it counts as a server that closed its stdout and kept running. */
 #define CHILD_EOF_EXIT_MS 250u
+
+/* Held messages written by one writev (two iovecs each: data and '\n'). */
+#define HELD_IOV_MAX 64u
 
 struct errlines {
 	char buf[CHILD_STDERR_LINE_MAX];
@@ -62,6 +66,8 @@ struct child {
 	struct held **held_tail;
 	size_t held_bytes;	     /* their size, overhead included */
 	size_t max_stdin_queue;	     /* bound on in + held_bytes */
+	struct loop_timer *turn_timer; /* armed by a direct write: the rest of
+					* this loop turn's messages wait for it */
 	struct errlines err;
 	int wstatus;
 	bool reaped, stopping, finished;
@@ -182,6 +188,8 @@ static void stdin_close(struct child *c)
 	wqueue_free(&c->in);
 	wqueue_init(&c->in, c->max_stdin_queue);
 	held_drop_all(c);
+	loop_timer_cancel(c->turn_timer);
+	c->turn_timer = NULL;
 }
 
 static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg);
@@ -217,38 +225,107 @@ static struct held *held_pop(struct child *c)
 	return h;
 }
 
+/* Drops the first held message if its deadline passed, reporting it
+ * (expired_cb): 1 when one was dropped, 0 when not, -ECANCELED when
+ * expired_cb freed the child. */
+static int held_expire_head(struct child *c)
+{
+	struct held *h = c->held;
+	uint64_t id;
+
+	if (!h->deadline_ms || loop_now_ms(c->loop) < h->deadline_ms)
+		return 0;
+	id = h->call_id;
+	free(held_pop(c));
+	if (c->ops->expired_cb) {
+		c->busy = true;
+		c->ops->expired_cb(c, id, c->arg);
+		c->busy = false;
+		if (c->free_pending) {
+			child_free(c);
+			return -ECANCELED;
+		}
+	}
+	return 1;
+}
+
+/* Writes the leading held messages that are not expired (at most
+ * HELD_IOV_MAX) with one writev: those written whole are done, one cut
+ * short is begun (its rest queued in `in`), the others stay held. 0 when
+ * all it took were written whole, 1 when the pipe is full (or took
+ * nothing), -errno on a write error. Called with the queue `in` empty. */
+static int held_write_some(struct child *c)
+{
+	struct iovec iov[2 * HELD_IOV_MAX];
+	unsigned n = 0;
+	ssize_t w;
+
+	for (struct held *h = c->held; h && n < 2 * HELD_IOV_MAX; h = h->next) {
+		if (h != c->held && h->deadline_ms && loop_now_ms(c->loop) >= h->deadline_ms)
+			break; /* expired: the next round drops and reports it */
+		iov[n++] = (struct iovec){ h->data, h->len };
+		iov[n++] = (struct iovec){ (void *)"\n", 1 };
+	}
+	do
+		w = writev(c->in_fd, iov, (int)n);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -errno;
+	for (unsigned i = 0; i < n; i += 2) {
+		struct held *h = c->held;
+		size_t whole = h->len + 1, got = (size_t)w;
+
+		if (got == 0)
+			return 1; /* the pipe took nothing more: it stays held */
+		w -= (ssize_t)MIN(got, whole);
+		if (got < whole) { /* begun: the rest goes in order, never withdrawn */
+			if (got < h->len)
+				wqueue_push2(&c->in, h->data + got, h->len - got, "\n", 1);
+			else
+				wqueue_push(&c->in, "\n", 1);
+			free(held_pop(c));
+			return 1;
+		}
+		free(held_pop(c));
+	}
+	return 0;
+}
+
 /* Begins held messages while the pipe takes them: 0 when all are begun
  * and written, 1 when the pipe is full again, -errno on a write error.
  * One whose deadline passed is dropped and reported instead (expired_cb);
- * -ECANCELED if expired_cb freed the child. */
+ * -ECANCELED if expired_cb freed the child. Several messages leave in one
+ * writev: a server gets a loop turn's calls in one read. */
 static int held_begin(struct child *c)
 {
 	int r = 0;
 
 	while (c->held && r == 0) {
-		struct held *h = c->held;
-
-		if (h->deadline_ms && loop_now_ms(c->loop) >= h->deadline_ms) {
-			uint64_t id = h->call_id;
-
-			free(held_pop(c));
-			if (c->ops->expired_cb) {
-				c->busy = true;
-				c->ops->expired_cb(c, id, c->arg);
-				c->busy = false;
-				if (c->free_pending) {
-					child_free(c);
-					return -ECANCELED;
-				}
-			}
+		r = held_expire_head(c);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			r = 0;
 			continue;
 		}
-		r = wqueue_write_begun(&c->in, c->in_fd, h->data, h->len, "\n", 1);
-		if (r == 2)
-			return 1; /* the pipe took nothing: it stays held */
-		free(held_pop(c));
+		r = held_write_some(c);
 	}
 	return r;
+}
+
+/* End of the loop turn that wrote directly: what waited for it leaves. */
+static void turn_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct child *c = arg;
+	int r;
+
+	(void)t;
+	c->turn_timer = NULL;
+	if (c->in_io || c->in_fd < 0)
+		return; /* LOOP_WRITE is watched: stdin_cb writes them */
+	r = held_begin(c);
+	if (r != -ECANCELED)
+		(void)stdin_watch(c, r);
 }
 
 static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
@@ -265,8 +342,10 @@ static void stdin_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
 		(void)stdin_watch(c, r);
 }
 
+/* Holds msg behind the rest; with watch, LOOP_WRITE begins it (else the
+ * turn timer does). */
 static int hold(struct child *c, const void *msg, size_t len, uint64_t call_id,
-		uint64_t deadline_ms)
+		uint64_t deadline_ms, bool watch)
 {
 	struct held *h = xmalloc(sizeof(*h) + len);
 
@@ -278,7 +357,7 @@ static int hold(struct child *c, const void *msg, size_t len, uint64_t call_id,
 	*c->held_tail = h;
 	c->held_tail = &h->next;
 	c->held_bytes += sizeof(*h) + len + 1;
-	return stdin_watch(c, 1);
+	return watch ? stdin_watch(c, 1) : 0;
 }
 
 int child_send_call(struct child *c, const void *msg, size_t len, uint64_t call_id,
@@ -292,14 +371,18 @@ int child_send_call(struct child *c, const void *msg, size_t len, uint64_t call_
 	    wqueue_pending(&c->in) + c->held_bytes + sizeof(struct held) + len + 1 >
 		    c->max_stdin_queue)
 		return -ENOBUFS;
-	/* Behind what already waits, in order. */
-	if (c->held || wqueue_pending(&c->in) > 0)
-		return hold(c, msg, len, call_id, deadline_ms);
+	/* Behind what already waits, in order; a message after a direct
+	 * write of this loop turn waits for the turn's end, and then all of
+	 * them leave in one writev (turn_timer_cb). */
+	if (c->held || wqueue_pending(&c->in) > 0 || c->turn_timer)
+		return hold(c, msg, len, call_id, deadline_ms, c->in_io || !c->turn_timer);
 	/* Nothing waits: written directly (no copy, no extra loop iteration
 	 * on the common path); what the pipe does not take waits, begun. */
 	r = wqueue_write_begun(&c->in, c->in_fd, msg, len, "\n", 1);
 	if (r == 2)
-		return hold(c, msg, len, call_id, deadline_ms);
+		return hold(c, msg, len, call_id, deadline_ms, true);
+	if (r == 0)
+		c->turn_timer = loop_timer_add(c->loop, 0, turn_timer_cb, c);
 	return stdin_watch(c, r);
 }
 
@@ -759,6 +842,7 @@ struct child *child_free(struct child *c)
 	loop_timer_cancel(c->eof_timer);
 	loop_timer_cancel(c->reap_timer);
 	loop_timer_cancel(c->drain_timer);
+	loop_timer_cancel(c->turn_timer);
 	safe_close(c->report_fd);
 	stdout_close(c);
 	stderr_close(c);

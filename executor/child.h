@@ -12,6 +12,11 @@
  * deadline passes while it waits, it is dropped and expired_cb reports it:
  * a request its client was told failed is never written later.
  *
+ * The first message of a loop turn is written at once when nothing waits;
+ * the ones after it in the same turn are held until the turn ends (a zero
+ * timer) and then leave together in one writev, so that a server gets a
+ * burst of calls in one read and the executor makes one syscall for it.
+ *
  * The process runs in its own process group with a cleared signal mask and
  * default dispositions, only fds 0-2 open, and PR_SET_PDEATHSIG(SIGKILL)
  * (common/spawnproc.h). The death signal follows the *thread* that called

@@ -63,6 +63,7 @@ struct client {
 	struct loop_timer *poll_timer;
 	bool polling; /* inside poll_timer's callback */
 	bool want_write;
+	struct loop_timer *flush_timer; /* writes this loop turn's answers */
 	bool eof;     /* line: EOF seen while busy: handled once idle */
 	struct linebuf lb;
 	struct wqueue wq;

@@ -6,6 +6,15 @@
  * buffered wait in the linebuf, so order is kept. After EOF or an over-long
  * line the session is DRAINING: no more reading or new messages, the
  * queued output is flushed, then it closes.
+ *
+ * Output is written once per loop turn while it is small: an answer is
+ * appended to the queue and a zero timer (which runs after the turn's I/O
+ * callbacks, loop.h) writes the lot. With many calls in flight one read
+ * from an executor completes many of them, and one writev for all their
+ * answers saves a syscall and a wake-up of the client per answer; a single
+ * answer still leaves in the same loop turn. Output past LINE_BATCH_MAX, an
+ * fd epoll refuses, and a queue already waiting for LOOP_WRITE keep the
+ * direct path.
  */
 #include "client_int.h"
 
@@ -18,13 +27,24 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#define LINE_BATCH_MAX (64u * 1024u) /* queued this turn: more is written at once */
+
 static void line_io_cb(struct loop_io *io, int fd, uint32_t revents, void *arg);
 static void line_poll_cb(struct loop_timer *t, void *arg);
+static void flush_batch(struct client *c);
 
 /* ---- io interest ---- */
 
 void client_line_stop(struct client *c)
 {
+	/* What this turn answered was as good as written before batching:
+	 * one last try, as the direct write would have made. */
+	if (c->flush_timer) {
+		loop_timer_cancel(c->flush_timer);
+		c->flush_timer = NULL;
+		if (c->out_io && !c->want_write)
+			(void)wqueue_flush(&c->wq, c->out_fd);
+	}
 	if (c->out_io != c->in_io)
 		loop_io_del(c->out_io);
 	loop_io_del(c->in_io);
@@ -74,6 +94,9 @@ static void line_drain(struct client *c, const char *why)
 {
 	if (c->state != CLIENT_OPEN)
 		return;
+	flush_batch(c);
+	if (c->state != CLIENT_OPEN)
+		return;
 	if (wqueue_pending(&c->wq) == 0) {
 		client_shutdown(c, why);
 		return;
@@ -100,11 +123,77 @@ static int flush_unpolled(struct client *c)
 	return 0;
 }
 
+/* Writes what is queued (one writev) and watches LOOP_WRITE while some
+ * remains; resumes a paused session and ends a draining one when done. */
+static void flush_out(struct client *c)
+{
+	int r = wqueue_flush(&c->wq, c->out_fd);
+
+	if (r < 0) {
+		client_shutdown(c, strerror(-r));
+		return;
+	}
+	if (c->paused && wqueue_pending(&c->wq) <= CLIENT_OUTPUT_HIGH / 2)
+		client_output_drained(c);
+	if (c->state == CLIENT_CLOSING)
+		return;
+	if (r == 1)
+		set_want_write(c, true);
+	else if (c->state == CLIENT_DRAINING)
+		client_shutdown(c, "drained");
+	else
+		set_want_write(c, false);
+}
+
+static void flush_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct client *c = arg;
+
+	(void)t;
+	c->flush_timer = NULL;
+	if (!c->want_write) /* else LOOP_WRITE flushes when the fd can take it */
+		flush_out(c);
+}
+
+/* Writes this turn's batch now (before a large message or the end). */
+static void flush_batch(struct client *c)
+{
+	if (!c->flush_timer)
+		return;
+	loop_timer_cancel(c->flush_timer);
+	c->flush_timer = NULL;
+	if (!c->want_write)
+		flush_out(c);
+}
+
+/* Small output while nothing waits for LOOP_WRITE joins this turn's batch. */
+static bool batchable(const struct client *c, size_t n)
+{
+	return c->out_io && !c->want_write && n < LINE_BATCH_MAX &&
+	       wqueue_pending(&c->wq) <= LINE_BATCH_MAX - n - 1;
+}
+
 /* 0 (written or queued), or -errno (ENOBUFS: over max_output). */
 int client_line_send(struct client *c, const char *p, size_t n)
 {
-	int r = wqueue_write(&c->wq, c->out_fd, p, n, "\n", 1);
+	int r;
 
+	if (batchable(c, n)) {
+		r = wqueue_push2(&c->wq, p, n, "\n", 1);
+		if (r == 0 && !c->flush_timer)
+			c->flush_timer = loop_timer_add(c->srv->l, 0, flush_timer_cb, c);
+		return r;
+	}
+	if (c->flush_timer && !c->want_write) {
+		/* After this turn's batch, in order, in the same writev. */
+		loop_timer_cancel(c->flush_timer);
+		c->flush_timer = NULL;
+		r = wqueue_push2(&c->wq, p, n, "\n", 1);
+		if (r == 0)
+			r = wqueue_flush(&c->wq, c->out_fd);
+	} else {
+		r = wqueue_write(&c->wq, c->out_fd, p, n, "\n", 1);
+	}
 	if (r == 1 && !c->out_io)
 		r = flush_unpolled(c);
 	if (r == 1)
@@ -116,20 +205,7 @@ size_t client_line_queued(const struct client *c) { return wqueue_pending(&c->wq
 
 static void on_writable(struct client *c)
 {
-	int r = wqueue_flush(&c->wq, c->out_fd);
-
-	if (r < 0) {
-		client_shutdown(c, strerror(-r));
-		return;
-	}
-	if (c->paused && wqueue_pending(&c->wq) <= CLIENT_OUTPUT_HIGH / 2)
-		client_output_drained(c);
-	if (r == 1 || c->state == CLIENT_CLOSING)
-		return;
-	if (c->state == CLIENT_DRAINING)
-		client_shutdown(c, "drained");
-	else
-		set_want_write(c, false);
+	flush_out(c);
 }
 
 /* ---- input ---- */
@@ -305,6 +381,8 @@ static int line_watch(struct client *c)
 
 void client_line_release(struct client *c)
 {
+	loop_timer_cancel(c->flush_timer); /* client_line_stop ran: NULL */
+	c->flush_timer = NULL;
 	if (c->own_fd) {
 		safe_close(c->in_fd);
 	} else {

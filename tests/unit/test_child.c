@@ -614,6 +614,39 @@ START_TEST(test_withdraw_and_expire_held)
 }
 END_TEST
 
+/* Messages sent in one loop turn after a direct write wait for the turn's
+ * end and then leave together, in order: until then they are held (a
+ * cancel still takes one back), and a deadline passing meanwhile drops
+ * its message only. */
+START_TEST(test_turn_batch)
+{
+	struct rec r = { 0 };
+
+	start_sh(&r, "exec cat");
+	ck_assert_int_eq(child_send_call(r.c, "one", 3, 1, 0), 0); /* written now */
+	ck_assert_uint_eq(child_stdin_pending(r.c), 0);
+	ck_assert_int_eq(child_send_call(r.c, "two", 3, 2, 0), 0);
+	ck_assert_int_eq(child_send_call(r.c, "gone", 4, 3, 0), 0);
+	ck_assert_int_eq(child_send_call(r.c, "late", 4, 4, loop_now_ms(loop)), 0);
+	ck_assert_int_eq(child_send(r.c, "three", 5), 0);
+	ck_assert_uint_gt(child_stdin_pending(r.c), 0); /* held for the turn's end */
+	ck_assert(!child_withdraw(r.c, 1));
+	ck_assert(child_withdraw(r.c, 3));
+	ck_assert_msg(wait_for(&r, has_lines, 3), "only %zu lines", r.nlines);
+	ck_assert_str_eq(r.lines[0], "one");
+	ck_assert_str_eq(r.lines[1], "two");
+	ck_assert_str_eq(r.lines[2], "three");
+	ck_assert_uint_eq(r.nexpired, 1);
+	ck_assert_uint_eq(r.expired[0], 4);
+	ck_assert_uint_eq(child_stdin_pending(r.c), 0);
+	ck_assert_int_eq(child_send(r.c, "end", 3), 0);
+	ck_assert_msg(wait_for(&r, has_lines, 4), "no end line");
+	ck_assert_str_eq(r.lines[3], "end");
+	stop_and_wait(&r);
+	rec_clear(&r);
+}
+END_TEST
+
 /* Held messages go with stdin: a stopped child frees them (ASan/valgrind
  * see a leak otherwise) and later sends fail. */
 START_TEST(test_held_dropped_on_stop)
@@ -937,6 +970,7 @@ static Suite *child_suite(void)
 	tcase_add_test(tc, test_huge_line_kills);
 	tcase_add_test(tc, test_noread_backpressure);
 	tcase_add_test(tc, test_withdraw_and_expire_held);
+	tcase_add_test(tc, test_turn_batch);
 	tcase_add_test(tc, test_held_dropped_on_stop);
 	tcase_add_test(tc, test_stderr_lines);
 	tcase_add_test(tc, test_stderr_truncated);
