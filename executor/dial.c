@@ -65,13 +65,13 @@ static void schedule(struct executor *ex)
 	ex->dial_timer = loop_timer_add(ex->loop, ms, timer_cb, ex);
 }
 
-static void dial_cb(nng_stream *s, int err, const char *why, void *arg)
+static void dial_cb(struct link_conn s, int err, const char *why, void *arg)
 {
 	struct executor *ex = arg;
 	uint8_t pre[HS_DIALIN_MAX];
 	size_t n;
 
-	if (!s) {
+	if (err) {
 		struct linkurl u;
 
 		ex->dial_busy = false;

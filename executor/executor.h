@@ -23,6 +23,7 @@
 
 #include <nng/nng.h>
 
+#include "link.h"
 #include "proto.h"
 
 struct loop;
@@ -150,7 +151,7 @@ uint64_t listener_peer_clock_ms(const struct executor *ex);
 /* A connection this executor dialled (dial.c): runs the same handshake and
  * session as an accepted one, after preface (the dial-in preface) was
  * sent. sp_ipc and seal as the connect URL wants. */
-void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+void listener_adopt(struct executor *ex, struct link_conn s, const uint8_t *preface, size_t len,
 		    bool sp_ipc, bool seal);
 
 /* dial.c: --connect. dial_start dials at once and again with backoff and

@@ -191,7 +191,7 @@ static bool peer_uid_ok(struct executor *ex, struct conn *c)
 	return false;
 }
 
-static void accept_cb(nng_stream *s, void *arg)
+static void accept_cb(struct link_conn s, void *arg)
 {
 	struct executor *ex = arg;
 	struct conn *c = xcalloc(1, sizeof(*c));
@@ -227,7 +227,7 @@ static void accept_cb(nng_stream *s, void *arg)
 	link_start(c->lk);
 }
 
-void listener_adopt(struct executor *ex, nng_stream *s, const uint8_t *preface, size_t len,
+void listener_adopt(struct executor *ex, struct link_conn s, const uint8_t *preface, size_t len,
 		    bool sp_ipc, bool seal)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));

@@ -581,13 +581,13 @@ static void begin_handshake(struct env *e)
 				       init_timeout_cb, e);
 }
 
-static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
+static void dial_cb(struct link_conn s, int err, const char *reason, void *arg)
 {
 	struct env *e = arg;
 	char why[300];
 
 	e->dialing = false;
-	if (!s && fdlimit_exhausted(err)) {
+	if (err && fdlimit_exhausted(err)) {
 		char fds[256];
 
 		snprintf(why, sizeof(why), "cannot dial: %s", fdlimit_why(err, fds, sizeof(fds)));
@@ -599,7 +599,7 @@ static void dial_cb(nng_stream *s, int err, const char *reason, void *arg)
 		schedule_redial(e);
 		return;
 	}
-	if (!s) {
+	if (err) {
 		/* nng 1.5.2 says "connection refused" for a WebSocket upgrade
 		 * answered other than 101, too */
 		bool ws = !strncmp(e->url, "ws://", 5) || !strncmp(e->url, "wss://", 6);

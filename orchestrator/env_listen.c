@@ -120,7 +120,7 @@ static const struct link_ops dconn_ops = {
 	.closed_cb = closed_cb,
 };
 
-static void accept_cb(nng_stream *s, void *arg)
+static void accept_cb(struct link_conn s, void *arg)
 {
 	struct dconn *c = xcalloc(1, sizeof(*c)), *old;
 

@@ -2,6 +2,7 @@
 #include "link.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <nng/supplemental/tls/tls.h>
 #include <nng/transport/ipc/ipc.h>
@@ -10,6 +11,9 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "handshake.h"
@@ -22,13 +26,20 @@
 
 #define RBUF_RAW (PROTO_MAX_HANDSHAKE_FRAME + 64u) /* before the handshake ends */
 #define RBUF_FRAMED (64u * 1024u)                   /* after: many frames per read */
-#define RBUF_MIN_READ 4096u                         /* never ask nng for less */
+#define RBUF_MIN_READ 4096u                         /* never read less */
 #define WBUF_KEEP (1024u * 1024u) /* a send buffer larger than this is freed when idle */
 #define ACK_DELAY_MS 20u   /* a pure ack when nothing else carried ours this long */
 #define ACK_EVERY 256u     /* ... or at once after this many frames unacked */
 
 struct link {
 	struct loop *loop;
+	/* a socket of ours (fd >= 0), driven by io on the loop thread ... */
+	int fd;
+	struct loop_io *io;
+	uint32_t io_events;
+	bool want_write;      /* the kernel took part of inflight: wait for room */
+	struct loop_timer *err_timer; /* reports a failed write outside the caller */
+	/* ... or an nng stream with its two aios */
 	nng_stream *stream;
 	nng_aio *rx_aio, *tx_aio;
 	const struct link_ops *ops;
@@ -43,6 +54,7 @@ struct link {
 	bool free_pending; /* freed by the last queued completion (on `zombies`) */
 	bool reported;   /* closed_cb called */
 	bool started;
+	bool rx_off;     /* nothing more is read (fd: reported or handed over) */
 	/* receiving (loop thread; the part past rlen belongs to the rx aio
 	 * while a receive is in flight) */
 	uint8_t *rbuf;
@@ -78,6 +90,7 @@ static struct link *zombies;   /* freed, waiting for queued completions */
 
 static void kick_locked(struct link *lk, bool *start);
 static void tx_start(struct link *lk);
+static void io_update(struct link *lk);
 
 int link_errno(int e)
 {
@@ -119,6 +132,8 @@ static void report(struct link *lk, const char *why)
 	if (lk->reported || lk->dead)
 		return;
 	lk->reported = true;
+	lk->rx_off = true; /* a closed socket stays readable: never spin on it */
+	io_update(lk);
 	if (lk->ops->closed_cb)
 		lk->ops->closed_cb(lk, why, lk->arg);
 }
@@ -164,18 +179,28 @@ struct link *link_free(struct link *lk)
 	lk->flush_timer = NULL;
 	loop_timer_cancel(lk->ack_timer);
 	lk->ack_timer = NULL;
+	loop_timer_cancel(lk->err_timer);
+	lk->err_timer = NULL;
 	lk->sess = NULL;
 	linger_unlist(lk);
-	/* Closing completes what is in flight (NNG_ECLOSED); stopping waits
-	 * for those callbacks. Only then may the stream go. */
-	nng_stream_close(lk->stream);
-	nng_aio_stop(lk->rx_aio);
-	nng_aio_stop(lk->tx_aio);
-	nng_stream_free(lk->stream);
-	nng_aio_free(lk->rx_aio);
-	nng_aio_free(lk->tx_aio);
+	if (lk->fd >= 0) {
+		loop_io_del(lk->io);
+		lk->io = NULL;
+		close(lk->fd);
+		lk->fd = -1;
+	} else {
+		/* Closing completes what is in flight (NNG_ECLOSED); stopping
+		 * waits for those callbacks. Only then may the stream go. */
+		nng_stream_close(lk->stream);
+		nng_aio_stop(lk->rx_aio);
+		nng_aio_stop(lk->tx_aio);
+		nng_stream_free(lk->stream);
+		nng_aio_free(lk->rx_aio);
+		nng_aio_free(lk->tx_aio);
+	}
 	/* Completions queued before the stop (or running now: this may be
-	 * called from one) still name lk: the last of them frees it. */
+	 * called from one, or from a socket link's own I/O callback) still
+	 * name lk: the last of them frees it. */
 	if (atomic_load(&lk->posts) == 0) {
 		really_free(lk);
 	} else {
@@ -233,6 +258,8 @@ void link_close_flush(struct link *lk, unsigned timeout_ms)
 	if (!lk || lk->dead)
 		return;
 	lk->reported = true; /* the owner is gone: no callbacks */
+	lk->rx_off = true;   /* ... and nothing more is read */
+	io_update(lk);
 	loop_timer_cancel(lk->flush_timer); /* what this turn queued goes now */
 	lk->flush_timer = NULL;
 	/* ... and so may its session be (env_link_stop frees it right after):
@@ -248,6 +275,11 @@ void link_close_flush(struct link *lk, unsigned timeout_ms)
 	pthread_mutex_unlock(&lk->mu);
 	if (start)
 		tx_start(lk);
+	if (!idle) { /* a socket link may have written it all just now */
+		pthread_mutex_lock(&lk->mu);
+		idle = !lk->sending || lk->tx_failed;
+		pthread_mutex_unlock(&lk->mu);
+	}
 	if (idle) {
 		link_free(lk);
 		return;
@@ -288,10 +320,9 @@ static void rx_aio_cb(void *arg)
 	post(lk, rx_post_cb);
 }
 
-static void rx_arm(struct link *lk)
+/* Room for the next read: at least RBUF_MIN_READ bytes past rlen. */
+static void rx_room(struct link *lk)
 {
-	nng_iov iov;
-
 	if (lk->want_cap > lk->rcap) {
 		lk->rbuf = xrealloc(lk->rbuf, lk->want_cap);
 		lk->rcap = lk->want_cap;
@@ -300,6 +331,15 @@ static void rx_arm(struct link *lk)
 		lk->rcap = lk->rlen + RBUF_MIN_READ;
 		lk->rbuf = xrealloc(lk->rbuf, lk->rcap);
 	}
+}
+
+static void rx_arm(struct link *lk)
+{
+	nng_iov iov;
+
+	if (lk->fd >= 0) /* a socket link reads when the loop says it can */
+		return;
+	rx_room(lk);
 	lk->rx_busy = true;
 	iov.iov_buf = lk->rbuf + lk->rlen;
 	iov.iov_len = lk->rcap - lk->rlen;
@@ -434,6 +474,26 @@ static bool rx_process(struct link *lk)
 	return true;
 }
 
+/* The connection ended (eof) or failed (what says how). */
+static void rx_ended(struct link *lk, bool eof, const char *what)
+{
+	if (lk->rlen)
+		fail(lk, "the connection closed mid-frame (%zu bytes of a frame received): %s",
+		     lk->rlen, what);
+	else if (eof)
+		fail(lk, "the peer closed the connection");
+	else
+		fail(lk, "receive failed: %s", what);
+}
+
+/* n bytes arrived at rbuf + rlen; false when the link ended meanwhile. */
+static bool rx_got(struct link *lk, size_t n)
+{
+	lk->rlen += n;
+	lk->last_rx_ms = loop_now_ms(lk->loop);
+	return rx_process(lk);
+}
+
 static void rx_done(struct link *lk)
 {
 	int r;
@@ -441,19 +501,27 @@ static void rx_done(struct link *lk)
 	lk->rx_busy = false;
 	r = nng_aio_result(lk->rx_aio);
 	if (r != 0) {
-		if (lk->rlen)
-			fail(lk, "the connection closed mid-frame (%zu bytes of a frame received): "
-				 "%s", lk->rlen, nng_strerror(r));
-		else
-			fail(lk, r == NNG_ECONNSHUT || r == NNG_ECLOSED ? "the peer closed the connection"
-								       : "receive failed: %s",
-			     nng_strerror(r));
+		rx_ended(lk, r == NNG_ECONNSHUT || r == NNG_ECLOSED, nng_strerror(r));
 		return;
 	}
-	lk->rlen += nng_aio_count(lk->rx_aio);
-	lk->last_rx_ms = loop_now_ms(lk->loop);
-	if (rx_process(lk))
+	if (rx_got(lk, nng_aio_count(lk->rx_aio)))
 		rx_arm(lk);
+}
+
+/* A socket link is readable: one read per wake-up (the loop is level
+ * triggered, and other sources get their turn in between). */
+static void fd_rx(struct link *lk)
+{
+	ssize_t n;
+
+	rx_room(lk);
+	n = read(lk->fd, lk->rbuf + lk->rlen, lk->rcap - lk->rlen);
+	if (n > 0)
+		rx_got(lk, (size_t)n);
+	else if (n == 0)
+		rx_ended(lk, true, "end of stream");
+	else if (errno != EAGAIN && errno != EINTR)
+		rx_ended(lk, false, strerror(errno));
 }
 
 static void rx_post_cb(void *arg)
@@ -490,12 +558,54 @@ static void tx_err_post_cb(void *arg)
 	post_done(lk);
 }
 
+static void fd_tx(struct link *lk);
+
 static void tx_start(struct link *lk)
 {
 	nng_iov iov = { .iov_buf = lk->inflight.p + lk->sent, .iov_len = lk->inflight.len - lk->sent };
 
+	if (lk->fd >= 0) {
+		fd_tx(lk);
+		return;
+	}
 	nng_aio_set_iov(lk->tx_aio, 1, &iov);
 	nng_stream_send(lk->stream, lk->tx_aio);
+}
+
+/* n more bytes of inflight left: when all did, whatever was queued
+ * meanwhile becomes the next buffer. Says whether there is more to send,
+ * and whether a link_close_flush is done; mu held. */
+static void tx_advance_locked(struct link *lk, size_t n, bool *more, bool *drained)
+{
+	lk->sent += n;
+	*drained = false;
+	if (lk->sent < lk->inflight.len) {
+		*more = true;
+		return;
+	}
+	{
+		struct fbuf t = lk->inflight;
+
+		t.len = 0;
+		if (t.cap > WBUF_KEEP) {
+			free(t.p);
+			memset(&t, 0, sizeof(t));
+		}
+		lk->inflight = lk->wq;
+		lk->wq = t;
+	}
+	lk->sent = 0;
+	*more = lk->inflight.len > 0;
+	lk->sending = *more;
+	*drained = !*more && lk->lingering;
+}
+
+/* A send failed; says whether a link_close_flush is done; mu held. */
+static bool tx_failed_locked(struct link *lk)
+{
+	lk->tx_failed = true;
+	lk->sending = false;
+	return lk->lingering;
 }
 
 /* nng thread. A send may complete after part of the buffer: go on with the
@@ -508,36 +618,108 @@ static void tx_aio_cb(void *arg)
 
 	pthread_mutex_lock(&lk->mu);
 	if (r != 0) {
-		lk->tx_failed = true;
-		lk->sending = false;
-		drained = lk->lingering;
+		drained = tx_failed_locked(lk);
 		pthread_mutex_unlock(&lk->mu);
 		post(lk, drained ? drained_post_cb : tx_err_post_cb);
 		return;
 	}
-	lk->sent += nng_aio_count(lk->tx_aio);
-	if (lk->sent < lk->inflight.len) {
-		more = true;
-	} else {
-		struct fbuf t = lk->inflight;
-
-		t.len = 0;
-		if (t.cap > WBUF_KEEP) {
-			free(t.p);
-			memset(&t, 0, sizeof(t));
-		}
-		lk->inflight = lk->wq;
-		lk->wq = t;
-		lk->sent = 0;
-		more = lk->inflight.len > 0;
-		lk->sending = more;
-		drained = !more && lk->lingering;
-	}
+	tx_advance_locked(lk, nng_aio_count(lk->tx_aio), &more, &drained);
 	pthread_mutex_unlock(&lk->mu);
 	if (more)
 		tx_start(lk);
 	else if (drained)
 		post(lk, drained_post_cb);
+}
+
+static void err_timer_cb(struct loop_timer *t, void *arg)
+{
+	struct link *lk = arg;
+
+	lk->err_timer = NULL;
+	fail(lk, "send failed: the connection is gone");
+}
+
+/* A socket link writes what it can now; the rest when the kernel has room
+ * (want_write). On the loop thread, from link_send_raw, the flush timer,
+ * link_close_flush or the socket's I/O callback: it never calls the owner
+ * (a failure is reported from a zero timer) and never frees the link (the
+ * I/O callback finishes a link_close_flush). */
+static void fd_tx(struct link *lk)
+{
+	bool more = true, drained = false, failed = false;
+
+	pthread_mutex_lock(&lk->mu);
+	while (more && !lk->tx_failed) {
+		ssize_t n = send(lk->fd, lk->inflight.p + lk->sent, lk->inflight.len - lk->sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n >= 0) {
+			tx_advance_locked(lk, (size_t)n, &more, &drained);
+		} else if (errno == EAGAIN) {
+			break;
+		} else if (errno != EINTR) {
+			tx_failed_locked(lk);
+			failed = !lk->lingering;
+		}
+	}
+	lk->want_write = lk->sending && !lk->tx_failed;
+	pthread_mutex_unlock(&lk->mu);
+	(void)drained;
+	io_update(lk);
+	if (failed && !lk->err_timer)
+		lk->err_timer = loop_timer_add(lk->loop, 0, err_timer_cb, lk);
+}
+
+/* The loop's callback for a socket link. It holds a reference (like a
+ * posted completion) so that an owner freeing the link from a callback
+ * below leaves the memory alone until it returns. */
+static void io_cb(struct loop_io *io, int fd, uint32_t revents, void *arg)
+{
+	struct link *lk = arg;
+	bool done;
+
+	(void)io;
+	(void)fd;
+	atomic_fetch_add(&lk->posts, 1);
+	if ((revents & (LOOP_WRITE | LOOP_ERR | LOOP_HUP)) && lk->want_write) {
+		fd_tx(lk);
+		pthread_mutex_lock(&lk->mu);
+		done = lk->lingering && (!lk->sending || lk->tx_failed);
+		pthread_mutex_unlock(&lk->mu);
+		if (done)
+			linger_done(lk);
+	}
+	if (!lk->dead && !lk->rx_off && (revents & (LOOP_READ | LOOP_ERR | LOOP_HUP)))
+		fd_rx(lk);
+	post_done(lk);
+}
+
+/* What a socket link waits for: to read (once started, until it ended),
+ * to write (while the kernel had no room). No interest, no registration:
+ * a socket whose peer has gone reports HUP whatever it was asked for. */
+static void io_update(struct link *lk)
+{
+	uint32_t ev = 0;
+
+	if (lk->fd < 0 || lk->dead)
+		return;
+	if (lk->started && !lk->rx_off)
+		ev |= LOOP_READ;
+	if (lk->want_write)
+		ev |= LOOP_WRITE;
+	if (lk->io && ev == lk->io_events)
+		return;
+	if (ev == 0) {
+		loop_io_del(lk->io);
+		lk->io = NULL;
+	} else if (!lk->io) {
+		lk->io = loop_io_add(lk->loop, lk->fd, ev, io_cb, lk);
+		if (!lk->io && !lk->err_timer) /* out of memory: end it, outside the caller */
+			lk->err_timer = loop_timer_add(lk->loop, 0, err_timer_cb, lk);
+	} else if (loop_io_mod(lk->io, ev) < 0 && !lk->err_timer) {
+		lk->err_timer = loop_timer_add(lk->loop, 0, err_timer_cb, lk);
+	}
+	lk->io_events = lk->io ? ev : 0;
 }
 
 /* Called with mu held after something was appended to wq. */
@@ -801,12 +983,22 @@ bool link_sealed(const struct link *lk) { return lk->rx_seal.on; }
 
 /* ---- the rest of the link ------------------------------------------------- */
 
-struct link *link_new(struct loop *loop, nng_stream *s, const struct link_ops *ops, void *arg)
+void link_conn_close(struct link_conn c)
+{
+	if (c.fd >= 0)
+		close(c.fd);
+	if (c.stream)
+		nng_stream_free(c.stream); /* closes it */
+}
+
+struct link *link_new(struct loop *loop, struct link_conn c, const struct link_ops *ops,
+		      void *arg)
 {
 	struct link *lk = xcalloc(1, sizeof(*lk));
 
 	lk->loop = loop;
-	lk->stream = s;
+	lk->fd = c.fd;
+	lk->stream = c.fd >= 0 ? NULL : c.stream;
 	lk->ops = ops;
 	lk->arg = arg;
 	lk->rcap = RBUF_RAW;
@@ -814,8 +1006,8 @@ struct link *link_new(struct loop *loop, nng_stream *s, const struct link_ops *o
 	lk->max_wire = PROTO_MAX_HANDSHAKE_FRAME;
 	lk->last_rx_ms = loop_now_ms(loop);
 	pthread_mutex_init(&lk->mu, NULL);
-	if (nng_aio_alloc(&lk->rx_aio, rx_aio_cb, lk) != 0 ||
-	    nng_aio_alloc(&lk->tx_aio, tx_aio_cb, lk) != 0)
+	if (lk->fd < 0 && (nng_aio_alloc(&lk->rx_aio, rx_aio_cb, lk) != 0 ||
+			   nng_aio_alloc(&lk->tx_aio, tx_aio_cb, lk) != 0))
 		abort(); /* nng's allocation failed: out of memory */
 	return lk;
 }
@@ -825,21 +1017,61 @@ void link_start(struct link *lk)
 	if (lk->started || lk->dead)
 		return;
 	lk->started = true;
-	rx_arm(lk);
+	if (lk->fd >= 0)
+		io_update(lk);
+	else
+		rx_arm(lk);
 }
 
 uint64_t link_last_rx_ms(const struct link *lk) { return lk->last_rx_ms; }
 uint64_t link_frames_in(const struct link *lk) { return lk->frames_in; }
 uint64_t link_frames_out(const struct link *lk) { return lk->frames_out; }
 
+/* A socket link's peer, in nng's form (what callers of link_peer_addr
+ * know, whichever kind of connection it is). */
+static int fd_peer_addr(int fd, nng_sockaddr *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(out, 0, sizeof(*out));
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+		out->s_in.sa_family = NNG_AF_INET;
+		out->s_in.sa_port = a->sin_port;
+		out->s_in.sa_addr = a->sin_addr.s_addr;
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+		out->s_in6.sa_family = NNG_AF_INET6;
+		out->s_in6.sa_port = a->sin6_port;
+		memcpy(out->s_in6.sa_addr, &a->sin6_addr, 16);
+	} else {
+		out->s_family = NNG_AF_IPC; /* a local socket: no address to tell */
+	}
+	return 0;
+}
+
 int link_peer_addr(const struct link *lk, nng_sockaddr *out)
 {
-	int r = nng_stream_get_addr(lk->stream, NNG_OPT_REMADDR, out);
-
-	return link_errno(r);
+	if (lk->fd >= 0)
+		return fd_peer_addr(lk->fd, out);
+	return link_errno(nng_stream_get_addr(lk->stream, NNG_OPT_REMADDR, out));
 }
 
 int link_peer_uid(const struct link *lk, uint64_t *uid)
 {
+	if (lk->fd >= 0) {
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+
+		if (getsockopt(lk->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+			return -errno;
+		*uid = cr.uid;
+		return 0;
+	}
 	return link_errno(nng_stream_get_uint64(lk->stream, NNG_OPT_IPC_PEER_UID, uid));
 }

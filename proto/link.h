@@ -1,13 +1,19 @@
-/* link.h - one connection of the orchestrator-executor link on an nng
- * stream (tcp://, tls+tcp://, ws://, wss://, ipc://, unix://, abstract://),
- * and the listener and dialer that make them. Driven by the daemon's loop.
+/* link.h - one connection of the orchestrator-executor link, and the
+ * listener and dialer that make them. Driven by the daemon's loop.
  *
- * A link has one receive aio and one send aio for its whole life. nng
- * completes them on its own threads; the receive completion is posted to
- * the loop (one post per completion, however many frames it brought), and
- * the send completion carries on with whatever was queued meanwhile, under
- * a mutex that guards nothing but the two send buffers. Everything else,
- * and every callback below, runs on the loop thread.
+ * Two kinds of connection carry a link (struct link_conn):
+ *   - a socket of ours, for tcp://, ipc://, unix:// and abstract:// (the
+ *     kernel does all the transport has to do). The loop reads and writes
+ *     it directly: a frame costs one wake-up of the loop thread and no
+ *     thread hand-off (link_sock.c makes these sockets);
+ *   - an nng stream, for tls+tcp://, ws:// and wss:// (nng does TLS and
+ *     WebSocket). It has one receive aio and one send aio for its whole
+ *     life. nng completes them on its own threads; the receive completion
+ *     is posted to the loop (one post per completion, however many frames
+ *     it brought), and the send completion carries on with whatever was
+ *     queued meanwhile, under a mutex that guards nothing but the two send
+ *     buffers.
+ * Everything else, and every callback below, runs on the loop thread.
  *
  * Receiving: raw mode first (the handshake's opening; raw_cb says how many
  * bytes it used), then framed mode (link_set_framed): each complete frame
@@ -18,7 +24,7 @@
  * send aio takes as one buffer; over LINK_MAX_QUEUED bytes a send fails
  * with -ENOBUFS and the owner decides (the peer is not reading).
  *
- * Ownership: link_new takes the stream. The owner ends a link with
+ * Ownership: link_new takes the connection. The owner ends a link with
  * link_free (or hands it over with link_close_flush); closed_cb tells it
  * that the connection ended. A link is never freed by nng threads.
  */
@@ -52,8 +58,19 @@ struct link_ops {
 	void (*closed_cb)(struct link *lk, const char *why, void *arg);
 };
 
-/* Takes ownership of s. Nothing happens until link_start. */
-struct link *link_new(struct loop *loop, nng_stream *s, const struct link_ops *ops, void *arg);
+/* A connection before it is a link: exactly one of fd (>= 0: a connected,
+ * non-blocking, close-on-exec socket) and stream is set. */
+struct link_conn {
+	int fd;
+	nng_stream *stream;
+};
+#define LINK_CONN_NONE ((struct link_conn){ .fd = -1, .stream = NULL })
+/* Closes a connection nobody will make a link of. */
+void link_conn_close(struct link_conn c);
+
+/* Takes ownership of c. Nothing is received until link_start. */
+struct link *link_new(struct loop *loop, struct link_conn c, const struct link_ops *ops,
+		      void *arg);
 void link_start(struct link *lk);
 /* Stops the aios (waits for their callbacks), closes and frees the stream;
  * the memory goes once posted completions have drained. Loop thread only,
@@ -126,8 +143,8 @@ struct link_tls {
 };
 
 struct link_listener;
-/* A new connection, on the loop thread; the callee owns the stream. */
-typedef void (*link_accept_cb)(nng_stream *s, void *arg);
+/* A new connection, on the loop thread; the callee owns it. */
+typedef void (*link_accept_cb)(struct link_conn c, void *arg);
 /* Listens on url (ipc paths are created 0600). tls is needed for
  * tls+tcp:// and wss://. Returns 0 or -errno with a reason in err. */
 int link_listener_new(struct loop *loop, const char *url, const struct link_tls *tls,
@@ -138,9 +155,10 @@ int link_listener_port(const struct link_listener *l);
 struct link_listener *link_listener_free(struct link_listener *l);
 
 struct link_dialer;
-/* One attempt's outcome, on the loop thread: a stream (the callee owns
- * it) or NULL with a negative errno and a reason. */
-typedef void (*link_dial_cb)(nng_stream *s, int err, const char *why, void *arg);
+/* One attempt's outcome, on the loop thread (never inside link_dial): a
+ * connection (the callee owns it), or LINK_CONN_NONE with a negative errno
+ * and a reason. */
+typedef void (*link_dial_cb)(struct link_conn c, int err, const char *why, void *arg);
 int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *tls,
 		    struct link_dialer **out, char *err, size_t errlen);
 /* Starts one attempt (none may be in progress); cb reports it. */

@@ -1,8 +1,10 @@
-/* link_ep.c - the link's endpoints: a stream listener that accepts as fast
- * as connections come, and a dialer that makes one attempt at a time (the
- * owner decides when to retry). See link.h. Like struct link, each keeps
- * one aio for its life; completions are posted to the loop, and the memory
- * goes only after posted completions drained. */
+/* link_ep.c - the link's endpoints: a listener that accepts as fast as
+ * connections come, and a dialer that makes one attempt at a time (the
+ * owner decides when to retry). See link.h. Schemes the kernel carries
+ * alone are served by sockets of ours (link_sock.c); the others by nng
+ * streams: like struct link, each then keeps one aio for its life;
+ * completions are posted to the loop, and the memory goes only after
+ * posted completions drained. */
 #include "link.h"
 
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "link_sock.h"
 #include "linkurl.h"
 #include "loop.h"
 #include "util.h"
@@ -24,6 +27,7 @@
  * memory goes at once when nothing is, else with the last completion. */
 struct link_listener {
 	struct link_listener *next_zombie;
+	struct sock_listener *own; /* a socket of ours: nothing below is used */
 	struct loop *loop;
 	nng_stream_listener *l;
 	nng_aio *aio;
@@ -37,6 +41,7 @@ struct link_listener {
 
 struct link_dialer {
 	struct link_dialer *next_zombie;
+	struct sock_dialer *own; /* a socket of ours: nothing below is used */
 	struct loop *loop;
 	nng_stream_dialer *d;
 	nng_aio *aio;
@@ -150,7 +155,7 @@ static void accept_post_cb(void *arg)
 		return;
 	}
 	accept_arm(L); /* the next one first: a slow callback must not delay it */
-	L->cb(s, L->arg);
+	L->cb((struct link_conn){ .fd = -1, .stream = s }, L->arg);
 }
 
 int link_listener_new(struct loop *loop, const char *url, const struct link_tls *tls,
@@ -168,6 +173,15 @@ int link_listener_new(struct loop *loop, const char *url, const struct link_tls 
 	L->loop = loop;
 	L->cb = cb;
 	L->arg = arg;
+	if (link_sock_scheme(u.scheme)) {
+		r = sock_listener_new(loop, url, &u, cb, arg, &L->own, err, errlen);
+		if (r < 0) {
+			free(L);
+			return r;
+		}
+		*out = L;
+		return 0;
+	}
 	r = nng_stream_listener_alloc(&L->l, url);
 	if (r == 0 && (u.scheme == LINKURL_IPC || u.scheme == LINKURL_UNIX))
 		r = nng_stream_listener_set_int(L->l, NNG_OPT_IPC_PERMISSIONS, 0600);
@@ -199,6 +213,8 @@ int link_listener_port(const struct link_listener *L)
 {
 	int port = 0;
 
+	if (L->own)
+		return sock_listener_port(L->own);
 	if (nng_stream_listener_get_int(L->l, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
 		return 0;
 	return port;
@@ -220,6 +236,11 @@ struct link_listener *link_listener_free(struct link_listener *L)
 {
 	if (!L)
 		return NULL;
+	if (L->own) {
+		sock_listener_free(L->own);
+		free(L);
+		return NULL;
+	}
 	L->dead = true;
 	atomic_store(&L->closing, true);
 	loop_timer_cancel(L->retry);
@@ -257,11 +278,11 @@ static void dial_post_cb(void *arg)
 	r = nng_aio_result(D->aio);
 	s = r == 0 ? nng_aio_get_output(D->aio, 0) : NULL;
 	if (r == 0) {
-		D->cb(s, 0, NULL, D->arg);
+		D->cb((struct link_conn){ .fd = -1, .stream = s }, 0, NULL, D->arg);
 		return;
 	}
 	snprintf(why, sizeof(why), "%s", r == NNG_ETIMEDOUT ? "connect timed out" : nng_strerror(r));
-	D->cb(NULL, link_errno(r), why, D->arg);
+	D->cb(LINK_CONN_NONE, link_errno(r), why, D->arg);
 }
 
 static void dial_aio_cb(void *arg)
@@ -283,6 +304,11 @@ int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *t
 		return -EINVAL;
 	D = xcalloc(1, sizeof(*D));
 	D->loop = loop;
+	if (link_sock_scheme(u.scheme)) {
+		D->own = sock_dialer_new(loop, &u);
+		*out = D;
+		return 0;
+	}
 	r = nng_stream_dialer_alloc(&D->d, url);
 	if (r == 0 && (u.scheme == LINKURL_TLS || u.scheme == LINKURL_WSS)) {
 		if (tls_config(url, tls, false, &cfg, err, errlen) < 0) {
@@ -308,6 +334,10 @@ int link_dialer_new(struct loop *loop, const char *url, const struct link_tls *t
 
 void link_dial(struct link_dialer *D, unsigned timeout_ms, link_dial_cb cb, void *arg)
 {
+	if (D->own) {
+		sock_dial(D->own, timeout_ms, cb, arg);
+		return;
+	}
 	D->cb = cb;
 	D->arg = arg;
 	nng_aio_set_timeout(D->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_DEFAULT);
@@ -338,6 +368,11 @@ struct link_dialer *link_dialer_free(struct link_dialer *D)
 {
 	if (!D)
 		return NULL;
+	if (D->own) {
+		sock_dialer_free(D->own);
+		free(D);
+		return NULL;
+	}
 	D->dead = true;
 	atomic_store(&D->closing, true);
 	nng_stream_dialer_close(D->d);
