@@ -333,10 +333,12 @@ def dial_in_over(ctx, scheme):
 
 def dialled_over(ctx, scheme):
     """The other direction: the orchestrator dials an executor that listens
-    on ws:// or wss:// (an environments.toml url); a thread's calls run in
-    it, and a reset with calls in flight resumes the session."""
+    on ws://, wss://, tls+tcp:// or tcp:// (an environments.toml url); a
+    thread's calls run in it, and a reset with calls in flight resumes the
+    session. tcp:// names the host "localhost": the confined orchestrator
+    resolves it off its loop (proto/link_sock.c) and tries its addresses."""
     both, cert = make_cert(ctx)
-    host = "localhost" if scheme in ("wss", "tls+tcp") else "127.0.0.1"
+    host = "localhost" if scheme in ("wss", "tls+tcp", "tcp") else "127.0.0.1"
     path = "/tandem" if scheme.startswith("ws") else ""
     tok = random_token()
     tok_file = write_file(ctx.path("wtok"), tok + "\n", 0o600)
@@ -364,8 +366,8 @@ def dialled_over(ctx, scheme):
     c = o.connect()
     st = wait_status(c, "wx", lambda s: s["status"] == "ready", 30, "wx over %s" % scheme)
     check_eq(st.get("direction"), "dialled", "its direction")
-    check(st.get("sealed") == (scheme == "ws"), "sealed only where the transport does not "
-          "encrypt: %r" % st)
+    check(st.get("sealed") == (scheme in ("ws", "tcp")), "sealed only where the transport "
+          "does not encrypt: %r" % st)
     marks = ctx.path("marks")
     open(marks, "w").close()
     p = make_plugin(ctx, "wpm", {"m": {"env": {"FIXTURE_APPEND_FILE": marks},
@@ -379,6 +381,10 @@ def dialled_over(ctx, scheme):
 
 def t_dialled_ws(ctx):
     return dialled_over(ctx, "ws")
+
+
+def t_dialled_tcp_by_name(ctx):
+    return dialled_over(ctx, "tcp")
 
 
 def t_dialled_tls(ctx):
@@ -947,6 +953,7 @@ TESTS = [
     ("dial_in_tls", t_dial_in_tls),
     ("dial_in_wss", t_dial_in_wss),
     ("dialled_ws", t_dialled_ws),
+    ("dialled_tcp_by_name", t_dialled_tcp_by_name),
     ("codex_exec_server_url", t_codex_exec_server_url),
     ("dialled_tls", t_dialled_tls),
     ("dialled_wss", t_dialled_wss),
