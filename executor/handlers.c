@@ -21,6 +21,7 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 		     uint64_t **handles, uint8_t **ids)
 {
 	size_t n = 0;
+	bool more;
 
 	caps[n++] = proto_str_c("mcp-stdio");
 	caps[n++] = proto_str_c("root-resolve");
@@ -32,8 +33,6 @@ void exec_hello_info(struct executor *ex, struct proto_hello_reply *r, struct pr
 	r->capabilities.n = (uint32_t)n;
 	r->max_frame = PROTO_MAX_FRAME;
 	r->max_processes = ex->opts.max_procs;
-	bool more;
-
 	r->live_handles.n = (uint32_t)procs_detached(ex, handles, ids, &more);
 	if (more) {
 		r->live_more = true;
