@@ -191,6 +191,36 @@ START_TEST(tcp_by_name_round_trip)
 }
 END_TEST
 
+START_TEST(ipv6_literal_round_trip)
+{
+	char url[64], err[256] = "";
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 probe = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	bool have_v6 = fd >= 0 && bind(fd, (struct sockaddr *)&probe, sizeof(probe)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	if (!have_v6) /* a machine without ::1: the listener must say so */
+		ck_assert_int_lt(link_listener_new(T.loop, "tcp://[::1]:0", NULL, accept_cb, NULL,
+						   &T.L, err, sizeof(err)),
+				 0);
+	if (!have_v6)
+		return;
+	listen_on("tcp://[::1]:0");
+	snprintf(url, sizeof(url), "tcp://[::1]:%d", link_listener_port(T.L));
+	dial(url, 2000);
+	round_trip();
+	{
+		nng_sockaddr sa;
+		static const uint8_t loop6[16] = { [15] = 1 };
+
+		ck_assert_int_eq(link_peer_addr(T.b.lk, &sa), 0);
+		ck_assert_int_eq(sa.s_family, NNG_AF_INET6);
+		ck_assert(memcmp(sa.s_in6.sa_addr, loop6, 16) == 0);
+	}
+}
+END_TEST
+
 START_TEST(abstract_round_trip_with_peer_uid)
 {
 	char url[96];
@@ -337,6 +367,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, tcp_by_name_round_trip);
+	tcase_add_test(tc, ipv6_literal_round_trip);
 	tcase_add_test(tc, abstract_round_trip_with_peer_uid);
 	tcase_add_test(tc, ipc_file_private_stale_replaced_removed);
 	tcase_add_test(tc, refused_is_reported_outside_the_dial);
