@@ -24,8 +24,10 @@
  * directory"), never an exit reported later. All signals are blocked around
  * fork() so that no handler of the parent runs in the child.
  *
- * SPAWNPROC_INIT (meant with CLONE_NEWPID): after step 2 the child forks
- * once more; the program continues in the grandchild while the child stays
+ * SPAWNPROC_INIT (meant with CLONE_NEWPID): after step 2 the child vforks
+ * (the grandchild borrows its memory until execve, so steps 3-7 must follow
+ * vfork's rules: no allocation, _exit on failure; the hook's too); the
+ * program continues in the grandchild while the child stays
  * as a minimal init that reaps what is re-parented to it and, when the
  * program ends, writes the program's wait status (an int, as from waitpid)
  * to the report pipe and exits (with the program's code, or 128+signal).

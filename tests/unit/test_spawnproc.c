@@ -219,6 +219,45 @@ START_TEST(test_pid_namespace)
 }
 END_TEST
 
+/* SPAWNPROC_INIT: the init stays as the program's parent (the program is
+ * vforked from it); an exec or hook failure in the program is still a
+ * synchronous error, and the program's exit status reaches the report
+ * pipe. */
+START_TEST(test_init_reports_and_fails_synchronously)
+{
+	const char *argv[] = { "sh", "-c", "exit 7", NULL };
+	struct spawnproc_hook h = { hook_fail, hook_describe, NULL };
+	int report = -1, wstatus = 0, st;
+	struct spawnproc_opts o = { .command = "/bin/sh", .argv = argv, .envp = clean_env,
+				    .flags = SPAWNPROC_INIT, .report_fd = &report,
+				    .namespaces = geteuid() == 0 ? CLONE_NEWPID : 0 };
+	char err[512];
+	pid_t pid = 0;
+
+	ck_assert_int_eq(spawnproc_start(&o, &pid, err, sizeof(err)), 0);
+	ck_assert_int_ge(report, 0);
+	ck_assert_int_eq(read(report, &wstatus, sizeof(wstatus)), (ssize_t)sizeof(wstatus));
+	ck_assert(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 7);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+	close(report);
+	report = -1;
+	pid = 0;
+	o.command = "tandem-no-such-program";
+	o.flags |= SPAWNPROC_SEARCH_PATH;
+	ck_assert_int_eq(spawnproc_start(&o, &pid, err, sizeof(err)), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err, "cannot execute 'tandem-no-such-program'"));
+	o.command = "/bin/sh";
+	o.hook = &h;
+	ck_assert_int_eq(spawnproc_start(&o, &pid, err, sizeof(err)), -EPERM);
+	ck_assert_str_eq(err, "cannot apply the test rule for '/bin/sh': Operation not permitted");
+	ck_assert_int_eq(pid, 0);
+	ck_assert_int_eq(report, -1);
+	/* neither the failed programs nor their inits are left behind */
+	ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
 START_TEST(test_find)
 {
 	const char *env[] = { "PATH=/nonexistent:/bin", NULL };
@@ -246,6 +285,7 @@ static Suite *spawnproc_suite(void)
 	tcase_add_test(tc, test_exec_errors_are_synchronous);
 	tcase_add_test(tc, test_hook);
 	tcase_add_test(tc, test_pid_namespace);
+	tcase_add_test(tc, test_init_reports_and_fails_synchronously);
 	tcase_add_test(tc, test_find);
 	suite_add_tcase(s, tc);
 	return s;
