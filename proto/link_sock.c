@@ -21,6 +21,17 @@
 #define ACCEPT_RETRY_MS 50u /* after an accept error such as EMFILE */
 #define ACCEPT_BURST 64     /* accepts per wake-up: other sources get a turn */
 #define BACKLOG 128
+/* Resolutions in flight at once, for the whole process: a name server that
+ * never answers must not pile up a thread per environment per retry. */
+#define RESOLVE_MAX_DEFAULT 32
+
+static atomic_uint resolving;
+static unsigned resolve_max = RESOLVE_MAX_DEFAULT;
+
+void link_sock_set_resolve_max(unsigned n)
+{
+	resolve_max = n;
+}
 
 bool link_sock_scheme(enum linkurl_scheme s)
 {
@@ -308,6 +319,7 @@ static void *resolve_main(void *arg)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 
 	R->gai = getaddrinfo(R->host, R->port, &hints, &R->ai);
+	atomic_fetch_sub(&resolving, 1);
 	atomic_store_explicit(&R->done, true, memory_order_release);
 	(void)send(R->wake[1], "", 1, MSG_NOSIGNAL | MSG_DONTWAIT); /* EPIPE: nobody waits */
 	close(R->wake[1]);
@@ -475,16 +487,22 @@ static void resolved_io_cb(struct loop_io *io, int fd, uint32_t revents, void *a
 
 static int resolve_start(struct sock_dialer *D)
 {
-	struct resolve *R = xcalloc(1, sizeof(*R));
+	struct resolve *R;
 	pthread_attr_t attr;
 	pthread_t th;
 	int r;
 
+	if (atomic_fetch_add(&resolving, 1) >= resolve_max) {
+		atomic_fetch_sub(&resolving, 1);
+		return -EAGAIN;
+	}
+	R = xcalloc(1, sizeof(*R));
 	snprintf(R->host, sizeof(R->host), "%s", D->u.host);
 	port_string(D->u.port, R->port);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, R->wake) < 0) {
 		r = -errno;
 		free(R);
+		atomic_fetch_sub(&resolving, 1);
 		return r;
 	}
 	atomic_init(&R->refs, 2);
@@ -498,6 +516,7 @@ static int resolve_start(struct sock_dialer *D)
 		close(R->wake[1]);
 		atomic_store(&R->refs, 1);
 		resolve_drop(R);
+		atomic_fetch_sub(&resolving, 1);
 		return -r;
 	}
 	D->res = R;
@@ -585,8 +604,13 @@ void sock_dial(struct sock_dialer *D, unsigned timeout_ms, link_dial_cb cb, void
 		return;
 	}
 	r = resolve_start(D);
-	if (r < 0)
+	if (r == -EAGAIN) {
+		snprintf(D->why, sizeof(D->why), "cannot resolve '%.60s' now: %u resolutions "
+			 "already wait for the name server", D->u.host, resolve_max);
+		finish(D, -1, -EAGAIN, D->why);
+	} else if (r < 0) {
 		finish_errno(D, -r);
+	}
 }
 
 void sock_dialer_free(struct sock_dialer *D)

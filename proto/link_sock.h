@@ -11,8 +11,8 @@
  * (nobody accepts on it) is replaced, the file is made 0600 and removed
  * when the listener is freed; abstract:// names have no file.
  * Host names (not literals) are resolved by a short-lived thread per dial
- * attempt, so that a slow DNS server never stalls the loop; listeners
- * resolve while they start.
+ * attempt (a bounded number at once), so that a slow DNS server never
+ * stalls the loop; listeners resolve while they start.
  */
 #ifndef TANDEM_PROTO_LINK_SOCK_H
 #define TANDEM_PROTO_LINK_SOCK_H
@@ -35,5 +35,10 @@ void sock_listener_free(struct sock_listener *L);
 struct sock_dialer *sock_dialer_new(struct loop *loop, const struct linkurl *u);
 void sock_dial(struct sock_dialer *D, unsigned timeout_ms, link_dial_cb cb, void *arg);
 void sock_dialer_free(struct sock_dialer *D);
+
+/* At most this many host name resolutions run at once in the process
+ * (default 32); a dial beyond them fails at once with -EAGAIN and says
+ * why, and its owner's backoff tries again. Tests lower it. */
+void link_sock_set_resolve_max(unsigned n);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "link.h"
+#include "link_sock.h"
 #include "loop.h"
 #include "testmain.h"
 
@@ -330,6 +331,34 @@ START_TEST(dialer_freed_while_resolving)
 }
 END_TEST
 
+START_TEST(resolutions_are_bounded)
+{
+	char err[256] = "";
+
+	/* With no resolution allowed at once, a host name fails at once (and
+	 * says why); a literal needs none and is not affected. */
+	link_sock_set_resolve_max(0);
+	ck_assert_int_eq(link_dialer_new(T.loop, "tcp://localhost:9", NULL, &T.D, err, sizeof(err)),
+			 0);
+	T.in_dial = true;
+	link_dial(T.D, 2000, dial_cb, NULL);
+	T.in_dial = false;
+	run();
+	link_sock_set_resolve_max(32);
+	ck_assert(!T.guard_fired);
+	ck_assert(!T.cb_inside_dial);
+	ck_assert_int_eq(T.dial_err, -EAGAIN);
+	ck_assert_ptr_nonnull(strstr(T.dial_why, "resolutions already wait for the name server"));
+	/* The count came back: the next one is resolved (and refused: port 9
+	 * on loopback has no listener here). */
+	T.dial_done = false;
+	link_dial(T.D, 2000, dial_cb, NULL);
+	run();
+	ck_assert(T.dial_done);
+	ck_assert_int_ne(T.dial_err, -EAGAIN);
+}
+END_TEST
+
 START_TEST(peer_close_and_big_flush)
 {
 	static uint8_t big[4u << 20];
@@ -373,6 +402,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, refused_is_reported_outside_the_dial);
 	tcase_add_test(tc, a_listener_that_never_answers_times_out);
 	tcase_add_test(tc, dialer_freed_while_resolving);
+	tcase_add_test(tc, resolutions_are_bounded);
 	tcase_add_test(tc, peer_close_and_big_flush);
 	suite_add_tcase(s, tc);
 	return s;
