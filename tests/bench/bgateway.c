@@ -28,6 +28,7 @@
 #define ECHOED "Echo: bench"
 #define CALL_BODY "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"tools/call\"," \
 		  "\"params\":{\"name\":\"%s\",\"arguments\":{\"message\":\"bench\"}}}"
+#define PING_BODY "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"ping\"}"
 #define TARGET_RATIO 0.25
 
 /* ---- a keep-alive HTTP/1.1 client, one request at a time per connection -- */
@@ -222,7 +223,7 @@ static void check_echo(const struct hc *h, int status, const char *who)
 struct target {
 	const char *who;
 	int port;       /* HTTP; 0: c */
-	const char *tool;
+	const char *tool; /* NULL: MCP ping (answered by the gateway itself) */
 	struct bconn *c; /* the server's pipes, or tandem's client API */
 	const char *thread; /* client API: the thread (else a raw MCP call on c) */
 	struct hc *h;    /* sequential HTTP calls */
@@ -251,6 +252,15 @@ static void call_once(struct target *t, uint64_t id, uint64_t *lat)
 	char body[512];
 	uint64_t t0;
 
+	if (!t->tool) {
+		snprintf(body, sizeof(body), PING_BODY, id);
+		hc_post(t->h, "/mcp", t->h->sid, body);
+		t0 = t->h->t0;
+		if (hc_answer(t->h) != 200 || !strstr(t->h->body, "\"result\""))
+			bsys_fail("%s: the ping answer is wrong: %.300s", t->who, t->h->body);
+		*lat = bsys_now_ns() - t0;
+		return;
+	}
 	if (t->thread)
 		snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"method\":\"mcpServer/tool/call\","
 			 "\"params\":{\"threadId\":\"%s\",\"server\":\"every\",\"tool\":\"echo\","
@@ -415,9 +425,11 @@ struct figures {
 	double rate;
 };
 
-static void rows(const struct figures f[4])
+/* f[0..3]: direct, gateway, supergateway, client API (the interleaved
+ * blocks); f[4]: ping through the gateway, measured after them. */
+static void rows(const struct figures f[5])
 {
-	const struct figures *d = &f[0], *t = &f[1], *s = &f[2], *a = &f[3];
+	const struct figures *d = &f[0], *t = &f[1], *s = &f[2], *a = &f[3], *p = &f[4];
 	double ot = (double)t->p50 - (double)d->p50, os = (double)s->p50 - (double)d->p50;
 	double ratio = os > 0 ? ot / os : 99;
 
@@ -429,8 +441,12 @@ static void rows(const struct figures f[4])
 		   "<= 0.25x supergateway's", btable_check(ratio <= TARGET_RATIO));
 	btable_add("  the same call through tandem's client API (unix socket)", btable_us(a->p50),
 		   btable_fmt("direct %s", btable_us(d->p50)),
-		   btable_fmt("overhead %+.0f us", ((double)a->p50 - (double)d->p50) / 1e3), "info",
-		   BTABLE_INFO);
+		   btable_fmt("overhead %+.0f us; gateway %+.0f us more",
+			      ((double)a->p50 - (double)d->p50) / 1e3,
+			      ((double)t->p50 - (double)a->p50) / 1e3),
+		   "info", BTABLE_INFO);
+	btable_add("  MCP ping through tandem's gateway (HTTP and session only, no executor)",
+		   btable_us(p->p50), NULL, NULL, "info", BTABLE_INFO);
 	btable_add("MCP gateway tool call p99", btable_us(t->p99),
 		   btable_fmt("direct %s, supergateway %s", btable_us(d->p99), btable_us(s->p99)),
 		   btable_fmt("overhead %+.0f us vs %+.0f us",
@@ -443,7 +459,22 @@ static void rows(const struct figures f[4])
 		   btable_fmt("%.1fx", s->rate > 0 ? t->rate / s->rate : 0), "info", BTABLE_INFO);
 }
 
-static void measure(const struct bench_opts *o, struct target tg[4], struct figures f[4])
+/* The front end alone: what the gateway adds before and after the executor
+ * hop. Measured after the four interleaved ways, which it does not touch. */
+static void ping(const struct bench_opts *o, struct target *gw, size_t n, struct figures *f)
+{
+	struct target t = *gw;
+	uint64_t *lat = xcalloc(n, sizeof(uint64_t));
+
+	t.who = "tandem's gateway (ping)";
+	t.tool = NULL;
+	seq(&t, o->seq_warm / 4, n, lat);
+	f->p50 = bstat_pct(lat, n, 50);
+	f->p99 = bstat_pct(lat, n, 99);
+	free(lat);
+}
+
+static void measure(const struct bench_opts *o, struct target tg[4], struct figures f[5])
 {
 	size_t per = MAX(o->seq_n / 5 / BLOCKS, (size_t)50), n = per * BLOCKS;
 	uint64_t *lat[4];
@@ -460,6 +491,7 @@ static void measure(const struct bench_opts *o, struct target tg[4], struct figu
 		f[k].p99 = bstat_pct(lat[k], n, 99);
 		free(lat[k]);
 	}
+	ping(o, &tg[1], n, &f[4]);
 	bsys_progress("gateway: calls/s with %u in flight (tandem :%d, supergateway :%d)", CONNS,
 		      tg[1].port, tg[2].port);
 	f[1].rate = inflight(&tg[1], o->tput_warm_ms, o->tput_ms);
@@ -475,7 +507,7 @@ void bgateway_run(const struct bench_opts *o)
 				{ .who = "tandem's gateway", .tool = "every__echo" },
 				{ .who = "supergateway", .tool = "echo" },
 				{ .who = "tandem's client API", .tool = "echo" } };
-	struct figures f[4] = { 0 };
+	struct figures f[5] = { 0 };
 	struct borch *orch;
 	pid_t sgpid;
 
