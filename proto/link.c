@@ -1,4 +1,10 @@
-/* link.c - see link.h. */
+/* link.c - see link.h.
+ *
+ * It stays one file (~1,000 lines): both kinds of connection share the
+ * framing, sealing, session numbering, send queue and lifetime rules, and
+ * the two I/O drivers (a socket the loop reads and writes, an nng stream
+ * with its aios) differ only in who completes a read or a write. Apart,
+ * they would need every field of struct link in a shared header. */
 #include "link.h"
 
 #include <errno.h>
