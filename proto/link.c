@@ -578,15 +578,14 @@ static void tx_start(struct link *lk)
 }
 
 /* n more bytes of inflight left: when all did, whatever was queued
- * meanwhile becomes the next buffer. Says whether there is more to send,
- * and whether a link_close_flush is done; mu held. */
-static void tx_advance_locked(struct link *lk, size_t n, bool *more, bool *drained)
+ * meanwhile becomes the next buffer. Says whether there is more to send;
+ * returns whether a link_close_flush is done; mu held. */
+static bool tx_advance_locked(struct link *lk, size_t n, bool *more)
 {
 	lk->sent += n;
-	*drained = false;
 	if (lk->sent < lk->inflight.len) {
 		*more = true;
-		return;
+		return false;
 	}
 	{
 		struct fbuf t = lk->inflight;
@@ -602,7 +601,7 @@ static void tx_advance_locked(struct link *lk, size_t n, bool *more, bool *drain
 	lk->sent = 0;
 	*more = lk->inflight.len > 0;
 	lk->sending = *more;
-	*drained = !*more && lk->lingering;
+	return !*more && lk->lingering;
 }
 
 /* A send failed; says whether a link_close_flush is done; mu held. */
@@ -628,7 +627,7 @@ static void tx_aio_cb(void *arg)
 		post(lk, drained ? drained_post_cb : tx_err_post_cb);
 		return;
 	}
-	tx_advance_locked(lk, nng_aio_count(lk->tx_aio), &more, &drained);
+	drained = tx_advance_locked(lk, nng_aio_count(lk->tx_aio), &more);
 	pthread_mutex_unlock(&lk->mu);
 	if (more)
 		tx_start(lk);
@@ -651,7 +650,7 @@ static void err_timer_cb(struct loop_timer *t, void *arg)
  * I/O callback finishes a link_close_flush). */
 static void fd_tx(struct link *lk)
 {
-	bool more = true, drained = false, failed = false;
+	bool more = true, failed = false;
 
 	pthread_mutex_lock(&lk->mu);
 	while (more && !lk->tx_failed) {
@@ -659,7 +658,7 @@ static void fd_tx(struct link *lk)
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n >= 0) {
-			tx_advance_locked(lk, (size_t)n, &more, &drained);
+			(void)tx_advance_locked(lk, (size_t)n, &more); /* io_cb ends a flush */
 		} else if (errno == EAGAIN) {
 			break;
 		} else if (errno != EINTR) {
@@ -669,7 +668,6 @@ static void fd_tx(struct link *lk)
 	}
 	lk->want_write = lk->sending && !lk->tx_failed;
 	pthread_mutex_unlock(&lk->mu);
-	(void)drained;
 	io_update(lk);
 	if (failed && !lk->err_timer)
 		lk->err_timer = loop_timer_add(lk->loop, 0, err_timer_cb, lk);
