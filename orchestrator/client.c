@@ -366,6 +366,22 @@ int client_reply(struct client *c, json_t *id, json_t *result)
 	return send_encoded(c);
 }
 
+int client_reply_text(struct client *c, json_t *id, const char *text, size_t len)
+{
+	struct client_srv *s = c->srv;
+
+	answered(c, id);
+	if (c->state != CLIENT_OPEN)
+		return -EPIPE;
+	enc_reset(s);
+	enc_raw(s, "{\"id\":");
+	enc_id(s, id, false);
+	enc_raw(s, ",\"result\":");
+	enc_rawn(s, text, len);
+	enc_raw(s, "}");
+	return send_encoded(c);
+}
+
 int client_error(struct client *c, json_t *id, int code, const char *fmt, ...)
 {
 	struct client_srv *s = c->srv;

@@ -184,6 +184,10 @@ size_t client_srv_count(const struct client_srv *s);
  * is ending. Callers may ignore the result: the session's end is reported
  * through closed_cb either way. */
 int client_reply(struct client *c, json_t *id, json_t *result);
+/* client_reply with the result already encoded: text[0..len) is one JSON
+ * value with no line break in it (the caller vouches for it: see
+ * jsonscan.h), written as is. */
+int client_reply_text(struct client *c, json_t *id, const char *text, size_t len);
 /* {"id":id|null,"error":{"code":code,"message":...}}; the message is
  * printf-formatted and cut at 4 KiB. Returns as client_reply. */
 int client_error(struct client *c, json_t *id, int code, const char *fmt, ...)

@@ -46,6 +46,8 @@ static int enc_put_cb(const char *p, size_t n, void *arg)
 
 void enc_raw(struct client_srv *s, const char *p) { (void)enc_put_cb(p, strlen(p), s); }
 
+void enc_rawn(struct client_srv *s, const char *p, size_t n) { (void)enc_put_cb(p, n, s); }
+
 void enc_json(struct client_srv *s, const json_t *v)
 {
 	if (s->enc_err)

@@ -151,6 +151,7 @@ void client_srv_unregister(struct client_srv *s);
 /* ---- client_enc.c ---- */
 void enc_reset(struct client_srv *s);
 void enc_raw(struct client_srv *s, const char *p);
+void enc_rawn(struct client_srv *s, const char *p, size_t n);
 void enc_json(struct client_srv *s, const json_t *v);
 void enc_id(struct client_srv *s, const json_t *id, bool null_ok);
 void enc_release(struct client_srv *s);

@@ -47,6 +47,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct jscan_member;
 struct loop;
 struct mcp_session;
 
@@ -110,6 +111,24 @@ struct mcp_opts {
 typedef void (*mcp_result_cb)(struct mcp_session *s, json_t *result, const char *error,
 			      void *arg);
 
+/* A result handed to an mcp_text_cb. For a caller that relays a result
+ * rather than reads it: when the session could vouch for the server's text
+ * (common/jsonscan.h: jansson would read the same object), that text is
+ * handed on as written, never parsed, with the result's top-level members
+ * as spans of it; otherwise (the scan declined, or the result has more
+ * than MCP_RESULT_MEMBERS members) the parsed object. Exactly one of text
+ * and json is set; everything is borrowed for the callback. */
+#define MCP_RESULT_MEMBERS 16u
+struct mcp_result {
+	const char *text; /* the result object's text, len bytes, no line break */
+	size_t len;
+	const struct jscan_member *members;
+	size_t nmembers;
+	json_t *json;
+};
+typedef void (*mcp_text_cb)(struct mcp_session *s, const struct mcp_result *res,
+			    const char *error, void *arg);
+
 /* Never fails (allocation failure aborts). l, o, t, ops must be non-NULL and
  * t->send set; ops->state_cb may be NULL. */
 struct mcp_session *mcp_session_new(struct loop *l, const struct mcp_opts *o,
@@ -154,6 +173,12 @@ uint64_t mcp_call_tool(struct mcp_session *s, const char *tool, json_t *argument
 		       uint64_t timeout_ms, mcp_result_cb cb, void *arg);
 /* resources/read {uri}, with the session's tool_timeout_ms. As above. */
 uint64_t mcp_read_resource(struct mcp_session *s, const char *uri, mcp_result_cb cb, void *arg);
+/* mcp_call_tool and mcp_read_resource for a caller that relays the result
+ * (struct mcp_result); otherwise the same. */
+uint64_t mcp_call_tool_text(struct mcp_session *s, const char *tool, json_t *arguments,
+			    uint64_t timeout_ms, mcp_text_cb cb, void *arg);
+uint64_t mcp_read_resource_text(struct mcp_session *s, const char *uri, mcp_text_cb cb,
+				void *arg);
 /* Progress of a call: params of the server's notifications/progress
  * ({progressToken, progress, total?, message?}; the token is the session's
  * own, not the caller's), borrowed for the call. */

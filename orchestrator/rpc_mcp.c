@@ -7,6 +7,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "jsonscan.h"
 #include "log.h"
 #include "mcp.h"
 #include "param.h"
@@ -196,32 +197,72 @@ static void call_free(struct call_req *q)
 	free(q);
 }
 
+/* The members of a tools/call result that mcpServer/tool/call answers
+ * with (content defaults to []). */
+static const char *const tool_keys[] = { "content", "structuredContent", "isError", "_meta" };
+
 static json_t *tool_result(json_t *res)
 {
 	json_t *out = json_object();
-	static const char *const keys[] = { "content", "structuredContent", "isError", "_meta" };
 
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (json_object_get(res, keys[i]))
-			json_object_set(out, keys[i], json_object_get(res, keys[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(tool_keys); i++)
+		if (json_object_get(res, tool_keys[i]))
+			json_object_set(out, tool_keys[i], json_object_get(res, tool_keys[i]));
 	if (!json_object_get(out, "content"))
 		json_object_set_new(out, "content", json_array());
 	return out;
 }
 
-static void call_done_cb(struct mcp_session *m, json_t *result, const char *error, void *arg)
+/* The same answer built from the server's text (mcp.h struct mcp_result):
+ * its members copied as written, nothing parsed. */
+static char *result_text(const struct mcp_result *res, const char *const *keys, size_t nkeys,
+			 size_t *len)
 {
+	const struct jscan_member *m[ARRAY_SIZE(tool_keys)];
+	size_t cap = 2, n = 0;
+	char *out, *p;
+
+	for (size_t i = 0; i < nkeys; i++) {
+		m[i] = jscan_find(res->members, res->nmembers, keys[i]);
+		cap += strlen(keys[i]) + 4 + (m[i] ? m[i]->val_len : 2);
+	}
+	out = p = xmalloc(cap);
+	*p++ = '{';
+	for (size_t i = 0; i < nkeys; i++) {
+		if (!m[i] && i > 0) /* only the first key (content, contents) has a default */
+			continue;
+		p += sprintf(p, "%s\"%s\":", n++ ? "," : "", keys[i]);
+		memcpy(p, m[i] ? m[i]->val : "[]", m[i] ? m[i]->val_len : 2);
+		p += m[i] ? m[i]->val_len : 2;
+	}
+	*p++ = '}';
+	*len = (size_t)(p - out);
+	return out;
+}
+
+static void call_done_cb(struct mcp_session *m, const struct mcp_result *res, const char *error,
+			 void *arg)
+{
+	static const char *const read_keys[] = { "contents" };
 	struct call_req *q = arg;
+	_cleanup_free_ char *text = NULL;
+	size_t len;
 
 	if (error)
 		req_error(q->r, CLIENT_INTERNAL_ERROR, "%s", error);
+	else if (res->text && q->tool)
+		text = result_text(res, tool_keys, ARRAY_SIZE(tool_keys), &len);
+	else if (res->text)
+		text = result_text(res, read_keys, 1, &len);
 	else if (q->tool)
-		req_reply(q->r, tool_result(result));
+		req_reply(q->r, tool_result(res->json));
 	else
 		req_reply(q->r, json_pack("{s:O}", "contents",
-					  json_object_get(result, "contents")
-						  ? json_object_get(result, "contents")
+					  json_object_get(res->json, "contents")
+						  ? json_object_get(res->json, "contents")
 						  : json_array()));
+	if (text)
+		req_reply_text(q->r, text, len);
 	call_free(q);
 }
 
@@ -236,8 +277,8 @@ static void call_run(struct call_req *q)
 		return;
 	}
 	q->stage = CALL_RUNNING;
-	q->call_id = q->tool ? mcp_call_tool(m, q->tool, q->args, 0, call_done_cb, q)
-			     : mcp_read_resource(m, q->uri, call_done_cb, q);
+	q->call_id = q->tool ? mcp_call_tool_text(m, q->tool, q->args, 0, call_done_cb, q)
+			     : mcp_read_resource_text(m, q->uri, call_done_cb, q);
 	if (!q->call_id) {
 		req_error(q->r, CLIENT_INTERNAL_ERROR, "server '%s' is not accepting calls", q->server);
 		call_free(q);

@@ -1,6 +1,8 @@
 /* session.c - see session.h. */
 #include "session.h"
 
+#include <errno.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -87,14 +89,33 @@ static void req_free(struct req *r)
 	free(r);
 }
 
+/* An answer too large for the client's output bound still ends the
+ * request: with an error saying so, never with silence. */
+static void reply_sent(struct req *r, int rc)
+{
+	if (rc == -EMSGSIZE)
+		client_error(r->sess->client, r->id, CLIENT_INTERNAL_ERROR,
+			     "the answer to %s is larger than this connection's output limit",
+			     r->method);
+}
+
 void req_reply(struct req *r, json_t *result)
 {
 	if (r->id)
 		metrics_client_request(r->method, 0);
 	if (r->sess && r->id)
-		client_reply(r->sess->client, r->id, result);
+		reply_sent(r, client_reply(r->sess->client, r->id, result));
 	else
 		json_decref(result);
+	req_free(r);
+}
+
+void req_reply_text(struct req *r, const char *text, size_t len)
+{
+	if (r->id)
+		metrics_client_request(r->method, 0);
+	if (r->sess && r->id)
+		reply_sent(r, client_reply_text(r->sess->client, r->id, text, len));
 	req_free(r);
 }
 

@@ -59,6 +59,8 @@ void req_watch_end(struct req *r, bool *ended);
 /* Each ends and frees r: the answer (result stolen), a JSON-RPC error, or
  * nothing (a notification; a request whose client is gone). */
 void req_reply(struct req *r, json_t *result);
+/* req_reply with the result already encoded (client_reply_text). */
+void req_reply_text(struct req *r, const char *text, size_t len);
 void req_error(struct req *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void req_drop(struct req *r);
 

@@ -183,6 +183,13 @@ url = %s
     check_eq(sc.get("message"), "hello from A", "echo message")
     check_eq(res["content"][0].get("text"), "hello from A", "echo text content")
     check_eq(sc.get("cwd"), p1, "server cwd (defaults to the plugin root)")
+    # The answer is relayed from the server's text (no parse, no re-encode):
+    # exactly the result's members a client is given, every character kept.
+    tricky = 'caf\u00e9 \U0001d11e "quoted" back\\slash \t tab </script> \u2028'
+    res = c.tool(a, "executor_demo", "echo", {"message": tricky})
+    check_eq(sorted(res), ["content", "isError", "structuredContent"], "answer members")
+    check_eq((res["content"][0]["text"], res["structuredContent"]["message"], res["isError"]),
+             (tricky, tricky, False), "relayed text")
     sc = structured(c.tool(a, "executor_demo", "env", {"name": "SCENARIO_SECRET_VALUE"}), "env")
     check_eq(sc.get("value"), "from-exec1", "SCENARIO_SECRET_VALUE seen by the server")
     c.wait_notification(lambda n: n["method"] == "mcpServer/startupStatus/updated" and

@@ -774,6 +774,145 @@ START_TEST(test_call_result_not_object)
 }
 END_TEST
 
+/* ---- calls that relay their result as text (mcp_call_tool_text) ---- */
+
+struct text_result {
+	int n;
+	char *text;  /* the result's text when handed on as written */
+	json_t *json; /* the parsed result otherwise */
+	size_t nmembers;
+	char *error;
+};
+
+static void text_cb(struct mcp_session *s, const struct mcp_result *res, const char *error,
+		    void *arg)
+{
+	struct text_result *r = arg;
+
+	ck_assert(s != NULL);
+	ck_assert_msg((res == NULL) != (error == NULL), "exactly one of result and error");
+	r->n++;
+	free(r->text);
+	free(r->error);
+	json_decref(r->json);
+	r->text = res && res->text ? strndup(res->text, res->len) : NULL;
+	r->json = res ? json_incref(res->json) : NULL;
+	r->nmembers = res ? res->nmembers : 0;
+	r->error = error ? strdup(error) : NULL;
+	if (res)
+		ck_assert_msg((res->text == NULL) != (res->json == NULL), "exactly one of text, json");
+}
+
+static void text_clear(struct text_result *r)
+{
+	free(r->text);
+	free(r->error);
+	json_decref(r->json);
+	*r = (struct text_result){ 0 };
+}
+
+/* A result the scan vouches for arrives as the server wrote it, with its
+ * members; one it declines is parsed as before; errors, duplicates and
+ * sloppy ids end the call exactly as on the parsed path. */
+START_TEST(test_call_tool_text)
+{
+	static const char *const written =
+		"{\"content\":[{\"type\":\"text\",\"text\":\"caf\u00e9 \xC3\xA9\"}], "
+		"\"isError\":true,\"structuredContent\":{\"n\":1.50}}";
+	struct text_result r = { 0 };
+	json_t *parsed;
+
+	make_ready();
+	ck_assert_uint_gt(mcp_call_tool_text(S, "echo", NULL, 0, text_cb, &r), 0);
+	ck_assert_str_eq(method_of(last_sent()), "tools/call");
+	answer(id_of(last_sent()), written);
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_ptr_null(r.error);
+	ck_assert_ptr_null(r.json);
+	ck_assert_str_eq(r.text, written); /* byte for byte: 1.50 stays 1.50 */
+	ck_assert_uint_eq(r.nmembers, 3);
+	/* The same answer again: dropped, as on the parsed path. */
+	answer(id_of(last_sent()), written);
+	ck_assert_int_eq(r.n, 1);
+
+	/* Declined by the scan (an escaped key; a line break between tokens):
+	 * parsed, and the same object comes out. */
+	ck_assert_uint_gt(mcp_call_tool_text(S, "echo", NULL, 0, text_cb, &r), 0);
+	answer(id_of(last_sent()), "{\"cont\\u0065nt\":[],\"isError\":false}");
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_ptr_null(r.text);
+	ck_assert(json_is_array(json_object_get(r.json, "content")));
+	ck_assert_uint_gt(mcp_call_tool_text(S, "echo", NULL, 0, text_cb, &r), 0);
+	answer(id_of(last_sent()), "{\"content\":[],\n\"isError\":false}");
+	ck_assert_int_eq(r.n, 3);
+	parsed = json_loadb("{\"content\":[],\"isError\":false}", 30, 0, NULL);
+	ck_assert(json_equal(r.json, parsed));
+	json_decref(parsed);
+
+	/* An error answer, a duplicate key, a result that is no object, our id
+	 * written as a string: each ends its call with the parsed path's text. */
+	ck_assert_uint_gt(mcp_call_tool_text(S, "nope", NULL, 0, text_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32602,"
+	      "\"message\":\"unknown tool\"}}", (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, 4);
+	ck_assert_str_eq(r.error, "MCP error -32602: unknown tool");
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &r), 0);
+	answer(id_of(last_sent()), "{\"content\":[],\"isError\":false,\"content\":[1]}");
+	ck_assert_int_eq(r.n, 5);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &r), 0);
+	answer(id_of(last_sent()), "[1]");
+	ck_assert_int_eq(r.n, 6);
+	ck_assert_ptr_nonnull(strstr(r.error, "not an object"));
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"2.0\",\"id\":\"%lld\",\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, 7);
+	ck_assert_ptr_nonnull(strstr(r.error, "malformed"));
+	/* A jsonrpc other than "2.0" is ignored on both paths: the call waits. */
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &r), 0);
+	feedf("{\"jsonrpc\":\"1.0\",\"id\":%lld,\"result\":{\"content\":[]}}",
+	      (long long)id_of(last_sent()));
+	ck_assert_int_eq(r.n, 7);
+	answer(id_of(last_sent()), "{}");
+	ck_assert_int_eq(r.n, 8);
+	ck_assert_str_eq(r.text, "{}");
+	ck_assert_uint_eq(r.nmembers, 0);
+	ck_assert_int_eq(mcp_session_state(S), MCP_READY);
+	text_clear(&r);
+}
+END_TEST
+
+/* A text call and a parsed call in flight together each get their own
+ * kind of answer; resources/read relays its text too. */
+START_TEST(test_text_and_parsed_calls_mixed)
+{
+	struct text_result t = { 0 };
+	struct result r = { 0 };
+	json_int_t tid, rid;
+
+	make_ready();
+	ck_assert_uint_gt(mcp_read_resource_text(S, "x://1", text_cb, &t), 0);
+	tid = id_of(last_sent());
+	ck_assert_str_eq(method_of(last_sent()), "resources/read");
+	ck_assert_uint_gt(mcp_call_tool(S, "echo", NULL, 0, result_cb, &r), 0);
+	rid = id_of(last_sent());
+	answer(rid, "{\"content\":[]}");
+	ck_assert_int_eq(r.n, 1);
+	ck_assert(json_is_array(json_object_get(r.result, "content")));
+	answer(tid, "{\"contents\":[{\"uri\":\"x://1\",\"text\":\"hello\"}]}");
+	ck_assert_int_eq(t.n, 1);
+	ck_assert_str_eq(t.text, "{\"contents\":[{\"uri\":\"x://1\",\"text\":\"hello\"}]}");
+	/* With no text call pending, answers are parsed as ever. */
+	ck_assert_uint_gt(mcp_call_tool(S, "echo", NULL, 0, result_cb, &r), 0);
+	answer(id_of(last_sent()), "{\"content\":[],\"isError\":true}");
+	ck_assert_int_eq(r.n, 2);
+	ck_assert(json_is_true(json_object_get(r.result, "isError")));
+	result_clear(&r);
+	text_clear(&t);
+}
+END_TEST
+
 START_TEST(test_read_resource)
 {
 	struct result r = { 0 };
@@ -1440,6 +1579,8 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_call_error_response);
 	tcase_add_test(tc, test_call_error_malformed);
 	tcase_add_test(tc, test_call_result_not_object);
+	tcase_add_test(tc, test_call_tool_text);
+	tcase_add_test(tc, test_text_and_parsed_calls_mixed);
 	tcase_add_test(tc, test_read_resource);
 	tcase_add_test(tc, test_call_timeout_sends_cancelled);
 	tcase_add_test(tc, test_session_tool_timeout_default);
