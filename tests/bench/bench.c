@@ -59,14 +59,10 @@
 
 /* ---- the floor: the fixture over its own pipes ------------------------- */
 
-static struct bconn *fixture_open(const struct bench_opts *o)
+void bench_mcp_open(struct bconn *c)
 {
 	static const char initialized[] =
 		"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
-	struct bconn *c = bconn_spawn("mcp-fixture (direct)",
-				      (const char *const[]){ o->bins.fixture, "--mode", "echo",
-							     NULL },
-				      -1);
 	json_t *tools;
 
 	json_decref(bconn_call_ok(c, "initialize",
@@ -77,8 +73,18 @@ static struct bconn *fixture_open(const struct bench_opts *o)
 	tools = bconn_call_ok(c, "tools/list", NULL);
 	if (!json_is_array(json_object_get(tools, "tools")) ||
 	    json_array_size(json_object_get(tools, "tools")) == 0)
-		bsys_fail("mcp-fixture: tools/list without tools");
+		bsys_fail("%s: tools/list without tools", c->name);
 	json_decref(tools);
+}
+
+static struct bconn *fixture_open(const struct bench_opts *o)
+{
+	struct bconn *c = bconn_spawn("mcp-fixture (direct)",
+				      (const char *const[]){ o->bins.fixture, "--mode", "echo",
+							     NULL },
+				      -1);
+
+	bench_mcp_open(c);
 	return c;
 }
 

@@ -29,6 +29,12 @@ struct bench_opts {
 	unsigned turn_warm, turn_runs;
 };
 
+struct bconn;
+
+/* MCP's opening on a fresh connection to the fixture (initialize,
+ * notifications/initialized, tools/list with tools), as a client does it. */
+void bench_mcp_open(struct bconn *c);
+
 /* A row: CPU per call of the orchestrator (cpu[0]) and executor (cpu[1]). */
 void rows_cpu(const char *what, const double cpu[2]);
 
