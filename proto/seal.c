@@ -117,26 +117,28 @@ static void make_nonce(const struct seal *s, uint8_t *n, size_t nlen)
 		n[nlen - 8 + i] = (uint8_t)(s->counter >> (8 * i));
 }
 
-/* One ChaCha20-Poly1305 pass in place over len bytes at p with the 4-byte
- * header as associated data: enc = 1 writes the tag, enc = 0 checks it.
- * 0 or -1. */
-static int chacha_run(struct seal *s, int enc, const uint8_t *hdr, uint8_t *p, size_t len,
-		      uint8_t tag[SEAL_TAG_LEN])
+/* One ChaCha20-Poly1305 pass in place over len bytes at p, nonce from the
+ * counter, ad as associated data: enc writes the tag, else checks it. */
+int seal_chacha_raw(struct seal *s, bool enc, const uint8_t *ad, size_t adlen, uint8_t *p,
+		    size_t len, uint8_t tag[SEAL_TAG_LEN])
 {
 	uint8_t nonce[CHACHA_NONCE_LEN];
 	int n;
 
+	if (s->aead != SEAL_CHACHA20POLY1305 || s->broken || !s->ctx)
+		return -EINVAL;
 	make_nonce(s, nonce, sizeof(nonce));
-	if (len > INT_MAX || EVP_CipherInit_ex(s->ctx, NULL, NULL, NULL, nonce, enc) != 1 ||
-	    EVP_CipherUpdate(s->ctx, NULL, &n, hdr, FRAME_HDR) != 1 ||
+	if (len > INT_MAX || adlen > INT_MAX ||
+	    EVP_CipherInit_ex(s->ctx, NULL, NULL, NULL, nonce, enc) != 1 ||
+	    (adlen && EVP_CipherUpdate(s->ctx, NULL, &n, ad, (int)adlen) != 1) ||
 	    (len && EVP_CipherUpdate(s->ctx, p, &n, p, (int)len) != 1))
-		return -1;
+		return -EBADMSG;
 	if (!enc && EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, tag) != 1)
-		return -1;
+		return -EBADMSG;
 	if (EVP_CipherFinal_ex(s->ctx, p + len, &n) != 1)
-		return -1;
+		return -EBADMSG;
 	if (enc && EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, tag) != 1)
-		return -1;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -151,7 +153,8 @@ int seal_frame(struct seal *s, uint8_t *frame, size_t plen)
 		return -EIO;
 	frame_put_len(frame, (uint32_t)(plen + SEAL_TAG_LEN));
 	if (s->aead == SEAL_CHACHA20POLY1305) {
-		if (chacha_run(s, 1, frame, frame + FRAME_HDR, plen, frame + FRAME_HDR + plen) < 0) {
+		if (seal_chacha_raw(s, true, frame, FRAME_HDR, frame + FRAME_HDR, plen,
+				    frame + FRAME_HDR + plen) < 0) {
 			sodium_memzero(frame + FRAME_HDR, plen + SEAL_TAG_LEN);
 			return -EIO;
 		}
@@ -179,8 +182,8 @@ int seal_open(struct seal *s, const uint8_t *hdr, uint8_t *payload, size_t len, 
 	if (s->aead == SEAL_CHACHA20POLY1305) {
 		/* OpenSSL decrypts before it checks the tag: a frame that
 		 * fails leaves nothing of what it decrypted to. */
-		if (chacha_run(s, 0, hdr, payload, len - SEAL_TAG_LEN,
-			       payload + len - SEAL_TAG_LEN) < 0) {
+		if (seal_chacha_raw(s, false, hdr, FRAME_HDR, payload, len - SEAL_TAG_LEN,
+				    payload + len - SEAL_TAG_LEN) < 0) {
 			sodium_memzero(payload, len);
 			return -EBADMSG;
 		}

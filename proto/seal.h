@@ -89,4 +89,12 @@ int seal_frame(struct seal *s, uint8_t *frame, size_t plen);
  * no unauthenticated plaintext in payload. */
 int seal_open(struct seal *s, const uint8_t *hdr, uint8_t *payload, size_t len, size_t *plen);
 
+/* The ChaCha20-Poly1305 pass of seal_frame (enc) and seal_open (!enc) with
+ * any associated data, in place over len bytes at p, with the nonce of the
+ * current counter (not advanced): enc writes tag, !enc checks it. 0,
+ * -EINVAL (another AEAD, or broken), -EBADMSG. Public for the known-answer
+ * test (RFC 8439 has 12 bytes of associated data, frames 4). */
+int seal_chacha_raw(struct seal *s, bool enc, const uint8_t *ad, size_t adlen, uint8_t *p,
+		    size_t len, uint8_t tag[SEAL_TAG_LEN]);
+
 #endif
