@@ -83,6 +83,8 @@ START_TEST(test_roundtrip_and_tamper)
 	}
 	memcpy(g, f, sizeof(f));
 	ck_assert_int_eq(open1(&p, g, &plen), 0);
+	seal_wipe(&p.tx);
+	seal_wipe(&p.rx);
 }
 END_TEST
 
@@ -114,6 +116,8 @@ START_TEST(test_replay_reorder_drop)
 	ck_assert_int_eq(open1(&p, x, &plen), 0);
 	/* truncated below a tag */
 	ck_assert_int_eq(seal_open(&p.rx, x, x + FRAME_HDR, SEAL_TAG_LEN - 1, &plen), -EBADMSG);
+	seal_wipe(&p.tx);
+	seal_wipe(&p.rx);
 }
 END_TEST
 
