@@ -446,8 +446,12 @@ static void session_begin(struct conn *c)
 	link_send_raw(c->lk, out.p, out.len);
 	fbuf_free(&out);
 	link_set_framed(c->lk, PROTO_MAX_FRAME);
-	if (res->sealed)
-		link_set_seal(c->lk, res);
+	if (res->sealed && link_set_seal(c->lk, res) < 0) {
+		log_warn("closing connection from %s: cannot set up the link's sealing (out of "
+			 "memory)", c->src);
+		conn_close(c, false);
+		return;
+	}
 	loop_timer_cancel(c->deadline);
 	c->deadline = NULL;
 	c->st = C_SESSION;

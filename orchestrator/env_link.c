@@ -416,8 +416,10 @@ static void handshake_done(struct env *e)
 	const struct hs_result *r = hs_result(e->hs);
 
 	link_set_framed(e->lk, PROTO_MAX_FRAME);
-	if (r->sealed)
-		link_set_seal(e->lk, r);
+	if (r->sealed && link_set_seal(e->lk, r) < 0) {
+		drop(e, "cannot set up the link's sealing (out of memory)");
+		return;
+	}
 	if (!session_attach(e, r))
 		return;
 	e->sealed = r->sealed;

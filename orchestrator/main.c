@@ -34,6 +34,7 @@
 #include "oauth_login.h"
 #include "oauth_store.h"
 #include "sandbox_self.h"
+#include "seal.h"
 #include "secret.h"
 #include "session.h"
 #include "spawner.h"
@@ -655,6 +656,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) /* ids, PKCE and the token store need it */
 		log_error("libsodium failed to initialize");
+	/* OpenSSL's ChaCha20-Poly1305 for sealed links: fetched now, as the
+	 * fetch may read openssl.cnf, which the confined daemon cannot. */
+	if (seal_global_init() < 0)
+		log_warn("libcrypto has no ChaCha20-Poly1305: links seal with the other AEADs");
 	/* Before any thread: the secrets leave the environment, then the
 	 * spawner forks (it holds none of them). */
 	if (load_files(o.home, o.max_envs) == 0) {

@@ -923,6 +923,11 @@ static size_t orch_frame(struct hs *h, const uint8_t *d, size_t len)
 
 struct hs *hs_new(const struct hs_params *p)
 {
+	/* Preferred first: AES-256-GCM where both ends have AES-NI; else
+	 * ChaCha20-Poly1305 (OpenSSL); XChaCha20-Poly1305 last, for peers that
+	 * offer only it. */
+	static const enum seal_aead pref[] = { SEAL_AES256GCM, SEAL_CHACHA20POLY1305,
+					       SEAL_XCHACHA20POLY1305 };
 	struct hs *h = xcalloc(1, sizeof(*h));
 
 	h->p = *p;
@@ -932,10 +937,7 @@ struct hs *hs_new(const struct hs_params *p)
 	}
 	h->seal = p->role == HS_EXECUTOR && p->seal && h->has_key;
 	for (unsigned i = 0, n = 0; n + 1 < ARRAY_SIZE(h->aeads); i++) {
-		enum seal_aead a = p->aeads ? p->aeads[i]
-				 : i == 0   ? SEAL_AES256GCM
-				 : i == 1   ? SEAL_XCHACHA20POLY1305
-					    : SEAL_NONE;
+		enum seal_aead a = p->aeads ? p->aeads[i] : i < ARRAY_SIZE(pref) ? pref[i] : SEAL_NONE;
 
 		if (a == SEAL_NONE)
 			break;

@@ -83,8 +83,10 @@ struct hs_params {
 	/* Randomness for nonces and X25519 seeds; NULL: randombytes_buf. Tests
 	 * fix it to pin the bytes (golden files). */
 	void (*random)(void *buf, size_t n);
-	/* AEADs this side can seal with, preferred first, ending in SEAL_NONE;
-	 * NULL: every one this machine can use (AES-256-GCM only with AES-NI). */
+	/* AEADs this side can seal with, preferred first, ending in SEAL_NONE
+	 * (at most 3 are kept); NULL: every one this machine can use, in the
+	 * order aes256gcm (only with AES-NI), chacha20poly1305,
+	 * xchacha20poly1305. */
 	const enum seal_aead *aeads;
 };
 

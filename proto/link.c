@@ -974,12 +974,14 @@ int link_send_error(struct link *lk, uint16_t type, uint32_t id, int32_t status,
 	return send_frame(lk, type, PROTO_REPLY, id, NULL, status, msg ? msg : "");
 }
 
-void link_set_seal(struct link *lk, const struct hs_result *k)
+int link_set_seal(struct link *lk, const struct hs_result *k)
 {
-	seal_init(&lk->rx_seal, k->aead, k->rx_key, k->rx_prefix);
+	int r = seal_init(&lk->rx_seal, k->aead, k->rx_key, k->rx_prefix), t;
+
 	pthread_mutex_lock(&lk->mu);
-	seal_init(&lk->tx_seal, k->aead, k->tx_key, k->tx_prefix);
+	t = seal_init(&lk->tx_seal, k->aead, k->tx_key, k->tx_prefix);
 	pthread_mutex_unlock(&lk->mu);
+	return r < 0 ? r : t;
 }
 
 bool link_sealed(const struct link *lk) { return lk->rx_seal.on; }

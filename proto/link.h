@@ -97,8 +97,10 @@ void link_rebind(struct link *lk, const struct link_ops *ops, void *arg);
 /* Framed mode from now on; frames over max_payload (plus the seal's tag)
  * close the link. Bytes already buffered are parsed as frames. */
 void link_set_framed(struct link *lk, size_t max_payload);
-/* Seals both directions from the next frame on (keys from the handshake). */
-void link_set_seal(struct link *lk, const struct hs_result *keys);
+/* Seals both directions from the next frame on (keys from the handshake).
+ * 0, or < 0 when a cipher context cannot be made (out of memory): the
+ * link then sends and accepts nothing more; the caller closes it. */
+int link_set_seal(struct link *lk, const struct hs_result *keys);
 bool link_sealed(const struct link *lk);
 
 /* Session mode (protocol 3, lsess.h), right after link_set_framed and

@@ -38,8 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || sodium_init() < 0)
 		return 0;
 	sealed = data[0] & 1;
-	seal_init(&rx, data[0] & 2 && seal_aead_available(SEAL_AES256GCM) ? SEAL_AES256GCM
-									   : SEAL_XCHACHA20POLY1305,
+	seal_init(&rx, data[0] & 4 ? SEAL_CHACHA20POLY1305
+		  : data[0] & 2 && seal_aead_available(SEAL_AES256GCM) ? SEAL_AES256GCM
+									 : SEAL_XCHACHA20POLY1305,
 		  key, prefix);
 	while (off < size) {
 		size_t n = 1 + data[off] % 61;

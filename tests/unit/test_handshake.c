@@ -345,9 +345,10 @@ enum mitm { MITM_HELLO_KX, MITM_REPLY_KX, MITM_STRIP_AEAD };
 /* One handshake with the attack applied; returns which side noticed. */
 static void mitm_run(enum mitm what, struct hs **o, struct hs **e)
 {
-	static const enum seal_aead both[] = { SEAL_AES256GCM, SEAL_XCHACHA20POLY1305, SEAL_NONE };
-	struct hs_params op = { .role = HS_ORCHESTRATOR, .key = key_a, .aeads = both };
-	struct hs_params ep = { .role = HS_EXECUTOR, .key = key_a, .seal = true, .aeads = both };
+	static const enum seal_aead all[] = { SEAL_AES256GCM, SEAL_CHACHA20POLY1305,
+					      SEAL_XCHACHA20POLY1305, SEAL_NONE };
+	struct hs_params op = { .role = HS_ORCHESTRATOR, .key = key_a, .aeads = all };
+	struct hs_params ep = { .role = HS_EXECUTOR, .key = key_a, .seal = true, .aeads = all };
 	struct fbuf o2e = { 0 }, e2o = { 0 };
 
 	crypto_kx_keypair(attacker_pk, attacker_sk);
@@ -388,28 +389,86 @@ START_TEST(test_man_in_the_middle)
 	ck_assert_int_eq(hs_fail_kind(o), HS_FAIL_PROOF);
 	hs_free(o);
 	hs_free(e);
-	/* A downgrade of the AEAD list: caught by the executor. */
-	if (seal_aead_available(SEAL_AES256GCM)) {
-		mitm_run(MITM_STRIP_AEAD, &o, &e);
-		ck_assert_int_eq(hs_fail_kind(e), HS_FAIL_PROOF);
-		hs_free(o);
-		hs_free(e);
-	}
+	/* A downgrade of the AEAD list (to xchacha20poly1305 alone, from
+	 * aes256gcm or chacha20poly1305): caught by the executor. */
+	mitm_run(MITM_STRIP_AEAD, &o, &e);
+	ck_assert_int_eq(hs_fail_kind(e), HS_FAIL_PROOF);
+	hs_free(o);
+	hs_free(e);
 }
 END_TEST
 
+/* One handshake with these AEAD lists: both ends agree on `want`, and a
+ * frame sealed by each side with its keys opens on the other. */
+static void choose(const enum seal_aead *oaeads, const enum seal_aead *eaeads,
+		   enum seal_aead want)
+{
+	struct run s = { .okey = key_a, .ekey = key_a, .seal = true, .oaeads = oaeads,
+			 .eaeads = eaeads };
+	const struct hs_result *o, *e;
+	struct seal otx, orx, etx, erx;
+	uint8_t f[FRAME_HDR + 32 + SEAL_TAG_LEN];
+	size_t plen;
+
+	run(&s);
+	ck_assert_msg(hs_state(s.o.h) == HS_DONE, "orch: %s", hs_error(s.o.h));
+	ck_assert_msg(hs_state(s.e.h) == HS_DONE, "exec: %s", hs_error(s.e.h));
+	o = hs_result(s.o.h);
+	e = hs_result(s.e.h);
+	ck_assert_str_eq(seal_aead_name(o->aead), seal_aead_name(want));
+	ck_assert_str_eq(seal_aead_name(e->aead), seal_aead_name(want));
+	ck_assert_int_eq(seal_init(&otx, o->aead, o->tx_key, o->tx_prefix), 0);
+	ck_assert_int_eq(seal_init(&orx, o->aead, o->rx_key, o->rx_prefix), 0);
+	ck_assert_int_eq(seal_init(&etx, e->aead, e->tx_key, e->tx_prefix), 0);
+	ck_assert_int_eq(seal_init(&erx, e->aead, e->rx_key, e->rx_prefix), 0);
+	memset(f + FRAME_HDR, 'o', 32);
+	ck_assert_int_eq(seal_frame(&otx, f, 32), 0);
+	ck_assert_int_eq(seal_open(&erx, f, f + FRAME_HDR, frame_get_len(f), &plen), 0);
+	ck_assert_uint_eq(plen, 32);
+	ck_assert_int_eq(seal_frame(&etx, f, 32), 0);
+	ck_assert_int_eq(seal_open(&orx, f, f + FRAME_HDR, frame_get_len(f), &plen), 0);
+	seal_wipe(&otx);
+	seal_wipe(&orx);
+	seal_wipe(&etx);
+	seal_wipe(&erx);
+	run_free(&s);
+}
+
 START_TEST(test_aead_choice)
 {
-	static const enum seal_aead both[] = { SEAL_AES256GCM, SEAL_XCHACHA20POLY1305, SEAL_NONE };
+	static const enum seal_aead all[] = { SEAL_AES256GCM, SEAL_CHACHA20POLY1305,
+					      SEAL_XCHACHA20POLY1305, SEAL_NONE };
+	static const enum seal_aead no_aes[] = { SEAL_CHACHA20POLY1305, SEAL_XCHACHA20POLY1305,
+						 SEAL_NONE };
 	static const enum seal_aead xc[] = { SEAL_XCHACHA20POLY1305, SEAL_NONE };
-	struct run s = { .okey = key_a, .ekey = key_a, .seal = true, .oaeads = xc, .eaeads = both };
+	static const enum seal_aead aes_xc[] = { SEAL_AES256GCM, SEAL_XCHACHA20POLY1305,
+						 SEAL_NONE };
+	bool aes = seal_aead_available(SEAL_AES256GCM);
 
-	/* An orchestrator without AES-NI agrees on XChaCha with one that has it. */
-	run(&s);
-	ck_assert_int_eq(hs_state(s.o.h), HS_DONE);
-	ck_assert_int_eq(hs_result(s.o.h)->aead, SEAL_XCHACHA20POLY1305);
-	ck_assert_int_eq(hs_result(s.e.h)->aead, SEAL_XCHACHA20POLY1305);
-	run_free(&s);
+	ck_assert(seal_aead_available(SEAL_CHACHA20POLY1305));
+	/* Two ends without AES-NI (ARM, or old x86): ChaCha20-Poly1305. */
+	choose(no_aes, no_aes, SEAL_CHACHA20POLY1305);
+	/* One end without: still ChaCha20-Poly1305, whichever end it is. */
+	choose(no_aes, all, SEAL_CHACHA20POLY1305);
+	choose(all, no_aes, SEAL_CHACHA20POLY1305);
+	/* A peer that offers only XChaCha (an older build) still links. */
+	choose(xc, all, SEAL_XCHACHA20POLY1305);
+	choose(all, xc, SEAL_XCHACHA20POLY1305);
+	choose(no_aes, xc, SEAL_XCHACHA20POLY1305);
+	/* An older build with AES-NI (aes256gcm, xchacha20poly1305) and a
+	 * newer one without it. */
+	choose(aes_xc, no_aes, SEAL_XCHACHA20POLY1305);
+	choose(no_aes, aes_xc, SEAL_XCHACHA20POLY1305);
+	/* Both ends with AES-NI: AES-256-GCM stays first. */
+	if (aes) {
+		choose(all, all, SEAL_AES256GCM);
+		choose(aes_xc, all, SEAL_AES256GCM);
+	}
+	/* Defaults (NULL lists): what this machine can do, in that order; the
+	 * executor's order decides, ChaCha before XChaCha. */
+	choose(NULL, NULL, aes ? SEAL_AES256GCM : SEAL_CHACHA20POLY1305);
+	choose(no_aes, NULL, SEAL_CHACHA20POLY1305);
+	choose(xc, NULL, SEAL_XCHACHA20POLY1305);
 }
 END_TEST
 
@@ -564,14 +623,16 @@ static void hexline(FILE *f, const char *label, const uint8_t *p, size_t n)
  * one sealed PING each way after it, for each AEAD. */
 START_TEST(test_golden_bytes)
 {
-	static const enum seal_aead only[2][2] = { { SEAL_XCHACHA20POLY1305, SEAL_NONE },
+	/* AES-256-GCM last: a machine without AES-NI checks the file up to it */
+	static const enum seal_aead only[3][2] = { { SEAL_XCHACHA20POLY1305, SEAL_NONE },
+						   { SEAL_CHACHA20POLY1305, SEAL_NONE },
 						   { SEAL_AES256GCM, SEAL_NONE } };
 	bool update = getenv("TANDEM_UPDATE_GOLDEN") != NULL;
 	char *got = NULL, *want = NULL;
 	size_t gotlen = 0, wantlen = 0;
 	FILE *f = open_memstream(&got, &gotlen), *g;
 
-	for (int a = 0; a < 2; a++) {
+	for (size_t a = 0; a < ARRAY_SIZE(only); a++) {
 		struct run r = { .okey = key_a, .ekey = key_a, .seal = true, .fixed = true,
 				 .oaeads = only[a], .eaeads = only[a] };
 		struct proto_ping_body ping = { .stamp = 42, .present = PROTO_ALL_ping_body };
@@ -600,6 +661,8 @@ START_TEST(test_golden_bytes)
 		fbuf_reserve(&fr, SEAL_TAG_LEN);
 		ck_assert_int_eq(seal_frame(&etx, fr.p, fr.len - FRAME_HDR), 0);
 		hexline(f, "e2o.sealed.PING.reply", fr.p, fr.len + SEAL_TAG_LEN);
+		seal_wipe(&otx);
+		seal_wipe(&etx);
 		fbuf_free(&fr);
 		run_free(&r);
 	}
