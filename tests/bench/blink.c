@@ -62,7 +62,9 @@ static double seal_cost(enum seal_aead aead, size_t len, unsigned n)
 	return (double)t0 / n;
 }
 
-static void row_seal(enum seal_aead aead, const char *note)
+/* targeted: a suite two current tandem builds agree on (the target
+ * applies); the compatibility suite is only measured. */
+static void row_seal(enum seal_aead aead, const char *note, bool targeted)
 {
 	double small = seal_cost(aead, SEAL_FRAME_PAYLOAD, 200000);
 	double big = seal_cost(aead, 64 * 1024, 2000);
@@ -73,17 +75,20 @@ static void row_seal(enum seal_aead aead, const char *note)
 		   btable_fmt("%.2f us", small / 1e3), NULL,
 		   btable_fmt("%.2f us per call (2 frames); 64 KiB: %.1f us", 2 * small / 1e3,
 			      big / 1e3),
-		   "<= 3 us/call", btable_check(2 * small <= 3000.0));
+		   targeted ? "<= 3 us/call" : "info",
+		   targeted ? btable_check(2 * small <= 3000.0) : BTABLE_INFO);
 }
 
 static void rows_seal(void)
 {
-	/* In the handshake's order of preference. */
+	/* In the handshake's order of preference. Two builds of this version
+	 * always agree on aes256gcm or chacha20poly1305; xchacha20poly1305 is
+	 * chosen only with a peer that offers nothing else (an older build). */
 	if (seal_aead_available(SEAL_AES256GCM))
-		row_seal(SEAL_AES256GCM, "");
+		row_seal(SEAL_AES256GCM, "", true);
 	if (seal_aead_available(SEAL_CHACHA20POLY1305))
-		row_seal(SEAL_CHACHA20POLY1305, "");
-	row_seal(SEAL_XCHACHA20POLY1305, ", compatibility"); /* for older peers */
+		row_seal(SEAL_CHACHA20POLY1305, "", true);
+	row_seal(SEAL_XCHACHA20POLY1305, ", compatibility", false);
 }
 
 /* An executor on tcp://127.0.0.1:0 with a token; returns its pid and sets
