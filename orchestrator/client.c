@@ -305,12 +305,25 @@ bool client_admit(struct client *c, json_t *id)
 	return false;
 }
 
-static void answered(struct client *c, const json_t *id)
+/* Whether it counted an answer. */
+static bool answered(struct client *c, const json_t *id)
 {
 	if (!id || !c->unanswered)
-		return;
+		return false;
 	c->unanswered--;
 	G.unanswered -= MIN(G.unanswered, 1u);
+	return true;
+}
+
+/* A reply too large to send (-EMSGSIZE) answered nothing: the request
+ * still waits for the error its caller sends instead. */
+static int still_owed(struct client *c, bool counted, int r)
+{
+	if (r == -EMSGSIZE && counted) {
+		c->unanswered++;
+		G.unanswered++;
+	}
+	return r;
 }
 
 /* ---- output ---- */
@@ -347,8 +360,7 @@ static int send_encoded(struct client *c)
 int client_reply(struct client *c, json_t *id, json_t *result)
 {
 	struct client_srv *s = c->srv;
-
-	answered(c, id);
+	bool counted = answered(c, id);
 	if (c->state != CLIENT_OPEN) {
 		json_decref(result);
 		return -EPIPE;
@@ -363,14 +375,13 @@ int client_reply(struct client *c, json_t *id, json_t *result)
 		enc_raw(s, "{}");
 	enc_raw(s, "}");
 	json_decref(result);
-	return send_encoded(c);
+	return still_owed(c, counted, send_encoded(c));
 }
 
 int client_reply_text(struct client *c, json_t *id, const char *text, size_t len)
 {
 	struct client_srv *s = c->srv;
-
-	answered(c, id);
+	bool counted = answered(c, id);
 	if (c->state != CLIENT_OPEN)
 		return -EPIPE;
 	enc_reset(s);
@@ -379,7 +390,7 @@ int client_reply_text(struct client *c, json_t *id, const char *text, size_t len
 	enc_raw(s, ",\"result\":");
 	enc_rawn(s, text, len);
 	enc_raw(s, "}");
-	return send_encoded(c);
+	return still_owed(c, counted, send_encoded(c));
 }
 
 int client_error(struct client *c, json_t *id, int code, const char *fmt, ...)

@@ -800,6 +800,33 @@ START_TEST(message_over_output_bound_is_refused_not_fatal)
 }
 END_TEST
 
+/* A reply refused as too large answered nothing: the error sent in its
+ * place is the one answer counted, so the unanswered bound stays exact. */
+static void scen_big_reply_counts_once(void)
+{
+	struct conn k;
+
+	S_ASSERT(conn_open(&k) == 0);
+	S_ASSERT(conn_send(&k, "{\"id\":1,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(conn_send(&k, "{\"id\":2,\"method\":\"big\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "2", CLIENT_INTERNAL_ERROR));
+	S_ASSERT(conn_send(&k, "{\"id\":3,\"method\":\"hold\"}\n") == 0);
+	/* 1 and 3 wait: a third is over the bound of 2. */
+	S_ASSERT(conn_send(&k, "{\"id\":4,\"method\":\"hold\"}\n") == 0);
+	S_ASSERT(expect_error(&k, "4", CLIENT_OVERLOADED));
+	conn_close(&k);
+}
+
+START_TEST(refused_big_reply_is_answered_once)
+{
+	T.ops.max_output = 65536;
+	T.ops.max_unanswered = 2;
+	start_unix();
+	run_scenario(scen_big_reply_counts_once, 1);
+	ck_assert_int_eq(T.rc[0], -EMSGSIZE);
+}
+END_TEST
+
 static void scen_slow_consumer(void)
 {
 	struct conn a, b;
@@ -1596,6 +1623,7 @@ static Suite *client_suite(void)
 	tcase_add_test(bd, slow_consumer_disconnected_at_bound);
 	tcase_add_test(bd, many_concurrent_clients);
 	tcase_add_test(bd, session_cap_refuses_with_overloaded);
+	tcase_add_test(bd, refused_big_reply_is_answered_once);
 	tcase_add_test(bd, prescan_counts_nodes_and_depth);
 	tcase_add_test(bd, unanswered_requests_bounded);
 	tcase_add_test(bd, large_message_parsed_off_loop_in_order);
