@@ -219,7 +219,7 @@ static char *result_text(const struct mcp_result *res, const char *const *keys, 
 			 size_t *len)
 {
 	const struct jscan_member *m[ARRAY_SIZE(tool_keys)];
-	size_t cap = 2, n = 0;
+	size_t cap = 2;
 	char *out, *p;
 
 	for (size_t i = 0; i < nkeys; i++) {
@@ -229,11 +229,20 @@ static char *result_text(const struct mcp_result *res, const char *const *keys, 
 	out = p = xmalloc(cap);
 	*p++ = '{';
 	for (size_t i = 0; i < nkeys; i++) {
+		const char *v = m[i] ? m[i]->val : "[]";
+		size_t vlen = m[i] ? m[i]->val_len : 2, klen = strlen(keys[i]);
+
 		if (!m[i] && i > 0) /* only the first key (content, contents) has a default */
 			continue;
-		p += sprintf(p, "%s\"%s\":", n++ ? "," : "", keys[i]);
-		memcpy(p, m[i] ? m[i]->val : "[]", m[i] ? m[i]->val_len : 2);
-		p += m[i] ? m[i]->val_len : 2;
+		if (p > out + 1)
+			*p++ = ',';
+		*p++ = '"';
+		memcpy(p, keys[i], klen);
+		p += klen;
+		*p++ = '"';
+		*p++ = ':';
+		memcpy(p, v, vlen);
+		p += vlen;
 	}
 	*p++ = '}';
 	*len = (size_t)(p - out);

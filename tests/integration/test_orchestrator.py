@@ -190,6 +190,9 @@ url = %s
     check_eq(sorted(res), ["content", "isError", "structuredContent"], "answer members")
     check_eq((res["content"][0]["text"], res["structuredContent"]["message"], res["isError"]),
              (tricky, tricky, False), "relayed text")
+    check_eq(c.tool(a, "executor_demo", "bare"),
+             {"content": [], "structuredContent": {"bare": True}, "_meta": {"n": 1}},
+             "a result without content: content [], the server's other members dropped")
     sc = structured(c.tool(a, "executor_demo", "env", {"name": "SCENARIO_SECRET_VALUE"}), "env")
     check_eq(sc.get("value"), "from-exec1", "SCENARIO_SECRET_VALUE seen by the server")
     c.wait_notification(lambda n: n["method"] == "mcpServer/startupStatus/updated" and
@@ -755,6 +758,7 @@ def test_environment_add_and_resources(ctx):
                                            "uri": "fixture://hello"})
     texts = [x.get("text") for x in r["contents"]]
     check("hello from fixture" in texts, "resource contents: %r" % r)
+    check_eq(sorted(r), ["contents"], "resource/read answer members")
     check(ex.token not in orch.stderr_text(), "the token appeared in the log")
     orch.stop()
 
