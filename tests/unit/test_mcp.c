@@ -777,6 +777,7 @@ END_TEST
 /* ---- calls that relay their result as text (mcp_call_tool_text) ---- */
 
 struct text_result {
+	bool free_session; /* mcp_session_free from inside the callback */
 	int n;
 	char *text;  /* the result's text when handed on as written */
 	json_t *json; /* the parsed result otherwise */
@@ -801,6 +802,8 @@ static void text_cb(struct mcp_session *s, const struct mcp_result *res, const c
 	r->error = error ? strdup(error) : NULL;
 	if (res)
 		ck_assert_msg((res->text == NULL) != (res->json == NULL), "exactly one of text, json");
+	if (r->free_session)
+		S = mcp_session_free(S);
 }
 
 static void text_clear(struct text_result *r)
@@ -810,6 +813,27 @@ static void text_clear(struct text_result *r)
 	json_decref(r->json);
 	*r = (struct text_result){ 0 };
 }
+
+/* A text answer whose callback frees the session: the session stays
+ * usable until the callback returns, the other calls are dropped without
+ * their callbacks, and nothing is touched afterwards (ASan, valgrind). */
+START_TEST(test_free_inside_text_callback)
+{
+	struct text_result t[2] = { { .free_session = true }, { 0 } };
+	json_int_t first;
+
+	make_ready();
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &t[0]), 0);
+	first = id_of(last_sent());
+	ck_assert_uint_gt(mcp_call_tool_text(S, "t", NULL, 0, text_cb, &t[1]), 0);
+	answer(first, "{\"content\":[]}");
+	ck_assert_ptr_null(S);
+	ck_assert_int_eq(t[0].n, 1);
+	ck_assert_str_eq(t[0].text, "{\"content\":[]}");
+	ck_assert_int_eq(t[1].n, 0);
+	text_clear(&t[0]);
+}
+END_TEST
 
 /* A result the scan vouches for arrives as the server wrote it, with its
  * members; one it declines is parsed as before; errors, duplicates and
@@ -1581,6 +1605,7 @@ static Suite *mcp_suite(void)
 	tcase_add_test(tc, test_call_result_not_object);
 	tcase_add_test(tc, test_call_tool_text);
 	tcase_add_test(tc, test_text_and_parsed_calls_mixed);
+	tcase_add_test(tc, test_free_inside_text_callback);
 	tcase_add_test(tc, test_read_resource);
 	tcase_add_test(tc, test_call_timeout_sends_cancelled);
 	tcase_add_test(tc, test_session_tool_timeout_default);
