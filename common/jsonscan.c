@@ -15,6 +15,12 @@ struct scan {
 		size_t n;
 	} keys[JSCAN_MAX_KEYS];
 	unsigned nkeys;
+	/* jscan_object_with: the top-level member whose object's members
+	 * are listed in the same pass. */
+	const char *cap_key;
+	size_t cap_klen, cap_max, cap_n;
+	struct jscan_member *cap_out;
+	bool captured;
 };
 
 static int value(struct scan *s, unsigned depth);
@@ -268,8 +274,14 @@ static int object(struct scan *s, unsigned depth, struct jscan_member *out, size
 		s->p++;
 		skip_space(s);
 		v = s->p;
-		if (value(s, depth + 1) < 0)
+		if (depth == 1 && s->cap_key && klen == s->cap_klen &&
+		    memcmp(k, s->cap_key, klen) == 0 && v < s->end && *v == '{') {
+			if (object(s, depth + 1, s->cap_out, s->cap_max, &s->cap_n) < 0)
+				return -1;
+			s->captured = true;
+		} else if (value(s, depth + 1) < 0) {
 			return -1;
+		}
 		if (out && n < max)
 			out[n] = (struct jscan_member){ .key = (const char *)k,
 							.key_len = klen,
@@ -311,21 +323,39 @@ static int value(struct scan *s, unsigned depth)
 	}
 }
 
-int jscan_object(const char *buf, size_t len, struct jscan_member *out, size_t max)
+int jscan_object_with(const char *buf, size_t len, struct jscan_member *out, size_t max,
+		      const char *key, struct jscan_member *inner, size_t inner_max, int *inner_n)
 {
 	struct scan s;
 	size_t count;
 
+	if (inner_n)
+		*inner_n = -1;
 	if (!buf || len > INT_MAX)
 		return -1;
 	s.p = (const unsigned char *)buf;
 	s.end = s.p + len;
 	s.nkeys = 0;
+	s.cap_key = key && inner_n ? key : NULL;
+	s.cap_klen = key ? strlen(key) : 0;
+	s.cap_out = inner;
+	s.cap_max = inner ? inner_max : 0;
+	s.cap_n = 0;
+	s.captured = false;
 	skip_space(&s);
 	if (s.p == s.end || *s.p != '{' || object(&s, 1, out, out ? max : 0, &count) < 0)
 		return -1;
 	skip_space(&s);
-	return s.p == s.end ? (int)count : -1;
+	if (s.p != s.end)
+		return -1;
+	if (s.captured)
+		*inner_n = (int)s.cap_n;
+	return (int)count;
+}
+
+int jscan_object(const char *buf, size_t len, struct jscan_member *out, size_t max)
+{
+	return jscan_object_with(buf, len, out, max, NULL, NULL, 0, NULL);
 }
 
 const struct jscan_member *jscan_find(const struct jscan_member *m, size_t n, const char *key)

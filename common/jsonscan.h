@@ -48,6 +48,13 @@ struct jscan_member {
  * in text order (out may be NULL with max 0), or -1 when it declines. */
 int jscan_object(const char *buf, size_t len, struct jscan_member *out, size_t max);
 
+/* jscan_object, listing in the same pass the members of the top-level
+ * member named key when its value is an object: the first inner_max of
+ * them in inner[], their number in *inner_n (-1 when there is no such
+ * member or its value is no object). No text is read twice. */
+int jscan_object_with(const char *buf, size_t len, struct jscan_member *out, size_t max,
+		      const char *key, struct jscan_member *inner, size_t inner_max, int *inner_n);
+
 /* The member named key (NUL-terminated) among m[0..n), or NULL. */
 const struct jscan_member *jscan_find(const struct jscan_member *m, size_t n, const char *key);
 

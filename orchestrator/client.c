@@ -357,40 +357,41 @@ static int send_encoded(struct client *c)
 	return r < 0 ? r : 0;
 }
 
-int client_reply(struct client *c, json_t *id, json_t *result)
+/* {"id":id,"result":...}: the value encoded from result, or text as it
+ * is, or {} when both are missing. */
+static int reply(struct client *c, json_t *id, const json_t *result, const char *text,
+		 size_t len)
 {
 	struct client_srv *s = c->srv;
 	bool counted = answered(c, id);
-	if (c->state != CLIENT_OPEN) {
-		json_decref(result);
-		return -EPIPE;
-	}
-	enc_reset(s);
-	enc_raw(s, "{\"id\":");
-	enc_id(s, id, false);
-	enc_raw(s, ",\"result\":");
-	if (result)
-		enc_json(s, result);
-	else
-		enc_raw(s, "{}");
-	enc_raw(s, "}");
-	json_decref(result);
-	return still_owed(c, counted, send_encoded(c));
-}
 
-int client_reply_text(struct client *c, json_t *id, const char *text, size_t len)
-{
-	struct client_srv *s = c->srv;
-	bool counted = answered(c, id);
 	if (c->state != CLIENT_OPEN)
 		return -EPIPE;
 	enc_reset(s);
 	enc_raw(s, "{\"id\":");
 	enc_id(s, id, false);
 	enc_raw(s, ",\"result\":");
-	enc_rawn(s, text, len);
+	if (result)
+		enc_json(s, result);
+	else if (text)
+		enc_rawn(s, text, len);
+	else
+		enc_raw(s, "{}");
 	enc_raw(s, "}");
 	return still_owed(c, counted, send_encoded(c));
+}
+
+int client_reply(struct client *c, json_t *id, json_t *result)
+{
+	int r = reply(c, id, result, NULL, 0);
+
+	json_decref(result);
+	return r;
+}
+
+int client_reply_text(struct client *c, json_t *id, const char *text, size_t len)
+{
+	return reply(c, id, NULL, text, len);
 }
 
 int client_error(struct client *c, json_t *id, int code, const char *fmt, ...)

@@ -1146,21 +1146,18 @@ static bool receive_text(struct mcp_session *s, const char *data, size_t len)
 
 	if (len > MCP_MAX_MESSAGE)
 		return false;
-	n = jscan_object(data, len, m, ARRAY_SIZE(m));
-	if (n < 0 || (size_t)n > ARRAY_SIZE(m))
+	n = jscan_object_with(data, len, m, ARRAY_SIZE(m), "result", rm, ARRAY_SIZE(rm), &rn);
+	if (n < 0 || (size_t)n > ARRAY_SIZE(m) || rn < 0 || (size_t)rn > ARRAY_SIZE(rm))
 		return false;
 	ver = jscan_find(m, (size_t)n, "jsonrpc");
 	res = jscan_find(m, (size_t)n, "result");
 	err = jscan_find(m, (size_t)n, "error");
-	if ((ver && !jscan_is(ver, "\"2.0\"")) || jscan_find(m, (size_t)n, "method") || !res ||
-	    res->val[0] != '{' || (err && !jscan_is(err, "null")) ||
-	    !jscan_uint(jscan_find(m, (size_t)n, "id"), &id))
+	/* rn >= 0: "result" is there and an object, its members in rm. */
+	if ((ver && !jscan_is(ver, "\"2.0\"")) || jscan_find(m, (size_t)n, "method") ||
+	    (err && !jscan_is(err, "null")) || !jscan_uint(jscan_find(m, (size_t)n, "id"), &id))
 		return false;
 	r = hash_find(s, id);
 	if (!r || r->kind != REQ_CALL || !r->text_cb)
-		return false;
-	rn = jscan_object(res->val, res->val_len, rm, ARRAY_SIZE(rm));
-	if (rn < 0 || (size_t)rn > ARRAY_SIZE(rm))
 		return false;
 	session_enter(s);
 	count_call(r, jscan_is(jscan_find(rm, (size_t)rn, "isError"), "true"), NULL);

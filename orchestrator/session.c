@@ -2,7 +2,6 @@
 #include "session.h"
 
 #include <errno.h>
-
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -89,6 +88,14 @@ static void req_free(struct req *r)
 	free(r);
 }
 
+/* Counts r's answer; whether there is a client to send it to. */
+static bool answer_wanted(struct req *r)
+{
+	if (r->id)
+		metrics_client_request(r->method, 0);
+	return r->sess && r->id;
+}
+
 /* An answer too large for the client's output bound still ends the
  * request: with an error saying so, never with silence. */
 static void reply_sent(struct req *r, int rc)
@@ -101,9 +108,7 @@ static void reply_sent(struct req *r, int rc)
 
 void req_reply(struct req *r, json_t *result)
 {
-	if (r->id)
-		metrics_client_request(r->method, 0);
-	if (r->sess && r->id)
+	if (answer_wanted(r))
 		reply_sent(r, client_reply(r->sess->client, r->id, result));
 	else
 		json_decref(result);
@@ -112,9 +117,7 @@ void req_reply(struct req *r, json_t *result)
 
 void req_reply_text(struct req *r, const char *text, size_t len)
 {
-	if (r->id)
-		metrics_client_request(r->method, 0);
-	if (r->sess && r->id)
+	if (answer_wanted(r))
 		reply_sent(r, client_reply_text(r->sess->client, r->id, text, len));
 	req_free(r);
 }

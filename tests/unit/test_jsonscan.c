@@ -41,6 +41,25 @@ START_TEST(reports_members_as_written)
 	ck_assert(jscan_is(jscan_find(m, 2, "isError"), "false"));
 	ck_assert_uint_eq(jscan_find(m, 2, "content")->val_len,
 			  strlen("[{\"type\":\"text\",\"text\":\"h\\u00e9 \\\"q\\\" \xC3\xA9\"}]"));
+	/* The same, in one pass over the message. */
+	{
+		struct jscan_member top[8], in[8];
+		int nin = 0;
+
+		ck_assert_int_eq(jscan_object_with(msg, strlen(msg), top, 8, "result", in, 8, &nin),
+				 3);
+		ck_assert_int_eq(nin, 2);
+		ck_assert(jscan_is(jscan_find(in, 2, "isError"), "false"));
+		ck_assert_int_eq(jscan_object_with(msg, strlen(msg), top, 8, "none", in, 8, &nin), 3);
+		ck_assert_int_eq(nin, -1);
+		ck_assert_int_eq(jscan_object_with(msg, strlen(msg), top, 8, "id", in, 8, &nin), 3);
+		ck_assert_int_eq(nin, -1); /* not an object */
+		/* A duplicate inside the listed member is still refused. */
+		ck_assert_int_eq(scan("{\"result\":{\"a\":1,\"a\":2}}", NULL, 0), -1);
+		ck_assert_int_eq(jscan_object_with("{\"result\":{\"a\":1,\"a\":2}}", 24, top, 8,
+						   "result", in, 8, &nin),
+				 -1);
+	}
 	/* More members than room: the count says so. */
 	ck_assert_int_eq(scan("{\"a\":1,\"b\":2,\"c\":3}", m, 2), 3);
 	ck_assert_int_eq(scan("{}", NULL, 0), 0);
